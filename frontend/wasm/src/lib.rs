@@ -1,0 +1,2 @@
+//! The wasm artifact: re-exports the frontend.
+pub use frontend::*;

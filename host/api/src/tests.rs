@@ -1,0 +1,161 @@
+//! Pins the JSON shapes existing AgentScheduler clients parse, and the extension id.
+
+use super::*;
+use serde_json::json;
+
+fn sample_task(time: WireTime) -> Task {
+    Task {
+        id: "t1".into(),
+        api_task_id: None,
+        api_task_callback: None,
+        name: Some("n".into()),
+        task_type: TaskType::Txt2img,
+        status: TaskStatus::Pending,
+        params: json!({"prompt": "a cat", "checkpoint": null})
+            .as_object()
+            .unwrap()
+            .clone(),
+        priority: 5,
+        position: Some(0),
+        result: None,
+        bookmarked: false,
+        created_at: time.clone(),
+        updated_at: time,
+        attempts: 0,
+        backend: None,
+        error: None,
+        image_count: 0,
+        has_page_snapshot: false,
+    }
+}
+
+#[test]
+fn task_json_keeps_the_original_field_names_and_types() {
+    let v = serde_json::to_value(sample_task(WireTime::Epoch(1_700_000_000_000))).unwrap();
+    assert_eq!(v["type"], "txt2img");
+    assert_eq!(v["status"], "pending");
+    assert!(v["priority"].is_i64());
+    assert!(v["created_at"].is_i64());
+    assert!(v["result"].is_null());
+    for key in [
+        "id",
+        "api_task_id",
+        "api_task_callback",
+        "name",
+        "params",
+        "position",
+        "bookmarked",
+        "updated_at",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    let iso =
+        serde_json::to_value(sample_task(WireTime::Iso("2026-01-01T00:00:00Z".into()))).unwrap();
+    assert_eq!(iso["created_at"], "2026-01-01T00:00:00Z");
+    let back: Task = serde_json::from_value(iso).unwrap();
+    assert_eq!(
+        back.created_at,
+        WireTime::Iso("2026-01-01T00:00:00Z".into())
+    );
+}
+
+#[test]
+fn an_original_task_without_additive_fields_still_parses() {
+    let v = json!({"id":"x","api_task_id":null,"api_task_callback":null,"name":null,"type":"img2img",
+        "status":"done","params":{},"priority":1,"position":null,"result":"{\"images\":[]}",
+        "bookmarked":true,"created_at":1,"updated_at":2});
+    let t: Task = serde_json::from_value(v).unwrap();
+    assert_eq!(t.task_type, TaskType::Img2img);
+    assert_eq!(t.attempts, 0);
+}
+
+#[test]
+fn enqueue_request_lifts_host_fields_and_passes_the_rest_through() {
+    let r: EnqueueRequest = serde_json::from_value(json!({
+        "prompt": "p", "steps": 4, "checkpoint": "anime/*", "callback_url": "http://x/cb",
+        "override_settings": {"sd_model_checkpoint": "m"}
+    }))
+    .unwrap();
+    assert_eq!(r.checkpoint.as_deref(), Some("anime/*"));
+    assert_eq!(r.params["steps"], 4);
+    assert!(r.params.get("checkpoint").is_none());
+    assert!(r.params.contains_key("override_settings"));
+}
+
+#[test]
+fn error_body_is_success_false_with_message() {
+    let e = MessageResponse {
+        success: false,
+        message: "Task not found".into(),
+        code: Some(ErrorCode::TaskNotFound),
+    };
+    assert_eq!(
+        serde_json::to_value(e).unwrap(),
+        json!({"success": false, "message": "Task not found", "code": "task_not_found"})
+    );
+}
+
+#[test]
+fn settings_patch_tells_null_from_absent() {
+    let p: SettingsPatch = serde_json::from_value(json!({"history_retention_days": null})).unwrap();
+    assert_eq!(p.history_retention_days, Some(None));
+    let p: SettingsPatch = serde_json::from_value(json!({})).unwrap();
+    assert_eq!(p.history_retention_days, None);
+    let p: SettingsPatch = serde_json::from_value(json!({"history_retention_days": 7})).unwrap();
+    assert_eq!(p.history_retention_days, Some(Some(7)));
+}
+
+#[test]
+fn events_round_trip_through_their_sse_form() {
+    let e = Event::Progress(ProgressEvent {
+        task_id: "t".into(),
+        progress: 0.5,
+        eta_s: Some(2.0),
+        step: 3,
+        steps: 6,
+    });
+    assert_eq!(e.name(), "progress");
+    assert_eq!(Event::from_sse(e.name(), &e.data_json()), Some(e));
+    assert_eq!(Event::from_sse("nope", "{}"), None);
+}
+
+#[test]
+fn folder_match_uses_whole_segments() {
+    assert!(checkpoint_in_folder("anime/a", "anime"));
+    assert!(checkpoint_in_folder("anime\\sub\\b [abc]", "anime"));
+    assert!(checkpoint_in_folder("anime/sub/b", "anime/sub"));
+    assert!(!checkpoint_in_folder("anime2/x", "anime"));
+    assert!(!checkpoint_in_folder("anime", "anime"));
+    assert!(!checkpoint_in_folder("x", ""));
+}
+
+#[test]
+fn path_helpers_encode_ids() {
+    assert_eq!(
+        routes::task_path(routes::TASK, "a b"),
+        "/agent-scheduler/v1/task/a%20b"
+    );
+    assert_eq!(
+        routes::move_path("a", "top"),
+        "/agent-scheduler/v1/task/a/move/top"
+    );
+}
+
+#[test]
+fn extension_id_is_derived_from_the_manifest_key() {
+    use base64::Engine;
+    use sha2::Digest;
+    let manifest = include_str!("../../../extension-manifest/manifest.json");
+    let v: serde_json::Value = serde_json::from_str(manifest).unwrap();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(v["key"].as_str().unwrap())
+        .unwrap();
+    let digest = sha2::Sha256::digest(&der);
+    let id: String = digest[..16]
+        .iter()
+        .flat_map(|b| [b >> 4, b & 0xf])
+        .map(|n| (b'a' + n) as char)
+        .collect();
+    assert_eq!(id, EXTENSION_ID);
+    assert_eq!(EXTENSION_ORIGIN, format!("chrome-extension://{id}"));
+}

@@ -1,0 +1,1 @@
+//! The agent-scheduler host: a durable task queue that feeds SD.Next servers.

@@ -1,0 +1,2 @@
+//! `agent-scheduler` binary.
+fn main() {}
