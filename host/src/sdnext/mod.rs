@@ -1,0 +1,349 @@
+//! The typed SD.Next `/sdapi/v1` client: the only place in the host that speaks to SD.Next.
+//!
+//! Owns: URL and credential handling (`user:pass@` becomes HTTP Basic), timeouts (short for
+//! control calls, long for model loads, none for generation), one keep-alive connection pool
+//! per backend, and the mapping of SD.Next's answers (including its quirks) to typed values
+//! and [`RemoteError`]. Must not: decide policy (retry, switch, fail): that is the worker's job.
+
+mod parse;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes; // the same type as reqwest's `bytes::Bytes`
+use reqwest::{Method, StatusCode, Url};
+use serde_json::{Map, Value};
+
+pub use parse::{resolve_checkpoint, strip_hash};
+
+/// Timeout for cheap control calls (version, models, progress, interrupt…).
+pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Timeout for `POST /sdapi/v1/options`, which may load a model (minutes on a slow disk).
+pub const OPTIONS_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// TCP connect timeout for every call, generation included.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A cheap-to-clone client for one SD.Next server.
+#[derive(Clone, Debug)]
+pub struct SdClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    /// Credential-free base URL without a trailing slash (may carry a subpath).
+    base: String,
+    origin: String,
+    auth: Option<(String, String)>,
+}
+
+/// One entry of `/sdapi/v1/sd-models`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdModel {
+    /// `name` or `name [hash]` (changes once the hash is known).
+    pub title: String,
+    /// Model name (SD.Next: basename or, for Diffusers folders, the title).
+    pub model_name: String,
+    /// Full path of the file or folder.
+    pub filename: String,
+    /// Short hash, if known.
+    pub hash: Option<String>,
+}
+
+/// What `/sdapi/v1/checkpoint` says is loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedCheckpoint {
+    /// Title of the loaded checkpoint.
+    pub title: String,
+    /// Its name (title without hash), when given.
+    pub name: Option<String>,
+    /// Its file path, when given.
+    pub filename: Option<String>,
+}
+
+/// The decoded answer of txt2img/img2img.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateOutput {
+    /// Encoded image files (JPEG or PNG, as SD.Next's global `samples_format` says).
+    pub images: Vec<Vec<u8>>,
+    /// `info.infotexts` (empty when `info` is `""`).
+    pub infotexts: Vec<String>,
+    /// `info` parsed from its JSON string; `Value::Null` when SD.Next sent `""`;
+    /// the raw string when it is not JSON.
+    pub info: Value,
+}
+
+/// A `/sdapi/v1/progress` sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// 0..1 (SD.Next rounds to 0.01; 0.0 when idle).
+    pub progress: f64,
+    /// Seconds left, if given.
+    pub eta_relative: Option<f64>,
+    /// `state.job`; `""` means idle.
+    pub job: String,
+    /// `state.job_count`.
+    pub job_count: i64,
+    /// `state.sampling_step`.
+    pub sampling_step: i64,
+    /// `state.sampling_steps`.
+    pub sampling_steps: i64,
+    /// `state.interrupted`.
+    pub interrupted: bool,
+    /// Base64 preview image, if sent.
+    pub current_image: Option<String>,
+}
+
+/// Errors talking to SD.Next.
+#[derive(thiserror::Error, Debug)]
+pub enum RemoteError {
+    /// Connection refused, reset or timed out: the backend is down or restarting.
+    #[error("backend unreachable: {0}")]
+    Unreachable(String),
+    /// HTTP 429 from SD.Next's rate limiter.
+    #[error("rate limited (retry after {retry_after_s:?} s)")]
+    RateLimited {
+        /// `Retry-After` in seconds, when sent.
+        retry_after_s: Option<u64>,
+    },
+    /// Any other non-2xx answer, with SD.Next's `detail`/`error` message.
+    #[error("HTTP {status}: {message}")]
+    Http {
+        /// HTTP status code.
+        status: u16,
+        /// Message extracted from the body.
+        message: String,
+    },
+    /// The answer (or the configured URL) could not be understood.
+    #[error("cannot decode answer: {0}")]
+    Decode(String),
+}
+
+impl RemoteError {
+    /// True when the backend is down (connection-level failure, or a gateway in front of it
+    /// answering 502/503/504): the task should wait, not fail.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            RemoteError::Unreachable(_) => true,
+            RemoteError::Http { status, .. } => matches!(status, 502..=504),
+            _ => false,
+        }
+    }
+
+    /// True when repeating the same call later may succeed (outage or rate limit).
+    pub fn is_retryable(&self) -> bool {
+        self.is_outage() || matches!(self, RemoteError::RateLimited { .. })
+    }
+}
+
+impl SdClient {
+    /// Builds a client for `url` (`http://host:port[/subpath]`, `user:pass@` allowed and sent
+    /// as HTTP Basic; a missing scheme means `http://`).
+    pub fn new(url: &str) -> Result<SdClient, RemoteError> {
+        let raw = url.trim();
+        let with_scheme = if raw.contains("://") {
+            raw.to_string()
+        } else {
+            format!("http://{raw}")
+        };
+        let mut u = Url::parse(&with_scheme)
+            .map_err(|e| RemoteError::Decode(format!("invalid backend URL {raw:?}: {e}")))?;
+        if u.scheme() != "http" && u.scheme() != "https" {
+            return Err(RemoteError::Decode(format!(
+                "invalid backend URL {raw:?}: scheme must be http or https"
+            )));
+        }
+        let host = u
+            .host_str()
+            .ok_or_else(|| RemoteError::Decode(format!("invalid backend URL {raw:?}: no host")))?
+            .to_string();
+        let auth = if !u.username().is_empty() || u.password().is_some() {
+            Some((
+                parse::percent_decode(u.username()),
+                parse::percent_decode(u.password().unwrap_or("")),
+            ))
+        } else {
+            None
+        };
+        let _ = u.set_username("");
+        let _ = u.set_password(None);
+        u.set_query(None);
+        u.set_fragment(None);
+        let base = u.as_str().trim_end_matches('/').to_string();
+        let port = u.port_or_known_default().unwrap_or(80);
+        let origin = format!("{}://{}:{}", u.scheme(), host, port);
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .tcp_keepalive(Some(Duration::from_secs(30)))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| RemoteError::Decode(format!("cannot build HTTP client: {e}")))?;
+        Ok(SdClient {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                origin,
+                auth,
+            }),
+        })
+    }
+
+    /// The URL without credentials and without a trailing slash.
+    pub fn display_url(&self) -> String {
+        self.inner.base.clone()
+    }
+
+    /// `scheme://host:port`.
+    pub fn origin(&self) -> String {
+        self.inner.origin.clone()
+    }
+
+    fn endpoint(&self, path: &str) -> String {
+        format!("{}/sdapi/v1/{}", self.inner.base, path)
+    }
+
+    /// Sends a request and returns the body of a 2xx answer.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+    ) -> Result<Bytes, RemoteError> {
+        let mut rb = self.inner.http.request(method, self.endpoint(path));
+        if let Some((u, p)) = &self.inner.auth {
+            rb = rb.basic_auth(u, Some(p));
+        }
+        if let Some(t) = timeout {
+            rb = rb.timeout(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let resp = rb.send().await.map_err(map_reqwest)?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let bytes = resp.bytes().await.map_err(map_reqwest)?;
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(RemoteError::RateLimited {
+                retry_after_s: retry_after,
+            });
+        }
+        Err(RemoteError::Http {
+            status: status.as_u16(),
+            message: parse::error_message(status.as_u16(), &bytes),
+        })
+    }
+
+    async fn get_json(&self, path: &str) -> Result<Value, RemoteError> {
+        let b = self
+            .call(Method::GET, path, None, Some(CONTROL_TIMEOUT))
+            .await?;
+        parse::json(&b)
+    }
+
+    /// `GET /sdapi/v1/version` (liveness; `{"app":"sd.next",…}`).
+    pub async fn version(&self) -> Result<Value, RemoteError> {
+        self.get_json("version").await
+    }
+
+    /// `GET /sdapi/v1/sd-models`.
+    pub async fn sd_models(&self) -> Result<Vec<SdModel>, RemoteError> {
+        parse::sd_models(&self.get_json("sd-models").await?)
+    }
+
+    /// `GET /sdapi/v1/samplers`: the names ("Default" is valid but not listed).
+    pub async fn samplers(&self) -> Result<Vec<String>, RemoteError> {
+        parse::samplers(&self.get_json("samplers").await?)
+    }
+
+    /// `GET /sdapi/v1/checkpoint`; `None` when nothing is loaded (`title` null or absent).
+    pub async fn loaded_checkpoint(&self) -> Result<Option<LoadedCheckpoint>, RemoteError> {
+        parse::loaded_checkpoint(&self.get_json("checkpoint").await?)
+    }
+
+    /// `GET /sdapi/v1/options` (only the options SD.Next has in `opts.data`).
+    pub async fn options(&self) -> Result<Map<String, Value>, RemoteError> {
+        match self.get_json("options").await? {
+            Value::Object(m) => Ok(m),
+            other => Err(RemoteError::Decode(format!(
+                "options: expected an object, got {}",
+                parse::kind(&other)
+            ))),
+        }
+    }
+
+    /// `POST /sdapi/v1/options`. Blocks while SD.Next loads a model (long timeout). Beware:
+    /// an unknown `sd_model_checkpoint` unloads the model and still reports success; resolve
+    /// names with [`resolve_checkpoint`] first and confirm with [`Self::loaded_checkpoint`].
+    pub async fn set_options(&self, opts: &Map<String, Value>) -> Result<(), RemoteError> {
+        let body = Value::Object(opts.clone());
+        self.call(Method::POST, "options", Some(&body), Some(OPTIONS_TIMEOUT))
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /sdapi/v1/txt2img` or `img2img`. No client timeout: SD.Next answers when the
+    /// whole job is done (and waits for its global lock first).
+    pub async fn generate(
+        &self,
+        kind: scheduler_api::TaskType,
+        body: &Value,
+    ) -> Result<GenerateOutput, RemoteError> {
+        let path = match kind {
+            scheduler_api::TaskType::Txt2img => "txt2img",
+            scheduler_api::TaskType::Img2img => "img2img",
+        };
+        let b = self.call(Method::POST, path, Some(body), None).await?;
+        parse::generate_output(&parse::json(&b)?)
+    }
+
+    /// `GET /sdapi/v1/progress?skip_current_image=…`.
+    pub async fn progress(&self, skip_current_image: bool) -> Result<Progress, RemoteError> {
+        let path = format!("progress?skip_current_image={skip_current_image}");
+        parse::progress(&self.get_json(&path).await?)
+    }
+
+    /// `POST /sdapi/v1/interrupt` (204). Interrupts can be lost: re-send while the job runs.
+    pub async fn interrupt(&self) -> Result<(), RemoteError> {
+        self.call(Method::POST, "interrupt", None, Some(CONTROL_TIMEOUT))
+            .await?;
+        Ok(())
+    }
+
+    /// `POST /sdapi/v1/refresh-checkpoints` (204): rescan the model folders.
+    pub async fn refresh_checkpoints(&self) -> Result<(), RemoteError> {
+        self.call(
+            Method::POST,
+            "refresh-checkpoints",
+            None,
+            Some(OPTIONS_TIMEOUT),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn map_reqwest(e: reqwest::Error) -> RemoteError {
+    if e.is_builder() {
+        return RemoteError::Decode(e.to_string());
+    }
+    // Connect errors, timeouts, resets while sending or reading the body: all outages.
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    RemoteError::Unreachable(msg)
+}

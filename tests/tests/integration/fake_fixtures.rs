@@ -1,0 +1,1 @@
+//! Fake vs fixtures (to come).
