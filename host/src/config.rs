@@ -1,0 +1,69 @@
+//! The host's configuration: parsed once (CLI / environment in `main.rs`), validated here,
+//! passed explicitly. No globals.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A secret that never shows in `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Everything `run` needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// SD.Next base URLs (`user:pass@` allowed).
+    pub backends: Vec<String>,
+    /// Folder of the database and the result files.
+    pub data_dir: PathBuf,
+    /// Bearer token required on every request, when set.
+    pub token: Option<Secret>,
+    /// Extra allowed `Origin` values.
+    pub allow_origins: Vec<String>,
+    /// Force the queue paused at start (overrides the persisted pause to `true`).
+    pub start_paused: bool,
+}
+
+impl Config {
+    /// A config for tests: one backend, the given data dir, no token.
+    pub fn for_test(backend: &str, data_dir: PathBuf) -> Config {
+        Config {
+            backends: vec![backend.to_owned()],
+            data_dir,
+            token: None,
+            allow_origins: Vec::new(),
+            start_paused: false,
+        }
+    }
+
+    /// Refuses a listen address beyond loopback without a token.
+    pub fn check_listen(&self, addr: SocketAddr) -> Result<(), String> {
+        if !addr.ip().is_loopback() && self.token.is_none() {
+            return Err(format!(
+                "refusing to listen on {addr} without --token: the queue would be open to the network \
+                 (use --token TOKEN, or listen on 127.0.0.1)"
+            ));
+        }
+        if self.backends.is_empty() {
+            return Err("at least one --backend is needed".into());
+        }
+        Ok(())
+    }
+}
+
+/// The default data folder: `$XDG_DATA_HOME/agent-scheduler`, else
+/// `~/.local/share/agent-scheduler`, else `./agent-scheduler-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("agent-scheduler");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(h).join(".local/share/agent-scheduler");
+    }
+    PathBuf::from("agent-scheduler-data")
+}

@@ -1,0 +1,126 @@
+//! The SQLite store: the only module that contains SQL.
+//!
+//! Owns: the database file `<data-dir>/queue.sqlite3` (WAL, pragmas at open), the numbered
+//! append-only migrations in `host/migrations/`, and every query (tasks, results, settings,
+//! events, idempotency keys, callback outbox).
+//! Must not: decide policy (ranks, recovery, validation live in `queue/`), touch the network
+//! or the file system beyond the database, or hold its lock across an `.await`: every call
+//! runs on a blocking thread through [`Store::call`], one writer at a time.
+
+pub mod ops;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+/// Errors of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused or failed.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored JSON column could not be read or written.
+    #[error("stored JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The database is newer than this program, or a migration failed.
+    #[error("migration: {0}")]
+    Migration(String),
+    /// No such task.
+    #[error("task not found")]
+    NotFound,
+    /// The task is not in a state that allows this.
+    #[error("{0}")]
+    Conflict(String),
+    /// The blocking thread died (a bug).
+    #[error("store worker: {0}")]
+    Join(String),
+}
+
+/// The migrations, in order; the index + 1 is the `user_version` after applying it.
+pub const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../../migrations/0001_init.sql"))];
+
+/// Applies every migration newer than `PRAGMA user_version`, each in its own transaction.
+/// Idempotent; refuses a database written by a newer program.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let latest = MIGRATIONS.len() as i64;
+    if current > latest {
+        return Err(StoreError::Migration(format!(
+            "database schema version {current} is newer than this program ({latest})"
+        )));
+    }
+    for (i, (name, sql)) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)
+            .map_err(|e| StoreError::Migration(format!("{name}: {e}")))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn set_pragmas(conn: &Connection, file: bool) -> Result<(), StoreError> {
+    if file {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "busy_timeout", 5000)?;
+    Ok(())
+}
+
+/// The database handle: one connection, used by one blocking call at a time.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database file and migrates it.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut conn = Connection::open(path)?;
+        set_pragmas(&conn, true)?;
+        migrate(&mut conn)?;
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// An in-memory database (tests).
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        let mut conn = Connection::open_in_memory()?;
+        set_pragmas(&conn, false)?;
+        migrate(&mut conn)?;
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on a blocking thread.
+    pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    /// Runs `f` with the connection on the current thread (start-up and tests).
+    pub fn call_sync<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+}
+
+#[cfg(test)]
+mod tests;
