@@ -1,1 +1,675 @@
-//! Harness (to come).
+//! Harness for tests that run the REAL binaries as child processes (restart via SIGKILL,
+//! outage, security, end to end), plus helpers shared by every integration test:
+//! [`wait_until`], a typed [`HostClient`], and a [`CallbackReceiver`].
+//!
+//! - [`FakeProcess::spawn`] starts `fake-sdnext`, [`HostProcess::spawn`] starts
+//!   `agent-scheduler serve`; both pass `--listen 127.0.0.1:0` (unless told otherwise) and read
+//!   the first stdout line `listening on http://ADDR`. Children are killed on drop.
+//! - `sigkill()` kills a child hard; `restart()` starts it again with the same arguments on the
+//!   same port (the binaries bind with `SO_REUSEADDR`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::fake_sdnext::{FakeConfigPatch, FakeStats};
+
+/// Polls `check` until it returns `Some(value)` or `timeout` passes (then panics with
+/// `what`). Polling interval starts at 2 ms and grows to 50 ms; this waits on a condition, it
+/// never sleeps as synchronisation.
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for: {what}");
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Like [`wait_until`] for a boolean condition.
+pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    wait_until(what, timeout, || {
+        let f = check();
+        async move { f.await.then_some(()) }
+    })
+    .await
+}
+
+/// The directory holding this build's binaries (`target/<profile>/`), derived from the
+/// running test executable (`target/<profile>/deps/<test>`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// Path of the `agent-scheduler` binary; panics with a hint when it is not built.
+pub fn host_binary() -> PathBuf {
+    let p = bin_dir().join(format!("agent-scheduler{}", std::env::consts::EXE_SUFFIX));
+    if !p.is_file() {
+        panic!(
+            "{} is missing: build it first: cargo build --workspace --bins",
+            p.display()
+        );
+    }
+    p
+}
+
+/// Path of the `fake-sdnext` binary (built by Cargo for this package's tests, or found
+/// beside the test executable).
+pub fn fake_binary() -> PathBuf {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_fake-sdnext") {
+        return PathBuf::from(p);
+    }
+    let p = bin_dir().join(format!("fake-sdnext{}", std::env::consts::EXE_SUFFIX));
+    if !p.is_file() {
+        panic!(
+            "{} is missing: build it first: cargo build --workspace --bins",
+            p.display()
+        );
+    }
+    p
+}
+
+/// A child process that announced `listening on http://ADDR` on its first stdout line.
+pub struct ChildServer {
+    name: String,
+    program: PathBuf,
+    /// Arguments without the `--listen` pair (added per start).
+    args: Vec<String>,
+    child: Option<Child>,
+    addr: SocketAddr,
+    stderr_log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ChildServer {
+    /// Starts `program args… --listen listen` and waits (up to 30 s) for the announcement.
+    pub async fn start(
+        name: &str,
+        program: &Path,
+        args: Vec<String>,
+        listen: &str,
+    ) -> std::io::Result<ChildServer> {
+        let stderr_log = Arc::new(Mutex::new(Vec::new()));
+        let (child, addr) = Self::launch(name, program, &args, listen, &stderr_log).await?;
+        Ok(ChildServer {
+            name: name.to_string(),
+            program: program.to_path_buf(),
+            args,
+            child: Some(child),
+            addr,
+            stderr_log,
+        })
+    }
+
+    async fn launch(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        listen: &str,
+        stderr_log: &Arc<Mutex<Vec<String>>>,
+    ) -> std::io::Result<(Child, SocketAddr)> {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .arg("--listen")
+            .arg(listen)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn()?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        // Keep draining stderr so the child never blocks on a full pipe.
+        let log = stderr_log.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                let mut g = log.lock().unwrap_or_else(|e| e.into_inner());
+                g.push(l);
+                if g.len() > 2000 {
+                    g.remove(0);
+                }
+            }
+        });
+        let mut lines = BufReader::new(stdout).lines();
+        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
+        // Drain the rest of stdout in the background.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let line = match first {
+            Ok(Ok(Some(l))) => l,
+            other => {
+                let _ = child.start_kill();
+                let err = stderr_log.lock().map(|g| g.join("\n")).unwrap_or_default();
+                return Err(std::io::Error::other(format!(
+                    "{name} did not announce its address ({other:?}); stderr:\n{err}"
+                )));
+            }
+        };
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .and_then(|a| a.trim_end_matches('/').parse::<SocketAddr>().ok())
+            .ok_or_else(|| {
+                std::io::Error::other(format!("{name}: unexpected first line {line:?}"))
+            })?;
+        Ok((child, addr))
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The child's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
+    }
+
+    /// What the child wrote to stderr so far (last 2000 lines).
+    pub fn stderr(&self) -> String {
+        self.stderr_log
+            .lock()
+            .map(|g| g.join("\n"))
+            .unwrap_or_default()
+    }
+
+    /// Kills the child with SIGKILL and waits for it to exit.
+    pub async fn sigkill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill().await;
+        }
+    }
+
+    /// Starts the same program with the same arguments on the same port (after
+    /// [`Self::sigkill`]; kills a running child first).
+    pub async fn restart(&mut self) -> std::io::Result<()> {
+        self.sigkill().await;
+        let listen = self.addr.to_string();
+        // The port was just released; retry briefly if the OS has not freed it yet.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Self::launch(
+                &self.name,
+                &self.program,
+                &self.args,
+                &listen,
+                &self.stderr_log,
+            )
+            .await
+            {
+                Ok((child, addr)) => {
+                    self.child = Some(child);
+                    self.addr = addr;
+                    return Ok(());
+                }
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether the child is still running.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.start_kill();
+        }
+    }
+}
+
+/// The `fake-sdnext` binary as a child process.
+pub struct FakeProcess {
+    /// The child server (address, sigkill, restart).
+    pub server: ChildServer,
+    http: reqwest::Client,
+}
+
+impl FakeProcess {
+    /// Starts `fake-sdnext ARGS --listen 127.0.0.1:0`, e.g.
+    /// `["--step-ms", "20", "--checkpoint", "a", "--checkpoint", "b"]`.
+    pub async fn spawn(args: &[&str]) -> FakeProcess {
+        Self::spawn_on(args, "127.0.0.1:0").await
+    }
+
+    /// Starts it on a given address (e.g. the port of an earlier instance).
+    pub async fn spawn_on(args: &[&str], listen: &str) -> FakeProcess {
+        let args = args.iter().map(|s| s.to_string()).collect();
+        let server = ChildServer::start("fake-sdnext", &fake_binary(), args, listen)
+            .await
+            .expect("start fake-sdnext");
+        FakeProcess {
+            server,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// `GET /fake/stats`.
+    pub async fn stats(&self) -> FakeStats {
+        self.http
+            .get(format!("{}/fake/stats", self.url()))
+            .send()
+            .await
+            .expect("GET /fake/stats")
+            .json()
+            .await
+            .expect("stats JSON")
+    }
+
+    /// `POST /fake/config`.
+    pub async fn configure(&self, patch: &FakeConfigPatch) {
+        let r = self
+            .http
+            .post(format!("{}/fake/config", self.url()))
+            .json(patch)
+            .send()
+            .await
+            .expect("POST /fake/config");
+        assert!(r.status().is_success(), "POST /fake/config: {}", r.status());
+    }
+
+    /// SIGKILL.
+    pub async fn sigkill(&mut self) {
+        self.server.sigkill().await;
+    }
+
+    /// Same arguments, same port (state starts fresh, like a restarted SD.Next).
+    pub async fn restart(&mut self) {
+        self.server.restart().await.expect("restart fake-sdnext");
+    }
+}
+
+/// The `agent-scheduler` binary as a child process (`agent-scheduler serve`).
+pub struct HostProcess {
+    /// The child server (address, sigkill, restart).
+    pub server: ChildServer,
+    /// Typed client for the host's API.
+    pub client: HostClient,
+    data_dir: PathBuf,
+}
+
+impl HostProcess {
+    /// Starts `agent-scheduler serve --data-dir DIR --backend URL… EXTRA --listen 127.0.0.1:0`.
+    pub async fn spawn(data_dir: &Path, backends: &[String], extra_args: &[&str]) -> HostProcess {
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+        ];
+        for b in backends {
+            args.push("--backend".into());
+            args.push(b.clone());
+        }
+        args.extend(extra_args.iter().map(|s| s.to_string()));
+        let server = ChildServer::start("agent-scheduler", &host_binary(), args, "127.0.0.1:0")
+            .await
+            .expect("start agent-scheduler");
+        let client = HostClient::new(&server.url());
+        HostProcess {
+            server,
+            client,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// SIGKILL.
+    pub async fn sigkill(&mut self) {
+        self.server.sigkill().await;
+    }
+
+    /// Same arguments, same port, same data directory.
+    pub async fn restart(&mut self) {
+        self.server
+            .restart()
+            .await
+            .expect("restart agent-scheduler");
+        self.client = HostClient::new(&self.server.url());
+    }
+}
+
+/// A small typed client for the host (`/agent-scheduler/v1/...`), using `scheduler_api`
+/// types. Methods return the raw status too, so tests can check error cases.
+#[derive(Clone)]
+pub struct HostClient {
+    /// Base URL, e.g. `http://127.0.0.1:7861`.
+    pub base: String,
+    /// The reqwest client (add headers per request as needed).
+    pub http: reqwest::Client,
+}
+
+/// A status code plus a JSON body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// The body as JSON (`Value::Null` when empty or not JSON).
+    pub body: Value,
+}
+
+impl Answer {
+    /// Deserialises the body, panicking with the body on failure.
+    pub fn json<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_value(self.body.clone())
+            .unwrap_or_else(|e| panic!("cannot decode {}: {e}", self.body))
+    }
+}
+
+impl HostClient {
+    /// A client for `base` (no trailing slash needed).
+    pub fn new(base: &str) -> HostClient {
+        HostClient {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// `base + path` (`path` starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// `base + /agent-scheduler/v1 + path`.
+    pub fn v1(&self, path: &str) -> String {
+        format!("{}/agent-scheduler/v1{}", self.base, path)
+    }
+
+    async fn answer(r: reqwest::Response) -> Answer {
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.unwrap_or_default();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer { status, body }
+    }
+
+    /// GET any path under the host.
+    pub async fn get(&self, path: &str) -> Answer {
+        Self::answer(
+            self.http
+                .get(self.url(path))
+                .send()
+                .await
+                .expect("GET host"),
+        )
+        .await
+    }
+
+    /// POST JSON to any path under the host.
+    pub async fn post(&self, path: &str, body: &Value) -> Answer {
+        Self::answer(
+            self.http
+                .post(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .expect("POST host"),
+        )
+        .await
+    }
+
+    /// PUT JSON to any path under the host.
+    pub async fn put(&self, path: &str, body: &Value) -> Answer {
+        Self::answer(
+            self.http
+                .put(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .expect("PUT host"),
+        )
+        .await
+    }
+
+    /// DELETE any path under the host.
+    pub async fn delete(&self, path: &str) -> Answer {
+        Self::answer(
+            self.http
+                .delete(self.url(path))
+                .send()
+                .await
+                .expect("DELETE host"),
+        )
+        .await
+    }
+
+    /// `POST /agent-scheduler/v1/queue/{txt2img|img2img}`.
+    pub async fn enqueue(
+        &self,
+        kind: scheduler_api::TaskType,
+        req: &scheduler_api::EnqueueRequest,
+    ) -> Answer {
+        let body = serde_json::to_value(req).expect("serialise EnqueueRequest");
+        self.post(
+            &format!("/agent-scheduler/v1/queue/{}", kind.as_str()),
+            &body,
+        )
+        .await
+    }
+
+    /// `GET /agent-scheduler/v1/task/{id}` decoded as a [`scheduler_api::Task`], or `None`
+    /// when the host answers non-2xx.
+    pub async fn task(&self, id: &str) -> Option<scheduler_api::Task> {
+        let a = self.get(&format!("/agent-scheduler/v1/task/{id}")).await;
+        if !(200..300).contains(&a.status) {
+            return None;
+        }
+        // Either the task itself or `{ "success": true, "data": task }`.
+        let v = a.body.get("data").cloned().unwrap_or(a.body);
+        serde_json::from_value(v).ok()
+    }
+
+    /// Waits until task `id` reaches `status` (panics after `timeout`).
+    pub async fn wait_task_status(
+        &self,
+        id: &str,
+        status: scheduler_api::TaskStatus,
+        timeout: Duration,
+    ) -> scheduler_api::Task {
+        wait_until(
+            &format!("task {id} to be {}", status.as_str()),
+            timeout,
+            || async { self.task(id).await.filter(|t| t.status == status) },
+        )
+        .await
+    }
+}
+
+/// One multipart POST received by a [`CallbackReceiver`].
+#[derive(Debug, Clone)]
+pub struct CallbackPost {
+    /// Request path and query.
+    pub path: String,
+    /// Request headers (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// Multipart parts in order.
+    pub parts: Vec<CallbackPart>,
+}
+
+/// One part of a multipart callback.
+#[derive(Debug, Clone)]
+pub struct CallbackPart {
+    /// The part's field name.
+    pub name: String,
+    /// Its file name, if any.
+    pub file_name: Option<String>,
+    /// Its content type, if any.
+    pub content_type: Option<String>,
+    /// Its bytes.
+    pub data: Vec<u8>,
+}
+
+impl CallbackPost {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A tiny HTTP server recording multipart POSTs (any path). It answers with the status set
+/// by [`CallbackReceiver::set_status`] (200 by default), so delivery retries can be tested.
+pub struct CallbackReceiver {
+    addr: SocketAddr,
+    posts: Arc<Mutex<Vec<CallbackPost>>>,
+    status: Arc<Mutex<u16>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CallbackReceiver {
+    /// Binds 127.0.0.1:0 and serves in the background.
+    pub async fn start() -> CallbackReceiver {
+        use axum::extract::{Multipart, Request, State};
+        use axum::http::StatusCode;
+
+        type Shared = (Arc<Mutex<Vec<CallbackPost>>>, Arc<Mutex<u16>>);
+        async fn handle(State((posts, status)): State<Shared>, req: Request) -> StatusCode {
+            let path = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default();
+            let headers = req
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_ascii_lowercase(),
+                        v.to_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect();
+            let mut parts = Vec::new();
+            use axum::extract::FromRequest;
+            if let Ok(mut mp) = Multipart::from_request(req, &()).await {
+                while let Ok(Some(field)) = mp.next_field().await {
+                    let name = field.name().unwrap_or("").to_string();
+                    let file_name = field.file_name().map(str::to_string);
+                    let content_type = field.content_type().map(str::to_string);
+                    let data = field.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+                    parts.push(CallbackPart {
+                        name,
+                        file_name,
+                        content_type,
+                        data,
+                    });
+                }
+            }
+            posts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(CallbackPost {
+                    path,
+                    headers,
+                    parts,
+                });
+            let code = *status.lock().unwrap_or_else(|e| e.into_inner());
+            StatusCode::from_u16(code).unwrap_or(StatusCode::OK)
+        }
+
+        let posts = Arc::new(Mutex::new(Vec::new()));
+        let status = Arc::new(Mutex::new(200u16));
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state((posts.clone(), status.clone()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind callback receiver");
+        let addr = listener.local_addr().expect("local addr");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        CallbackReceiver {
+            addr,
+            posts,
+            status,
+            task,
+        }
+    }
+
+    /// `http://ADDR` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The status code answered from now on.
+    pub fn set_status(&self, code: u16) {
+        *self.status.lock().unwrap_or_else(|e| e.into_inner()) = code;
+    }
+
+    /// Everything received so far.
+    pub fn posts(&self) -> Vec<CallbackPost> {
+        self.posts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits until at least `n` posts arrived and returns them.
+    pub async fn wait_for_posts(&self, n: usize, timeout: Duration) -> Vec<CallbackPost> {
+        wait_until(&format!("{n} callback POSTs"), timeout, || async {
+            let p = self.posts();
+            (p.len() >= n).then_some(p)
+        })
+        .await
+    }
+}
+
+impl Drop for CallbackReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

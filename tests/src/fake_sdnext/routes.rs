@@ -180,14 +180,10 @@ async fn sd_models(State(s): St) -> Response {
 }
 
 fn sampler_options(name: &str) -> Value {
-    let mut o = json!({
-        "num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
-        "beta_schedule": "scaled_linear", "prediction_type": "epsilon",
-        "timestep_spacing": "leading", "steps_offset": 1,
-    });
+    let mut o = json!({"timestep_spacing": "linspace", "steps_offset": 0});
     if name.starts_with("UniPC") {
-        o["solver_order"] = json!(2);
-        o["lower_order_final"] = json!(true);
+        o = json!({"timestep_spacing": "linspace", "solver_order": 2,
+                   "lower_order_final": true});
     }
     o
 }
