@@ -1,0 +1,43 @@
+// Module service worker. SW rules: listeners are registered synchronously at the top level;
+// no top-level await and no dynamic import(); the wasm is instantiated lazily in handlers.
+import init, * as wasm from './pkg/scheduler.js';
+
+let ready = null;
+function ensure() {
+  if (!ready) {
+    ready = init({ module_or_path: chrome.runtime.getURL('pkg/scheduler_bg.wasm') }).then(() => {
+      wasm.sw_start();
+      return wasm;
+    });
+  }
+  return ready;
+}
+
+chrome.runtime.onInstalled.addListener(() => {
+  ensure().then((w) => w.sw_install_menus());
+});
+chrome.runtime.onStartup.addListener(() => {
+  ensure().then((w) => w.sw_install_menus());
+});
+chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
+  ensure()
+    .then((w) => w.sw_on_message(msg, sender))
+    .then(sendResponse, (e) => sendResponse({ ok: false, error: String(e) }));
+  return true;
+});
+chrome.contextMenus.onClicked.addListener((info, tab) => {
+  ensure().then((w) => w.sw_on_menu_click(info, tab));
+});
+chrome.alarms.onAlarm.addListener(() => {
+  ensure();
+});
+chrome.alarms.create('sdq-keepalive', { periodInMinutes: 0.5 });
+
+// For tests and other extension code: the context-menu handler without a native menu.
+self.sdq = {
+  ensure,
+  queueAll: (folder) => ensure().then((w) => w.sw_queue_all(folder ?? undefined)),
+  message: (msg) => ensure().then((w) => w.sw_on_message(msg, {})),
+};
+
+ensure();

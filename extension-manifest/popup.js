@@ -1,0 +1,3 @@
+import init, { start_popup } from './pkg/scheduler.js';
+
+init({ module_or_path: './pkg/scheduler_bg.wasm' }).then(() => start_popup());

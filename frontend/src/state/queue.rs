@@ -1,0 +1,341 @@
+//! The queue/history model and how host events change it.
+
+use super::ExtOptions;
+use scheduler_api::{
+    Event, PreviewEvent, ProgressEvent, QueueEvent, QueueResponse, Task, TaskChange, TaskEvent,
+    TaskStatus,
+};
+
+/// What must be re-fetched after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reload {
+    /// `/queue`.
+    pub queue: bool,
+    /// `/history`.
+    pub history: bool,
+}
+
+impl Reload {
+    /// Nothing.
+    pub const NONE: Reload = Reload {
+        queue: false,
+        history: false,
+    };
+    /// Both lists.
+    pub const ALL: Reload = Reload {
+        queue: true,
+        history: true,
+    };
+    /// Merges two reload sets.
+    pub fn or(self, o: Reload) -> Reload {
+        Reload {
+            queue: self.queue || o.queue,
+            history: self.history || o.history,
+        }
+    }
+}
+
+/// Running and pending tasks plus live progress.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueueModel {
+    /// Running tasks (several backends may run at once).
+    pub running: Vec<Task>,
+    /// Pending tasks, in queue order.
+    pub pending: Vec<Task>,
+    /// Whether the queue is paused.
+    pub paused: bool,
+    /// Total pending + running as the host counts it.
+    pub total: i64,
+    /// Latest progress of a running task.
+    pub progress: Option<ProgressEvent>,
+    /// Latest preview of a running task.
+    pub preview: Option<PreviewEvent>,
+}
+
+impl QueueModel {
+    /// Replaces the lists with a `/queue` answer (keeps progress of a still-running task).
+    pub fn set_queue(&mut self, r: QueueResponse) {
+        let (running, pending): (Vec<Task>, Vec<Task>) = r
+            .pending_tasks
+            .into_iter()
+            .partition(|t| t.status == TaskStatus::Running);
+        self.running = running;
+        self.pending = pending;
+        self.paused = r.paused;
+        self.total = r.total_pending_tasks;
+        let keep = |id: &str| self.running.iter().any(|t| t.id == id);
+        if self.progress.as_ref().is_some_and(|p| !keep(&p.task_id)) {
+            self.progress = None;
+        }
+        if self.preview.as_ref().is_some_and(|p| !keep(&p.task_id)) {
+            self.preview = None;
+        }
+    }
+
+    /// Applies one host event; returns what must be re-fetched.
+    pub fn apply(&mut self, ev: &Event) -> Reload {
+        match ev {
+            Event::Task(TaskEvent {
+                task_id,
+                status,
+                change,
+                ..
+            }) => match change {
+                TaskChange::Deleted => {
+                    self.pending.retain(|t| &t.id != task_id);
+                    Reload {
+                        queue: *status == TaskStatus::Running,
+                        history: status.is_finished(),
+                    }
+                }
+                TaskChange::Finished => {
+                    self.running.retain(|t| &t.id != task_id);
+                    self.pending.retain(|t| &t.id != task_id);
+                    if self
+                        .progress
+                        .as_ref()
+                        .is_some_and(|p| &p.task_id == task_id)
+                    {
+                        self.progress = None;
+                    }
+                    if self.preview.as_ref().is_some_and(|p| &p.task_id == task_id) {
+                        self.preview = None;
+                    }
+                    Reload::ALL
+                }
+                TaskChange::Started => {
+                    if let Some(i) = self.pending.iter().position(|t| &t.id == task_id) {
+                        let mut t = self.pending.remove(i);
+                        t.status = TaskStatus::Running;
+                        self.running.push(t);
+                        Reload::NONE
+                    } else {
+                        Reload {
+                            queue: true,
+                            history: false,
+                        }
+                    }
+                }
+                TaskChange::Created | TaskChange::Moved => Reload {
+                    queue: !status.is_finished(),
+                    history: status.is_finished(),
+                },
+                TaskChange::Updated => Reload {
+                    queue: !status.is_finished(),
+                    history: status.is_finished(),
+                },
+            },
+            Event::Progress(p) => {
+                self.progress = Some(p.clone());
+                Reload::NONE
+            }
+            Event::Preview(p) => {
+                self.preview = Some(p.clone());
+                Reload::NONE
+            }
+            Event::Queue(QueueEvent {
+                paused,
+                pending,
+                running,
+            }) => {
+                self.paused = *paused;
+                self.total = pending + running;
+                Reload::NONE
+            }
+            Event::Reset(_) => Reload::ALL,
+        }
+    }
+
+    /// Moves `id` locally (optimistic update before the host answers).
+    pub fn apply_move(&mut self, id: &str, target: &MoveTarget) {
+        let Some(from) = self.pending.iter().position(|t| t.id == id) else {
+            return;
+        };
+        let t = self.pending.remove(from);
+        let at = match target {
+            MoveTarget::Top => 0,
+            MoveTarget::Bottom => self.pending.len(),
+            MoveTarget::Before(over) => self
+                .pending
+                .iter()
+                .position(|x| &x.id == over)
+                .unwrap_or(self.pending.len()),
+        };
+        self.pending.insert(at, t);
+    }
+}
+
+/// Where a dragged task goes (the host's `move/{over_id}`: `top`, `bottom`, or before a task).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveTarget {
+    /// First.
+    Top,
+    /// Last.
+    Bottom,
+    /// Just before this task.
+    Before(String),
+}
+
+impl MoveTarget {
+    /// The `{over_id}` path segment.
+    pub fn over_id(&self) -> &str {
+        match self {
+            MoveTarget::Top => "top",
+            MoveTarget::Bottom => "bottom",
+            MoveTarget::Before(id) => id,
+        }
+    }
+}
+
+/// A drop of `dragged` at gap `gap` (0 = above the first row, len = below the last) of the
+/// pending list `ids`; `None` when it does not change the order.
+pub fn drop_target(ids: &[&str], dragged: &str, gap: usize) -> Option<MoveTarget> {
+    let from = ids.iter().position(|i| *i == dragged)?;
+    let gap = gap.min(ids.len());
+    if gap == from || gap == from + 1 {
+        return None;
+    }
+    if gap == 0 {
+        Some(MoveTarget::Top)
+    } else if gap == ids.len() {
+        Some(MoveTarget::Bottom)
+    } else {
+        Some(MoveTarget::Before(ids[gap].to_owned()))
+    }
+}
+
+/// The history status filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HistoryFilter {
+    /// Every finished task.
+    #[default]
+    All,
+    /// Bookmarked ones.
+    Bookmarked,
+    /// Done.
+    Done,
+    /// Failed.
+    Failed,
+    /// Interrupted.
+    Interrupted,
+}
+
+impl HistoryFilter {
+    /// All filters in UI order.
+    pub const ALL: [HistoryFilter; 5] = [
+        HistoryFilter::All,
+        HistoryFilter::Bookmarked,
+        HistoryFilter::Done,
+        HistoryFilter::Failed,
+        HistoryFilter::Interrupted,
+    ];
+
+    /// The `status=` query value.
+    pub fn query(self) -> &'static str {
+        match self {
+            HistoryFilter::All => "all",
+            HistoryFilter::Bookmarked => "bookmarked",
+            HistoryFilter::Done => "done",
+            HistoryFilter::Failed => "failed",
+            HistoryFilter::Interrupted => "interrupted",
+        }
+    }
+
+    /// The label shown.
+    pub fn label(self) -> &'static str {
+        match self {
+            HistoryFilter::All => "All",
+            HistoryFilter::Bookmarked => "Bookmarked",
+            HistoryFilter::Done => "Done",
+            HistoryFilter::Failed => "Failed",
+            HistoryFilter::Interrupted => "Interrupted",
+        }
+    }
+
+    /// Parses the query value.
+    pub fn parse(s: &str) -> HistoryFilter {
+        HistoryFilter::ALL
+            .into_iter()
+            .find(|f| f.query() == s)
+            .unwrap_or_default()
+    }
+
+    /// Whether a task belongs (used to drop rows locally after a change).
+    pub fn accepts(self, t: &Task) -> bool {
+        match self {
+            HistoryFilter::All => t.status.is_finished(),
+            HistoryFilter::Bookmarked => t.bookmarked && t.status.is_finished(),
+            HistoryFilter::Done => t.status == TaskStatus::Done,
+            HistoryFilter::Failed => t.status == TaskStatus::Failed,
+            HistoryFilter::Interrupted => t.status == TaskStatus::Interrupted,
+        }
+    }
+}
+
+/// `name ?? id`.
+pub fn task_label(t: &Task) -> &str {
+    t.name.as_deref().filter(|n| !n.is_empty()).unwrap_or(&t.id)
+}
+
+/// A short text of a task's parameters for the list.
+pub fn task_summary(t: &Task) -> String {
+    let p = &t.params;
+    let g = |k: &str| p.get(k).map(|v| v.to_string().trim_matches('"').to_owned());
+    format!(
+        "{} · {} · {} steps · {}×{}",
+        g("checkpoint")
+            .filter(|c| c != "null")
+            .unwrap_or_else(|| "System".into()),
+        g("sampler_name").unwrap_or_else(|| "Default".into()),
+        g("steps").unwrap_or_else(|| "?".into()),
+        g("width").unwrap_or_else(|| "?".into()),
+        g("height").unwrap_or_else(|| "?".into()),
+    )
+}
+
+/// Formats an ETA in seconds as `1m 05s` / `42s`.
+pub fn fmt_eta(eta: Option<f64>) -> String {
+    match eta {
+        Some(s) if s.is_finite() && s >= 0.0 => {
+            let s = s.round() as u64;
+            if s >= 60 {
+                format!("{}m {:02}s", s / 60, s % 60)
+            } else {
+                format!("{s}s")
+            }
+        }
+        _ => "–".into(),
+    }
+}
+
+/// A desktop notification decided from an event: `(title, message)`.
+pub fn notification_for(
+    ev: &Event,
+    opts: &ExtOptions,
+    prev_queue: Option<&QueueEvent>,
+) -> Option<(String, String)> {
+    match ev {
+        Event::Task(TaskEvent {
+            task_id,
+            status,
+            change: TaskChange::Finished,
+            name,
+        }) => {
+            let label = name.clone().unwrap_or_else(|| task_id.clone());
+            match status {
+                TaskStatus::Failed if opts.notify_failed => Some(("Task failed".into(), label)),
+                TaskStatus::Done if opts.notify_done => Some(("Task done".into(), label)),
+                _ => None,
+            }
+        }
+        Event::Queue(q) if opts.notify_queue_finished => {
+            let was_busy = prev_queue.is_some_and(|p| p.pending + p.running > 0);
+            (was_busy && q.pending == 0 && q.running == 0)
+                .then(|| ("Queue finished".into(), "Every queued task has run.".into()))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

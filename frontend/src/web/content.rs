@@ -1,0 +1,700 @@
+//! The content script: detects SD.Next, waits for its UI to settle, puts an Enqueue button
+//! (with the checkpoint dropdown) beside Generate on txt2img, img2img and Control, handles
+//! the shortcut and the in-page right-click menu, and hosts the task panel drawer (an
+//! extension-page iframe, so the page's CSS and CSP don't apply to it).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use scheduler_api::{EnqueueResponse, TaskType, routes};
+use serde_json::{Value, json};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{Document, Element, HtmlElement, HtmlSelectElement, ShadowRoot};
+
+use super::{chrome, host, util};
+use crate::capture::{
+    self, CaptureOptions, CheckpointChoice, Tab, build_request, checkpoint_options, dom,
+};
+use crate::state::{ExtOptions, Placement, Shortcut};
+
+/// Quiet time (no DOM mutation) after which the page counts as assembled.
+const QUIET_MS: f64 = 700.0;
+/// Give up waiting for quiet after Generate has been present this long.
+const MAX_SETTLE_MS: f64 = 20_000.0;
+
+struct Ctx {
+    opts: RefCell<ExtOptions>,
+    titles: RefCell<Vec<String>>,
+    last_mutation: Cell<f64>,
+    ensure_pending: Cell<bool>,
+    shadow: ShadowRoot,
+}
+
+thread_local! {
+    static CTX: RefCell<Option<Rc<Ctx>>> = const { RefCell::new(None) };
+}
+
+fn ctx() -> Option<Rc<Ctx>> {
+    CTX.with(|c| c.borrow().clone())
+}
+
+fn doc() -> Document {
+    util::document()
+}
+
+/// Whether the page carries SD.Next's own markers.
+pub fn is_sdnext(d: &Document) -> bool {
+    d.title().starts_with("SD.Next")
+        || d.get_element_by_id("txt2img_prompt").is_some()
+        || (d.query_selector("gradio-app").ok().flatten().is_some()
+            && d.get_element_by_id("tabs").is_some())
+}
+
+/// Entry point of the content script.
+pub fn start() {
+    wasm_bindgen_futures::spawn_local(run());
+}
+
+fn root_attr(name: &str, value: &str) {
+    if let Some(r) = doc().document_element() {
+        let _ = r.set_attribute(name, value);
+    }
+}
+
+async fn run() {
+    let d = doc();
+    // The title and <gradio-app> are in the initial HTML; the form arrives later.
+    let t0 = util::perf_now();
+    while !is_sdnext(&d) {
+        if util::perf_now() - t0 > 10_000.0 {
+            return;
+        }
+        util::sleep_ms(250).await;
+    }
+    root_attr("data-sdq-state", "waiting");
+    let shadow = make_overlay();
+    let c = Rc::new(Ctx {
+        opts: RefCell::new(chrome::load_options().await),
+        titles: RefCell::new(vec![]),
+        last_mutation: Cell::new(util::perf_now()),
+        ensure_pending: Cell::new(false),
+        shadow,
+    });
+    CTX.with(|x| *x.borrow_mut() = Some(c.clone()));
+    install_message_listener();
+    observe_mutations();
+
+    // Ready = a Generate button exists and the DOM has been quiet for QUIET_MS (the Modern UI
+    // moves elements around for seconds after they first appear).
+    let mut seen_generate: Option<f64> = None;
+    loop {
+        let now = util::perf_now();
+        let gen_present = Tab::ALL.iter().any(|t| {
+            d.get_element_by_id(&format!("{}_generate", t.prefix()))
+                .is_some()
+        });
+        if gen_present {
+            let since = *seen_generate.get_or_insert(now);
+            if now - c.last_mutation.get() >= QUIET_MS || now - since >= MAX_SETTLE_MS {
+                break;
+            }
+        }
+        util::sleep_ms(100).await;
+    }
+    let ready_at = util::perf_now();
+    ensure_buttons();
+    let shown_at = util::perf_now();
+    root_attr("data-sdq-ready-ms", &format!("{ready_at:.1}"));
+    root_attr("data-sdq-button-ms", &format!("{shown_at:.1}"));
+    root_attr(
+        "data-sdq-ready-to-button-ms",
+        &format!("{:.2}", shown_at - ready_at),
+    );
+    root_attr("data-sdq-state", "ready");
+    install_shortcut();
+    storage_listener();
+    wasm_bindgen_futures::spawn_local(load_titles());
+}
+
+async fn load_titles() {
+    if let Ok(v) = host::relay("GET", routes::SD_MODELS, None).await {
+        let titles: Vec<String> = serde_json::from_value(v).unwrap_or_default();
+        if let Some(c) = ctx() {
+            *c.titles.borrow_mut() = titles;
+        }
+        for tab in Tab::ALL {
+            if let Some(sel) = doc().get_element_by_id(&format!("sdq-{}-ckpt", tab.prefix())) {
+                fill_select(&sel);
+            }
+        }
+    }
+}
+
+fn fill_select(sel: &Element) {
+    let Some(c) = ctx() else { return };
+    let Some(sel) = sel.dyn_ref::<HtmlSelectElement>() else {
+        return;
+    };
+    let keep = sel.value();
+    sel.set_inner_html("");
+    for (value, label) in checkpoint_options(&c.titles.borrow()) {
+        if let Ok(o) = doc().create_element("option") {
+            let _ = o.set_attribute("value", &value);
+            o.set_text_content(Some(&label));
+            let _ = sel.append_child(&o);
+        }
+    }
+    if !keep.is_empty() {
+        sel.set_value(&keep);
+    }
+    if sel.value().is_empty() {
+        sel.set_value(&CheckpointChoice::Current.to_value());
+    }
+}
+
+fn observe_mutations() {
+    let cb =
+        Closure::<dyn FnMut(js_sys::Array, JsValue)>::new(move |_r: js_sys::Array, _o: JsValue| {
+            let Some(c) = ctx() else { return };
+            c.last_mutation.set(util::perf_now());
+            if doc()
+                .document_element()
+                .and_then(|r| r.get_attribute("data-sdq-state"))
+                .as_deref()
+                != Some("ready")
+            {
+                return;
+            }
+            if !c.ensure_pending.replace(true) {
+                wasm_bindgen_futures::spawn_local(async {
+                    util::sleep_ms(150).await;
+                    if let Some(c) = ctx() {
+                        c.ensure_pending.set(false);
+                    }
+                    ensure_buttons();
+                });
+            }
+        });
+    if let Ok(mo) = web_sys::MutationObserver::new(cb.as_ref().unchecked_ref()) {
+        let init = web_sys::MutationObserverInit::new();
+        init.set_child_list(true);
+        init.set_subtree(true);
+        if let Some(b) = doc().body() {
+            let _ = mo.observe_with_options(&b, &init);
+        }
+    }
+    cb.forget();
+}
+
+fn button_id(tab: Tab) -> String {
+    // Reuse SD.Next's placeholder id (styled by its CSS, moved into Modern's slot) unless
+    // something else (e.g. a manually installed agent-scheduler) already owns it.
+    let std_id = format!("{}_enqueue", tab.prefix());
+    match doc().get_element_by_id(&std_id) {
+        Some(el) if el.get_attribute("data-sdq-tab").is_none() => {
+            format!("sdq-{}-enqueue", tab.prefix())
+        }
+        _ => std_id,
+    }
+}
+
+/// Puts (or re-puts) the Enqueue wrapper beside each Generate button.
+pub fn ensure_buttons() {
+    let d = doc();
+    let Some(c) = ctx() else { return };
+    for tab in Tab::ALL {
+        let p = tab.prefix();
+        let Some(generate) = d.get_element_by_id(&format!("{p}_generate")) else {
+            continue;
+        };
+        let wrap_id = format!("sdq-{p}-wrap");
+        let wrapper = match d.get_element_by_id(&wrap_id) {
+            Some(w) => w,
+            None => match make_wrapper(tab, &generate, &c) {
+                Some(w) => w,
+                None => continue,
+            },
+        };
+        place(tab, &wrapper, &generate, c.opts.borrow().placement);
+    }
+}
+
+fn place(tab: Tab, wrapper: &Element, generate: &Element, placement: Placement) {
+    let d = doc();
+    let p = tab.prefix();
+    // Modern UI: the portal slot next to Generate's slot.
+    if let Ok(Some(slot)) = d.query_selector(&format!("div[data-selector=\"#{p}_enqueue\"]"))
+        && placement == Placement::BesideGenerate
+    {
+        if wrapper.parent_element().as_ref() != Some(&slot) {
+            let _ = slot.append_child(wrapper);
+        }
+        if let Some(h) = slot.dyn_ref::<HtmlElement>() {
+            let _ = h.style().remove_property("display");
+        }
+        let _ = slot.class_list().remove_2("invisible", "hidden");
+        return;
+    }
+    let (anchor, before) = match placement {
+        Placement::BesideGenerate => (generate.clone(), false),
+        Placement::AboveGenerate => (
+            d.get_element_by_id(&format!("{p}_generate_box"))
+                .unwrap_or_else(|| generate.clone()),
+            true,
+        ),
+    };
+    let Some(parent) = anchor.parent_node() else {
+        return;
+    };
+    let ok = if before {
+        wrapper.next_sibling().as_ref() == Some(anchor.as_ref())
+    } else {
+        anchor.next_sibling().as_ref() == Some(wrapper.as_ref())
+    };
+    if !ok {
+        let r = if before {
+            Some(anchor.clone().into())
+        } else {
+            anchor.next_sibling()
+        };
+        let _ = parent.insert_before(wrapper, r.as_ref());
+    }
+}
+
+fn make_wrapper(tab: Tab, generate: &Element, c: &Rc<Ctx>) -> Option<Element> {
+    let d = doc();
+    let p = tab.prefix();
+    let wrap = d.create_element("div").ok()?;
+    wrap.set_id(&format!("sdq-{p}-wrap"));
+    let _ = wrap.set_attribute("class", "sdq-enqueue-wrapper");
+    let _ = wrap.set_attribute(
+        "style",
+        "display:flex;gap:4px;align-items:stretch;min-width:120px;flex:1 1 auto;",
+    );
+    if !c.opts.borrow().hide_checkpoint {
+        let sel = d.create_element("select").ok()?;
+        sel.set_id(&format!("sdq-{p}-ckpt"));
+        let _ = sel.set_attribute("title", "Checkpoint for Enqueue");
+        let _ = sel.set_attribute("style", "max-width:45%;min-width:0;font-size:12px;");
+        fill_select(&sel);
+        let _ = wrap.append_child(&sel);
+        let refresh = d.create_element("button").ok()?;
+        refresh.set_text_content(Some("↻"));
+        let _ = refresh.set_attribute("title", "Refresh checkpoints");
+        let _ = refresh.set_attribute("type", "button");
+        let on_refresh = Closure::<dyn FnMut(web_sys::Event)>::new(|e: web_sys::Event| {
+            e.prevent_default();
+            wasm_bindgen_futures::spawn_local(load_titles());
+        });
+        let _ =
+            refresh.add_event_listener_with_callback("click", on_refresh.as_ref().unchecked_ref());
+        on_refresh.forget();
+        let _ = wrap.append_child(&refresh);
+    }
+    let btn = d.create_element("button").ok()?;
+    btn.set_id(&button_id(tab));
+    let classes = generate.get_attribute("class").unwrap_or_default();
+    let _ = btn.set_attribute(
+        "class",
+        &format!("{classes} sdq-enqueue").replace("generate", ""),
+    );
+    let _ = btn.set_attribute("type", "button");
+    let _ = btn.set_attribute("data-sdq-tab", p);
+    let _ = btn.set_attribute("data-sdq-state", "idle");
+    let _ = btn.set_attribute("style", "flex:1 1 auto;min-height:36px;cursor:pointer;");
+    let title = match tab {
+        Tab::Control => {
+            "Enqueue a text-only generation (with an input image: img2img). Control units are not supported. Right-click for more."
+        }
+        _ => "Add this generation to the queue (right-click for more)",
+    };
+    let _ = btn.set_attribute("title", title);
+    btn.set_text_content(Some("Enqueue"));
+    let on_click = Closure::<dyn FnMut(web_sys::MouseEvent)>::new(move |e: web_sys::MouseEvent| {
+        e.prevent_default();
+        e.stop_propagation();
+        wasm_bindgen_futures::spawn_local(do_enqueue(tab, None, None));
+    });
+    let _ = btn.add_event_listener_with_callback("click", on_click.as_ref().unchecked_ref());
+    on_click.forget();
+    let on_menu = Closure::<dyn FnMut(web_sys::MouseEvent)>::new(move |e: web_sys::MouseEvent| {
+        e.prevent_default();
+        e.stop_propagation();
+        show_menu(tab, e.client_x(), e.client_y());
+    });
+    let _ = btn.add_event_listener_with_callback("contextmenu", on_menu.as_ref().unchecked_ref());
+    on_menu.forget();
+    let _ = wrap.append_child(&btn);
+    Some(wrap)
+}
+
+fn choice_for(tab: Tab) -> CheckpointChoice {
+    doc()
+        .get_element_by_id(&format!("sdq-{}-ckpt", tab.prefix()))
+        .and_then(|s| s.dyn_into::<HtmlSelectElement>().ok())
+        .map(|s| CheckpointChoice::from_value(&s.value()))
+        .unwrap_or_default()
+}
+
+/// Captures `tab` and enqueues it; returns the host's answer.
+pub async fn enqueue(
+    tab: Tab,
+    name: Option<String>,
+    checkpoint: Option<CheckpointChoice>,
+) -> Result<EnqueueResponse, String> {
+    let snap = dom::read_snapshot(tab).await;
+    let opts = CaptureOptions {
+        checkpoint: checkpoint.unwrap_or_else(|| choice_for(tab)),
+        name,
+    };
+    let (ty, req) = build_request(tab, &snap, &opts).map_err(|e| e.to_string())?;
+    let path = match ty {
+        TaskType::Txt2img => routes::QUEUE_TXT2IMG,
+        TaskType::Img2img => routes::QUEUE_IMG2IMG,
+    };
+    let body = serde_json::to_value(&req).map_err(|e| e.to_string())?;
+    let v = host::relay("POST", path, Some(&body)).await?;
+    serde_json::from_value(v).map_err(|e| format!("bad answer: {e}"))
+}
+
+async fn do_enqueue(tab: Tab, name: Option<String>, checkpoint: Option<CheckpointChoice>) {
+    let btn = doc()
+        .query_selector(&format!("button[data-sdq-tab=\"{}\"]", tab.prefix()))
+        .ok()
+        .flatten();
+    if let Some(b) = &btn {
+        let _ = b.set_attribute("data-sdq-state", "sending");
+    }
+    let res = enqueue(tab, name, checkpoint).await;
+    let Some(b) = btn else { return };
+    match res {
+        Ok(r) => {
+            let _ = b.set_attribute("data-sdq-state", "queued");
+            let _ = b.set_attribute("data-sdq-task-ids", &r.task_ids.join(","));
+            b.set_text_content(Some("Queued"));
+            toast(
+                &if r.task_ids.len() > 1 {
+                    format!("Queued {} tasks", r.task_ids.len())
+                } else {
+                    "Queued".to_owned()
+                },
+                false,
+            );
+        }
+        Err(e) => {
+            let _ = b.set_attribute("data-sdq-state", "error");
+            let _ = b.set_attribute("data-sdq-error", &e);
+            b.set_text_content(Some("Not queued"));
+            toast(&format!("Enqueue failed: {e}"), true);
+        }
+    }
+    util::sleep_ms(1500).await;
+    b.set_text_content(Some("Enqueue"));
+}
+
+/// The tab whose Generate button is visible (the active one), else txt2img.
+pub fn active_tab() -> Tab {
+    let d = doc();
+    Tab::ALL
+        .into_iter()
+        .find(|t| {
+            d.get_element_by_id(&format!("{}_generate", t.prefix()))
+                .is_some_and(|g| util::is_shown(&g))
+        })
+        .unwrap_or(Tab::Txt2img)
+}
+
+fn install_shortcut() {
+    let cb = Closure::<dyn FnMut(web_sys::KeyboardEvent)>::new(|e: web_sys::KeyboardEvent| {
+        let Some(c) = ctx() else { return };
+        let Some(sc) = Shortcut::parse(&c.opts.borrow().shortcut) else {
+            return;
+        };
+        if sc.matches(
+            &e.code(),
+            e.ctrl_key(),
+            e.meta_key(),
+            e.alt_key(),
+            e.shift_key(),
+        ) {
+            e.prevent_default();
+            e.stop_propagation();
+            wasm_bindgen_futures::spawn_local(do_enqueue(active_tab(), None, None));
+        }
+    });
+    if let Some(w) = web_sys::window() {
+        let _ = w.add_event_listener_with_callback_and_bool(
+            "keydown",
+            cb.as_ref().unchecked_ref(),
+            true,
+        );
+    }
+    cb.forget();
+}
+
+fn storage_listener() {
+    let cb = Closure::<dyn FnMut(JsValue, JsValue)>::new(|changes: JsValue, _area: JsValue| {
+        let ch = chrome::from_js(&changes);
+        if let Some(new) = ch.pointer("/options/newValue")
+            && let Some(c) = ctx()
+        {
+            *c.opts.borrow_mut() = ExtOptions::from_json(new);
+            // Rebuild the wrappers with the new placement / dropdown option.
+            for tab in Tab::ALL {
+                if let Some(w) = doc().get_element_by_id(&format!("sdq-{}-wrap", tab.prefix())) {
+                    w.remove();
+                }
+            }
+            ensure_buttons();
+        }
+    });
+    chrome::storage_on_changed_add_listener(cb.as_ref().unchecked_ref());
+    cb.forget();
+}
+
+// ---- the overlay: toasts, the right-click menu and the panel drawer (shadow root) ----
+
+const OVERLAY_CSS: &str = r#"
+:host { all: initial; }
+.toasts { position: fixed; left: 50%; bottom: 24px; transform: translateX(-50%); z-index: 2147483647;
+  display: flex; flex-direction: column; gap: 6px; font: 13px system-ui, sans-serif; }
+.toast { background: #1f6f43; color: #fff; padding: 8px 14px; border-radius: 6px; box-shadow: 0 2px 8px #0006; }
+.toast.error { background: #9b2226; }
+.menu { position: fixed; z-index: 2147483647; background: #222; color: #eee; border: 1px solid #555;
+  border-radius: 6px; padding: 4px 0; font: 13px system-ui, sans-serif; min-width: 220px; box-shadow: 0 4px 14px #0008; }
+.menu button { all: unset; display: block; width: 100%; box-sizing: border-box; padding: 6px 14px; cursor: pointer; }
+.menu button:hover { background: #3a3a3a; }
+.toggle { position: fixed; right: 0; top: 40%; z-index: 2147483646; writing-mode: vertical-rl;
+  background: #334; color: #fff; border: 0; border-radius: 6px 0 0 6px; padding: 10px 5px; cursor: pointer;
+  font: 12px system-ui, sans-serif; opacity: .85; }
+.drawer { position: fixed; top: 0; right: 0; height: 100vh; width: min(560px, 96vw); z-index: 2147483646;
+  box-shadow: -4px 0 16px #0007; background: #15161a; display: none; }
+.drawer.open { display: block; }
+.drawer iframe { border: 0; width: 100%; height: 100%; }
+.drawer .close { position: absolute; left: -28px; top: 8px; background: #334; color: #fff; border: 0;
+  border-radius: 6px 0 0 6px; padding: 4px 8px; cursor: pointer; }
+"#;
+
+fn make_overlay() -> ShadowRoot {
+    let d = doc();
+    let host = d.create_element("div").expect("div");
+    host.set_id("sdq-host");
+    let _ = d.document_element().expect("root").append_child(&host);
+    let sr = host
+        .attach_shadow(&web_sys::ShadowRootInit::new(web_sys::ShadowRootMode::Open))
+        .expect("shadow");
+    sr.set_inner_html(&format!(
+        "<style>{OVERLAY_CSS}</style><div class=\"toasts\"></div>\
+         <button class=\"toggle\" id=\"sdq-toggle\" title=\"Agent Scheduler task panel\">☰ Queue</button>\
+         <div class=\"drawer\" id=\"sdq-drawer\"><button class=\"close\" id=\"sdq-close\">✕</button></div>"
+    ));
+    for id in ["sdq-toggle", "sdq-close"] {
+        if let Some(b) = sr.get_element_by_id(id) {
+            let cb = Closure::<dyn FnMut()>::new(toggle_panel);
+            let _ = b.add_event_listener_with_callback("click", cb.as_ref().unchecked_ref());
+            cb.forget();
+        }
+    }
+    // Any click elsewhere closes the menu.
+    let close = Closure::<dyn FnMut()>::new(close_menu);
+    let _ = d.add_event_listener_with_callback("click", close.as_ref().unchecked_ref());
+    close.forget();
+    sr
+}
+
+/// Opens or closes the panel drawer (the iframe is created on first open).
+pub fn toggle_panel() {
+    let Some(c) = ctx() else { return };
+    let Some(drawer) = c.shadow.get_element_by_id("sdq-drawer") else {
+        return;
+    };
+    if drawer.query_selector("iframe").ok().flatten().is_none()
+        && let Ok(f) = doc().create_element("iframe")
+    {
+        let _ = f.set_attribute("src", &chrome::runtime_get_url("panel.html?embedded=1"));
+        let _ = f.set_attribute("id", "sdq-panel-frame");
+        let _ = drawer.append_child(&f);
+    }
+    let open = drawer.class_list().toggle("open").unwrap_or(false);
+    root_attr("data-sdq-panel", if open { "open" } else { "closed" });
+}
+
+/// Shows a toast in the page for 3 s.
+pub fn toast(text: &str, error: bool) {
+    let Some(c) = ctx() else { return };
+    let Ok(Some(list)) = c.shadow.query_selector(".toasts") else {
+        return;
+    };
+    let Ok(t) = doc().create_element("div") else {
+        return;
+    };
+    let _ = t.set_attribute("class", if error { "toast error" } else { "toast" });
+    t.set_text_content(Some(text));
+    let _ = list.append_child(&t);
+    wasm_bindgen_futures::spawn_local(async move {
+        util::sleep_ms(3000).await;
+        t.remove();
+    });
+}
+
+fn close_menu() {
+    if let Some(c) = ctx()
+        && let Ok(Some(m)) = c.shadow.query_selector(".menu")
+    {
+        m.remove();
+    }
+}
+
+fn show_menu(tab: Tab, x: i32, y: i32) {
+    close_menu();
+    let Some(c) = ctx() else { return };
+    let Ok(menu) = doc().create_element("div") else {
+        return;
+    };
+    let _ = menu.set_attribute("class", "menu");
+    let _ = menu.set_attribute("id", "sdq-menu");
+    let _ = menu.set_attribute("style", &format!("left:{x}px;top:{y}px"));
+    let items: [(&str, &str); 2] = [
+        ("name", "Queue with task name"),
+        ("all", "Queue with all checkpoints"),
+    ];
+    for (key, label) in items {
+        let Ok(b) = doc().create_element("button") else {
+            continue;
+        };
+        b.set_text_content(Some(label));
+        let _ = b.set_attribute("data-action", key);
+        let cb = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
+            e.stop_propagation();
+            close_menu();
+            match key {
+                "name" => {
+                    let name = web_sys::window()
+                        .and_then(|w| w.prompt_with_message("Enter task name").ok().flatten());
+                    if let Some(n) = name.filter(|n| !n.trim().is_empty()) {
+                        wasm_bindgen_futures::spawn_local(do_enqueue(tab, Some(n), None));
+                    }
+                }
+                _ => wasm_bindgen_futures::spawn_local(do_enqueue(
+                    tab,
+                    None,
+                    Some(CheckpointChoice::All),
+                )),
+            }
+        });
+        let _ = b.add_event_listener_with_callback("click", cb.as_ref().unchecked_ref());
+        cb.forget();
+        let _ = menu.append_child(&b);
+    }
+    let _ = c.shadow.append_child(&menu);
+}
+
+// ---- messages from the service worker ----
+
+fn install_message_listener() {
+    let cb = Closure::<dyn FnMut(JsValue, JsValue, js_sys::Function) -> JsValue>::new(
+        |msg: JsValue, _sender: JsValue, respond: js_sys::Function| -> JsValue {
+            let msg = chrome::from_js(&msg);
+            wasm_bindgen_futures::spawn_local(async move {
+                let ans = on_message(msg).await;
+                let _ = respond.call1(&JsValue::NULL, &chrome::to_js(&ans));
+            });
+            JsValue::TRUE
+        },
+    );
+    chrome::on_message_add_listener(cb.as_ref().unchecked_ref());
+    cb.forget();
+}
+
+async fn on_message(msg: Value) -> Value {
+    match msg.get("type").and_then(|t| t.as_str()).unwrap_or_default() {
+        "capture" => {
+            let tab = msg
+                .get("tab")
+                .and_then(|t| t.as_str())
+                .and_then(Tab::parse)
+                .unwrap_or_else(active_tab);
+            let snap = dom::read_snapshot(tab).await;
+            match build_request(tab, &snap, &CaptureOptions::default()) {
+                Ok((ty, req)) => {
+                    json!({"ok": true, "task_type": ty.as_str(), "tab": tab.prefix(), "request": req})
+                }
+                Err(e) => json!({"ok": false, "error": e.to_string()}),
+            }
+        }
+        "enqueue" => {
+            let tab = msg
+                .get("tab")
+                .and_then(|t| t.as_str())
+                .and_then(Tab::parse)
+                .unwrap_or_else(active_tab);
+            let name = msg.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+            match enqueue(tab, name, None).await {
+                Ok(r) => json!({"ok": true, "data": r}),
+                Err(e) => json!({"ok": false, "error": e}),
+            }
+        }
+        "fill" => {
+            let tab = match msg.get("tab").and_then(|t| t.as_str()) {
+                Some("img2img") => Tab::Img2img,
+                _ => Tab::Txt2img,
+            };
+            let params = msg
+                .get("params")
+                .and_then(|p| p.as_object())
+                .cloned()
+                .unwrap_or_default();
+            switch_to(tab);
+            let mut n = 0;
+            for (id, kind, v) in capture::fill_plan(tab, &params) {
+                if id == capture::CHECKPOINT_ID {
+                    continue; // changing the quicksettings would load a model
+                }
+                if dom::write_raw(id, kind, &v) {
+                    n += 1;
+                }
+            }
+            toast(&format!("Filled {n} fields of {}", tab.prefix()), false);
+            json!({"ok": true, "data": {"filled": n}})
+        }
+        "toast" => {
+            toast(
+                msg.get("text").and_then(|t| t.as_str()).unwrap_or_default(),
+                msg.get("error").and_then(|e| e.as_bool()).unwrap_or(false),
+            );
+            json!({"ok": true})
+        }
+        "toggle-panel" => {
+            toggle_panel();
+            json!({"ok": true})
+        }
+        other => json!({"ok": false, "error": format!("unknown message {other}")}),
+    }
+}
+
+/// Switches SD.Next to a tab (Modern nav button, or the Standard tab button by label).
+fn switch_to(tab: Tab) {
+    let d = doc();
+    if let Some(nav) = d.get_element_by_id(&format!("{}_nav", tab.prefix()))
+        && let Some(h) = nav.dyn_ref::<HtmlElement>()
+    {
+        h.click();
+        return;
+    }
+    let label = match tab {
+        Tab::Txt2img => "Text",
+        Tab::Img2img => "Image",
+        Tab::Control => "Control",
+    };
+    if let Ok(list) = d.query_selector_all("#tabs > .tab-nav > button, #tabs .tab-nav button") {
+        for i in 0..list.length() {
+            if let Some(b) = list.item(i).and_then(|n| n.dyn_into::<HtmlElement>().ok())
+                && b.inner_text().trim() == label
+            {
+                b.click();
+                return;
+            }
+        }
+    }
+}

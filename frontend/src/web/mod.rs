@@ -1,0 +1,11 @@
+//! Browser-side code (wasm32 only): chrome.* bindings, the host client, the content script,
+//! the service worker and the Yew apps.
+#![allow(missing_docs)]
+
+pub mod chrome;
+pub mod content;
+pub mod exports;
+pub mod host;
+pub mod sw;
+pub mod ui;
+pub mod util;

@@ -1,0 +1,273 @@
+//! Live state shared by the panel and the popup: the queue model, the history page, the
+//! connection, toasts; fed by `/queue`, `/history` and the host's event stream (reconnects
+//! with `Last-Event-ID`; every (re)connect and every `reset` reloads the lists).
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use scheduler_api::{Event, HistoryResponse, QueueResponse, Task};
+use yew::prelude::*;
+
+use crate::state::{MoveTarget, QueueModel};
+use crate::web::host::Host;
+use crate::web::util;
+
+/// Connection to the host.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Conn {
+    /// Not known yet.
+    Connecting,
+    /// The event stream is open.
+    Online,
+    /// Not reachable (with the reason).
+    Offline(String),
+}
+
+/// Everything the panel shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveState {
+    pub q: QueueModel,
+    pub hist: Rc<Vec<Task>>,
+    pub hist_total: i64,
+    pub q_gen: u32,
+    pub h_gen: u32,
+    pub conn: Conn,
+    pub toasts: Vec<(u32, String, bool)>,
+    pub next_toast: u32,
+    pub events_seen: u32,
+}
+
+impl Default for LiveState {
+    fn default() -> Self {
+        Self {
+            q: QueueModel::default(),
+            hist: Rc::new(vec![]),
+            hist_total: 0,
+            q_gen: 0,
+            h_gen: 0,
+            conn: Conn::Connecting,
+            toasts: vec![],
+            next_toast: 0,
+            events_seen: 0,
+        }
+    }
+}
+
+/// What can happen to the live state.
+pub enum Action {
+    Queue(QueueResponse),
+    History { resp: HistoryResponse, append: bool },
+    Event(Event),
+    Move(String, MoveTarget),
+    Conn(Conn),
+    Toast(String, bool),
+    DropOldestToast,
+    ReloadQueue,
+    ReloadHistory,
+    ReloadAll,
+}
+
+impl Reducible for LiveState {
+    type Action = Action;
+    fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
+        let mut s = (*self).clone();
+        match action {
+            Action::Queue(r) => s.q.set_queue(r),
+            Action::History { resp, append } => {
+                let mut v = if append { (*s.hist).clone() } else { vec![] };
+                v.extend(resp.tasks);
+                s.hist = Rc::new(v);
+                s.hist_total = resp.total;
+            }
+            Action::Event(ev) => {
+                s.events_seen += 1;
+                let r = s.q.apply(&ev);
+                if r.queue {
+                    s.q_gen += 1;
+                }
+                if r.history {
+                    s.h_gen += 1;
+                }
+            }
+            Action::Move(id, t) => s.q.apply_move(&id, &t),
+            Action::Conn(c) => s.conn = c,
+            Action::Toast(t, err) => {
+                s.next_toast += 1;
+                s.toasts.push((s.next_toast, t, err));
+                if s.toasts.len() > 5 {
+                    s.toasts.remove(0);
+                }
+            }
+            Action::DropOldestToast => {
+                if !s.toasts.is_empty() {
+                    s.toasts.remove(0);
+                }
+            }
+            Action::ReloadQueue => s.q_gen += 1,
+            Action::ReloadHistory => s.h_gen += 1,
+            Action::ReloadAll => {
+                s.q_gen += 1;
+                s.h_gen += 1;
+            }
+        }
+        Rc::new(s)
+    }
+}
+
+/// Runs a host call and toasts its outcome; reloads the lists afterwards.
+pub fn act(
+    host: &Host,
+    d: &UseReducerDispatcher<LiveState>,
+    method: &'static str,
+    path: String,
+    body: Option<serde_json::Value>,
+) {
+    let host = host.clone();
+    let d = d.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        match host.call(method, &path, body.as_ref()).await {
+            Ok(v) => {
+                let msg = v
+                    .get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| "Done".to_owned());
+                push_toast(&d, msg, false);
+            }
+            Err(e) => push_toast(&d, e, true),
+        }
+        d.dispatch(Action::ReloadAll);
+    });
+}
+
+/// Adds a toast and removes it after 3.5 s.
+pub fn push_toast(d: &UseReducerDispatcher<LiveState>, text: impl Into<String>, err: bool) {
+    d.dispatch(Action::Toast(text.into(), err));
+    let d = d.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        util::sleep_ms(3500).await;
+        d.dispatch(Action::DropOldestToast);
+    });
+}
+
+/// Loads the host settings from chrome.storage.
+#[hook]
+pub fn use_host() -> Option<Host> {
+    let host = use_state(|| None::<Host>);
+    {
+        let host = host.clone();
+        use_effect_with((), move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                host.set(Some(Host::load().await));
+            });
+            || ()
+        });
+    }
+    (*host).clone()
+}
+
+/// The live state: fetches `/queue` (and, when `history` is given, the history query) and
+/// holds the event stream while mounted.
+#[hook]
+pub fn use_live(host: Option<Host>, history_query: Option<String>) -> UseReducerHandle<LiveState> {
+    let state = use_reducer(LiveState::default);
+    // Event stream.
+    {
+        let d = state.dispatcher();
+        use_effect_with(host.clone(), move |host| {
+            let alive = Rc::new(Cell::new(true));
+            if let Some(host) = host.clone() {
+                let alive = alive.clone();
+                wasm_bindgen_futures::spawn_local(async move {
+                    let mut last: Option<String> = None;
+                    let mut backoff = 500;
+                    while alive.get() {
+                        let d1 = d.clone();
+                        let d2 = d.clone();
+                        let a2 = alive.clone();
+                        let r = host
+                            .stream_events(
+                                last.clone(),
+                                &move || {
+                                    d1.dispatch(Action::Conn(Conn::Online));
+                                    d1.dispatch(Action::ReloadAll);
+                                },
+                                &move |_, ev| {
+                                    if a2.get() {
+                                        d2.dispatch(Action::Event(ev));
+                                    }
+                                },
+                            )
+                            .await;
+                        match r {
+                            Ok(l) => {
+                                last = l.or(last);
+                                backoff = 500;
+                                d.dispatch(Action::Conn(Conn::Connecting));
+                            }
+                            Err(e) => {
+                                d.dispatch(Action::Conn(Conn::Offline(e)));
+                                backoff = (backoff * 2).min(8000);
+                            }
+                        }
+                        util::sleep_ms(backoff).await;
+                    }
+                });
+            }
+            move || alive.set(false)
+        });
+    }
+    // Queue.
+    {
+        let d = state.dispatcher();
+        use_effect_with((host.clone(), state.q_gen), move |(host, _)| {
+            if let Some(host) = host.clone() {
+                wasm_bindgen_futures::spawn_local(async move {
+                    let path = format!("{}?limit=1000", scheduler_api::routes::QUEUE);
+                    match host.get::<QueueResponse>(&path).await {
+                        Ok(r) => d.dispatch(Action::Queue(r)),
+                        Err(e) => d.dispatch(Action::Conn(Conn::Offline(e))),
+                    }
+                });
+            }
+            || ()
+        });
+    }
+    // History (first page; more pages are appended by the list as it scrolls).
+    {
+        let d = state.dispatcher();
+        use_effect_with((host, state.h_gen, history_query), move |(host, _, q)| {
+            if let (Some(host), Some(q)) = (host.clone(), q.clone()) {
+                wasm_bindgen_futures::spawn_local(async move {
+                    let path = format!("{}?{q}&offset=0", scheduler_api::routes::HISTORY);
+                    if let Ok(resp) = host.get::<HistoryResponse>(&path).await {
+                        d.dispatch(Action::History {
+                            resp,
+                            append: false,
+                        });
+                    }
+                });
+            }
+            || ()
+        });
+    }
+    state
+}
+
+/// The toasts area.
+#[derive(Properties, PartialEq)]
+pub struct ToastsProps {
+    pub toasts: Vec<(u32, String, bool)>,
+}
+
+/// Renders the toasts.
+#[function_component(Toasts)]
+pub fn toasts(p: &ToastsProps) -> Html {
+    html! {
+        <div class="toasts">
+            { for p.toasts.iter().map(|(id, t, err)| html! {
+                <div key={*id} class={classes!("toast", err.then_some("error"))}>{ t }</div>
+            }) }
+        </div>
+    }
+}

@@ -1,0 +1,744 @@
+//! The task panel: Queue (running task with progress/ETA/preview, pending list with
+//! drag-and-drop, run, delete/interrupt, clear, pause/resume, export/import, inline edit)
+//! and History (filter, host-side search, bookmark, rename, requeue, delete, clear, detail
+//! view with gallery, infotext, zip, send to txt2img/img2img). Runs as an extension page
+//! (`panel.html`), embedded in the SD.Next page's drawer or opened as a tab.
+
+use std::rc::Rc;
+
+use scheduler_api::routes::{self, encode_segment, move_path, task_path};
+use scheduler_api::{DataResponse, HistoryResponse, ResultImage, Task, TaskStatus};
+use serde_json::{Map, Value, json};
+use wasm_bindgen::JsCast;
+use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
+use yew::prelude::*;
+
+use super::history::{HistAction, HistoryList};
+use super::live::{Action, Conn, LiveState, Toasts, act, push_toast, use_host, use_live};
+use crate::state::queue::{fmt_eta, task_summary};
+use crate::state::{HistoryFilter, drop_target, task_label};
+use crate::web::host::Host;
+use crate::web::{chrome, util};
+
+/// Mounts the panel.
+pub fn mount() {
+    super::mount_on_app::<PanelApp>();
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum View {
+    Queue,
+    History,
+}
+
+fn confirm(msg: &str) -> bool {
+    web_sys::window()
+        .and_then(|w| w.confirm_with_message(msg).ok())
+        .unwrap_or(false)
+}
+
+fn download(blob: &web_sys::Blob, name: &str) {
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(blob) else {
+        return;
+    };
+    let d = util::document();
+    if let Ok(a) = d.create_element("a") {
+        let _ = a.set_attribute("href", &url);
+        let _ = a.set_attribute("download", name);
+        if let Some(a) = a.dyn_ref::<web_sys::HtmlElement>() {
+            a.click();
+        }
+    }
+}
+
+/// The panel root.
+#[function_component(PanelApp)]
+pub fn panel_app() -> Html {
+    let host = use_host();
+    let view = use_state(|| View::Queue);
+    let filter = use_state(HistoryFilter::default);
+    let search = use_state(String::new);
+    let search_q = use_state(String::new);
+    let page = use_state(|| 50u32);
+    {
+        let page = page.clone();
+        use_effect_with((), move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                page.set(chrome::load_options().await.page_size.clamp(10, 1000));
+            });
+            || ()
+        });
+    }
+    // Debounced search: answered by the host (`?q=`).
+    {
+        let search_q = search_q.clone();
+        use_effect_with((*search).clone(), move |s| {
+            let s = s.clone();
+            let t = gloo::timers::callback::Timeout::new(250, move || search_q.set(s));
+            move || drop(t)
+        });
+    }
+    let hq = format!(
+        "status={}&limit={}&q={}",
+        filter.query(),
+        *page,
+        encode_segment(&search_q)
+    );
+    let live = use_live(host.clone(), Some(hq.clone()));
+    let detail = use_state(|| None::<String>);
+    let editing = use_state(|| None::<Task>);
+
+    let Some(host) = host else {
+        return html! { <div class="panel loading">{"Loading…"}</div> };
+    };
+    let d = live.dispatcher();
+    let conn = match &live.conn {
+        Conn::Online => {
+            html! { <span class="conn online" title="Connected to the host">{"● online"}</span> }
+        }
+        Conn::Connecting => html! { <span class="conn">{"○ connecting"}</span> },
+        Conn::Offline(e) => {
+            html! { <span class="conn offline" title={e.clone()}>{"● offline"}</span> }
+        }
+    };
+    let pause = {
+        let (host, d, paused) = (host.clone(), d.clone(), live.q.paused);
+        Callback::from(move |_| {
+            let path = if paused {
+                routes::QUEUE_RESUME
+            } else {
+                routes::QUEUE_PAUSE
+            };
+            act(&host, &d, "POST", path.to_owned(), None);
+        })
+    };
+    let tab_btn = |v: View, label: &str, count: String| {
+        let view2 = view.clone();
+        html! {
+            <button class={classes!("tab", (*view == v).then_some("active"))} id={format!("sdq-tab-{}", label.to_lowercase())}
+                onclick={Callback::from(move |_| view2.set(v))}>{ label }{" "}<small>{ count }</small></button>
+        }
+    };
+    let offline_hint = if let Conn::Offline(e) = &live.conn {
+        html! { <div class="hint">{ format!("Host not reachable ({e}). Start it with: ") }
+        <code>{"cargo run --release -p agent-scheduler -- serve"}</code></div> }
+    } else {
+        html! {}
+    };
+    let body = match *view {
+        View::Queue => {
+            html! { <QueueView host={host.clone()} live={live.clone()} editing={editing.clone()} /> }
+        }
+        View::History => {
+            let on_action = {
+                let (host, d, detail) = (host.clone(), d.clone(), detail.clone());
+                Callback::from(move |a: HistAction| match a {
+                    HistAction::Bookmark(id, on) => {
+                        let r = if on {
+                            routes::TASK_BOOKMARK
+                        } else {
+                            routes::TASK_UNBOOKMARK
+                        };
+                        act(&host, &d, "POST", task_path(r, &id), None);
+                    }
+                    HistAction::Rename(id, name) => act(
+                        &host,
+                        &d,
+                        "POST",
+                        format!(
+                            "{}?name={}",
+                            task_path(routes::TASK_RENAME, &id),
+                            encode_segment(&name)
+                        ),
+                        None,
+                    ),
+                    HistAction::Requeue(id) => act(
+                        &host,
+                        &d,
+                        "POST",
+                        task_path(routes::TASK_REQUEUE, &id),
+                        None,
+                    ),
+                    HistAction::Delete(id) => {
+                        act(&host, &d, "DELETE", task_path(routes::TASK, &id), None)
+                    }
+                    HistAction::Open(id) => detail.set(Some(id)),
+                })
+            };
+            let on_need_more = {
+                let (host, d, hq) = (host.clone(), d.clone(), hq.clone());
+                Callback::from(move |offset: usize| {
+                    let (host, d, hq) = (host.clone(), d.clone(), hq.clone());
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let path = format!("{}?{hq}&offset={offset}", routes::HISTORY);
+                        if let Ok(resp) = host.get::<HistoryResponse>(&path).await {
+                            d.dispatch(Action::History { resp, append: true });
+                        }
+                    });
+                })
+            };
+            let on_filter = {
+                let filter = filter.clone();
+                Callback::from(move |e: Event| {
+                    if let Some(s) = e
+                        .target()
+                        .and_then(|t| t.dyn_into::<HtmlSelectElement>().ok())
+                    {
+                        filter.set(HistoryFilter::parse(&s.value()));
+                    }
+                })
+            };
+            let on_search = {
+                let search = search.clone();
+                Callback::from(move |e: InputEvent| {
+                    if let Some(i) = e
+                        .target()
+                        .and_then(|t| t.dyn_into::<HtmlInputElement>().ok())
+                    {
+                        search.set(i.value());
+                    }
+                })
+            };
+            let requeue_failed = {
+                let (host, d) = (host.clone(), d.clone());
+                Callback::from(move |_| {
+                    act(
+                        &host,
+                        &d,
+                        "POST",
+                        routes::TASK_REQUEUE_FAILED.to_owned(),
+                        None,
+                    )
+                })
+            };
+            let clear = {
+                let (host, d) = (host.clone(), d.clone());
+                Callback::from(move |_| {
+                    if confirm("Delete every finished task that is not bookmarked?") {
+                        act(&host, &d, "POST", routes::HISTORY_CLEAR.to_owned(), None);
+                    }
+                })
+            };
+            let refresh = {
+                let d = d.clone();
+                Callback::from(move |_| d.dispatch(Action::ReloadHistory))
+            };
+            html! {
+                <div class="history">
+                    <div class="toolbar">
+                        <select id="sdq-filter" onchange={on_filter}>
+                            { for HistoryFilter::ALL.iter().map(|f| html! {
+                                <option value={f.query()} selected={*f == *filter}>{ f.label() }</option>
+                            }) }
+                        </select>
+                        <input id="sdq-search" type="search" placeholder="Search prompt, name, checkpoint…"
+                            value={(*search).clone()} oninput={on_search} />
+                        <button id="sdq-requeue-failed" onclick={requeue_failed}>{"Requeue failed"}</button>
+                        <button id="sdq-history-clear" onclick={clear}>{"Clear"}</button>
+                        <button onclick={refresh} title="Refresh">{"⟳"}</button>
+                    </div>
+                    <HistoryList rows={live.hist.clone()} total={live.hist_total} {on_need_more} {on_action} />
+                </div>
+            }
+        }
+    };
+    let detail_view = match (*detail).clone() {
+        Some(id) => {
+            let close = {
+                let detail = detail.clone();
+                Callback::from(move |_| detail.set(None))
+            };
+            let k = id.clone();
+            html! { <DetailView key={k} {id} host={host.clone()} live={live.clone()} on_close={close} /> }
+        }
+        None => html! {},
+    };
+    let edit_view = match (*editing).clone() {
+        Some(t) => {
+            let close = {
+                let editing = editing.clone();
+                Callback::from(move |_| editing.set(None))
+            };
+            let k = t.id.clone();
+            html! { <EditView key={k} task={t} host={host.clone()} live={live.clone()} on_close={close} /> }
+        }
+        None => html! {},
+    };
+    html! {
+        <div class="panel" data-conn={match &live.conn { Conn::Online => "online", Conn::Connecting => "connecting", Conn::Offline(_) => "offline" }}
+             data-paused={live.q.paused.to_string()}>
+            <header>
+                <strong>{"Agent Scheduler"}</strong>
+                { conn }
+                <span class="spacer"></span>
+                <button id="sdq-pause" class={classes!(live.q.paused.then_some("paused"))} onclick={pause}>
+                    { if live.q.paused { "▶ Resume" } else { "⏸ Pause" } }
+                </button>
+            </header>
+            { offline_hint }
+            <nav class="tabs">
+                { tab_btn(View::Queue, "Queue", format!("{}", live.q.running.len() + live.q.pending.len())) }
+                { tab_btn(View::History, "History", format!("{}", live.hist_total)) }
+            </nav>
+            <main>{ body }</main>
+            { detail_view }
+            { edit_view }
+            <Toasts toasts={live.toasts.clone()} />
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct QueueProps {
+    host: Host,
+    live: UseReducerHandle<LiveState>,
+    editing: UseStateHandle<Option<Task>>,
+}
+
+#[function_component(QueueView)]
+fn queue_view(p: &QueueProps) -> Html {
+    let drag = use_state(|| None::<String>);
+    let gap = use_state(|| None::<usize>);
+    let d = p.live.dispatcher();
+    let q = &p.live.q;
+    let host = p.host.clone();
+
+    let running = q.running.iter().map(|t| {
+        let prog = q.progress.as_ref().filter(|pr| pr.task_id == t.id);
+        let pct = prog.map(|pr| (pr.progress * 100.0).clamp(0.0, 100.0)).unwrap_or(0.0);
+        let preview = q.preview.as_ref().filter(|pv| pv.task_id == t.id).map(|pv| pv.image.clone());
+        let interrupt = {
+            let (host, d, id) = (host.clone(), d.clone(), t.id.clone());
+            Callback::from(move |_| act(&host, &d, "DELETE", task_path(routes::TASK, &id), None))
+        };
+        html! {
+            <div class="running" key={t.id.clone()} data-task-id={t.id.clone()}>
+                <div class="row1">
+                    <span class="label">{ task_label(t) }</span>
+                    <button class="interrupt" title="Interrupt" onclick={interrupt}>{"✖"}</button>
+                </div>
+                <div class="summary">{ task_summary(t) }</div>
+                <div class="bar"><div class="fill" style={format!("width:{pct:.1}%")}></div></div>
+                <div class="meta" data-progress={format!("{pct:.0}")}>
+                    { format!("{pct:.0}%") }
+                    { prog.map(|pr| format!(" · step {}/{} · ETA {}", pr.step, pr.steps, fmt_eta(pr.eta_s))).unwrap_or_default() }
+                </div>
+                { preview.map(|src| html! { <img class="preview" src={src} alt="preview" /> }).unwrap_or_default() }
+            </div>
+        }
+    });
+
+    let ids: Vec<String> = q.pending.iter().map(|t| t.id.clone()).collect();
+    let pending = q.pending.iter().enumerate().map(|(i, t)| {
+        let id = t.id.clone();
+        let ondragstart = {
+            let (drag, id) = (drag.clone(), id.clone());
+            Callback::from(move |e: DragEvent| {
+                if let Some(dt) = e.data_transfer() {
+                    let _ = dt.set_data("text/plain", &id);
+                    dt.set_effect_allowed("move");
+                }
+                drag.set(Some(id.clone()));
+            })
+        };
+        let ondragover = {
+            let gap = gap.clone();
+            Callback::from(move |e: DragEvent| {
+                e.prevent_default();
+                let below = e
+                    .current_target()
+                    .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+                    .map(|el| {
+                        let r = el.get_bounding_client_rect();
+                        (e.client_y() as f64) > r.top() + r.height() / 2.0
+                    })
+                    .unwrap_or(false);
+                let g = i + usize::from(below);
+                if *gap != Some(g) {
+                    gap.set(Some(g));
+                }
+            })
+        };
+        let ondrop = {
+            let (drag, gap, ids, host, d) = (drag.clone(), gap.clone(), ids.clone(), host.clone(), d.clone());
+            Callback::from(move |e: DragEvent| {
+                e.prevent_default();
+                let dragged = (*drag).clone().or_else(|| e.data_transfer().and_then(|dt| dt.get_data("text/plain").ok()));
+                let g = (*gap).unwrap_or(i);
+                drag.set(None);
+                gap.set(None);
+                let Some(dragged) = dragged else { return };
+                let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+                if let Some(target) = drop_target(&refs, &dragged, g) {
+                    d.dispatch(Action::Move(dragged.clone(), target.clone()));
+                    act(&host, &d, "POST", move_path(&dragged, target.over_id()), None);
+                }
+            })
+        };
+        let ondragend = {
+            let (drag, gap) = (drag.clone(), gap.clone());
+            Callback::from(move |_: DragEvent| {
+                drag.set(None);
+                gap.set(None);
+            })
+        };
+        let run = {
+            let (host, d, id) = (host.clone(), d.clone(), id.clone());
+            Callback::from(move |_| act(&host, &d, "POST", task_path(routes::TASK_RUN, &id), None))
+        };
+        let delete = {
+            let (host, d, id) = (host.clone(), d.clone(), id.clone());
+            Callback::from(move |_| act(&host, &d, "DELETE", task_path(routes::TASK, &id), None))
+        };
+        let edit = {
+            let (editing, t) = (p.editing.clone(), t.clone());
+            Callback::from(move |_| editing.set(Some(t.clone())))
+        };
+        let marker = match *gap {
+            Some(g) if g == i => "drop-above",
+            Some(g) if g == i + 1 && i + 1 == ids.len() => "drop-below",
+            _ => "",
+        };
+        html! {
+            <div key={id.clone()} class={classes!("prow", marker, (drag.as_deref() == Some(id.as_str())).then_some("dragging"))}
+                data-task-id={id.clone()} draggable="true" {ondragstart} {ondragover} {ondrop} {ondragend}>
+                <span class="handle" title="Drag to reorder">{"⠿"}</span>
+                <div class="main" ondblclick={edit.clone()}>
+                    <span class="label">{ task_label(t) }</span>
+                    <span class="summary">{ task_summary(t) }</span>
+                </div>
+                <button class="run" title="Run now" onclick={run}>{"▶"}</button>
+                <button class="edit" title="Edit" onclick={edit}>{"✎"}</button>
+                <button class="delete" title="Delete" onclick={delete}>{"🗑"}</button>
+            </div>
+        }
+    });
+
+    let clear = {
+        let (host, d) = (host.clone(), d.clone());
+        Callback::from(move |_| {
+            if confirm("Delete every pending task that is not bookmarked?") {
+                act(&host, &d, "POST", routes::QUEUE_CLEAR.to_owned(), None);
+            }
+        })
+    };
+    let export = {
+        let (host, d) = (host.clone(), d.clone());
+        Callback::from(move |_| {
+            let (host, d) = (host.clone(), d.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match host.blob(routes::EXPORT).await {
+                    Ok(b) => {
+                        download(
+                            &b,
+                            &format!("agent-scheduler-{}.json", js_sys::Date::now() as u64),
+                        );
+                        push_toast(&d, "Exported", false);
+                    }
+                    Err(e) => push_toast(&d, format!("Export failed: {e}"), true),
+                }
+            });
+        })
+    };
+    let import = {
+        let (host, d) = (host.clone(), d.clone());
+        Callback::from(move |e: Event| {
+            let Some(input) = e
+                .target()
+                .and_then(|t| t.dyn_into::<HtmlInputElement>().ok())
+            else {
+                return;
+            };
+            let Some(file) = input.files().and_then(|f| f.get(0)) else {
+                return;
+            };
+            input.set_value("");
+            let (host, d) = (host.clone(), d.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let text = wasm_bindgen_futures::JsFuture::from(file.text())
+                    .await
+                    .ok()
+                    .and_then(|t| t.as_string());
+                let Some(content) = text else { return };
+                act(
+                    &host,
+                    &d,
+                    "POST",
+                    routes::IMPORT.to_owned(),
+                    Some(json!({ "content": content })),
+                );
+            });
+        })
+    };
+    let refresh = {
+        let d = d.clone();
+        Callback::from(move |_| d.dispatch(Action::ReloadQueue))
+    };
+    html! {
+        <div class="queue">
+            <div class="toolbar">
+                <button id="sdq-queue-clear" onclick={clear}>{"Clear"}</button>
+                <button id="sdq-export" onclick={export}>{"Export"}</button>
+                <label class="button">{"Import"}<input id="sdq-import" type="file" accept="application/json" onchange={import} hidden=true /></label>
+                <button onclick={refresh} title="Refresh">{"⟳"}</button>
+                <span class="spacer"></span>
+                <span class="count" id="sdq-counts">{ format!("{} running · {} pending", q.running.len(), q.pending.len()) }</span>
+            </div>
+            { for running }
+            <div class="pending" id="sdq-pending">
+                { if q.pending.is_empty() { html! { <div class="empty">{"No pending tasks"}</div> } } else { html! {} } }
+                { for pending }
+            </div>
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct DetailProps {
+    id: String,
+    host: Host,
+    live: UseReducerHandle<LiveState>,
+    on_close: Callback<()>,
+}
+
+#[function_component(DetailView)]
+fn detail_view(p: &DetailProps) -> Html {
+    let task = use_state(|| None::<Task>);
+    let images = use_state(Vec::<ResultImage>::new);
+    let sel = use_state(|| 0usize);
+    {
+        let (task, images, host, id) = (task.clone(), images.clone(), p.host.clone(), p.id.clone());
+        use_effect_with(id.clone(), move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Ok(r) = host
+                    .get::<DataResponse<Task>>(&task_path(routes::TASK, &id))
+                    .await
+                {
+                    let done = r.data.status == TaskStatus::Done;
+                    task.set(Some(r.data));
+                    if done
+                        && let Ok(res) = host
+                            .get::<DataResponse<Vec<ResultImage>>>(&task_path(
+                                routes::TASK_RESULTS,
+                                &id,
+                            ))
+                            .await
+                    {
+                        images.set(res.data);
+                    }
+                }
+            });
+            || ()
+        });
+    }
+    let d = p.live.dispatcher();
+    let close = {
+        let c = p.on_close.clone();
+        Callback::from(move |_| c.emit(()))
+    };
+    let Some(t) = (*task).clone() else {
+        return html! { <div class="modal detail"><button class="close" onclick={close}>{"✕"}</button>{"Loading…"}</div> };
+    };
+    let zip = {
+        let (host, d, id) = (p.host.clone(), d.clone(), t.id.clone());
+        Callback::from(move |_| {
+            let (host, d, id) = (host.clone(), d.clone(), id.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                match host
+                    .blob(&format!(
+                        "{}?zip=true",
+                        task_path(routes::TASK_RESULTS, &id)
+                    ))
+                    .await
+                {
+                    Ok(b) => download(&b, &format!("results-{id}.zip")),
+                    Err(e) => push_toast(&d, format!("Zip failed: {e}"), true),
+                }
+            });
+        })
+    };
+    let send = |tab: &'static str| {
+        let (d, params) = (d.clone(), t.params.clone());
+        Callback::from(move |_| {
+            let (d, params) = (d.clone(), params.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let r = chrome::send_message(
+                    &json!({"type": "fill-page", "tab": tab, "params": params}),
+                )
+                .await;
+                match r {
+                    Ok(v) if v.get("ok").and_then(|o| o.as_bool()) == Some(true) => {
+                        push_toast(&d, format!("Sent to {tab}"), false)
+                    }
+                    Ok(v) => push_toast(
+                        &d,
+                        v.get("error")
+                            .and_then(|e| e.as_str())
+                            .unwrap_or("failed")
+                            .to_owned(),
+                        true,
+                    ),
+                    Err(e) => push_toast(&d, e, true),
+                }
+            });
+        })
+    };
+    let infotext = images
+        .get(*sel)
+        .map(|i| i.infotext.clone())
+        .unwrap_or_default();
+    html! {
+        <div class="modal detail" id="sdq-detail" data-task-id={t.id.clone()}>
+            <button class="close" onclick={close}>{"✕"}</button>
+            <h3>{ task_label(&t) }</h3>
+            <div class="meta">{ format!("{} · {} · {}", t.task_type.as_str(), t.status.as_str(), task_summary(&t)) }</div>
+            { t.error.clone().map(|e| html! { <div class="error">{ format!("Error: {e}") }</div> }).unwrap_or_default() }
+            <div class="gallery" id="sdq-gallery">
+                { for images.iter().enumerate().map(|(i, im)| {
+                    let sel = sel.clone();
+                    html! { <img class={classes!((*sel == i).then_some("selected"))} src={im.image.clone()} alt={format!("result {i}")}
+                        onclick={Callback::from(move |_| sel.set(i))} /> }
+                }) }
+            </div>
+            <textarea class="infotext" id="sdq-infotext" readonly=true value={infotext} />
+            <div class="actions">
+                <button id="sdq-zip" onclick={zip} disabled={images.is_empty()}>{"Download zip"}</button>
+                <button id="sdq-send-txt2img" onclick={send("txt2img")}>{"Send to txt2img"}</button>
+                <button id="sdq-send-img2img" onclick={send("img2img")}>{"Send to img2img"}</button>
+            </div>
+            <details><summary>{"Request"}</summary><pre>{ serde_json::to_string_pretty(&t.params).unwrap_or_default() }</pre></details>
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+struct EditProps {
+    task: Task,
+    host: Host,
+    live: UseReducerHandle<LiveState>,
+    on_close: Callback<()>,
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Inline edit of a pending task: every field of its request, its name and checkpoint;
+/// saved as a shallow merge (`PUT /task/{id}`), only the changed fields.
+#[function_component(EditView)]
+fn edit_view(p: &EditProps) -> Html {
+    let node = use_node_ref();
+    let d = p.live.dispatcher();
+    let t = Rc::new(p.task.clone());
+    let keys: Vec<(String, Value)> = {
+        let mut k: Vec<(String, Value)> = t
+            .params
+            .iter()
+            .filter(|(k, _)| k.as_str() != "checkpoint" && k.as_str() != "vae")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        k.sort_by(|a, b| a.0.cmp(&b.0));
+        k
+    };
+    let save = {
+        let (node, host, d, t, close) = (
+            node.clone(),
+            p.host.clone(),
+            d.clone(),
+            t.clone(),
+            p.on_close.clone(),
+        );
+        Callback::from(move |_| {
+            let Some(form) = node.cast::<web_sys::Element>() else {
+                return;
+            };
+            let mut params = Map::new();
+            let mut name = None;
+            let mut checkpoint = None;
+            if let Ok(list) = form.query_selector_all("[data-field]") {
+                for i in 0..list.length() {
+                    let Some(el) = list
+                        .item(i)
+                        .and_then(|n| n.dyn_into::<web_sys::Element>().ok())
+                    else {
+                        continue;
+                    };
+                    let key = el.get_attribute("data-field").unwrap_or_default();
+                    let text = el
+                        .dyn_ref::<HtmlTextAreaElement>()
+                        .map(|x| x.value())
+                        .or_else(|| el.dyn_ref::<HtmlInputElement>().map(|x| x.value()))
+                        .unwrap_or_default();
+                    match key.as_str() {
+                        "@name" => {
+                            if Some(text.as_str()) != t.name.as_deref() {
+                                name = Some(text);
+                            }
+                        }
+                        "@checkpoint" => {
+                            let old = t
+                                .params
+                                .get("checkpoint")
+                                .and_then(|c| c.as_str())
+                                .unwrap_or("");
+                            if text != old {
+                                checkpoint = Some(text);
+                            }
+                        }
+                        k => {
+                            let old = t.params.get(k).cloned().unwrap_or(Value::Null);
+                            let new = match &old {
+                                Value::String(_) => Value::String(text),
+                                _ => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+                            };
+                            if new != old {
+                                params.insert(k.to_owned(), new);
+                            }
+                        }
+                    }
+                }
+            }
+            let mut body = json!({});
+            if let Some(n) = name {
+                body["name"] = json!(n);
+            }
+            if let Some(c) = checkpoint {
+                body["checkpoint"] = json!(c);
+            }
+            if !params.is_empty() {
+                body["params"] = Value::Object(params);
+            }
+            act(&host, &d, "PUT", task_path(routes::TASK, &t.id), Some(body));
+            close.emit(());
+        })
+    };
+    let cancel = {
+        let c = p.on_close.clone();
+        Callback::from(move |_| c.emit(()))
+    };
+    html! {
+        <div class="modal edit" id="sdq-edit" data-task-id={t.id.clone()} ref={node}>
+            <h3>{ format!("Edit {}", task_label(&t)) }</h3>
+            <label>{"name"}<input data-field="@name" value={t.name.clone().unwrap_or_default()} /></label>
+            <label>{"checkpoint"}<input data-field="@checkpoint"
+                value={t.params.get("checkpoint").and_then(|c| c.as_str()).unwrap_or_default().to_owned()} /></label>
+            <div class="fields">
+                { for keys.iter().map(|(k, v)| {
+                    let text = value_text(v);
+                    if k.contains("prompt") || text.len() > 60 {
+                        html! { <label>{ k.clone() }<textarea data-field={k.clone()} value={text} /></label> }
+                    } else {
+                        html! { <label>{ k.clone() }<input data-field={k.clone()} value={text} /></label> }
+                    }
+                }) }
+            </div>
+            <div class="actions">
+                <button id="sdq-edit-save" onclick={save}>{"💾 Save"}</button>
+                <button onclick={cancel}>{"✖ Cancel"}</button>
+            </div>
+        </div>
+    }
+}

@@ -1,0 +1,38 @@
+//! Small DOM / timing helpers.
+
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = fetch)]
+    fn global_fetch(req: &web_sys::Request) -> js_sys::Promise;
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    pub fn perf_now() -> f64;
+    #[wasm_bindgen(js_namespace = console, js_name = log)]
+    pub fn console_log(s: &str);
+}
+
+/// `fetch` that works in windows and workers alike.
+pub async fn fetch(req: &web_sys::Request) -> Result<web_sys::Response, JsValue> {
+    let v = wasm_bindgen_futures::JsFuture::from(global_fetch(req)).await?;
+    v.dyn_into()
+}
+
+/// The window's document (content script, pages).
+pub fn document() -> web_sys::Document {
+    web_sys::window()
+        .and_then(|w| w.document())
+        .expect("document")
+}
+
+/// Sleeps (timer based; not used for synchronisation with the host).
+pub async fn sleep_ms(ms: u32) {
+    gloo::timers::future::TimeoutFuture::new(ms).await;
+}
+
+/// Whether an element is rendered with a size (visible tab).
+pub fn is_shown(el: &web_sys::Element) -> bool {
+    let r = el.get_bounding_client_rect();
+    r.width() > 0.0 && r.height() > 0.0
+}
