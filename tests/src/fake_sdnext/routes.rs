@@ -347,6 +347,15 @@ async fn status(State(s): St) -> Response {
     }
 }
 
+fn fit_within(w: u32, h: u32, max: u32) -> (u32, u32) {
+    let big = w.max(h);
+    if big <= max {
+        return (w.max(1), h.max(1));
+    }
+    let scale = |v: u32| ((u64::from(v) * u64::from(max)) / u64::from(big)).max(1) as u32;
+    (scale(w), scale(h))
+}
+
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
@@ -967,8 +976,8 @@ async fn generate(s: Arc<Shared>, img2img: bool, body: Bytes) -> Response {
         );
         (vec![img], vec![t.clone(), t])
     } else {
-        let w = w8.min(64);
-        let h = h8.min(64);
+        // Tiny images: the requested size scaled down to fit 64×64, aspect kept.
+        let (w, h) = fit_within(w8, h8, 64);
         let texts: Vec<String> = (0..count).map(infotext).collect();
         let imgs = (0..count)
             .map(|i| encode(w, h, seeds[i] as u64, &texts[i]))

@@ -1,4 +1,7 @@
-//! The one integration test binary. Each area is a module; add `mod name;` below and a file
-//! `tests/tests/integration/name.rs` to add one.
+//! The one integration test binary. Each area is a module: add `mod name;` below and a file
+//! `tests/tests/integration/name.rs` next to this one. Shared helpers live in the
+//! `scheduler_tests` library (`harness`, `fake_sdnext`, `fixtures`).
 
+mod fake_behaviour;
 mod fake_fixtures;
+mod sdnext_client;
