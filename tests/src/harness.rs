@@ -20,6 +20,8 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+use scheduler_api::routes;
+
 use crate::fake_sdnext::{FakeConfigPatch, FakeStats};
 
 /// Polls `check` until it returns `Some(value)` or `timeout` passes (then panics with
@@ -135,6 +137,13 @@ impl ChildServer {
         stderr_log: &Arc<Mutex<Vec<String>>>,
     ) -> std::io::Result<(Child, SocketAddr)> {
         let mut cmd = Command::new(program);
+        // The host reads AGENT_SCHEDULER_* settings from the environment: tests pass
+        // everything explicitly.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("AGENT_SCHEDULER_") {
+                cmd.env_remove(&k);
+            }
+        }
         cmd.args(args)
             .arg("--listen")
             .arg(listen)
@@ -493,23 +502,48 @@ impl HostClient {
         req: &scheduler_api::EnqueueRequest,
     ) -> Answer {
         let body = serde_json::to_value(req).expect("serialise EnqueueRequest");
-        self.post(
-            &format!("/agent-scheduler/v1/queue/{}", kind.as_str()),
-            &body,
-        )
-        .await
+        let path = match kind {
+            scheduler_api::TaskType::Txt2img => routes::QUEUE_TXT2IMG,
+            scheduler_api::TaskType::Img2img => routes::QUEUE_IMG2IMG,
+        };
+        self.post(path, &body).await
+    }
+
+    /// Enqueues a txt2img task from plain JSON (host-only fields allowed) and returns its
+    /// [`scheduler_api::EnqueueResponse`]; panics on a non-2xx answer.
+    pub async fn enqueue_txt2img(&self, body: Value) -> scheduler_api::EnqueueResponse {
+        let a = self.post(routes::QUEUE_TXT2IMG, &body).await;
+        assert!(
+            (200..300).contains(&a.status),
+            "enqueue failed: {} {}",
+            a.status,
+            a.body
+        );
+        a.json()
     }
 
     /// `GET /agent-scheduler/v1/task/{id}` decoded as a [`scheduler_api::Task`], or `None`
     /// when the host answers non-2xx.
     pub async fn task(&self, id: &str) -> Option<scheduler_api::Task> {
-        let a = self.get(&format!("/agent-scheduler/v1/task/{id}")).await;
+        let a = self.get(&fill(routes::TASK, &[("id", id)])).await;
         if !(200..300).contains(&a.status) {
             return None;
         }
         // Either the task itself or `{ "success": true, "data": task }`.
         let v = a.body.get("data").cloned().unwrap_or(a.body);
         serde_json::from_value(v).ok()
+    }
+
+    /// `GET /agent-scheduler/v1/queue`.
+    pub async fn queue(&self) -> scheduler_api::QueueResponse {
+        self.get(routes::QUEUE).await.json()
+    }
+
+    /// `GET /agent-scheduler/v1/history` with an optional query (e.g. `?status=done`).
+    pub async fn history(&self, query: &str) -> scheduler_api::HistoryResponse {
+        self.get(&format!("{}{query}", routes::HISTORY))
+            .await
+            .json()
     }
 
     /// Waits until task `id` reaches `status` (panics after `timeout`).
@@ -526,6 +560,16 @@ impl HostClient {
         )
         .await
     }
+}
+
+/// Fills `{name}` placeholders of a route template, e.g.
+/// `fill(routes::TASK, &[("id", "abc")])`.
+pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = template.to_string();
+    for (k, v) in values {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    out
 }
 
 /// One multipart POST received by a [`CallbackReceiver`].

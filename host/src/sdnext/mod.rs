@@ -24,12 +24,21 @@ pub const OPTIONS_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A cheap-to-clone client for one SD.Next server.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SdClient {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+/// Never prints the credentials.
+impl std::fmt::Debug for SdClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SdClient")
+            .field("url", &self.inner.base)
+            .field("auth", &self.inner.auth.as_ref().map(|(u, _)| u))
+            .finish()
+    }
+}
+
 struct Inner {
     http: reqwest::Client,
     /// Credential-free base URL without a trailing slash (may carry a subpath).

@@ -4,4 +4,5 @@
 
 mod fake_behaviour;
 mod fake_fixtures;
+mod harness_selftest;
 mod sdnext_client;

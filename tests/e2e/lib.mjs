@@ -1,0 +1,90 @@
+// Helpers for the extension e2e run: launching Chromium with the extension, waiting on
+// conditions with deadlines, and talking to the host over HTTP (as a program: no Origin).
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+export async function launch(extDir) {
+  const udd = fs.mkdtempSync(path.join(os.tmpdir(), 'sdq-e2e-'));
+  const ctx = await chromium.launchPersistentContext(udd, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1400, height: 900 },
+    ignoreDefaultArgs: ['--disable-extensions'],
+    args: [
+      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      `--disable-extensions-except=${extDir}`, `--load-extension=${extDir}`,
+    ],
+  });
+  return { ctx, udd };
+}
+
+export async function serviceWorker(ctx) {
+  const sws = ctx.serviceWorkers().filter((w) => w.url().startsWith('chrome-extension://'));
+  if (sws.length) return sws[0];
+  return ctx.waitForEvent('serviceworker', { timeout: 15000 });
+}
+
+/** Polls `fn` until it returns a truthy value or `ms` passes (then throws `what`). */
+export async function until(what, fn, ms = 15000) {
+  const end = Date.now() + ms;
+  let pause = 20;
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for: ${what} (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    await new Promise((r) => setTimeout(r, pause));
+    pause = Math.min(pause * 2, 200);
+  }
+}
+
+export class Host {
+  constructor(base) { this.base = base.replace(/\/$/, ''); }
+  async call(method, p, body) {
+    const r = await fetch(this.base + p, {
+      method,
+      headers: body ? { 'content-type': 'application/json' } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await r.text();
+    let json;
+    try { json = JSON.parse(text); } catch { json = text; }
+    if (!r.ok) throw new Error(`${method} ${p}: ${r.status} ${text.slice(0, 200)}`);
+    return json;
+  }
+  get(p) { return this.call('GET', p); }
+  post(p, b) { return this.call('POST', p, b); }
+  queue() { return this.get('/agent-scheduler/v1/queue?limit=1000'); }
+  history(q = '') { return this.get('/agent-scheduler/v1/history?limit=1000' + q); }
+  task(id) { return this.get(`/agent-scheduler/v1/task/${encodeURIComponent(id)}`).then((r) => r.data); }
+}
+
+let failures = 0;
+export const results = { checks: [], figures: {} };
+export async function check(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.checks.push({ name, ok: true, ms: Date.now() - t0 });
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failures++;
+    results.checks.push({ name, ok: false, error: String(e && e.stack || e) });
+    console.log(`FAIL ${name}: ${e && e.stack || e}`);
+  }
+}
+export function failed() { return failures; }
+export function assert(cond, msg) { if (!cond) throw new Error(msg); }
+export function assertEq(a, b, msg) {
+  const ja = JSON.stringify(a), jb = JSON.stringify(b);
+  if (ja !== jb) throw new Error(`${msg}: ${ja} !== ${jb}`);
+}

@@ -1,0 +1,74 @@
+//! The harness helpers themselves: the callback receiver, `wait_until`, route filling.
+
+use std::time::{Duration, Instant};
+
+use scheduler_api::routes;
+use scheduler_tests::harness::{CallbackReceiver, fill, wait_until};
+
+#[tokio::test]
+async fn callback_receiver_records_multipart_posts() {
+    let rx = CallbackReceiver::start().await;
+    let form = reqwest::multipart::Form::new()
+        .text("task", r#"{"id":"t1"}"#)
+        .part(
+            "files",
+            reqwest::multipart::Part::bytes(vec![1u8, 2, 3])
+                .file_name("0.png")
+                .mime_str("image/png")
+                .unwrap(),
+        );
+    let c = reqwest::Client::new();
+    let r = c
+        .post(rx.url("/hook?x=1"))
+        .header("X-Agent-Scheduler-Task", "t1")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let posts = rx.wait_for_posts(1, Duration::from_secs(5)).await;
+    let p = &posts[0];
+    assert_eq!(p.path, "/hook?x=1");
+    assert_eq!(p.header("x-agent-scheduler-task"), Some("t1"));
+    assert_eq!(p.parts.len(), 2);
+    assert_eq!(p.parts[0].name, "task");
+    assert_eq!(p.parts[0].data, br#"{"id":"t1"}"#);
+    assert_eq!(p.parts[1].file_name.as_deref(), Some("0.png"));
+    assert_eq!(p.parts[1].content_type.as_deref(), Some("image/png"));
+    assert_eq!(p.parts[1].data, vec![1, 2, 3]);
+
+    rx.set_status(503);
+    let r = c.post(rx.url("/hook")).send().await.unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        503,
+        "configurable answer for retry tests"
+    );
+    assert_eq!(rx.posts().len(), 2);
+}
+
+#[tokio::test]
+async fn wait_until_returns_as_soon_as_the_condition_holds() {
+    let start = Instant::now();
+    let v = wait_until("a counter", Duration::from_secs(5), || {
+        let elapsed = start.elapsed();
+        async move { (elapsed >= Duration::from_millis(20)).then_some(42) }
+    })
+    .await;
+    assert_eq!(v, 42);
+    assert!(start.elapsed() < Duration::from_secs(2));
+    let timed_out = tokio::spawn(async {
+        wait_until("never", Duration::from_millis(30), || async { None::<()> }).await
+    })
+    .await;
+    let err = timed_out.unwrap_err();
+    assert!(err.is_panic(), "a missed deadline fails the test");
+}
+
+#[test]
+fn route_templates_are_filled() {
+    assert_eq!(
+        fill(routes::TASK_MOVE, &[("id", "a"), ("over_id", "top")]),
+        "/agent-scheduler/v1/task/a/move/top"
+    );
+}
