@@ -1,2 +1,137 @@
-//! `agent-scheduler` binary.
-fn main() {}
+//! `agent-scheduler` binary: parses flags, sets up logging, binds, calls
+//! [`agent_scheduler::run`].
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use agent_scheduler::config::{Config, Secret, default_data_dir};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "agent-scheduler",
+    version,
+    about = "A durable task queue that feeds SD.Next servers over HTTP."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the host: the queue, its HTTP API and one worker per SD.Next backend.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Address to listen on. Port 0 picks a free port; the first stdout line is always
+    /// `listening on http://ADDR` with the real address. Beyond loopback, --token is required.
+    #[arg(long, env = "AGENT_SCHEDULER_LISTEN", default_value = scheduler_api::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+
+    /// SD.Next base URL; repeat for several backends (env: comma-separated).
+    /// `http://user:pass@host:port` sends HTTP Basic credentials.
+    #[arg(long = "backend", env = "AGENT_SCHEDULER_BACKEND", value_delimiter = ',',
+          default_value = scheduler_api::DEFAULT_BACKEND)]
+    backends: Vec<String>,
+
+    /// Folder for the queue database and the result images
+    /// [default: $XDG_DATA_HOME/agent-scheduler or ~/.local/share/agent-scheduler].
+    #[arg(long, env = "AGENT_SCHEDULER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Require `Authorization: Bearer TOKEN` on every request.
+    #[arg(long, env = "AGENT_SCHEDULER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+
+    /// Another allowed browser Origin (the extension's origin and the backends' origins are
+    /// always allowed); repeatable (env: comma-separated).
+    #[arg(
+        long = "allow-origin",
+        env = "AGENT_SCHEDULER_ALLOW_ORIGIN",
+        value_delimiter = ','
+    )]
+    allow_origins: Vec<String>,
+
+    /// Start with the queue paused (persisted, like pressing pause).
+    #[arg(long, env = "AGENT_SCHEDULER_START_PAUSED")]
+    start_paused: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let Command::Serve(args) = cli.command;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config {
+        backends: args
+            .backends
+            .into_iter()
+            .filter(|b| !b.trim().is_empty())
+            .collect(),
+        data_dir: args.data_dir.unwrap_or_else(default_data_dir),
+        token: args.token.filter(|t| !t.is_empty()).map(Secret),
+        allow_origins: args.allow_origins,
+        start_paused: args.start_paused,
+    };
+    if let Err(e) = config.check_listen(args.listen) {
+        eprintln!("agent-scheduler: {e}");
+        std::process::exit(2);
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("agent-scheduler: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "listening on http://{addr}");
+            let _ = out.flush();
+        }
+        tracing::info!("data directory: {}", config.data_dir.display());
+        agent_scheduler::run(config, listener, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    });
+    if let Err(e) = result {
+        eprintln!("agent-scheduler: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

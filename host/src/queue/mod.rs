@@ -188,7 +188,10 @@ pub struct TaskSpec {
 /// Validates and normalises an enqueue body: lifts the host-only fields, lifts
 /// `sd_model_checkpoint` / `override_settings.sd_model_checkpoint` into the checkpoint and
 /// `override_settings.sd_vae` into the vae, checks images and the callback URL.
-pub fn prepare_enqueue(task_type: TaskType, mut body: Map<String, Value>) -> Result<TaskSpec, Invalid> {
+pub fn prepare_enqueue(
+    task_type: TaskType,
+    mut body: Map<String, Value>,
+) -> Result<TaskSpec, Invalid> {
     let take_str = |body: &mut Map<String, Value>, key: &str| -> Result<Option<String>, Invalid> {
         match body.remove(key) {
             None | Some(Value::Null) => Ok(None),
@@ -206,12 +209,16 @@ pub fn prepare_enqueue(task_type: TaskType, mut body: Map<String, Value>) -> Res
         Some(Value::Object(o)) => (
             o.remove("sd_model_checkpoint")
                 .and_then(|v| v.as_str().map(str::to_owned)),
-            o.remove("sd_vae").and_then(|v| v.as_str().map(str::to_owned)),
+            o.remove("sd_vae")
+                .and_then(|v| v.as_str().map(str::to_owned)),
         ),
         Some(Value::Null) | None => (None, None),
         Some(_) => return Err(Invalid("`override_settings` must be an object".into())),
     };
-    if matches!(checkpoint_spec(checkpoint.as_deref()), CheckpointSpec::Loaded) {
+    if matches!(
+        checkpoint_spec(checkpoint.as_deref()),
+        CheckpointSpec::Loaded
+    ) {
         checkpoint = top_level_ckpt.or(over_ckpt).or(checkpoint);
     }
     if vae.is_none() {
@@ -265,7 +272,8 @@ pub fn is_inline_image(s: &str) -> bool {
     };
     if payload.is_empty()
         || !payload.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'\n' | b'\r')
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'\n' | b'\r')
         })
     {
         return false;
@@ -287,7 +295,13 @@ pub fn is_inline_image(s: &str) -> bool {
         return false;
     };
     const MAGIC: &[&[u8]] = &[
-        b"\x89PN", b"\xFF\xD8\xFF", b"RIFF", b"GIF8", b"BM", b"II*", b"MM\0",
+        b"\x89PN",
+        b"\xFF\xD8\xFF",
+        b"RIFF",
+        b"GIF8",
+        b"BM",
+        b"II*",
+        b"MM\0",
     ];
     MAGIC.iter().any(|m| bytes.starts_with(m))
 }
@@ -364,7 +378,13 @@ pub fn expand_checkpoints(
 pub fn expansion_ids(n: usize) -> Vec<String> {
     let base = uuid::Uuid::new_v4().to_string();
     (0..n)
-        .map(|i| if i == 0 { base.clone() } else { format!("{base}.{i}") })
+        .map(|i| {
+            if i == 0 {
+                base.clone()
+            } else {
+                format!("{base}.{i}")
+            }
+        })
         .collect()
 }
 
@@ -419,6 +439,101 @@ pub fn fts_query(q: &str) -> Option<String> {
         return None;
     }
     Some(format!("{}*", words.join(" ")))
+}
+
+/// One export item made ready for import: the task type, the enqueue-shaped body (host
+/// fields included) and the kept id/name/bookmark. Original UI tasks (positional, pickled)
+/// are refused; original API tasks import their `args`. Nothing is executed or unpickled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportItem {
+    /// The item's id, when it is a valid id.
+    pub id: Option<String>,
+    /// txt2img / img2img.
+    pub task_type: TaskType,
+    /// Enqueue-shaped body (run through [`prepare_enqueue`] next).
+    pub body: Map<String, Value>,
+    /// Bookmark.
+    pub bookmarked: bool,
+}
+
+/// Reads one item of an export array (ours or the original's).
+pub fn import_item(item: &Value) -> Result<ImportItem, Invalid> {
+    let obj = item
+        .as_object()
+        .ok_or_else(|| Invalid("item is not an object".into()))?;
+    let params = match obj.get("params") {
+        Some(Value::Object(p)) => p,
+        Some(Value::String(s)) => {
+            return import_item(&{
+                let mut o = obj.clone();
+                let parsed: Value =
+                    serde_json::from_str(s).map_err(|_| Invalid("params is not JSON".into()))?;
+                o.insert("params".into(), parsed);
+                Value::Object(o)
+            });
+        }
+        _ => return Err(Invalid("item has no params object".into())),
+    };
+    let original = params.contains_key("is_ui") && params.contains_key("args");
+    let mut task_type = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .and_then(TaskType::parse);
+    let mut body = if original {
+        if params.get("is_ui").and_then(Value::as_bool) == Some(true) {
+            return Err(Invalid(
+                "UI task of the original extension (positional, pickled arguments) cannot be imported; \
+                 re-create it from the page"
+                    .into(),
+            ));
+        }
+        let Some(Value::Object(args)) = params.get("args") else {
+            return Err(Invalid("args is not an object".into()));
+        };
+        if let Some(b) = params.get("is_img2img").and_then(Value::as_bool) {
+            task_type = Some(if b {
+                TaskType::Img2img
+            } else {
+                TaskType::Txt2img
+            });
+        }
+        let mut body = args.clone();
+        if let Some(ck) = params.get("checkpoint").filter(|v| !v.is_null()) {
+            body.insert("checkpoint".into(), ck.clone());
+        }
+        body
+    } else {
+        params.clone()
+    };
+    let task_type = task_type.ok_or_else(|| Invalid("unknown task type".into()))?;
+    if let Some(n) = obj.get("name").filter(|v| !v.is_null()) {
+        body.entry("name").or_insert(n.clone());
+    }
+    if let Some(cb) = obj.get("api_task_callback").filter(|v| !v.is_null()) {
+        body.entry("callback_url").or_insert(cb.clone());
+    }
+    if let Some(ck) = body.get("checkpoint").and_then(Value::as_str)
+        && matches!(
+            checkpoint_spec(Some(ck)),
+            CheckpointSpec::All | CheckpointSpec::Folder(_)
+        )
+    {
+        return Err(Invalid("checkpoint patterns cannot be imported".into()));
+    }
+    let id = obj
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|i| valid_task_id(i))
+        .map(str::to_owned);
+    Ok(ImportItem {
+        id,
+        task_type,
+        body,
+        bookmarked: obj
+            .get("bookmarked")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    })
 }
 
 #[cfg(test)]

@@ -52,7 +52,11 @@ fn enqueue_lifts_checkpoint_and_vae_out_of_the_request() {
     .unwrap();
     assert_eq!(spec.checkpoint, CheckpointSpec::Title("explicit".into()));
     assert!(spec.request.get("sd_model_checkpoint").is_none());
-    let spec = prepare_enqueue(TaskType::Txt2img, obj(json!({"sd_model_checkpoint": "top"}))).unwrap();
+    let spec = prepare_enqueue(
+        TaskType::Txt2img,
+        obj(json!({"sd_model_checkpoint": "top"})),
+    )
+    .unwrap();
     assert_eq!(spec.checkpoint, CheckpointSpec::Title("top".into()));
 }
 
@@ -61,15 +65,25 @@ fn enqueue_refuses_bad_images_and_callbacks() {
     assert!(prepare_enqueue(TaskType::Img2img, obj(json!({"prompt": "p"}))).is_err());
     assert!(prepare_enqueue(TaskType::Img2img, obj(json!({"init_images": []}))).is_err());
     assert!(
-        prepare_enqueue(TaskType::Img2img, obj(json!({"init_images": ["http://x/a.png"]}))).is_err()
-    );
-    assert!(
-        prepare_enqueue(TaskType::Img2img, obj(json!({"init_images": ["/etc/passwd"]}))).is_err()
+        prepare_enqueue(
+            TaskType::Img2img,
+            obj(json!({"init_images": ["http://x/a.png"]}))
+        )
+        .is_err()
     );
     assert!(
         prepare_enqueue(
             TaskType::Img2img,
-            obj(json!({"init_images": ["data:image/png;base64,iVBORw0KGgo="], "mask": "C:\\x.png"}))
+            obj(json!({"init_images": ["/etc/passwd"]}))
+        )
+        .is_err()
+    );
+    assert!(
+        prepare_enqueue(
+            TaskType::Img2img,
+            obj(
+                json!({"init_images": ["data:image/png;base64,iVBORw0KGgo="], "mask": "C:\\x.png"})
+            )
         )
         .is_err()
     );
@@ -83,7 +97,11 @@ fn enqueue_refuses_bad_images_and_callbacks() {
     assert!(prepare_enqueue(TaskType::Txt2img, obj(json!({"callback_url": "ftp://x"}))).is_err());
     assert!(prepare_enqueue(TaskType::Txt2img, obj(json!({"callback_url": "http://"}))).is_err());
     assert!(
-        prepare_enqueue(TaskType::Txt2img, obj(json!({"callback_url": "https://h:1/cb?x=1"}))).is_ok()
+        prepare_enqueue(
+            TaskType::Txt2img,
+            obj(json!({"callback_url": "https://h:1/cb?x=1"}))
+        )
+        .is_ok()
     );
     assert!(prepare_enqueue(TaskType::Txt2img, obj(json!({"checkpoint": 5}))).is_err());
 }
@@ -104,10 +122,15 @@ fn checkpoint_specs_and_expansion() {
     let got = expand_checkpoints(&CheckpointSpec::Folder("anime".into()), &titles).unwrap();
     assert_eq!(
         got,
-        vec![Some("anime/a [1]".to_string()), Some("anime\\sub\\c".to_string())]
+        vec![
+            Some("anime/a [1]".to_string()),
+            Some("anime\\sub\\c".to_string())
+        ]
     );
     assert_eq!(
-        expand_checkpoints(&CheckpointSpec::All, &titles).unwrap().len(),
+        expand_checkpoints(&CheckpointSpec::All, &titles)
+            .unwrap()
+            .len(),
         4
     );
     assert!(expand_checkpoints(&CheckpointSpec::Folder("nope".into()), &titles).is_err());
@@ -136,9 +159,19 @@ fn merge_is_shallow_and_null_removes() {
         obj(json!({"prompt": "b", "steps": null, "override_settings": {"y": 2}})),
     )
     .unwrap();
-    assert_eq!(req, obj(json!({"prompt": "b", "override_settings": {"y": 2}})));
+    assert_eq!(
+        req,
+        obj(json!({"prompt": "b", "override_settings": {"y": 2}}))
+    );
     let mut img = obj(json!({"init_images": ["iVBO"]}));
-    assert!(merge_params(TaskType::Img2img, &mut img, obj(json!({"init_images": null}))).is_err());
+    assert!(
+        merge_params(
+            TaskType::Img2img,
+            &mut img,
+            obj(json!({"init_images": null}))
+        )
+        .is_err()
+    );
     assert_eq!(img, obj(json!({"init_images": ["iVBO"]})));
 }
 
@@ -146,6 +179,30 @@ fn merge_is_shallow_and_null_removes() {
 fn fts_queries_are_quoted() {
     assert_eq!(fts_query("  "), None);
     assert_eq!(fts_query("a \"b"), Some("\"a\" \"\"\"b\"*".into()));
-    assert_eq!(expected_images(&obj(json!({"n_iter": 2, "batch_size": 3}))), 6);
+    assert_eq!(
+        expected_images(&obj(json!({"n_iter": 2, "batch_size": 3}))),
+        6
+    );
     assert_eq!(expected_images(&obj(json!({}))), 1);
+}
+
+#[test]
+fn import_reads_ours_and_original_api_tasks_and_refuses_ui_tasks() {
+    let ours = json!({"id": "abc", "type": "txt2img", "name": "n", "params": {"prompt": "p", "checkpoint": "m", "vae": null},
+                      "script_params": null, "bookmarked": true});
+    let it = import_item(&ours).unwrap();
+    assert_eq!(it.id.as_deref(), Some("abc"));
+    assert_eq!(it.body["checkpoint"], "m");
+    assert_eq!(it.body["name"], "n");
+    assert!(it.bookmarked);
+    let orig = json!({"id": "task(x)", "type": "txt2img", "params": {"args": {"prompt": "q", "override_settings": {"sd_model_checkpoint": "m2"}},
+                      "checkpoint": null, "is_ui": false, "is_img2img": true}, "script_params": "eJzL"});
+    let it = import_item(&orig).unwrap();
+    assert_eq!(it.id, None);
+    assert_eq!(it.task_type, TaskType::Img2img);
+    assert_eq!(it.body["prompt"], "q");
+    let ui = json!({"id": "task(y)", "type": "txt2img", "params": {"args": {}, "is_ui": true}});
+    assert!(import_item(&ui).unwrap_err().0.contains("UI task"));
+    assert!(import_item(&json!(5)).is_err());
+    assert!(import_item(&json!({"type": "x", "params": {}})).is_err());
 }

@@ -38,7 +38,8 @@ pub enum StoreError {
 }
 
 /// The migrations, in order; the index + 1 is the `user_version` after applying it.
-pub const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] =
+    &[("0001_init", include_str!("../../migrations/0001_init.sql"))];
 
 /// Applies every migration newer than `PRAGMA user_version`, each in its own transaction.
 /// Idempotent; refuses a database written by a newer program.

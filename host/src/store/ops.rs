@@ -165,7 +165,11 @@ fn load_images(conn: &Connection, rows: &mut [TaskRow]) -> Result<(), StoreError
 pub fn get_task(conn: &Connection, id: &str, full: bool) -> Result<Option<TaskRow>, StoreError> {
     let cols = if full { FULL_COLS } else { LIST_COLS };
     let row = conn
-        .query_row(&format!("SELECT {cols} FROM tasks WHERE id = ?1"), [id], map_row)
+        .query_row(
+            &format!("SELECT {cols} FROM tasks WHERE id = ?1"),
+            [id],
+            map_row,
+        )
         .optional()?;
     let Some(row) = row else { return Ok(None) };
     let mut rows = [row];
@@ -199,9 +203,14 @@ const PAUSED_KEY: &str = "paused";
 /// The settings (defaults where never written).
 pub fn load_settings(conn: &Connection) -> Result<Settings, StoreError> {
     let v: Option<String> = conn
-        .query_row("SELECT value FROM settings WHERE key = ?1", [SETTINGS_KEY], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM settings WHERE key = ?1",
+            [SETTINGS_KEY],
+            |r| r.get(0),
+        )
         .optional()?;
-    Ok(v.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default())
+    Ok(v.and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default())
 }
 
 /// Writes the settings.
@@ -216,7 +225,11 @@ pub fn save_settings(conn: &Connection, s: &Settings) -> Result<(), StoreError> 
 /// Whether the queue is paused (persisted).
 pub fn is_paused(conn: &Connection) -> Result<bool, StoreError> {
     let v: Option<String> = conn
-        .query_row("SELECT value FROM settings WHERE key = ?1", [PAUSED_KEY], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM settings WHERE key = ?1",
+            [PAUSED_KEY],
+            |r| r.get(0),
+        )
         .optional()?;
     Ok(v.as_deref() == Some("true"))
 }
@@ -332,7 +345,10 @@ pub fn list_queue(
         .collect::<Result<_, _>>()?;
     load_images(conn, &mut rows)?;
     let total: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) FROM tasks WHERE status IN ('running', 'pending'){}", filter.replace("?3", "?1")),
+        &format!(
+            "SELECT COUNT(*) FROM tasks WHERE status IN ('running', 'pending'){}",
+            filter.replace("?3", "?1")
+        ),
         params![fts],
         |r| r.get(0),
     )?;
@@ -341,8 +357,11 @@ pub fn list_queue(
 
 /// Ids of the running tasks.
 pub fn running_ids(conn: &Connection) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT id FROM tasks WHERE status = 'running' ORDER BY started_at")?;
-    Ok(stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?)
+    let mut stmt =
+        conn.prepare_cached("SELECT id FROM tasks WHERE status = 'running' ORDER BY started_at")?;
+    Ok(stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
 }
 
 /// Pending and running counts.
@@ -394,7 +413,10 @@ pub fn list_history(
         .collect::<Result<_, _>>()?;
     load_images(conn, &mut rows)?;
     let total: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) FROM tasks WHERE {}", cond.replace("?3", "?1")),
+        &format!(
+            "SELECT COUNT(*) FROM tasks WHERE {}",
+            cond.replace("?3", "?1")
+        ),
         params![fts],
         |r| r.get(0),
     )?;
@@ -415,7 +437,11 @@ pub fn position(conn: &Connection, task: &TaskRow) -> Result<Option<i64>, StoreE
 }
 
 /// Pending tasks for export, in queue order, full requests included.
-pub fn export_pending(conn: &Connection, limit: i64, offset: i64) -> Result<Vec<TaskRow>, StoreError> {
+pub fn export_pending(
+    conn: &Connection,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<TaskRow>, StoreError> {
     let mut stmt = conn.prepare(&format!(
         "SELECT {FULL_COLS} FROM tasks WHERE status = 'pending' ORDER BY rank, seq LIMIT ?1 OFFSET ?2"
     ))?;
@@ -443,7 +469,10 @@ pub fn edit_task(conn: &mut Connection, id: &str, edit: TaskEdit) -> Result<(), 
     let tx = conn.transaction()?;
     let task = get_task(&tx, id, true)?.ok_or(StoreError::NotFound)?;
     if !queue::can_edit(task.status) {
-        return Err(StoreError::Conflict(format!("Task is {}", task.status.as_str())));
+        return Err(StoreError::Conflict(format!(
+            "Task is {}",
+            task.status.as_str()
+        )));
     }
     let mut request = task.request;
     if let Some(patch) = edit.params {
@@ -454,7 +483,13 @@ pub fn edit_task(conn: &mut Connection, id: &str, edit: TaskEdit) -> Result<(), 
     let checkpoint = edit.checkpoint.unwrap_or(task.checkpoint);
     tx.execute(
         "UPDATE tasks SET request = ?2, name = ?3, checkpoint = ?4, updated_at = ?5 WHERE id = ?1",
-        params![id, serde_json::to_string(&request)?, name, checkpoint, now_ms()],
+        params![
+            id,
+            serde_json::to_string(&request)?,
+            name,
+            checkpoint,
+            now_ms()
+        ],
     )?;
     tx.commit()?;
     Ok(())
@@ -466,7 +501,11 @@ pub fn rename(conn: &Connection, id: &str, name: Option<&str>) -> Result<(), Sto
         "UPDATE tasks SET name = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, name, now_ms()],
     )?;
-    if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    if n == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
 }
 
 /// Sets or clears the bookmark (any status).
@@ -475,7 +514,11 @@ pub fn set_bookmark(conn: &Connection, id: &str, on: bool) -> Result<(), StoreEr
         "UPDATE tasks SET bookmarked = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, on, now_ms()],
     )?;
-    if n == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    if n == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
 }
 
 /// What a delete did.
@@ -494,7 +537,9 @@ pub enum Deleted {
 pub fn delete_task(conn: &Connection, id: &str) -> Result<Deleted, StoreError> {
     let task = require(conn, id)?;
     if task.status == TaskStatus::Running {
-        return Ok(Deleted::Running { backend: task.backend });
+        return Ok(Deleted::Running {
+            backend: task.backend,
+        });
     }
     conn.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
     Ok(Deleted::Removed(task.status))
@@ -507,14 +552,20 @@ pub fn clear_queue(conn: &mut Connection) -> Result<Vec<String>, StoreError> {
         .prepare("SELECT id FROM tasks WHERE status = 'pending' AND bookmarked = 0")?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    tx.execute("DELETE FROM tasks WHERE status = 'pending' AND bookmarked = 0", [])?;
+    tx.execute(
+        "DELETE FROM tasks WHERE status = 'pending' AND bookmarked = 0",
+        [],
+    )?;
     tx.commit()?;
     Ok(ids)
 }
 
 /// Deletes non-bookmarked finished tasks (finished before `before_ms` when given); returns
 /// their ids so the caller removes their files.
-pub fn clear_history(conn: &mut Connection, before_ms: Option<i64>) -> Result<Vec<String>, StoreError> {
+pub fn clear_history(
+    conn: &mut Connection,
+    before_ms: Option<i64>,
+) -> Result<Vec<String>, StoreError> {
     let tx = conn.transaction()?;
     let cond = "status IN ('done', 'failed', 'interrupted') AND bookmarked = 0 \
                 AND (?1 IS NULL OR COALESCE(finished_at, updated_at) < ?1)";
@@ -542,7 +593,8 @@ fn renumber_pending(tx: &Connection) -> Result<(), StoreError> {
 /// The rank just before pending task `over` (excluding `moving`), renumbering if needed.
 fn rank_before(tx: &Connection, over: &str, moving: &str) -> Result<i64, StoreError> {
     for _ in 0..2 {
-        let over_rank: i64 = tx.query_row("SELECT rank FROM tasks WHERE id = ?1", [over], |r| r.get(0))?;
+        let over_rank: i64 =
+            tx.query_row("SELECT rank FROM tasks WHERE id = ?1", [over], |r| r.get(0))?;
         let before: Option<i64> = tx.query_row(
             "SELECT MAX(rank) FROM tasks WHERE status = 'pending' AND rank < ?1 AND id != ?2",
             params![over_rank, moving],
@@ -553,7 +605,9 @@ fn rank_before(tx: &Connection, over: &str, moving: &str) -> Result<i64, StoreEr
         }
         renumber_pending(tx)?;
     }
-    Err(StoreError::Conflict("could not find a place in the queue".into()))
+    Err(StoreError::Conflict(
+        "could not find a place in the queue".into(),
+    ))
 }
 
 /// Moves a pending task to the top, the bottom, or just before another pending task.
@@ -561,7 +615,10 @@ pub fn move_task(conn: &mut Connection, id: &str, target: &MoveTarget) -> Result
     let tx = conn.transaction()?;
     let task = require(&tx, id)?;
     if task.status != TaskStatus::Pending {
-        return Err(StoreError::Conflict(format!("Task is {}", task.status.as_str())));
+        return Err(StoreError::Conflict(format!(
+            "Task is {}",
+            task.status.as_str()
+        )));
     }
     let rank = match target {
         MoveTarget::Top => queue::rank_at_head(first_pending_rank(&tx)?),
@@ -592,7 +649,10 @@ pub fn run_now(conn: &mut Connection, id: &str, force: bool) -> Result<(), Store
     let tx = conn.transaction()?;
     let task = require(&tx, id)?;
     if task.status != TaskStatus::Pending {
-        return Err(StoreError::Conflict(format!("Task is {}", task.status.as_str())));
+        return Err(StoreError::Conflict(format!(
+            "Task is {}",
+            task.status.as_str()
+        )));
     }
     let group_last: Option<(String, i64, i64)> = tx
         .query_row(
@@ -785,12 +845,22 @@ pub fn finish_task(conn: &mut Connection, id: &str, f: Finish) -> Result<Finishe
             "INSERT INTO result_images (task_id, idx, file_name, infotext, format) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for img in &f.images {
-            stmt.execute(params![id, img.index, img.file_name, img.infotext, img.format])?;
+            stmt.execute(params![
+                id,
+                img.index,
+                img.file_name,
+                img.infotext,
+                img.format
+            ])?;
         }
     }
     let requeue = matches!(f.end, RunEnd::Failed(_))
         && queue::auto_requeue(f.auto_requeue, attempts, f.max_attempts);
-    let status = if requeue { TaskStatus::Pending } else { f.end.status() };
+    let status = if requeue {
+        TaskStatus::Pending
+    } else {
+        f.end.status()
+    };
     let rank = if requeue {
         queue::rank_at_end(last_rank(&tx)?)
     } else {
@@ -815,7 +885,12 @@ pub fn finish_task(conn: &mut Connection, id: &str, f: Finish) -> Result<Finishe
         let files: Vec<(String, String)> = f
             .images
             .iter()
-            .map(|i| (format!("{id}/{}", i.file_name), crate::results::content_type(&i.format).to_owned()))
+            .map(|i| {
+                (
+                    format!("{id}/{}", i.file_name),
+                    crate::results::content_type(&i.format).to_owned(),
+                )
+            })
             .collect();
         tx.execute(
             "INSERT INTO callback_outbox (delivery_id, task_id, url, status, files, next_attempt_at, created_at) \
@@ -841,10 +916,15 @@ pub fn finish_task(conn: &mut Connection, id: &str, f: Finish) -> Result<Finishe
 
 /// Start-up crash recovery: every `running` task goes back to the head (attempts + 1), or
 /// fails after `max_attempts`. Returns `(id, new status)` pairs.
-pub fn recover_running(conn: &mut Connection, max_attempts: u32) -> Result<Vec<(String, TaskStatus)>, StoreError> {
+pub fn recover_running(
+    conn: &mut Connection,
+    max_attempts: u32,
+) -> Result<Vec<(String, TaskStatus)>, StoreError> {
     let tx = conn.transaction()?;
     let rows: Vec<(String, u32)> = tx
-        .prepare("SELECT id, attempts FROM tasks WHERE status = 'running' ORDER BY started_at DESC")?
+        .prepare(
+            "SELECT id, attempts FROM tasks WHERE status = 'running' ORDER BY started_at DESC",
+        )?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let now = now_ms();
@@ -877,7 +957,9 @@ pub fn recover_running(conn: &mut Connection, max_attempts: u32) -> Result<Vec<(
 /// Every `(task id, file name)` of stored images (for garbage collection of files).
 pub fn all_image_files(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
     let mut stmt = conn.prepare("SELECT task_id, file_name FROM result_images")?;
-    Ok(stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?)
+    Ok(stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -887,21 +969,28 @@ pub fn all_image_files(conn: &Connection) -> Result<Vec<(String, String)>, Store
 pub const EVENTS_KEPT: i64 = 2000;
 
 /// Stores events (name, data) and returns their ids; prunes old ones.
-pub fn insert_events(conn: &mut Connection, events: &[(String, String)]) -> Result<Vec<u64>, StoreError> {
+pub fn insert_events(
+    conn: &mut Connection,
+    events: &[(String, String)],
+) -> Result<Vec<u64>, StoreError> {
     let tx = conn.transaction()?;
     let now = now_ms();
     let mut ids = Vec::with_capacity(events.len());
     {
-        let mut stmt = tx.prepare_cached("INSERT INTO events (name, data, created_at) VALUES (?1, ?2, ?3)")?;
+        let mut stmt =
+            tx.prepare_cached("INSERT INTO events (name, data, created_at) VALUES (?1, ?2, ?3)")?;
         for (name, data) in events {
             stmt.execute(params![name, data, now])?;
             ids.push(tx.last_insert_rowid() as u64);
         }
     }
-    if let Some(last) = ids.last() {
-        if *last as i64 % 100 == 0 || ids.len() > 50 {
-            tx.execute("DELETE FROM events WHERE id <= ?1", [*last as i64 - EVENTS_KEPT])?;
-        }
+    if let Some(last) = ids.last()
+        && (*last as i64 % 100 == 0 || ids.len() > 50)
+    {
+        tx.execute(
+            "DELETE FROM events WHERE id <= ?1",
+            [*last as i64 - EVENTS_KEPT],
+        )?;
     }
     tx.commit()?;
     Ok(ids)
@@ -910,23 +999,35 @@ pub fn insert_events(conn: &mut Connection, events: &[(String, String)]) -> Resu
 /// The oldest and newest stored event ids.
 pub fn event_bounds(conn: &Connection) -> Result<(Option<u64>, Option<u64>), StoreError> {
     let (a, b): (Option<i64>, Option<i64>) =
-        conn.query_row("SELECT MIN(id), MAX(id) FROM events", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        conn.query_row("SELECT MIN(id), MAX(id) FROM events", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     Ok((a.map(|v| v as u64), b.map(|v| v as u64)))
 }
 
 /// The last id the AUTOINCREMENT counter handed out (0 when none).
 pub fn last_event_id(conn: &Connection) -> Result<u64, StoreError> {
     let v: Option<i64> = conn
-        .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'events'", [], |r| r.get(0))
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+            [],
+            |r| r.get(0),
+        )
         .optional()?;
     Ok(v.unwrap_or(0).max(0) as u64)
 }
 
 /// Stored events after `after`, oldest first.
-pub fn events_after(conn: &Connection, after: u64) -> Result<Vec<(u64, String, String)>, StoreError> {
-    let mut stmt = conn.prepare("SELECT id, name, data FROM events WHERE id > ?1 ORDER BY id LIMIT 5000")?;
+pub fn events_after(
+    conn: &Connection,
+    after: u64,
+) -> Result<Vec<(u64, String, String)>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT id, name, data FROM events WHERE id > ?1 ORDER BY id LIMIT 5000")?;
     Ok(stmt
-        .query_map([after as i64], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?)))?
+        .query_map([after as i64], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?))
+        })?
         .collect::<Result<_, _>>()?)
 }
 
@@ -980,7 +1081,11 @@ pub fn due_deliveries(conn: &Connection, now: i64) -> Result<Vec<Delivery>, Stor
 
 /// When the next delivery is due.
 pub fn next_delivery_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
-    Ok(conn.query_row("SELECT MIN(next_attempt_at) FROM callback_outbox", [], |r| r.get(0))?)
+    Ok(conn.query_row(
+        "SELECT MIN(next_attempt_at) FROM callback_outbox",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 /// Removes a delivered (or abandoned) delivery.
@@ -990,7 +1095,12 @@ pub fn delivery_done(conn: &Connection, id: i64) -> Result<(), StoreError> {
 }
 
 /// Schedules another try.
-pub fn delivery_retry(conn: &Connection, id: i64, next_at: i64, error: &str) -> Result<(), StoreError> {
+pub fn delivery_retry(
+    conn: &Connection,
+    id: i64,
+    next_at: i64,
+    error: &str,
+) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE callback_outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
         params![id, next_at, error],

@@ -30,7 +30,10 @@ fn order(conn: &Connection) -> Vec<String> {
 fn setup(ids: &[&str]) -> Connection {
     let mut c = Connection::open_in_memory().unwrap();
     migrate(&mut c).unwrap();
-    let tasks: Vec<NewTask> = ids.iter().map(|i| new_task(i, &format!("prompt {i}"))).collect();
+    let tasks: Vec<NewTask> = ids
+        .iter()
+        .map(|i| new_task(i, &format!("prompt {i}")))
+        .collect();
     insert_tasks(&mut c, &tasks, None).unwrap();
     c
 }
@@ -44,7 +47,9 @@ fn migrations_apply_to_memory_and_are_idempotent() {
     let mut c = Connection::open_in_memory().unwrap();
     migrate(&mut c).unwrap();
     migrate(&mut c).unwrap();
-    let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(v, MIGRATIONS.len() as i64);
     c.pragma_update(None, "user_version", 99).unwrap();
     assert!(matches!(migrate(&mut c), Err(StoreError::Migration(_))));
@@ -122,7 +127,10 @@ fn run_now_group_is_fifo_and_force_runs_while_paused() {
     let t = claim(&mut c, true).unwrap();
     assert_eq!(t.id, "b");
     assert!(claim(&mut c, true).is_none());
-    assert!(matches!(run_now(&mut c, "b", false), Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        run_now(&mut c, "b", false),
+        Err(StoreError::Conflict(_))
+    ));
 }
 
 #[test]
@@ -139,7 +147,10 @@ fn recovery_puts_running_back_at_head_then_fails() {
         } else {
             assert_eq!(out, vec![("a".to_string(), TaskStatus::Failed)]);
             let a = get_task(&c, "a", false).unwrap().unwrap();
-            assert_eq!(a.error.as_deref(), Some("interrupted by host restart; 3 attempts"));
+            assert_eq!(
+                a.error.as_deref(),
+                Some("interrupted by host restart; 3 attempts")
+            );
         }
     }
 }
@@ -158,8 +169,11 @@ fn outage_release_counts_no_attempt() {
 #[test]
 fn finish_records_images_callbacks_and_auto_requeue() {
     let mut c = setup(&["a", "b"]);
-    c.execute("UPDATE tasks SET callback_url = 'http://x/cb' WHERE id = 'a'", [])
-        .unwrap();
+    c.execute(
+        "UPDATE tasks SET callback_url = 'http://x/cb' WHERE id = 'a'",
+        [],
+    )
+    .unwrap();
     claim(&mut c, false).unwrap();
     let img = ImageRow {
         index: 0,
@@ -185,7 +199,10 @@ fn finish_records_images_callbacks_and_auto_requeue() {
     assert_eq!(a.images, vec![img]);
     let due = due_deliveries(&c, now_ms() + 1).unwrap();
     assert_eq!(due.len(), 1);
-    assert_eq!(due[0].files, vec![("a/0.png".to_string(), "image/png".to_string())]);
+    assert_eq!(
+        due[0].files,
+        vec![("a/0.png".to_string(), "image/png".to_string())]
+    );
     delivery_retry(&c, due[0].id, now_ms() + 10_000, "boom").unwrap();
     assert!(due_deliveries(&c, now_ms()).unwrap().is_empty());
     // failed + auto requeue until max attempts
@@ -204,10 +221,15 @@ fn finish_records_images_callbacks_and_auto_requeue() {
             },
         )
         .unwrap();
-        let want = if i < 3 { TaskStatus::Pending } else { TaskStatus::Failed };
+        let want = if i < 3 {
+            TaskStatus::Pending
+        } else {
+            TaskStatus::Failed
+        };
         assert_eq!(f.status, want);
     }
-    let (h, total) = list_history(&c, HistoryFilter::Status(TaskStatus::Failed), None, 10, 0).unwrap();
+    let (h, total) =
+        list_history(&c, HistoryFilter::Status(TaskStatus::Failed), None, 10, 0).unwrap();
     assert_eq!((h.len(), total), (1, 1));
     assert_eq!(requeue_failed(&mut c).unwrap(), vec!["b".to_string()]);
     assert_eq!(order(&c), ["b"]);
@@ -275,14 +297,25 @@ fn queue_search_edit_requeue_and_clear() {
     set_bookmark(&c, "b", true).unwrap();
     assert_eq!(clear_queue(&mut c).unwrap(), vec![copy.clone()]);
     assert_eq!(order(&c), ["a", "b"]);
-    assert_eq!(delete_task(&c, "a").unwrap(), Deleted::Running { backend: Some("b1".into()) });
-    assert_eq!(delete_task(&c, "b").unwrap(), Deleted::Removed(TaskStatus::Pending));
+    assert_eq!(
+        delete_task(&c, "a").unwrap(),
+        Deleted::Running {
+            backend: Some("b1".into())
+        }
+    );
+    assert_eq!(
+        delete_task(&c, "b").unwrap(),
+        Deleted::Removed(TaskStatus::Pending)
+    );
 }
 
 #[test]
 fn idempotency_returns_the_first_answer() {
     let mut c = setup(&[]);
-    assert_eq!(insert_tasks(&mut c, &[new_task("a", "x")], Some(("k", "A"))).unwrap(), None);
+    assert_eq!(
+        insert_tasks(&mut c, &[new_task("a", "x")], Some(("k", "A"))).unwrap(),
+        None
+    );
     assert_eq!(
         insert_tasks(&mut c, &[new_task("b", "x")], Some(("k", "B"))).unwrap(),
         Some("A".into())
@@ -293,7 +326,11 @@ fn idempotency_returns_the_first_answer() {
 #[test]
 fn events_keep_ids_and_settings_persist() {
     let mut c = setup(&[]);
-    let ids = insert_events(&mut c, &[("task".into(), "{}".into()), ("queue".into(), "{}".into())]).unwrap();
+    let ids = insert_events(
+        &mut c,
+        &[("task".into(), "{}".into()), ("queue".into(), "{}".into())],
+    )
+    .unwrap();
     assert_eq!(ids, vec![1, 2]);
     assert_eq!(events_after(&c, 1).unwrap().len(), 1);
     assert_eq!(last_event_id(&c).unwrap(), 2);

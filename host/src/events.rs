@@ -1,0 +1,81 @@
+//! The live event stream behind `GET /events`.
+//!
+//! `task` and `queue` events are stored in SQLite (ids from an AUTOINCREMENT counter, so
+//! they survive restarts and can be replayed after `Last-Event-ID`); `progress` and
+//! `preview` are transient (no id, never replayed). Emitting never blocks the caller: events
+//! go through a channel to one writer task that stores them in batches, then broadcasts.
+
+use std::sync::Arc;
+
+use scheduler_api::Event;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::store::{Store, ops};
+
+/// An event as broadcast to SSE clients.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    /// The stored id (`None` for transient events).
+    pub id: Option<u64>,
+    /// The event.
+    pub event: Event,
+}
+
+/// Fan-out point of events.
+#[derive(Clone)]
+pub struct EventHub {
+    tx: broadcast::Sender<Arc<Published>>,
+    writer: mpsc::UnboundedSender<Event>,
+}
+
+impl EventHub {
+    /// Starts the writer task.
+    pub fn start(store: Store) -> EventHub {
+        let (tx, _) = broadcast::channel(1024);
+        let (writer, mut rx) = mpsc::unbounded_channel::<Event>();
+        let out = tx.clone();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < 200 {
+                    match rx.try_recv() {
+                        Ok(e) => batch.push(e),
+                        Err(_) => break,
+                    }
+                }
+                let rows: Vec<(String, String)> = batch
+                    .iter()
+                    .map(|e| (e.name().to_owned(), e.data_json()))
+                    .collect();
+                let ids = match store.call(move |c| ops::insert_events(c, &rows)).await {
+                    Ok(ids) => ids.into_iter().map(Some).collect(),
+                    Err(e) => {
+                        tracing::warn!("storing events: {e}");
+                        vec![None; batch.len()]
+                    }
+                };
+                for (event, id) in batch.into_iter().zip(ids) {
+                    let _ = out.send(Arc::new(Published { id, event }));
+                }
+            }
+        });
+        EventHub { tx, writer }
+    }
+
+    /// Emits an event (stored and replayable unless it is `progress` or `preview`).
+    pub fn emit(&self, event: Event) {
+        match event {
+            Event::Progress(_) | Event::Preview(_) => {
+                let _ = self.tx.send(Arc::new(Published { id: None, event }));
+            }
+            _ => {
+                let _ = self.writer.send(event);
+            }
+        }
+    }
+
+    /// A receiver of every event emitted from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
+        self.tx.subscribe()
+    }
+}

@@ -1,0 +1,164 @@
+//! The one place where errors become HTTP answers: `{"success": false, "message", "code"}`
+//! with a truthful status. Also turns every non-JSON error answer (axum rejections, 404/405
+//! fallbacks, body limits) into the same body.
+
+use axum::Json;
+use axum::body::Body;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use scheduler_api::{ErrorCode, MessageResponse};
+use serde::de::DeserializeOwned;
+
+use crate::app::HostError;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable code.
+    pub code: ErrorCode,
+    /// Message.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with status, code and message.
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 404 "Task not found".
+    pub fn task_not_found() -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::TaskNotFound,
+            "Task not found",
+        )
+    }
+
+    /// 422.
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::Invalid,
+            message,
+        )
+    }
+
+    /// 400.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::BadRequest, message)
+    }
+}
+
+impl From<HostError> for ApiError {
+    fn from(e: HostError) -> Self {
+        match e {
+            HostError::NotFound => ApiError::task_not_found(),
+            HostError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, m),
+            HostError::Invalid(m) => ApiError::invalid(m),
+            HostError::BadRequest(m) => ApiError::bad_request(m),
+            HostError::Unavailable(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, m)
+            }
+            HostError::Store(e) => {
+                tracing::error!("store: {e}");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Internal,
+                    "internal error (see the host log)",
+                )
+            }
+            HostError::Internal(m) => {
+                tracing::error!("internal: {m}");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    ErrorCode::Internal,
+                    "internal error (see the host log)",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(MessageResponse {
+                success: false,
+                message: self.message,
+                code: Some(self.code),
+            }),
+        )
+            .into_response()
+    }
+}
+
+/// The code that goes with an HTTP status.
+pub fn code_for(status: StatusCode) -> ErrorCode {
+    match status.as_u16() {
+        401 => ErrorCode::Unauthorized,
+        403 => ErrorCode::Forbidden,
+        404 | 405 => ErrorCode::NotFound,
+        409 => ErrorCode::Conflict,
+        413 => ErrorCode::TooLarge,
+        422 => ErrorCode::Invalid,
+        503 => ErrorCode::Unavailable,
+        400..=499 => ErrorCode::BadRequest,
+        _ => ErrorCode::Internal,
+    }
+}
+
+/// Parses a JSON body (any content type): syntax errors are 400, shape errors 422.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::invalid(format!("invalid body: {e}")),
+        _ => ApiError::bad_request(format!("malformed JSON body: {e}")),
+    })
+}
+
+/// Middleware: any error answer that is not JSON gets the standard error body.
+pub async fn normalize_errors(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let mut message = String::from_utf8_lossy(&text).trim().to_owned();
+    if message.is_empty() {
+        message = status.canonical_reason().unwrap_or("error").to_owned();
+    }
+    if status == StatusCode::NOT_FOUND && message == "Not Found" {
+        message = "Not found".into();
+    }
+    let body = serde_json::to_vec(&MessageResponse {
+        success: false,
+        message,
+        code: Some(code_for(status)),
+    })
+    .unwrap_or_default();
+    let mut resp = Response::from_parts(parts, Body::from(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().remove(header::CONTENT_LENGTH);
+    resp
+}

@@ -1,0 +1,117 @@
+//! Conversions from stored rows to the wire shapes of `scheduler-api` (the edge where the
+//! AgentScheduler quirks live: three date formats, `result` as a JSON string).
+
+use scheduler_api::{ExportItem, Task, TaskResult, TaskStatus, WireTime};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::store::ops::TaskRow;
+
+/// How dates are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeFmt {
+    /// Epoch milliseconds (`/queue`, `/history`).
+    Millis,
+    /// ISO-8601 (`/task/{id}`).
+    Iso,
+}
+
+fn wire_time(ms: i64, fmt: TimeFmt) -> WireTime {
+    match fmt {
+        TimeFmt::Millis => WireTime::Epoch(ms),
+        TimeFmt::Iso => WireTime::Iso(iso(ms)),
+    }
+}
+
+/// RFC 3339 UTC text of epoch milliseconds.
+pub fn iso(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// The listing view of the request: without image data, plus `checkpoint` and `vae`.
+pub fn list_params(row: &TaskRow) -> Map<String, Value> {
+    let mut p = row.request.clone();
+    p.remove("init_images");
+    p.remove("mask");
+    p.insert(
+        "checkpoint".into(),
+        row.checkpoint.clone().map_or(Value::Null, Value::String),
+    );
+    p.insert(
+        "vae".into(),
+        row.vae.clone().map_or(Value::Null, Value::String),
+    );
+    p
+}
+
+/// `result` as the original writes it: a JSON string, or null while pending/running.
+pub fn result_string(row: &TaskRow) -> Option<String> {
+    if !row.status.is_finished() {
+        return None;
+    }
+    let r = TaskResult {
+        images: row.images.iter().map(|i| i.file_name.clone()).collect(),
+        infotexts: row.images.iter().map(|i| i.infotext.clone()).collect(),
+        error: row.error.clone(),
+    };
+    serde_json::to_string(&r).ok()
+}
+
+/// A stored task on the wire.
+pub fn task(row: &TaskRow, fmt: TimeFmt, position: Option<i64>) -> Task {
+    Task {
+        id: row.id.clone(),
+        api_task_id: None,
+        api_task_callback: row.callback_url.clone(),
+        name: row.name.clone(),
+        task_type: row.task_type,
+        status: row.status,
+        params: list_params(row),
+        priority: row.rank,
+        position,
+        result: result_string(row),
+        bookmarked: row.bookmarked,
+        created_at: wire_time(row.created_at, fmt),
+        updated_at: wire_time(row.updated_at, fmt),
+        attempts: row.attempts,
+        backend: row.backend.clone(),
+        error: row.error.clone(),
+        image_count: row.images.len() as u32,
+        has_page_snapshot: row.has_page_snapshot,
+    }
+}
+
+/// An export item: the full request plus host fields in `params`, dates in epoch seconds.
+pub fn export_item(row: &TaskRow) -> ExportItem {
+    let mut params = row.request.clone();
+    params.insert(
+        "checkpoint".into(),
+        row.checkpoint.clone().map_or(Value::Null, Value::String),
+    );
+    params.insert(
+        "vae".into(),
+        row.vae.clone().map_or(Value::Null, Value::String),
+    );
+    if let Some(s) = &row.page_snapshot {
+        params.insert("page_snapshot".into(), s.clone());
+    }
+    ExportItem {
+        id: row.id.clone(),
+        api_task_id: None,
+        api_task_callback: row.callback_url.clone(),
+        name: row.name.clone(),
+        task_type: row.task_type.as_str().to_owned(),
+        status: Some(TaskStatus::Pending.as_str().to_owned()),
+        params: Value::Object(params),
+        script_params: None,
+        priority: Some(row.rank),
+        result: None,
+        bookmarked: Some(row.bookmarked),
+        created_at: Some(Value::from(row.created_at / 1000)),
+        updated_at: Some(Value::from(row.updated_at / 1000)),
+    }
+}

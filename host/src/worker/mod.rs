@@ -1,0 +1,560 @@
+//! One worker per SD.Next backend: claims the next task, makes sure its checkpoint is
+//! loaded, sends it, and hands the answer to a finisher.
+//!
+//! Owns: the per-backend loop ([`Worker::try_run_next`] is the single step), checkpoint/VAE
+//! switching (only when it differs from the loaded one), progress polling, interrupts,
+//! outage backoff, the "not ready" wait.
+//! Must not: wait on anything but the generation request between two tasks: image files,
+//! the database row that marks a task done, events and callbacks are written by a spawned
+//! finisher. Never waits for `/status` to read idle; never changes a global SD.Next option
+//! other than `sd_model_checkpoint` / `sd_vae`; never sends
+//! `override_settings.sd_model_checkpoint`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use scheduler_api::{BackendState, Event, PreviewEvent, ProgressEvent, TaskChange, TaskStatus};
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, watch};
+
+use crate::app::{Backend, Backoff, Host};
+use crate::queue::{self, RunEnd};
+use crate::sdnext::{GenerateOutput, RemoteError, SdModel, resolve_checkpoint, strip_hash};
+use crate::store::ops::{self, Eligibility, Finish, TaskRow};
+
+/// Result of one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A task was run (or ended); call again at once.
+    Ran,
+    /// Nothing to do: wait for a kick.
+    Idle,
+    /// The backend is down or not ready: wait this long.
+    Backoff(Duration),
+}
+
+/// How a run ended, before the finisher records it.
+enum Outcome {
+    Finished(RunEnd, Option<GenerateOutput>),
+    /// Give the task back (outage / not ready) without counting an attempt.
+    Release(String),
+}
+
+/// The worker of one backend.
+pub struct Worker {
+    host: Arc<Host>,
+    backend: Arc<Backend>,
+    backoff: Backoff,
+    down: bool,
+    /// Finishers hold a clone; the run loop waits for all of them at shutdown.
+    finishers: mpsc::Sender<()>,
+}
+
+impl Worker {
+    /// A worker for `backend`.
+    pub fn new(host: Arc<Host>, backend: Arc<Backend>, finishers: mpsc::Sender<()>) -> Worker {
+        Worker {
+            host,
+            backend,
+            backoff: Backoff::default(),
+            down: true,
+            finishers,
+        }
+    }
+
+    /// Runs until shutdown.
+    pub async fn run(mut self) {
+        let mut kick = self.host.kick.subscribe();
+        let mut shutdown = self.host.shutdown.clone();
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let step = tokio::select! {
+                s = self.try_run_next() => s,
+                _ = shutdown.changed() => break,
+            };
+            match step {
+                Step::Ran => {}
+                Step::Idle => {
+                    tokio::select! {
+                        _ = kick.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                }
+                Step::Backoff(d) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(d) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                }
+            }
+        }
+        self.backend.status().current_task = None;
+    }
+
+    fn set_state(&self, state: BackendState, error: Option<String>) {
+        let mut s = self.backend.status();
+        s.state = Some(state);
+        if error.is_some() {
+            s.last_error = error;
+        }
+    }
+
+    fn outage(&mut self, e: &RemoteError) -> Step {
+        self.down = true;
+        self.set_state(BackendState::Down, Some(e.to_string()));
+        Step::Backoff(self.backoff.next_delay())
+    }
+
+    /// Probes a backend that was down (or never contacted).
+    async fn probe(&mut self) -> Option<Step> {
+        if let Err(e) = self.backend.client.version().await {
+            return Some(self.outage(&e));
+        }
+        if let Err(e) = self.backend.refresh_models().await {
+            return Some(self.outage(&e));
+        }
+        match self.backend.client.loaded_checkpoint().await {
+            Ok(loaded) => {
+                let mut s = self.backend.status();
+                s.state = Some(if loaded.is_some() {
+                    BackendState::Up
+                } else {
+                    BackendState::Loading
+                });
+                s.loaded = loaded.map(|l| l.title);
+            }
+            Err(e) => return Some(self.outage(&e)),
+        }
+        self.down = false;
+        self.backoff.reset();
+        None
+    }
+
+    /// One step: claim the next task this backend can run and run it.
+    pub async fn try_run_next(&mut self) -> Step {
+        if self.down
+            && let Some(step) = self.probe().await
+        {
+            return step;
+        }
+        let paused = self.host.is_paused();
+        let url = self.backend.url.clone();
+        let backends: Vec<Arc<Backend>> = self.host.backends.clone();
+        let mine = self.backend.clone();
+        let claimed = self
+            .host
+            .store
+            .call(move |c| {
+                ops::claim_next(c, &url, paused, 3_600_000, |ck| {
+                    eligibility_of(&mine, &backends, ck)
+                })
+            })
+            .await;
+        let task = match claimed {
+            Ok(Some(t)) => t,
+            Ok(None) => return Step::Idle,
+            Err(e) => {
+                tracing::error!("claiming a task: {e}");
+                return Step::Backoff(Duration::from_secs(1));
+            }
+        };
+        self.backend.status().current_task = Some(task.id.clone());
+        self.host.task_event(
+            &task.id,
+            TaskStatus::Running,
+            TaskChange::Started,
+            task.name.clone(),
+        );
+        self.host.queue_event();
+        let outcome = self.execute(&task).await;
+        self.backend.status().current_task = None;
+        match outcome {
+            Outcome::Finished(end, output) => {
+                self.host.clear_interrupt(&task.id);
+                self.spawn_finisher(task, end, output);
+                Step::Ran
+            }
+            Outcome::Release(reason) => {
+                tracing::info!("task {} goes back to the queue: {reason}", task.id);
+                let id = task.id.clone();
+                if let Err(e) = self
+                    .host
+                    .store
+                    .call(move |c| ops::release_to_head(c, &id))
+                    .await
+                {
+                    tracing::error!("releasing {}: {e}", task.id);
+                }
+                self.host.clear_interrupt(&task.id);
+                self.host.task_event(
+                    &task.id,
+                    TaskStatus::Pending,
+                    TaskChange::Updated,
+                    task.name.clone(),
+                );
+                self.host.queue_event();
+                Step::Backoff(self.backoff.next_delay())
+            }
+        }
+    }
+
+    async fn ensure_checkpoint(&mut self, task: &TaskRow) -> Result<(), Outcome> {
+        let client = self.backend.client.clone();
+        let Some(wanted) = task.checkpoint.as_deref() else {
+            // Whatever is loaded, but something must be loaded.
+            let known = self.backend.status().loaded.clone();
+            if known.is_none() {
+                match client.loaded_checkpoint().await {
+                    Ok(Some(l)) => self.backend.status().loaded = Some(l.title),
+                    Ok(None) => {
+                        self.set_state(BackendState::Loading, None);
+                        return Err(Outcome::Release("backend has no model loaded yet".into()));
+                    }
+                    Err(e) if e.is_outage() => {
+                        self.outage(&e);
+                        return Err(Outcome::Release(e.to_string()));
+                    }
+                    Err(e) => return Err(Outcome::Finished(RunEnd::Failed(e.to_string()), None)),
+                }
+            }
+            return self.ensure_vae(task, None).await;
+        };
+        let cached = self.backend.status().models.clone().unwrap_or_default();
+        let model = match resolve_checkpoint(&cached, wanted) {
+            Some(m) => m.clone(),
+            None => match self.backend.refresh_models().await {
+                Ok(models) => match resolve_checkpoint(&models, wanted) {
+                    Some(m) => m.clone(),
+                    None => {
+                        return Err(Outcome::Finished(
+                            RunEnd::Failed(format!("checkpoint not found: {wanted}")),
+                            None,
+                        ));
+                    }
+                },
+                Err(e) if e.is_outage() => {
+                    self.outage(&e);
+                    return Err(Outcome::Release(e.to_string()));
+                }
+                Err(e) => return Err(Outcome::Finished(RunEnd::Failed(e.to_string()), None)),
+            },
+        };
+        let loaded = self.backend.status().loaded.clone();
+        if loaded.as_deref().is_some_and(|l| same_model(l, &model)) {
+            return self.ensure_vae(task, None).await;
+        }
+        let mut opts = Map::new();
+        opts.insert(
+            "sd_model_checkpoint".into(),
+            Value::String(model.title.clone()),
+        );
+        self.ensure_vae(task, Some(opts)).await?;
+        match client.loaded_checkpoint().await {
+            Ok(Some(l))
+                if same_model(&l.title, &model)
+                    || l.filename.as_deref() == Some(&model.filename) =>
+            {
+                let mut s = self.backend.status();
+                s.loaded = Some(l.title);
+                s.state = Some(BackendState::Up);
+                Ok(())
+            }
+            Ok(other) => {
+                self.backend.status().loaded = other.as_ref().map(|l| l.title.clone());
+                let _ = self.backend.refresh_models().await;
+                Err(Outcome::Finished(
+                    RunEnd::Failed(format!(
+                        "checkpoint switch failed: wanted {}, backend has {}",
+                        model.title,
+                        other.map(|l| l.title).unwrap_or_else(|| "no model".into())
+                    )),
+                    None,
+                ))
+            }
+            Err(e) if e.is_outage() => {
+                self.outage(&e);
+                Err(Outcome::Release(e.to_string()))
+            }
+            Err(e) => Err(Outcome::Finished(RunEnd::Failed(e.to_string()), None)),
+        }
+    }
+
+    /// Sends `opts` (a checkpoint switch) plus `sd_vae` when the task's VAE differs from
+    /// the one we set last.
+    async fn ensure_vae(
+        &mut self,
+        task: &TaskRow,
+        opts: Option<Map<String, Value>>,
+    ) -> Result<(), Outcome> {
+        let switching = opts.is_some();
+        let mut opts = opts.unwrap_or_default();
+        if let Some(vae) = &task.vae
+            && (switching || self.backend.status().vae.as_deref() != Some(vae.as_str()))
+        {
+            opts.insert("sd_vae".into(), Value::String(vae.clone()));
+        }
+        if opts.is_empty() {
+            return Ok(());
+        }
+        match self.backend.client.set_options(&opts).await {
+            Ok(()) => {
+                let mut s = self.backend.status();
+                if let Some(v) = &task.vae {
+                    s.vae = Some(v.clone());
+                }
+                if switching {
+                    s.loaded = None;
+                }
+                Ok(())
+            }
+            Err(e) if e.is_outage() => {
+                self.outage(&e);
+                Err(Outcome::Release(e.to_string()))
+            }
+            Err(e) => Err(Outcome::Finished(
+                RunEnd::Failed(format!("setting options failed: {e}")),
+                None,
+            )),
+        }
+    }
+
+    async fn execute(&mut self, task: &TaskRow) -> Outcome {
+        if self.host.interrupt_requested(&task.id) {
+            return Outcome::Finished(RunEnd::Interrupted, None);
+        }
+        if let Err(o) = self.ensure_checkpoint(task).await {
+            return o;
+        }
+        if self.host.interrupt_requested(&task.id) {
+            return Outcome::Finished(RunEnd::Interrupted, None);
+        }
+        let body = request_body(&task.request);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let poller = tokio::spawn(poll_progress(
+            self.host.clone(),
+            self.backend.clone(),
+            task.id.clone(),
+            stop_rx,
+        ));
+        let mut rate_backoff = Backoff::default();
+        let result = loop {
+            match self.backend.client.generate(task.task_type, &body).await {
+                Err(RemoteError::RateLimited { retry_after_s }) => {
+                    if self.host.interrupt_requested(&task.id) {
+                        break Outcome::Finished(RunEnd::Interrupted, None);
+                    }
+                    let d = retry_after_s
+                        .map(Duration::from_secs)
+                        .unwrap_or_else(|| rate_backoff.next_delay())
+                        .min(Duration::from_secs(60));
+                    tokio::time::sleep(d).await;
+                }
+                Err(e) if e.is_outage() => {
+                    self.outage(&e);
+                    break Outcome::Release(e.to_string());
+                }
+                Err(e) => break Outcome::Finished(RunEnd::Failed(format!("SD.Next: {e}")), None),
+                Ok(out) => break self.judge(task, out).await,
+            }
+        };
+        let _ = stop_tx.send(true);
+        poller.abort();
+        if !matches!(result, Outcome::Release(_)) {
+            self.backoff.reset();
+        }
+        result
+    }
+
+    /// Decides what an answer means.
+    async fn judge(&mut self, task: &TaskRow, out: GenerateOutput) -> Outcome {
+        if self.host.interrupt_requested(&task.id) {
+            // The answer holds a placeholder image: never store it.
+            return Outcome::Finished(RunEnd::Interrupted, None);
+        }
+        let expected = queue::expected_images(&task.request);
+        let got = out.images.len();
+        if got == 0 {
+            return match self.backend.client.loaded_checkpoint().await {
+                Ok(None) => {
+                    {
+                        let mut s = self.backend.status();
+                        s.loaded = None;
+                        s.state = Some(BackendState::Loading);
+                    }
+                    Outcome::Release("backend has no model loaded (not ready)".into())
+                }
+                Err(e) if e.is_outage() => {
+                    self.outage(&e);
+                    Outcome::Release(e.to_string())
+                }
+                _ => Outcome::Finished(
+                    RunEnd::Failed(format!(
+                        "SD.Next returned no images (expected {expected}); see its log"
+                    )),
+                    None,
+                ),
+            };
+        }
+        if got < expected {
+            let reason = format!("partial result: SD.Next returned {got} of {expected} images");
+            return Outcome::Finished(RunEnd::Failed(reason), Some(out));
+        }
+        self.set_state(BackendState::Up, None);
+        Outcome::Finished(RunEnd::Done, Some(out))
+    }
+
+    fn spawn_finisher(&self, task: TaskRow, end: RunEnd, output: Option<GenerateOutput>) {
+        let host = self.host.clone();
+        let guard = self.finishers.clone();
+        tokio::spawn(async move {
+            finish(host, task, end, output).await;
+            drop(guard);
+        });
+    }
+}
+
+fn eligibility_of(
+    mine: &Arc<Backend>,
+    all: &[Arc<Backend>],
+    checkpoint: Option<&str>,
+) -> Eligibility {
+    let Some(ck) = checkpoint else {
+        return Eligibility::Yes;
+    };
+    if mine.lists(ck) != Some(false) {
+        return Eligibility::Yes;
+    }
+    let elsewhere = all
+        .iter()
+        .filter(|b| !Arc::ptr_eq(b, mine))
+        .any(|b| b.lists(ck) != Some(false));
+    if elsewhere {
+        Eligibility::Skip
+    } else {
+        Eligibility::Yes
+    }
+}
+
+/// Whether a loaded title is the model wanted (titles gain a ` [hash]` after first load).
+fn same_model(loaded: &str, model: &SdModel) -> bool {
+    loaded == model.title || strip_hash(loaded) == strip_hash(&model.title)
+}
+
+/// The body sent to SD.Next: the stored request, images sent back inline, nothing saved on
+/// the server, and never a per-request checkpoint override.
+pub fn request_body(request: &Map<String, Value>) -> Value {
+    let mut body = request.clone();
+    body.insert("send_images".into(), Value::Bool(true));
+    body.insert("save_images".into(), Value::Bool(false));
+    body.remove("sd_model_checkpoint");
+    if let Some(Value::Object(o)) = body.get_mut("override_settings") {
+        o.remove("sd_model_checkpoint");
+    }
+    Value::Object(body)
+}
+
+async fn poll_progress(
+    host: Arc<Host>,
+    backend: Arc<Backend>,
+    task_id: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let Ok(p) = backend.client.progress(false).await else {
+            continue;
+        };
+        if host.interrupt_requested(&task_id) {
+            if !p.job.is_empty() || p.job_count > 0 {
+                let _ = backend.client.interrupt().await;
+            }
+            continue;
+        }
+        if p.job.is_empty() && p.job_count == 0 {
+            continue;
+        }
+        host.events.emit(Event::Progress(ProgressEvent {
+            task_id: task_id.clone(),
+            progress: p.progress,
+            eta_s: p.eta_relative,
+            step: p.sampling_step,
+            steps: p.sampling_steps,
+        }));
+        if let Some(img) = p.current_image.filter(|i| !i.is_empty()) {
+            let image = if img.starts_with("data:") {
+                img
+            } else {
+                format!("data:image/png;base64,{img}")
+            };
+            host.events.emit(Event::Preview(PreviewEvent {
+                task_id: task_id.clone(),
+                image,
+            }));
+        }
+    }
+}
+
+/// Writes the files (fsynced), then records the end in one transaction, then events,
+/// callbacks and retention. Runs off the dispatch path.
+async fn finish(host: Arc<Host>, task: TaskRow, mut end: RunEnd, output: Option<GenerateOutput>) {
+    let mut images = Vec::new();
+    let mut info = None;
+    if let Some(out) = output {
+        info = Some(out.info.clone());
+        let files = host.files.clone();
+        let id = task.id.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            files.write_images(&id, &out.images, &out.infotexts)
+        })
+        .await;
+        match written {
+            Ok(Ok(rows)) => images = rows,
+            Ok(Err(e)) => end = RunEnd::Failed(format!("cannot store images: {e}")),
+            Err(e) => end = RunEnd::Failed(format!("cannot store images: {e}")),
+        }
+    }
+    let settings = host.settings();
+    let f = Finish {
+        end,
+        images,
+        info,
+        auto_requeue: settings.auto_requeue_failed,
+        max_attempts: settings.max_attempts,
+    };
+    let id = task.id.clone();
+    match host.store.call(move |c| ops::finish_task(c, &id, f)).await {
+        Ok(done) => {
+            let change = if done.status == TaskStatus::Pending {
+                TaskChange::Updated
+            } else {
+                TaskChange::Finished
+            };
+            host.task_event(&task.id, done.status, change, done.name);
+            host.queue_event();
+            if done.callback_queued {
+                host.callbacks.notify_one();
+            }
+            if done.status == TaskStatus::Pending {
+                host.kick();
+            }
+            if let Ok((0, _)) = host.store.call(|c| ops::counts(c)).await {
+                let _ = host.apply_retention().await;
+            }
+        }
+        Err(crate::store::StoreError::NotFound) => {
+            // Deleted meanwhile: its files must go too.
+            let files = host.files.clone();
+            let _ = tokio::task::spawn_blocking(move || files.remove_task(&task.id)).await;
+        }
+        Err(e) => tracing::error!("recording the end of {}: {e}", task.id),
+    }
+}
