@@ -275,6 +275,12 @@ impl SdClient {
         parse::samplers(&self.get_json("samplers").await?)
     }
 
+    /// `GET /sdapi/v1/sd-vae`: VAE names usable as the `sd_vae` option (besides
+    /// `"Automatic"` and `"Default"`).
+    pub async fn sd_vaes(&self) -> Result<Vec<String>, RemoteError> {
+        parse::vaes(&self.get_json("sd-vae").await?)
+    }
+
     /// `GET /sdapi/v1/checkpoint`; `None` when nothing is loaded (`title` null or absent).
     pub async fn loaded_checkpoint(&self) -> Result<Option<LoadedCheckpoint>, RemoteError> {
         parse::loaded_checkpoint(&self.get_json("checkpoint").await?)

@@ -132,6 +132,16 @@ pub(crate) fn samplers(v: &Value) -> Result<Vec<String>, RemoteError> {
         .collect())
 }
 
+pub(crate) fn vaes(v: &Value) -> Result<Vec<String>, RemoteError> {
+    let list = v.as_array().ok_or_else(|| {
+        RemoteError::Decode(format!("sd-vae: expected an array, got {}", kind(v)))
+    })?;
+    Ok(list
+        .iter()
+        .filter_map(|e| opt_str(e, "model_name"))
+        .collect())
+}
+
 pub(crate) fn loaded_checkpoint(v: &Value) -> Result<Option<LoadedCheckpoint>, RemoteError> {
     if !v.is_object() {
         return Err(RemoteError::Decode(format!(

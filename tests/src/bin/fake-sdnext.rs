@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! fake-sdnext --listen 127.0.0.1:0 --step-ms 20 --checkpoint a --checkpoint b \
-//!             [--loaded a | --no-model] [--auth user:pass] [--load-ms N] [--lose-first-interrupt]
+//!             [--vae v] [--loaded a | --no-model] [--auth user:pass] [--load-ms N] [--lose-first-interrupt]
 //! ```
 //! The first stdout line is `listening on http://ADDR`.
 
@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use scheduler_tests::fake_sdnext::{FakeConfig, FakeSdNext};
 
 const USAGE: &str = "usage: fake-sdnext [--listen ADDR] [--step-ms N] [--load-ms N] \
-[--checkpoint TITLE]... [--loaded TITLE | --no-model] [--auth USER:PASS] [--lose-first-interrupt]";
+[--checkpoint TITLE]... [--vae NAME]... [--loaded TITLE | --no-model] [--auth USER:PASS] [--lose-first-interrupt]";
 
 fn parse_args() -> Result<FakeConfig, String> {
     let mut cfg = FakeConfig {
@@ -53,6 +53,7 @@ fn parse_args() -> Result<FakeConfig, String> {
                     .map_err(|e| format!("--load-ms: {e}"))?
             }
             "--checkpoint" => cfg.checkpoints.push(value("--checkpoint")?),
+            "--vae" => cfg.vaes.push(value("--vae")?),
             "--loaded" => {
                 cfg.loaded = Some(value("--loaded")?);
                 loaded_given = true;

@@ -46,6 +46,8 @@ pub struct FakeConfig {
     pub auth: Option<(String, String)>,
     /// The first interrupt of each job is ignored (an interrupt lost to a nested `begin()`).
     pub lose_first_interrupt: bool,
+    /// VAE names listed by `/sdapi/v1/sd-vae`.
+    pub vaes: Vec<String>,
 }
 
 impl Default for FakeConfig {
@@ -58,6 +60,7 @@ impl Default for FakeConfig {
             loaded: Some("a".into()),
             auth: None,
             lose_first_interrupt: false,
+            vaes: Vec::new(),
         }
     }
 }

@@ -62,6 +62,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/sdapi/v1/version", get(version))
         .route("/sdapi/v1/sd-models", get(sd_models))
         .route("/sdapi/v1/samplers", get(samplers))
+        .route("/sdapi/v1/sd-vae", get(sd_vae))
+        .route("/sdapi/v1/unload-checkpoint", post(unload_checkpoint))
+        .route("/sdapi/v1/reload-checkpoint", post(no_content))
         .route("/sdapi/v1/sampler", get(sampler))
         .route("/sdapi/v1/options", get(get_options).post(post_options))
         .route(
@@ -177,6 +180,24 @@ async fn sd_models(State(s): St) -> Response {
     ok(Value::Array(
         g.models.iter().map(|m| m.sd_models_json()).collect(),
     ))
+}
+
+async fn sd_vae(State(s): St) -> Response {
+    let g = s.lock();
+    ok(Value::Array(
+        g.vaes
+            .iter()
+            .map(|v| json!({"model_name": v, "filename": format!("/srv/fake/models/VAE/{v}.safetensors")}))
+            .collect(),
+    ))
+}
+
+async fn unload_checkpoint(State(s): St) -> StatusCode {
+    let _lock = s.gen_lock.lock().await;
+    let mut g = s.lock();
+    g.loaded = None;
+    g.sync_stats();
+    StatusCode::NO_CONTENT
 }
 
 fn sampler_options(name: &str) -> Value {

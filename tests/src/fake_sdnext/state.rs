@@ -98,6 +98,7 @@ pub(crate) struct Inner {
     pub rate_limit_retry_after: Option<u64>,
     pub auth: Option<(String, String)>,
     pub models: Vec<Model>,
+    pub vaes: Vec<String>,
     /// Index into `models`; `None` = nothing loaded.
     pub loaded: Option<usize>,
     /// Value of the `sd_model_checkpoint` option (keeps a bad name after an unload).
@@ -155,6 +156,7 @@ impl Shared {
             rate_limit_retry_after: None,
             auth: cfg.auth.clone(),
             models,
+            vaes: cfg.vaes.clone(),
             loaded,
             option_checkpoint,
             samples_format: None,

@@ -396,3 +396,24 @@ async fn back_to_back_generations_reuse_the_connection() {
     );
     assert!(median < 50_000, "median idle gap {median} µs");
 }
+
+#[tokio::test]
+async fn vae_list() {
+    let fake = FakeSdNext::start(FakeConfig {
+        vaes: vec!["sdxl-vae".into(), "kl-f8".into()],
+        ..FakeConfig::with_checkpoints(&["a"])
+    })
+    .await
+    .unwrap();
+    let c = SdClient::new(&fake.url()).unwrap();
+    assert_eq!(c.sd_vaes().await.unwrap(), vec!["sdxl-vae", "kl-f8"]);
+    c.set_options(&opts(json!({"sd_vae": "kl-f8"})))
+        .await
+        .unwrap();
+    let o = c.options().await.unwrap();
+    assert_eq!(o["sd_vae"], json!("kl-f8"));
+    assert_eq!(
+        fake.stats().options_posts,
+        vec![opts(json!({"sd_vae": "kl-f8"}))]
+    );
+}

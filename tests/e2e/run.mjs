@@ -1,0 +1,296 @@
+// End-to-end run of the built extension in headless Chromium against the REAL host and the
+// fake SD.Next (both started by tests/tests/integration/browser_e2e.rs, which passes):
+//   EXT_DIR      target/extension            HOST_URL    http://127.0.0.1:<port>
+//   MINI_URL     the project's mini SD.Next page (always)
+//   MODERN_URL / STANDARD_URL  the recorded SD.Next pages (when ../shared is present)
+//   CHECKPOINTS  the fake's checkpoint titles, comma-separated
+//   SHOT_DIR     where screenshots go          RESULTS     JSON file with checks and figures
+// Every wait is a condition with a deadline. Exit status = number of failed checks (max 100).
+import fs from 'node:fs';
+import path from 'node:path';
+import { launch, serviceWorker, until, Host, check, failed, results, assert, assertEq } from './lib.mjs';
+
+const env = (k, d) => process.env[k] ?? d;
+const EXT_DIR = path.resolve(env('EXT_DIR', '../../target/extension'));
+const host = new Host(env('HOST_URL', 'http://127.0.0.1:7861'));
+const SHOT_DIR = path.resolve(env('SHOT_DIR', '../../target/screenshots'));
+const CHECKPOINTS = env('CHECKPOINTS', 'a,b').split(',').filter(Boolean);
+fs.mkdirSync(SHOT_DIR, { recursive: true });
+
+const { ctx, udd } = await launch(EXT_DIR);
+let sw = await serviceWorker(ctx);
+const extId = new URL(sw.url()).host;
+results.figures.extension_id = extId;
+console.log(`extension ${extId} loaded from ${EXT_DIR}`);
+
+// Point the extension at the test host before any page loads.
+await sw.evaluate(async (url) => {
+  await chrome.storage.local.set({ options: { host_url: url } });
+}, host.base);
+
+const ext = (p) => `chrome-extension://${extId}/${p}`;
+
+async function openSdnext(url, label) {
+  const page = await ctx.newPage();
+  page.on('pageerror', (e) => console.log(`[${label} pageerror] ${e.message}`));
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  await page.waitForFunction(() => document.documentElement.dataset.sdqState === 'ready', null, { timeout: 60000 });
+  const fig = await page.evaluate(() => ({
+    ready_to_button_ms: Number(document.documentElement.dataset.sdqReadyToButtonMs),
+    nav_to_button_ms: Number(document.documentElement.dataset.sdqButtonMs),
+  }));
+  results.figures[`button_${label}`] = fig;
+  return page;
+}
+
+async function placement(page, p) {
+  return page.evaluate((p) => {
+    const b = document.querySelector(`button[data-sdq-tab="${p}"]`);
+    const g = document.getElementById(`${p}_generate`);
+    if (!b || !g) return { present: !!b, generate: !!g };
+    const wrap = b.closest('.sdq-enqueue-wrapper');
+    const group = document.getElementById(`${p}_generate_group`);
+    return {
+      present: true,
+      id: b.id,
+      text: b.textContent,
+      inSlot: !!b.closest(`[data-selector="#${p}_enqueue"]`),
+      inGroup: !!(group && group.contains(b)),
+      adjacent: g.nextElementSibling === wrap,
+    };
+  }, p);
+}
+
+async function clickEnqueue(page, p, how = 'click') {
+  const before = await page.getAttribute(`button[data-sdq-tab="${p}"]`, 'data-sdq-task-ids');
+  if (how === 'click') await page.click(`button[data-sdq-tab="${p}"]`);
+  else if (how === 'js') await page.evaluate((p) => document.querySelector(`button[data-sdq-tab="${p}"]`).click(), p);
+  else await how();
+  const ids = await until(`Enqueue on ${p} answered`, async () => {
+    const st = await page.getAttribute(`button[data-sdq-tab="${p}"]`, 'data-sdq-state');
+    if (st === 'error') throw new Error(await page.getAttribute(`button[data-sdq-tab="${p}"]`, 'data-sdq-error'));
+    const now = await page.getAttribute(`button[data-sdq-tab="${p}"]`, 'data-sdq-task-ids');
+    return st === 'queued' && now && now !== before ? now : null;
+  });
+  return ids.split(',');
+}
+
+// ---- 0. pause the queue from the popup (tasks stay pending for the reorder checks) ----
+const popup = await ctx.newPage();
+await popup.goto(ext('popup.html'));
+await check('popup shows the connection and pauses the host queue', async () => {
+  await popup.waitForSelector('.popup[data-conn="online"]', { timeout: 15000 });
+  const q0 = await host.queue();
+  assert(!q0.paused, 'queue starts running');
+  await popup.click('#sdq-popup-pause');
+  await until('host paused', async () => (await host.queue()).paused === true);
+  await popup.waitForSelector('.popup[data-paused="true"]');
+});
+
+// ---- 1. recorded SD.Next pages (Modern and Standard) ----
+for (const [label, url] of [['modern', env('MODERN_URL')], ['standard', env('STANDARD_URL')]]) {
+  if (!url) { console.log(`skip ${label}: recorded page not available`); continue; }
+  let page;
+  await check(`${label}: Enqueue appears beside Generate on txt2img, img2img and control`, async () => {
+    page = await openSdnext(url, label);
+    for (const p of ['txt2img', 'img2img', 'control']) {
+      const pl = await placement(page, p);
+      assert(pl.present, `${p}: no button ${JSON.stringify(pl)}`);
+      if (label === 'modern') assert(pl.inSlot && pl.inGroup, `${p}: not in the Modern Enqueue slot: ${JSON.stringify(pl)}`);
+      else assert(pl.adjacent, `${p}: not right after Generate: ${JSON.stringify(pl)}`);
+    }
+    await page.screenshot({ path: path.join(SHOT_DIR, `${label}-page.png`) });
+  });
+  await check(`${label}: Enqueue creates a task with the page's values`, async () => {
+    const pageVals = await page.evaluate(() => ({
+      prompt: document.querySelector('#txt2img_prompt textarea')?.value ?? '',
+      steps: document.querySelector('#txt2img_steps input[type=number]')?.value ?? '',
+      ckpt: document.querySelector('#setting_sd_model_checkpoint input')?.value ?? '',
+    }));
+    const [id] = await clickEnqueue(page, 'txt2img', 'js');
+    const t = await host.task(id);
+    assertEq(t.type, 'txt2img', 'type');
+    assertEq(t.params.prompt, pageVals.prompt, 'prompt');
+    if (pageVals.steps !== '') assertEq(t.params.steps, Number(pageVals.steps), 'steps');
+    if (pageVals.ckpt) assertEq(t.params.checkpoint, pageVals.ckpt, 'checkpoint');
+    assert(t.has_page_snapshot !== false, 'page snapshot stored');
+    await host.call('DELETE', `/agent-scheduler/v1/task/${encodeURIComponent(id)}`);
+  });
+  if (page) await page.close();
+}
+
+// ---- 2. the project's mini SD.Next page ----
+const mini = await openSdnext(env('MINI_URL'), 'mini');
+const ids = [];
+await check('mini: Enqueue appears beside Generate (after the late moves)', async () => {
+  for (const p of ['txt2img', 'img2img', 'control']) {
+    const pl = await placement(mini, p);
+    assert(pl.present && pl.adjacent, `${p}: ${JSON.stringify(pl)}`);
+  }
+  const title = await mini.getAttribute('button[data-sdq-tab="control"]', 'title');
+  assert(/Control units are not supported/.test(title), 'control button says units are unsupported');
+  await mini.screenshot({ path: path.join(SHOT_DIR, 'mini-page.png') });
+});
+
+await check('mini: Enqueue creates a task whose params equal the page values', async () => {
+  await mini.fill('#txt2img_prompt textarea', 'p1 a red fox');
+  await mini.fill('#txt2img_neg_prompt textarea', 'blurry');
+  await mini.fill('#txt2img_steps input[type=number]', '12');
+  await mini.fill('#txt2img_cfg_scale input[type=number]', '7.5');
+  await mini.fill('#txt2img_width input[type=number]', '640');
+  await mini.fill('#txt2img_seed input', '1234');
+  await mini.fill('#txt2img_batch_count input[type=number]', '2');
+  await mini.check('#txt2img_enable_hr input');
+  const [id] = await clickEnqueue(mini, 'txt2img');
+  ids.push(id);
+  const t = await host.task(id);
+  const want = {
+    prompt: 'p1 a red fox', negative_prompt: 'blurry', styles: [], steps: 12, sampler_name: 'Default',
+    cfg_scale: 7.5, cfg_end: 1, cfg_rescale: -1, width: 640, height: 512, seed: 1234, subseed: -1,
+    subseed_strength: 0, n_iter: 2, batch_size: 1, enable_hr: true, hr_resize_mode: 1, hr_upscaler: 'None',
+    hr_scale: 2, denoising_strength: 0.3, refiner_steps: 20, checkpoint: 'a', clip_skip: 1, vae_type: 'Full',
+  };
+  for (const [k, v] of Object.entries(want)) assertEq(t.params[k], v, `param ${k}`);
+  assertEq(t.type, 'txt2img', 'type');
+  // Back to one image per task for the rest of the run.
+  await mini.fill('#txt2img_batch_count input[type=number]', '1');
+  await mini.uncheck('#txt2img_enable_hr input');
+});
+
+await check('mini: two more tasks (shortcut Ctrl+E and the button)', async () => {
+  await mini.fill('#txt2img_prompt textarea', 'p2 a green owl');
+  ids.push(...await clickEnqueue(mini, 'txt2img', async () => {
+    await mini.focus('#txt2img_prompt textarea');
+    await mini.keyboard.press('Control+KeyE');
+  }));
+  await mini.fill('#txt2img_prompt textarea', 'p3 a blue whale');
+  ids.push(...await clickEnqueue(mini, 'txt2img'));
+  const q = await host.queue();
+  assertEq(q.pending_tasks.map((t) => t.id), ids, 'host order after enqueue');
+});
+
+const panel = await ctx.newPage();
+await panel.goto(ext('panel.html'));
+await check('panel: drag and drop changes the host order', async () => {
+  await panel.waitForSelector('.panel[data-conn="online"]', { timeout: 15000 });
+  await until('pending rows', async () => (await panel.$$('.prow[data-task-id]')).length === 3);
+  const src = panel.locator(`.prow[data-task-id="${ids[2]}"]`);
+  const dst = panel.locator(`.prow[data-task-id="${ids[0]}"]`);
+  await src.dragTo(dst, { targetPosition: { x: 30, y: 4 } });
+  await until('host order p3,p1,p2', async () => {
+    const q = await host.queue();
+    return JSON.stringify(q.pending_tasks.map((t) => t.id)) === JSON.stringify([ids[2], ids[0], ids[1]]);
+  });
+  await until('panel order', async () => JSON.stringify(await panel.$$eval('.prow[data-task-id]', (r) => r.map((x) => x.dataset.taskId))) === JSON.stringify([ids[2], ids[0], ids[1]]));
+  await panel.screenshot({ path: path.join(SHOT_DIR, 'panel-queue.png') });
+});
+
+await check('panel: inline edit of a pending task (PUT params merge)', async () => {
+  await panel.click(`.prow[data-task-id="${ids[0]}"] .edit`);
+  await panel.fill('#sdq-edit [data-field="steps"]', '7');
+  await panel.fill('#sdq-edit [data-field="@name"]', 'edited-one');
+  await panel.click('#sdq-edit-save');
+  await until('host params.steps == 7', async () => {
+    const t = await host.task(ids[0]);
+    return t.params.steps === 7 && t.name === 'edited-one' && t.params.prompt === 'p1 a red fox';
+  });
+});
+
+await check('popup: resume runs the queue; counts and state follow the host', async () => {
+  await popup.waitForSelector('#sdq-popup-counts [data-pending="3"]', { timeout: 10000 });
+  await popup.click('#sdq-popup-pause');
+  await until('host resumed', async () => (await host.queue()).paused === false);
+  await popup.waitForSelector('.popup[data-paused="false"]');
+  await until('three tasks done', async () => {
+    const h = await host.history('&status=done');
+    return ids.every((id) => h.tasks.some((t) => t.id === id));
+  }, 60000);
+  await popup.waitForSelector('#sdq-popup-counts [data-pending="0"]', { timeout: 10000 });
+  await popup.screenshot({ path: path.join(SHOT_DIR, 'popup.png') });
+});
+
+await check('panel: the finished task\'s image shows in the detail view', async () => {
+  await panel.click('#sdq-tab-history');
+  await panel.waitForSelector(`.hrow[data-task-id="${ids[0]}"]`, { timeout: 15000 });
+  await panel.click(`.hrow[data-task-id="${ids[0]}"] .summary`);
+  await panel.waitForSelector('#sdq-gallery img', { timeout: 15000 });
+  await until('image decoded', () => panel.$eval('#sdq-gallery img', (i) => i.complete && i.naturalWidth > 0));
+  const info = await panel.inputValue('#sdq-infotext');
+  assert(info.includes('p1 a red fox'), `infotext: ${info.slice(0, 120)}`);
+  await panel.screenshot({ path: path.join(SHOT_DIR, 'panel-detail.png') });
+  await panel.click('#sdq-detail .close');
+});
+
+await check('panel: bookmark and rename (double-click) go to the host', async () => {
+  await panel.click(`.hrow[data-task-id="${ids[1]}"] .bm`);
+  await until('bookmarked', async () => (await host.task(ids[1])).bookmarked === true);
+  await panel.waitForSelector(`.hrow[data-task-id="${ids[1]}"] .bm[data-bookmarked="true"]`);
+  await panel.dblclick(`.hrow[data-task-id="${ids[1]}"] .label`);
+  await panel.fill(`.hrow[data-task-id="${ids[1]}"] input.rename`, 'renamed-two');
+  await panel.press(`.hrow[data-task-id="${ids[1]}"] input.rename`, 'Enter');
+  await until('renamed', async () => (await host.task(ids[1])).name === 'renamed-two');
+  await panel.waitForSelector(`.hrow[data-task-id="${ids[1]}"] .label:text("renamed-two")`);
+});
+
+await check('panel: search is answered by the host', async () => {
+  await panel.fill('#sdq-search', 'whale');
+  await until('one row (whale)', async () => {
+    const rows = await panel.$$eval('.hrow[data-task-id]', (r) => r.map((x) => x.dataset.taskId));
+    return rows.length === 1 && rows[0] === ids[2];
+  });
+  const h = await host.history('&q=whale');
+  assertEq(h.tasks.map((t) => t.id), [ids[2]], 'host search');
+  await panel.screenshot({ path: path.join(SHOT_DIR, 'panel-history-search.png') });
+});
+
+await check('panel: requeue makes a new task', async () => {
+  const before = (await host.queue()).total_pending_tasks + (await host.history()).total;
+  await panel.click(`.hrow[data-task-id="${ids[2]}"] .requeue`);
+  await until('a new task with the same prompt', async () => {
+    const all = [...(await host.queue()).pending_tasks, ...(await host.history()).tasks];
+    return all.length > before && all.some((t) => t.id !== ids[2] && t.params.prompt === 'p3 a blue whale');
+  });
+  await panel.fill('#sdq-search', '');
+});
+
+await check('context-menu handler queues one task per checkpoint', async () => {
+  await mini.bringToFront();
+  sw = await serviceWorker(ctx);
+  const r = await sw.evaluate(() => self.sdq.queueAll());
+  assert(r && r.ok, `queueAll: ${JSON.stringify(r)}`);
+  const tids = r.data.task_ids;
+  assertEq(tids.length, CHECKPOINTS.length, 'one task per checkpoint');
+  const cks = [];
+  for (const id of tids) cks.push((await host.task(id)).params.checkpoint);
+  assertEq(cks.sort(), [...CHECKPOINTS].sort(), 'checkpoints');
+});
+
+await check('in-page right-click menu: Queue with all checkpoints', async () => {
+  const before = await mini.getAttribute('button[data-sdq-tab="txt2img"]', 'data-sdq-task-ids');
+  await mini.click('button[data-sdq-tab="txt2img"]', { button: 'right' });
+  await mini.locator('#sdq-menu button[data-action="all"]').click();
+  const now = await until('queued', async () => {
+    const v = await mini.getAttribute('button[data-sdq-tab="txt2img"]', 'data-sdq-task-ids');
+    return v && v !== before ? v : null;
+  });
+  assertEq(now.split(',').length, CHECKPOINTS.length, 'tasks from the in-page menu');
+});
+
+await check('in-page drawer: the panel opens beside SD.Next and "send to img2img" fills the page', async () => {
+  await mini.locator('#sdq-toggle').click();
+  const frame = mini.frameLocator('#sdq-panel-frame');
+  await frame.locator('.panel[data-conn="online"]').waitFor({ timeout: 15000 });
+  await frame.locator('#sdq-tab-history').click();
+  await frame.locator(`.hrow[data-task-id="${ids[0]}"] .summary`).click();
+  await frame.locator('#sdq-gallery img').first().waitFor({ timeout: 15000 });
+  await mini.screenshot({ path: path.join(SHOT_DIR, 'panel-in-page.png') });
+  await frame.locator('#sdq-send-img2img').click();
+  await until('img2img prompt filled', () => mini.$eval('#img2img_prompt textarea', (t) => t.value === 'p1 a red fox'));
+  assertEq(await mini.$eval('#img2img_steps input[type=number]', (i) => i.value), '7', 'steps filled');
+});
+
+fs.writeFileSync(env('RESULTS', path.join(SHOT_DIR, 'e2e-results.json')), JSON.stringify(results, null, 2));
+console.log('figures', JSON.stringify(results.figures));
+await ctx.close();
+fs.rmSync(udd, { recursive: true, force: true });
+process.exit(Math.min(failed(), 100));
