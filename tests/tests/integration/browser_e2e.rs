@@ -1,0 +1,172 @@
+//! Browser end-to-end: the BUILT extension (`target/extension`, made by `frontend/build.sh`)
+//! in real headless Chromium, against the REAL host (`agent-scheduler serve`) driving the
+//! fake SD.Next, both started here as processes on port 0, on pages that carry SD.Next's DOM:
+//! the project's own `tests/e2e/pages/mini-sdnext.html` (always) and the recorded Modern and
+//! Standard pages from `../shared/fixtures/sdnext/ui` (when present). A static server on port
+//! 0 serves them over http://127.0.0.1.
+//!
+//! The browser part is `tests/e2e/run.mjs` (playwright-core + /usr/bin/chromium); this test
+//! passes it the URLs, asserts its exit status, then checks the host's state over HTTP.
+//! Skipped with a message when the extension is not built, `npm ci --prefix tests/e2e` has
+//! not run, or Chromium is missing.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Path as UrlPath;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use scheduler_tests::harness::{FakeProcess, HostProcess};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn recorded(name: &str) -> Option<PathBuf> {
+    let p = workspace_root().join("../shared/fixtures/sdnext/ui").join(name);
+    p.is_file().then_some(p)
+}
+
+/// Serves `/mini`, `/modern`, `/standard` (the last two only when recorded pages exist).
+async fn page_server() -> String {
+    let root = workspace_root();
+    let app = Router::new().route(
+        "/{page}",
+        get(move |UrlPath(page): UrlPath<String>| {
+            let root = root.clone();
+            async move {
+                let file = match page.as_str() {
+                    "mini" => Some(root.join("tests/e2e/pages/mini-sdnext.html")),
+                    "modern" => recorded("modern-dom.html"),
+                    "standard" => recorded("standard-dom.html"),
+                    _ => None,
+                };
+                match file.map(std::fs::read) {
+                    Some(Ok(bytes)) => {
+                        ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], bytes).into_response()
+                    }
+                    _ => StatusCode::NOT_FOUND.into_response(),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind page server");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+fn missing_prerequisite(root: &Path) -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !root.join("target/extension/manifest.json").is_file()
+        || !root.join("target/extension/pkg/scheduler_bg.wasm").is_file()
+    {
+        return Some("the extension is not built (run: bash frontend/build.sh)".into());
+    }
+    if !root.join("tests/e2e/node_modules/playwright-core").is_dir() {
+        return Some("playwright-core is not installed (run: npm ci --prefix tests/e2e)".into());
+    }
+    if !Path::new(&chromium).exists() {
+        return Some(format!("{chromium} not found (apt-get install chromium)"));
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extension_end_to_end_in_headless_chromium() {
+    let root = workspace_root();
+    if let Some(why) = missing_prerequisite(&root) {
+        eprintln!("skipped browser e2e: {why}");
+        return;
+    }
+    let checkpoints = ["a", "b"];
+    let fake = FakeProcess::spawn(&[
+        "--step-ms",
+        "20",
+        "--checkpoint",
+        checkpoints[0],
+        "--checkpoint",
+        checkpoints[1],
+    ])
+    .await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let host = HostProcess::spawn(data.path(), &[fake.url()], &[]).await;
+    let pages = page_server().await;
+
+    let shots = root.join("target/screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let results = shots.join("e2e-results.json");
+    let _ = std::fs::remove_file(&results);
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg("run.mjs")
+        .current_dir(root.join("tests/e2e"))
+        .env("EXT_DIR", root.join("target/extension"))
+        .env("HOST_URL", host.url())
+        .env("MINI_URL", format!("{pages}/mini"))
+        .env("CHECKPOINTS", checkpoints.join(","))
+        .env("SHOT_DIR", &shots)
+        .env("RESULTS", &results)
+        .kill_on_drop(true);
+    if recorded("modern-dom.html").is_some() {
+        cmd.env("MODERN_URL", format!("{pages}/modern"));
+    } else {
+        eprintln!("recorded Modern page absent (../shared): only the mini page is used");
+    }
+    if recorded("standard-dom.html").is_some() {
+        cmd.env("STANDARD_URL", format!("{pages}/standard"));
+    }
+    let status = tokio::time::timeout(Duration::from_secs(300), cmd.status())
+        .await
+        .expect("the browser run finished within 300 s")
+        .expect("run node");
+    if let Ok(text) = std::fs::read_to_string(&results) {
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        eprintln!("browser e2e figures: {}", v["figures"]);
+    }
+    assert!(
+        status.success(),
+        "browser e2e failed ({status}); see the ok/FAIL lines above and {}\nhost stderr:\n{}",
+        shots.display(),
+        host.server.stderr()
+    );
+
+    // The host's own view of what the browser did.
+    let c = &host.client;
+    let q = c.queue().await;
+    assert!(!q.paused, "the popup resumed the queue");
+    let hist = c.history("?limit=1000").await;
+    let renamed = hist
+        .tasks
+        .iter()
+        .find(|t| t.name.as_deref() == Some("renamed-two"))
+        .expect("the task renamed in the panel");
+    assert!(renamed.bookmarked, "the task bookmarked in the panel");
+    let edited = hist
+        .tasks
+        .iter()
+        .find(|t| t.name.as_deref() == Some("edited-one"))
+        .expect("the task edited in the panel");
+    assert_eq!(edited.params["steps"], 7);
+    assert_eq!(edited.params["prompt"], "p1 a red fox");
+    for ck in checkpoints {
+        let n = hist
+            .tasks
+            .iter()
+            .chain(q.pending_tasks.iter())
+            .filter(|t| t.params.get("checkpoint").and_then(|v| v.as_str()) == Some(ck))
+            .count();
+        assert!(n >= 2, "queue-with-all-checkpoints made tasks for {ck} ({n})");
+    }
+    for shot in ["panel-queue.png", "panel-detail.png", "popup.png", "panel-in-page.png"] {
+        assert!(shots.join(shot).is_file(), "screenshot {shot}");
+    }
+}
