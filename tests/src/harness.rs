@@ -445,6 +445,12 @@ impl HostClient {
         Answer { status, body }
     }
 
+    /// GET any path; `Err` when the host cannot be reached (for outage/kill checks).
+    pub async fn get_checked(&self, path: &str) -> Result<Answer, reqwest::Error> {
+        let r = self.http.get(self.url(path)).send().await?;
+        Ok(Self::answer(r).await)
+    }
+
     /// GET any path under the host.
     pub async fn get(&self, path: &str) -> Answer {
         Self::answer(

@@ -4,5 +4,6 @@
 
 mod fake_behaviour;
 mod fake_fixtures;
+mod harness_host;
 mod harness_selftest;
 mod sdnext_client;

@@ -1,0 +1,44 @@
+//! The process harness against the real `agent-scheduler` binary: spawn with a fake
+//! backend, run a task through, SIGKILL and restart on the same port and data directory.
+
+use std::time::Duration;
+
+use scheduler_api::TaskStatus;
+use scheduler_tests::harness::{FakeProcess, HostProcess};
+use serde_json::json;
+
+#[tokio::test]
+async fn host_process_runs_a_task_and_restarts_on_the_same_port() {
+    let fake =
+        FakeProcess::spawn(&["--step-ms", "1", "--checkpoint", "a", "--checkpoint", "b"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = HostProcess::spawn(dir.path(), &[fake.url()], &[]).await;
+    let r = host
+        .client
+        .enqueue_txt2img(
+            json!({"prompt": "harness", "steps": 2, "width": 64, "height": 64,
+                                "checkpoint": "b"}),
+        )
+        .await;
+    let t = host
+        .client
+        .wait_task_status(&r.task_id, TaskStatus::Done, Duration::from_secs(30))
+        .await;
+    assert_eq!(t.image_count, 1);
+    let st = fake.stats().await;
+    assert_eq!(st.prompts, vec!["harness"]);
+    assert_eq!(st.loads, vec!["b"], "one switch to b, no double load");
+
+    let addr = host.server.addr();
+    host.sigkill().await;
+    assert!(
+        host.client
+            .get_checked("/agent-scheduler/v1/queue")
+            .await
+            .is_err()
+    );
+    host.restart().await;
+    assert_eq!(host.server.addr(), addr);
+    let again = host.client.task(&r.task_id).await.expect("task kept");
+    assert_eq!(again.status, TaskStatus::Done);
+}
