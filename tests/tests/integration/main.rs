@@ -7,3 +7,8 @@ mod fake_fixtures;
 mod harness_host;
 mod harness_selftest;
 mod sdnext_client;
+mod host_api;
+mod host_queue;
+mod host_resilience;
+mod host_security;
+mod host_support;

@@ -1,0 +1,103 @@
+//! Who may drive the queue: Origin and Host checks, the bearer token, and the refusal to
+//! listen beyond loopback without a token.
+
+use scheduler_api::{EXTENSION_ORIGIN, routes};
+use scheduler_tests::harness::{ChildServer, FakeProcess, host_binary};
+use serde_json::json;
+
+use crate::host_support::*;
+
+async fn status_with(
+    s: &Stack,
+    method: reqwest::Method,
+    path: &str,
+    headers: &[(&str, String)],
+) -> u16 {
+    let c = s.client();
+    let mut r = c.http.request(method.clone(), c.url(path));
+    for (k, v) in headers {
+        r = r.header(*k, v);
+    }
+    if method == reqwest::Method::POST {
+        r = r.json(&json!({"prompt": "from a page"}));
+    }
+    r.send().await.expect("request").status().as_u16()
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_refused_and_the_extension_and_programs_pass() {
+    let s = Stack::start(
+        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
+        &["--allow-origin", "http://trusted.example:9000"],
+    )
+    .await;
+    pause(s.client()).await;
+    let evil = [("origin", "https://evil.example".to_owned())];
+    assert_eq!(status_with(&s, reqwest::Method::GET, routes::QUEUE, &evil).await, 403);
+    assert_eq!(
+        status_with(&s, reqwest::Method::POST, routes::QUEUE_TXT2IMG, &evil).await,
+        403
+    );
+    assert_eq!(s.client().queue().await.total_pending_tasks, 0, "nothing was queued");
+    let ext = [("origin", EXTENSION_ORIGIN.to_owned())];
+    assert_eq!(
+        status_with(&s, reqwest::Method::POST, routes::QUEUE_TXT2IMG, &ext).await,
+        200
+    );
+    assert_eq!(status_with(&s, reqwest::Method::GET, routes::QUEUE, &[]).await, 200);
+    let backend = [("origin", s.fake.url())];
+    assert_eq!(status_with(&s, reqwest::Method::GET, routes::QUEUE, &backend).await, 200);
+    let added = [("origin", "http://trusted.example:9000".to_owned())];
+    assert_eq!(status_with(&s, reqwest::Method::GET, routes::QUEUE, &added).await, 200);
+    let other_ext = [("origin", "chrome-extension://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_owned())];
+    assert_eq!(status_with(&s, reqwest::Method::GET, routes::QUEUE, &other_ext).await, 403);
+    // DNS rebinding: a loopback host only answers to loopback names.
+    let port = s.host.server.addr().port();
+    let rebind = [("host", format!("evil.example:{port}"))];
+    assert_eq!(status_with(&s, reqwest::Method::GET, routes::QUEUE, &rebind).await, 403);
+    let local = [("host", format!("localhost:{port}"))];
+    assert_eq!(status_with(&s, reqwest::Method::GET, routes::QUEUE, &local).await, 200);
+    assert_eq!(s.client().queue().await.total_pending_tasks, 1);
+}
+
+#[tokio::test]
+async fn a_token_is_required_when_configured() {
+    let s = Stack::start(
+        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
+        &["--token", "s3cret"],
+    )
+    .await;
+    let none = status_with(&s, reqwest::Method::GET, routes::QUEUE, &[]).await;
+    assert_eq!(none, 401);
+    let wrong = [("authorization", "Bearer nope".to_owned())];
+    assert_eq!(status_with(&s, reqwest::Method::GET, routes::QUEUE, &wrong).await, 401);
+    let right = [("authorization", "Bearer s3cret".to_owned())];
+    assert_eq!(status_with(&s, reqwest::Method::GET, routes::QUEUE, &right).await, 200);
+}
+
+#[tokio::test]
+async fn listening_beyond_loopback_without_a_token_is_refused_at_start() {
+    let fake = FakeProcess::spawn(&["--checkpoint", "a"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let args = vec![
+        "serve".to_owned(),
+        "--data-dir".to_owned(),
+        dir.path().display().to_string(),
+        "--backend".to_owned(),
+        fake.url(),
+    ];
+    let started = ChildServer::start("agent-scheduler", &host_binary(), args, "0.0.0.0:0").await;
+    let err = started.err().expect("the host refuses to start");
+    assert!(err.to_string().to_lowercase().contains("token"), "{err}");
+    // With a token it starts.
+    let mut args = vec![
+        "serve".to_owned(),
+        "--data-dir".to_owned(),
+        dir.path().display().to_string(),
+        "--backend".to_owned(),
+        fake.url(),
+    ];
+    args.extend(["--token".to_owned(), "t".to_owned()]);
+    let ok = ChildServer::start("agent-scheduler", &host_binary(), args, "0.0.0.0:0").await;
+    assert!(ok.is_ok(), "{:?}", ok.err());
+}

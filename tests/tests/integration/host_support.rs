@@ -1,0 +1,102 @@
+//! Shared set-up for the host integration tests: a fake SD.Next process and the real host
+//! process on a fresh data directory, plus small helpers over the host's API.
+
+use std::time::Duration;
+
+use scheduler_api::{QueueResponse, Task, TaskStatus, routes};
+use scheduler_tests::harness::{FakeProcess, HostClient, HostProcess, fill, wait_until};
+use serde_json::{Value, json};
+
+/// Generous deadline for conditions in these tests (2-core CI machine).
+pub const LONG: Duration = Duration::from_secs(60);
+
+/// A fake SD.Next plus the host driving it, on a temporary data directory.
+pub struct Stack {
+    /// The data directory (removed on drop).
+    pub dir: tempfile::TempDir,
+    /// The fake SD.Next.
+    pub fake: FakeProcess,
+    /// The real host.
+    pub host: HostProcess,
+}
+
+impl Stack {
+    /// Starts `fake-sdnext FAKE_ARGS` and `agent-scheduler serve --backend <fake> HOST_ARGS`.
+    pub async fn start(fake_args: &[&str], host_args: &[&str]) -> Stack {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fake = FakeProcess::spawn(fake_args).await;
+        let host = HostProcess::spawn(dir.path(), &[fake.url()], host_args).await;
+        Stack { dir, fake, host }
+    }
+
+    /// The host's typed client.
+    pub fn client(&self) -> &HostClient {
+        &self.host.client
+    }
+}
+
+/// `POST /queue/pause`, asserting success.
+pub async fn pause(c: &HostClient) {
+    let a = c.post(routes::QUEUE_PAUSE, &json!({})).await;
+    assert_eq!(a.status, 200, "pause: {}", a.body);
+}
+
+/// `POST /queue/resume`, asserting success.
+pub async fn resume(c: &HostClient) {
+    let a = c.post(routes::QUEUE_RESUME, &json!({})).await;
+    assert_eq!(a.status, 200, "resume: {}", a.body);
+}
+
+/// Enqueues a small txt2img task and returns its id.
+pub async fn enqueue(c: &HostClient, prompt: &str, extra: Value) -> String {
+    let mut body = json!({"prompt": prompt, "steps": 3, "width": 64, "height": 64, "seed": 1});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    c.enqueue_txt2img(body).await.task_id
+}
+
+/// Waits until `id` has ended (done, failed or interrupted) and returns it.
+pub async fn wait_finished(c: &HostClient, id: &str) -> Task {
+    wait_until(&format!("task {id} to finish"), LONG, || async {
+        c.task(id).await.filter(|t| t.status.is_finished())
+    })
+    .await
+}
+
+/// Waits until `id` is done and returns it (panics early with the task when it failed).
+pub async fn wait_done(c: &HostClient, id: &str) -> Task {
+    let t = wait_finished(c, id).await;
+    assert_eq!(t.status, TaskStatus::Done, "task {id} ended as {t:?}");
+    t
+}
+
+/// Ids of the queue listing in order (running first).
+pub async fn queue_ids(c: &HostClient) -> Vec<String> {
+    let q: QueueResponse = c.get(&format!("{}?limit=1000", routes::QUEUE)).await.json();
+    q.pending_tasks.into_iter().map(|t| t.id).collect()
+}
+
+/// A route with `{id}` filled.
+pub fn task_route(route: &str, id: &str) -> String {
+    fill(route, &[("id", id)])
+}
+
+/// A tiny valid PNG as a data URL (for img2img init images).
+pub fn png_data_url() -> String {
+    use base64::Engine;
+    let img = image::RgbImage::from_pixel(8, 8, image::Rgb([200, 10, 10]));
+    let mut bytes = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .expect("encode png");
+    format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
