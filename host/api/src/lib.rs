@@ -167,7 +167,8 @@ pub struct Task {
     pub created_at: WireTime,
     /// Last change.
     pub updated_at: WireTime,
-    /// Additive: how many times the task was started.
+    /// Additive: how many runs of the task failed or were cut short by a host crash
+    /// (bounded by `Settings::max_attempts`).
     #[serde(default)]
     pub attempts: u32,
     /// Additive: the backend that runs / ran the task.

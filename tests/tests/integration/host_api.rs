@@ -292,7 +292,7 @@ async fn overrides_are_lifted_into_the_task_and_idempotency_keys_dedupe() {
     assert_eq!(t.params["vae"], "v1");
     let req = c.get(&task_route(routes::TASK_REQUEST, &id)).await;
     assert_eq!(req.status, 200);
-    let ov = &req.body["override_settings"];
+    let ov = &req.body["data"]["request"]["override_settings"];
     assert!(ov.get("sd_model_checkpoint").is_none(), "{}", req.body);
     assert_eq!(ov["clip_skip"], 2, "other overrides pass through");
 
