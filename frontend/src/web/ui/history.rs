@@ -145,7 +145,8 @@ pub fn history_list(p: &HistoryListProps) -> Html {
                     onblur={Callback::from(move |_| renaming3.set(None))} />
             }
         } else {
-            html! { <span class="label" title="Double-click to rename" ondblclick={start_rename}>{ task_label(t) }</span> }
+            html! { <span class="label" title="Double-click to rename" ondblclick={start_rename}
+                onclick={Callback::from(|e: MouseEvent| e.stop_propagation())}>{ task_label(t) }</span> }
         };
         html! {
             <div key={id.clone()} class={classes!("hrow", format!("task-{}", t.status.as_str()))}
