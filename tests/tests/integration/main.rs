@@ -12,3 +12,5 @@ mod host_queue;
 mod host_resilience;
 mod host_security;
 mod host_support;
+mod host_backends;
+mod browser_e2e;
