@@ -67,3 +67,20 @@ pub fn default_data_dir() -> PathBuf {
     }
     PathBuf::from("agent-scheduler-data")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_beyond_loopback_needs_a_token() {
+        let mut c = Config::for_test("http://127.0.0.1:7860", PathBuf::from("/tmp/x"));
+        assert!(c.check_listen("127.0.0.1:7861".parse().unwrap()).is_ok());
+        assert!(c.check_listen("[::1]:7861".parse().unwrap()).is_ok());
+        let err = c.check_listen("0.0.0.0:7861".parse().unwrap()).unwrap_err();
+        assert!(err.contains("--token"));
+        c.token = Some(Secret("t".into()));
+        assert!(c.check_listen("0.0.0.0:7861".parse().unwrap()).is_ok());
+        assert_eq!(format!("{:?}", c.token), "Some(Secret(***))");
+    }
+}

@@ -747,3 +747,70 @@ async fn a_backend_outage_makes_tasks_wait_not_fail() {
     assert_eq!(t["attempts"], 0);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_arrive_with_their_files_for_done_and_failed_tasks() {
+    let rx = scheduler_tests::harness::CallbackReceiver::start().await;
+    let h = spawn(&["a"]).await;
+    let done = h
+        .enqueue(json!({"prompt": "cb", "batch_size": 2, "callback_url": rx.url("/hook")}))
+        .await;
+    let failed = h
+        .enqueue(json!({"prompt": "cb2", "checkpoint": "nope", "callback_url": rx.url("/hook")}))
+        .await;
+    let posts = rx.wait_for_posts(2, Duration::from_secs(20)).await;
+    let field = |p: &scheduler_tests::harness::CallbackPost, name: &str| {
+        p.parts
+            .iter()
+            .find(|x| x.name == name)
+            .map(|x| String::from_utf8_lossy(&x.data).into_owned())
+    };
+    let d = posts
+        .iter()
+        .find(|p| field(p, "task_id").as_deref() == Some(done.as_str()))
+        .expect("done callback");
+    assert_eq!(field(d, "status").as_deref(), Some("done"));
+    let files: Vec<_> = d.parts.iter().filter(|p| p.name == "files").collect();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0].content_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(files[0].file_name.as_deref(), Some("0.jpg"));
+    assert!(d.header(scheduler_api::DELIVERY_ID_HEADER).is_some());
+    let f = posts
+        .iter()
+        .find(|p| field(p, "task_id").as_deref() == Some(failed.as_str()))
+        .expect("failed callback");
+    assert_eq!(field(f, "status").as_deref(), Some("failed"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_task_runs_on_a_backend_that_lists_its_checkpoint() {
+    let fa = fake(&["a"]).await;
+    let fb = fake(&["b"]).await;
+    let b_url = fb.url();
+    let h = spawn_with(fa, tempfile::tempdir().expect("tmp"), |c| {
+        c.backends.push(b_url)
+    })
+    .await;
+    let (_, models) = h.get(routes::SD_MODELS).await;
+    assert_eq!(models, json!(["a", "b"]));
+    let (_, cks) = h.get(routes::CHECKPOINTS).await;
+    assert_eq!(cks.as_array().map(Vec::len), Some(2));
+    let (_, v) = h
+        .post(
+            routes::QUEUE_TXT2IMG,
+            json!({"prompt": "every", "checkpoint": "*"}),
+        )
+        .await;
+    let ids: Vec<String> = serde_json::from_value(v["task_ids"].clone()).expect("ids");
+    assert_eq!(ids.len(), 2);
+    for id in &ids {
+        h.wait_status(id, "done").await;
+    }
+    let ta = h.task(&ids[0]).await;
+    let tb = h.task(&ids[1]).await;
+    assert_eq!(ta["backend"], h.fake().url().as_str());
+    assert_ne!(tb["backend"], ta["backend"]);
+    assert_eq!(h.fake().stats().checkpoint_loads, 0);
+    h.stop().await;
+}

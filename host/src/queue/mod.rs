@@ -405,16 +405,35 @@ pub fn copy_name(name: Option<&str>) -> Option<String> {
     name.map(|n| format!("Copy of {n}"))
 }
 
+/// Checkpoint / VAE found in an edited request and lifted out of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lifted {
+    /// From `sd_model_checkpoint` or `override_settings.sd_model_checkpoint`.
+    pub checkpoint: Option<String>,
+    /// From `override_settings.sd_vae`.
+    pub vae: Option<String>,
+}
+
 /// Shallow-merges `patch` into a stored request: top-level keys replaced, `null` removes a
-/// key. Host-only keys in the patch are refused; images are validated like at enqueue.
+/// key. A checkpoint or VAE in the patch is lifted out (returned) as at enqueue; images are
+/// validated like at enqueue. On error the request is unchanged.
 pub fn merge_params(
     task_type: TaskType,
     request: &mut Map<String, Value>,
     patch: Map<String, Value>,
-) -> Result<(), Invalid> {
+) -> Result<Lifted, Invalid> {
     let mut next = request.clone();
     for (k, v) in patch {
-        if matches!(k.as_str(), "send_images" | "save_images") {
+        if matches!(
+            k.as_str(),
+            "send_images"
+                | "save_images"
+                | "checkpoint"
+                | "vae"
+                | "name"
+                | "callback_url"
+                | "page_snapshot"
+        ) {
             continue;
         }
         if v.is_null() {
@@ -423,9 +442,26 @@ pub fn merge_params(
             next.insert(k, v);
         }
     }
+    let mut lifted = Lifted {
+        checkpoint: next
+            .remove("sd_model_checkpoint")
+            .and_then(|v| v.as_str().map(str::to_owned)),
+        vae: None,
+    };
+    if let Some(Value::Object(o)) = next.get_mut("override_settings") {
+        if let Some(c) = o
+            .remove("sd_model_checkpoint")
+            .and_then(|v| v.as_str().map(str::to_owned))
+        {
+            lifted.checkpoint.get_or_insert(c);
+        }
+        lifted.vae = o
+            .remove("sd_vae")
+            .and_then(|v| v.as_str().map(str::to_owned));
+    }
     validate_images(task_type, &next)?;
     *request = next;
-    Ok(())
+    Ok(lifted)
 }
 
 /// Turns free text into an FTS5 query: every word quoted (so no syntax errors), all words

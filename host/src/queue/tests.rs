@@ -163,6 +163,15 @@ fn merge_is_shallow_and_null_removes() {
         req,
         obj(json!({"prompt": "b", "override_settings": {"y": 2}}))
     );
+    let lifted = merge_params(
+        TaskType::Txt2img,
+        &mut req,
+        obj(json!({"override_settings": {"sd_model_checkpoint": "m", "sd_vae": "v", "z": 1}})),
+    )
+    .unwrap();
+    assert_eq!(lifted.checkpoint.as_deref(), Some("m"));
+    assert_eq!(lifted.vae.as_deref(), Some("v"));
+    assert_eq!(req["override_settings"], json!({"z": 1}));
     let mut img = obj(json!({"init_images": ["iVBO"]}));
     assert!(
         merge_params(

@@ -143,3 +143,42 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 fn sync_dir(_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_written_and_orphans_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        let rf = ResultFiles::new(dir.path());
+        let png = image::to_png_with_parameters(
+            &[
+                0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, b'I', b'H', b'D',
+                b'R', 0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0, 0x90, 0x77, 0x53, 0xDE, 0, 0, 0, 0x0C,
+                b'I', b'D', b'A', b'T', 0x08, 0xD7, 0x63, 0xF8, 0xCF, 0xC0, 0x00, 0x00, 0x03, 0x01,
+                0x01, 0x00, 0x18, 0xDD, 0x8D, 0xB0, 0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42,
+                0x60, 0x82,
+            ],
+            "x",
+        )
+        .unwrap_or_else(|_| vec![0x89, b'P', b'N', b'G']);
+        let rows = rf
+            .write_images("t1", &[png.clone(), png], &["a".into()])
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].file_name, "0.png");
+        assert_eq!(rows[1].infotext, "");
+        rf.write_images("orphan", &[vec![1, 2, 3]], &[]).unwrap();
+        // Only t1/0.png is referenced: t1/1.png and the orphan folder go.
+        let removed = rf.collect_garbage(&[("t1".into(), "0.png".into())]);
+        assert_eq!(removed, 2);
+        assert!(rf.file_path("t1", "0.png").unwrap().exists());
+        assert!(!rf.file_path("t1", "1.png").unwrap().exists());
+        assert!(!dir.path().join("results/orphan").exists());
+        assert!(rf.task_dir("../x").is_none());
+        assert!(rf.file_path("t1", "../../etc").is_none());
+        rf.remove_task("t1");
+        assert!(!dir.path().join("results/t1").exists());
+    }
+}

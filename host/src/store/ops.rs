@@ -475,19 +475,25 @@ pub fn edit_task(conn: &mut Connection, id: &str, edit: TaskEdit) -> Result<(), 
         )));
     }
     let mut request = task.request;
+    let mut lifted = queue::Lifted::default();
     if let Some(patch) = edit.params {
-        queue::merge_params(task.task_type, &mut request, patch)
+        lifted = queue::merge_params(task.task_type, &mut request, patch)
             .map_err(|e| StoreError::Conflict(format!("invalid params: {e}")))?;
     }
     let name = edit.name.unwrap_or(task.name);
-    let checkpoint = edit.checkpoint.unwrap_or(task.checkpoint);
+    let checkpoint = edit
+        .checkpoint
+        .or(lifted.checkpoint.map(Some))
+        .unwrap_or(task.checkpoint);
+    let vae = lifted.vae.or(task.vae);
     tx.execute(
-        "UPDATE tasks SET request = ?2, name = ?3, checkpoint = ?4, updated_at = ?5 WHERE id = ?1",
+        "UPDATE tasks SET request = ?2, name = ?3, checkpoint = ?4, vae = ?5, updated_at = ?6 WHERE id = ?1",
         params![
             id,
             serde_json::to_string(&request)?,
             name,
             checkpoint,
+            vae,
             now_ms()
         ],
     )?;
