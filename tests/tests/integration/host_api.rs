@@ -2,8 +2,8 @@
 //! real binary (the queue is paused so nothing runs unless a test says so).
 
 use scheduler_api::{
-    BackendInfo, HistoryResponse, IDEMPOTENCY_KEY_HEADER, MessageResponse, QueueResponse,
-    Settings, TaskStatus, routes,
+    BackendInfo, HistoryResponse, IDEMPOTENCY_KEY_HEADER, MessageResponse, QueueResponse, Settings,
+    TaskStatus, routes,
 };
 use serde_json::{Value, json};
 
@@ -42,7 +42,10 @@ async fn queue_listing_pages_and_positions_and_keeps_original_types() {
     }
     let q = c.get(&format!("{}?limit=2&offset=1", routes::QUEUE)).await;
     assert_eq!(q.status, 200);
-    assert!(q.body["pending_tasks"][0]["created_at"].is_i64(), "epoch ms");
+    assert!(
+        q.body["pending_tasks"][0]["created_at"].is_i64(),
+        "epoch ms"
+    );
     assert!(q.body["pending_tasks"][0]["priority"].is_i64());
     let q: QueueResponse = q.json();
     assert_eq!(q.total_pending_tasks, 5);
@@ -53,12 +56,18 @@ async fn queue_listing_pages_and_positions_and_keeps_original_types() {
     assert_eq!(q.pending_tasks[0].position, Some(1));
     let all = c.queue().await;
     let pr: Vec<i64> = all.pending_tasks.iter().map(|t| t.priority).collect();
-    assert!(pr.windows(2).all(|w| w[0] < w[1]), "priority sorts like the queue: {pr:?}");
+    assert!(
+        pr.windows(2).all(|w| w[0] < w[1]),
+        "priority sorts like the queue: {pr:?}"
+    );
 
     let one = c.get(&task_route(routes::TASK, &ids[0])).await;
     assert_eq!(one.status, 200);
     assert_eq!(one.body["success"], true);
-    assert!(one.body["data"]["created_at"].is_string(), "ISO string in /task/{{id}}");
+    assert!(
+        one.body["data"]["created_at"].is_string(),
+        "ISO string in /task/{{id}}"
+    );
     assert_eq!(one.body["data"]["params"]["prompt"], "task 0");
 
     let pos = c.get(&task_route(routes::TASK_POSITION, &ids[3])).await;
@@ -69,7 +78,9 @@ async fn queue_listing_pages_and_positions_and_keeps_original_types() {
     let missing = c.get(&task_route(routes::TASK, "no-such-task")).await;
     assert_eq!(missing.status, 404);
     assert!(is_error_body(&missing.body), "{}", missing.body);
-    let missing = c.get(&task_route(routes::TASK_POSITION, "no-such-task")).await;
+    let missing = c
+        .get(&task_route(routes::TASK_POSITION, "no-such-task"))
+        .await;
     assert_eq!(missing.status, 404);
 }
 
@@ -83,16 +94,35 @@ async fn moves_put_tasks_top_bottom_and_before_another() {
     }
     let mv = |id: &str, over: &str| routes::move_path(id, over);
     assert_eq!(c.post(&mv(&ids[3], "top"), &json!({})).await.status, 200);
-    assert_eq!(queue_ids(c).await, vec![ids[3].clone(), ids[0].clone(), ids[1].clone(), ids[2].clone()]);
+    assert_eq!(
+        queue_ids(c).await,
+        vec![
+            ids[3].clone(),
+            ids[0].clone(),
+            ids[1].clone(),
+            ids[2].clone()
+        ]
+    );
     assert_eq!(c.post(&mv(&ids[3], "bottom"), &json!({})).await.status, 200);
     assert_eq!(queue_ids(c).await, ids);
     // Before another task (the original's drop-over semantics).
     assert_eq!(c.post(&mv(&ids[0], &ids[2]), &json!({})).await.status, 200);
-    assert_eq!(queue_ids(c).await, vec![ids[1].clone(), ids[0].clone(), ids[2].clone(), ids[3].clone()]);
+    assert_eq!(
+        queue_ids(c).await,
+        vec![
+            ids[1].clone(),
+            ids[0].clone(),
+            ids[2].clone(),
+            ids[3].clone()
+        ]
+    );
     // The latest move to top wins.
     c.post(&mv(&ids[2], "top"), &json!({})).await;
     c.post(&mv(&ids[3], "top"), &json!({})).await;
-    assert_eq!(queue_ids(c).await[..2].to_vec(), vec![ids[3].clone(), ids[2].clone()]);
+    assert_eq!(
+        queue_ids(c).await[..2].to_vec(),
+        vec![ids[3].clone(), ids[2].clone()]
+    );
     // The deprecated alias works too.
     let alias = format!("/agent-scheduler/v1/move/{}/bottom", ids[3]);
     assert_eq!(c.post(&alias, &json!({})).await.status, 200);
@@ -121,18 +151,31 @@ async fn editing_is_a_shallow_merge_on_pending_tasks_only() {
     assert_eq!(t.params["steps"], 9);
     assert_eq!(t.params["cfg_scale"], 5, "untouched fields stay");
     assert_eq!(t.params["checkpoint"], "b");
-    let bad = c.put(&task_route(routes::TASK, &id), &json!({"params": "nope"})).await;
+    let bad = c
+        .put(&task_route(routes::TASK, &id), &json!({"params": "nope"}))
+        .await;
     assert!(bad.status == 400 || bad.status == 422, "{}", bad.status);
-    assert_eq!(c.task(&id).await.unwrap().params["prompt"], "after", "bad input changes nothing");
+    assert_eq!(
+        c.task(&id).await.unwrap().params["prompt"],
+        "after",
+        "bad input changes nothing"
+    );
 
     // A finished task cannot be edited.
     let r = c.post(&task_route(routes::TASK_RUN, &id), &json!({})).await;
     assert_eq!(r.status, 200);
     wait_finished(c, &id).await;
-    let late = c.put(&task_route(routes::TASK, &id), &json!({"name": "x"})).await;
+    let late = c
+        .put(&task_route(routes::TASK, &id), &json!({"name": "x"}))
+        .await;
     assert_eq!(late.status, 409, "{}", late.body);
     assert!(is_error_body(&late.body));
-    let missing = c.put(&task_route(routes::TASK, "no-such-task"), &json!({"name": "x"})).await;
+    let missing = c
+        .put(
+            &task_route(routes::TASK, "no-such-task"),
+            &json!({"name": "x"}),
+        )
+        .await;
     assert_eq!(missing.status, 404);
 }
 
@@ -159,7 +202,9 @@ async fn history_filters_bookmarks_renames_requeues_and_clears() {
     assert_eq!(c.history("?status=all&limit=1").await.tasks.len(), 1);
     assert_eq!(c.history("?status=all&limit=1").await.total, 3);
 
-    let b = c.post(&task_route(routes::TASK_BOOKMARK, &ok1), &json!({})).await;
+    let b = c
+        .post(&task_route(routes::TASK_BOOKMARK, &ok1), &json!({}))
+        .await;
     assert_eq!(b.status, 200);
     let bm = c.history("?status=bookmarked").await;
     assert_eq!(bm.total, 1, "total honours the bookmark filter");
@@ -167,11 +212,16 @@ async fn history_filters_bookmarks_renames_requeues_and_clears() {
     assert!(bm.tasks[0].bookmarked);
 
     let rn = c
-        .post(&format!("{}?name=My%20Fox", task_route(routes::TASK_RENAME, &ok2)), &json!({}))
+        .post(
+            &format!("{}?name=My%20Fox", task_route(routes::TASK_RENAME, &ok2)),
+            &json!({}),
+        )
         .await;
     assert_eq!(rn.status, 200, "{}", rn.body);
     assert_eq!(c.task(&ok2).await.unwrap().name.as_deref(), Some("My Fox"));
-    let no_name = c.post(&task_route(routes::TASK_RENAME, &ok2), &json!({})).await;
+    let no_name = c
+        .post(&task_route(routes::TASK_RENAME, &ok2), &json!({}))
+        .await;
     assert!(no_name.status == 400 || no_name.status == 422);
 
     // Full-text search, answered by the host.
@@ -182,7 +232,9 @@ async fn history_filters_bookmarks_renames_requeues_and_clears() {
 
     // Requeue makes a copy at the end of the queue.
     let other = enqueue(c, "queued later", json!({})).await;
-    let rq = c.post(&task_route(routes::TASK_REQUEUE, &ok2), &json!({})).await;
+    let rq = c
+        .post(&task_route(routes::TASK_REQUEUE, &ok2), &json!({}))
+        .await;
     assert_eq!(rq.status, 200, "{}", rq.body);
     let ids = queue_ids(c).await;
     assert_eq!(ids.len(), 2);
@@ -193,10 +245,13 @@ async fn history_filters_bookmarks_renames_requeues_and_clears() {
     assert_eq!(copy.status, TaskStatus::Pending);
     assert!(!copy.bookmarked);
 
-    let ub = c.post(&task_route(routes::TASK_UNBOOKMARK, &ok1), &json!({})).await;
+    let ub = c
+        .post(&task_route(routes::TASK_UNBOOKMARK, &ok1), &json!({}))
+        .await;
     assert_eq!(ub.status, 200);
     assert_eq!(c.history("?status=bookmarked").await.total, 0);
-    c.post(&task_route(routes::TASK_BOOKMARK, &ok1), &json!({})).await;
+    c.post(&task_route(routes::TASK_BOOKMARK, &ok1), &json!({}))
+        .await;
 
     // Deleting a finished task removes it and its files.
     let files = s.dir.path().join("results").join(&ok2);
@@ -217,7 +272,8 @@ async fn history_filters_bookmarks_renames_requeues_and_clears() {
 
     // Clearing the queue keeps bookmarked pending tasks.
     let keep = enqueue(c, "keep me", json!({})).await;
-    c.post(&task_route(routes::TASK_BOOKMARK, &keep), &json!({})).await;
+    c.post(&task_route(routes::TASK_BOOKMARK, &keep), &json!({}))
+        .await;
     let cl = c.post(routes::QUEUE_CLEAR, &json!({})).await;
     assert_eq!(cl.status, 200);
     assert_eq!(queue_ids(c).await, vec![keep]);
@@ -241,19 +297,30 @@ async fn bad_bodies_get_clear_errors_and_change_nothing() {
     let r = raw(routes::QUEUE_TXT2IMG, "[1,2]").await.unwrap();
     assert!(r.status().is_client_error());
 
-    let a = c.post(routes::QUEUE_IMG2IMG, &json!({"prompt": "no init"})).await;
+    let a = c
+        .post(routes::QUEUE_IMG2IMG, &json!({"prompt": "no init"}))
+        .await;
     assert_eq!(a.status, 422, "{}", a.body);
     assert!(is_error_body(&a.body));
     let a = c
-        .post(routes::QUEUE_IMG2IMG, &json!({"init_images": ["http://example.invalid/x.png"]}))
+        .post(
+            routes::QUEUE_IMG2IMG,
+            &json!({"init_images": ["http://example.invalid/x.png"]}),
+        )
         .await;
     assert_eq!(a.status, 422, "URLs are refused: {}", a.body);
     let a = c
-        .post(routes::QUEUE_IMG2IMG, &json!({"init_images": ["/etc/passwd"]}))
+        .post(
+            routes::QUEUE_IMG2IMG,
+            &json!({"init_images": ["/etc/passwd"]}),
+        )
         .await;
     assert_eq!(a.status, 422, "file paths are refused");
     let a = c
-        .post(routes::QUEUE_TXT2IMG, &json!({"prompt": "x", "callback_url": "file:///tmp/x"}))
+        .post(
+            routes::QUEUE_TXT2IMG,
+            &json!({"prompt": "x", "callback_url": "file:///tmp/x"}),
+        )
         .await;
     assert_eq!(a.status, 422);
 
@@ -272,7 +339,11 @@ async fn bad_bodies_get_clear_errors_and_change_nothing() {
         .await;
     assert_eq!(a.status, 200, "{}", a.body);
 
-    assert_eq!(c.queue().await.total_pending_tasks, 1, "only the valid task was queued");
+    assert_eq!(
+        c.queue().await.total_pending_tasks,
+        1,
+        "only the valid task was queued"
+    );
     let nf = c.get("/agent-scheduler/v1/nope").await;
     assert_eq!(nf.status, 404);
 }
@@ -330,7 +401,10 @@ async fn lists_settings_backends_and_docs() {
     let st: Settings = c.get(routes::SETTINGS).await.json();
     assert_eq!(st, Settings::default());
     let put = c
-        .put(routes::SETTINGS, &json!({"history_retention_days": null, "max_attempts": 5}))
+        .put(
+            routes::SETTINGS,
+            &json!({"history_retention_days": null, "max_attempts": 5}),
+        )
         .await;
     assert_eq!(put.status, 200, "{}", put.body);
     let st: Settings = c.get(routes::SETTINGS).await.json();
@@ -338,7 +412,13 @@ async fn lists_settings_backends_and_docs() {
     assert_eq!(st.max_attempts, 5);
     let bad = c.put(routes::SETTINGS, &json!({"max_attempts": 0})).await;
     assert_eq!(bad.status, 422);
-    assert_eq!(c.get(routes::SETTINGS).await.json::<Settings>().max_attempts, 5);
+    assert_eq!(
+        c.get(routes::SETTINGS)
+            .await
+            .json::<Settings>()
+            .max_attempts,
+        5
+    );
 
     let b: Vec<BackendInfo> = c.get(routes::BACKENDS).await.json();
     assert_eq!(b.len(), 1);

@@ -22,8 +22,22 @@ async fn tasks_run_on_a_backend_that_lists_their_checkpoint() {
     assert_eq!(all.task_ids.len(), 2);
     let mut ids = Vec::new();
     for i in 0..3 {
-        ids.push(enqueue(c, &format!("on b {i}"), json!({"checkpoint": "b", "steps": 30})).await);
-        ids.push(enqueue(c, &format!("on a {i}"), json!({"checkpoint": "a", "steps": 30})).await);
+        ids.push(
+            enqueue(
+                c,
+                &format!("on b {i}"),
+                json!({"checkpoint": "b", "steps": 30}),
+            )
+            .await,
+        );
+        ids.push(
+            enqueue(
+                c,
+                &format!("on a {i}"),
+                json!({"checkpoint": "a", "steps": 30}),
+            )
+            .await,
+        );
     }
     resume(c).await;
     // Both backends work at the same time.
@@ -39,9 +53,20 @@ async fn tasks_run_on_a_backend_that_lists_their_checkpoint() {
         assert_eq!(t.backend.as_deref(), Some(expect.as_str()), "{t:?}");
     }
     let (s1, s2) = (f1.stats().await, f2.stats().await);
-    assert!(s1.loads.is_empty() && s2.loads.is_empty(), "no switches needed");
-    assert!(s1.prompts.iter().all(|p| p.contains("on a") || p == "every"));
-    assert!(s2.prompts.iter().all(|p| p.contains("on b") || p == "every"));
+    assert!(
+        s1.loads.is_empty() && s2.loads.is_empty(),
+        "no switches needed"
+    );
+    assert!(
+        s1.prompts
+            .iter()
+            .all(|p| p.contains("on a") || p == "every")
+    );
+    assert!(
+        s2.prompts
+            .iter()
+            .all(|p| p.contains("on b") || p == "every")
+    );
 }
 
 #[tokio::test]
@@ -52,7 +77,11 @@ async fn a_backend_without_a_model_makes_tasks_wait_not_fail() {
     // The fake answers 200 with no images while no model is loaded; the host must not fail
     // the task for that. Load a model behind the host's back, as a user would.
     wait_for("the host to have asked the backend", LONG, || async {
-        s.fake.stats().await.count_requests("GET", "/sdapi/v1/checkpoint") > 0
+        s.fake
+            .stats()
+            .await
+            .count_requests("GET", "/sdapi/v1/checkpoint")
+            > 0
     })
     .await;
     assert_ne!(c.task(&id).await.unwrap().status, TaskStatus::Failed);
@@ -69,22 +98,39 @@ async fn a_backend_without_a_model_makes_tasks_wait_not_fail() {
 
 #[tokio::test]
 async fn rate_limits_are_retried() {
-    let s = Stack::start(&["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"], &[]).await;
+    let s = Stack::start(
+        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
+        &[],
+    )
+    .await;
     s.fake
         .configure(&serde_json::from_value(json!({"rate_limit_next": 2})).unwrap())
         .await;
     let id = enqueue(s.client(), "after a 429", json!({})).await;
     let t = wait_done(s.client(), &id).await;
     assert_eq!(t.attempts, 0, "a 429 is not a failed attempt");
-    assert!(s.fake.stats().await.count_requests("POST", "/sdapi/v1/txt2img") >= 3);
+    assert!(
+        s.fake
+            .stats()
+            .await
+            .count_requests("POST", "/sdapi/v1/txt2img")
+            >= 3
+    );
 }
 
 #[tokio::test]
 async fn auto_requeue_of_failed_tasks_stops_at_max_attempts() {
-    let s = Stack::start(&["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"], &[]).await;
+    let s = Stack::start(
+        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
+        &[],
+    )
+    .await;
     let c = s.client();
     let put = c
-        .put(routes::SETTINGS, &json!({"auto_requeue_failed": true, "max_attempts": 2}))
+        .put(
+            routes::SETTINGS,
+            &json!({"auto_requeue_failed": true, "max_attempts": 2}),
+        )
         .await;
     assert_eq!(put.status, 200);
     let id = enqueue(c, "always fails", json!({"sampler_name": "Nope"})).await;
@@ -97,7 +143,15 @@ async fn auto_requeue_of_failed_tasks_stops_at_max_attempts() {
     let ok = enqueue(c, "afterwards", json!({})).await;
     wait_done(c, &ok).await;
     let st = s.fake.stats().await;
-    let tries = st.requests.iter().filter(|r| r.path == "/sdapi/v1/txt2img").count();
-    assert_eq!(tries, 3, "two tries of the failing task, one of the next: {:?}", st.prompts);
+    let tries = st
+        .requests
+        .iter()
+        .filter(|r| r.path == "/sdapi/v1/txt2img")
+        .count();
+    assert_eq!(
+        tries, 3,
+        "two tries of the failing task, one of the next: {:?}",
+        st.prompts
+    );
     assert_eq!(c.task(&id).await.unwrap().status, TaskStatus::Failed);
 }

@@ -14,7 +14,16 @@ use crate::host_support::*;
 #[tokio::test]
 async fn five_tasks_over_two_checkpoints_run_in_order_with_exactly_two_switches() {
     let s = Stack::start(
-        &["--step-ms", "2", "--checkpoint", "a", "--checkpoint", "b", "--loaded", "a"],
+        &[
+            "--step-ms",
+            "2",
+            "--checkpoint",
+            "a",
+            "--checkpoint",
+            "b",
+            "--loaded",
+            "a",
+        ],
         &[],
     )
     .await;
@@ -40,7 +49,11 @@ async fn five_tasks_over_two_checkpoints_run_in_order_with_exactly_two_switches(
 
 #[tokio::test]
 async fn results_come_as_png_json_with_infotext_and_as_a_zip() {
-    let s = Stack::start(&["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"], &[]).await;
+    let s = Stack::start(
+        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
+        &[],
+    )
+    .await;
     let c = s.client();
     let id = enqueue(c, "a red fox", json!({"n_iter": 2, "batch_size": 1})).await;
     let t = wait_done(c, &id).await;
@@ -81,7 +94,10 @@ async fn results_come_as_png_json_with_infotext_and_as_a_zip() {
         r.headers()["content-type"].to_str().unwrap(),
         "application/zip"
     );
-    let cd = r.headers()["content-disposition"].to_str().unwrap().to_owned();
+    let cd = r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(cd.contains(&format!("results-{id}.zip")), "{cd}");
     let bytes = r.bytes().await.unwrap();
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
@@ -102,7 +118,11 @@ async fn results_come_as_png_json_with_infotext_and_as_a_zip() {
 
 #[tokio::test]
 async fn callbacks_arrive_with_their_files_for_done_and_failed_tasks() {
-    let s = Stack::start(&["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"], &[]).await;
+    let s = Stack::start(
+        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
+        &[],
+    )
+    .await;
     let c = s.client();
     let rx = CallbackReceiver::start().await;
     let ok = enqueue(
@@ -135,20 +155,30 @@ async fn callbacks_arrive_with_their_files_for_done_and_failed_tasks() {
     for f in files {
         assert!(f.file_name.is_some());
         assert!(
-            f.content_type.as_deref().unwrap_or("").starts_with("image/"),
+            f.content_type
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("image/"),
             "{f:?}"
         );
         assert!(!f.data.is_empty());
     }
     assert!(done.header(DELIVERY_ID_HEADER).is_some());
-    let failed_post = posts.iter().find(|p| p.path == "/failed").expect("failed post");
+    let failed_post = posts
+        .iter()
+        .find(|p| p.path == "/failed")
+        .expect("failed post");
     assert_eq!(field(failed_post, "status").as_deref(), Some("failed"));
     assert_eq!(field(failed_post, "task_id").as_deref(), Some(bad.as_str()));
 }
 
 #[tokio::test]
 async fn callbacks_are_retried_until_the_receiver_accepts() {
-    let s = Stack::start(&["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"], &[]).await;
+    let s = Stack::start(
+        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
+        &[],
+    )
+    .await;
     let c = s.client();
     let rx = CallbackReceiver::start().await;
     rx.set_status(503);
@@ -196,7 +226,12 @@ async fn all_checkpoints_and_folders_expand_into_one_task_each() {
     let mut cks = Vec::new();
     for id in &all.task_ids {
         let t = c.task(id).await.expect("task");
-        cks.push(t.params["checkpoint"].as_str().unwrap_or_default().to_owned());
+        cks.push(
+            t.params["checkpoint"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
     }
     cks.sort();
     assert_eq!(cks, vec!["anime/a", "anime/sub/b", "anime2/c", "real/d"]);
@@ -222,7 +257,11 @@ async fn all_checkpoints_and_folders_expand_into_one_task_each() {
 
 #[tokio::test]
 async fn export_then_import_round_trips_and_original_exports_import_too() {
-    let s = Stack::start(&["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"], &[]).await;
+    let s = Stack::start(
+        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
+        &[],
+    )
+    .await;
     let c = s.client();
     pause(c).await;
     let t1 = enqueue(
@@ -294,14 +333,20 @@ async fn export_then_import_round_trips_and_original_exports_import_too() {
     assert_eq!(t.params["prompt"], "from the original");
     assert_eq!(t.status, TaskStatus::Pending);
 
-    let bad = c.post(routes::IMPORT, &json!({"content": "not json"})).await;
+    let bad = c
+        .post(routes::IMPORT, &json!({"content": "not json"}))
+        .await;
     assert!(bad.status == 400 || bad.status == 422, "{}", bad.status);
     assert_eq!(queue_ids(c).await.len(), 3, "a bad import changes nothing");
 }
 
 #[tokio::test]
 async fn run_now_while_paused_runs_that_task_only() {
-    let s = Stack::start(&["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"], &[]).await;
+    let s = Stack::start(
+        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
+        &[],
+    )
+    .await;
     let c = s.client();
     pause(c).await;
     let a = enqueue(c, "first", json!({})).await;
@@ -318,7 +363,11 @@ async fn run_now_while_paused_runs_that_task_only() {
 
 #[tokio::test]
 async fn pause_lets_the_running_task_finish_and_interrupt_stops_it() {
-    let s = Stack::start(&["--step-ms", "40", "--checkpoint", "a", "--loaded", "a"], &[]).await;
+    let s = Stack::start(
+        &["--step-ms", "40", "--checkpoint", "a", "--loaded", "a"],
+        &[],
+    )
+    .await;
     let c = s.client();
     let long = enqueue(c, "long one", json!({"steps": 200})).await;
     let next = enqueue(c, "next", json!({})).await;
@@ -377,7 +426,11 @@ async fn a_lost_interrupt_is_sent_again() {
 
 #[tokio::test]
 async fn failures_are_reported_with_reasons() {
-    let s = Stack::start(&["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"], &[]).await;
+    let s = Stack::start(
+        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
+        &[],
+    )
+    .await;
     let c = s.client();
     let unknown_ck = enqueue(c, "x", json!({"checkpoint": "does-not-exist"})).await;
     let t = wait_finished(c, &unknown_ck).await;
@@ -410,12 +463,14 @@ async fn failures_are_reported_with_reasons() {
 
 #[tokio::test]
 async fn an_empty_answer_is_a_failure_not_a_success() {
-    let s = Stack::start(&["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"], &[]).await;
+    let s = Stack::start(
+        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
+        &[],
+    )
+    .await;
     let c = s.client();
     s.fake
-        .configure(
-            &serde_json::from_value(json!({"fail_next_with_empty": 1})).expect("patch"),
-        )
+        .configure(&serde_json::from_value(json!({"fail_next_with_empty": 1})).expect("patch"))
         .await;
     let id = enqueue(c, "nothing comes back", json!({})).await;
     let t = wait_finished(c, &id).await;

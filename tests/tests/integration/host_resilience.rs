@@ -10,7 +10,11 @@ use crate::host_support::*;
 
 #[tokio::test]
 async fn sigkill_mid_task_loses_nothing_and_reruns_only_the_interrupted_task_first() {
-    let mut s = Stack::start(&["--step-ms", "25", "--checkpoint", "a", "--loaded", "a"], &[]).await;
+    let mut s = Stack::start(
+        &["--step-ms", "25", "--checkpoint", "a", "--loaded", "a"],
+        &[],
+    )
+    .await;
     let first = enqueue(s.client(), "before the crash", json!({})).await;
     wait_done(s.client(), &first).await;
     let files_before: Vec<_> = std::fs::read_dir(s.dir.path().join("results").join(&first))
@@ -43,12 +47,21 @@ async fn sigkill_mid_task_loses_nothing_and_reruns_only_the_interrupted_task_fir
     let prompts = s.fake.stats().await.prompts;
     assert_eq!(
         prompts,
-        vec!["before the crash", "cut short", "cut short", "second", "third"]
+        vec![
+            "before the crash",
+            "cut short",
+            "cut short",
+            "second",
+            "third"
+        ]
     );
     // Results from before the crash are intact.
     let r = c.get(&task_route(routes::TASK_RESULTS, &first)).await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.body["data"].as_array().map(Vec::len), Some(files_before.len()));
+    assert_eq!(
+        r.body["data"].as_array().map(Vec::len),
+        Some(files_before.len())
+    );
     assert_eq!(c.history("").await.total, 4);
 
     // A pause survives a crash too.
@@ -65,7 +78,11 @@ async fn sigkill_mid_task_loses_nothing_and_reruns_only_the_interrupted_task_fir
 
 #[tokio::test]
 async fn a_backend_outage_makes_tasks_wait_and_none_fail() {
-    let mut s = Stack::start(&["--step-ms", "15", "--checkpoint", "a", "--loaded", "a"], &[]).await;
+    let mut s = Stack::start(
+        &["--step-ms", "15", "--checkpoint", "a", "--loaded", "a"],
+        &[],
+    )
+    .await;
     let c = s.client().clone();
     let mut ids = Vec::new();
     for i in 0..6 {
@@ -151,7 +168,11 @@ fn created(events: &[(Option<u64>, Event)]) -> Vec<String> {
 
 #[tokio::test]
 async fn the_event_stream_replays_what_a_client_missed() {
-    let mut s = Stack::start(&["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"], &[]).await;
+    let mut s = Stack::start(
+        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
+        &[],
+    )
+    .await;
     let c = s.client().clone();
     pause(&c).await;
     let first = enqueue(&c, "seen", json!({})).await;
@@ -170,7 +191,10 @@ async fn the_event_stream_replays_what_a_client_missed() {
     let missed2 = enqueue(&c, "missed two", json!({})).await;
     let replay = read_events(&c, Some(last_id), |ev| created(ev).contains(&missed2)).await;
     let ids = created(&replay);
-    assert!(!ids.contains(&first), "nothing before Last-Event-ID: {ids:?}");
+    assert!(
+        !ids.contains(&first),
+        "nothing before Last-Event-ID: {ids:?}"
+    );
     assert_eq!(ids, vec![missed1, missed2.clone()]);
     assert!(
         replay

@@ -33,30 +33,58 @@ async fn a_foreign_origin_is_refused_and_the_extension_and_programs_pass() {
     .await;
     pause(s.client()).await;
     let evil = [("origin", "https://evil.example".to_owned())];
-    assert_eq!(status_with(&s, reqwest::Method::GET, routes::QUEUE, &evil).await, 403);
+    assert_eq!(
+        status_with(&s, reqwest::Method::GET, routes::QUEUE, &evil).await,
+        403
+    );
     assert_eq!(
         status_with(&s, reqwest::Method::POST, routes::QUEUE_TXT2IMG, &evil).await,
         403
     );
-    assert_eq!(s.client().queue().await.total_pending_tasks, 0, "nothing was queued");
+    assert_eq!(
+        s.client().queue().await.total_pending_tasks,
+        0,
+        "nothing was queued"
+    );
     let ext = [("origin", EXTENSION_ORIGIN.to_owned())];
     assert_eq!(
         status_with(&s, reqwest::Method::POST, routes::QUEUE_TXT2IMG, &ext).await,
         200
     );
-    assert_eq!(status_with(&s, reqwest::Method::GET, routes::QUEUE, &[]).await, 200);
+    assert_eq!(
+        status_with(&s, reqwest::Method::GET, routes::QUEUE, &[]).await,
+        200
+    );
     let backend = [("origin", s.fake.url())];
-    assert_eq!(status_with(&s, reqwest::Method::GET, routes::QUEUE, &backend).await, 200);
+    assert_eq!(
+        status_with(&s, reqwest::Method::GET, routes::QUEUE, &backend).await,
+        200
+    );
     let added = [("origin", "http://trusted.example:9000".to_owned())];
-    assert_eq!(status_with(&s, reqwest::Method::GET, routes::QUEUE, &added).await, 200);
-    let other_ext = [("origin", "chrome-extension://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_owned())];
-    assert_eq!(status_with(&s, reqwest::Method::GET, routes::QUEUE, &other_ext).await, 403);
+    assert_eq!(
+        status_with(&s, reqwest::Method::GET, routes::QUEUE, &added).await,
+        200
+    );
+    let other_ext = [(
+        "origin",
+        "chrome-extension://aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_owned(),
+    )];
+    assert_eq!(
+        status_with(&s, reqwest::Method::GET, routes::QUEUE, &other_ext).await,
+        403
+    );
     // DNS rebinding: a loopback host only answers to loopback names.
     let port = s.host.server.addr().port();
     let rebind = [("host", format!("evil.example:{port}"))];
-    assert_eq!(status_with(&s, reqwest::Method::GET, routes::QUEUE, &rebind).await, 403);
+    assert_eq!(
+        status_with(&s, reqwest::Method::GET, routes::QUEUE, &rebind).await,
+        403
+    );
     let local = [("host", format!("localhost:{port}"))];
-    assert_eq!(status_with(&s, reqwest::Method::GET, routes::QUEUE, &local).await, 200);
+    assert_eq!(
+        status_with(&s, reqwest::Method::GET, routes::QUEUE, &local).await,
+        200
+    );
     assert_eq!(s.client().queue().await.total_pending_tasks, 1);
 }
 
@@ -70,9 +98,15 @@ async fn a_token_is_required_when_configured() {
     let none = status_with(&s, reqwest::Method::GET, routes::QUEUE, &[]).await;
     assert_eq!(none, 401);
     let wrong = [("authorization", "Bearer nope".to_owned())];
-    assert_eq!(status_with(&s, reqwest::Method::GET, routes::QUEUE, &wrong).await, 401);
+    assert_eq!(
+        status_with(&s, reqwest::Method::GET, routes::QUEUE, &wrong).await,
+        401
+    );
     let right = [("authorization", "Bearer s3cret".to_owned())];
-    assert_eq!(status_with(&s, reqwest::Method::GET, routes::QUEUE, &right).await, 200);
+    assert_eq!(
+        status_with(&s, reqwest::Method::GET, routes::QUEUE, &right).await,
+        200
+    );
 }
 
 #[tokio::test]
