@@ -29,28 +29,34 @@ enum Command {
 struct ServeArgs {
     /// Address to listen on. Port 0 picks a free port; the first stdout line is always
     /// `listening on http://ADDR` with the real address. Beyond loopback, --token is required.
-    #[arg(long, env = "AGENT_SCHEDULER_LISTEN", default_value = scheduler_api::DEFAULT_LISTEN)]
+    #[arg(long, value_name = "ADDR", env = "AGENT_SCHEDULER_LISTEN", default_value = scheduler_api::DEFAULT_LISTEN)]
     listen: SocketAddr,
 
     /// SD.Next base URL; repeat for several backends (env: comma-separated).
     /// `http://user:pass@host:port` sends HTTP Basic credentials.
-    #[arg(long = "backend", env = "AGENT_SCHEDULER_BACKEND", value_delimiter = ',',
+    #[arg(long = "backend", value_name = "URL", env = "AGENT_SCHEDULER_BACKEND", value_delimiter = ',',
           default_value = scheduler_api::DEFAULT_BACKEND)]
     backends: Vec<String>,
 
     /// Folder for the queue database and the result images
     /// [default: $XDG_DATA_HOME/agent-scheduler or ~/.local/share/agent-scheduler].
-    #[arg(long, env = "AGENT_SCHEDULER_DATA_DIR")]
+    #[arg(long, value_name = "DIR", env = "AGENT_SCHEDULER_DATA_DIR")]
     data_dir: Option<PathBuf>,
 
     /// Require `Authorization: Bearer TOKEN` on every request.
-    #[arg(long, env = "AGENT_SCHEDULER_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "AGENT_SCHEDULER_TOKEN",
+        hide_env_values = true
+    )]
     token: Option<String>,
 
     /// Another allowed browser Origin (the extension's origin and the backends' origins are
     /// always allowed); repeatable (env: comma-separated).
     #[arg(
         long = "allow-origin",
+        value_name = "ORIGIN",
         env = "AGENT_SCHEDULER_ALLOW_ORIGIN",
         value_delimiter = ','
     )]
@@ -70,6 +76,7 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = Config {
         backends: args

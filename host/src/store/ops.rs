@@ -990,8 +990,9 @@ pub fn insert_events(
             ids.push(tx.last_insert_rowid() as u64);
         }
     }
-    if let Some(last) = ids.last()
-        && (*last as i64 % 100 == 0 || ids.len() > 50)
+    // Prune each time the counter crosses a multiple of 100.
+    if let (Some(first), Some(last)) = (ids.first(), ids.last())
+        && (first.saturating_sub(1) / 100 != last / 100)
     {
         tx.execute(
             "DELETE FROM events WHERE id <= ?1",

@@ -46,6 +46,9 @@ pub struct Worker {
     backend: Arc<Backend>,
     backoff: Backoff,
     down: bool,
+    /// When the last generation request returned (the loaded model is re-read after a
+    /// pause, since the user may have switched it in the UI meanwhile).
+    last_run_end: Option<std::time::Instant>,
     /// Finishers hold a clone; the run loop waits for all of them at shutdown.
     finishers: mpsc::Sender<()>,
 }
@@ -58,6 +61,7 @@ impl Worker {
             backend,
             backoff: Backoff::default(),
             down: true,
+            last_run_end: None,
             finishers,
         }
     }
@@ -203,6 +207,19 @@ impl Worker {
 
     async fn ensure_checkpoint(&mut self, task: &TaskRow) -> Result<(), Outcome> {
         let client = self.backend.client.clone();
+        let stale = self
+            .last_run_end
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(2));
+        if stale {
+            match client.loaded_checkpoint().await {
+                Ok(l) => self.backend.status().loaded = l.map(|l| l.title),
+                Err(e) if e.is_outage() => {
+                    self.outage(&e);
+                    return Err(Outcome::Release(e.to_string()));
+                }
+                Err(_) => {}
+            }
+        }
         let Some(wanted) = task.checkpoint.as_deref() else {
             // Whatever is loaded, but something must be loaded.
             let known = self.backend.status().loaded.clone();
@@ -362,6 +379,7 @@ impl Worker {
         };
         let _ = stop_tx.send(true);
         poller.abort();
+        self.last_run_end = Some(std::time::Instant::now());
         if !matches!(result, Outcome::Release(_)) {
             self.backoff.reset();
         }
