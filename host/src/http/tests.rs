@@ -814,3 +814,104 @@ async fn each_task_runs_on_a_backend_that_lists_its_checkpoint() {
     assert_eq!(h.fake().stats().checkpoint_loads, 0);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_task_is_sent_as_soon_as_the_previous_returns() {
+    let f = fake(&["a"]).await;
+    let h = spawn_with(f, tempfile::tempdir().expect("tmp"), |c| {
+        c.start_paused = true
+    })
+    .await;
+    let mut last = String::new();
+    for i in 0..40 {
+        last = h
+            .enqueue(json!({"prompt": format!("g{i}"), "steps": 1}))
+            .await;
+    }
+    h.fake().reset_stats();
+    h.post_empty(routes::QUEUE_RESUME).await;
+    h.wait_status(&last, "done").await;
+    let mut gaps = h.fake().stats().idle_gaps_us();
+    gaps.sort_unstable();
+    let median = gaps[gaps.len() / 2];
+    eprintln!("idle gaps µs: median {median}, max {:?}", gaps.last());
+    assert!(median < 50_000, "median idle gap {median} µs");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_left_running_by_a_crash_runs_again_first() {
+    let dir = tempfile::tempdir().expect("tmp");
+    {
+        let store = crate::store::Store::open(&dir.path().join("queue.sqlite3")).expect("open");
+        store
+            .call_sync(|c| {
+                let t = |id: &str| crate::store::ops::NewTask {
+                    id: id.into(),
+                    task_type: scheduler_api::TaskType::Txt2img,
+                    name: None,
+                    request: json!({"prompt": id, "steps": 1})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                    page_snapshot: None,
+                    checkpoint: None,
+                    vae: None,
+                    callback_url: None,
+                    bookmarked: false,
+                };
+                crate::store::ops::insert_tasks(c, &[t("first"), t("second")], None)?;
+                crate::store::ops::claim_next(c, "old", false, 1, |_| {
+                    crate::store::ops::Eligibility::Yes
+                })?;
+                Ok(())
+            })
+            .expect("seed");
+        // An orphan file from a run that never committed.
+        std::fs::create_dir_all(dir.path().join("results/first")).expect("mkdir");
+        std::fs::write(dir.path().join("results/first/0.png"), b"x").expect("write");
+    }
+    let f = fake(&["a"]).await;
+    let h = spawn_with(f, dir, |_| {}).await;
+    let t = h.wait_status("first", "done").await;
+    assert_eq!(t["attempts"], 1);
+    h.wait_status("second", "done").await;
+    assert_eq!(h.fake().stats().prompts, vec!["first", "second"]);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_events_flow_while_a_task_runs() {
+    let f = fake(&["a"]).await;
+    f.configure(&FakeConfigPatch {
+        step_ms: Some(100),
+        ..Default::default()
+    });
+    let h = spawn_with(f, tempfile::tempdir().expect("tmp"), |_| {}).await;
+    let r = h.http.get(h.u(routes::EVENTS)).send().await.expect("send");
+    let id = h.enqueue(json!({"prompt": "slow", "steps": 30})).await;
+    let mut stream = r.bytes_stream();
+    let mut body = String::new();
+    use futures::StreamExt;
+    let seen = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            body.push_str(&String::from_utf8_lossy(&chunk));
+            if body.contains("event: progress") && body.contains(&id) {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(seen, "{body}");
+    assert!(body.contains("event: task"));
+    drop(stream);
+    h.http
+        .delete(h.u(&routes::task_path(routes::TASK, &id)))
+        .send()
+        .await
+        .expect("send");
+    h.wait_status(&id, "interrupted").await;
+    h.stop().await;
+}
