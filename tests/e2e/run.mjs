@@ -77,6 +77,7 @@ async function clickEnqueue(page, p, how = 'click') {
 
 // ---- 0. pause the queue from the popup (tasks stay pending for the reorder checks) ----
 const popup = await ctx.newPage();
+await popup.setViewportSize({ width: 360, height: 240 });
 await popup.goto(ext('popup.html'));
 await check('popup shows the connection and pauses the host queue', async () => {
   await popup.waitForSelector('.popup[data-conn="online"]', { timeout: 15000 });
@@ -200,6 +201,7 @@ await check('panel: inline edit of a pending task (PUT params merge)', async () 
 
 await check('popup: resume runs the queue; counts and state follow the host', async () => {
   await popup.waitForSelector('#sdq-popup-counts [data-pending="3"]', { timeout: 10000 });
+  await popup.screenshot({ path: path.join(SHOT_DIR, 'popup-paused.png') });
   await popup.click('#sdq-popup-pause');
   await until('host resumed', async () => (await host.queue()).paused === false);
   await popup.waitForSelector('.popup[data-paused="false"]');

@@ -281,8 +281,15 @@ pub fn task_label(t: &Task) -> &str {
 pub fn task_summary(t: &Task) -> String {
     let p = &t.params;
     let g = |k: &str| p.get(k).map(|v| v.to_string().trim_matches('"').to_owned());
+    let prompt: String = p
+        .get("prompt")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .chars()
+        .take(80)
+        .collect();
     format!(
-        "{} · {} · {} steps · {}×{}",
+        "{prompt} — {} · {} · {} steps · {}×{}",
         g("checkpoint")
             .filter(|c| c != "null")
             .unwrap_or_else(|| "System".into()),

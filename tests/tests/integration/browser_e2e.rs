@@ -28,7 +28,9 @@ fn workspace_root() -> PathBuf {
 }
 
 fn recorded(name: &str) -> Option<PathBuf> {
-    let p = workspace_root().join("../shared/fixtures/sdnext/ui").join(name);
+    let p = workspace_root()
+        .join("../shared/fixtures/sdnext/ui")
+        .join(name);
     p.is_file().then_some(p)
 }
 
@@ -48,7 +50,8 @@ async fn page_server() -> String {
                 };
                 match file.map(std::fs::read) {
                     Some(Ok(bytes)) => {
-                        ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], bytes).into_response()
+                        ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], bytes)
+                            .into_response()
                     }
                     _ => StatusCode::NOT_FOUND.into_response(),
                 }
@@ -68,7 +71,9 @@ async fn page_server() -> String {
 fn missing_prerequisite(root: &Path) -> Option<String> {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     if !root.join("target/extension/manifest.json").is_file()
-        || !root.join("target/extension/pkg/scheduler_bg.wasm").is_file()
+        || !root
+            .join("target/extension/pkg/scheduler_bg.wasm")
+            .is_file()
     {
         return Some("the extension is not built (run: bash frontend/build.sh)".into());
     }
@@ -164,9 +169,17 @@ async fn extension_end_to_end_in_headless_chromium() {
             .chain(q.pending_tasks.iter())
             .filter(|t| t.params.get("checkpoint").and_then(|v| v.as_str()) == Some(ck))
             .count();
-        assert!(n >= 2, "queue-with-all-checkpoints made tasks for {ck} ({n})");
+        assert!(
+            n >= 2,
+            "queue-with-all-checkpoints made tasks for {ck} ({n})"
+        );
     }
-    for shot in ["panel-queue.png", "panel-detail.png", "popup.png", "panel-in-page.png"] {
+    for shot in [
+        "panel-queue.png",
+        "panel-detail.png",
+        "popup.png",
+        "panel-in-page.png",
+    ] {
         assert!(shots.join(shot).is_file(), "screenshot {shot}");
     }
 }

@@ -161,7 +161,7 @@ pub fn history_list(p: &HistoryListProps) -> Html {
                 </div>
                 <span class={classes!("chip", t.status.as_str())}>{ t.status.as_str() }</span>
                 <button class="requeue" title="Requeue" onclick={requeue}>{"↩"}</button>
-                <button class="delete" title="Delete" onclick={delete}>{"🗑"}</button>
+                <button class="delete" title="Delete" onclick={delete}>{"✕"}</button>
             </div>
         }
     });

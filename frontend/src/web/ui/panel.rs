@@ -272,7 +272,7 @@ pub fn panel_app() -> Html {
                 { conn }
                 <span class="spacer"></span>
                 <button id="sdq-pause" class={classes!(live.q.paused.then_some("paused"))} onclick={pause}>
-                    { if live.q.paused { "▶ Resume" } else { "⏸ Pause" } }
+                    { if live.q.paused { "▶ Resume" } else { "❚❚ Pause" } }
                 </button>
             </header>
             { offline_hint }
@@ -409,7 +409,7 @@ fn queue_view(p: &QueueProps) -> Html {
                 </div>
                 <button class="run" title="Run now" onclick={run}>{"▶"}</button>
                 <button class="edit" title="Edit" onclick={edit}>{"✎"}</button>
-                <button class="delete" title="Delete" onclick={delete}>{"🗑"}</button>
+                <button class="delete" title="Delete" onclick={delete}>{"✕"}</button>
             </div>
         }
     });
@@ -736,8 +736,8 @@ fn edit_view(p: &EditProps) -> Html {
                 }) }
             </div>
             <div class="actions">
-                <button id="sdq-edit-save" onclick={save}>{"💾 Save"}</button>
-                <button onclick={cancel}>{"✖ Cancel"}</button>
+                <button id="sdq-edit-save" onclick={save}>{"Save"}</button>
+                <button onclick={cancel}>{"Cancel"}</button>
             </div>
         </div>
     }

@@ -78,7 +78,7 @@ pub fn popup_app() -> Html {
             </div>
             { running.unwrap_or_default() }
             <div class="actions">
-                <button id="sdq-popup-pause" onclick={pause}>{ if q.paused { "▶ Resume" } else { "⏸ Pause" } }</button>
+                <button id="sdq-popup-pause" onclick={pause}>{ if q.paused { "▶ Resume" } else { "❚❚ Pause" } }</button>
                 <a href="panel.html" id="sdq-open-panel" onclick={open_panel}>{"Open panel"}</a>
                 <a href="options.html" onclick={open_options}>{"Options"}</a>
             </div>
