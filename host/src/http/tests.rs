@@ -915,3 +915,31 @@ async fn progress_events_flow_while_a_task_runs() {
     h.wait_status(&id, "interrupted").await;
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_vae_is_set_only_when_it_changes_and_unknown_ones_fail() {
+    let f = FakeSdNext::start(FakeConfig {
+        vaes: vec!["v1".into()],
+        ..FakeConfig::with_checkpoints(&["a"])
+    })
+    .await
+    .expect("fake");
+    let h = spawn_with(f, tempfile::tempdir().expect("tmp"), |c| {
+        c.start_paused = true
+    })
+    .await;
+    let one = h.enqueue(json!({"prompt": "v", "vae": "v1"})).await;
+    let two = h
+        .enqueue(json!({"prompt": "v", "override_settings": {"sd_vae": "v1"}}))
+        .await;
+    let bad = h.enqueue(json!({"prompt": "v", "vae": "nope"})).await;
+    h.post_empty(routes::QUEUE_RESUME).await;
+    h.wait_status(&one, "done").await;
+    h.wait_status(&two, "done").await;
+    let t = h.wait_status(&bad, "failed").await;
+    assert_eq!(t["error"], "vae not found: nope");
+    let posts = h.fake().stats().options_posts;
+    let vae_posts = posts.iter().filter(|o| o.contains_key("sd_vae")).count();
+    assert_eq!(vae_posts, 1, "{posts:?}");
+    h.stop().await;
+}

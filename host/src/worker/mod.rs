@@ -311,6 +311,23 @@ impl Worker {
         if let Some(vae) = &task.vae
             && (switching || self.backend.status().vae.as_deref() != Some(vae.as_str()))
         {
+            // An unknown VAE name is refused before touching /options.
+            const BUILTIN: &[&str] = &["Automatic", "Default", "None", "TAESD", "REPA-E"];
+            if !BUILTIN.iter().any(|b| b.eq_ignore_ascii_case(vae)) {
+                match self.backend.client.sd_vaes().await {
+                    Ok(list) if !list.iter().any(|v| v == vae) => {
+                        return Err(Outcome::Finished(
+                            RunEnd::Failed(format!("vae not found: {vae}")),
+                            None,
+                        ));
+                    }
+                    Err(e) if e.is_outage() => {
+                        self.outage(&e);
+                        return Err(Outcome::Release(e.to_string()));
+                    }
+                    _ => {}
+                }
+            }
             opts.insert("sd_vae".into(), Value::String(vae.clone()));
         }
         if opts.is_empty() {
