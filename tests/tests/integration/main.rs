@@ -2,15 +2,15 @@
 //! `tests/tests/integration/name.rs` next to this one. Shared helpers live in the
 //! `scheduler_tests` library (`harness`, `fake_sdnext`, `fixtures`).
 
+mod browser_e2e;
 mod fake_behaviour;
 mod fake_fixtures;
 mod harness_host;
 mod harness_selftest;
-mod sdnext_client;
 mod host_api;
+mod host_backends;
 mod host_queue;
 mod host_resilience;
 mod host_security;
 mod host_support;
-mod host_backends;
-mod browser_e2e;
+mod sdnext_client;
