@@ -681,11 +681,24 @@ struct GenRequest {
 }
 
 async fn txt2img(State(s): St, body: Bytes) -> Response {
-    generate(s, false, body).await
+    detached(generate(s, false, body)).await
 }
 
 async fn img2img(State(s): St, body: Bytes) -> Response {
-    generate(s, true, body).await
+    detached(generate(s, true, body)).await
+}
+
+/// Like SD.Next's worker threads, a job runs to its end even when the client goes away
+/// (e.g. the host is SIGKILLed): the answer is then simply not delivered.
+async fn detached(job: impl std::future::Future<Output = Response> + Send + 'static) -> Response {
+    match tokio::spawn(job).await {
+        Ok(r) => r,
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": "JoinError", "code": 500, "detail": e.to_string(), "body": "",
+                   "errors": e.to_string()}),
+        ),
+    }
 }
 
 /// Loads model `idx` under the already held global lock.

@@ -363,3 +363,36 @@ async fn binary_cli_hooks_and_restart_on_the_same_port() {
     assert_eq!(v, json!({"type": null, "class": null}), "--no-model");
     assert_eq!(auth.stats().await.count_requests("GET", "/sdapi/v1/"), 2);
 }
+
+#[tokio::test]
+async fn a_job_runs_on_when_its_client_goes_away() {
+    let fake = FakeSdNext::start(FakeConfig {
+        step_ms: 2,
+        ..FakeConfig::with_checkpoints(&["a"])
+    })
+    .await
+    .unwrap();
+    let h = std::sync::Arc::new(Http::new(&fake));
+    let h2 = h.clone();
+    let job =
+        tokio::spawn(async move { h2.txt2img(json!({"prompt": "orphan", "steps": 40})).await });
+    wait_until("the job to run", Duration::from_secs(10), || async {
+        let p = h.get("/sdapi/v1/progress?skip_current_image=true").await;
+        (p["state"]["job"] == json!("Inference")).then_some(())
+    })
+    .await;
+    job.abort(); // the client disconnects
+    let _ = job.await;
+    wait_until(
+        "the orphaned job to finish",
+        Duration::from_secs(10),
+        || async {
+            let st = fake.stats();
+            st.generations.first().map(|g| g.images)
+        },
+    )
+    .await;
+    let p = h.get("/sdapi/v1/progress?skip_current_image=true").await;
+    assert_eq!(p["state"]["job"], json!(""), "idle again afterwards");
+    assert_eq!(fake.stats().generations[0].images, 1);
+}
