@@ -365,6 +365,7 @@ impl Host {
         }
         self.queue_event();
         self.kick();
+        self.events.flush().await;
         Ok(answer)
     }
 
@@ -452,6 +453,7 @@ impl Host {
             }
             self.queue_event();
             self.kick();
+            self.events.flush().await;
         }
         Ok(scheduler_api::ImportResponse {
             success: true,
@@ -473,6 +475,7 @@ impl Host {
             .await?;
         self.task_event(&id, TaskStatus::Pending, TaskChange::Updated, None);
         self.kick();
+        self.events.flush().await;
         Ok(())
     }
 
@@ -488,6 +491,7 @@ impl Host {
                 }
                 self.task_event(&id, status, TaskChange::Deleted, None);
                 self.queue_event();
+                self.events.flush().await;
                 Ok("Task deleted")
             }
             Deleted::Running { backend } => {
@@ -544,6 +548,7 @@ impl Host {
             .await?;
         self.task_event(&id, TaskStatus::Pending, TaskChange::Moved, None);
         self.kick();
+        self.events.flush().await;
         Ok(())
     }
 
@@ -557,6 +562,7 @@ impl Host {
             .await?;
         self.task_event(&id, TaskStatus::Pending, TaskChange::Moved, None);
         self.kick();
+        self.events.flush().await;
         Ok(if busy && self.backends.len() == self.running_ids().len() {
             "Task is scheduled to run next"
         } else {
@@ -570,6 +576,7 @@ impl Host {
         self.task_event(&new_id, TaskStatus::Pending, TaskChange::Created, None);
         self.queue_event();
         self.kick();
+        self.events.flush().await;
         Ok(new_id)
     }
 
@@ -589,6 +596,7 @@ impl Host {
         }
         self.queue_event();
         self.kick();
+        self.events.flush().await;
         Ok(ids.len())
     }
 
@@ -610,6 +618,7 @@ impl Host {
             self.task_event(id, TaskStatus::Pending, TaskChange::Deleted, None);
         }
         self.queue_event();
+        self.events.flush().await;
         Ok(ids.len())
     }
 
@@ -633,6 +642,7 @@ impl Host {
         for id in &ids {
             self.task_event(id, TaskStatus::Done, TaskChange::Deleted, None);
         }
+        self.events.flush().await;
         Ok(ids.len())
     }
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use scheduler_api::Event;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::store::{Store, ops};
 
@@ -25,41 +25,68 @@ pub struct Published {
 #[derive(Clone)]
 pub struct EventHub {
     tx: broadcast::Sender<Arc<Published>>,
-    writer: mpsc::UnboundedSender<Event>,
+    writer: mpsc::UnboundedSender<Msg>,
+}
+
+/// What the writer task receives.
+enum Msg {
+    /// An event to store and broadcast.
+    Event(Event),
+    /// Answered once everything sent before it is stored.
+    Flush(oneshot::Sender<()>),
 }
 
 impl EventHub {
     /// Starts the writer task.
     pub fn start(store: Store) -> EventHub {
         let (tx, _) = broadcast::channel(1024);
-        let (writer, mut rx) = mpsc::unbounded_channel::<Event>();
+        let (writer, mut rx) = mpsc::unbounded_channel::<Msg>();
         let out = tx.clone();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < 200 {
-                    match rx.try_recv() {
-                        Ok(e) => batch.push(e),
-                        Err(_) => break,
+                let mut batch = Vec::new();
+                let mut acks = Vec::new();
+                let mut next = Some(first);
+                while let Some(msg) = next.take() {
+                    match msg {
+                        Msg::Event(e) => batch.push(e),
+                        Msg::Flush(ack) => acks.push(ack),
+                    }
+                    if batch.len() < 200 {
+                        next = rx.try_recv().ok();
                     }
                 }
-                let rows: Vec<(String, String)> = batch
-                    .iter()
-                    .map(|e| (e.name().to_owned(), e.data_json()))
-                    .collect();
-                let ids = match store.call(move |c| ops::insert_events(c, &rows)).await {
-                    Ok(ids) => ids.into_iter().map(Some).collect(),
-                    Err(e) => {
-                        tracing::warn!("storing events: {e}");
-                        vec![None; batch.len()]
+                if !batch.is_empty() {
+                    let rows: Vec<(String, String)> = batch
+                        .iter()
+                        .map(|e| (e.name().to_owned(), e.data_json()))
+                        .collect();
+                    let ids = match store.call(move |c| ops::insert_events(c, &rows)).await {
+                        Ok(ids) => ids.into_iter().map(Some).collect(),
+                        Err(e) => {
+                            tracing::warn!("storing events: {e}");
+                            vec![None; batch.len()]
+                        }
+                    };
+                    for (event, id) in batch.into_iter().zip(ids) {
+                        let _ = out.send(Arc::new(Published { id, event }));
                     }
-                };
-                for (event, id) in batch.into_iter().zip(ids) {
-                    let _ = out.send(Arc::new(Published { id, event }));
+                }
+                for ack in acks {
+                    let _ = ack.send(());
                 }
             }
         });
         EventHub { tx, writer }
+    }
+
+    /// Waits until every event emitted before this call is stored (so an answer sent after
+    /// it never describes a change whose event could be lost in a crash).
+    pub async fn flush(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.writer.send(Msg::Flush(ack)).is_ok() {
+            let _ = done.await;
+        }
     }
 
     /// Emits an event (stored and replayable unless it is `progress` or `preview`).
@@ -69,7 +96,7 @@ impl EventHub {
                 let _ = self.tx.send(Arc::new(Published { id: None, event }));
             }
             _ => {
-                let _ = self.writer.send(event);
+                let _ = self.writer.send(Msg::Event(event));
             }
         }
     }

@@ -160,5 +160,12 @@ pub async fn normalize_errors(resp: Response) -> Response {
         header::HeaderValue::from_static("application/json"),
     );
     resp.headers_mut().remove(header::CONTENT_LENGTH);
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The body was not read: the connection cannot be reused.
+        resp.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
     resp
 }

@@ -327,6 +327,7 @@ async fn bookmark(h: Arc<Host>, id: &str, on: bool) -> ApiResult<Json<MessageRes
         scheduler_api::TaskChange::Updated,
         row.name,
     );
+    h.events.flush().await;
     Ok(ok(if on {
         "Task bookmarked"
     } else {
@@ -379,6 +380,7 @@ pub async fn rename_task(
         scheduler_api::TaskChange::Updated,
         Some(name),
     );
+    h.events.flush().await;
     Ok(ok("Task renamed."))
 }
 

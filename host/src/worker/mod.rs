@@ -574,6 +574,7 @@ async fn finish(host: Arc<Host>, task: TaskRow, mut end: RunEnd, output: Option<
                 TaskChange::Finished
             };
             host.task_event(&task.id, done.status, change, done.name);
+            host.events.flush().await;
             host.queue_event();
             if done.callback_queued {
                 host.callbacks.notify_one();
