@@ -428,6 +428,24 @@ impl HostClient {
         }
     }
 
+    /// A client that sends `Authorization: Bearer TOKEN` on every request (hosts started
+    /// with `--token`).
+    pub fn with_bearer(base: &str, token: &str) -> HostClient {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .expect("token is a valid header value"),
+        );
+        HostClient {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .expect("reqwest client"),
+        }
+    }
+
     /// `base + path` (`path` starts with `/`).
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)

@@ -72,3 +72,13 @@ fn route_templates_are_filled() {
         "/agent-scheduler/v1/task/a/move/top"
     );
 }
+
+#[tokio::test]
+async fn bearer_client_sends_the_token() {
+    let rx = CallbackReceiver::start().await;
+    let base = rx.url("");
+    let c = scheduler_tests::harness::HostClient::with_bearer(&base, "t0k");
+    c.post("/x", &serde_json::json!({})).await;
+    let posts = rx.wait_for_posts(1, Duration::from_secs(5)).await;
+    assert_eq!(posts[0].header("authorization"), Some("Bearer t0k"));
+}
