@@ -15,6 +15,8 @@ const EXT_DIR = path.resolve(env('EXT_DIR', '../../target/extension'));
 const host = new Host(env('HOST_URL', 'http://127.0.0.1:7861'));
 const SHOT_DIR = path.resolve(env('SHOT_DIR', '../../target/screenshots'));
 const CHECKPOINTS = env('CHECKPOINTS', 'a,b').split(',').filter(Boolean);
+// A word unique to this run, so searches stay exact when a host is reused.
+const RUN = 'run' + Date.now().toString(36);
 fs.mkdirSync(SHOT_DIR, { recursive: true });
 
 const { ctx, udd } = await launch(EXT_DIR);
@@ -166,7 +168,7 @@ await check('mini: two more tasks (shortcut Ctrl+E and the button)', async () =>
     await mini.focus('#txt2img_prompt textarea');
     await mini.keyboard.press('Control+KeyE');
   }));
-  await mini.fill('#txt2img_prompt textarea', 'p3 a blue whale');
+  await mini.fill('#txt2img_prompt textarea', `p3 a blue whale ${RUN}`);
   ids.push(...await clickEnqueue(mini, 'txt2img'));
   const q = await host.queue();
   assertEq(q.pending_tasks.map((t) => t.id), ids, 'host order after enqueue');
@@ -237,8 +239,8 @@ await check('panel: bookmark and rename (double-click) go to the host', async ()
 });
 
 await check('panel: search is answered by the host', async () => {
-  await panel.fill('#sdq-search', 'whale');
-  const h = await host.history('&q=whale');
+  await panel.fill('#sdq-search', RUN);
+  const h = await host.history(`&q=${RUN}`);
   const want = h.tasks.map((t) => t.id);
   assert(want.includes(ids[2]) && !want.includes(ids[0]) && !want.includes(ids[1]), `host search: ${want}`);
   await until('the panel shows the host\'s answer', async () => {
@@ -253,7 +255,7 @@ await check('panel: requeue makes a new task', async () => {
   await panel.click(`.hrow[data-task-id="${ids[2]}"] .requeue`);
   await until('a new task with the same prompt', async () => {
     const all = [...(await host.queue()).pending_tasks, ...(await host.history()).tasks];
-    return all.length > before && all.some((t) => t.id !== ids[2] && t.params.prompt === 'p3 a blue whale');
+    return all.length > before && all.some((t) => t.id !== ids[2] && t.params.prompt === `p3 a blue whale ${RUN}`);
   });
   await panel.fill('#sdq-search', '');
 });
@@ -292,6 +294,72 @@ await check('in-page drawer: the panel opens beside SD.Next and "send to img2img
   await frame.locator('#sdq-send-img2img').click();
   await until('img2img prompt filled', () => mini.$eval('#img2img_prompt textarea', (t) => t.value === 'p1 a red fox'));
   assertEq(await mini.$eval('#img2img_steps input[type=number]', (i) => i.value), '7', 'steps filled');
+});
+
+await check('checkpoint dropdown: a chosen checkpoint and a folder-less "Runtime" go to the host', async () => {
+  await mini.locator('#sdq-close').click(); // close the drawer
+  await mini.click('#tabs .tab-nav button:text-is("Text")'); // "send to img2img" switched tabs
+  await mini.waitForFunction(() => document.querySelectorAll('#sdq-txt2img-ckpt option').length >= 4);
+  const labels = await mini.$$eval('#sdq-txt2img-ckpt option', (o) => o.map((x) => x.textContent));
+  assert(labels[0] === 'Current checkpoint' && labels[1] === 'Runtime checkpoint' && CHECKPOINTS.every((c) => labels.includes(c)), `options: ${labels}`);
+  await host.post('/agent-scheduler/v1/queue/pause');
+  await mini.selectOption('#sdq-txt2img-ckpt', `t:${CHECKPOINTS[1]}`);
+  const [a] = await clickEnqueue(mini, 'txt2img');
+  assertEq((await host.task(a)).params.checkpoint, CHECKPOINTS[1], 'chosen checkpoint');
+  await mini.selectOption('#sdq-txt2img-ckpt', '@runtime');
+  const [b] = await clickEnqueue(mini, 'txt2img');
+  const tb = await host.task(b);
+  assert(tb.params.checkpoint == null, `runtime checkpoint is null: ${tb.params.checkpoint}`);
+  await mini.selectOption('#sdq-txt2img-ckpt', '@current');
+});
+await host.post('/agent-scheduler/v1/queue/resume');
+
+await check('service worker: notifications for a failed task and for the finished queue', async () => {
+  sw = await serviceWorker(ctx);
+  await sw.evaluate(() => new Promise((r) => chrome.notifications.getAll((all) => { for (const id of Object.keys(all)) chrome.notifications.clear(id); r(); })));
+  const r = await host.post('/agent-scheduler/v1/queue/txt2img', { prompt: 'will fail', checkpoint: 'no-such-checkpoint', steps: 2 });
+  await until('task failed', async () => (await host.task(r.task_id)).status === 'failed', 30000);
+  const titles = await until('notifications', async () => {
+    const all = await sw.evaluate(() => new Promise((res) => chrome.notifications.getAll((a) => res(a))));
+    const ids = Object.keys(all);
+    return ids.length >= 1 ? ids : null;
+  }, 20000);
+  results.figures.notifications = titles;
+});
+
+await check('options page: saving stores the options the content script and panel use', async () => {
+  const opt = await ctx.newPage();
+  await opt.goto(ext('options.html'));
+  await opt.waitForSelector('#host_url');
+  assertEq(await opt.inputValue('#host_url'), host.base, 'host url shown');
+  await opt.fill('#page_size', '25');
+  await opt.fill('#shortcut', 'Alt+KeyQ');
+  await opt.click('#save');
+  await opt.waitForSelector('#status:text("Saved.")');
+  const stored = await sw.evaluate(() => chrome.storage.local.get('options'));
+  assertEq([stored.options.page_size, stored.options.shortcut, stored.options.host_url], [25, 'Alt+KeyQ', host.base], 'stored');
+  await opt.screenshot({ path: path.join(SHOT_DIR, 'options.png') });
+  // The content script picks the new shortcut up at once.
+  await mini.bringToFront();
+  await mini.fill('#txt2img_prompt textarea', 'p4 via alt+q');
+  await clickEnqueue(mini, 'txt2img', async () => {
+    await mini.focus('#txt2img_prompt textarea');
+    await mini.keyboard.press('Alt+KeyQ');
+  });
+  await opt.close();
+});
+
+await check('popup: host not reachable shows the command that starts it', async () => {
+  await sw.evaluate(() => chrome.storage.local.get('options').then((o) => chrome.storage.local.set({ options: { ...o.options, host_url: 'http://127.0.0.1:9' } })));
+  const p = await ctx.newPage();
+  await p.setViewportSize({ width: 360, height: 240 });
+  await p.goto(ext('popup.html'));
+  await p.waitForSelector('.popup[data-conn="offline"]', { timeout: 15000 });
+  const hint = await p.textContent('.hint');
+  assert(hint.includes('cargo run --release -p agent-scheduler -- serve'), `hint: ${hint}`);
+  await p.screenshot({ path: path.join(SHOT_DIR, 'popup-offline.png') });
+  await p.close();
+  await sw.evaluate((url) => chrome.storage.local.get('options').then((o) => chrome.storage.local.set({ options: { ...o.options, host_url: url } })), host.base);
 });
 
 fs.writeFileSync(env('RESULTS', path.join(SHOT_DIR, 'e2e-results.json')), JSON.stringify(results, null, 2));

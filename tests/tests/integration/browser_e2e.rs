@@ -179,6 +179,8 @@ async fn extension_end_to_end_in_headless_chromium() {
         "panel-detail.png",
         "popup.png",
         "panel-in-page.png",
+        "options.png",
+        "popup-offline.png",
     ] {
         assert!(shots.join(shot).is_file(), "screenshot {shot}");
     }
