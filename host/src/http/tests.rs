@@ -861,7 +861,7 @@ async fn a_task_left_running_by_a_crash_runs_again_first() {
                     bookmarked: false,
                 };
                 crate::store::ops::insert_tasks(c, &[t("first"), t("second")], None)?;
-                crate::store::ops::claim_next(c, "old", false, 1, |_| {
+                crate::store::ops::claim_next(c, "old", 1, |_| {
                     crate::store::ops::Eligibility::Yes
                 })?;
                 Ok(())
@@ -941,5 +941,21 @@ async fn a_task_vae_is_set_only_when_it_changes_and_unknown_ones_fail() {
     let posts = h.fake().stats().options_posts;
     let vae_posts = posts.iter().filter(|o| o.contains_key("sd_vae")).count();
     assert_eq!(vae_posts, 1, "{posts:?}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_now_while_paused_leaves_the_others_waiting() {
+    let h = spawn(&["a"]).await;
+    h.post_empty(routes::QUEUE_PAUSE).await;
+    let a = h.enqueue(json!({"prompt": "first"})).await;
+    let b = h.enqueue(json!({"prompt": "second"})).await;
+    let (s, v) = h
+        .post(&routes::task_path(routes::TASK_RUN, &b), json!({}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    h.wait_status(&b, "done").await;
+    assert_eq!(h.queue_ids().await, vec![a]);
+    assert_eq!(h.fake().stats().prompts, vec!["second"]);
     h.stop().await;
 }

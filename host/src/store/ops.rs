@@ -757,15 +757,17 @@ pub enum Eligibility {
 }
 
 /// Atomically claims the first pending task (by rank) this backend can run: writes
-/// `running`, the backend and a lease. While paused, only `force_run` tasks are claimed.
+/// `running`, the backend and a lease. While paused (the persisted flag, read in the same
+/// transaction, so a pause that was answered is always seen), only `force_run` tasks are
+/// claimed.
 pub fn claim_next(
     conn: &mut Connection,
     backend: &str,
-    paused: bool,
     lease_ms: i64,
     mut eligible: impl FnMut(Option<&str>) -> Eligibility,
 ) -> Result<Option<TaskRow>, StoreError> {
     let tx = conn.transaction()?;
+    let paused = is_paused(&tx)?;
     let candidates: Vec<(String, Option<String>)> = tx
         .prepare_cached(
             "SELECT id, checkpoint FROM tasks WHERE status = 'pending' AND (?1 = 0 OR force_run = 1) \

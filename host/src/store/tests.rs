@@ -39,7 +39,8 @@ fn setup(ids: &[&str]) -> Connection {
 }
 
 fn claim(c: &mut Connection, paused: bool) -> Option<TaskRow> {
-    claim_next(c, "b1", paused, 60_000, |_| Eligibility::Yes).unwrap()
+    set_paused(c, paused).unwrap();
+    claim_next(c, "b1", 60_000, |_| Eligibility::Yes).unwrap()
 }
 
 #[test]
@@ -110,7 +111,7 @@ fn claim_is_atomic_in_order_and_respects_pause() {
     // eligibility skips
     insert_tasks(&mut c, &[new_task("c", "x")], None).unwrap();
     assert!(
-        claim_next(&mut c, "b2", false, 1, |_| Eligibility::Skip)
+        claim_next(&mut c, "b2", 1, |_| Eligibility::Skip)
             .unwrap()
             .is_none()
     );

@@ -144,7 +144,6 @@ impl Worker {
         {
             return step;
         }
-        let paused = self.host.is_paused();
         let url = self.backend.url.clone();
         let backends: Vec<Arc<Backend>> = self.host.backends.clone();
         let mine = self.backend.clone();
@@ -152,7 +151,7 @@ impl Worker {
             .host
             .store
             .call(move |c| {
-                ops::claim_next(c, &url, paused, 3_600_000, |ck| {
+                ops::claim_next(c, &url, 3_600_000, |ck| {
                     eligibility_of(&mine, &backends, ck)
                 })
             })
