@@ -156,7 +156,7 @@ impl ChildServer {
         let stderr = child.stderr.take().expect("piped stderr");
         // Keep draining stderr so the child never blocks on a full pipe.
         let log = stderr_log.clone();
-        tokio::spawn(async move {
+        let stderr_task = tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(l)) = lines.next_line().await {
                 let mut g = log.lock().unwrap_or_else(|e| e.into_inner());
@@ -173,7 +173,12 @@ impl ChildServer {
         let line = match first {
             Ok(Ok(Some(l))) => l,
             other => {
-                let _ = child.start_kill();
+                // Let the child finish writing its reason before reading it.
+                if !matches!(other, Ok(Ok(None))) {
+                    let _ = child.start_kill();
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+                let _ = tokio::time::timeout(Duration::from_secs(10), stderr_task).await;
                 let err = stderr_log.lock().map(|g| g.join("\n")).unwrap_or_default();
                 return Err(std::io::Error::other(format!(
                     "{name} did not announce its address ({other:?}); stderr:\n{err}"
