@@ -180,12 +180,22 @@ fn img2img_source() -> Option<String> {
         .find_map(|id| d.get_element_by_id(id).and_then(|e| image_src(&e)))
 }
 
+fn control_image() -> Option<String> {
+    let el = doc().get_element_by_id("control_input")?;
+    let img = el.query_selector("img[src]").ok().flatten()?;
+    let src = img.get_attribute("src")?;
+    (src.starts_with("data:image/") || src.starts_with("blob:")).then_some(src)
+}
+
 /// Reads every mapped id of `tab` into a snapshot (images as data URLs).
 pub async fn read_snapshot(tab: Tab) -> Snapshot {
     let mut snap = Snapshot::new();
     for (id, kind) in ids_for(tab) {
         let raw = if id == "img2img_image" {
             img2img_source().map(Value::String)
+        } else if id == "control_input" {
+            // Only an uploaded <img>: the Kanvas canvas exists (blank) even without an image.
+            control_image().map(Value::String)
         } else {
             read_raw(id, kind)
         };

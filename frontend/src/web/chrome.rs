@@ -1,6 +1,7 @@
 //! Minimal bindings to the `chrome.*` extension APIs used here (MV3: they return promises).
 
 use js_sys::{Function, Object, Promise, Reflect};
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -98,6 +99,22 @@ pub async fn notify(id: &str, title: &str, message: &str) {
         "title": title,
         "message": message,
     });
+    // Keep a log on the worker's global (read by the e2e test through the worker).
+    let g = js_sys::global();
+    let key = JsValue::from_str("__sdqNotifications");
+    let log = Reflect::get(&g, &key)
+        .ok()
+        .filter(|v| v.is_object())
+        .unwrap_or_else(|| {
+            let a: JsValue = js_sys::Array::new().into();
+            let _ = Reflect::set(&g, &key, &a);
+            a
+        });
+    if let Some(arr) = log.dyn_ref::<js_sys::Array>() {
+        arr.push(&to_js(
+            &serde_json::json!({ "id": id, "title": title, "message": message }),
+        ));
+    }
     if let Ok(p) = notifications_create_raw(id, &to_js(&opts)) {
         let _ = JsFuture::from(p).await;
     }

@@ -114,6 +114,14 @@ async fn run() {
     root_attr("data-sdq-state", "ready");
     install_shortcut();
     storage_listener();
+    // Safety net beside the mutation observer: the Modern UI's portal code can hide the
+    // Enqueue slot (an attribute change) after we filled it.
+    wasm_bindgen_futures::spawn_local(async {
+        loop {
+            util::sleep_ms(2000).await;
+            ensure_buttons();
+        }
+    });
     wasm_bindgen_futures::spawn_local(load_titles());
 }
 
@@ -230,10 +238,12 @@ fn place(tab: Tab, wrapper: &Element, generate: &Element, placement: Placement) 
         if wrapper.parent_element().as_ref() != Some(&slot) {
             let _ = slot.append_child(wrapper);
         }
-        if let Some(h) = slot.dyn_ref::<HtmlElement>() {
+        if let Some(h) = slot.dyn_ref::<HtmlElement>()
+            && h.style().get_property_value("display").ok().as_deref() == Some("none")
+        {
             let _ = h.style().remove_property("display");
         }
-        let _ = slot.class_list().remove_2("invisible", "hidden");
+        let _ = slot.class_list().remove_1("hidden");
         return;
     }
     let (anchor, before) = match placement {

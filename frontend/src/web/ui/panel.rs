@@ -20,9 +20,84 @@ use crate::state::{HistoryFilter, drop_target, task_label};
 use crate::web::host::Host;
 use crate::web::{chrome, util};
 
-/// Mounts the panel.
+/// Mounts the panel (or, with `?bench=N`, the history list over N synthetic tasks and
+/// records its first render time in `body[data-first-render-ms]`).
 pub fn mount() {
+    let search = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .unwrap_or_default();
+    if let Some(n) = search
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("bench="))
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        wasm_bindgen_futures::spawn_local(bench(n));
+        return;
+    }
     super::mount_on_app::<PanelApp>();
+}
+
+fn bench_task(i: usize) -> Task {
+    let mut params = Map::new();
+    params.insert("prompt".into(), json!(format!("benchmark prompt {i}")));
+    params.insert("steps".into(), json!(20));
+    params.insert("width".into(), json!(512));
+    params.insert("height".into(), json!(512));
+    Task {
+        id: format!("bench-{i:05}"),
+        api_task_id: None,
+        api_task_callback: None,
+        name: None,
+        task_type: scheduler_api::TaskType::Txt2img,
+        status: TaskStatus::Done,
+        params,
+        priority: i as i64,
+        position: None,
+        result: None,
+        bookmarked: false,
+        created_at: scheduler_api::WireTime::Epoch(0),
+        updated_at: scheduler_api::WireTime::Epoch(0),
+        attempts: 1,
+        backend: None,
+        error: None,
+        image_count: 1,
+        has_page_snapshot: false,
+    }
+}
+
+async fn bench(n: usize) {
+    use super::history::HistoryListProps;
+    let d = util::document();
+    let Some(root) = d.get_element_by_id("app") else {
+        return;
+    };
+    let _ = root.set_attribute("style", "height:100vh;display:flex;flex-direction:column");
+    let rows = Rc::new((0..n).map(bench_task).collect::<Vec<_>>());
+    let t0 = util::perf_now();
+    let props = HistoryListProps {
+        rows,
+        total: n as i64,
+        on_need_more: Callback::noop(),
+        on_action: Callback::noop(),
+    };
+    let _handle = yew::Renderer::<HistoryList>::with_root_and_props(root.clone(), props).render();
+    for _ in 0..1000 {
+        if root.query_selector(".hrow").ok().flatten().is_some() {
+            break;
+        }
+        util::sleep_ms(0).await;
+    }
+    let ms = util::perf_now() - t0;
+    let rendered = root
+        .query_selector_all(".hrow")
+        .map(|l| l.length())
+        .unwrap_or(0);
+    if let Some(b) = d.body() {
+        let _ = b.set_attribute("data-first-render-ms", &format!("{ms:.1}"));
+        let _ = b.set_attribute("data-rendered-rows", &rendered.to_string());
+    }
+    std::mem::forget(_handle);
 }
 
 #[derive(Clone, Copy, PartialEq)]
