@@ -406,7 +406,7 @@ pub fn list_history(
         cond.push_str(" AND ?3 IS NULL");
     }
     let mut stmt = conn.prepare(&format!(
-        "SELECT {LIST_COLS} FROM tasks WHERE {cond} ORDER BY finished_at DESC, seq DESC LIMIT ?1 OFFSET ?2"
+        "SELECT {LIST_COLS} FROM tasks WHERE {cond} ORDER BY finished_at DESC, started_at DESC, seq DESC LIMIT ?1 OFFSET ?2"
     ))?;
     let mut rows: Vec<TaskRow> = stmt
         .query_map(params![limit, offset, fts], map_row)?
@@ -819,6 +819,9 @@ pub struct Finish {
     pub auto_requeue: bool,
     /// Max attempts (for the requeue bound).
     pub max_attempts: u32,
+    /// When the run ended (ms): the generation request returned, not when the files were
+    /// written, so history order follows the order tasks really ended.
+    pub ended_at: i64,
 }
 
 /// What [`finish_task`] did.
@@ -883,7 +886,7 @@ pub fn finish_task(conn: &mut Connection, id: &str, f: Finish) -> Result<Finishe
             error,
             attempts,
             f.info.as_ref().map(|v| v.to_string()),
-            if requeue { None } else { Some(now) },
+            if requeue { None } else { Some(f.ended_at) },
             rank,
             now
         ],

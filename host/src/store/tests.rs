@@ -191,6 +191,7 @@ fn finish_records_images_callbacks_and_auto_requeue() {
             info: Some(json!({"seed": 1})),
             auto_requeue: false,
             max_attempts: 3,
+            ended_at: now_ms(),
         },
     )
     .unwrap();
@@ -219,6 +220,7 @@ fn finish_records_images_callbacks_and_auto_requeue() {
                 info: None,
                 auto_requeue: true,
                 max_attempts: 3,
+                ended_at: now_ms(),
             },
         )
         .unwrap();
@@ -250,6 +252,7 @@ fn history_filters_totals_search_and_clears() {
                 info: None,
                 auto_requeue: false,
                 max_attempts: 3,
+                ended_at: now_ms(),
             },
         )
         .unwrap();

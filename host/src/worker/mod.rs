@@ -443,8 +443,9 @@ impl Worker {
     fn spawn_finisher(&self, task: TaskRow, end: RunEnd, output: Option<GenerateOutput>) {
         let host = self.host.clone();
         let guard = self.finishers.clone();
+        let ended_at = ops::now_ms();
         tokio::spawn(async move {
-            finish(host, task, end, output).await;
+            finish(host, task, end, output, ended_at).await;
             drop(guard);
         });
     }
@@ -539,7 +540,13 @@ async fn poll_progress(
 
 /// Writes the files (fsynced), then records the end in one transaction, then events,
 /// callbacks and retention. Runs off the dispatch path.
-async fn finish(host: Arc<Host>, task: TaskRow, mut end: RunEnd, output: Option<GenerateOutput>) {
+async fn finish(
+    host: Arc<Host>,
+    task: TaskRow,
+    mut end: RunEnd,
+    output: Option<GenerateOutput>,
+    ended_at: i64,
+) {
     let mut images = Vec::new();
     let mut info = None;
     if let Some(out) = output {
@@ -563,6 +570,7 @@ async fn finish(host: Arc<Host>, task: TaskRow, mut end: RunEnd, output: Option<
         info,
         auto_requeue: settings.auto_requeue_failed,
         max_attempts: settings.max_attempts,
+        ended_at,
     };
     let id = task.id.clone();
     match host.store.call(move |c| ops::finish_task(c, &id, f)).await {
