@@ -365,6 +365,111 @@ await check('popup: host not reachable shows the command that starts it', async 
   await sw.evaluate((url) => chrome.storage.local.get('options').then((o) => chrome.storage.local.set({ options: { ...o.options, host_url: url } })), host.base);
 });
 
+const FAKE_URL = env('FAKE_URL');
+const Q = '/agent-scheduler/v1';
+const pendingIds = async () => (await host.queue()).pending_tasks.filter((t) => t.status === 'pending').map((t) => t.id);
+
+await check('in-page menu: "Queue with task name" asks for the name', async () => {
+  await mini.bringToFront();
+  mini.once('dialog', (d) => d.accept('named-from-menu'));
+  const [id] = await clickEnqueue(mini, 'txt2img', async () => {
+    await mini.click('button[data-sdq-tab="txt2img"]', { button: 'right' });
+    await mini.locator('#sdq-menu button[data-action="name"]').click();
+  });
+  assertEq((await host.task(id)).name, 'named-from-menu', 'name');
+});
+
+await check('panel: live progress of the running task, then interrupt', async () => {
+  if (!FAKE_URL) throw new Error('FAKE_URL not given');
+  await until('queue idle', async () => (await host.queue()).pending_tasks.length === 0, 60000);
+  await fetch(`${FAKE_URL}/fake/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ step_ms: 150 }) });
+  await panel.bringToFront();
+  await panel.click('#sdq-tab-queue');
+  await mini.fill('#txt2img_prompt textarea', 'slow one');
+  await mini.fill('#txt2img_steps input[type=number]', '40');
+  const [id] = await clickEnqueue(mini, 'txt2img');
+  await mini.fill('#txt2img_steps input[type=number]', '12');
+  const pct = await until('progress shown in the panel', async () => {
+    const v = await panel.getAttribute(`.running[data-task-id="${id}"] .meta`, 'data-progress', { timeout: 500 }).catch(() => null);
+    return v && Number(v) > 0 ? Number(v) : null;
+  }, 20000);
+  results.figures.live_progress_seen_pct = pct;
+  results.figures.live_preview_seen = !!(await panel.$(`.running[data-task-id="${id}"] img.preview`));
+  await panel.screenshot({ path: path.join(SHOT_DIR, 'panel-running.png') });
+  await panel.click(`.running[data-task-id="${id}"] .interrupt`);
+  await until('interrupted', async () => (await host.task(id)).status === 'interrupted', 20000);
+  await fetch(`${FAKE_URL}/fake/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ step_ms: 20 }) });
+});
+
+await check('panel: pause, delete, run now (paused), export, import, clear', async () => {
+  await panel.click('#sdq-pause');
+  await until('paused', async () => (await host.queue()).paused);
+  await panel.waitForSelector('.panel[data-paused="true"]');
+  await mini.fill('#txt2img_prompt textarea', 'to delete');
+  const [del] = await clickEnqueue(mini, 'txt2img');
+  await mini.fill('#txt2img_prompt textarea', 'to run now');
+  const [run] = await clickEnqueue(mini, 'txt2img');
+  await panel.click(`.prow[data-task-id="${del}"] .delete`);
+  await until('deleted', async () => !(await pendingIds()).includes(del));
+  await panel.click(`.prow[data-task-id="${run}"] .run`);
+  await until('ran while paused', async () => (await host.task(run)).status === 'done', 30000);
+  assert((await host.queue()).paused, 'still paused after run-now');
+  // export → import → clear
+  await mini.fill('#txt2img_prompt textarea', 'exported');
+  const [exp] = await clickEnqueue(mini, 'txt2img');
+  const [download] = await Promise.all([panel.waitForEvent('download'), panel.click('#sdq-export')]);
+  const file = path.join(SHOT_DIR, 'export.json');
+  await download.saveAs(file);
+  const items = JSON.parse(fs.readFileSync(file, 'utf8'));
+  assert(Array.isArray(items) && items.some((t) => t.id === exp), `export has the pending task (${items.length})`);
+  panel.once('dialog', (d) => d.accept());
+  await panel.click('#sdq-queue-clear');
+  await until('cleared', async () => (await pendingIds()).length === 0);
+  await panel.setInputFiles('#sdq-import', file);
+  await until('imported again', async () => (await pendingIds()).length >= 1);
+  await panel.waitForSelector('.prow[data-task-id]');
+  panel.once('dialog', (d) => d.accept());
+  await panel.click('#sdq-queue-clear');
+  await until('cleared again', async () => (await pendingIds()).length === 0);
+  await panel.click('#sdq-pause');
+  await until('resumed', async () => !(await host.queue()).paused);
+});
+
+await check('panel: history filter Failed, and requeue failed', async () => {
+  await panel.click('#sdq-tab-history');
+  await panel.fill('#sdq-search', '');
+  await panel.selectOption('#sdq-filter', 'failed');
+  await until('only failed rows', async () => {
+    const st = await panel.$$eval('.hrow[data-task-id] .chip', (c) => c.map((x) => x.textContent));
+    return st.length > 0 && st.every((x) => x === 'failed');
+  });
+  await host.post(`${Q}/queue/pause`);
+  await panel.click('#sdq-requeue-failed');
+  await until('no failed left', async () => (await host.history('&status=failed')).total === 0);
+  await until('failed rows gone from the panel', async () => (await panel.$$('.hrow[data-task-id]')).length === 0);
+  const q = await host.queue();
+  await Promise.all(q.pending_tasks.map((t) => host.call('DELETE', `${Q}/task/${encodeURIComponent(t.id)}`)));
+  await host.post(`${Q}/queue/resume`);
+  await panel.selectOption('#sdq-filter', 'all');
+});
+
+await check('context menu "Queue with checkpoints in folder…" expands the folder', async () => {
+  if (!FAKE_URL) throw new Error('FAKE_URL not given');
+  const cks = [...CHECKPOINTS, 'anime/x', 'anime/y'];
+  await fetch(`${FAKE_URL}/fake/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ checkpoints: cks }) });
+  await until('host lists the new checkpoints', async () => (await host.get(`${Q}/sd-models`)).includes('anime/y'), 20000);
+  await mini.bringToFront();
+  sw = await serviceWorker(ctx);
+  const r = await sw.evaluate(() => self.sdq.queueAll('anime'));
+  assert(r && r.ok, `queueAll(anime): ${JSON.stringify(r)}`);
+  const got = [];
+  for (const id of r.data.task_ids) got.push((await host.task(id)).params.checkpoint);
+  assertEq(got.sort(), ['anime/x', 'anime/y'], 'folder expansion');
+  // The page's dropdown lists the folder with its count after a refresh.
+  await mini.click('#sdq-txt2img-wrap button[title="Refresh checkpoints"]');
+  await mini.waitForSelector('#sdq-txt2img-ckpt option:text("anime (2)")', { state: 'attached' });
+});
+
 await check('figure: panel history list first render with 10,000 tasks (shipped wasm)', async () => {
   const b = await ctx.newPage();
   await b.goto(ext('panel.html?bench=10000'));

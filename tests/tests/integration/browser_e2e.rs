@@ -116,6 +116,7 @@ async fn extension_end_to_end_in_headless_chromium() {
         .current_dir(root.join("tests/e2e"))
         .env("EXT_DIR", root.join("target/extension"))
         .env("HOST_URL", host.url())
+        .env("FAKE_URL", fake.url())
         .env("MINI_URL", format!("{pages}/mini"))
         .env("CHECKPOINTS", checkpoints.join(","))
         .env("SHOT_DIR", &shots)
@@ -180,6 +181,7 @@ async fn extension_end_to_end_in_headless_chromium() {
         "popup.png",
         "panel-in-page.png",
         "options.png",
+        "panel-running.png",
         "popup-offline.png",
     ] {
         assert!(shots.join(shot).is_file(), "screenshot {shot}");
