@@ -53,6 +53,7 @@ impl From<StoreError> for HostError {
         match e {
             StoreError::NotFound => HostError::NotFound,
             StoreError::Conflict(m) => HostError::Conflict(m),
+            StoreError::Invalid(m) => HostError::Invalid(m),
             other => HostError::Store(other),
         }
     }

@@ -243,12 +243,7 @@ pub async fn put_task(
         checkpoint,
         params: req.params,
     };
-    h.edit(id, edit).await.map_err(|e| match e {
-        crate::app::HostError::Conflict(m) if m.starts_with("invalid params") => {
-            ApiError::invalid(m)
-        }
-        other => other.into(),
-    })?;
+    h.edit(id, edit).await?;
     Ok(ok("Task updated."))
 }
 

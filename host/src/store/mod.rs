@@ -32,6 +32,9 @@ pub enum StoreError {
     /// The task is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
+    /// The change is invalid (validated inside the transaction).
+    #[error("{0}")]
+    Invalid(String),
     /// The blocking thread died (a bug).
     #[error("store worker: {0}")]
     Join(String),

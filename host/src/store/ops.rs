@@ -478,7 +478,7 @@ pub fn edit_task(conn: &mut Connection, id: &str, edit: TaskEdit) -> Result<(), 
     let mut lifted = queue::Lifted::default();
     if let Some(patch) = edit.params {
         lifted = queue::merge_params(task.task_type, &mut request, patch)
-            .map_err(|e| StoreError::Conflict(format!("invalid params: {e}")))?;
+            .map_err(|e| StoreError::Invalid(format!("invalid params: {e}")))?;
     }
     let name = edit.name.unwrap_or(task.name);
     let checkpoint = edit
