@@ -172,7 +172,11 @@ impl Worker {
             task.name.clone(),
         );
         self.host.queue_event();
-        let outcome = self.execute(&task).await;
+        let mut outcome = self.execute(&task).await;
+        if matches!(outcome, Outcome::Release(_)) && self.host.interrupt_requested(&task.id) {
+            // The user stopped it: it does not go back to the queue.
+            outcome = Outcome::Finished(RunEnd::Interrupted, None);
+        }
         self.backend.status().current_task = None;
         match outcome {
             Outcome::Finished(end, output) => {
