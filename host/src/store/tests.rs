@@ -347,3 +347,36 @@ fn events_keep_ids_and_settings_persist() {
     save_settings(&c, &s).unwrap();
     assert_eq!(load_settings(&c).unwrap().history_retention_days, None);
 }
+
+#[test]
+fn retention_cutoff_spares_recent_and_bookmarked_tasks() {
+    let mut c = setup(&["old", "old-kept", "new"]);
+    for _ in 0..3 {
+        let t = claim(&mut c, false).unwrap();
+        finish_task(
+            &mut c,
+            &t.id,
+            Finish {
+                end: RunEnd::Done,
+                images: vec![],
+                info: None,
+                auto_requeue: false,
+                max_attempts: 3,
+                ended_at: now_ms(),
+            },
+        )
+        .unwrap();
+    }
+    c.execute(
+        "UPDATE tasks SET finished_at = 1000 WHERE id IN ('old', 'old-kept')",
+        [],
+    )
+    .unwrap();
+    set_bookmark(&c, "old-kept", true).unwrap();
+    assert_eq!(
+        clear_history(&mut c, Some(now_ms() - 86_400_000)).unwrap(),
+        vec!["old".to_string()]
+    );
+    let (_, total) = list_history(&c, HistoryFilter::All, None, 10, 0).unwrap();
+    assert_eq!(total, 2);
+}
