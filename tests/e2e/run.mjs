@@ -23,6 +23,10 @@ const { ctx, udd } = await launch(EXT_DIR);
 let sw = await serviceWorker(ctx);
 const extId = new URL(sw.url()).host;
 results.figures.extension_id = extId;
+if (process.env.EXPECTED_EXTENSION_ID && process.env.EXPECTED_EXTENSION_ID !== extId) {
+  console.log(`FAIL extension id ${extId} != ${process.env.EXPECTED_EXTENSION_ID} (the manifest key fixes it)`);
+  process.exit(1);
+}
 console.log(`extension ${extId} loaded from ${EXT_DIR}`);
 
 // Point the extension at the test host before any page loads.

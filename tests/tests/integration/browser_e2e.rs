@@ -117,6 +117,7 @@ async fn extension_end_to_end_in_headless_chromium() {
         .env("EXT_DIR", root.join("target/extension"))
         .env("HOST_URL", host.url())
         .env("FAKE_URL", fake.url())
+        .env("EXPECTED_EXTENSION_ID", scheduler_api::EXTENSION_ID)
         .env("MINI_URL", format!("{pages}/mini"))
         .env("CHECKPOINTS", checkpoints.join(","))
         .env("SHOT_DIR", &shots)
