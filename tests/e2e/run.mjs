@@ -470,7 +470,7 @@ await check('context menu "Queue with checkpoints in folder…" expands the fold
   for (const id of r.data.task_ids) got.push((await host.task(id)).params.checkpoint);
   assertEq(got.sort(), ['anime/x', 'anime/y'], 'folder expansion');
   // The page's dropdown lists the folder with its count after a refresh.
-  await mini.click('#sdq-txt2img-wrap button[title="Refresh checkpoints"]');
+  await mini.click('[data-sdq-wrap="txt2img"] button[title="Refresh checkpoints"]');
   await mini.waitForSelector('#sdq-txt2img-ckpt option:text("anime (2)")', { state: 'attached' });
 });
 

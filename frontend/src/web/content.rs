@@ -216,8 +216,7 @@ pub fn ensure_buttons() {
         let Some(generate) = d.get_element_by_id(&format!("{p}_generate")) else {
             continue;
         };
-        let wrap_id = format!("sdq-{p}-wrap");
-        let wrapper = match d.get_element_by_id(&wrap_id) {
+        let wrapper = match find_wrapper(tab) {
             Some(w) => w,
             None => match make_wrapper(tab, &generate, &c) {
                 Some(w) => w,
@@ -226,6 +225,13 @@ pub fn ensure_buttons() {
         };
         place(tab, &wrapper, &generate, c.opts.borrow().placement);
     }
+}
+
+fn find_wrapper(tab: Tab) -> Option<Element> {
+    doc()
+        .query_selector(&format!("[data-sdq-wrap=\"{}\"]", tab.prefix()))
+        .ok()
+        .flatten()
 }
 
 fn place(tab: Tab, wrapper: &Element, generate: &Element, placement: Placement) {
@@ -276,7 +282,14 @@ fn make_wrapper(tab: Tab, generate: &Element, c: &Rc<Ctx>) -> Option<Element> {
     let d = doc();
     let p = tab.prefix();
     let wrap = d.create_element("div").ok()?;
-    wrap.set_id(&format!("sdq-{p}-wrap"));
+    // SD.Next's Standard CSS sizes `#<p>_enqueue_wrapper`; use that id unless taken.
+    let std_wrap = format!("{p}_enqueue_wrapper");
+    if d.get_element_by_id(&std_wrap).is_none() {
+        wrap.set_id(&std_wrap);
+    } else {
+        wrap.set_id(&format!("sdq-{p}-wrap"));
+    }
+    let _ = wrap.set_attribute("data-sdq-wrap", p);
     let _ = wrap.set_attribute("class", "sdq-enqueue-wrapper");
     let _ = wrap.set_attribute(
         "style",
@@ -452,7 +465,7 @@ fn storage_listener() {
             *c.opts.borrow_mut() = ExtOptions::from_json(new);
             // Rebuild the wrappers with the new placement / dropdown option.
             for tab in Tab::ALL {
-                if let Some(w) = doc().get_element_by_id(&format!("sdq-{}-wrap", tab.prefix())) {
+                if let Some(w) = find_wrapper(tab) {
                     w.remove();
                 }
             }
