@@ -474,6 +474,28 @@ await check('context menu "Queue with checkpoints in folder…" expands the fold
   await mini.waitForSelector('#sdq-txt2img-ckpt option:text("anime (2)")', { state: 'attached' });
 });
 
+await check('token: the options token is sent as Authorization: Bearer', async () => {
+  const url = env('TOKEN_HOST_URL');
+  if (!url) throw new Error('TOKEN_HOST_URL not given');
+  const setOpts = (o) => sw.evaluate((o) => chrome.storage.local.get('options').then((x) => chrome.storage.local.set({ options: { ...x.options, ...o } })), o);
+  const r = await fetch(`${url}/agent-scheduler/v1/queue`);
+  assertEq(r.status, 401, 'the token host refuses requests without the token');
+  const p = await ctx.newPage();
+  await setOpts({ host_url: url, token: 'wrong' });
+  await p.goto(ext('popup.html'));
+  await p.waitForSelector('.popup[data-conn="offline"]', { timeout: 15000 });
+  await setOpts({ host_url: url, token: env('TOKEN') });
+  await p.reload();
+  await p.waitForSelector('.popup[data-conn="online"]', { timeout: 15000 });
+  await p.click('#sdq-popup-pause');
+  await until('paused with the token', async () => {
+    const q2 = await (await fetch(`${url}/agent-scheduler/v1/queue`, { headers: { authorization: `Bearer ${env('TOKEN')}` } })).json();
+    return q2.paused === true;
+  });
+  await p.close();
+  await setOpts({ host_url: host.base, token: '' });
+});
+
 await check('figure: panel history list first render with 10,000 tasks (shipped wasm)', async () => {
   const b = await ctx.newPage();
   await b.goto(ext('panel.html?bench=10000'));

@@ -105,6 +105,10 @@ async fn extension_end_to_end_in_headless_chromium() {
     .await;
     let data = tempfile::tempdir().expect("tempdir");
     let host = HostProcess::spawn(data.path(), &[fake.url()], &[]).await;
+    // A second host that requires a token: the options page's token must reach it.
+    let data2 = tempfile::tempdir().expect("tempdir");
+    let token_host =
+        HostProcess::spawn(data2.path(), &[fake.url()], &["--token", "e2e-secret"]).await;
     let pages = page_server().await;
 
     let shots = root.join("target/screenshots");
@@ -117,6 +121,8 @@ async fn extension_end_to_end_in_headless_chromium() {
         .env("EXT_DIR", root.join("target/extension"))
         .env("HOST_URL", host.url())
         .env("FAKE_URL", fake.url())
+        .env("TOKEN_HOST_URL", token_host.url())
+        .env("TOKEN", "e2e-secret")
         .env("EXPECTED_EXTENSION_ID", scheduler_api::EXTENSION_ID)
         .env("MINI_URL", format!("{pages}/mini"))
         .env("CHECKPOINTS", checkpoints.join(","))
