@@ -697,7 +697,7 @@ pub fn run_now(conn: &mut Connection, id: &str, force: bool) -> Result<(), Store
     Ok(())
 }
 
-/// Puts a copy of a task (new id, pending, not bookmarked, "Copy of <name>") at the end.
+/// Puts a copy of a task (new id, pending, not bookmarked, `Copy of <name>`) at the end.
 pub fn requeue_copy(conn: &mut Connection, id: &str) -> Result<String, StoreError> {
     let tx = conn.transaction()?;
     let task = get_task(&tx, id, true)?.ok_or(StoreError::NotFound)?;
