@@ -496,6 +496,22 @@ await check('token: the options token is sent as Authorization: Bearer', async (
   await setOpts({ host_url: host.base, token: '' });
 });
 
+await check('options: hide the checkpoint dropdown and place the button above Generate', async () => {
+  await mini.bringToFront();
+  const setOpts = (o) => sw.evaluate((o) => chrome.storage.local.get('options').then((x) => chrome.storage.local.set({ options: { ...x.options, ...o } })), o);
+  await setOpts({ hide_checkpoint: true, placement: 'above_generate' });
+  await until('re-placed above the Generate row without a dropdown', () => mini.evaluate(() => {
+    const w = document.querySelector('[data-sdq-wrap="txt2img"]');
+    const box = document.getElementById('txt2img_generate_box');
+    return !!w && !w.querySelector('select') && w.nextElementSibling === box;
+  }));
+  await setOpts({ hide_checkpoint: false, placement: 'beside_generate' });
+  await until('back beside Generate with the dropdown', () => mini.evaluate(() => {
+    const w = document.querySelector('[data-sdq-wrap="txt2img"]');
+    return !!w && !!w.querySelector('select') && document.getElementById('txt2img_generate').nextElementSibling === w;
+  }));
+});
+
 await check('figure: panel history list first render with 10,000 tasks (shipped wasm)', async () => {
   const b = await ctx.newPage();
   await b.goto(ext('panel.html?bench=10000'));
