@@ -647,8 +647,12 @@ impl Host {
         Ok(ids.len())
     }
 
-    /// Applies the retention setting.
+    /// Applies the retention setting (and forgets idempotency keys older than a week).
     pub async fn apply_retention(self: &Arc<Self>) -> Result<usize, HostError> {
+        let week_ago = ops::now_ms() - 7 * 86_400_000;
+        self.store
+            .call(move |c| ops::prune_idempotency(c, week_ago))
+            .await?;
         let Some(days) = self.settings().history_retention_days else {
             return Ok(0);
         };

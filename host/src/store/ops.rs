@@ -311,6 +311,14 @@ pub fn insert_tasks(
     Ok(None)
 }
 
+/// Forgets idempotency keys older than `before_ms`.
+pub fn prune_idempotency(conn: &Connection, before_ms: i64) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "DELETE FROM idempotency_keys WHERE created_at < ?1",
+        [before_ms],
+    )?)
+}
+
 /// Whether a task id exists.
 pub fn task_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
     Ok(conn
@@ -833,6 +841,8 @@ pub struct Finished {
     pub name: Option<String>,
     /// Whether a callback delivery was queued.
     pub callback_queued: bool,
+    /// Whether the written files must be removed (the task went back to the queue).
+    pub drop_files: bool,
 }
 
 /// Records the end of a run in one transaction: status, images, error, attempt count, the
@@ -850,8 +860,11 @@ pub fn finish_task(conn: &mut Connection, id: &str, f: Finish) -> Result<Finishe
     } else {
         task.attempts
     };
+    let requeue = matches!(f.end, RunEnd::Failed(_))
+        && queue::auto_requeue(f.auto_requeue, attempts, f.max_attempts);
     tx.execute("DELETE FROM result_images WHERE task_id = ?1", [id])?;
-    {
+    // A task that goes back to the queue keeps no partial images (the caller removes them).
+    if !requeue {
         let mut stmt = tx.prepare_cached(
             "INSERT INTO result_images (task_id, idx, file_name, infotext, format) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
@@ -865,8 +878,6 @@ pub fn finish_task(conn: &mut Connection, id: &str, f: Finish) -> Result<Finishe
             ])?;
         }
     }
-    let requeue = matches!(f.end, RunEnd::Failed(_))
-        && queue::auto_requeue(f.auto_requeue, attempts, f.max_attempts);
     let status = if requeue {
         TaskStatus::Pending
     } else {
@@ -922,6 +933,7 @@ pub fn finish_task(conn: &mut Connection, id: &str, f: Finish) -> Result<Finishe
         status,
         name: task.name,
         callback_queued,
+        drop_files: requeue,
     })
 }
 

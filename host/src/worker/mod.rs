@@ -553,8 +553,18 @@ async fn finish(
 ) {
     let mut images = Vec::new();
     let mut info = None;
-    if let Some(out) = output {
+    let settings = host.settings();
+    // A failed run that goes straight back to the queue keeps no partial images.
+    let will_requeue = matches!(end, RunEnd::Failed(_))
+        && queue::auto_requeue(
+            settings.auto_requeue_failed,
+            task.attempts.saturating_add(1),
+            settings.max_attempts,
+        );
+    if let Some(out) = &output {
         info = Some(out.info.clone());
+    }
+    if let Some(out) = output.filter(|_| !will_requeue) {
         let files = host.files.clone();
         let id = task.id.clone();
         let written = tokio::task::spawn_blocking(move || {
@@ -567,7 +577,7 @@ async fn finish(
             Err(e) => end = RunEnd::Failed(format!("cannot store images: {e}")),
         }
     }
-    let settings = host.settings();
+    let wrote_files = !images.is_empty();
     let f = Finish {
         end,
         images,
@@ -589,6 +599,11 @@ async fn finish(
             host.queue_event();
             if done.callback_queued {
                 host.callbacks.notify_one();
+            }
+            if done.drop_files && wrote_files {
+                let files = host.files.clone();
+                let id = task.id.clone();
+                let _ = tokio::task::spawn_blocking(move || files.remove_task(&id)).await;
             }
             if done.status == TaskStatus::Pending {
                 host.kick();
