@@ -35,6 +35,9 @@ await sw.evaluate(async (url) => {
 }, host.base);
 
 const ext = (p) => `chrome-extension://${extId}/${p}`;
+// Uncaught errors in any page (extension pages included) fail the run at the end.
+const pageErrors = [];
+ctx.on('page', (pg) => pg.on('pageerror', (e) => { pageErrors.push(`${pg.url()}: ${e.message}`); console.log(`[pageerror] ${pg.url()}: ${e.message}`); }));
 
 async function openSdnext(url, label) {
   const page = await ctx.newPage();
@@ -522,6 +525,10 @@ await check('figure: panel history list first render with 10,000 tasks (shipped 
   results.figures.history_10k_rows_in_dom = rows;
   assert(rows > 0 && rows < 100, `virtualised: ${rows} rows in the DOM`);
   await b.close();
+});
+
+await check('no uncaught errors in the pages and extension pages', async () => {
+  assert(pageErrors.length === 0, pageErrors.join('\n'));
 });
 
 fs.writeFileSync(env('RESULTS', path.join(SHOT_DIR, 'e2e-results.json')), JSON.stringify(results, null, 2));

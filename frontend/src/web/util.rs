@@ -36,3 +36,19 @@ pub fn is_shown(el: &web_sys::Element) -> bool {
     let r = el.get_bounding_client_rect();
     r.width() > 0.0 && r.height() > 0.0
 }
+
+/// A task time (epoch ms, or ISO) in the browser's locale, short form.
+pub fn fmt_time(t: &scheduler_api::WireTime) -> String {
+    let d = match t {
+        scheduler_api::WireTime::Epoch(ms) => js_sys::Date::new(&JsValue::from_f64(*ms as f64)),
+        scheduler_api::WireTime::Iso(s) => js_sys::Date::new(&JsValue::from_str(s)),
+    };
+    if d.get_time().is_nan() {
+        return String::new();
+    }
+    let opts = js_sys::Object::new();
+    for (k, v) in [("dateStyle", "short"), ("timeStyle", "short")] {
+        let _ = js_sys::Reflect::set(&opts, &k.into(), &v.into());
+    }
+    d.to_locale_string("default", &opts).into()
+}

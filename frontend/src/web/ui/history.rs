@@ -159,6 +159,7 @@ pub fn history_list(p: &HistoryListProps) -> Html {
                     { label }
                     <span class="summary">{ task_summary(t) }</span>
                 </div>
+                <span class="time" title="Finished at">{ crate::web::util::fmt_time(&t.updated_at) }</span>
                 <span class={classes!("chip", t.status.as_str())}>{ t.status.as_str() }</span>
                 <button class="requeue" title="Requeue" onclick={requeue}>{"↩"}</button>
                 <button class="delete" title="Delete" onclick={delete}>{"✕"}</button>

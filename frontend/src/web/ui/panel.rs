@@ -482,6 +482,7 @@ fn queue_view(p: &QueueProps) -> Html {
                     <span class="label">{ task_label(t) }</span>
                     <span class="summary">{ task_summary(t) }</span>
                 </div>
+                <span class="time" title="Queued at">{ util::fmt_time(&t.created_at) }</span>
                 <button class="run" title="Run now" onclick={run}>{"▶"}</button>
                 <button class="edit" title="Edit" onclick={edit}>{"✎"}</button>
                 <button class="delete" title="Delete" onclick={delete}>{"✕"}</button>
