@@ -63,6 +63,18 @@ pub async fn run(
     let addr = listener.local_addr()?;
     config.check_listen(addr).map_err(RunError::Config)?;
     std::fs::create_dir_all(&config.data_dir)?;
+    // One host per data directory: a second one would "recover" the first one's running tasks.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(config.data_dir.join("host.lock"))?;
+    if lock.try_lock().is_err() {
+        return Err(RunError::Config(format!(
+            "another agent-scheduler is already using {}",
+            config.data_dir.display()
+        )));
+    }
     let store = Store::open(&config.data_dir.join("queue.sqlite3"))?;
     let files = results::ResultFiles::new(&config.data_dir);
     std::fs::create_dir_all(config.data_dir.join("results"))?;
@@ -181,6 +193,7 @@ pub async fn run(
             released.len()
         );
     }
+    drop(lock);
     served?;
     Ok(())
 }

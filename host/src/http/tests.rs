@@ -959,3 +959,18 @@ async fn run_now_while_paused_leaves_the_others_waiting() {
     assert_eq!(h.fake().stats().prompts, vec!["second"]);
     h.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_host_on_the_same_data_dir_is_refused() {
+    let h = spawn(&["a"]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let config = Config::for_test(&h.fake().url(), h.dir.path().to_path_buf());
+    let r = crate::run(config, listener, async {}).await;
+    assert!(
+        matches!(&r, Err(crate::RunError::Config(m)) if m.contains("already using")),
+        "{r:?}"
+    );
+    h.stop().await;
+}
