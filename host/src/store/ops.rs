@@ -800,6 +800,15 @@ pub fn claim_next(
     Ok(Some(task))
 }
 
+/// Extends the lease of a running task.
+pub fn renew_lease(conn: &Connection, id: &str, until_ms: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE tasks SET lease_until = ?2 WHERE id = ?1 AND status = 'running'",
+        params![id, until_ms],
+    )?;
+    Ok(())
+}
+
 /// Puts a running task back at the head of the queue without counting an attempt
 /// (backend outage, backend not ready, graceful shutdown).
 pub fn release_to_head(conn: &mut Connection, id: &str) -> Result<(), StoreError> {

@@ -22,6 +22,10 @@ use crate::queue::{self, RunEnd};
 use crate::sdnext::{GenerateOutput, RemoteError, SdModel, resolve_checkpoint, strip_hash};
 use crate::store::ops::{self, Eligibility, Finish, TaskRow};
 
+/// How long a claim holds a task before its lease would be considered stale (renewed every
+/// minute while the task runs).
+pub const LEASE_MS: i64 = 10 * 60_000;
+
 /// Result of one step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -151,9 +155,7 @@ impl Worker {
             .host
             .store
             .call(move |c| {
-                ops::claim_next(c, &url, 3_600_000, |ck| {
-                    eligibility_of(&mine, &backends, ck)
-                })
+                ops::claim_next(c, &url, LEASE_MS, |ck| eligibility_of(&mine, &backends, ck))
             })
             .await;
         let task = match claimed {
@@ -504,10 +506,21 @@ async fn poll_progress(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
+        }
+        ticks += 1;
+        if ticks.is_multiple_of(60) {
+            // Keep the lease (informational: recovery at start does not depend on it).
+            let id = task_id.clone();
+            let until = ops::now_ms() + LEASE_MS;
+            let _ = host
+                .store
+                .call(move |c| ops::renew_lease(c, &id, until))
+                .await;
         }
         let Ok(p) = backend.client.progress(false).await else {
             continue;
