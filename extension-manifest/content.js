@@ -6,8 +6,30 @@
     await mod.default({ module_or_path: chrome.runtime.getURL('pkg/scheduler_bg.wasm') });
     mod.start_content();
   } catch (e) {
-    // e.g. a page CSP without 'wasm-unsafe-eval' (SD.Next sends none).
+    // A page CSP without 'wasm-unsafe-eval' blocks wasm here (SD.Next sends none). The task
+    // panel still works as an extension-page iframe, where the extension's CSP applies.
     document.documentElement.setAttribute('data-sdq-state', 'load-error');
-    console.error('[agent-scheduler] content script failed to load:', e);
+    console.error('[agent-scheduler] content script could not start wasm:', e);
+    if (document.title.startsWith('SD.Next')) panelOnly();
   }
 })();
+
+function panelOnly() {
+  const host = document.createElement('div');
+  host.id = 'sdq-host';
+  const root = host.attachShadow({ mode: 'open' });
+  root.innerHTML = `<style>
+    .toggle { position: fixed; right: 0; top: 40%; z-index: 2147483646; writing-mode: vertical-rl; background: #334;
+      color: #fff; border: 0; border-radius: 6px 0 0 6px; padding: 10px 5px; cursor: pointer; font: 12px system-ui, sans-serif; }
+    .drawer { position: fixed; top: 0; right: 0; height: 100vh; width: min(560px, 96vw); z-index: 2147483646; display: none; }
+    .drawer.open { display: block; } iframe { border: 0; width: 100%; height: 100%; background: #15161a; }
+  </style>
+  <button class="toggle" id="sdq-toggle" title="Agent Scheduler task panel (Enqueue is unavailable: this page's CSP blocks WebAssembly)">☰ Queue</button>
+  <div class="drawer" id="sdq-drawer"><iframe id="sdq-panel-frame"></iframe></div>`;
+  root.getElementById('sdq-toggle').addEventListener('click', () => {
+    const frame = root.getElementById('sdq-panel-frame');
+    if (!frame.src) frame.src = chrome.runtime.getURL('panel.html?embedded=1');
+    root.getElementById('sdq-drawer').classList.toggle('open');
+  });
+  document.documentElement.appendChild(host);
+}

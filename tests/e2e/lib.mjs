@@ -30,7 +30,7 @@ export async function serviceWorker(ctx) {
 }
 
 /** Polls `fn` until it returns a truthy value or `ms` passes (then throws `what`). */
-export async function until(what, fn, ms = 15000) {
+export async function until(what, fn, ms = 30000) {
   const end = Date.now() + ms;
   let pause = 20;
   let last;

@@ -89,7 +89,7 @@ const popup = await ctx.newPage();
 await popup.setViewportSize({ width: 360, height: 240 });
 await popup.goto(ext('popup.html'));
 await check('popup shows the connection and pauses the host queue', async () => {
-  await popup.waitForSelector('.popup[data-conn="online"]', { timeout: 15000 });
+  await popup.waitForSelector('.popup[data-conn="online"]', { timeout: 30000 });
   const q0 = await host.queue();
   assert(!q0.paused, 'queue starts running');
   await popup.click('#sdq-popup-pause');
@@ -184,7 +184,7 @@ await check('mini: two more tasks (shortcut Ctrl+E and the button)', async () =>
 const panel = await ctx.newPage();
 await panel.goto(ext('panel.html'));
 await check('panel: drag and drop changes the host order', async () => {
-  await panel.waitForSelector('.panel[data-conn="online"]', { timeout: 15000 });
+  await panel.waitForSelector('.panel[data-conn="online"]', { timeout: 30000 });
   await until('pending rows', async () => (await panel.$$('.prow[data-task-id]')).length === 3);
   const src = panel.locator(`.prow[data-task-id="${ids[2]}"]`);
   const dst = panel.locator(`.prow[data-task-id="${ids[0]}"]`);
@@ -224,9 +224,9 @@ await check('popup: resume runs the queue; counts and state follow the host', as
 
 await check('panel: the finished task\'s image shows in the detail view', async () => {
   await panel.click('#sdq-tab-history');
-  await panel.waitForSelector(`.hrow[data-task-id="${ids[0]}"]`, { timeout: 15000 });
+  await panel.waitForSelector(`.hrow[data-task-id="${ids[0]}"]`, { timeout: 30000 });
   await panel.click(`.hrow[data-task-id="${ids[0]}"] .summary`);
-  await panel.waitForSelector('#sdq-gallery img', { timeout: 15000 });
+  await panel.waitForSelector('#sdq-gallery img', { timeout: 30000 });
   await until('image decoded', () => panel.$eval('#sdq-gallery img', (i) => i.complete && i.naturalWidth > 0));
   const info = await panel.inputValue('#sdq-infotext');
   assert(info.includes('p1 a red fox'), `infotext: ${info.slice(0, 120)}`);
@@ -293,10 +293,10 @@ await check('in-page right-click menu: Queue with all checkpoints', async () => 
 await check('in-page drawer: the panel opens beside SD.Next and "send to img2img" fills the page', async () => {
   await mini.locator('#sdq-toggle').click();
   const frame = mini.frameLocator('#sdq-panel-frame');
-  await frame.locator('.panel[data-conn="online"]').waitFor({ timeout: 15000 });
+  await frame.locator('.panel[data-conn="online"]').waitFor({ timeout: 30000 });
   await frame.locator('#sdq-tab-history').click();
   await frame.locator(`.hrow[data-task-id="${ids[0]}"] .summary`).click();
-  await frame.locator('#sdq-gallery img').first().waitFor({ timeout: 15000 });
+  await frame.locator('#sdq-gallery img').first().waitFor({ timeout: 30000 });
   await mini.screenshot({ path: path.join(SHOT_DIR, 'panel-in-page.png') });
   await frame.locator('#sdq-send-img2img').click();
   await until('img2img prompt filled', () => mini.$eval('#img2img_prompt textarea', (t) => t.value === 'p1 a red fox'));
@@ -364,7 +364,7 @@ await check('popup: host not reachable shows the command that starts it', async 
   const p = await ctx.newPage();
   await p.setViewportSize({ width: 360, height: 240 });
   await p.goto(ext('popup.html'));
-  await p.waitForSelector('.popup[data-conn="offline"]', { timeout: 15000 });
+  await p.waitForSelector('.popup[data-conn="offline"]', { timeout: 30000 });
   const hint = await p.textContent('.hint');
   assert(hint.includes('cargo run --release -p agent-scheduler -- serve'), `hint: ${hint}`);
   await p.screenshot({ path: path.join(SHOT_DIR, 'popup-offline.png') });
@@ -486,10 +486,10 @@ await check('token: the options token is sent as Authorization: Bearer', async (
   const p = await ctx.newPage();
   await setOpts({ host_url: url, token: 'wrong' });
   await p.goto(ext('popup.html'));
-  await p.waitForSelector('.popup[data-conn="offline"]', { timeout: 15000 });
+  await p.waitForSelector('.popup[data-conn="offline"]', { timeout: 30000 });
   await setOpts({ host_url: url, token: env('TOKEN') });
   await p.reload();
-  await p.waitForSelector('.popup[data-conn="online"]', { timeout: 15000 });
+  await p.waitForSelector('.popup[data-conn="online"]', { timeout: 30000 });
   await p.click('#sdq-popup-pause');
   await until('paused with the token', async () => {
     const q2 = await (await fetch(`${url}/agent-scheduler/v1/queue`, { headers: { authorization: `Bearer ${env('TOKEN')}` } })).json();
@@ -525,6 +525,17 @@ await check('figure: panel history list first render with 10,000 tasks (shipped 
   results.figures.history_10k_rows_in_dom = rows;
   assert(rows > 0 && rows < 100, `virtualised: ${rows} rows in the DOM`);
   await b.close();
+});
+
+await check('page CSP blocking wasm: the panel is still offered as an extension iframe', async () => {
+  const url = env('CSP_URL');
+  if (!url) throw new Error('CSP_URL not given');
+  const p = await ctx.newPage();
+  await p.goto(url);
+  await p.waitForFunction(() => document.documentElement.dataset.sdqState === 'load-error', null, { timeout: 20000 });
+  await p.locator('#sdq-toggle').click();
+  await p.frameLocator('#sdq-panel-frame').locator('.panel[data-conn="online"]').waitFor({ timeout: 30000 });
+  await p.close();
 });
 
 await check('no uncaught errors in the pages and extension pages', async () => {

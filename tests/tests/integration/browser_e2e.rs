@@ -43,16 +43,25 @@ async fn page_server() -> String {
             let root = root.clone();
             async move {
                 let file = match page.as_str() {
-                    "mini" => Some(root.join("tests/e2e/pages/mini-sdnext.html")),
+                    "mini" | "mini-csp" => Some(root.join("tests/e2e/pages/mini-sdnext.html")),
                     "modern" => recorded("modern-dom.html"),
                     "standard" => recorded("standard-dom.html"),
                     _ => None,
                 };
+                // `/mini-csp`: the mini page under a CSP that forbids wasm in the page.
+                let html = [(header::CONTENT_TYPE, "text/html; charset=utf-8")];
                 match file.map(std::fs::read) {
-                    Some(Ok(bytes)) => {
-                        ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], bytes)
-                            .into_response()
-                    }
+                    Some(Ok(bytes)) if page == "mini-csp" => (
+                        html,
+                        [(
+                            header::CONTENT_SECURITY_POLICY,
+                            "script-src 'self' 'unsafe-inline'",
+                        )],
+                        bytes,
+                    )
+                        .into_response(),
+                    // Like SD.Next: no CSP.
+                    Some(Ok(bytes)) => (html, bytes).into_response(),
                     _ => StatusCode::NOT_FOUND.into_response(),
                 }
             }
@@ -125,6 +134,7 @@ async fn extension_end_to_end_in_headless_chromium() {
         .env("TOKEN", "e2e-secret")
         .env("EXPECTED_EXTENSION_ID", scheduler_api::EXTENSION_ID)
         .env("MINI_URL", format!("{pages}/mini"))
+        .env("CSP_URL", format!("{pages}/mini-csp"))
         .env("CHECKPOINTS", checkpoints.join(","))
         .env("SHOT_DIR", &shots)
         .env("RESULTS", &results)
