@@ -480,6 +480,41 @@ impl Host {
         Ok(())
     }
 
+    /// Sets or clears a task's bookmark.
+    pub async fn set_bookmark(self: &Arc<Self>, id: String, on: bool) -> Result<(), HostError> {
+        self.relabel(id, move |c, i| ops::set_bookmark(c, i, on))
+            .await
+    }
+
+    /// Renames a task (any status).
+    pub async fn rename(self: &Arc<Self>, id: String, name: String) -> Result<(), HostError> {
+        self.relabel(id, move |c, i| ops::rename(c, i, Some(&name)))
+            .await
+    }
+
+    /// Applies a label change (name, bookmark) and announces it; the order is untouched.
+    async fn relabel(
+        self: &Arc<Self>,
+        id: String,
+        change: impl FnOnce(&rusqlite::Connection, &str) -> Result<(), crate::store::StoreError>
+        + Send
+        + 'static,
+    ) -> Result<(), HostError> {
+        let i = id.clone();
+        let row = self
+            .store
+            .call(move |c| {
+                change(c, &i)?;
+                ops::get_task(c, &i, false)
+            })
+            .await?;
+        if let Some(row) = row {
+            self.task_event(&id, row.status, TaskChange::Updated, row.name);
+        }
+        self.events.flush().await;
+        Ok(())
+    }
+
     /// Deletes a task, or interrupts it when it runs. Returns the message.
     pub async fn delete(self: &Arc<Self>, id: String) -> Result<&'static str, HostError> {
         let i = id.clone();

@@ -310,19 +310,7 @@ pub async fn move_task(
 
 async fn bookmark(h: Arc<Host>, id: &str, on: bool) -> ApiResult<Json<MessageResponse>> {
     let id = valid_id(id)?;
-    let i = id.clone();
-    h.store
-        .call(move |c| ops::set_bookmark(c, &i, on))
-        .await
-        .map_err(crate::app::HostError::from)?;
-    let row = load(&h, &id, false).await?;
-    h.task_event(
-        &id,
-        row.status,
-        scheduler_api::TaskChange::Updated,
-        row.name,
-    );
-    h.events.flush().await;
+    h.set_bookmark(id, on).await?;
     Ok(ok(if on {
         "Task bookmarked"
     } else {
@@ -362,20 +350,7 @@ pub async fn rename_task(
     let name = q
         .name
         .ok_or_else(|| ApiError::invalid("query parameter `name` is required"))?;
-    let i = id.clone();
-    let n = name.clone();
-    h.store
-        .call(move |c| ops::rename(c, &i, Some(&n)))
-        .await
-        .map_err(crate::app::HostError::from)?;
-    let row = load(&h, &id, false).await?;
-    h.task_event(
-        &id,
-        row.status,
-        scheduler_api::TaskChange::Updated,
-        Some(name),
-    );
-    h.events.flush().await;
+    h.rename(id, name).await?;
     Ok(ok("Task renamed."))
 }
 

@@ -337,25 +337,43 @@ pub fn list_queue(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<TaskRow>, i64), StoreError> {
+    page(
+        conn,
+        "status IN ('running', 'pending')",
+        "status = 'running' DESC, rank, seq",
+        q,
+        limit,
+        offset,
+    )
+}
+
+/// One page of the tasks matching `cond` (plus the optional full-text query `q`) in
+/// `order`, with the number of all matches.
+fn page(
+    conn: &Connection,
+    cond: &str,
+    order: &str,
+    q: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<TaskRow>, i64), StoreError> {
     let fts = q.and_then(queue::fts_query);
-    let filter = if fts.is_some() {
-        " AND seq IN (SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ?3)"
+    let matches = if fts.is_some() {
+        "seq IN (SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ?3)"
     } else {
-        " AND ?3 IS NULL"
+        "?3 IS NULL"
     };
-    let sql = format!(
-        "SELECT {LIST_COLS} FROM tasks WHERE status IN ('running', 'pending'){filter} \
-         ORDER BY status = 'running' DESC, rank, seq LIMIT ?1 OFFSET ?2"
-    );
-    let mut stmt = conn.prepare(&sql)?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {LIST_COLS} FROM tasks WHERE {cond} AND {matches} ORDER BY {order} LIMIT ?1 OFFSET ?2"
+    ))?;
     let mut rows: Vec<TaskRow> = stmt
         .query_map(params![limit, offset, fts], map_row)?
         .collect::<Result<_, _>>()?;
     load_images(conn, &mut rows)?;
     let total: i64 = conn.query_row(
         &format!(
-            "SELECT COUNT(*) FROM tasks WHERE status IN ('running', 'pending'){}",
-            filter.replace("?3", "?1")
+            "SELECT COUNT(*) FROM tasks WHERE {cond} AND {}",
+            matches.replace("?3", "?1")
         ),
         params![fts],
         |r| r.get(0),
@@ -400,35 +418,21 @@ pub fn list_history(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<TaskRow>, i64), StoreError> {
-    let mut cond = match filter {
+    let cond = match filter {
         HistoryFilter::All => "status IN ('done', 'failed', 'interrupted')".to_owned(),
         HistoryFilter::Bookmarked => {
             "status IN ('done', 'failed', 'interrupted') AND bookmarked = 1".to_owned()
         }
         HistoryFilter::Status(s) => format!("status = '{}'", s.as_str()),
     };
-    let fts = q.and_then(queue::fts_query);
-    if fts.is_some() {
-        cond.push_str(" AND seq IN (SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ?3)");
-    } else {
-        cond.push_str(" AND ?3 IS NULL");
-    }
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {LIST_COLS} FROM tasks WHERE {cond} ORDER BY finished_at DESC, started_at DESC, seq DESC LIMIT ?1 OFFSET ?2"
-    ))?;
-    let mut rows: Vec<TaskRow> = stmt
-        .query_map(params![limit, offset, fts], map_row)?
-        .collect::<Result<_, _>>()?;
-    load_images(conn, &mut rows)?;
-    let total: i64 = conn.query_row(
-        &format!(
-            "SELECT COUNT(*) FROM tasks WHERE {}",
-            cond.replace("?3", "?1")
-        ),
-        params![fts],
-        |r| r.get(0),
-    )?;
-    Ok((rows, total))
+    page(
+        conn,
+        &cond,
+        "finished_at DESC, started_at DESC, seq DESC",
+        q,
+        limit,
+        offset,
+    )
 }
 
 /// Number of tasks that run before this one (running tasks, then pending ones with a
