@@ -515,6 +515,25 @@ await check('options: hide the checkpoint dropdown and place the button above Ge
   }));
 });
 
+await check('panel: live updates are correct after the host is killed and restarted', async () => {
+  const pages = env('PAGES_URL');
+  if (!pages) throw new Error('PAGES_URL not given');
+  await panel.bringToFront();
+  await panel.click('#sdq-tab-queue');
+  await host.post(`${Q}/queue/pause`);
+  await panel.waitForSelector('.panel[data-paused="true"]');
+  const r0 = await fetch(`${pages}/control/restart-host`, { method: 'POST' });
+  assertEq(r0.status, 204, 'host restarted');
+  // Enqueued after the restart: only a reconnected stream (or its reload) shows it.
+  const r = await host.post(`${Q}/queue/txt2img`, { prompt: 'after the restart', steps: 2 });
+  await panel.waitForSelector(`.prow[data-task-id="${r.task_id}"]`, { timeout: 30000 });
+  await panel.waitForSelector('.panel[data-conn="online"][data-paused="true"]');
+  await host.post(`${Q}/queue/resume`);
+  await panel.waitForSelector('.panel[data-paused="false"]');
+  await until('ran after the restart', async () => (await host.task(r.task_id)).status === 'done');
+  await panel.waitForSelector(`.prow[data-task-id="${r.task_id}"]`, { state: 'detached' });
+});
+
 await check('figure: panel history list first render with 10,000 tasks (shipped wasm)', async () => {
   const b = await ctx.newPage();
   await b.goto(ext('panel.html?bench=10000'));

@@ -11,14 +11,16 @@
 //! not run, or Chromium is missing.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Path as UrlPath;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use scheduler_tests::harness::{FakeProcess, HostProcess};
+use tokio::sync::Mutex;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -34,39 +36,52 @@ fn recorded(name: &str) -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
-/// Serves `/mini`, `/modern`, `/standard` (the last two only when recorded pages exist).
-async fn page_server() -> String {
+/// Serves `/mini`, `/mini-csp`, `/modern`, `/standard` (the last two only when recorded
+/// pages exist), and `POST /control/restart-host`, which SIGKILLs the host and starts it
+/// again on the same port (for the reconnect check).
+async fn page_server(host: Arc<Mutex<HostProcess>>) -> String {
     let root = workspace_root();
-    let app = Router::new().route(
-        "/{page}",
-        get(move |UrlPath(page): UrlPath<String>| {
-            let root = root.clone();
-            async move {
-                let file = match page.as_str() {
-                    "mini" | "mini-csp" => Some(root.join("tests/e2e/pages/mini-sdnext.html")),
-                    "modern" => recorded("modern-dom.html"),
-                    "standard" => recorded("standard-dom.html"),
-                    _ => None,
-                };
-                // `/mini-csp`: the mini page under a CSP that forbids wasm in the page.
-                let html = [(header::CONTENT_TYPE, "text/html; charset=utf-8")];
-                match file.map(std::fs::read) {
-                    Some(Ok(bytes)) if page == "mini-csp" => (
-                        html,
-                        [(
-                            header::CONTENT_SECURITY_POLICY,
-                            "script-src 'self' 'unsafe-inline'",
-                        )],
-                        bytes,
-                    )
-                        .into_response(),
-                    // Like SD.Next: no CSP.
-                    Some(Ok(bytes)) => (html, bytes).into_response(),
-                    _ => StatusCode::NOT_FOUND.into_response(),
+    let app = Router::new()
+        .route(
+            "/control/restart-host",
+            post(move || {
+                let host = host.clone();
+                async move {
+                    host.lock().await.restart().await;
+                    StatusCode::NO_CONTENT
                 }
-            }
-        }),
-    );
+            }),
+        )
+        .route(
+            "/{page}",
+            get(move |UrlPath(page): UrlPath<String>| {
+                let root = root.clone();
+                async move {
+                    let file = match page.as_str() {
+                        "mini" | "mini-csp" => Some(root.join("tests/e2e/pages/mini-sdnext.html")),
+                        "modern" => recorded("modern-dom.html"),
+                        "standard" => recorded("standard-dom.html"),
+                        _ => None,
+                    };
+                    // `/mini-csp`: the mini page under a CSP that forbids wasm in the page.
+                    let html = [(header::CONTENT_TYPE, "text/html; charset=utf-8")];
+                    match file.map(std::fs::read) {
+                        Some(Ok(bytes)) if page == "mini-csp" => (
+                            html,
+                            [(
+                                header::CONTENT_SECURITY_POLICY,
+                                "script-src 'self' 'unsafe-inline'",
+                            )],
+                            bytes,
+                        )
+                            .into_response(),
+                        // Like SD.Next: no CSP.
+                        Some(Ok(bytes)) => (html, bytes).into_response(),
+                        _ => StatusCode::NOT_FOUND.into_response(),
+                    }
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind page server");
@@ -118,7 +133,9 @@ async fn extension_end_to_end_in_headless_chromium() {
     let data2 = tempfile::tempdir().expect("tempdir");
     let token_host =
         HostProcess::spawn(data2.path(), &[fake.url()], &["--token", "e2e-secret"]).await;
-    let pages = page_server().await;
+    let host_url = host.url();
+    let host = Arc::new(Mutex::new(host));
+    let pages = page_server(host.clone()).await;
 
     let shots = root.join("target/screenshots");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
@@ -128,7 +145,8 @@ async fn extension_end_to_end_in_headless_chromium() {
     cmd.arg("run.mjs")
         .current_dir(root.join("tests/e2e"))
         .env("EXT_DIR", root.join("target/extension"))
-        .env("HOST_URL", host.url())
+        .env("HOST_URL", &host_url)
+        .env("PAGES_URL", &pages)
         .env("FAKE_URL", fake.url())
         .env("TOKEN_HOST_URL", token_host.url())
         .env("TOKEN", "e2e-secret")
@@ -159,10 +177,11 @@ async fn extension_end_to_end_in_headless_chromium() {
         status.success(),
         "browser e2e failed ({status}); see the ok/FAIL lines above and {}\nhost stderr:\n{}",
         shots.display(),
-        host.server.stderr()
+        host.lock().await.server.stderr()
     );
 
     // The host's own view of what the browser did.
+    let host = host.lock().await;
     let c = &host.client;
     let q = c.queue().await;
     assert!(!q.paused, "the popup resumed the queue");
