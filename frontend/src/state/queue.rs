@@ -165,27 +165,7 @@ impl QueueModel {
     }
 }
 
-/// Where a dragged task goes (the host's `move/{over_id}`: `top`, `bottom`, or before a task).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MoveTarget {
-    /// First.
-    Top,
-    /// Last.
-    Bottom,
-    /// Just before this task.
-    Before(String),
-}
-
-impl MoveTarget {
-    /// The `{over_id}` path segment.
-    pub fn over_id(&self) -> &str {
-        match self {
-            MoveTarget::Top => "top",
-            MoveTarget::Bottom => "bottom",
-            MoveTarget::Before(id) => id,
-        }
-    }
-}
+pub use scheduler_api::MoveTarget;
 
 /// A drop of `dragged` at gap `gap` (0 = above the first row, len = below the last) of the
 /// pending list `ids`; `None` when it does not change the order.

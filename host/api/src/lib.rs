@@ -687,6 +687,37 @@ pub struct CheckpointInfo {
     pub backends: Vec<String>,
 }
 
+/// Where `POST /task/{id}/move/{over_id}` puts a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveTarget {
+    /// First in the queue (the latest move to top wins).
+    Top,
+    /// Last in the queue.
+    Bottom,
+    /// Just before another pending task.
+    Before(String),
+}
+
+impl MoveTarget {
+    /// Parses the `{over_id}` path segment.
+    pub fn parse(over_id: &str) -> MoveTarget {
+        match over_id {
+            "top" => MoveTarget::Top,
+            "bottom" => MoveTarget::Bottom,
+            other => MoveTarget::Before(other.to_owned()),
+        }
+    }
+
+    /// The `{over_id}` path segment.
+    pub fn over_id(&self) -> &str {
+        match self {
+            MoveTarget::Top => "top",
+            MoveTarget::Bottom => "bottom",
+            MoveTarget::Before(id) => id,
+        }
+    }
+}
+
 /// Splits a checkpoint title into folder segments (`/` and `\` both separate).
 pub fn checkpoint_segments(title: &str) -> Vec<&str> {
     title.split(['/', '\\']).filter(|s| !s.is_empty()).collect()

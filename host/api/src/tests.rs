@@ -159,3 +159,14 @@ fn extension_id_is_derived_from_the_manifest_key() {
     assert_eq!(id, EXTENSION_ID);
     assert_eq!(EXTENSION_ORIGIN, format!("chrome-extension://{id}"));
 }
+
+#[test]
+fn move_targets_round_trip_through_the_path_segment() {
+    for t in [
+        MoveTarget::Top,
+        MoveTarget::Bottom,
+        MoveTarget::Before("abc.1".into()),
+    ] {
+        assert_eq!(MoveTarget::parse(t.over_id()), t);
+    }
+}

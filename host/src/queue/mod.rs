@@ -13,27 +13,7 @@ use serde_json::{Map, Value};
 /// a move between two tasks nearly always finds a free integer and touches one row.
 pub const RANK_GAP: i64 = 1 << 20;
 
-/// Where a move puts a task.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MoveTarget {
-    /// First in the queue (the latest move to top wins).
-    Top,
-    /// Last in the queue.
-    Bottom,
-    /// Just before another pending task.
-    Before(String),
-}
-
-impl MoveTarget {
-    /// Parses the `{over_id}` path segment.
-    pub fn parse(over_id: &str) -> MoveTarget {
-        match over_id {
-            "top" => MoveTarget::Top,
-            "bottom" => MoveTarget::Bottom,
-            other => MoveTarget::Before(other.to_owned()),
-        }
-    }
-}
+pub use scheduler_api::MoveTarget;
 
 /// The rank for a task that goes before `first` (the current head), or the first rank ever.
 pub fn rank_at_head(first: Option<i64>) -> i64 {
