@@ -578,18 +578,13 @@ fn number(raw: &str, int: bool) -> Option<Value> {
     if t.is_empty() {
         return None;
     }
-    let x: f64 = t.parse().ok()?;
-    if !x.is_finite() {
-        return None;
+    let x: f64 = t.parse().ok().filter(|x: &f64| x.is_finite())?;
+    if int {
+        Some(Value::from(x.round() as i64))
+    } else {
+        // Float fields keep a float type even for whole numbers (CFG 7 → 7.0).
+        Number::from_f64(x).map(Value::Number)
     }
-    if int || (x.fract() == 0.0 && x.abs() < 1e15 && !t.contains('.')) {
-        if int {
-            return Some(Value::from(x.round() as i64));
-        }
-        // A whole-number float field keeps a float type (e.g. cfg 7 → 7.0).
-        return Number::from_f64(x).map(Value::Number);
-    }
-    Number::from_f64(x).map(Value::Number)
 }
 
 /// Converts one raw value by kind; `None` leaves the field out.
