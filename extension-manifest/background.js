@@ -28,6 +28,9 @@ chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
 chrome.contextMenus.onClicked.addListener((info, tab) => {
   ensure().then((w) => w.sw_on_menu_click(info, tab));
 });
+chrome.storage.onChanged.addListener((changes) => {
+  if (changes.options) ensure().then((w) => w.sw_options_changed());
+});
 chrome.alarms.onAlarm.addListener(() => {
   ensure();
 });

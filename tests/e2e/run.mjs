@@ -495,8 +495,11 @@ await check('token: the options token is sent as Authorization: Bearer', async (
     const q2 = await (await fetch(`${url}/agent-scheduler/v1/queue`, { headers: { authorization: `Bearer ${env('TOKEN')}` } })).json();
     return q2.paused === true;
   });
+  // The open panel follows the option change to the other host (its queue is paused).
+  await panel.waitForSelector('.panel[data-conn="online"][data-paused="true"]', { timeout: 30000 });
   await p.close();
   await setOpts({ host_url: host.base, token: '' });
+  await panel.waitForSelector('.panel[data-conn="online"][data-paused="false"]', { timeout: 30000 });
 });
 
 await check('options: hide the checkpoint dropdown and place the button above Generate', async () => {

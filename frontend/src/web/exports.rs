@@ -45,6 +45,15 @@ pub fn sw_install_menus() -> Promise {
     })
 }
 
+/// Service worker: the stored options changed (reconnect the stream, rebuild the menus).
+#[wasm_bindgen]
+pub fn sw_options_changed() -> Promise {
+    future_to_promise(async {
+        sw::options_changed().await;
+        Ok(JsValue::TRUE)
+    })
+}
+
 /// Service worker: a `chrome.runtime` message; resolves to the answer.
 #[wasm_bindgen]
 pub fn sw_on_message(msg: JsValue, sender: JsValue) -> Promise {

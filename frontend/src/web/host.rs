@@ -111,13 +111,15 @@ impl Host {
         b.dyn_into().map_err(|_| "not a blob".into())
     }
 
-    /// Reads the event stream until it ends or fails; every event goes to `on_event` with its
-    /// id. `last_id` is sent as `Last-Event-ID`; the last id seen is returned.
+    /// Reads the event stream until it ends, fails, or `keep_going` turns false (checked at
+    /// every chunk; the host sends a heartbeat every 15 s); every event goes to `on_event`
+    /// with its id. `last_id` is sent as `Last-Event-ID`; the last id seen is returned.
     pub async fn stream_events(
         &self,
         last_id: Option<String>,
         on_open: &dyn Fn(),
         on_event: &dyn Fn(Option<String>, Event),
+        keep_going: &dyn Fn() -> bool,
     ) -> Result<Option<String>, String> {
         let req = self.request("GET", scheduler_api::routes::EVENTS, None)?;
         let _ = req.headers().set("Accept", "text/event-stream");
@@ -147,7 +149,8 @@ impl Host {
                 .ok()
                 .and_then(|d| d.as_bool())
                 .unwrap_or(true);
-            if done {
+            if done || !keep_going() {
+                let _ = reader.cancel();
                 return Ok(last);
             }
             let value = js_sys::Reflect::get(&chunk, &"value".into()).unwrap_or(JsValue::NULL);

@@ -15,6 +15,7 @@ use crate::state::queue::notification_for;
 thread_local! {
     static STREAM_STARTED: Cell<bool> = const { Cell::new(false) };
     static PREV_QUEUE: RefCell<Option<QueueEvent>> = const { RefCell::new(None) };
+    static OPTIONS_GEN: Cell<u32> = const { Cell::new(0) };
 }
 
 /// Id of the "all checkpoints" menu item.
@@ -40,6 +41,7 @@ async fn event_loop() {
         .map(str::to_owned);
     let mut backoff = 1000;
     loop {
+        let generation = OPTIONS_GEN.with(Cell::get);
         let host = Host::load().await;
         let opts = chrome::load_options().await;
         let on_event = |id: Option<String>, ev: Event| {
@@ -62,7 +64,11 @@ async fn event_loop() {
                 });
             }
         };
-        match host.stream_events(last.clone(), &|| {}, &on_event).await {
+        let same_options = || OPTIONS_GEN.with(Cell::get) == generation;
+        match host
+            .stream_events(last.clone(), &|| {}, &on_event, &same_options)
+            .await
+        {
             Ok(l) => {
                 last = l.or(last);
                 backoff = 1000;
@@ -203,6 +209,15 @@ pub async fn queue_all(folder: Option<String>, tab_id: Option<i32>) -> Result<Va
     res
 }
 
+/// The options changed (host URL, token, notifications): reconnect the event stream with
+/// them at its next chunk, and rebuild the menus from the (maybe new) host's checkpoints.
+pub async fn options_changed() {
+    OPTIONS_GEN.with(|g| g.set(g.get() + 1));
+    // A new host has its own event ids.
+    chrome::storage_set("sse_last_id", &Value::Null).await;
+    install_menus().await;
+}
+
 /// A `chrome.runtime` message from the content script, the panel or the popup.
 pub async fn on_message(msg: Value, sender: Value) -> Value {
     let sender_tab = sender
@@ -245,8 +260,12 @@ pub async fn on_message(msg: Value, sender: Value) -> Value {
             chrome::open_tab("panel.html").await;
             json!({"ok": true})
         }
-        "refresh-menus" | "options-changed" => {
+        "refresh-menus" => {
             install_menus().await;
+            json!({"ok": true})
+        }
+        "options-changed" => {
+            options_changed().await;
             json!({"ok": true})
         }
         other => json!({"ok": false, "error": format!("unknown message {other}")}),

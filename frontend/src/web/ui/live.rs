@@ -8,9 +8,12 @@ use std::rc::Rc;
 use scheduler_api::{Event, HistoryResponse, QueueResponse, Task};
 use yew::prelude::*;
 
+use crate::state::ExtOptions;
 use crate::state::{MoveTarget, QueueModel};
 use crate::web::host::Host;
-use crate::web::util;
+use crate::web::{chrome, util};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
 
 /// Connection to the host.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,9 +160,23 @@ pub fn use_host() -> Option<Host> {
     {
         let host = host.clone();
         use_effect_with((), move |_| {
+            let h2 = host.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                host.set(Some(Host::load().await));
+                h2.set(Some(Host::load().await));
             });
+            // Follow option changes (host URL, token) while open.
+            let cb =
+                Closure::<dyn FnMut(JsValue, JsValue)>::new(move |changes: JsValue, _: JsValue| {
+                    let ch = chrome::from_js(&changes);
+                    if let Some(new) = ch.pointer("/options/newValue") {
+                        let next = Host::from_options(&ExtOptions::from_json(new));
+                        if host.as_ref() != Some(&next) {
+                            host.set(Some(next));
+                        }
+                    }
+                });
+            chrome::storage_on_changed_add_listener(cb.as_ref().unchecked_ref());
+            cb.forget();
             || ()
         });
     }
@@ -197,6 +214,7 @@ pub fn use_live(host: Option<Host>, history_query: Option<String>) -> UseReducer
                                         d2.dispatch(Action::Event(ev));
                                     }
                                 },
+                                &|| alive.get(),
                             )
                             .await;
                         match r {

@@ -87,8 +87,8 @@ pub fn options_app() -> Html {
             }
             let (status, opts) = (status.clone(), opts.clone());
             wasm_bindgen_futures::spawn_local(async move {
+                // Every context follows chrome.storage.onChanged (the worker reconnects).
                 chrome::save_options(&o).await;
-                let _ = chrome::send_message(&serde_json::json!({"type": "options-changed"})).await;
                 opts.set(Some(o));
                 status.set("Saved.".into());
             });
