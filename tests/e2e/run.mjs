@@ -231,6 +231,10 @@ await check('panel: the finished task\'s image shows in the detail view', async 
   const info = await panel.inputValue('#sdq-infotext');
   assert(info.includes('p1 a red fox'), `infotext: ${info.slice(0, 120)}`);
   await panel.screenshot({ path: path.join(SHOT_DIR, 'panel-detail.png') });
+  const [zip] = await Promise.all([panel.waitForEvent('download'), panel.click('#sdq-zip')]);
+  const zipFile = path.join(SHOT_DIR, 'results.zip');
+  await zip.saveAs(zipFile);
+  assertEq(fs.readFileSync(zipFile).subarray(0, 2).toString(), 'PK', 'zip download');
   await panel.click('#sdq-detail .close');
 });
 
@@ -257,13 +261,20 @@ await check('panel: search is answered by the host', async () => {
   await panel.screenshot({ path: path.join(SHOT_DIR, 'panel-history-search.png') });
 });
 
-await check('panel: requeue makes a new task', async () => {
+await check('panel: requeue makes a new task; delete removes one', async () => {
   const before = (await host.queue()).total_pending_tasks + (await host.history()).total;
   await panel.click(`.hrow[data-task-id="${ids[2]}"] .requeue`);
   await until('a new task with the same prompt', async () => {
     const all = [...(await host.queue()).pending_tasks, ...(await host.history()).tasks];
     return all.length > before && all.some((t) => t.id !== ids[2] && t.params.prompt === `p3 a blue whale ${RUN}`);
   });
+  // Delete from the history.
+  await panel.click(`.hrow[data-task-id="${ids[2]}"] .delete`);
+  await until('deleted from the host', async () => {
+    const r = await fetch(`${host.base}/agent-scheduler/v1/task/${ids[2]}`);
+    return r.status === 404;
+  });
+  await panel.waitForSelector(`.hrow[data-task-id="${ids[2]}"]`, { state: 'detached' });
   await panel.fill('#sdq-search', '');
 });
 
