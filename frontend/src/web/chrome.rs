@@ -99,7 +99,11 @@ pub async fn notify(id: &str, title: &str, message: &str) {
         "title": title,
         "message": message,
     });
-    // Keep a log on the worker's global (read by the e2e test through the worker).
+    if let Ok(p) = notifications_create_raw(id, &to_js(&opts)) {
+        let _ = JsFuture::from(p).await;
+    }
+    // Keep a log on the worker's global once the notification is up (read by the e2e test
+    // through the worker).
     let g = js_sys::global();
     let key = JsValue::from_str("__sdqNotifications");
     let log = Reflect::get(&g, &key)
@@ -114,9 +118,6 @@ pub async fn notify(id: &str, title: &str, message: &str) {
         arr.push(&to_js(
             &serde_json::json!({ "id": id, "title": title, "message": message }),
         ));
-    }
-    if let Ok(p) = notifications_create_raw(id, &to_js(&opts)) {
-        let _ = JsFuture::from(p).await;
     }
 }
 
