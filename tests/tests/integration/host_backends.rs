@@ -98,11 +98,7 @@ async fn a_backend_without_a_model_makes_tasks_wait_not_fail() {
 
 #[tokio::test]
 async fn rate_limits_are_retried() {
-    let s = Stack::start(
-        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
-        &[],
-    )
-    .await;
+    let s = Stack::start(FAST_A, &[]).await;
     s.fake
         .configure(&serde_json::from_value(json!({"rate_limit_next": 2})).unwrap())
         .await;
@@ -120,11 +116,7 @@ async fn rate_limits_are_retried() {
 
 #[tokio::test]
 async fn auto_requeue_of_failed_tasks_stops_at_max_attempts() {
-    let s = Stack::start(
-        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
-        &[],
-    )
-    .await;
+    let s = Stack::start(FAST_A, &[]).await;
     let c = s.client();
     let put = c
         .put(

@@ -49,11 +49,7 @@ async fn five_tasks_over_two_checkpoints_run_in_order_with_exactly_two_switches(
 
 #[tokio::test]
 async fn results_come_as_png_json_with_infotext_and_as_a_zip() {
-    let s = Stack::start(
-        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
-        &[],
-    )
-    .await;
+    let s = Stack::start(FAST_A, &[]).await;
     let c = s.client();
     let id = enqueue(c, "a red fox", json!({"n_iter": 2, "batch_size": 1})).await;
     let t = wait_done(c, &id).await;
@@ -118,11 +114,7 @@ async fn results_come_as_png_json_with_infotext_and_as_a_zip() {
 
 #[tokio::test]
 async fn callbacks_arrive_with_their_files_for_done_and_failed_tasks() {
-    let s = Stack::start(
-        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
-        &[],
-    )
-    .await;
+    let s = Stack::start(FAST_A, &[]).await;
     let c = s.client();
     let rx = CallbackReceiver::start().await;
     let ok = enqueue(
@@ -174,11 +166,7 @@ async fn callbacks_arrive_with_their_files_for_done_and_failed_tasks() {
 
 #[tokio::test]
 async fn callbacks_are_retried_until_the_receiver_accepts() {
-    let s = Stack::start(
-        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
-        &[],
-    )
-    .await;
+    let s = Stack::start(FAST_A, &[]).await;
     let c = s.client();
     let rx = CallbackReceiver::start().await;
     rx.set_status(503);
@@ -257,11 +245,7 @@ async fn all_checkpoints_and_folders_expand_into_one_task_each() {
 
 #[tokio::test]
 async fn export_then_import_round_trips_and_original_exports_import_too() {
-    let s = Stack::start(
-        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
-        &[],
-    )
-    .await;
+    let s = Stack::start(FAST_A, &[]).await;
     let c = s.client();
     pause(c).await;
     let t1 = enqueue(
@@ -342,11 +326,7 @@ async fn export_then_import_round_trips_and_original_exports_import_too() {
 
 #[tokio::test]
 async fn run_now_while_paused_runs_that_task_only() {
-    let s = Stack::start(
-        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
-        &[],
-    )
-    .await;
+    let s = Stack::start(FAST_A, &[]).await;
     let c = s.client();
     pause(c).await;
     let a = enqueue(c, "first", json!({})).await;
@@ -426,11 +406,7 @@ async fn a_lost_interrupt_is_sent_again() {
 
 #[tokio::test]
 async fn failures_are_reported_with_reasons() {
-    let s = Stack::start(
-        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
-        &[],
-    )
-    .await;
+    let s = Stack::start(FAST_A, &[]).await;
     let c = s.client();
     let unknown_ck = enqueue(c, "x", json!({"checkpoint": "does-not-exist"})).await;
     let t = wait_finished(c, &unknown_ck).await;
@@ -463,11 +439,7 @@ async fn failures_are_reported_with_reasons() {
 
 #[tokio::test]
 async fn an_empty_answer_is_a_failure_not_a_success() {
-    let s = Stack::start(
-        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
-        &[],
-    )
-    .await;
+    let s = Stack::start(FAST_A, &[]).await;
     let c = s.client();
     s.fake
         .configure(&serde_json::from_value(json!({"fail_next_with_empty": 1})).expect("patch"))

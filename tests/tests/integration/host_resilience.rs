@@ -168,11 +168,7 @@ fn created(events: &[(Option<u64>, Event)]) -> Vec<String> {
 
 #[tokio::test]
 async fn the_event_stream_replays_what_a_client_missed() {
-    let mut s = Stack::start(
-        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
-        &[],
-    )
-    .await;
+    let mut s = Stack::start(FAST_A, &[]).await;
     let c = s.client().clone();
     pause(&c).await;
     let first = enqueue(&c, "seen", json!({})).await;

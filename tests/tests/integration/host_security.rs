@@ -26,11 +26,7 @@ async fn status_with(
 
 #[tokio::test]
 async fn a_foreign_origin_is_refused_and_the_extension_and_programs_pass() {
-    let s = Stack::start(
-        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
-        &["--allow-origin", "http://trusted.example:9000"],
-    )
-    .await;
+    let s = Stack::start(FAST_A, &["--allow-origin", "http://trusted.example:9000"]).await;
     pause(s.client()).await;
     let evil = [("origin", "https://evil.example".to_owned())];
     assert_eq!(
@@ -90,11 +86,7 @@ async fn a_foreign_origin_is_refused_and_the_extension_and_programs_pass() {
 
 #[tokio::test]
 async fn a_token_is_required_when_configured() {
-    let s = Stack::start(
-        &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"],
-        &["--token", "s3cret"],
-    )
-    .await;
+    let s = Stack::start(FAST_A, &["--token", "s3cret"]).await;
     let none = status_with(&s, reqwest::Method::GET, routes::QUEUE, &[]).await;
     assert_eq!(none, 401);
     let wrong = [("authorization", "Bearer nope".to_owned())];

@@ -7,6 +7,9 @@ use scheduler_api::{QueueResponse, Task, TaskStatus, routes};
 use scheduler_tests::harness::{FakeProcess, HostClient, HostProcess, fill, wait_until};
 use serde_json::{Value, json};
 
+/// A fake SD.Next with one checkpoint `a`, loaded, 1 ms per step.
+pub const FAST_A: &[&str] = &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"];
+
 /// Generous deadline for conditions in these tests (2-core CI machine).
 pub const LONG: Duration = Duration::from_secs(60);
 
