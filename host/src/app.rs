@@ -619,14 +619,7 @@ impl Host {
     /// Requeues every failed task in place.
     pub async fn requeue_failed(self: &Arc<Self>) -> Result<usize, HostError> {
         let ids = self.store.call(ops::requeue_failed).await?;
-        let files = self.files.clone();
-        let ids2 = ids.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            for id in &ids2 {
-                files.remove_task(id);
-            }
-        })
-        .await;
+        self.remove_files(&ids).await;
         for id in &ids {
             self.task_event(id, TaskStatus::Pending, TaskChange::Updated, None);
         }
@@ -634,6 +627,18 @@ impl Host {
         self.kick();
         self.events.flush().await;
         Ok(ids.len())
+    }
+
+    /// Removes the result files of these tasks (off the async threads).
+    async fn remove_files(&self, ids: &[String]) {
+        let files = self.files.clone();
+        let ids = ids.to_vec();
+        let _ = tokio::task::spawn_blocking(move || {
+            for id in &ids {
+                files.remove_task(id);
+            }
+        })
+        .await;
     }
 
     /// Pauses or resumes (persisted).
@@ -667,14 +672,7 @@ impl Host {
             .store
             .call(move |c| ops::clear_history(c, before_ms))
             .await?;
-        let files = self.files.clone();
-        let ids2 = ids.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            for id in &ids2 {
-                files.remove_task(id);
-            }
-        })
-        .await;
+        self.remove_files(&ids).await;
         for id in &ids {
             self.task_event(id, TaskStatus::Done, TaskChange::Deleted, None);
         }

@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use scheduler_api::{Event, HistoryResponse, QueueResponse, Task};
+use scheduler_api::{Event, HistoryResponse, QueueResponse, Task, routes};
 use yew::prelude::*;
 
 use crate::state::ExtOptions;
@@ -141,6 +141,23 @@ pub fn act(
         }
         d.dispatch(Action::ReloadAll);
     });
+}
+
+/// A click handler that pauses a running queue or resumes a paused one.
+pub fn toggle_pause(
+    host: &Host,
+    d: &UseReducerDispatcher<LiveState>,
+    paused: bool,
+) -> Callback<MouseEvent> {
+    let (host, d) = (host.clone(), d.clone());
+    Callback::from(move |_| {
+        let path = if paused {
+            routes::QUEUE_RESUME
+        } else {
+            routes::QUEUE_PAUSE
+        };
+        act(&host, &d, "POST", path.to_owned(), None);
+    })
 }
 
 /// Adds a toast and removes it after 3.5 s.

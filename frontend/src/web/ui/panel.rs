@@ -14,7 +14,9 @@ use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
 use super::history::{HistAction, HistoryList};
-use super::live::{Action, Conn, LiveState, Toasts, act, push_toast, use_host, use_live};
+use super::live::{
+    Action, Conn, LiveState, Toasts, act, push_toast, toggle_pause, use_host, use_live,
+};
 use crate::state::queue::{fmt_eta, task_summary};
 use crate::state::{HistoryFilter, drop_target, task_label};
 use crate::web::host::Host;
@@ -176,17 +178,7 @@ pub fn panel_app() -> Html {
             html! { <span class="conn offline" title={e.clone()}>{"● offline"}</span> }
         }
     };
-    let pause = {
-        let (host, d, paused) = (host.clone(), d.clone(), live.q.paused);
-        Callback::from(move |_| {
-            let path = if paused {
-                routes::QUEUE_RESUME
-            } else {
-                routes::QUEUE_PAUSE
-            };
-            act(&host, &d, "POST", path.to_owned(), None);
-        })
-    };
+    let pause = toggle_pause(&host, &d, live.q.paused);
     let tab_btn = |v: View, label: &str, count: String| {
         let view2 = view.clone();
         html! {

@@ -2,10 +2,9 @@
 //! reachable), pause/resume, pending and running counts, the running task's progress, and a
 //! link that opens the panel.
 
-use scheduler_api::routes;
 use yew::prelude::*;
 
-use super::live::{Conn, act, use_host, use_live};
+use super::live::{Conn, toggle_pause, use_host, use_live};
 use crate::state::queue::fmt_eta;
 use crate::state::task_label;
 use crate::web::chrome;
@@ -25,17 +24,7 @@ pub fn popup_app() -> Html {
     };
     let d = live.dispatcher();
     let q = &live.q;
-    let pause = {
-        let (host, d, paused) = (host.clone(), d.clone(), q.paused);
-        Callback::from(move |_| {
-            let path = if paused {
-                routes::QUEUE_RESUME
-            } else {
-                routes::QUEUE_PAUSE
-            };
-            act(&host, &d, "POST", path.to_owned(), None);
-        })
-    };
+    let pause = toggle_pause(&host, &d, q.paused);
     let open_panel = Callback::from(|e: MouseEvent| {
         e.prevent_default();
         wasm_bindgen_futures::spawn_local(async {
