@@ -1,0 +1,61 @@
+//! Enqueue bodies and answers, and the checkpoint syntax they accept (`*`, `<folder>/*`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Host-only fields accepted in an enqueue body, beside every SD.Next request field.
+pub const HOST_ONLY_FIELDS: &[&str] =
+    &["checkpoint", "vae", "name", "callback_url", "page_snapshot"];
+
+/// Body of `POST /queue/txt2img` and `/queue/img2img`: every SD.Next request field passes
+/// through in `params`; the host-only fields are lifted out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EnqueueRequest {
+    /// A checkpoint title, null for "whatever is loaded", `*` for all, `<folder>/*` for a folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+    /// A VAE name (`sd_vae` option value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vae: Option<String>,
+    /// Task name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// URL that gets a multipart POST when the task ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    /// The raw page values keyed by element id (stored, never sent to SD.Next).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub page_snapshot: Option<Value>,
+    /// Every SD.Next request field (`prompt`, `steps`, `init_images`, …).
+    #[serde(flatten)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub params: Map<String, Value>,
+}
+
+/// Answer to an enqueue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EnqueueResponse {
+    /// The first new task id (the original's only field).
+    pub task_id: String,
+    /// Every new task id (several for `checkpoint: "*"` or a folder).
+    pub task_ids: Vec<String>,
+}
+
+/// Checkpoint value meaning "one task per checkpoint the backends list".
+pub const ALL_CHECKPOINTS: &str = "*";
+
+/// Splits a checkpoint title into folder segments (`/` and `\` both separate).
+pub fn checkpoint_segments(title: &str) -> Vec<&str> {
+    title.split(['/', '\\']).filter(|s| !s.is_empty()).collect()
+}
+
+/// Whether `title` lies in `folder` or one of its subfolders, by whole path segments
+/// (`anime` takes `anime/a` and `anime\b\c`, never `anime2/x`).
+pub fn checkpoint_in_folder(title: &str, folder: &str) -> bool {
+    let f = checkpoint_segments(folder);
+    let t = checkpoint_segments(title);
+    !f.is_empty() && t.len() > f.len() && t[..f.len()] == f[..]
+}

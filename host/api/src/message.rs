@@ -1,0 +1,64 @@
+//! The generic answers: `{"success", "message", "code"}` (also the error body) and `{"success", "data"}`.
+
+use serde::{Deserialize, Serialize};
+
+/// `{"success": true, "data": …}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DataResponse<T> {
+    /// Always true for this shape.
+    pub success: bool,
+    /// The payload.
+    pub data: T,
+}
+
+/// `{"success": bool, "message": "…"}`: the generic answer and the error body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MessageResponse {
+    /// Whether the action happened.
+    pub success: bool,
+    /// Human-readable text.
+    pub message: String,
+    /// Additive, on errors: a stable machine-readable code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<ErrorCode>,
+}
+
+impl MessageResponse {
+    /// A success message.
+    pub fn ok(message: impl Into<String>) -> Self {
+        Self {
+            success: true,
+            message: message.into(),
+            code: None,
+        }
+    }
+}
+
+/// Stable error codes carried in [`MessageResponse::code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 404: no such task.
+    TaskNotFound,
+    /// 404: no such route or resource.
+    NotFound,
+    /// 409: the task is not in a state that allows this.
+    Conflict,
+    /// 400: malformed request.
+    BadRequest,
+    /// 422: well-formed but invalid request.
+    Invalid,
+    /// 413: body too large.
+    TooLarge,
+    /// 401: token missing or wrong.
+    Unauthorized,
+    /// 403: origin or host not allowed.
+    Forbidden,
+    /// 503: no backend can serve this now.
+    Unavailable,
+    /// 500: a bug or an I/O failure in the host.
+    Internal,
+}

@@ -1,0 +1,66 @@
+//! Host settings.
+
+use serde::{Deserialize, Serialize};
+
+/// Host settings (`GET /settings`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Settings {
+    /// Start the host with the queue paused.
+    pub start_paused: bool,
+    /// Delete finished, non-bookmarked tasks older than this; null keeps them forever.
+    pub history_retention_days: Option<u32>,
+    /// Put failed tasks back in the queue (bounded by `max_attempts`).
+    pub auto_requeue_failed: bool,
+    /// How many times a task may be started before it stays failed.
+    pub max_attempts: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            start_paused: false,
+            history_retention_days: Some(30),
+            auto_requeue_failed: false,
+            max_attempts: 3,
+        }
+    }
+}
+
+/// `PUT /settings`: only the fields present change. `history_retention_days: null` means forever.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SettingsPatch {
+    /// See [`Settings::start_paused`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_paused: Option<bool>,
+    /// See [`Settings::history_retention_days`]; `Some(None)` = keep forever.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    pub history_retention_days: Option<Option<u32>>,
+    /// See [`Settings::auto_requeue_failed`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_requeue_failed: Option<bool>,
+    /// See [`Settings::max_attempts`] (1..=100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+}
+
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Option<u32>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => inner.serialize(s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+        Option::<u32>::deserialize(d).map(Some)
+    }
+}
