@@ -531,11 +531,7 @@ impl HostClient {
         req: &scheduler_api::EnqueueRequest,
     ) -> Answer {
         let body = serde_json::to_value(req).expect("serialise EnqueueRequest");
-        let path = match kind {
-            scheduler_api::TaskType::Txt2img => routes::QUEUE_TXT2IMG,
-            scheduler_api::TaskType::Img2img => routes::QUEUE_IMG2IMG,
-        };
-        self.post(path, &body).await
+        self.post(kind.queue_route(), &body).await
     }
 
     /// Enqueues a txt2img task from plain JSON (host-only fields allowed) and returns its

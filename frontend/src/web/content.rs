@@ -6,7 +6,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use scheduler_api::{EnqueueResponse, TaskType, routes};
+use scheduler_api::{EnqueueResponse, routes};
 use serde_json::{Value, json};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -372,10 +372,7 @@ pub async fn enqueue(
         name,
     };
     let (ty, req) = build_request(tab, &snap, &opts).map_err(|e| e.to_string())?;
-    let path = match ty {
-        TaskType::Txt2img => routes::QUEUE_TXT2IMG,
-        TaskType::Img2img => routes::QUEUE_IMG2IMG,
-    };
+    let path = ty.queue_route();
     let body = serde_json::to_value(&req).map_err(|e| e.to_string())?;
     let v = host::relay("POST", path, Some(&body)).await?;
     serde_json::from_value(v).map_err(|e| format!("bad answer: {e}"))

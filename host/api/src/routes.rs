@@ -8,6 +8,8 @@ pub const PREFIX: &str = "/agent-scheduler/v1";
 pub const QUEUE_TXT2IMG: &str = "/agent-scheduler/v1/queue/txt2img";
 /// `POST` enqueue an img2img task.
 pub const QUEUE_IMG2IMG: &str = "/agent-scheduler/v1/queue/img2img";
+/// `POST` enqueue a Control task (sent to `/sdapi/v1/control`). Additive.
+pub const QUEUE_CONTROL: &str = "/agent-scheduler/v1/queue/control";
 /// `GET` running and pending tasks (`limit`, `offset`, `q`).
 pub const QUEUE: &str = "/agent-scheduler/v1/queue";
 /// `POST` pause the queue (the running task finishes).

@@ -62,6 +62,8 @@ pub enum TaskType {
     Txt2img,
     /// `/sdapi/v1/img2img`
     Img2img,
+    /// `/sdapi/v1/control` (the Control tab: control units, IP-Adapter, face module, …)
+    Control,
 }
 
 impl TaskType {
@@ -70,6 +72,16 @@ impl TaskType {
         match self {
             TaskType::Txt2img => "txt2img",
             TaskType::Img2img => "img2img",
+            TaskType::Control => "control",
+        }
+    }
+
+    /// The host route that enqueues a task of this type.
+    pub fn queue_route(self) -> &'static str {
+        match self {
+            TaskType::Txt2img => crate::routes::QUEUE_TXT2IMG,
+            TaskType::Img2img => crate::routes::QUEUE_IMG2IMG,
+            TaskType::Control => crate::routes::QUEUE_CONTROL,
         }
     }
 
@@ -78,6 +90,7 @@ impl TaskType {
         match s {
             "txt2img" => Some(TaskType::Txt2img),
             "img2img" => Some(TaskType::Img2img),
+            "control" => Some(TaskType::Control),
             _ => None,
         }
     }
@@ -107,7 +120,7 @@ pub struct Task {
     pub api_task_callback: Option<String>,
     /// User label; the UI shows `name ?? id`.
     pub name: Option<String>,
-    /// `txt2img` or `img2img`.
+    /// `txt2img`, `img2img` or (additive) `control`.
     #[serde(rename = "type")]
     pub task_type: TaskType,
     /// Lower-case status word.

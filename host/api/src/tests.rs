@@ -170,3 +170,28 @@ fn move_targets_round_trip_through_the_path_segment() {
         assert_eq!(MoveTarget::parse(t.over_id()), t);
     }
 }
+
+#[test]
+fn control_is_an_additive_task_type_with_its_own_route() {
+    assert_eq!(
+        serde_json::to_value(TaskType::Control).unwrap(),
+        json!("control")
+    );
+    assert_eq!(
+        serde_json::from_value::<TaskType>(json!("control")).unwrap(),
+        TaskType::Control
+    );
+    for t in [TaskType::Txt2img, TaskType::Img2img, TaskType::Control] {
+        assert_eq!(TaskType::parse(t.as_str()), Some(t));
+        assert_eq!(serde_json::to_value(t).unwrap(), json!(t.as_str()));
+    }
+    assert_eq!(routes::QUEUE_CONTROL, "/agent-scheduler/v1/queue/control");
+    assert_eq!(TaskType::Control.queue_route(), routes::QUEUE_CONTROL);
+    assert_eq!(TaskType::Txt2img.queue_route(), routes::QUEUE_TXT2IMG);
+    assert_eq!(TaskType::Img2img.queue_route(), routes::QUEUE_IMG2IMG);
+    let v = json!({"id":"c","api_task_id":null,"api_task_callback":null,"name":null,"type":"control",
+        "status":"pending","params":{},"priority":1,"position":0,"result":null,
+        "bookmarked":false,"created_at":1,"updated_at":2});
+    let t: Task = serde_json::from_value(v).unwrap();
+    assert_eq!(t.task_type, TaskType::Control);
+}

@@ -86,6 +86,15 @@ pub async fn enqueue_img2img(
     enqueue(h, TaskType::Img2img, &headers, &body).await
 }
 
+/// `POST /queue/control`.
+pub async fn enqueue_control(
+    State(h): H,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<EnqueueResponse>> {
+    enqueue(h, TaskType::Control, &headers, &body).await
+}
+
 // ---------------------------------------------------------------------------------------
 // Listings
 

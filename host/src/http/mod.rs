@@ -49,6 +49,10 @@ pub fn router(host: Arc<Host>, security: Security) -> Router {
             r::QUEUE_IMG2IMG,
             post(h::enqueue_img2img).layer(DefaultBodyLimit::max(LARGE_BODY)),
         )
+        .route(
+            r::QUEUE_CONTROL,
+            post(h::enqueue_control).layer(DefaultBodyLimit::max(LARGE_BODY)),
+        )
         .route(r::QUEUE, get(h::get_queue))
         .route(r::QUEUE_PAUSE, post(h::pause))
         .route(r::QUEUE_RESUME, post(h::resume))

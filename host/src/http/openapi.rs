@@ -92,6 +92,13 @@ pub const ROUTES: &[RouteDoc] = &[
         "EnqueueResponse",
     ),
     d(
+        "post",
+        r::QUEUE_CONTROL,
+        "Enqueue a Control task (sent to /sdapi/v1/control; 64 MiB limit). Not supported yet: answers 422.",
+        Some("EnqueueRequest"),
+        "EnqueueResponse",
+    ),
+    d(
         "get",
         r::QUEUE,
         "Running then pending tasks; ?limit=20&offset=0&q=",

@@ -236,6 +236,25 @@ async fn a_task_runs_and_its_results_come_back_as_png_json_zip_and_files() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_tasks_are_refused_until_the_host_supports_them() {
+    let h = spawn(&["a"]).await;
+    let (s, v) = h
+        .post(routes::QUEUE_CONTROL, json!({"prompt": "p", "control": []}))
+        .await;
+    assert_eq!(
+        (s, v["code"].clone(), v["message"].clone()),
+        (
+            422,
+            json!("invalid"),
+            json!("control tasks are not supported yet")
+        )
+    );
+    let (_, q) = h.get(routes::QUEUE).await;
+    assert_eq!(q["total_pending_tasks"], 0, "{q}");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_have_the_standard_body_and_truthful_status() {
     let h = spawn(&["a"]).await;
     let (s, v) = h.get(&routes::task_path(routes::TASK, "nope")).await;

@@ -317,6 +317,7 @@ impl SdClient {
         let path = match kind {
             scheduler_api::TaskType::Txt2img => "txt2img",
             scheduler_api::TaskType::Img2img => "img2img",
+            scheduler_api::TaskType::Control => "control",
         };
         let b = self.call(Method::POST, path, Some(body), None).await?;
         parse::generate_output(&parse::json(&b)?)
