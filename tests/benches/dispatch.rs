@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use agent_scheduler::sdnext::SdClient;
+use fake_sdnext::FakeStats;
 use scheduler_api::TaskType;
-use scheduler_tests::fake_sdnext::FakeStats;
 use scheduler_tests::harness::{FakeProcess, HostProcess, bin_dir, wait_until};
 use serde_json::json;
 

@@ -22,7 +22,7 @@ use tokio::process::{Child, Command};
 
 use scheduler_api::routes;
 
-use crate::fake_sdnext::{FakeConfigPatch, FakeStats};
+use fake_sdnext::{FakeConfigPatch, FakeStats};
 
 /// Polls `check` until it returns `Some(value)` or `timeout` passes (then panics with
 /// `what`). Polling interval starts at 2 ms and grows to 50 ms; this waits on a condition, it
@@ -82,12 +82,9 @@ pub fn host_binary() -> PathBuf {
     p
 }
 
-/// Path of the `fake-sdnext` binary (built by Cargo for this package's tests, or found
-/// beside the test executable).
+/// Path of the `fake-sdnext` binary (crate `fake-sdnext`, found beside the test
+/// executable); panics with a hint when it is not built.
 pub fn fake_binary() -> PathBuf {
-    if let Some(p) = option_env!("CARGO_BIN_EXE_fake-sdnext") {
-        return PathBuf::from(p);
-    }
     let p = bin_dir().join(format!("fake-sdnext{}", std::env::consts::EXE_SUFFIX));
     if !p.is_file() {
         panic!(

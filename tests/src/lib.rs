@@ -1,10 +1,11 @@
-//! Test support: the fake SD.Next server and the harness that starts real processes.
+//! Test support: the harness that starts real processes, and the recorded fixtures.
 //!
-//! - [`fake_sdnext`]: an in-process (or stand-alone, binary `fake-sdnext`) SD.Next stand-in
-//!   that follows the recorded behaviour of a real server, quirks included.
+//! The fake SD.Next is its own crate (`tests/fake-sdnext`, library `fake_sdnext` and binary
+//! `fake-sdnext`); it does not depend on the host.
+//!
+//! - [`fixtures`]: where the recorded SD.Next data lives (`../shared/fixtures`).
 //! - [`harness`]: start the real `agent-scheduler` and `fake-sdnext` binaries as child
 //!   processes, wait on conditions, talk to the host with typed requests.
 
-pub mod fake_sdnext;
 pub mod fixtures;
 pub mod harness;

@@ -108,6 +108,3 @@ pub fn router(host: Arc<Host>, security: Security) -> Router {
             security::guard,
         ))
 }
-
-#[cfg(test)]
-mod tests;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use scheduler_tests::fake_sdnext::{FakeConfig, FakeHandle, FakeSdNext, FakeStats};
+use fake_sdnext::{FakeConfig, FakeHandle, FakeSdNext, FakeStats};
 use scheduler_tests::harness::{FakeProcess, wait_until};
 use serde_json::{Value, json};
 
@@ -304,8 +304,8 @@ async fn binary_cli_hooks_and_restart_on_the_same_port() {
         .await
         .unwrap();
     assert_eq!(models.as_array().unwrap().len(), 2);
-    fake.configure(&scheduler_tests::fake_sdnext::FakeConfigPatch {
-        fail_next_with_empty: Some(scheduler_tests::fake_sdnext::CountOrBool::Bool(true)),
+    fake.configure(&fake_sdnext::FakeConfigPatch {
+        fail_next_with_empty: Some(fake_sdnext::CountOrBool::Bool(true)),
         ..Default::default()
     })
     .await;

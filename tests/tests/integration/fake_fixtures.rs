@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use scheduler_tests::fake_sdnext::{FakeConfig, FakeHandle, FakeSdNext};
+use fake_sdnext::{FakeConfig, FakeHandle, FakeSdNext};
 use scheduler_tests::fixtures::sdnext_api_fixtures;
 use scheduler_tests::harness::wait_until;
 use serde_json::{Value, json};

@@ -1,6 +1,6 @@
 //! The one integration test binary. Each area is a module: add `mod name;` below and a file
 //! `tests/tests/integration/name.rs` next to this one. Shared helpers live in the
-//! `scheduler_tests` library (`harness`, `fake_sdnext`, `fixtures`).
+//! `scheduler_tests` library (`harness`, `fixtures`); the fake SD.Next is the `fake_sdnext` crate.
 
 mod browser_e2e;
 mod fake_behaviour;
@@ -9,6 +9,7 @@ mod harness_host;
 mod harness_selftest;
 mod host_api;
 mod host_backends;
+mod host_inprocess;
 mod host_queue;
 mod host_resilience;
 mod host_security;

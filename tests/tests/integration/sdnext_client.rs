@@ -4,10 +4,8 @@ use std::time::Duration;
 
 use agent_scheduler::results::image::{image_ext, read_png_parameters};
 use agent_scheduler::sdnext::{RemoteError, SdClient, resolve_checkpoint};
+use fake_sdnext::{CountOrBool, FakeConfig, FakeConfigPatch, FakeSdNext, image_dimensions};
 use scheduler_api::TaskType;
-use scheduler_tests::fake_sdnext::{
-    CountOrBool, FakeConfig, FakeConfigPatch, FakeSdNext, image_dimensions,
-};
 use scheduler_tests::harness::{FakeProcess, wait_until};
 use serde_json::{Map, Value, json};
 

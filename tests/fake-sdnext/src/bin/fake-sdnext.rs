@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use scheduler_tests::fake_sdnext::{FakeConfig, FakeSdNext};
+use fake_sdnext::{FakeConfig, FakeSdNext};
 
 const USAGE: &str = "usage: fake-sdnext [--listen ADDR] [--step-ms N] [--load-ms N] \
 [--checkpoint TITLE]... [--vae NAME]... [--loaded TITLE | --no-model] [--auth USER:PASS] [--lose-first-interrupt]";

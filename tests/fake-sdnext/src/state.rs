@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
-use super::{FakeConfig, FakeConfigPatch, FakeStats, RequestRecord};
+use crate::{FakeConfig, FakeConfigPatch, FakeStats, RequestRecord};
 
 /// One checkpoint the fake lists.
 #[derive(Debug, Clone)]

@@ -15,9 +15,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value, json};
 
-use super::imaging;
-use super::state::{Job, Shared, timestamp_string};
-use super::{FakeConfigPatch, GenerationRecord};
+use crate::imaging;
+use crate::state::{Job, Shared, timestamp_string};
+use crate::{FakeConfigPatch, GenerationRecord};
 
 type St = State<Arc<Shared>>;
 

@@ -5,12 +5,12 @@
 use std::future::Future;
 use std::time::Duration;
 
+use fake_sdnext::{FakeConfig, FakeConfigPatch, FakeHandle, FakeSdNext};
 use scheduler_api::{EXTENSION_ORIGIN, routes};
-use scheduler_tests::fake_sdnext::{FakeConfig, FakeConfigPatch, FakeHandle, FakeSdNext};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::config::{Config, Secret};
+use agent_scheduler::config::{Config, Secret};
 
 const PNG_1PX: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
 
@@ -18,7 +18,7 @@ struct TestHost {
     url: String,
     http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
-    join: tokio::task::JoinHandle<Result<(), crate::RunError>>,
+    join: tokio::task::JoinHandle<Result<(), agent_scheduler::RunError>>,
     dir: tempfile::TempDir,
     fake: Option<FakeHandle>,
 }
@@ -41,7 +41,7 @@ async fn spawn_with(
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (tx, rx) = oneshot::channel::<()>();
-    let join = tokio::spawn(crate::run(config, listener, async move {
+    let join = tokio::spawn(agent_scheduler::run(config, listener, async move {
         let _ = rx.await;
     }));
     TestHost {
@@ -178,7 +178,8 @@ async fn a_task_runs_and_its_results_come_back_as_png_json_zip_and_files() {
     let png = base64::engine::general_purpose::STANDARD
         .decode(&img["data:image/png;base64,".len()..])
         .expect("b64");
-    let params = crate::results::image::read_png_parameters(&png).expect("parameters chunk");
+    let params =
+        agent_scheduler::results::image::read_png_parameters(&png).expect("parameters chunk");
     assert_eq!(params, data[0]["infotext"].as_str().expect("infotext"));
     // Stored file as stored (the fake sends JPEG by default).
     let r = h
@@ -709,7 +710,7 @@ async fn deleting_a_running_task_interrupts_it_and_sse_replays() {
 async fn failed_tasks_requeue_and_empty_answers_fail_with_a_reason() {
     let h = spawn(&["a"]).await;
     h.fake().configure(&FakeConfigPatch {
-        fail_next_with_empty: Some(scheduler_tests::fake_sdnext::CountOrBool::Count(1)),
+        fail_next_with_empty: Some(fake_sdnext::CountOrBool::Count(1)),
         ..Default::default()
     });
     let id = h.enqueue(json!({"prompt": "empty"})).await;
@@ -725,7 +726,7 @@ async fn failed_tasks_requeue_and_empty_answers_fail_with_a_reason() {
     assert_eq!(v["success"], false);
     // A 429 is retried, not failed.
     h.fake().configure(&FakeConfigPatch {
-        rate_limit_next: Some(scheduler_tests::fake_sdnext::CountOrBool::Count(1)),
+        rate_limit_next: Some(fake_sdnext::CountOrBool::Count(1)),
         ..Default::default()
     });
     let id = h.enqueue(json!({"prompt": "limited"})).await;
@@ -862,10 +863,11 @@ async fn the_next_task_is_sent_as_soon_as_the_previous_returns() {
 async fn a_task_left_running_by_a_crash_runs_again_first() {
     let dir = tempfile::tempdir().expect("tmp");
     {
-        let store = crate::store::Store::open(&dir.path().join("queue.sqlite3")).expect("open");
+        let store =
+            agent_scheduler::store::Store::open(&dir.path().join("queue.sqlite3")).expect("open");
         store
             .call_sync(|c| {
-                let t = |id: &str| crate::store::ops::NewTask {
+                let t = |id: &str| agent_scheduler::store::ops::NewTask {
                     id: id.into(),
                     task_type: scheduler_api::TaskType::Txt2img,
                     name: None,
@@ -879,9 +881,9 @@ async fn a_task_left_running_by_a_crash_runs_again_first() {
                     callback_url: None,
                     bookmarked: false,
                 };
-                crate::store::ops::insert_tasks(c, &[t("first"), t("second")], None)?;
-                crate::store::ops::claim_next(c, "old", 1, |_| {
-                    crate::store::ops::Eligibility::Yes
+                agent_scheduler::store::ops::insert_tasks(c, &[t("first"), t("second")], None)?;
+                agent_scheduler::store::ops::claim_next(c, "old", 1, |_| {
+                    agent_scheduler::store::ops::Eligibility::Yes
                 })?;
                 Ok(())
             })
@@ -986,9 +988,9 @@ async fn a_second_host_on_the_same_data_dir_is_refused() {
         .await
         .expect("bind");
     let config = Config::for_test(&h.fake().url(), h.dir.path().to_path_buf());
-    let r = crate::run(config, listener, async {}).await;
+    let r = agent_scheduler::run(config, listener, async {}).await;
     assert!(
-        matches!(&r, Err(crate::RunError::Config(m)) if m.contains("already using")),
+        matches!(&r, Err(agent_scheduler::RunError::Config(m)) if m.contains("already using")),
         "{r:?}"
     );
     h.stop().await;
