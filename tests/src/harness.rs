@@ -384,6 +384,11 @@ impl HostProcess {
         self.server.sigkill().await;
     }
 
+    /// The typed client of `scheduler-api` for this host (no token).
+    pub fn api(&self) -> scheduler_api::client::Client {
+        scheduler_api::client::Client::new(&self.server.url())
+    }
+
     /// Same arguments, same port, same data directory.
     pub async fn restart(&mut self) {
         self.server

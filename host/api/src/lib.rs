@@ -5,12 +5,17 @@
 //! (plus `utoipa` behind the `openapi` feature, which the frontend does not enable) and
 //! compiles for native targets and `wasm32-unknown-unknown` alike.
 //!
+//! Feature `client` adds [`client::Client`], a typed client of every route (reqwest on
+//! native targets, `fetch` on wasm32).
+//!
 //! Compatibility rule: the AgentScheduler shapes are kept field for field (including their
 //! quirks: `/task/{id}` dates are ISO strings, `/queue` and `/history` dates are epoch
 //! milliseconds, `result` is a JSON *string*). Cleaner forms are added as new fields or new
 //! endpoints, never by changing the type of an old field.
 
 pub mod backend;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod edit;
 pub mod enqueue;
 pub mod event;

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Task;
+use crate::{Task, TaskStatus};
 
 /// `GET /queue`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,4 +29,55 @@ pub struct HistoryResponse {
     pub tasks: Vec<Task>,
     /// How many finished tasks match the filter (all pages).
     pub total: i64,
+}
+
+/// Paging and search of `GET /queue` (and the paging part of `GET /history`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct ListQuery {
+    /// Page size (default 20, at most 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// Tasks to skip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+    /// Search text (name, prompt, id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+}
+
+/// Which finished tasks `GET /history?status=` lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HistoryFilter {
+    /// Every finished task (`all`, or no parameter).
+    #[default]
+    All,
+    /// Bookmarked ones (`bookmarked`).
+    Bookmarked,
+    /// One finished status (`done`, `failed`, `interrupted`).
+    Status(TaskStatus),
+}
+
+impl HistoryFilter {
+    /// The `status=` word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryFilter::All => "all",
+            HistoryFilter::Bookmarked => "bookmarked",
+            HistoryFilter::Status(s) => s.as_str(),
+        }
+    }
+
+    /// Parses the `status=` word (empty = all); `None` for an unknown word or an unfinished
+    /// status.
+    pub fn parse(s: &str) -> Option<HistoryFilter> {
+        match s {
+            "" | "all" => Some(HistoryFilter::All),
+            "bookmarked" => Some(HistoryFilter::Bookmarked),
+            other => TaskStatus::parse(other)
+                .filter(|st| st.is_finished())
+                .map(HistoryFilter::Status),
+        }
+    }
 }

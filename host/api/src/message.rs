@@ -62,3 +62,29 @@ pub enum ErrorCode {
     /// 500: a bug or an I/O failure in the host.
     Internal,
 }
+
+/// `POST /task/{id}/requeue`: `{"success", "message", "task_id"}` (the copy's id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RequeueResponse {
+    /// True when the copy was queued.
+    pub success: bool,
+    /// Human-readable text.
+    pub message: String,
+    /// The id of the new task.
+    pub task_id: String,
+}
+
+/// `GET /health`: the host is up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HealthResponse {
+    /// Always true.
+    pub success: bool,
+    /// `ok`.
+    pub status: String,
+    /// The host's version.
+    pub version: String,
+    /// Whether the queue is paused.
+    pub paused: bool,
+}

@@ -190,3 +190,34 @@ pub struct ResultImage {
     /// The image's infotext.
     pub infotext: String,
 }
+
+/// `GET /task/{id}/request` data: everything stored for a task, image data and page snapshot
+/// included (additive endpoint).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StoredRequest {
+    /// Task id.
+    pub id: String,
+    /// Generation type.
+    #[serde(rename = "type")]
+    pub task_type: TaskType,
+    /// Status now.
+    pub status: TaskStatus,
+    /// Name.
+    pub name: Option<String>,
+    /// Checkpoint title (null = whatever is loaded).
+    pub checkpoint: Option<String>,
+    /// VAE name.
+    pub vae: Option<String>,
+    /// Callback URL.
+    pub callback_url: Option<String>,
+    /// The SD.Next request as it is sent (images included).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub request: Map<String, Value>,
+    /// The captured page values keyed by element id.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub page_snapshot: Option<Value>,
+    /// SD.Next's `info` of the last run.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub info: Option<Value>,
+}

@@ -2,6 +2,7 @@
 //! `tests/tests/integration/name.rs` next to this one. Shared helpers live in the
 //! `scheduler_tests` library (`harness`, `fixtures`); the fake SD.Next is the `fake_sdnext` crate.
 
+mod api_client;
 mod browser_e2e;
 mod fake_behaviour;
 mod fake_fixtures;
