@@ -199,28 +199,17 @@ impl Client {
     // -----------------------------------------------------------------------------------
     // Enqueue
 
-    /// The enqueue route of a task type.
-    pub fn enqueue_route(kind: TaskType) -> &'static str {
-        match kind {
-            TaskType::Txt2img => routes::QUEUE_TXT2IMG,
-            TaskType::Img2img => routes::QUEUE_IMG2IMG,
-        }
-    }
-
-    /// `POST /queue/{txt2img|img2img}`.
+    /// `POST /queue/{txt2img|img2img|control}`.
     pub async fn enqueue(
         &self,
         kind: TaskType,
         req: &EnqueueRequest,
     ) -> Result<EnqueueResponse, ClientError> {
-        self.call(
-            self.request(Method::Post, Self::enqueue_route(kind))
-                .json(req)?,
-        )
-        .await
+        self.call(self.request(Method::Post, kind.queue_route()).json(req)?)
+            .await
     }
 
-    /// `POST /queue/{txt2img|img2img}` with an `Idempotency-Key`: the same key returns the
+    /// `POST /queue/{txt2img|img2img|control}` with an `Idempotency-Key`: the same key returns the
     /// first answer again and queues nothing new.
     pub async fn enqueue_idempotent(
         &self,
@@ -229,7 +218,7 @@ impl Client {
         key: &str,
     ) -> Result<EnqueueResponse, ClientError> {
         self.call(
-            self.request(Method::Post, Self::enqueue_route(kind))
+            self.request(Method::Post, kind.queue_route())
                 .header(IDEMPOTENCY_KEY_HEADER, key)
                 .json(req)?,
         )
