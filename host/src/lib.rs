@@ -9,12 +9,16 @@
 //! - `http/` is the axum API (AgentScheduler-compatible routes + additions, security guard).
 //! - `worker/` runs one loop per SD.Next backend; `sdnext/` is the typed SD.Next client.
 //! - `results/` writes image files durably; `callbacks` delivers the outbox; `events` feeds SSE.
+//! - `cli/` is the command line beside `serve` (`enqueue`, `ls`, `watch`, …): an HTTP client of
+//!   a running host through `scheduler-api`'s typed client, nothing more.
 //!
-//! Invariants: no SQL outside `store/`; no reqwest outside `sdnext/` and `callbacks`; a task
+//! Invariants: no SQL outside `store/`; no reqwest outside `sdnext/`, `callbacks` and
+//! `scheduler-api`'s `client` feature; a task
 //! is `done` only after its files are on disk; nothing from a request is ever executed.
 
 pub mod app;
 pub mod callbacks;
+pub mod cli;
 pub mod config;
 pub mod events;
 pub mod http;

@@ -1,5 +1,6 @@
-//! `agent-scheduler` binary: parses flags, sets up logging, binds, calls
-//! [`agent_scheduler::run`].
+//! `agent-scheduler` binary: parses flags and dispatches: `serve` sets up logging, binds and
+//! calls [`agent_scheduler::run`]; every other subcommand is a client of a running host
+//! ([`agent_scheduler::cli`]).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -12,7 +13,11 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "agent-scheduler",
     version,
-    about = "A durable task queue that feeds SD.Next servers over HTTP."
+    about = "A durable task queue that feeds SD.Next servers over HTTP.",
+    long_about = "A durable task queue that feeds SD.Next servers over HTTP.\n\n\
+`serve` runs the host; every other subcommand talks to a running host (--url, \
+default http://127.0.0.1:7861) through its HTTP API.",
+    after_help = agent_scheduler::cli::EXIT_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -23,6 +28,8 @@ struct Cli {
 enum Command {
     /// Run the host: the queue, its HTTP API and one worker per SD.Next backend.
     Serve(ServeArgs),
+    #[command(flatten)]
+    Client(agent_scheduler::cli::ClientCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -68,8 +75,13 @@ struct ServeArgs {
 }
 
 fn main() {
-    let cli = Cli::parse();
-    let Command::Serve(args) = cli.command;
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+        Command::Client(cmd) => std::process::exit(agent_scheduler::cli::main(cmd)),
+    }
+}
+
+fn serve(args: ServeArgs) {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -58,12 +58,18 @@ impl ReqwestTransport {
 }
 
 fn unreachable(url: &str, e: &reqwest::Error) -> ClientError {
-    let mut message = e.to_string();
+    // reqwest's own text repeats the URL; its sources say what happened.
+    let mut parts = Vec::new();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
-        message = format!("{message}: {s}");
+        parts.push(s.to_string());
         src = s.source();
     }
+    let message = if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    };
     ClientError::Unreachable {
         url: url.to_owned(),
         message,
