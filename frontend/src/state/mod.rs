@@ -5,5 +5,7 @@ pub mod queue;
 pub mod vlist;
 
 pub use options::{ExtOptions, Placement, Shortcut};
-pub use queue::{HistoryFilter, MoveTarget, QueueModel, Reload, drop_target, task_label};
+pub use queue::{
+    HistoryFilter, MoveTarget, QueueModel, Reload, drop_target, filter_label, task_label,
+};
 pub use vlist::{Window, window};

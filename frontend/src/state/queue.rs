@@ -1,6 +1,7 @@
 //! The queue/history model and how host events change it.
 
 use super::ExtOptions;
+pub use scheduler_api::HistoryFilter;
 use scheduler_api::{
     Event, PreviewEvent, ProgressEvent, QueueEvent, QueueResponse, Task, TaskChange, TaskEvent,
     TaskStatus,
@@ -184,71 +185,15 @@ pub fn drop_target(ids: &[&str], dragged: &str, gap: usize) -> Option<MoveTarget
     }
 }
 
-/// The history status filter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum HistoryFilter {
-    /// Every finished task.
-    #[default]
-    All,
-    /// Bookmarked ones.
-    Bookmarked,
-    /// Done.
-    Done,
-    /// Failed.
-    Failed,
-    /// Interrupted.
-    Interrupted,
-}
-
-impl HistoryFilter {
-    /// All filters in UI order.
-    pub const ALL: [HistoryFilter; 5] = [
-        HistoryFilter::All,
-        HistoryFilter::Bookmarked,
-        HistoryFilter::Done,
-        HistoryFilter::Failed,
-        HistoryFilter::Interrupted,
-    ];
-
-    /// The `status=` query value.
-    pub fn query(self) -> &'static str {
-        match self {
-            HistoryFilter::All => "all",
-            HistoryFilter::Bookmarked => "bookmarked",
-            HistoryFilter::Done => "done",
-            HistoryFilter::Failed => "failed",
-            HistoryFilter::Interrupted => "interrupted",
-        }
-    }
-
-    /// The label shown.
-    pub fn label(self) -> &'static str {
-        match self {
-            HistoryFilter::All => "All",
-            HistoryFilter::Bookmarked => "Bookmarked",
-            HistoryFilter::Done => "Done",
-            HistoryFilter::Failed => "Failed",
-            HistoryFilter::Interrupted => "Interrupted",
-        }
-    }
-
-    /// Parses the query value.
-    pub fn parse(s: &str) -> HistoryFilter {
-        HistoryFilter::ALL
-            .into_iter()
-            .find(|f| f.query() == s)
-            .unwrap_or_default()
-    }
-
-    /// Whether a task belongs (used to drop rows locally after a change).
-    pub fn accepts(self, t: &Task) -> bool {
-        match self {
-            HistoryFilter::All => t.status.is_finished(),
-            HistoryFilter::Bookmarked => t.bookmarked && t.status.is_finished(),
-            HistoryFilter::Done => t.status == TaskStatus::Done,
-            HistoryFilter::Failed => t.status == TaskStatus::Failed,
-            HistoryFilter::Interrupted => t.status == TaskStatus::Interrupted,
-        }
+/// The label a history filter shows.
+pub fn filter_label(f: HistoryFilter) -> &'static str {
+    match f {
+        HistoryFilter::All => "All",
+        HistoryFilter::Bookmarked => "Bookmarked",
+        HistoryFilter::Status(TaskStatus::Done) => "Done",
+        HistoryFilter::Status(TaskStatus::Failed) => "Failed",
+        HistoryFilter::Status(TaskStatus::Interrupted) => "Interrupted",
+        HistoryFilter::Status(_) => "Other",
     }
 }
 

@@ -5,6 +5,9 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+use serde::de::DeserializeOwned;
+
+use crate::messages::{Reply, ToContent, ToWorker};
 use crate::state::ExtOptions;
 
 #[wasm_bindgen]
@@ -63,18 +66,18 @@ fn err_text(e: JsValue) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
-/// `chrome.runtime.sendMessage` → the answer as JSON.
-pub async fn send_message(msg: &serde_json::Value) -> Result<serde_json::Value, String> {
+/// Asks the service worker (`chrome.runtime.sendMessage`) and decodes its [`Reply`].
+pub async fn ask_worker<T: DeserializeOwned>(msg: &ToWorker) -> Result<T, String> {
     let p = runtime_send_message_raw(&to_js(msg)).map_err(err_text)?;
     let v = JsFuture::from(p).await.map_err(err_text)?;
-    Ok(from_js(&v))
+    Reply::decode(from_js(&v))
 }
 
-/// `chrome.tabs.sendMessage`.
-pub async fn tab_message(tab: i32, msg: &serde_json::Value) -> Result<serde_json::Value, String> {
+/// Asks the content script of a tab (`chrome.tabs.sendMessage`) and decodes its [`Reply`].
+pub async fn ask_tab<T: DeserializeOwned>(tab: i32, msg: &ToContent) -> Result<T, String> {
     let p = tabs_send_message_raw(tab, &to_js(msg)).map_err(err_text)?;
     let v = JsFuture::from(p).await.map_err(err_text)?;
-    Ok(from_js(&v))
+    Reply::decode(from_js(&v))
 }
 
 /// `chrome.tabs.query`.

@@ -6,16 +6,17 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use scheduler_api::{EnqueueResponse, routes};
-use serde_json::{Value, json};
+use scheduler_api::EnqueueResponse;
+use serde_json::Value;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{Document, Element, HtmlElement, HtmlSelectElement, ShadowRoot};
 
-use super::{chrome, host, util};
+use super::{chrome, util};
 use crate::capture::{
     self, CaptureOptions, CheckpointChoice, Tab, build_request, checkpoint_options, dom,
 };
+use crate::messages::{Captured, Filled, Reply, ToContent, ToWorker};
 use crate::state::{ExtOptions, Placement, Shortcut};
 
 /// Quiet time (no DOM mutation) after which the page counts as assembled.
@@ -126,8 +127,7 @@ async fn run() {
 }
 
 async fn load_titles() {
-    if let Ok(v) = host::relay("GET", routes::SD_MODELS, None).await {
-        let titles: Vec<String> = serde_json::from_value(v).unwrap_or_default();
+    if let Ok(titles) = chrome::ask_worker::<Vec<String>>(&ToWorker::Checkpoints).await {
         if let Some(c) = ctx() {
             *c.titles.borrow_mut() = titles;
         }
@@ -371,11 +371,8 @@ pub async fn enqueue(
         checkpoint: checkpoint.unwrap_or_else(|| choice_for(tab)),
         name,
     };
-    let (ty, req) = build_request(tab, &snap, &opts).map_err(|e| e.to_string())?;
-    let path = ty.queue_route();
-    let body = serde_json::to_value(&req).map_err(|e| e.to_string())?;
-    let v = host::relay("POST", path, Some(&body)).await?;
-    serde_json::from_value(v).map_err(|e| format!("bad answer: {e}"))
+    let (task_type, request) = build_request(tab, &snap, &opts).map_err(|e| e.to_string())?;
+    chrome::ask_worker(&ToWorker::Enqueue { task_type, request }).await
 }
 
 async fn do_enqueue(tab: Tab, name: Option<String>, checkpoint: Option<CheckpointChoice>) {
@@ -628,43 +625,32 @@ fn install_message_listener() {
 }
 
 async fn on_message(msg: Value) -> Value {
-    match msg.get("type").and_then(|t| t.as_str()).unwrap_or_default() {
-        "capture" => {
-            let tab = msg
-                .get("tab")
-                .and_then(|t| t.as_str())
+    let msg: ToContent = match serde_json::from_value(msg) {
+        Ok(m) => m,
+        Err(e) => return reply(Err::<(), _>(format!("unknown message: {e}"))),
+    };
+    match msg {
+        ToContent::Capture { tab } => {
+            let tab = tab
+                .as_deref()
                 .and_then(Tab::parse)
                 .unwrap_or_else(active_tab);
             let snap = dom::read_snapshot(tab).await;
-            match build_request(tab, &snap, &CaptureOptions::default()) {
-                Ok((ty, req)) => {
-                    json!({"ok": true, "task_type": ty.as_str(), "tab": tab.prefix(), "request": req})
-                }
-                Err(e) => json!({"ok": false, "error": e.to_string()}),
-            }
+            reply(
+                build_request(tab, &snap, &CaptureOptions::default())
+                    .map(|(task_type, request)| Captured {
+                        task_type,
+                        tab: tab.prefix().to_owned(),
+                        request,
+                    })
+                    .map_err(|e| e.to_string()),
+            )
         }
-        "enqueue" => {
-            let tab = msg
-                .get("tab")
-                .and_then(|t| t.as_str())
-                .and_then(Tab::parse)
-                .unwrap_or_else(active_tab);
-            let name = msg.get("name").and_then(|n| n.as_str()).map(str::to_owned);
-            match enqueue(tab, name, None).await {
-                Ok(r) => json!({"ok": true, "data": r}),
-                Err(e) => json!({"ok": false, "error": e}),
-            }
-        }
-        "fill" => {
-            let tab = match msg.get("tab").and_then(|t| t.as_str()) {
-                Some("img2img") => Tab::Img2img,
+        ToContent::Fill { tab, params } => {
+            let tab = match tab.as_str() {
+                "img2img" => Tab::Img2img,
                 _ => Tab::Txt2img,
             };
-            let params = msg
-                .get("params")
-                .and_then(|p| p.as_object())
-                .cloned()
-                .unwrap_or_default();
             switch_to(tab);
             let mut n = 0;
             for (id, kind, v) in capture::fill_plan(tab, &params) {
@@ -676,21 +662,17 @@ async fn on_message(msg: Value) -> Value {
                 }
             }
             toast(&format!("Filled {n} fields of {}", tab.prefix()), false);
-            json!({"ok": true, "data": {"filled": n}})
+            reply(Ok(Filled { filled: n }))
         }
-        "toast" => {
-            toast(
-                msg.get("text").and_then(|t| t.as_str()).unwrap_or_default(),
-                msg.get("error").and_then(|e| e.as_bool()).unwrap_or(false),
-            );
-            json!({"ok": true})
+        ToContent::Toast { text, error } => {
+            toast(&text, error);
+            crate::messages::ok_reply()
         }
-        "toggle-panel" => {
-            toggle_panel();
-            json!({"ok": true})
-        }
-        other => json!({"ok": false, "error": format!("unknown message {other}")}),
     }
+}
+
+fn reply<T: serde::Serialize>(r: Result<T, String>) -> Value {
+    serde_json::to_value(Reply::from(r)).unwrap_or(Value::Null)
 }
 
 /// Switches SD.Next to a tab (Modern nav button, or the Standard tab button by label).

@@ -75,10 +75,7 @@ pub fn sw_on_menu_click(info: JsValue, tab: JsValue) -> Promise {
 #[wasm_bindgen]
 pub fn sw_queue_all(folder: Option<String>) -> Promise {
     future_to_promise(async move {
-        let v = match sw::queue_all(folder, None).await {
-            Ok(d) => serde_json::json!({"ok": true, "data": d}),
-            Err(e) => serde_json::json!({"ok": false, "error": e}),
-        };
-        Ok(chrome::to_js(&v))
+        let r = crate::messages::Reply::from(sw::queue_all(folder, None).await);
+        Ok(chrome::to_js(&r))
     })
 }

@@ -3,13 +3,15 @@
 
 use std::cell::{Cell, RefCell};
 
-use scheduler_api::{Event, QueueEvent, routes};
+use scheduler_api::client::StreamItem;
+use scheduler_api::{EnqueueResponse, Event, QueueEvent};
 use serde_json::{Value, json};
 
 use super::chrome;
-use super::host::Host;
+use super::host::{Host, error_text};
 use super::util;
 use crate::capture::checkpoint_folders;
+use crate::messages::{Captured, Filled, Reply, ToContent, ToWorker};
 use crate::state::queue::notification_for;
 
 thread_local! {
@@ -34,51 +36,45 @@ pub fn start() {
     wasm_bindgen_futures::spawn_local(event_loop());
 }
 
+/// Holds the host's event stream for notifications, resuming after the last event seen
+/// (kept in `chrome.storage`, so a restarted worker does not notify twice); reconnects to
+/// the new host when the options change.
 async fn event_loop() {
-    let mut last = chrome::storage_get("sse_last_id")
-        .await
-        .as_str()
-        .map(str::to_owned);
-    let mut backoff = 1000;
     loop {
         let generation = OPTIONS_GEN.with(Cell::get);
         let host = Host::load().await;
         let opts = chrome::load_options().await;
-        let on_event = |id: Option<String>, ev: Event| {
+        let stored = chrome::storage_get("sse_last_id").await;
+        let last = stored
+            .as_u64()
+            .or_else(|| stored.as_str().and_then(|s| s.parse().ok()));
+        let mut stream = host.api().events(last).backoff(1000, 15_000);
+        while OPTIONS_GEN.with(Cell::get) == generation {
+            let Some(item) = stream.next().await else {
+                break;
+            };
+            let StreamItem::Event { id, event } = item else {
+                continue;
+            };
             let prev = PREV_QUEUE.with(|p| p.borrow().clone());
-            if let Some((title, msg)) = notification_for(&ev, &opts, prev.as_ref()) {
+            if let Some((title, msg)) = notification_for(&event, &opts, prev.as_ref()) {
                 let nid = format!(
                     "sdq-{}",
-                    id.clone().unwrap_or_else(|| util::perf_now().to_string())
+                    id.map_or_else(|| util::perf_now().to_string(), |i| i.to_string())
                 );
                 wasm_bindgen_futures::spawn_local(async move {
                     chrome::notify(&nid, &title, &msg).await;
                 });
             }
-            if let Event::Queue(q) = &ev {
+            if let Event::Queue(q) = &event {
                 PREV_QUEUE.with(|p| *p.borrow_mut() = Some(q.clone()));
             }
             if let Some(id) = id {
                 wasm_bindgen_futures::spawn_local(async move {
-                    chrome::storage_set("sse_last_id", &Value::String(id)).await;
+                    chrome::storage_set("sse_last_id", &json!(id)).await;
                 });
             }
-        };
-        let same_options = || OPTIONS_GEN.with(Cell::get) == generation;
-        match host
-            .stream_events(last.clone(), &|| {}, &on_event, &same_options)
-            .await
-        {
-            Ok(l) => {
-                last = l.or(last);
-                backoff = 1000;
-            }
-            Err(_) => backoff = (backoff * 2).min(15_000),
         }
-        if let Value::String(s) = chrome::storage_get("sse_last_id").await {
-            last = Some(s);
-        }
-        util::sleep_ms(backoff).await;
     }
 }
 
@@ -95,7 +91,7 @@ pub async fn install_menus() {
         "contexts": contexts, "documentUrlPatterns": PATTERNS,
     }));
     let host = Host::load().await;
-    match host.get::<Vec<String>>(routes::SD_MODELS).await {
+    match host.api().sd_models().await {
         Ok(titles) => {
             let folders = checkpoint_folders(&titles);
             if folders.is_empty() {
@@ -110,7 +106,7 @@ pub async fn install_menus() {
             }
         }
         Err(e) => chrome::menu_create(&json!({"id": "sdq-folder-none", "parentId": MENU_FOLDER,
-            "title": format!("(host: {e})"), "enabled": false, "contexts": contexts})),
+            "title": format!("(host: {})", error_text(&e)), "enabled": false, "contexts": contexts})),
     }
     chrome::menu_create(&json!({"id": MENU_REFRESH, "parentId": MENU_FOLDER,
         "title": "Refresh folders", "contexts": contexts}));
@@ -126,23 +122,20 @@ pub async fn on_menu_click(info: Value, tab: Value) -> Value {
     let tab_id = tab.get("id").and_then(|v| v.as_i64()).map(|v| v as i32);
     if item == MENU_REFRESH {
         install_menus().await;
-        return json!({"ok": true});
+        return crate::messages::ok_reply();
     }
     let folder = if item == MENU_ALL {
         None
     } else if let Some(dir) = item.strip_prefix(MENU_FOLDER_PREFIX) {
         Some(dir.to_owned())
     } else {
-        return json!({"ok": false, "error": "unknown menu item"});
+        return reply(Err::<(), _>("unknown menu item".to_owned()));
     };
-    answer(queue_all(folder, tab_id).await)
+    reply(queue_all(folder, tab_id).await)
 }
 
-fn answer(r: Result<Value, String>) -> Value {
-    match r {
-        Ok(data) => json!({"ok": true, "data": data}),
-        Err(e) => json!({"ok": false, "error": e}),
-    }
+fn reply<T: serde::Serialize>(r: Result<T, String>) -> Value {
+    serde_json::to_value(Reply::from(r)).unwrap_or(Value::Null)
 }
 
 async fn find_sdnext_tab() -> Option<i32> {
@@ -164,53 +157,47 @@ async fn find_sdnext_tab() -> Option<i32> {
 
 /// Captures the request of the SD.Next tab and enqueues it with checkpoint `*` (or
 /// `<folder>/*`): one task per checkpoint. The handler of the browser context menu.
-pub async fn queue_all(folder: Option<String>, tab_id: Option<i32>) -> Result<Value, String> {
+pub async fn queue_all(
+    folder: Option<String>,
+    tab_id: Option<i32>,
+) -> Result<EnqueueResponse, String> {
     let tab = match tab_id {
         Some(t) => t,
         None => find_sdnext_tab().await.ok_or("no SD.Next tab is open")?,
     };
-    let cap = chrome::tab_message(tab, &json!({"type": "capture"})).await?;
-    if cap.get("ok").and_then(|o| o.as_bool()) != Some(true) {
-        return Err(cap
-            .get("error")
-            .and_then(|e| e.as_str())
-            .unwrap_or("capture failed")
-            .to_owned());
-    }
-    let mut req = cap.get("request").cloned().unwrap_or(json!({}));
-    req["checkpoint"] = Value::String(match &folder {
+    let cap: Captured = chrome::ask_tab(tab, &ToContent::Capture { tab: None }).await?;
+    let mut req = cap.request;
+    req.checkpoint = Some(match &folder {
         None => scheduler_api::ALL_CHECKPOINTS.to_owned(),
         Some(d) => format!("{}/*", d.trim_end_matches(['/', '\\'])),
     });
-    let path = if cap.get("task_type").and_then(|t| t.as_str()) == Some("img2img") {
-        routes::QUEUE_IMG2IMG
-    } else {
-        routes::QUEUE_TXT2IMG
-    };
-    let host = Host::load().await;
-    let res = host.call("POST", path, Some(&req)).await;
+    let res = Host::load()
+        .await
+        .api()
+        .enqueue(cap.task_type, &req)
+        .await
+        .map_err(|e| error_text(&e));
     let text = match &res {
         Ok(v) => format!(
             "Queued {} task(s) ({})",
-            v.get("task_ids")
-                .and_then(|a| a.as_array())
-                .map_or(1, |a| a.len()),
+            v.task_ids.len(),
             folder
                 .as_deref()
                 .map_or("all checkpoints".to_owned(), |d| format!("folder {d}"))
         ),
         Err(e) => format!("Queue failed: {e}"),
     };
-    let _ = chrome::tab_message(
-        tab,
-        &json!({"type": "toast", "text": text, "error": res.is_err()}),
-    )
-    .await;
+    let toast = ToContent::Toast {
+        text,
+        error: res.is_err(),
+    };
+    let _ = chrome::ask_tab::<()>(tab, &toast).await;
     res
 }
 
 /// The options changed (host URL, token, notifications): reconnect the event stream with
-/// them at its next chunk, and rebuild the menus from the (maybe new) host's checkpoints.
+/// them at its next item (at the latest the next heartbeat), and rebuild the menus from the
+/// (maybe new) host's checkpoints.
 pub async fn options_changed() {
     OPTIONS_GEN.with(|g| g.set(g.get() + 1));
     // A new host has its own event ids.
@@ -218,56 +205,43 @@ pub async fn options_changed() {
     install_menus().await;
 }
 
-/// A `chrome.runtime` message from the content script, the panel or the popup.
+/// A `chrome.runtime` message from the content script or the panel; the answer is a
+/// [`Reply`].
 pub async fn on_message(msg: Value, sender: Value) -> Value {
     let sender_tab = sender
         .pointer("/tab/id")
         .and_then(|v| v.as_i64())
         .map(|v| v as i32);
-    match msg.get("type").and_then(|t| t.as_str()).unwrap_or_default() {
-        "host" => {
-            let host = Host::load().await;
-            let method = msg.get("method").and_then(|m| m.as_str()).unwrap_or("GET");
-            let path = msg.get("path").and_then(|m| m.as_str()).unwrap_or("/");
-            let body = msg.get("body").filter(|b| !b.is_null());
-            answer(host.call(method, path, body).await)
-        }
-        "queue-all" => {
-            let folder = msg
-                .get("folder")
-                .and_then(|f| f.as_str())
-                .map(str::to_owned);
-            let tab = msg
-                .get("tab_id")
-                .and_then(|v| v.as_i64())
-                .map(|v| v as i32)
-                .or(sender_tab);
-            answer(queue_all(folder, tab).await)
-        }
-        "fill-page" => {
-            let tab = match sender_tab {
+    let msg: ToWorker = match serde_json::from_value(msg) {
+        Ok(m) => m,
+        Err(e) => return reply(Err::<(), _>(format!("unknown message: {e}"))),
+    };
+    match msg {
+        ToWorker::Checkpoints => reply(
+            Host::load()
+                .await
+                .api()
+                .sd_models()
+                .await
+                .map_err(|e| error_text(&e)),
+        ),
+        ToWorker::Enqueue { task_type, request } => reply(
+            Host::load()
+                .await
+                .api()
+                .enqueue(task_type, &request)
+                .await
+                .map_err(|e| error_text(&e)),
+        ),
+        ToWorker::FillPage { tab, params } => {
+            let target = match sender_tab {
                 Some(t) => Some(t),
                 None => find_sdnext_tab().await,
             };
-            let Some(tab) = tab else {
-                return json!({"ok": false, "error": "no SD.Next tab is open"});
+            let Some(target) = target else {
+                return reply(Err::<(), _>("no SD.Next tab is open".to_owned()));
             };
-            let mut m = msg.clone();
-            m["type"] = json!("fill");
-            answer(chrome::tab_message(tab, &m).await)
+            reply(chrome::ask_tab::<Filled>(target, &ToContent::Fill { tab, params }).await)
         }
-        "open-panel" => {
-            chrome::open_tab("panel.html").await;
-            json!({"ok": true})
-        }
-        "refresh-menus" => {
-            install_menus().await;
-            json!({"ok": true})
-        }
-        "options-changed" => {
-            options_changed().await;
-            json!({"ok": true})
-        }
-        other => json!({"ok": false, "error": format!("unknown message {other}")}),
     }
 }

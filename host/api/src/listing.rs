@@ -60,6 +60,24 @@ pub enum HistoryFilter {
 }
 
 impl HistoryFilter {
+    /// Every filter, in the order a UI offers them.
+    pub const ALL: [HistoryFilter; 5] = [
+        HistoryFilter::All,
+        HistoryFilter::Bookmarked,
+        HistoryFilter::Status(TaskStatus::Done),
+        HistoryFilter::Status(TaskStatus::Failed),
+        HistoryFilter::Status(TaskStatus::Interrupted),
+    ];
+
+    /// Whether a task belongs to this filter.
+    pub fn accepts(self, t: &Task) -> bool {
+        match self {
+            HistoryFilter::All => t.status.is_finished(),
+            HistoryFilter::Bookmarked => t.bookmarked && t.status.is_finished(),
+            HistoryFilter::Status(s) => t.status == s,
+        }
+    }
+
     /// The `status=` word.
     pub fn as_str(self) -> &'static str {
         match self {

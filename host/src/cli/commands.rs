@@ -270,6 +270,7 @@ async fn watch(a: WatchArgs) -> Result<i32, CliError> {
         }
         StreamItem::Lost(e) => eprintln!("event stream lost ({e}); reconnecting…"),
         StreamItem::Opened => eprintln!("watching {} (reconnected)", c.base()),
+        StreamItem::Heartbeat => {}
     };
     let mut stream = wait::open(&c).await?;
     eprintln!("watching {}", c.base());

@@ -145,14 +145,15 @@ fn events_update_the_model() {
 fn history_filters() {
     let mut t = task("x", TaskStatus::Failed);
     assert!(HistoryFilter::All.accepts(&t));
-    assert!(HistoryFilter::Failed.accepts(&t));
-    assert!(!HistoryFilter::Done.accepts(&t));
+    assert!(HistoryFilter::Status(TaskStatus::Failed).accepts(&t));
+    assert!(!HistoryFilter::Status(TaskStatus::Done).accepts(&t));
     assert!(!HistoryFilter::Bookmarked.accepts(&t));
     t.bookmarked = true;
     assert!(HistoryFilter::Bookmarked.accepts(&t));
     assert!(!HistoryFilter::All.accepts(&task("p", TaskStatus::Pending)));
     for f in HistoryFilter::ALL {
-        assert_eq!(HistoryFilter::parse(f.query()), f);
+        assert_eq!(HistoryFilter::parse(f.as_str()), Some(f));
+        assert_ne!(filter_label(f), "Other");
     }
 }
 

@@ -3,14 +3,18 @@
 //! with `Last-Event-ID`; every (re)connect and every `reset` reloads the lists).
 
 use std::cell::Cell;
+use std::future::Future;
 use std::rc::Rc;
 
-use scheduler_api::{Event, HistoryResponse, QueueResponse, Task, routes};
+use scheduler_api::client::{ClientError, StreamItem};
+use scheduler_api::{
+    Event, HistoryFilter, HistoryResponse, ListQuery, MessageResponse, QueueResponse, Task,
+};
 use yew::prelude::*;
 
 use crate::state::ExtOptions;
 use crate::state::{MoveTarget, QueueModel};
-use crate::web::host::Host;
+use crate::web::host::{Host, error_text};
 use crate::web::{chrome, util};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -117,27 +121,17 @@ impl Reducible for LiveState {
     }
 }
 
-/// Runs a host call and toasts its outcome; reloads the lists afterwards.
-pub fn act(
-    host: &Host,
-    d: &UseReducerDispatcher<LiveState>,
-    method: &'static str,
-    path: String,
-    body: Option<serde_json::Value>,
-) {
-    let host = host.clone();
+/// Runs a host call and toasts its outcome (the host's message, or the error); reloads the
+/// lists afterwards.
+pub fn act<F>(d: &UseReducerDispatcher<LiveState>, call: F)
+where
+    F: Future<Output = Result<MessageResponse, ClientError>> + 'static,
+{
     let d = d.clone();
     wasm_bindgen_futures::spawn_local(async move {
-        match host.call(method, &path, body.as_ref()).await {
-            Ok(v) => {
-                let msg = v
-                    .get("message")
-                    .and_then(|m| m.as_str())
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| "Done".to_owned());
-                push_toast(&d, msg, false);
-            }
-            Err(e) => push_toast(&d, e, true),
+        match call.await {
+            Ok(m) => push_toast(&d, m.message, false),
+            Err(e) => push_toast(&d, error_text(&e), true),
         }
         d.dispatch(Action::ReloadAll);
     });
@@ -151,12 +145,14 @@ pub fn toggle_pause(
 ) -> Callback<MouseEvent> {
     let (host, d) = (host.clone(), d.clone());
     Callback::from(move |_| {
-        let path = if paused {
-            routes::QUEUE_RESUME
-        } else {
-            routes::QUEUE_PAUSE
-        };
-        act(&host, &d, "POST", path.to_owned(), None);
+        let api = host.api();
+        act(&d, async move {
+            if paused {
+                api.resume().await
+            } else {
+                api.pause().await
+            }
+        });
     })
 }
 
@@ -200,12 +196,18 @@ pub fn use_host() -> Option<Host> {
     (*host).clone()
 }
 
+/// The history page the panel shows: its filter, page size and search.
+pub type HistoryQuery = (HistoryFilter, ListQuery);
+
 /// The live state: fetches `/queue` (and, when `history` is given, the history query) and
 /// holds the event stream while mounted.
 #[hook]
-pub fn use_live(host: Option<Host>, history_query: Option<String>) -> UseReducerHandle<LiveState> {
+pub fn use_live(
+    host: Option<Host>,
+    history_query: Option<HistoryQuery>,
+) -> UseReducerHandle<LiveState> {
     let state = use_reducer(LiveState::default);
-    // Event stream.
+    // Event stream (reconnects by itself; every (re)connect reloads the lists).
     {
         let d = state.dispatcher();
         use_effect_with(host.clone(), move |host| {
@@ -213,39 +215,28 @@ pub fn use_live(host: Option<Host>, history_query: Option<String>) -> UseReducer
             if let Some(host) = host.clone() {
                 let alive = alive.clone();
                 wasm_bindgen_futures::spawn_local(async move {
-                    let mut last: Option<String> = None;
-                    let mut backoff = 500;
+                    let mut stream = host.api().events(None).backoff(500, 8000);
                     while alive.get() {
-                        let d1 = d.clone();
-                        let d2 = d.clone();
-                        let a2 = alive.clone();
-                        let r = host
-                            .stream_events(
-                                last.clone(),
-                                &move || {
-                                    d1.dispatch(Action::Conn(Conn::Online));
-                                    d1.dispatch(Action::ReloadAll);
-                                },
-                                &move |_, ev| {
-                                    if a2.get() {
-                                        d2.dispatch(Action::Event(ev));
-                                    }
-                                },
-                                &|| alive.get(),
-                            )
-                            .await;
-                        match r {
-                            Ok(l) => {
-                                last = l.or(last);
-                                backoff = 500;
-                                d.dispatch(Action::Conn(Conn::Connecting));
+                        let Some(item) = stream.next().await else {
+                            break;
+                        };
+                        if !alive.get() {
+                            break;
+                        }
+                        match item {
+                            StreamItem::Opened => {
+                                d.dispatch(Action::Conn(Conn::Online));
+                                d.dispatch(Action::ReloadAll);
                             }
-                            Err(e) => {
-                                d.dispatch(Action::Conn(Conn::Offline(e)));
-                                backoff = (backoff * 2).min(8000);
+                            StreamItem::Event { event, .. } => d.dispatch(Action::Event(event)),
+                            StreamItem::Heartbeat => {}
+                            StreamItem::Lost(ClientError::StreamEnded) => {
+                                d.dispatch(Action::Conn(Conn::Connecting))
+                            }
+                            StreamItem::Lost(e) => {
+                                d.dispatch(Action::Conn(Conn::Offline(error_text(&e))))
                             }
                         }
-                        util::sleep_ms(backoff).await;
                     }
                 });
             }
@@ -258,10 +249,13 @@ pub fn use_live(host: Option<Host>, history_query: Option<String>) -> UseReducer
         use_effect_with((host.clone(), state.q_gen), move |(host, _)| {
             if let Some(host) = host.clone() {
                 wasm_bindgen_futures::spawn_local(async move {
-                    let path = format!("{}?limit=1000", scheduler_api::routes::QUEUE);
-                    match host.get::<QueueResponse>(&path).await {
+                    let q = ListQuery {
+                        limit: Some(1000),
+                        ..ListQuery::default()
+                    };
+                    match host.api().queue(&q).await {
                         Ok(r) => d.dispatch(Action::Queue(r)),
-                        Err(e) => d.dispatch(Action::Conn(Conn::Offline(e))),
+                        Err(e) => d.dispatch(Action::Conn(Conn::Offline(error_text(&e)))),
                     }
                 });
             }
@@ -272,10 +266,13 @@ pub fn use_live(host: Option<Host>, history_query: Option<String>) -> UseReducer
     {
         let d = state.dispatcher();
         use_effect_with((host, state.h_gen, history_query), move |(host, _, q)| {
-            if let (Some(host), Some(q)) = (host.clone(), q.clone()) {
+            if let (Some(host), Some((filter, q))) = (host.clone(), q.clone()) {
                 wasm_bindgen_futures::spawn_local(async move {
-                    let path = format!("{}?{q}&offset=0", scheduler_api::routes::HISTORY);
-                    if let Ok(resp) = host.get::<HistoryResponse>(&path).await {
+                    let q = ListQuery {
+                        offset: Some(0),
+                        ..q
+                    };
+                    if let Ok(resp) = host.api().history(filter, &q).await {
                         d.dispatch(Action::History {
                             resp,
                             append: false,

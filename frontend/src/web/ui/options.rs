@@ -1,14 +1,14 @@
 //! The options page: host URL, token, button placement, checkpoint dropdown, notifications,
 //! shortcut and page size (stored in `chrome.storage.local`).
 
-use scheduler_api::routes;
+use scheduler_api::ListQuery;
 use wasm_bindgen::JsCast;
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use crate::state::{ExtOptions, Placement, Shortcut};
 use crate::web::chrome;
-use crate::web::host::Host;
+use crate::web::host::{Host, error_text};
 
 /// Mounts the options page.
 pub fn mount() {
@@ -100,9 +100,13 @@ pub fn options_app() -> Html {
             let host = Host::from_options(&read());
             let status = status.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                status.set(match host.call("GET", routes::QUEUE, None).await {
+                let probe = ListQuery {
+                    limit: Some(1),
+                    ..ListQuery::default()
+                };
+                status.set(match host.api().queue(&probe).await {
                     Ok(_) => format!("Connected to {}", host.base),
-                    Err(e) => format!("Failed: {e}"),
+                    Err(e) => format!("Failed: {}", error_text(&e)),
                 });
             });
         })

@@ -6,8 +6,9 @@
 
 use std::rc::Rc;
 
-use scheduler_api::routes::{self, encode_segment, move_path, task_path};
-use scheduler_api::{DataResponse, HistoryResponse, ResultImage, Task, TaskStatus};
+use scheduler_api::{
+    ImportRequest, ListQuery, MessageResponse, ResultImage, Task, TaskStatus, UpdateTaskRequest,
+};
 use serde_json::{Map, Value, json};
 use wasm_bindgen::JsCast;
 use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
@@ -17,9 +18,10 @@ use super::history::{HistAction, HistoryList};
 use super::live::{
     Action, Conn, LiveState, Toasts, act, push_toast, toggle_pause, use_host, use_live,
 };
+use crate::messages::{Filled, ToWorker};
 use crate::state::queue::{fmt_eta, task_summary};
-use crate::state::{HistoryFilter, drop_target, task_label};
-use crate::web::host::Host;
+use crate::state::{HistoryFilter, drop_target, filter_label, task_label};
+use crate::web::host::{Host, blob, error_text};
 use crate::web::{chrome, util};
 
 /// Mounts the panel (or, with `?bench=N`, the history list over N synthetic tasks and
@@ -155,11 +157,13 @@ pub fn panel_app() -> Html {
             move || drop(t)
         });
     }
-    let hq = format!(
-        "status={}&limit={}&q={}",
-        filter.query(),
-        *page,
-        encode_segment(&search_q)
+    let hq: (HistoryFilter, ListQuery) = (
+        *filter,
+        ListQuery {
+            limit: Some(i64::from(*page)),
+            offset: None,
+            q: Some((*search_q).clone()).filter(|q| !q.is_empty()),
+        },
     );
     let live = use_live(host.clone(), Some(hq.clone()));
     let detail = use_state(|| None::<String>);
@@ -199,37 +203,25 @@ pub fn panel_app() -> Html {
         View::History => {
             let on_action = {
                 let (host, d, detail) = (host.clone(), d.clone(), detail.clone());
-                Callback::from(move |a: HistAction| match a {
-                    HistAction::Bookmark(id, on) => {
-                        let r = if on {
-                            routes::TASK_BOOKMARK
-                        } else {
-                            routes::TASK_UNBOOKMARK
-                        };
-                        act(&host, &d, "POST", task_path(r, &id), None);
+                Callback::from(move |a: HistAction| {
+                    let api = host.api();
+                    match a {
+                        HistAction::Bookmark(id, on) => {
+                            act(&d, async move { api.bookmark(&id, on).await })
+                        }
+                        HistAction::Rename(id, name) => {
+                            act(&d, async move { api.rename(&id, &name).await })
+                        }
+                        HistAction::Requeue(id) => act(&d, async move {
+                            api.requeue(&id)
+                                .await
+                                .map(|r| MessageResponse::ok(r.message))
+                        }),
+                        HistAction::Delete(id) => {
+                            act(&d, async move { api.delete_task(&id).await })
+                        }
+                        HistAction::Open(id) => detail.set(Some(id)),
                     }
-                    HistAction::Rename(id, name) => act(
-                        &host,
-                        &d,
-                        "POST",
-                        format!(
-                            "{}?name={}",
-                            task_path(routes::TASK_RENAME, &id),
-                            encode_segment(&name)
-                        ),
-                        None,
-                    ),
-                    HistAction::Requeue(id) => act(
-                        &host,
-                        &d,
-                        "POST",
-                        task_path(routes::TASK_REQUEUE, &id),
-                        None,
-                    ),
-                    HistAction::Delete(id) => {
-                        act(&host, &d, "DELETE", task_path(routes::TASK, &id), None)
-                    }
-                    HistAction::Open(id) => detail.set(Some(id)),
                 })
             };
             let on_need_more = {
@@ -237,8 +229,12 @@ pub fn panel_app() -> Html {
                 Callback::from(move |offset: usize| {
                     let (host, d, hq) = (host.clone(), d.clone(), hq.clone());
                     wasm_bindgen_futures::spawn_local(async move {
-                        let path = format!("{}?{hq}&offset={offset}", routes::HISTORY);
-                        if let Ok(resp) = host.get::<HistoryResponse>(&path).await {
+                        let (filter, q) = hq;
+                        let q = ListQuery {
+                            offset: Some(offset as i64),
+                            ..q
+                        };
+                        if let Ok(resp) = host.api().history(filter, &q).await {
                             d.dispatch(Action::History { resp, append: true });
                         }
                     });
@@ -251,7 +247,7 @@ pub fn panel_app() -> Html {
                         .target()
                         .and_then(|t| t.dyn_into::<HtmlSelectElement>().ok())
                     {
-                        filter.set(HistoryFilter::parse(&s.value()));
+                        filter.set(HistoryFilter::parse(&s.value()).unwrap_or_default());
                     }
                 })
             };
@@ -269,20 +265,16 @@ pub fn panel_app() -> Html {
             let requeue_failed = {
                 let (host, d) = (host.clone(), d.clone());
                 Callback::from(move |_| {
-                    act(
-                        &host,
-                        &d,
-                        "POST",
-                        routes::TASK_REQUEUE_FAILED.to_owned(),
-                        None,
-                    )
+                    let api = host.api();
+                    act(&d, async move { api.requeue_failed().await })
                 })
             };
             let clear = {
                 let (host, d) = (host.clone(), d.clone());
                 Callback::from(move |_| {
                     if confirm("Delete every finished task that is not bookmarked?") {
-                        act(&host, &d, "POST", routes::HISTORY_CLEAR.to_owned(), None);
+                        let api = host.api();
+                        act(&d, async move { api.clear_history().await });
                     }
                 })
             };
@@ -295,7 +287,7 @@ pub fn panel_app() -> Html {
                     <div class="toolbar">
                         <select id="sdq-filter" onchange={on_filter}>
                             { for HistoryFilter::ALL.iter().map(|f| html! {
-                                <option value={f.query()} selected={*f == *filter}>{ f.label() }</option>
+                                <option value={f.as_str()} selected={*f == *filter}>{ filter_label(*f) }</option>
                             }) }
                         </select>
                         <input id="sdq-search" type="search" placeholder="Search prompt, name, checkpoint…"
@@ -376,7 +368,10 @@ fn queue_view(p: &QueueProps) -> Html {
         let preview = q.preview.as_ref().filter(|pv| pv.task_id == t.id).map(|pv| pv.image.clone());
         let interrupt = {
             let (host, d, id) = (host.clone(), d.clone(), t.id.clone());
-            Callback::from(move |_| act(&host, &d, "DELETE", task_path(routes::TASK, &id), None))
+            Callback::from(move |_| {
+                let (api, id) = (host.api(), id.clone());
+                act(&d, async move { api.delete_task(&id).await })
+            })
         };
         html! {
             <div class="running" key={t.id.clone()} data-task-id={t.id.clone()}>
@@ -438,7 +433,8 @@ fn queue_view(p: &QueueProps) -> Html {
                 let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
                 if let Some(target) = drop_target(&refs, &dragged, g) {
                     d.dispatch(Action::Move(dragged.clone(), target.clone()));
-                    act(&host, &d, "POST", move_path(&dragged, target.over_id()), None);
+                    let api = host.api();
+                    act(&d, async move { api.move_task(&dragged, &target).await });
                 }
             })
         };
@@ -451,11 +447,17 @@ fn queue_view(p: &QueueProps) -> Html {
         };
         let run = {
             let (host, d, id) = (host.clone(), d.clone(), id.clone());
-            Callback::from(move |_| act(&host, &d, "POST", task_path(routes::TASK_RUN, &id), None))
+            Callback::from(move |_| {
+                let (api, id) = (host.api(), id.clone());
+                act(&d, async move { api.run_task(&id).await })
+            })
         };
         let delete = {
             let (host, d, id) = (host.clone(), d.clone(), id.clone());
-            Callback::from(move |_| act(&host, &d, "DELETE", task_path(routes::TASK, &id), None))
+            Callback::from(move |_| {
+                let (api, id) = (host.api(), id.clone());
+                act(&d, async move { api.delete_task(&id).await })
+            })
         };
         let edit = {
             let (editing, t) = (p.editing.clone(), t.clone());
@@ -486,7 +488,8 @@ fn queue_view(p: &QueueProps) -> Html {
         let (host, d) = (host.clone(), d.clone());
         Callback::from(move |_| {
             if confirm("Delete every pending task that is not bookmarked?") {
-                act(&host, &d, "POST", routes::QUEUE_CLEAR.to_owned(), None);
+                let api = host.api();
+                act(&d, async move { api.clear_queue().await });
             }
         })
     };
@@ -495,7 +498,14 @@ fn queue_view(p: &QueueProps) -> Html {
         Callback::from(move |_| {
             let (host, d) = (host.clone(), d.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                match host.blob(routes::EXPORT).await {
+                let exported = host
+                    .api()
+                    .export(None, None)
+                    .await
+                    .map_err(|e| error_text(&e))
+                    .and_then(|items| serde_json::to_vec_pretty(&items).map_err(|e| e.to_string()))
+                    .and_then(|bytes| blob(&bytes, "application/json"));
+                match exported {
                     Ok(b) => {
                         download(
                             &b,
@@ -528,13 +538,16 @@ fn queue_view(p: &QueueProps) -> Html {
                     .ok()
                     .and_then(|t| t.as_string());
                 let Some(content) = text else { return };
-                act(
-                    &host,
-                    &d,
-                    "POST",
-                    routes::IMPORT.to_owned(),
-                    Some(json!({ "content": content })),
-                );
+                let api = host.api();
+                act(&d, async move {
+                    api.import(&ImportRequest { content })
+                        .await
+                        .map(|r| MessageResponse {
+                            success: r.success,
+                            message: r.message,
+                            code: None,
+                        })
+                });
             });
         })
     };
@@ -578,21 +591,12 @@ fn detail_view(p: &DetailProps) -> Html {
         let (task, images, host, id) = (task.clone(), images.clone(), p.host.clone(), p.id.clone());
         use_effect_with(id.clone(), move |_| {
             wasm_bindgen_futures::spawn_local(async move {
-                if let Ok(r) = host
-                    .get::<DataResponse<Task>>(&task_path(routes::TASK, &id))
-                    .await
-                {
-                    let done = r.data.status == TaskStatus::Done;
-                    task.set(Some(r.data));
-                    if done
-                        && let Ok(res) = host
-                            .get::<DataResponse<Vec<ResultImage>>>(&task_path(
-                                routes::TASK_RESULTS,
-                                &id,
-                            ))
-                            .await
-                    {
-                        images.set(res.data);
+                let api = host.api();
+                if let Ok(t) = api.task(&id).await {
+                    let done = t.status == TaskStatus::Done;
+                    task.set(Some(t));
+                    if done && let Ok(res) = api.results(&id).await {
+                        images.set(res);
                     }
                 }
             });
@@ -612,13 +616,13 @@ fn detail_view(p: &DetailProps) -> Html {
         Callback::from(move |_| {
             let (host, d, id) = (host.clone(), d.clone(), id.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                match host
-                    .blob(&format!(
-                        "{}?zip=true",
-                        task_path(routes::TASK_RESULTS, &id)
-                    ))
+                let zip = host
+                    .api()
+                    .results_zip(&id)
                     .await
-                {
+                    .map_err(|e| error_text(&e))
+                    .and_then(|bytes| blob(&bytes, "application/zip"));
+                match zip {
                     Ok(b) => download(&b, &format!("results-{id}.zip")),
                     Err(e) => push_toast(&d, format!("Zip failed: {e}"), true),
                 }
@@ -630,22 +634,12 @@ fn detail_view(p: &DetailProps) -> Html {
         Callback::from(move |_| {
             let (d, params) = (d.clone(), params.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                let r = chrome::send_message(
-                    &json!({"type": "fill-page", "tab": tab, "params": params}),
-                )
-                .await;
-                match r {
-                    Ok(v) if v.get("ok").and_then(|o| o.as_bool()) == Some(true) => {
-                        push_toast(&d, format!("Sent to {tab}"), false)
-                    }
-                    Ok(v) => push_toast(
-                        &d,
-                        v.get("error")
-                            .and_then(|e| e.as_str())
-                            .unwrap_or("failed")
-                            .to_owned(),
-                        true,
-                    ),
+                let msg = ToWorker::FillPage {
+                    tab: tab.to_owned(),
+                    params,
+                };
+                match chrome::ask_worker::<Filled>(&msg).await {
+                    Ok(_) => push_toast(&d, format!("Sent to {tab}"), false),
                     Err(e) => push_toast(&d, e, true),
                 }
             });
@@ -769,17 +763,13 @@ fn edit_view(p: &EditProps) -> Html {
                     }
                 }
             }
-            let mut body = json!({});
-            if let Some(n) = name {
-                body["name"] = json!(n);
-            }
-            if let Some(c) = checkpoint {
-                body["checkpoint"] = json!(c);
-            }
-            if !params.is_empty() {
-                body["params"] = Value::Object(params);
-            }
-            act(&host, &d, "PUT", task_path(routes::TASK, &t.id), Some(body));
+            let edit = UpdateTaskRequest {
+                name,
+                checkpoint,
+                params: Some(params).filter(|p| !p.is_empty()),
+            };
+            let (api, id) = (host.api(), t.id.clone());
+            act(&d, async move { api.update_task(&id, &edit).await });
             close.emit(());
         })
     };

@@ -21,6 +21,9 @@ pub enum StreamItem {
         /// The event.
         event: Event,
     },
+    /// The host's keep-alive comment (every 15 s while nothing else happens): the
+    /// connection is alive. A reader that must stop on some condition can check it here.
+    Heartbeat,
     /// The connection failed or ended; the stream reconnects after a backoff (1 s doubling to
     /// 15 s, back to 1 s once events flow) unless reconnecting is off.
     Lost(ClientError),
@@ -121,7 +124,12 @@ impl EventStream {
             match body.next_chunk().await {
                 Ok(Some(chunk)) => {
                     self.backoff_ms = self.min_backoff_ms;
-                    for m in self.parser.feed_bytes(&chunk) {
+                    let comments = self.parser.comments();
+                    let messages = self.parser.feed_bytes(&chunk);
+                    if messages.is_empty() && self.parser.comments() > comments {
+                        self.pending.push_back(StreamItem::Heartbeat);
+                    }
+                    for m in messages {
                         let id = m.id.as_deref().and_then(|i| i.trim().parse::<u64>().ok());
                         if id.is_some() {
                             self.last_id = id;

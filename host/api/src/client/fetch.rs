@@ -88,9 +88,14 @@ impl ByteStream for Body {
             if self.done {
                 return Ok(None);
             }
-            let chunk = JsFuture::from(self.reader.read())
-                .await
-                .map_err(|e| unreachable(&self.url, &e))?;
+            let chunk = match JsFuture::from(self.reader.read()).await {
+                Ok(c) => c,
+                Err(e) => {
+                    // The stream is errored: nothing to cancel any more.
+                    self.done = true;
+                    return Err(unreachable(&self.url, &e));
+                }
+            };
             let done = Reflect::get(&chunk, &"done".into())
                 .ok()
                 .and_then(|d| d.as_bool())
@@ -108,7 +113,11 @@ impl ByteStream for Body {
 impl Drop for Body {
     fn drop(&mut self) {
         if !self.done {
-            let _ = self.reader.cancel();
+            // Stops the download; a rejection here (the connection died meanwhile) is no
+            // error of the page's.
+            let ignore = Closure::<dyn FnMut(JsValue)>::new(|_: JsValue| {});
+            let _ = self.reader.cancel().catch(&ignore);
+            ignore.forget();
         }
     }
 }

@@ -24,6 +24,7 @@ pub struct SseParser {
     data: Vec<String>,
     last_id: Option<String>,
     own_id: bool,
+    comments: u64,
 }
 
 impl SseParser {
@@ -35,6 +36,11 @@ impl SseParser {
     /// The last `id:` seen (for `Last-Event-ID` on reconnect).
     pub fn last_id(&self) -> Option<&str> {
         self.last_id.as_deref()
+    }
+
+    /// How many comment lines (`: heartbeat`) were read so far.
+    pub fn comments(&self) -> u64 {
+        self.comments
     }
 
     /// Adds a chunk of bytes (a UTF-8 sequence may be split between chunks) and returns every
@@ -88,6 +94,7 @@ impl SseParser {
                 continue;
             }
             if line.starts_with(':') {
+                self.comments += 1;
                 continue;
             }
             let (field, value) = match line.find(':') {
@@ -119,6 +126,7 @@ mod tests {
     fn parses_split_chunks_ids_and_comments() {
         let mut p = SseParser::new();
         assert!(p.feed(": heartbeat\n\nid: 7\nevent: que").is_empty());
+        assert_eq!(p.comments(), 1);
         let m = p.feed("ue\ndata: {\"paused\":true,\ndata: \"x\":1}\r\n\r\n");
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].event, "queue");
