@@ -11,8 +11,12 @@ use std::time::Duration;
 
 use scheduler_api::{CALLBACK_TASK_HEADER, DELIVERY_ID_HEADER};
 
-use crate::app::Host;
-use crate::store::ops::{self, Delivery};
+use tokio::sync::{Notify, watch};
+
+use crate::model::now_ms;
+use crate::results::ResultFiles;
+use crate::store::Store;
+use crate::store::outbox::{self, Delivery};
 
 /// Give up after this long.
 pub const GIVE_UP_AFTER_MS: i64 = 2 * 86_400_000;
@@ -23,8 +27,13 @@ pub fn retry_delay_ms(attempts: u32) -> i64 {
     base.saturating_mul(1i64 << attempts.min(20)).min(3_600_000)
 }
 
-/// Runs the deliverer until shutdown.
-pub async fn run(host: Arc<Host>) {
+/// Runs the deliverer until shutdown; `wake` is notified when a delivery is queued.
+pub async fn run(
+    store: Store,
+    files: ResultFiles,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .connect_timeout(Duration::from_secs(10))
@@ -36,32 +45,30 @@ pub async fn run(host: Arc<Host>) {
             return;
         }
     };
-    let mut shutdown = host.shutdown.clone();
     loop {
-        let now = ops::now_ms();
-        let due = host
-            .store
-            .call(move |c| ops::due_deliveries(c, now))
+        let now = now_ms();
+        let due = store
+            .call(move |c| outbox::due_deliveries(c, now))
             .await
             .unwrap_or_default();
         for d in due {
-            let result = deliver(&client, &host, &d).await;
+            let result = deliver(&client, &files, &d).await;
             let id = d.id;
             let r = match result {
-                Ok(()) => host.store.call(move |c| ops::delivery_done(c, id)).await,
-                Err(err) if ops::now_ms() - d.created_at > GIVE_UP_AFTER_MS => {
+                Ok(()) => store.call(move |c| outbox::delivery_done(c, id)).await,
+                Err(err) if now_ms() - d.created_at > GIVE_UP_AFTER_MS => {
                     tracing::warn!(
                         "callback {} for task {} abandoned: {err}",
                         d.delivery_id,
                         d.task_id
                     );
-                    host.store.call(move |c| ops::delivery_done(c, id)).await
+                    store.call(move |c| outbox::delivery_done(c, id)).await
                 }
                 Err(err) => {
                     tracing::info!("callback for task {} failed (will retry): {err}", d.task_id);
-                    let next = ops::now_ms() + retry_delay_ms(d.attempts);
-                    host.store
-                        .call(move |c| ops::delivery_retry(c, id, next, &err))
+                    let next = now_ms() + retry_delay_ms(d.attempts);
+                    store
+                        .call(move |c| outbox::delivery_retry(c, id, next, &err))
                         .await
                 }
             };
@@ -69,27 +76,30 @@ pub async fn run(host: Arc<Host>) {
                 tracing::error!("callback outbox: {e}");
             }
         }
-        let next = host
-            .store
-            .call(|c| ops::next_delivery_at(c))
+        let next = store
+            .call(|c| outbox::next_delivery_at(c))
             .await
             .ok()
             .flatten();
         let wait = next
-            .map(|t| (t - ops::now_ms()).clamp(0, 60_000) as u64)
+            .map(|t| (t - now_ms()).clamp(0, 60_000) as u64)
             .unwrap_or(60_000);
         if wait == 0 {
             continue;
         }
         tokio::select! {
-            _ = host.callbacks.notified() => {}
+            _ = wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
             _ = shutdown.changed() => return,
         }
     }
 }
 
-async fn deliver(client: &reqwest::Client, host: &Host, d: &Delivery) -> Result<(), String> {
+async fn deliver(
+    client: &reqwest::Client,
+    files: &ResultFiles,
+    d: &Delivery,
+) -> Result<(), String> {
     let mut form = reqwest::multipart::Form::new()
         .text("task_id", d.task_id.clone())
         .text("status", d.status.clone());
@@ -97,7 +107,7 @@ async fn deliver(client: &reqwest::Client, host: &Host, d: &Delivery) -> Result<
         let Some((task, name)) = rel.split_once('/') else {
             continue;
         };
-        let Some(path) = host.files.file_path(task, name) else {
+        let Some(path) = files.file_path(task, name) else {
             continue;
         };
         let Ok(bytes) = tokio::fs::read(&path).await else {

@@ -1,4 +1,4 @@
-//! The live event stream behind `GET /events`.
+//! The event hub: the live event stream behind `GET /events`.
 //!
 //! `task` and `queue` events are stored in SQLite (ids from an AUTOINCREMENT counter, so
 //! they survive restarts and can be replayed after `Last-Event-ID`); `progress` and
@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use scheduler_api::Event;
+use scheduler_api::{Event, TaskChange, TaskEvent, TaskStatus};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::store::{Store, ops};
+use crate::store::{Store, events as log};
 
 /// An event as broadcast to SSE clients.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +26,26 @@ pub struct Published {
 pub struct EventHub {
     tx: broadcast::Sender<Arc<Published>>,
     writer: mpsc::UnboundedSender<Msg>,
+    store: Store,
+}
+
+/// What a client that missed events after an id gets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Replay {
+    /// The stored events after the id, oldest first (`high`: the highest id covered).
+    Events {
+        /// `(id, event)` pairs.
+        events: Vec<(u64, Event)>,
+        /// Live events up to this id are already covered.
+        high: u64,
+    },
+    /// The id is too old (or unknown): the client must reload; `oldest` is the first id kept.
+    Reset {
+        /// The oldest stored id.
+        oldest: u64,
+        /// Live events up to this id are already covered.
+        high: u64,
+    },
 }
 
 /// What the writer task receives.
@@ -42,6 +62,11 @@ impl EventHub {
         let (tx, _) = broadcast::channel(1024);
         let (writer, mut rx) = mpsc::unbounded_channel::<Msg>();
         let out = tx.clone();
+        let hub = EventHub {
+            tx,
+            writer,
+            store: store.clone(),
+        };
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = Vec::new();
@@ -61,7 +86,7 @@ impl EventHub {
                         .iter()
                         .map(|e| (e.name().to_owned(), e.data_json()))
                         .collect();
-                    let ids = match store.call(move |c| ops::insert_events(c, &rows)).await {
+                    let ids = match store.call(move |c| log::insert_events(c, &rows)).await {
                         Ok(ids) => ids.into_iter().map(Some).collect(),
                         Err(e) => {
                             tracing::warn!("storing events: {e}");
@@ -77,7 +102,38 @@ impl EventHub {
                 }
             }
         });
-        EventHub { tx, writer }
+        hub
+    }
+
+    /// The stored events after `last` (for `Last-Event-ID`), or a reset when they are gone.
+    pub async fn replay(&self, last: u64) -> Result<Replay, crate::store::StoreError> {
+        let (oldest, newest, rows) = self
+            .store
+            .call(move |c| {
+                let (oldest, _) = log::event_bounds(c)?;
+                let newest = log::last_event_id(c)?;
+                let rows = log::events_after(c, last)?;
+                Ok((oldest, newest, rows))
+            })
+            .await?;
+        let too_old = last > newest
+            || oldest.is_some_and(|o| last + 1 < o)
+            || (oldest.is_none() && last < newest);
+        if too_old {
+            return Ok(Replay::Reset {
+                oldest: oldest.unwrap_or(newest + 1),
+                high: newest,
+            });
+        }
+        let mut high = last;
+        let mut events = Vec::with_capacity(rows.len());
+        for (id, name, data) in rows {
+            high = high.max(id);
+            if let Some(e) = Event::from_sse(&name, &data) {
+                events.push((id, e));
+            }
+        }
+        Ok(Replay::Events { events, high })
     }
 
     /// Waits until every event emitted before this call is stored (so an answer sent after
@@ -99,6 +155,16 @@ impl EventHub {
                 let _ = self.writer.send(Msg::Event(event));
             }
         }
+    }
+
+    /// Emits a `task` event.
+    pub fn task(&self, id: &str, status: TaskStatus, change: TaskChange, name: Option<String>) {
+        self.emit(Event::Task(TaskEvent {
+            task_id: id.to_owned(),
+            status,
+            change,
+            name,
+        }));
     }
 
     /// A receiver of every event emitted from now on.

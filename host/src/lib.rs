@@ -2,44 +2,51 @@
 //!
 //! # Layout
 //! - [`run`] starts everything from a config, a bound listener and a shutdown future;
-//!   `main.rs` only parses flags and calls it.
-//! - `store/` holds all SQL (one SQLite file, WAL, append-only migrations).
-//! - `queue/` is the pure state machine (ranks, transitions, recovery, validation).
-//! - `app` is the shared [`app::Host`] state and the operations handlers call.
-//! - `http/` is the axum API (AgentScheduler-compatible routes + additions, security guard).
-//! - `worker/` runs one loop per SD.Next backend; `sdnext/` is the typed SD.Next client.
-//! - `results/` writes image files durably; `callbacks` delivers the outbox; `events` feeds SSE.
+//!   `main.rs` only parses flags and calls it. It builds the services below, each with its
+//!   dependencies passed in explicitly (no shared god object):
+//!   - [`settings::SettingsService`] (store),
+//!   - [`events::EventHub`] (store),
+//!   - [`backends::Backends`] (the SD.Next clients),
+//!   - [`queue::Queue`] (store, events, settings, backends, result files),
+//!   - [`intake::Intake`] (queue, backends),
+//!   - [`results::Results`] (store, result files, events, settings),
+//!   - then one [`worker::Worker`] per backend, the [`callbacks`] deliverer, and [`http`].
+//! - [`model`] is the pure task model: the one transition function, ranks, enqueue parsing.
+//! - [`store`] holds all SQL (one SQLite file, WAL, append-only migrations).
+//! - [`sdnext`] is the typed SD.Next client.
 //! - `cli/` is the command line beside `serve` (`enqueue`, `ls`, `watch`, …): an HTTP client of
 //!   a running host through `scheduler-api`'s typed client, nothing more.
 //!
 //! Invariants: no SQL outside `store/`; no reqwest outside `sdnext/`, `callbacks` and
-//! `scheduler-api`'s `client` feature; a task
-//! is `done` only after its files are on disk; nothing from a request is ever executed.
+//! `scheduler-api`'s `client` feature; every status change is decided by
+//! `model::transition::decide` and written by `store::transitions`; a task is `done` only
+//! after its files are on disk; nothing from a request is ever executed.
 
-pub mod app;
+pub mod backends;
 pub mod callbacks;
 pub mod cli;
 pub mod config;
+pub mod error;
 pub mod events;
 pub mod http;
+pub mod intake;
+pub mod model;
 pub mod queue;
 pub mod results;
 pub mod sdnext;
+pub mod settings;
 pub mod store;
 pub mod worker;
 
-use std::collections::HashSet;
 use std::future::Future;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::app::{Backend, BackendStatus, Host};
+use crate::backends::{Backend, Backends};
 use crate::config::Config;
-use crate::store::{Store, StoreError, ops};
+use crate::store::{Store, StoreError, settings as stored, tasks};
 
 /// Why the host could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +60,9 @@ pub enum RunError {
     /// File system or socket error.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// A service failed at start or at shutdown (recovery, release).
+    #[error(transparent)]
+    Service(#[from] error::HostError),
 }
 
 /// Runs the host until `shutdown` completes: opens the store, recovers tasks left running,
@@ -81,83 +91,72 @@ pub async fn run(
     }
     let store = Store::open(&config.data_dir.join("queue.sqlite3"))?;
     let files = results::ResultFiles::new(&config.data_dir);
-    std::fs::create_dir_all(config.data_dir.join("results"))?;
+    std::fs::create_dir_all(files.root())?;
 
-    let settings = store.call_sync(|c| ops::load_settings(c))?;
-    let mut paused = store.call_sync(|c| ops::is_paused(c))?;
-    if config.start_paused || settings.start_paused {
-        paused = true;
-        store.call_sync(|c| ops::set_paused(c, true))?;
+    let settings = Arc::new(settings::SettingsService::load(store.clone())?);
+    if config.start_paused || settings.get().start_paused {
+        store.call_sync(|c| stored::set_paused(c, true))?;
     }
-    let max_attempts = settings.max_attempts;
-    let recovered = store.call_sync(move |c| ops::recover_running(c, max_attempts))?;
-    for (id, status) in &recovered {
-        tracing::warn!(
-            "task {id} was running when the host stopped: now {}",
-            status.as_str()
-        );
-    }
-    let referenced = store.call_sync(|c| ops::all_image_files(c))?;
+    let referenced = store.call_sync(|c| tasks::all_image_files(c))?;
     let removed = files.collect_garbage(&referenced);
     if removed > 0 {
         tracing::info!("removed {removed} orphan result files");
     }
 
-    let mut backends = Vec::new();
+    let mut list = Vec::new();
     let mut backend_origins = Vec::new();
     for url in &config.backends {
-        let client = sdnext::SdClient::new(url)
-            .map_err(|e| RunError::Config(format!("backend {url}: {e}")))?;
-        backend_origins.push(client.origin());
-        backends.push(Arc::new(Backend {
-            url: client.display_url(),
-            client,
-            status: Mutex::new(BackendStatus::default()),
-        }));
+        let b = Backend::new(url).map_err(|e| RunError::Config(format!("backend {url}: {e}")))?;
+        backend_origins.push(b.client.origin());
+        list.push(Arc::new(b));
     }
+    let backends = Arc::new(Backends::new(list));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (kick, _) = watch::channel(0u64);
-    let host = Arc::new(Host {
-        events: events::EventHub::start(store.clone()),
-        store,
-        files,
-        backends,
-        kick,
-        paused: AtomicBool::new(paused),
-        settings: Mutex::new(settings),
-        interrupts: Mutex::new(HashSet::new()),
-        callbacks: Notify::new(),
-        shutdown: shutdown_rx,
-        config: config.clone(),
-    });
-    for (id, status) in recovered {
-        host.task_event(&id, status, scheduler_api::TaskChange::Updated, None);
-    }
+    let events = events::EventHub::start(store.clone());
+    let callbacks_wake = Arc::new(Notify::new());
+    let queue = Arc::new(queue::Queue::new(
+        store.clone(),
+        events.clone(),
+        settings.clone(),
+        backends.clone(),
+        files.clone(),
+        callbacks_wake.clone(),
+    ));
+    queue.recover().await?;
+    let intake = Arc::new(intake::Intake::new(
+        store.clone(),
+        queue.clone(),
+        backends.clone(),
+    ));
+    let results = Arc::new(results::Results::new(
+        store.clone(),
+        files.clone(),
+        events.clone(),
+        settings.clone(),
+    ));
 
     let (fin_tx, mut fin_rx) = mpsc::channel::<()>(1);
-    let workers: Vec<_> = host
-        .backends
-        .iter()
-        .map(|b| tokio::spawn(worker::Worker::new(host.clone(), b.clone(), fin_tx.clone()).run()))
+    let deps = worker::Deps {
+        queue: queue.clone(),
+        backends: backends.clone(),
+        results: results.clone(),
+        events: events.clone(),
+        shutdown: shutdown_rx.clone(),
+    };
+    let workers: Vec<_> = backends
+        .all()
+        .into_iter()
+        .map(|b| tokio::spawn(worker::Worker::new(deps.clone(), b, fin_tx.clone()).run()))
         .collect();
     drop(fin_tx);
-    let deliverer = tokio::spawn(callbacks::run(host.clone()));
-    let retention = {
-        let host = host.clone();
-        tokio::spawn(async move {
-            let mut shutdown = host.shutdown.clone();
-            loop {
-                if let Err(e) = host.apply_retention().await {
-                    tracing::warn!("retention: {e}");
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-                    _ = shutdown.changed() => return,
-                }
-            }
-        })
-    };
+    let deliverer = tokio::spawn(callbacks::run(
+        store.clone(),
+        files.clone(),
+        callbacks_wake,
+        shutdown_rx.clone(),
+    ));
+    let retention = tokio::spawn(results.clone().run_retention(shutdown_rx.clone()));
 
     let security = http::security::Security::new(
         addr,
@@ -165,7 +164,18 @@ pub async fn run(
         &config.allow_origins,
         config.token.as_ref().map(|t| t.0.clone()),
     );
-    let app = http::router(host.clone(), security);
+    let app = http::router(
+        http::AppState {
+            queue: queue.clone(),
+            intake,
+            results,
+            backends,
+            settings,
+            events,
+            shutdown: shutdown_rx,
+        },
+        security,
+    );
     let signal_tx = shutdown_tx.clone();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -181,21 +191,9 @@ pub async fn run(
     let _ = fin_rx.recv().await;
     let _ = deliverer.await;
     let _ = retention.await;
-    let released = host
-        .store
-        .call(|c| {
-            let ids = ops::running_ids(c)?;
-            for id in ids.iter().rev() {
-                ops::release_to_head(c, id)?;
-            }
-            Ok(ids)
-        })
-        .await?;
-    if !released.is_empty() {
-        tracing::info!(
-            "{} running task(s) put back at the head of the queue",
-            released.len()
-        );
+    let released = queue.release_all().await?;
+    if released > 0 {
+        tracing::info!("{released} running task(s) put back at the head of the queue");
     }
     drop(lock);
     served?;

@@ -3,9 +3,29 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// Names of the host-only fields of an enqueue body (and of the `params` the listings and
+/// exports show beside the SD.Next request).
+pub mod field {
+    /// [`super::EnqueueRequest::checkpoint`].
+    pub const CHECKPOINT: &str = "checkpoint";
+    /// [`super::EnqueueRequest::vae`].
+    pub const VAE: &str = "vae";
+    /// [`super::EnqueueRequest::name`].
+    pub const NAME: &str = "name";
+    /// [`super::EnqueueRequest::callback_url`].
+    pub const CALLBACK_URL: &str = "callback_url";
+    /// [`super::EnqueueRequest::page_snapshot`].
+    pub const PAGE_SNAPSHOT: &str = "page_snapshot";
+}
+
 /// Host-only fields accepted in an enqueue body, beside every SD.Next request field.
-pub const HOST_ONLY_FIELDS: &[&str] =
-    &["checkpoint", "vae", "name", "callback_url", "page_snapshot"];
+pub const HOST_ONLY_FIELDS: &[&str] = &[
+    field::CHECKPOINT,
+    field::VAE,
+    field::NAME,
+    field::CALLBACK_URL,
+    field::PAGE_SNAPSHOT,
+];
 
 /// Body of `POST /queue/txt2img` and `/queue/img2img`: every SD.Next request field passes
 /// through in `params`; the host-only fields are lifted out.
@@ -46,6 +66,53 @@ pub struct EnqueueResponse {
 
 /// Checkpoint value meaning "one task per checkpoint the backends list".
 pub const ALL_CHECKPOINTS: &str = "*";
+
+/// What the `checkpoint` value of an enqueue body asks for: the one definition of its syntax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckpointChoice {
+    /// Whatever the backend has loaded (null, empty or `System`).
+    Loaded,
+    /// One title.
+    Title(String),
+    /// One task per checkpoint of the union of backends (`*`).
+    All,
+    /// One task per checkpoint in this folder and its subfolders (`<folder>/*` or `<folder>\*`).
+    Folder(String),
+}
+
+impl CheckpointChoice {
+    /// Reads a `checkpoint` value.
+    pub fn parse(value: Option<&str>) -> CheckpointChoice {
+        let Some(v) = value.map(str::trim) else {
+            return CheckpointChoice::Loaded;
+        };
+        if v.is_empty() || v.eq_ignore_ascii_case("system") {
+            return CheckpointChoice::Loaded;
+        }
+        if v == ALL_CHECKPOINTS {
+            return CheckpointChoice::All;
+        }
+        if let Some(folder) = v.strip_suffix("/*").or_else(|| v.strip_suffix("\\*")) {
+            return CheckpointChoice::Folder(folder.to_owned());
+        }
+        CheckpointChoice::Title(v.to_owned())
+    }
+
+    /// The `checkpoint` value that asks for this (`None` for [`CheckpointChoice::Loaded`]).
+    pub fn to_value(&self) -> Option<String> {
+        match self {
+            CheckpointChoice::Loaded => None,
+            CheckpointChoice::Title(t) => Some(t.clone()),
+            CheckpointChoice::All => Some(ALL_CHECKPOINTS.to_owned()),
+            CheckpointChoice::Folder(f) => Some(format!("{}/*", f.trim_end_matches(['/', '\\']))),
+        }
+    }
+
+    /// Whether it stands for several checkpoints (`*` or a folder).
+    pub fn is_pattern(&self) -> bool {
+        matches!(self, CheckpointChoice::All | CheckpointChoice::Folder(_))
+    }
+}
 
 /// Splits a checkpoint title into folder segments (`/` and `\` both separate).
 pub fn checkpoint_segments(title: &str) -> Vec<&str> {

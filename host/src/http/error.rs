@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use scheduler_api::{ErrorCode, MessageResponse};
 use serde::de::DeserializeOwned;
 
-use crate::app::HostError;
+use crate::error::HostError;
 
 /// An error answer.
 #[derive(Debug)]

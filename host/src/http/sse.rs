@@ -1,7 +1,6 @@
 //! `GET /events`: Server-Sent Events with replay after `Last-Event-ID`.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -12,8 +11,9 @@ use scheduler_api::{Event, ResetEvent};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use crate::app::Host;
-use crate::store::ops;
+use tokio::sync::watch;
+
+use crate::events::{EventHub, Replay};
 
 fn sse(id: Option<u64>, e: &Event) -> SseEvent {
     let ev = SseEvent::default().event(e.name()).data(e.data_json());
@@ -25,48 +25,26 @@ fn sse(id: Option<u64>, e: &Event) -> SseEvent {
 
 /// The handler.
 pub async fn events(
-    State(h): State<Arc<Host>>,
+    State(hub): State<EventHub>,
+    State(shutdown): State<watch::Receiver<bool>>,
     headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let last: Option<u64> = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok());
-    let rx = h.events.subscribe();
+    let rx = hub.subscribe();
     let mut first: Vec<SseEvent> = Vec::new();
     let mut high = 0u64;
     if let Some(last) = last {
-        let r = h
-            .store
-            .call(move |c| {
-                let (oldest, _) = ops::event_bounds(c)?;
-                let newest = ops::last_event_id(c)?;
-                let rows = ops::events_after(c, last)?;
-                Ok((oldest, newest, rows))
-            })
-            .await;
-        match r {
-            Ok((oldest, newest, rows)) => {
-                let too_old = last > newest
-                    || oldest.is_some_and(|o| last + 1 < o)
-                    || (oldest.is_none() && last < newest);
-                if too_old {
-                    first.push(sse(
-                        None,
-                        &Event::Reset(ResetEvent {
-                            oldest: oldest.unwrap_or(newest + 1),
-                        }),
-                    ));
-                    high = newest;
-                } else {
-                    for (id, name, data) in rows {
-                        high = high.max(id);
-                        if let Some(e) = Event::from_sse(&name, &data) {
-                            first.push(sse(Some(id), &e));
-                        }
-                    }
-                    high = high.max(last);
-                }
+        match hub.replay(last).await {
+            Ok(Replay::Reset { oldest, high: h }) => {
+                first.push(sse(None, &Event::Reset(ResetEvent { oldest })));
+                high = h;
+            }
+            Ok(Replay::Events { events, high: h }) => {
+                first.extend(events.iter().map(|(id, e)| sse(Some(*id), e)));
+                high = h;
             }
             Err(e) => tracing::warn!("event replay: {e}"),
         }
@@ -84,7 +62,7 @@ pub async fn events(
             }
         }
     });
-    let mut shutdown = h.shutdown.clone();
+    let mut shutdown = shutdown.clone();
     let stop = async move {
         let _ = shutdown.wait_for(|v| *v).await;
     };

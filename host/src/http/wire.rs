@@ -1,12 +1,13 @@
 //! Conversions from stored rows to the wire shapes of `scheduler-api` (the edge where the
 //! AgentScheduler quirks live: three date formats, `result` as a JSON string).
 
-use scheduler_api::{ExportItem, Task, TaskResult, TaskStatus, WireTime};
+use scheduler_api::{ExportItem, Task, TaskResult, TaskStatus, WireTime, field};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::store::ops::TaskRow;
+use crate::model::TaskRow;
+use crate::model::spec::LISTING_STRIPPED_FIELDS;
 
 /// How dates are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,14 +36,15 @@ pub fn iso(ms: i64) -> String {
 /// The listing view of the request: without image data, plus `checkpoint` and `vae`.
 pub fn list_params(row: &TaskRow) -> Map<String, Value> {
     let mut p = row.request.clone();
-    p.remove("init_images");
-    p.remove("mask");
+    for f in LISTING_STRIPPED_FIELDS {
+        p.remove(*f);
+    }
     p.insert(
-        "checkpoint".into(),
+        field::CHECKPOINT.into(),
         row.checkpoint.clone().map_or(Value::Null, Value::String),
     );
     p.insert(
-        "vae".into(),
+        field::VAE.into(),
         row.vae.clone().map_or(Value::Null, Value::String),
     );
     p
@@ -50,13 +52,13 @@ pub fn list_params(row: &TaskRow) -> Map<String, Value> {
 
 /// `result` as the original writes it: a JSON string, or null while pending/running.
 pub fn result_string(row: &TaskRow) -> Option<String> {
-    if !row.status.is_finished() {
+    if !row.status().is_finished() {
         return None;
     }
     let r = TaskResult {
         images: row.images.iter().map(|i| i.file_name.clone()).collect(),
         infotexts: row.images.iter().map(|i| i.infotext.clone()).collect(),
-        error: row.error.clone(),
+        error: row.life.error.clone(),
     };
     serde_json::to_string(&r).ok()
 }
@@ -69,7 +71,7 @@ pub fn task(row: &TaskRow, fmt: TimeFmt, position: Option<i64>) -> Task {
         api_task_callback: row.callback_url.clone(),
         name: row.name.clone(),
         task_type: row.task_type,
-        status: row.status,
+        status: row.status(),
         params: list_params(row),
         priority: row.rank,
         position,
@@ -77,9 +79,9 @@ pub fn task(row: &TaskRow, fmt: TimeFmt, position: Option<i64>) -> Task {
         bookmarked: row.bookmarked,
         created_at: wire_time(row.created_at, fmt),
         updated_at: wire_time(row.updated_at, fmt),
-        attempts: row.attempts,
-        backend: row.backend.clone(),
-        error: row.error.clone(),
+        attempts: row.life.attempts,
+        backend: row.life.backend.clone(),
+        error: row.life.error.clone(),
         image_count: row.images.len() as u32,
         has_page_snapshot: row.has_page_snapshot,
     }
@@ -89,15 +91,15 @@ pub fn task(row: &TaskRow, fmt: TimeFmt, position: Option<i64>) -> Task {
 pub fn export_item(row: &TaskRow) -> ExportItem {
     let mut params = row.request.clone();
     params.insert(
-        "checkpoint".into(),
+        field::CHECKPOINT.into(),
         row.checkpoint.clone().map_or(Value::Null, Value::String),
     );
     params.insert(
-        "vae".into(),
+        field::VAE.into(),
         row.vae.clone().map_or(Value::Null, Value::String),
     );
     if let Some(s) = &row.page_snapshot {
-        params.insert("page_snapshot".into(), s.clone());
+        params.insert(field::PAGE_SNAPSHOT.into(), s.clone());
     }
     ExportItem {
         id: row.id.clone(),

@@ -1,184 +1,214 @@
-//! Result image files under `<data-dir>/results/<task-id>/<index>.<ext>`.
+//! The results service: finished tasks' images (as PNG data URLs, a zip, or single files),
+//! clearing the history with its files, and the retention timer.
 //!
-//! Owns: writing images durably (write, fsync the file and the folder) before the database
-//! row that points at them is committed, deleting a task's folder, and the start-up garbage
-//! collection of files no row points at. Paths are built only from validated task ids and
-//! our own file names, so nothing outside the results folder is ever read or written.
+//! Owns: the result files ([`files::ResultFiles`]) and the PNG re-encoding ([`image`]).
+//! **Invariant:** a row never points at a missing file; files without a row are collected
+//! at start.
 
+pub mod files;
 pub mod image;
 
-use std::collections::{HashMap, HashSet};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::queue::valid_task_id;
-use crate::store::ops::ImageRow;
+use base64::Engine;
+use scheduler_api::{ResultImage, TaskChange, TaskStatus};
+use tokio::sync::watch;
 
-/// The MIME type of a stored format.
-pub fn content_type(format: &str) -> &'static str {
-    match format {
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "webp" => "image/webp",
-        _ => "application/octet-stream",
-    }
+pub use files::ResultFiles;
+
+use crate::error::HostError;
+use crate::events::EventHub;
+use crate::model::transition::results_available;
+use crate::model::{TaskRow, now_ms};
+use crate::settings::SettingsService;
+use crate::store::{Store, rows, tasks, transitions};
+
+/// One stored image file: its bytes and content type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageFile {
+    /// The bytes as stored.
+    pub bytes: Vec<u8>,
+    /// Its MIME type.
+    pub content_type: &'static str,
 }
 
-/// The results folder and its operations.
-#[derive(Debug, Clone)]
-pub struct ResultFiles {
-    root: PathBuf,
+/// Finished tasks' outputs.
+pub struct Results {
+    store: Store,
+    files: ResultFiles,
+    events: EventHub,
+    settings: Arc<SettingsService>,
 }
 
-impl ResultFiles {
-    /// Results under `<data_dir>/results`.
-    pub fn new(data_dir: &Path) -> ResultFiles {
-        ResultFiles {
-            root: data_dir.join("results"),
+impl Results {
+    /// The service.
+    pub fn new(
+        store: Store,
+        files: ResultFiles,
+        events: EventHub,
+        settings: Arc<SettingsService>,
+    ) -> Results {
+        Results {
+            store,
+            files,
+            events,
+            settings,
         }
     }
 
-    /// The folder of one task, or `None` for an id that is not safe as a path segment.
-    pub fn task_dir(&self, task_id: &str) -> Option<PathBuf> {
-        valid_task_id(task_id).then(|| self.root.join(task_id))
-    }
-
-    /// The path of one stored file (file names come from our own rows).
-    pub fn file_path(&self, task_id: &str, file_name: &str) -> Option<PathBuf> {
-        let safe = !file_name.is_empty()
-            && file_name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.')
-            && !file_name.starts_with('.');
-        if !safe {
-            return None;
-        }
-        self.task_dir(task_id).map(|d| d.join(file_name))
-    }
-
-    /// Writes images and fsyncs them and their folder; returns the rows to commit.
-    /// Blocking: call from a blocking thread.
-    pub fn write_images(
+    async fn finished(
         &self,
-        task_id: &str,
-        images: &[Vec<u8>],
-        infotexts: &[String],
-    ) -> std::io::Result<Vec<ImageRow>> {
-        let dir = self
-            .task_dir(task_id)
-            .ok_or_else(|| std::io::Error::other("unsafe task id"))?;
-        std::fs::create_dir_all(&dir)?;
-        let mut rows = Vec::with_capacity(images.len());
-        for (i, bytes) in images.iter().enumerate() {
-            let ext = image::image_ext(bytes);
-            let file_name = format!("{i}.{ext}");
-            let mut f = std::fs::File::create(dir.join(&file_name))?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            rows.push(ImageRow {
-                index: i as u32,
-                file_name,
-                infotext: infotexts.get(i).cloned().unwrap_or_default(),
-                format: ext.to_owned(),
-            });
-        }
-        sync_dir(&dir)?;
-        sync_dir(&self.root)?;
-        Ok(rows)
+        id: &str,
+    ) -> Result<(TaskRow, Vec<(std::path::PathBuf, ImageRowRef)>), HostError> {
+        let i = id.to_owned();
+        let row = self
+            .store
+            .call(move |c| rows::require(c, &i, false))
+            .await?;
+        results_available(row.status())?;
+        let entries = row
+            .images
+            .iter()
+            .filter_map(|img| {
+                self.files.file_path(&row.id, &img.file_name).map(|p| {
+                    (
+                        p,
+                        ImageRowRef {
+                            file_name: img.file_name.clone(),
+                            infotext: img.infotext.clone(),
+                        },
+                    )
+                })
+            })
+            .collect();
+        Ok((row, entries))
     }
 
-    /// Removes a task's folder (missing is fine). Blocking.
-    pub fn remove_task(&self, task_id: &str) {
-        if let Some(dir) = self.task_dir(task_id) {
-            match std::fs::remove_dir_all(&dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => tracing::warn!("removing {}: {e}", dir.display()),
-            }
-        }
+    /// The images of a finished task as PNG data URLs with the infotext in their
+    /// `parameters` chunk (409 unless finished).
+    pub async fn images(&self, id: &str) -> Result<Vec<ResultImage>, HostError> {
+        let (_, entries) = self.finished(id).await?;
+        tokio::task::spawn_blocking(move || {
+            entries
+                .into_iter()
+                .filter_map(|(path, img)| {
+                    let bytes = std::fs::read(&path).ok()?;
+                    let png = image::to_png_with_parameters(&bytes, &img.infotext).ok()?;
+                    Some(ResultImage {
+                        image: format!(
+                            "data:image/png;base64,{}",
+                            base64::engine::general_purpose::STANDARD.encode(png)
+                        ),
+                        infotext: img.infotext,
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| HostError::Internal(e.to_string()))
     }
 
-    /// Deletes every file no database row points at (a crash between writing files and
-    /// committing the row leaves such files), and empty folders. Blocking.
-    pub fn collect_garbage(&self, referenced: &[(String, String)]) -> usize {
-        let mut keep: HashMap<&str, HashSet<&str>> = HashMap::new();
-        for (t, f) in referenced {
-            keep.entry(t.as_str()).or_default().insert(f.as_str());
-        }
-        let Ok(entries) = std::fs::read_dir(&self.root) else {
-            return 0;
+    /// A zip of the stored files of a finished task, in an anonymous temporary file
+    /// (409 unless finished).
+    pub async fn zip(&self, id: &str) -> Result<std::fs::File, HostError> {
+        let (_, entries) = self.finished(id).await?;
+        let dir = self.files.root().to_path_buf();
+        tokio::task::spawn_blocking(move || build_zip(&dir, &entries))
+            .await
+            .map_err(|e| HostError::Internal(e.to_string()))?
+            .map_err(|e| HostError::Internal(format!("zip: {e}")))
+    }
+
+    /// One stored image file, as stored (404 when the task or the image is unknown).
+    pub async fn file(&self, id: &str, index: u32) -> Result<Option<ImageFile>, HostError> {
+        let i = id.to_owned();
+        let row = self
+            .store
+            .call(move |c| rows::require(c, &i, false))
+            .await?;
+        let Some(img) = row.images.iter().find(|i| i.index == index) else {
+            return Ok(None);
         };
-        let mut removed = 0;
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let path = entry.path();
-            if !path.is_dir() {
-                continue;
+        let Some(path) = self.files.file_path(&row.id, &img.file_name) else {
+            return Ok(None);
+        };
+        Ok(tokio::fs::read(&path).await.ok().map(|bytes| ImageFile {
+            bytes,
+            content_type: img.content_type(),
+        }))
+    }
+
+    /// Deletes non-bookmarked finished tasks (older than `before_ms` when given) and their
+    /// files; returns how many.
+    pub async fn clear_history(&self, before_ms: Option<i64>) -> Result<usize, HostError> {
+        let removed = self
+            .store
+            .call(move |c| transitions::clear_history(c, before_ms))
+            .await?;
+        let ids: Vec<String> = removed.iter().map(|(id, _)| id.clone()).collect();
+        self.files.remove_tasks(ids).await;
+        for (id, _) in &removed {
+            self.events
+                .task(id, TaskStatus::Done, TaskChange::Deleted, None);
+        }
+        self.events.flush().await;
+        Ok(removed.len())
+    }
+
+    /// Applies the retention setting (and forgets idempotency keys older than a week).
+    pub async fn apply_retention(&self) -> Result<usize, HostError> {
+        let week_ago = now_ms() - 7 * 86_400_000;
+        self.store
+            .call(move |c| tasks::prune_idempotency(c, week_ago))
+            .await?;
+        let Some(days) = self.settings.get().history_retention_days else {
+            return Ok(0);
+        };
+        let cutoff = now_ms() - i64::from(days) * 86_400_000;
+        self.clear_history(Some(cutoff)).await
+    }
+
+    /// Applies retention every hour and whenever the settings change, until shutdown.
+    pub async fn run_retention(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let mut settings = self.settings.subscribe();
+        loop {
+            if let Err(e) = self.apply_retention().await {
+                tracing::warn!("retention: {e}");
             }
-            let Some(files) = keep.get(name.as_str()) else {
-                if std::fs::remove_dir_all(&path).is_ok() {
-                    removed += 1;
-                }
-                continue;
-            };
-            if let Ok(inner) = std::fs::read_dir(&path) {
-                for f in inner.flatten() {
-                    let fname = f.file_name().to_string_lossy().into_owned();
-                    if !files.contains(fname.as_str()) && std::fs::remove_file(f.path()).is_ok() {
-                        removed += 1;
-                    }
-                }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                r = settings.changed() => if r.is_err() { return },
+                _ = shutdown.changed() => return,
             }
         }
-        removed
     }
 }
 
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
+/// What a zip or a data URL needs of an image row.
+struct ImageRowRef {
+    file_name: String,
+    infotext: String,
 }
 
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> std::io::Result<()> {
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn files_are_written_and_orphans_collected() {
-        let dir = tempfile::tempdir().unwrap();
-        let rf = ResultFiles::new(dir.path());
-        let png = image::to_png_with_parameters(
-            &[
-                0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, b'I', b'H', b'D',
-                b'R', 0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0, 0x90, 0x77, 0x53, 0xDE, 0, 0, 0, 0x0C,
-                b'I', b'D', b'A', b'T', 0x08, 0xD7, 0x63, 0xF8, 0xCF, 0xC0, 0x00, 0x00, 0x03, 0x01,
-                0x01, 0x00, 0x18, 0xDD, 0x8D, 0xB0, 0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42,
-                0x60, 0x82,
-            ],
-            "x",
-        )
-        .unwrap_or_else(|_| vec![0x89, b'P', b'N', b'G']);
-        let rows = rf
-            .write_images("t1", &[png.clone(), png], &["a".into()])
-            .unwrap();
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].file_name, "0.png");
-        assert_eq!(rows[1].infotext, "");
-        rf.write_images("orphan", &[vec![1, 2, 3]], &[]).unwrap();
-        // Only t1/0.png is referenced: t1/1.png and the orphan folder go.
-        let removed = rf.collect_garbage(&[("t1".into(), "0.png".into())]);
-        assert_eq!(removed, 2);
-        assert!(rf.file_path("t1", "0.png").unwrap().exists());
-        assert!(!rf.file_path("t1", "1.png").unwrap().exists());
-        assert!(!dir.path().join("results/orphan").exists());
-        assert!(rf.task_dir("../x").is_none());
-        assert!(rf.file_path("t1", "../../etc").is_none());
-        rf.remove_task("t1");
-        assert!(!dir.path().join("results/t1").exists());
+fn build_zip(
+    dir: &std::path::Path,
+    entries: &[(std::path::PathBuf, ImageRowRef)],
+) -> Result<std::fs::File, String> {
+    use std::io::{Seek, Write};
+    let file = tempfile::tempfile_in(dir).map_err(|e| e.to_string())?;
+    let mut zw = zip::ZipWriter::new(file);
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (path, img) in entries {
+        let Ok(bytes) = std::fs::read(path) else {
+            continue;
+        };
+        zw.start_file(img.file_name.as_str(), opts)
+            .map_err(|e| e.to_string())?;
+        zw.write_all(&bytes).map_err(|e| e.to_string())?;
     }
+    let mut file = zw.finish().map_err(|e| e.to_string())?;
+    file.rewind().map_err(|e| e.to_string())?;
+    Ok(file)
 }

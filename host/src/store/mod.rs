@@ -1,13 +1,28 @@
 //! The SQLite store: the only module that contains SQL.
 //!
 //! Owns: the database file `<data-dir>/queue.sqlite3` (WAL, pragmas at open), the numbered
-//! append-only migrations in `host/migrations/`, and every query (tasks, results, settings,
-//! events, idempotency keys, callback outbox).
-//! Must not: decide policy (ranks, recovery, validation live in `queue/`), touch the network
-//! or the file system beyond the database, or hold its lock across an `.await`: every call
-//! runs on a blocking thread through [`Store::call`], one writer at a time.
+//! append-only migrations in `host/migrations/`, and every query, by concern:
+//! - [`rows`]: reading one task (listing and full columns, lifecycle, head/tail ranks);
+//! - [`tasks`]: listings, counts, inserting and editing tasks (never their status);
+//! - [`transitions`]: writing what [`crate::model::transition::decide`] decided — the one
+//!   statement that sets `status` — plus the claim, recovery, release and bulk changes;
+//! - [`order`]: moves and "run now";
+//! - [`status`]: the status predicates every query uses;
+//! - [`settings`]: settings and the pause flag; [`events`]: the event log;
+//!   [`outbox`]: callback deliveries.
+//!
+//! Must not: decide anything (status changes, ranks, validation live in `model/`), touch the
+//! network or the file system beyond the database, or hold its lock across an `.await`:
+//! every call runs on a blocking thread through [`Store::call`], one writer at a time.
 
-pub mod ops;
+pub mod events;
+pub mod order;
+pub mod outbox;
+pub mod rows;
+pub mod settings;
+pub mod status;
+pub mod tasks;
+pub mod transitions;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -29,6 +44,9 @@ pub enum StoreError {
     /// No such task.
     #[error("task not found")]
     NotFound,
+    /// The transition function refused the event in the task's state.
+    #[error(transparent)]
+    Refused(#[from] crate::model::Refusal),
     /// The task is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
@@ -41,8 +59,13 @@ pub enum StoreError {
 }
 
 /// The migrations, in order; the index + 1 is the `user_version` after applying it.
-pub const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_init", include_str!("../../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../../migrations/0001_init.sql")),
+    (
+        "0002_drop_task_lease",
+        include_str!("../../migrations/0002_drop_task_lease.sql"),
+    ),
+];
 
 /// Applies every migration newer than `PRAGMA user_version`, each in its own transaction.
 /// Idempotent; refuses a database written by a newer program.

@@ -1,8 +1,22 @@
-use super::ops::*;
-use super::*;
-use crate::queue::{MoveTarget, RunEnd};
-use scheduler_api::{TaskStatus, TaskType};
+use rusqlite::Connection;
+use scheduler_api::{MoveTarget, TaskStatus, TaskType};
 use serde_json::json;
+
+use super::events::*;
+use super::order::*;
+use super::outbox::*;
+use super::rows::*;
+use super::settings::*;
+use super::tasks::*;
+use super::transitions::*;
+use super::*;
+use crate::model::transition::{Event, Policy, Transition, decide};
+use crate::model::{ImageRow, NewTask, RunEnd, TaskRow, now_ms};
+
+const POLICY: Policy = Policy {
+    auto_requeue_failed: false,
+    max_attempts: 3,
+};
 
 fn new_task(id: &str, prompt: &str) -> NewTask {
     NewTask {
@@ -40,7 +54,79 @@ fn setup(ids: &[&str]) -> Connection {
 
 fn claim(c: &mut Connection, paused: bool) -> Option<TaskRow> {
     set_paused(c, paused).unwrap();
-    claim_next(c, "b1", 60_000, |_| Eligibility::Yes).unwrap()
+    claim_next(c, "b1", |_| Eligibility::Yes).unwrap()
+}
+
+fn task(c: &Connection, id: &str) -> TaskRow {
+    get_task(c, id, true).unwrap().expect("task exists")
+}
+
+/// Ends a claimed run as the queue service does: decide once, then write.
+fn end_run(
+    c: &mut Connection,
+    id: &str,
+    end: RunEnd,
+    policy: Policy,
+    images: Vec<ImageRow>,
+) -> Applied {
+    let t = task(c, id);
+    let Transition::Change(change) = decide(
+        &t.life,
+        &Event::Finished { end, at: now_ms() },
+        &policy,
+        now_ms(),
+    )
+    .unwrap() else {
+        panic!("a run end is a change")
+    };
+    finish(
+        c,
+        id,
+        &change,
+        &RunOutputs {
+            images,
+            info: Some(json!({"seed": 1})),
+        },
+    )
+    .unwrap()
+}
+
+fn statuses(applied: &[(String, Applied)]) -> Vec<(String, Option<TaskStatus>)> {
+    applied
+        .iter()
+        .map(|(id, a)| (id.clone(), a.status()))
+        .collect()
+}
+
+#[test]
+fn status_is_written_by_one_statement_in_transitions_only() {
+    let sources = [
+        ("events.rs", include_str!("events.rs")),
+        ("mod.rs", include_str!("mod.rs")),
+        ("order.rs", include_str!("order.rs")),
+        ("outbox.rs", include_str!("outbox.rs")),
+        ("settings.rs", include_str!("settings.rs")),
+        ("status.rs", include_str!("status.rs")),
+        ("tasks.rs", include_str!("tasks.rs")),
+        ("transitions.rs", include_str!("transitions.rs")),
+    ];
+    // Every `UPDATE tasks SET …` whose SET clause assigns `status`.
+    let mut writes = Vec::new();
+    for (file, src) in sources {
+        let flat: String = src
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace("\\ ", "");
+        for (at, _) in flat.match_indices("UPDATE tasks SET") {
+            let rest = &flat[at..];
+            let set = &rest[..rest.find("WHERE").unwrap_or(rest.len())];
+            if set.contains(" status =") || set.starts_with("UPDATE tasks SET status =") {
+                writes.push(file);
+            }
+        }
+    }
+    assert_eq!(writes, vec!["transitions.rs"]);
 }
 
 #[test]
@@ -96,41 +182,83 @@ fn moves_top_bottom_and_before() {
 }
 
 #[test]
+fn the_lease_column_is_gone() {
+    let c = setup(&["a"]);
+    let err = c
+        .query_row("SELECT lease_until FROM tasks", [], |r| {
+            r.get::<_, Option<i64>>(0)
+        })
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no such column: lease_until in SELECT lease_until FROM tasks at offset 7"
+    );
+}
+
+#[test]
 fn claim_is_atomic_in_order_and_respects_pause() {
     let mut c = setup(&["a", "b"]);
-    assert!(claim(&mut c, true).is_none());
+    assert_eq!(claim(&mut c, true), None);
     let t = claim(&mut c, false).unwrap();
     assert_eq!(t.id, "a");
-    assert_eq!(t.status, TaskStatus::Running);
-    assert_eq!(t.backend.as_deref(), Some("b1"));
+    assert_eq!(t.status(), TaskStatus::Running);
+    assert_eq!(t.life.backend.as_deref(), Some("b1"));
     assert_eq!(order(&c), ["a", "b"]);
     let t2 = claim(&mut c, false).unwrap();
     assert_eq!(t2.id, "b");
-    assert!(claim(&mut c, false).is_none());
-    assert_eq!(running_ids(&c).unwrap().len(), 2);
+    assert_eq!(claim(&mut c, false), None);
+    assert_eq!(
+        running(&c).unwrap(),
+        vec![
+            ("a".to_string(), Some("b1".to_string())),
+            ("b".to_string(), Some("b1".to_string()))
+        ]
+    );
     // eligibility skips
     insert_tasks(&mut c, &[new_task("c", "x")], None).unwrap();
-    assert!(
-        claim_next(&mut c, "b2", 1, |_| Eligibility::Skip)
-            .unwrap()
-            .is_none()
+    assert_eq!(
+        claim_next(&mut c, "b2", |_| Eligibility::Skip).unwrap(),
+        None
     );
 }
 
 #[test]
 fn run_now_group_is_fifo_and_force_runs_while_paused() {
     let mut c = setup(&["a", "b", "c", "d"]);
-    run_now(&mut c, "c", false).unwrap();
-    run_now(&mut c, "d", false).unwrap();
+    assert_eq!(run_now(&mut c, "c").unwrap(), 0);
+    run_now(&mut c, "d").unwrap();
     assert_eq!(order(&c), ["c", "d", "a", "b"]);
-    run_now(&mut c, "b", true).unwrap();
+    set_paused(&c, true).unwrap();
+    run_now(&mut c, "b").unwrap();
     assert_eq!(order(&c), ["c", "d", "b", "a"]);
     let t = claim(&mut c, true).unwrap();
     assert_eq!(t.id, "b");
-    assert!(claim(&mut c, true).is_none());
+    assert_eq!(claim(&mut c, true), None);
+    let err = run_now(&mut c, "b").unwrap_err();
+    assert_eq!(err.to_string(), "Task is running");
+    set_paused(&c, false).unwrap();
+    assert_eq!(run_now(&mut c, "a").unwrap(), 1);
+}
+
+#[test]
+fn moves_refuse_tasks_that_are_not_pending() {
+    let mut c = setup(&["a", "b"]);
+    claim(&mut c, false).unwrap();
+    assert_eq!(
+        move_task(&mut c, "a", &MoveTarget::Top)
+            .unwrap_err()
+            .to_string(),
+        "Task is running"
+    );
+    assert_eq!(
+        move_task(&mut c, "b", &MoveTarget::Before("a".into()))
+            .unwrap_err()
+            .to_string(),
+        "Task a is running"
+    );
     assert!(matches!(
-        run_now(&mut c, "b", false),
-        Err(StoreError::Conflict(_))
+        move_task(&mut c, "x", &MoveTarget::Top),
+        Err(StoreError::NotFound)
     ));
 }
 
@@ -140,16 +268,15 @@ fn recovery_puts_running_back_at_head_then_fails() {
     for round in 1..=3u32 {
         let t = claim(&mut c, false).unwrap();
         assert_eq!(t.id, "a");
-        let out = recover_running(&mut c, 3).unwrap();
+        let out = statuses(&recover_running(&mut c, &POLICY).unwrap());
         if round < 3 {
-            assert_eq!(out, vec![("a".to_string(), TaskStatus::Pending)]);
+            assert_eq!(out, vec![("a".to_string(), Some(TaskStatus::Pending))]);
             assert_eq!(order(&c), ["a", "b"]);
-            assert_eq!(get_task(&c, "a", false).unwrap().unwrap().attempts, round);
+            assert_eq!(task(&c, "a").life.attempts, round);
         } else {
-            assert_eq!(out, vec![("a".to_string(), TaskStatus::Failed)]);
-            let a = get_task(&c, "a", false).unwrap().unwrap();
+            assert_eq!(out, vec![("a".to_string(), Some(TaskStatus::Failed))]);
             assert_eq!(
-                a.error.as_deref(),
+                task(&c, "a").life.error.as_deref(),
                 Some("interrupted by host restart; 3 attempts")
             );
         }
@@ -161,10 +288,13 @@ fn outage_release_counts_no_attempt() {
     let mut c = setup(&["a", "b"]);
     claim(&mut c, false).unwrap();
     claim(&mut c, false).unwrap();
-    release_to_head(&mut c, "b").unwrap();
-    let b = get_task(&c, "b", false).unwrap().unwrap();
-    assert_eq!((b.status, b.attempts), (TaskStatus::Pending, 0));
+    apply(&mut c, "b", &Event::Released, &POLICY).unwrap();
+    let b = task(&c, "b");
+    assert_eq!((b.status(), b.life.attempts), (TaskStatus::Pending, 0));
+    assert_eq!(b.life.backend, None);
     assert_eq!(order(&c), ["a", "b"]);
+    let released = statuses(&release_running(&mut c).unwrap());
+    assert_eq!(released, vec![("a".to_string(), Some(TaskStatus::Pending))]);
 }
 
 #[test]
@@ -182,59 +312,71 @@ fn finish_records_images_callbacks_and_auto_requeue() {
         infotext: "p".into(),
         format: "png".into(),
     };
-    let f = finish_task(
-        &mut c,
-        "a",
-        Finish {
-            end: RunEnd::Done,
-            images: vec![img.clone()],
-            info: Some(json!({"seed": 1})),
-            auto_requeue: false,
-            max_attempts: 3,
-            ended_at: now_ms(),
-        },
-    )
-    .unwrap();
-    assert_eq!(f.status, TaskStatus::Done);
+    let f = end_run(&mut c, "a", RunEnd::Done, POLICY, vec![img.clone()]);
+    assert_eq!(f.status(), Some(TaskStatus::Done));
     assert!(f.callback_queued);
-    let a = get_task(&c, "a", false).unwrap().unwrap();
+    let a = task(&c, "a");
     assert_eq!(a.images, vec![img]);
+    assert_eq!(a.info, Some(json!({"seed": 1})));
     let due = due_deliveries(&c, now_ms() + 1).unwrap();
     assert_eq!(due.len(), 1);
+    assert_eq!(due[0].status, "done");
     assert_eq!(
         due[0].files,
         vec![("a/0.png".to_string(), "image/png".to_string())]
     );
     delivery_retry(&c, due[0].id, now_ms() + 10_000, "boom").unwrap();
-    assert!(due_deliveries(&c, now_ms()).unwrap().is_empty());
+    assert_eq!(due_deliveries(&c, now_ms()).unwrap(), vec![]);
+    // A second end of the same run is refused: the row is no longer running.
+    let again = decide(
+        &task(&c, "a").life,
+        &Event::Finished {
+            end: RunEnd::Done,
+            at: 0,
+        },
+        &POLICY,
+        0,
+    );
+    assert_eq!(again.unwrap_err().to_string(), "Task is done");
     // failed + auto requeue until max attempts
+    let requeue = Policy {
+        auto_requeue_failed: true,
+        max_attempts: 3,
+    };
     for i in 1..=3u32 {
         let t = claim(&mut c, false).unwrap();
         assert_eq!(t.id, "b");
-        let f = finish_task(
+        let partial = vec![ImageRow {
+            index: 0,
+            file_name: "0.jpg".into(),
+            infotext: String::new(),
+            format: "jpg".into(),
+        }];
+        let f = end_run(
             &mut c,
             "b",
-            Finish {
-                end: RunEnd::Failed("no images".into()),
-                images: vec![],
-                info: None,
-                auto_requeue: true,
-                max_attempts: 3,
-                ended_at: now_ms(),
-            },
-        )
-        .unwrap();
+            RunEnd::Failed("no images".into()),
+            requeue,
+            partial,
+        );
         let want = if i < 3 {
             TaskStatus::Pending
         } else {
             TaskStatus::Failed
         };
-        assert_eq!(f.status, want);
+        assert_eq!(f.status(), Some(want));
+        let b = task(&c, "b");
+        assert_eq!(b.life.attempts, i);
+        // Partial images of a requeued run are never recorded; the last failure keeps them.
+        assert_eq!(b.images.len(), usize::from(i == 3));
     }
     let (h, total) =
         list_history(&c, HistoryFilter::Status(TaskStatus::Failed), None, 10, 0).unwrap();
     assert_eq!((h.len(), total), (1, 1));
-    assert_eq!(requeue_failed(&mut c).unwrap(), vec!["b".to_string()]);
+    let requeued = statuses(&requeue_failed(&mut c).unwrap());
+    assert_eq!(requeued, vec![("b".to_string(), Some(TaskStatus::Pending))]);
+    let b = task(&c, "b");
+    assert_eq!((b.life.attempts, b.images.len(), b.info), (0, 0, None));
     assert_eq!(order(&c), ["b"]);
 }
 
@@ -243,19 +385,7 @@ fn history_filters_totals_search_and_clears() {
     let mut c = setup(&["a", "b", "c"]);
     for _ in 0..3 {
         let t = claim(&mut c, false).unwrap();
-        finish_task(
-            &mut c,
-            &t.id,
-            Finish {
-                end: RunEnd::Done,
-                images: vec![],
-                info: None,
-                auto_requeue: false,
-                max_attempts: 3,
-                ended_at: now_ms(),
-            },
-        )
-        .unwrap();
+        end_run(&mut c, &t.id, RunEnd::Done, POLICY, vec![]);
     }
     set_bookmark(&c, "b", true).unwrap();
     let (rows, total) = list_history(&c, HistoryFilter::All, None, 2, 0).unwrap();
@@ -268,7 +398,7 @@ fn history_filters_totals_search_and_clears() {
     assert_eq!(total, 0);
     let removed = clear_history(&mut c, None).unwrap();
     assert_eq!(removed.len(), 2);
-    assert!(get_task(&c, "b", false).unwrap().is_some());
+    assert_eq!(task(&c, "b").id, "b");
 }
 
 #[test]
@@ -290,27 +420,38 @@ fn queue_search_edit_requeue_and_clear() {
     let (rows, _) = list_queue(&c, Some("ocean"), 10, 0).unwrap();
     assert_eq!(rows[0].checkpoint.as_deref(), Some("m"));
     claim(&mut c, false).unwrap();
-    assert!(matches!(
-        edit_task(&mut c, "a", TaskEdit::default()),
-        Err(StoreError::Conflict(_))
-    ));
-    let copy = requeue_copy(&mut c, "a").unwrap();
-    let t = get_task(&c, &copy, false).unwrap().unwrap();
-    assert_eq!(t.name.as_deref(), Some("Copy of sunset"));
-    assert_eq!(order(&c), ["a", "b", copy.as_str()]);
+    assert_eq!(
+        edit_task(&mut c, "a", TaskEdit::default())
+            .unwrap_err()
+            .to_string(),
+        "Task is running"
+    );
+    insert_copy(&mut c, "a", "copy", crate::model::spec::copy_name).unwrap();
+    assert_eq!(task(&c, "copy").name.as_deref(), Some("Copy of sunset"));
+    assert_eq!(order(&c), ["a", "b", "copy"]);
     set_bookmark(&c, "b", true).unwrap();
-    assert_eq!(clear_queue(&mut c).unwrap(), vec![copy.clone()]);
+    let cleared: Vec<String> = clear_queue(&mut c)
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(cleared, vec!["copy".to_string()]);
     assert_eq!(order(&c), ["a", "b"]);
     assert_eq!(
-        delete_task(&c, "a").unwrap(),
-        Deleted::Running {
+        apply(&mut c, "a", &Event::Delete, &POLICY)
+            .unwrap()
+            .transition,
+        Transition::Interrupt {
             backend: Some("b1".into())
         }
     );
     assert_eq!(
-        delete_task(&c, "b").unwrap(),
-        Deleted::Removed(TaskStatus::Pending)
+        apply(&mut c, "b", &Event::Delete, &POLICY)
+            .unwrap()
+            .transition,
+        Transition::Remove { files: false }
     );
+    assert_eq!(get_task(&c, "b", false).unwrap(), None);
 }
 
 #[test]
@@ -353,19 +494,7 @@ fn retention_cutoff_spares_recent_and_bookmarked_tasks() {
     let mut c = setup(&["old", "old-kept", "new"]);
     for _ in 0..3 {
         let t = claim(&mut c, false).unwrap();
-        finish_task(
-            &mut c,
-            &t.id,
-            Finish {
-                end: RunEnd::Done,
-                images: vec![],
-                info: None,
-                auto_requeue: false,
-                max_attempts: 3,
-                ended_at: now_ms(),
-            },
-        )
-        .unwrap();
+        end_run(&mut c, &t.id, RunEnd::Done, POLICY, vec![]);
     }
     c.execute(
         "UPDATE tasks SET finished_at = 1000 WHERE id IN ('old', 'old-kept')",
@@ -373,10 +502,12 @@ fn retention_cutoff_spares_recent_and_bookmarked_tasks() {
     )
     .unwrap();
     set_bookmark(&c, "old-kept", true).unwrap();
-    assert_eq!(
-        clear_history(&mut c, Some(now_ms() - 86_400_000)).unwrap(),
-        vec!["old".to_string()]
-    );
+    let cleared: Vec<String> = clear_history(&mut c, Some(now_ms() - 86_400_000))
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(cleared, vec!["old".to_string()]);
     let (_, total) = list_history(&c, HistoryFilter::All, None, 10, 0).unwrap();
     assert_eq!(total, 2);
 }

@@ -3,7 +3,9 @@
 //!
 //! Owns: the per-backend loop ([`Worker::try_run_next`] is the single step), checkpoint/VAE
 //! switching (only when it differs from the loaded one), progress polling, interrupts,
-//! outage backoff, the "not ready" wait.
+//! outage backoff, the "not ready" wait. What a run's end means (and whether a failed task
+//! goes back to the queue) is decided by the transition function, through
+//! [`Queue::finish`].
 //! Must not: wait on anything but the generation request between two tasks: image files,
 //! the database row that marks a task done, events and callbacks are written by a spawned
 //! finisher. Never waits for `/status` to read idle; never changes a global SD.Next option
@@ -13,18 +15,61 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use scheduler_api::{BackendState, Event, PreviewEvent, ProgressEvent, TaskChange, TaskStatus};
+use scheduler_api::{BackendState, Event, PreviewEvent, ProgressEvent};
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, watch};
 
-use crate::app::{Backend, Backoff, Host};
-use crate::queue::{self, RunEnd};
+use crate::backends::{Backend, Backends};
+use crate::events::EventHub;
+use crate::model::spec::{expected_images, sd_field};
+use crate::model::{RunEnd, TaskRow, now_ms};
+use crate::queue::Queue;
+use crate::results::Results;
 use crate::sdnext::{GenerateOutput, RemoteError, SdModel, resolve_checkpoint, strip_hash};
-use crate::store::ops::{self, Eligibility, Finish, TaskRow};
+use crate::store::transitions::Eligibility;
 
-/// How long a claim holds a task before its lease would be considered stale (renewed every
-/// minute while the task runs).
-pub const LEASE_MS: i64 = 10 * 60_000;
+/// Backoff for backend outages: 250 ms doubling to 5 s.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            next: Duration::from_millis(250),
+        }
+    }
+}
+
+impl Backoff {
+    /// The next delay (and doubles it, capped at 5 s).
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(5));
+        d
+    }
+
+    /// Back to the first delay.
+    pub fn reset(&mut self) {
+        self.next = Duration::from_millis(250);
+    }
+}
+
+/// What a worker works with.
+#[derive(Clone)]
+pub struct Deps {
+    /// The queue (claims, releases, run ends).
+    pub queue: Arc<Queue>,
+    /// Every backend (for eligibility and interrupt requests).
+    pub backends: Arc<Backends>,
+    /// Retention when the queue drains.
+    pub results: Arc<Results>,
+    /// Progress and preview events.
+    pub events: EventHub,
+    /// Becomes true at shutdown.
+    pub shutdown: watch::Receiver<bool>,
+}
 
 /// Result of one step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +91,7 @@ enum Outcome {
 
 /// The worker of one backend.
 pub struct Worker {
-    host: Arc<Host>,
+    deps: Deps,
     backend: Arc<Backend>,
     backoff: Backoff,
     down: bool,
@@ -59,9 +104,9 @@ pub struct Worker {
 
 impl Worker {
     /// A worker for `backend`.
-    pub fn new(host: Arc<Host>, backend: Arc<Backend>, finishers: mpsc::Sender<()>) -> Worker {
+    pub fn new(deps: Deps, backend: Arc<Backend>, finishers: mpsc::Sender<()>) -> Worker {
         Worker {
-            host,
+            deps,
             backend,
             backoff: Backoff::default(),
             down: true,
@@ -72,8 +117,8 @@ impl Worker {
 
     /// Runs until shutdown.
     pub async fn run(mut self) {
-        let mut kick = self.host.kick.subscribe();
-        let mut shutdown = self.host.shutdown.clone();
+        let mut kick = self.deps.queue.subscribe();
+        let mut shutdown = self.deps.shutdown.clone();
         loop {
             if *shutdown.borrow() {
                 break;
@@ -99,7 +144,6 @@ impl Worker {
                 }
             }
         }
-        self.backend.status().current_task = None;
     }
 
     fn set_state(&self, state: BackendState, error: Option<String>) {
@@ -148,14 +192,13 @@ impl Worker {
         {
             return step;
         }
-        let url = self.backend.url.clone();
-        let backends: Vec<Arc<Backend>> = self.host.backends.clone();
+        let backends = self.deps.backends.all();
         let mine = self.backend.clone();
         let claimed = self
-            .host
-            .store
-            .call(move |c| {
-                ops::claim_next(c, &url, LEASE_MS, |ck| eligibility_of(&mine, &backends, ck))
+            .deps
+            .queue
+            .claim(self.backend.url.clone(), move |ck| {
+                eligibility_of(&mine, &backends, ck)
             })
             .await;
         let task = match claimed {
@@ -166,45 +209,24 @@ impl Worker {
                 return Step::Backoff(Duration::from_secs(1));
             }
         };
-        self.backend.status().current_task = Some(task.id.clone());
-        self.host.task_event(
-            &task.id,
-            TaskStatus::Running,
-            TaskChange::Started,
-            task.name.clone(),
-        );
-        self.host.queue_event();
         let mut outcome = self.execute(&task).await;
-        if matches!(outcome, Outcome::Release(_)) && self.host.interrupt_requested(&task.id) {
+        let interrupts = &self.deps.backends;
+        if matches!(outcome, Outcome::Release(_)) && interrupts.interrupt_requested(&task.id) {
             // The user stopped it: it does not go back to the queue.
             outcome = Outcome::Finished(RunEnd::Interrupted, None);
         }
-        self.backend.status().current_task = None;
         match outcome {
             Outcome::Finished(end, output) => {
-                self.host.clear_interrupt(&task.id);
+                interrupts.clear_interrupt(&task.id);
                 self.spawn_finisher(task, end, output);
                 Step::Ran
             }
             Outcome::Release(reason) => {
                 tracing::info!("task {} goes back to the queue: {reason}", task.id);
-                let id = task.id.clone();
-                if let Err(e) = self
-                    .host
-                    .store
-                    .call(move |c| ops::release_to_head(c, &id))
-                    .await
-                {
+                if let Err(e) = self.deps.queue.release(&task).await {
                     tracing::error!("releasing {}: {e}", task.id);
                 }
-                self.host.clear_interrupt(&task.id);
-                self.host.task_event(
-                    &task.id,
-                    TaskStatus::Pending,
-                    TaskChange::Updated,
-                    task.name.clone(),
-                );
-                self.host.queue_event();
+                interrupts.clear_interrupt(&task.id);
                 Step::Backoff(self.backoff.next_delay())
             }
         }
@@ -361,19 +383,19 @@ impl Worker {
     }
 
     async fn execute(&mut self, task: &TaskRow) -> Outcome {
-        if self.host.interrupt_requested(&task.id) {
+        if self.deps.backends.interrupt_requested(&task.id) {
             return Outcome::Finished(RunEnd::Interrupted, None);
         }
         if let Err(o) = self.ensure_checkpoint(task).await {
             return o;
         }
-        if self.host.interrupt_requested(&task.id) {
+        if self.deps.backends.interrupt_requested(&task.id) {
             return Outcome::Finished(RunEnd::Interrupted, None);
         }
         let body = request_body(&task.request);
         let (stop_tx, stop_rx) = watch::channel(false);
         let poller = tokio::spawn(poll_progress(
-            self.host.clone(),
+            self.deps.clone(),
             self.backend.clone(),
             task.id.clone(),
             stop_rx,
@@ -382,7 +404,7 @@ impl Worker {
         let result = loop {
             match self.backend.client.generate(task.task_type, &body).await {
                 Err(RemoteError::RateLimited { retry_after_s }) => {
-                    if self.host.interrupt_requested(&task.id) {
+                    if self.deps.backends.interrupt_requested(&task.id) {
                         break Outcome::Finished(RunEnd::Interrupted, None);
                     }
                     let d = retry_after_s
@@ -410,11 +432,11 @@ impl Worker {
 
     /// Decides what an answer means.
     async fn judge(&mut self, task: &TaskRow, out: GenerateOutput) -> Outcome {
-        if self.host.interrupt_requested(&task.id) {
+        if self.deps.backends.interrupt_requested(&task.id) {
             // The answer holds a placeholder image: never store it.
             return Outcome::Finished(RunEnd::Interrupted, None);
         }
-        let expected = queue::expected_images(&task.request);
+        let expected = expected_images(&task.request);
         let got = out.images.len();
         if got == 0 {
             return match self.backend.client.loaded_checkpoint().await {
@@ -447,11 +469,21 @@ impl Worker {
     }
 
     fn spawn_finisher(&self, task: TaskRow, end: RunEnd, output: Option<GenerateOutput>) {
-        let host = self.host.clone();
+        let deps = self.deps.clone();
         let guard = self.finishers.clone();
-        let ended_at = ops::now_ms();
+        let ended_at = now_ms();
         tokio::spawn(async move {
-            finish(host, task, end, output, ended_at).await;
+            match deps.queue.finish(&task, end, output, ended_at).await {
+                Ok(_) => {
+                    if deps.queue.is_drained().await.unwrap_or(false)
+                        && let Err(e) = deps.results.apply_retention().await
+                    {
+                        tracing::warn!("retention: {e}");
+                    }
+                }
+                Err(crate::error::HostError::NotFound) => {}
+                Err(e) => tracing::error!("recording the end of {}: {e}", task.id),
+            }
             drop(guard);
         });
     }
@@ -488,17 +520,17 @@ fn same_model(loaded: &str, model: &SdModel) -> bool {
 /// the server, and never a per-request checkpoint override.
 pub fn request_body(request: &Map<String, Value>) -> Value {
     let mut body = request.clone();
-    body.insert("send_images".into(), Value::Bool(true));
-    body.insert("save_images".into(), Value::Bool(false));
-    body.remove("sd_model_checkpoint");
-    if let Some(Value::Object(o)) = body.get_mut("override_settings") {
-        o.remove("sd_model_checkpoint");
+    body.insert(sd_field::SEND_IMAGES.into(), Value::Bool(true));
+    body.insert(sd_field::SAVE_IMAGES.into(), Value::Bool(false));
+    body.remove(sd_field::SD_MODEL_CHECKPOINT);
+    if let Some(Value::Object(o)) = body.get_mut(sd_field::OVERRIDE_SETTINGS) {
+        o.remove(sd_field::SD_MODEL_CHECKPOINT);
     }
     Value::Object(body)
 }
 
 async fn poll_progress(
-    host: Arc<Host>,
+    deps: Deps,
     backend: Arc<Backend>,
     task_id: String,
     mut stop: watch::Receiver<bool>,
@@ -506,26 +538,15 @@ async fn poll_progress(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
-    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        ticks += 1;
-        if ticks.is_multiple_of(60) {
-            // Keep the lease (informational: recovery at start does not depend on it).
-            let id = task_id.clone();
-            let until = ops::now_ms() + LEASE_MS;
-            let _ = host
-                .store
-                .call(move |c| ops::renew_lease(c, &id, until))
-                .await;
-        }
         let Ok(p) = backend.client.progress(false).await else {
             continue;
         };
-        if host.interrupt_requested(&task_id) {
+        if deps.backends.interrupt_requested(&task_id) {
             if !p.job.is_empty() || p.job_count > 0 {
                 let _ = backend.client.interrupt().await;
             }
@@ -534,7 +555,7 @@ async fn poll_progress(
         if p.job.is_empty() && p.job_count == 0 {
             continue;
         }
-        host.events.emit(Event::Progress(ProgressEvent {
+        deps.events.emit(Event::Progress(ProgressEvent {
             task_id: task_id.clone(),
             progress: p.progress,
             eta_s: p.eta_relative,
@@ -547,89 +568,10 @@ async fn poll_progress(
             } else {
                 format!("data:image/png;base64,{img}")
             };
-            host.events.emit(Event::Preview(PreviewEvent {
+            deps.events.emit(Event::Preview(PreviewEvent {
                 task_id: task_id.clone(),
                 image,
             }));
         }
-    }
-}
-
-/// Writes the files (fsynced), then records the end in one transaction, then events,
-/// callbacks and retention. Runs off the dispatch path.
-async fn finish(
-    host: Arc<Host>,
-    task: TaskRow,
-    mut end: RunEnd,
-    output: Option<GenerateOutput>,
-    ended_at: i64,
-) {
-    let mut images = Vec::new();
-    let mut info = None;
-    let settings = host.settings();
-    // A failed run that goes straight back to the queue keeps no partial images.
-    let will_requeue = matches!(end, RunEnd::Failed(_))
-        && queue::auto_requeue(
-            settings.auto_requeue_failed,
-            task.attempts.saturating_add(1),
-            settings.max_attempts,
-        );
-    if let Some(out) = &output {
-        info = Some(out.info.clone());
-    }
-    if let Some(out) = output.filter(|_| !will_requeue) {
-        let files = host.files.clone();
-        let id = task.id.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            files.write_images(&id, &out.images, &out.infotexts)
-        })
-        .await;
-        match written {
-            Ok(Ok(rows)) => images = rows,
-            Ok(Err(e)) => end = RunEnd::Failed(format!("cannot store images: {e}")),
-            Err(e) => end = RunEnd::Failed(format!("cannot store images: {e}")),
-        }
-    }
-    let wrote_files = !images.is_empty();
-    let f = Finish {
-        end,
-        images,
-        info,
-        auto_requeue: settings.auto_requeue_failed,
-        max_attempts: settings.max_attempts,
-        ended_at,
-    };
-    let id = task.id.clone();
-    match host.store.call(move |c| ops::finish_task(c, &id, f)).await {
-        Ok(done) => {
-            let change = if done.status == TaskStatus::Pending {
-                TaskChange::Updated
-            } else {
-                TaskChange::Finished
-            };
-            host.task_event(&task.id, done.status, change, done.name);
-            host.events.flush().await;
-            host.queue_event();
-            if done.callback_queued {
-                host.callbacks.notify_one();
-            }
-            if done.drop_files && wrote_files {
-                let files = host.files.clone();
-                let id = task.id.clone();
-                let _ = tokio::task::spawn_blocking(move || files.remove_task(&id)).await;
-            }
-            if done.status == TaskStatus::Pending {
-                host.kick();
-            }
-            if let Ok((0, _)) = host.store.call(|c| ops::counts(c)).await {
-                let _ = host.apply_retention().await;
-            }
-        }
-        Err(crate::store::StoreError::NotFound) => {
-            // Deleted meanwhile: its files must go too.
-            let files = host.files.clone();
-            let _ = tokio::task::spawn_blocking(move || files.remove_task(&task.id)).await;
-        }
-        Err(e) => tracing::error!("recording the end of {}: {e}", task.id),
     }
 }

@@ -867,7 +867,7 @@ async fn a_task_left_running_by_a_crash_runs_again_first() {
             agent_scheduler::store::Store::open(&dir.path().join("queue.sqlite3")).expect("open");
         store
             .call_sync(|c| {
-                let t = |id: &str| agent_scheduler::store::ops::NewTask {
+                let t = |id: &str| agent_scheduler::model::NewTask {
                     id: id.into(),
                     task_type: scheduler_api::TaskType::Txt2img,
                     name: None,
@@ -881,9 +881,9 @@ async fn a_task_left_running_by_a_crash_runs_again_first() {
                     callback_url: None,
                     bookmarked: false,
                 };
-                agent_scheduler::store::ops::insert_tasks(c, &[t("first"), t("second")], None)?;
-                agent_scheduler::store::ops::claim_next(c, "old", 1, |_| {
-                    agent_scheduler::store::ops::Eligibility::Yes
+                agent_scheduler::store::tasks::insert_tasks(c, &[t("first"), t("second")], None)?;
+                agent_scheduler::store::transitions::claim_next(c, "old", |_| {
+                    agent_scheduler::store::transitions::Eligibility::Yes
                 })?;
                 Ok(())
             })

@@ -1,0 +1,54 @@
+//! The error of the host's services; `http/error.rs` maps each variant to one status.
+
+use crate::model::{Invalid, Refusal};
+use crate::store::StoreError;
+
+/// Errors of service operations.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// No such task (404).
+    #[error("Task not found")]
+    NotFound,
+    /// The task's state forbids this (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is well-formed but invalid (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// The request is malformed (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No backend can answer now (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The store failed (500).
+    #[error(transparent)]
+    Store(StoreError),
+    /// Anything else internal (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for HostError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => HostError::NotFound,
+            StoreError::Refused(r) => HostError::Conflict(r.to_string()),
+            StoreError::Conflict(m) => HostError::Conflict(m),
+            StoreError::Invalid(m) => HostError::Invalid(m),
+            other => HostError::Store(other),
+        }
+    }
+}
+
+impl From<Invalid> for HostError {
+    fn from(e: Invalid) -> Self {
+        HostError::Invalid(e.0)
+    }
+}
+
+impl From<Refusal> for HostError {
+    fn from(e: Refusal) -> Self {
+        HostError::Conflict(e.to_string())
+    }
+}

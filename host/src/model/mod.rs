@@ -1,0 +1,38 @@
+//! The pure task model: what a task is, what may happen to it, and what an enqueue body
+//! means. No I/O, no SQL, no HTTP: everything here is synchronous and tested in-process.
+//!
+//! - [`task`]: the task as the host stores it ([`TaskRow`], [`ImageRow`], [`NewTask`]) and
+//!   its lifecycle columns ([`Lifecycle`]).
+//! - [`transition`]: **the** transition function, [`transition::decide`]: the one place
+//!   that decides every status change (claim, finished, released, recovered at start, retry,
+//!   delete) and the legality of edits, moves and "run now".
+//! - [`rank`]: order keys of pending tasks.
+//! - [`spec`]: an [`scheduler_api::EnqueueRequest`] parsed into typed fields ([`TaskSpec`]),
+//!   checkpoint expansion, image and callback validation, `PUT` merges.
+//! - [`import`]: reading one item of an export (ours or the original's).
+//! - [`search`]: free text to a full-text query.
+//!
+//! Must not: do I/O (the clock in [`now_ms`] is the one exception), know SQL (`store/`) or
+//! HTTP (`http/`).
+
+pub mod import;
+pub mod rank;
+pub mod search;
+pub mod spec;
+pub mod task;
+pub mod transition;
+
+#[cfg(test)]
+mod tests;
+
+pub use spec::{CheckpointSpec, Invalid, TaskSpec};
+pub use task::{ImageRow, Lifecycle, NewTask, TaskRow};
+pub use transition::{Event, Policy, Refusal, RunEnd, Transition};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

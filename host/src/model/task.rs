@@ -1,0 +1,141 @@
+//! The task as the host stores it. The store reads and writes these; `http/wire.rs` turns
+//! them into the wire shapes of `scheduler-api`.
+
+use scheduler_api::{TaskStatus, TaskType};
+use serde_json::{Map, Value};
+
+/// One stored result image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageRow {
+    /// 0-based index.
+    pub index: u32,
+    /// File name inside `<data-dir>/results/<task-id>/`.
+    pub file_name: String,
+    /// Its infotext.
+    pub infotext: String,
+    /// `png`, `jpg`, `webp` or `bin`.
+    pub format: String,
+}
+
+impl ImageRow {
+    /// The MIME type of the stored file.
+    pub fn content_type(&self) -> &'static str {
+        content_type(&self.format)
+    }
+}
+
+/// The MIME type of a stored format.
+pub fn content_type(format: &str) -> &'static str {
+    match format {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The columns a status change reads and writes. [`crate::model::transition::decide`]
+/// computes the next one from the current one; the store writes it in one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// Status.
+    pub status: TaskStatus,
+    /// Counted attempts.
+    pub attempts: u32,
+    /// Backend that runs / ran it.
+    pub backend: Option<String>,
+    /// Error text.
+    pub error: Option<String>,
+    /// Started (ms).
+    pub started_at: Option<i64>,
+    /// Finished (ms).
+    pub finished_at: Option<i64>,
+    /// Position in the run-next group while the task sits in it.
+    pub run_next: Option<i64>,
+    /// Runs despite a pause ("run now" while paused).
+    pub force_run: bool,
+}
+
+impl Lifecycle {
+    /// A new pending task.
+    pub fn pending() -> Lifecycle {
+        Lifecycle {
+            status: TaskStatus::Pending,
+            attempts: 0,
+            backend: None,
+            error: None,
+            started_at: None,
+            finished_at: None,
+            run_next: None,
+            force_run: false,
+        }
+    }
+}
+
+/// A task as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRow {
+    /// Id.
+    pub id: String,
+    /// txt2img / img2img / control.
+    pub task_type: TaskType,
+    /// Status, attempts, backend, error, times, run-now flags.
+    pub life: Lifecycle,
+    /// Name.
+    pub name: Option<String>,
+    /// The SD.Next request (in listings: without the image fields, see
+    /// [`crate::model::spec::LISTING_STRIPPED_FIELDS`]).
+    pub request: Map<String, Value>,
+    /// Page snapshot (only loaded with the full row).
+    pub page_snapshot: Option<Value>,
+    /// Whether a page snapshot is stored.
+    pub has_page_snapshot: bool,
+    /// Checkpoint (null = whatever is loaded).
+    pub checkpoint: Option<String>,
+    /// VAE.
+    pub vae: Option<String>,
+    /// Callback URL.
+    pub callback_url: Option<String>,
+    /// Order key.
+    pub rank: i64,
+    /// Bookmarked.
+    pub bookmarked: bool,
+    /// SD.Next `info` of the last run (only loaded with the full row).
+    pub info: Option<Value>,
+    /// Created (ms).
+    pub created_at: i64,
+    /// Updated (ms).
+    pub updated_at: i64,
+    /// Stored images.
+    pub images: Vec<ImageRow>,
+}
+
+impl TaskRow {
+    /// Its status.
+    pub fn status(&self) -> TaskStatus {
+        self.life.status
+    }
+}
+
+/// A task to insert (always pending, at the end of the queue).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTask {
+    /// Id.
+    pub id: String,
+    /// txt2img / img2img / control.
+    pub task_type: TaskType,
+    /// Name.
+    pub name: Option<String>,
+    /// Request.
+    pub request: Map<String, Value>,
+    /// Page snapshot.
+    pub page_snapshot: Option<Value>,
+    /// Checkpoint.
+    pub checkpoint: Option<String>,
+    /// VAE.
+    pub vae: Option<String>,
+    /// Callback URL.
+    pub callback_url: Option<String>,
+    /// Bookmarked.
+    pub bookmarked: bool,
+}

@@ -1,0 +1,290 @@
+//! The transition function: the one place that decides every status change of a task.
+//!
+//! [`decide`] takes the task's [`Lifecycle`], what happened ([`Event`]), the settings it
+//! needs ([`Policy`]) and the time, and returns a [`Transition`]: nothing changes, the row
+//! goes, the running task is asked to stop, or a [`Change`] (the next lifecycle, where the
+//! task lands in the queue, what happens to its outputs, whether a callback is due). The
+//! store writes exactly what was decided (`store::transitions`), in one `UPDATE` statement
+//! guarded by the status the decision was made from. Callers never compute a status.
+//!
+//! ```text
+//!            claim              finished(done | failed | interrupted)
+//!  pending ────────▶ running ───────────────────────────────────────▶ done | failed | interrupted
+//!     ▲  ▲              │ released (outage, not ready, shutdown): head, no attempt
+//!     │  └──────────────┤ recovered at start: head, attempt + 1 (failed after max_attempts)
+//!     │                 │ failed with auto-requeue (attempts < max_attempts): tail
+//!     └─────────────────┴──── requeue (failed → pending at the tail, attempts reset)
+//! ```
+
+use scheduler_api::TaskStatus;
+
+use super::task::Lifecycle;
+
+/// The settings a decision depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// A failed task goes back to the queue while it has attempts left.
+    pub auto_requeue_failed: bool,
+    /// Attempts before a task is failed for good (at least 1).
+    pub max_attempts: u32,
+}
+
+impl From<&scheduler_api::Settings> for Policy {
+    fn from(s: &scheduler_api::Settings) -> Policy {
+        Policy {
+            auto_requeue_failed: s.auto_requeue_failed,
+            max_attempts: s.max_attempts,
+        }
+    }
+}
+
+/// How a run ended, as the worker saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// All images came back.
+    Done,
+    /// Fewer images than asked, an error answer, or an unknown checkpoint.
+    Failed(String),
+    /// Stopped by the user.
+    Interrupted,
+}
+
+impl RunEnd {
+    /// The final status word.
+    pub fn status(&self) -> TaskStatus {
+        match self {
+            RunEnd::Done => TaskStatus::Done,
+            RunEnd::Failed(_) => TaskStatus::Failed,
+            RunEnd::Interrupted => TaskStatus::Interrupted,
+        }
+    }
+}
+
+/// What happened to a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A worker takes it for this backend.
+    Claim {
+        /// The backend's URL (credential-free).
+        backend: String,
+    },
+    /// Its generation request ended (`at`: when it returned, in ms).
+    Finished {
+        /// How.
+        end: RunEnd,
+        /// When the request returned (history is ordered by it).
+        at: i64,
+    },
+    /// Given back without counting an attempt: backend outage, backend not ready, shutdown.
+    Released,
+    /// Found `running` when the host started (the host stopped while it ran).
+    Recovered,
+    /// `requeue-failed`: a failed task goes back to the end of the queue.
+    Requeue,
+    /// `DELETE /task/{id}`.
+    Delete,
+    /// `PUT /task/{id}` (request fields).
+    Edit,
+    /// A move (the task itself, or the task it is moved before).
+    Move,
+    /// "Run now".
+    RunNow,
+}
+
+/// Where a task lands in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// Its rank stays.
+    Keep,
+    /// Before every pending task.
+    Head,
+    /// After every task.
+    Tail,
+}
+
+/// What happens to a task's outputs (result images, SD.Next `info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outputs {
+    /// Untouched.
+    Keep,
+    /// Removed (rows and files), `info` cleared.
+    Clear,
+    /// The run's `info` is recorded; its images too when `images` (otherwise the run's
+    /// partial images are dropped: the task goes back to the queue).
+    Record {
+        /// Whether the run's images are kept.
+        images: bool,
+    },
+}
+
+/// A status change to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The lifecycle columns after the change.
+    pub next: Lifecycle,
+    /// Where the task lands.
+    pub place: Place,
+    /// What happens to its outputs.
+    pub outputs: Outputs,
+    /// Whether its callback (if it has a URL) is due now.
+    pub callback: bool,
+}
+
+/// What [`decide`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// Allowed; the status does not change (edits, moves, "run now").
+    Keep,
+    /// The row goes (a pending or finished task is deleted).
+    Remove {
+        /// A finished task has result files to remove too.
+        files: bool,
+    },
+    /// The task runs: its backend is asked to stop; the status changes when the run ends.
+    Interrupt {
+        /// The backend that runs it.
+        backend: Option<String>,
+    },
+    /// The status changes.
+    Change(Change),
+}
+
+/// Why an event is refused in the task's state (409).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The task's status forbids it.
+    #[error("Task is {}", .0.as_str())]
+    Status(TaskStatus),
+}
+
+impl Refusal {
+    /// The status that forbade it.
+    pub fn status(&self) -> TaskStatus {
+        match self {
+            Refusal::Status(s) => *s,
+        }
+    }
+}
+
+/// Decides what `event` does to a task whose lifecycle is `from`. Pure.
+pub fn decide(
+    from: &Lifecycle,
+    event: &Event,
+    policy: &Policy,
+    now: i64,
+) -> Result<Transition, Refusal> {
+    use TaskStatus::*;
+    let refuse = || Err(Refusal::Status(from.status));
+    let change = |next: Lifecycle, place: Place, outputs: Outputs, callback: bool| {
+        Ok(Transition::Change(Change {
+            next,
+            place,
+            outputs,
+            callback,
+        }))
+    };
+    // Back in the queue: no backend, no run times, out of the run-next group.
+    let pending = |attempts: u32, error: Option<String>| Lifecycle {
+        status: Pending,
+        attempts,
+        backend: None,
+        error,
+        started_at: None,
+        finished_at: None,
+        run_next: None,
+        force_run: false,
+    };
+    match (from.status, event) {
+        (Pending, Event::Edit | Event::Move | Event::RunNow) => Ok(Transition::Keep),
+        (Running, Event::Delete) => Ok(Transition::Interrupt {
+            backend: from.backend.clone(),
+        }),
+        (status, Event::Delete) => Ok(Transition::Remove {
+            files: status.is_finished(),
+        }),
+        (Pending, Event::Claim { backend }) => change(
+            Lifecycle {
+                status: Running,
+                backend: Some(backend.clone()),
+                error: None,
+                started_at: Some(now),
+                finished_at: None,
+                run_next: None,
+                force_run: false,
+                ..from.clone()
+            },
+            Place::Keep,
+            Outputs::Keep,
+            false,
+        ),
+        (Running, Event::Finished { end, at }) => {
+            let failed = matches!(end, RunEnd::Failed(_));
+            let attempts = from.attempts.saturating_add(u32::from(failed));
+            let error = match end {
+                RunEnd::Failed(reason) => Some(reason.clone()),
+                _ => None,
+            };
+            if failed && policy.auto_requeue_failed && attempts < policy.max_attempts {
+                // Auto-requeue: decided here once; the run's partial images are not kept.
+                return change(
+                    pending(attempts, error),
+                    Place::Tail,
+                    Outputs::Record { images: false },
+                    false,
+                );
+            }
+            change(
+                Lifecycle {
+                    status: end.status(),
+                    attempts,
+                    error,
+                    finished_at: Some(*at),
+                    ..from.clone()
+                },
+                Place::Keep,
+                Outputs::Record { images: true },
+                true,
+            )
+        }
+        (Running, Event::Released) => change(
+            pending(from.attempts, from.error.clone()),
+            Place::Head,
+            Outputs::Keep,
+            false,
+        ),
+        (Running, Event::Recovered) => {
+            let attempts = from.attempts.saturating_add(1);
+            if attempts >= policy.max_attempts.max(1) {
+                return change(
+                    Lifecycle {
+                        status: Failed,
+                        attempts,
+                        error: Some(format!("interrupted by host restart; {attempts} attempts")),
+                        finished_at: Some(now),
+                        ..from.clone()
+                    },
+                    Place::Keep,
+                    Outputs::Keep,
+                    false,
+                );
+            }
+            change(
+                pending(attempts, from.error.clone()),
+                Place::Head,
+                Outputs::Keep,
+                false,
+            )
+        }
+        (Failed, Event::Requeue) => change(pending(0, None), Place::Tail, Outputs::Clear, false),
+        _ => refuse(),
+    }
+}
+
+/// Whether a task's results can be read (409 unless it has finished).
+pub fn results_available(status: TaskStatus) -> Result<(), Refusal> {
+    if status.is_finished() {
+        Ok(())
+    } else {
+        Err(Refusal::Status(status))
+    }
+}

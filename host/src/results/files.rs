@@ -1,0 +1,189 @@
+//! Result image files under `<data-dir>/results/<task-id>/<index>.<ext>`.
+//!
+//! Owns: writing images durably (write, fsync the file and the folder) before the database
+//! row that points at them is committed, deleting a task's folder, and the start-up garbage
+//! collection of files no row points at. Paths are built only from validated task ids and
+//! our own file names, so nothing outside the results folder is ever read or written.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::image;
+use crate::model::ImageRow;
+use crate::model::spec::valid_task_id;
+
+/// The results folder and its operations.
+#[derive(Debug, Clone)]
+pub struct ResultFiles {
+    root: PathBuf,
+}
+
+impl ResultFiles {
+    /// Results under `<data_dir>/results`.
+    pub fn new(data_dir: &Path) -> ResultFiles {
+        ResultFiles {
+            root: data_dir.join("results"),
+        }
+    }
+
+    /// The results folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The folder of one task, or `None` for an id that is not safe as a path segment.
+    pub fn task_dir(&self, task_id: &str) -> Option<PathBuf> {
+        valid_task_id(task_id).then(|| self.root.join(task_id))
+    }
+
+    /// The path of one stored file (file names come from our own rows).
+    pub fn file_path(&self, task_id: &str, file_name: &str) -> Option<PathBuf> {
+        let safe = !file_name.is_empty()
+            && file_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.')
+            && !file_name.starts_with('.');
+        if !safe {
+            return None;
+        }
+        self.task_dir(task_id).map(|d| d.join(file_name))
+    }
+
+    /// Writes images and fsyncs them and their folder; returns the rows to commit.
+    /// Blocking: call from a blocking thread.
+    pub fn write_images(
+        &self,
+        task_id: &str,
+        images: &[Vec<u8>],
+        infotexts: &[String],
+    ) -> std::io::Result<Vec<ImageRow>> {
+        let dir = self
+            .task_dir(task_id)
+            .ok_or_else(|| std::io::Error::other("unsafe task id"))?;
+        std::fs::create_dir_all(&dir)?;
+        let mut rows = Vec::with_capacity(images.len());
+        for (i, bytes) in images.iter().enumerate() {
+            let ext = image::image_ext(bytes);
+            let file_name = format!("{i}.{ext}");
+            let mut f = std::fs::File::create(dir.join(&file_name))?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            rows.push(ImageRow {
+                index: i as u32,
+                file_name,
+                infotext: infotexts.get(i).cloned().unwrap_or_default(),
+                format: ext.to_owned(),
+            });
+        }
+        sync_dir(&dir)?;
+        sync_dir(&self.root)?;
+        Ok(rows)
+    }
+
+    /// Removes the folders of these tasks, off the async threads.
+    pub async fn remove_tasks(&self, ids: Vec<String>) {
+        let files = self.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for id in &ids {
+                files.remove_task(id);
+            }
+        })
+        .await;
+    }
+
+    /// Removes a task's folder (missing is fine). Blocking.
+    pub fn remove_task(&self, task_id: &str) {
+        if let Some(dir) = self.task_dir(task_id) {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!("removing {}: {e}", dir.display()),
+            }
+        }
+    }
+
+    /// Deletes every file no database row points at (a crash between writing files and
+    /// committing the row leaves such files), and empty folders. Blocking.
+    pub fn collect_garbage(&self, referenced: &[(String, String)]) -> usize {
+        let mut keep: HashMap<&str, HashSet<&str>> = HashMap::new();
+        for (t, f) in referenced {
+            keep.entry(t.as_str()).or_default().insert(f.as_str());
+        }
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if !path.is_dir() {
+                continue;
+            }
+            let Some(files) = keep.get(name.as_str()) else {
+                if std::fs::remove_dir_all(&path).is_ok() {
+                    removed += 1;
+                }
+                continue;
+            };
+            if let Ok(inner) = std::fs::read_dir(&path) {
+                for f in inner.flatten() {
+                    let fname = f.file_name().to_string_lossy().into_owned();
+                    if !files.contains(fname.as_str()) && std::fs::remove_file(f.path()).is_ok() {
+                        removed += 1;
+                    }
+                }
+            }
+        }
+        removed
+    }
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_written_and_orphans_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        let rf = ResultFiles::new(dir.path());
+        let png = image::to_png_with_parameters(
+            &[
+                0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, b'I', b'H', b'D',
+                b'R', 0, 0, 0, 1, 0, 0, 0, 1, 8, 2, 0, 0, 0, 0x90, 0x77, 0x53, 0xDE, 0, 0, 0, 0x0C,
+                b'I', b'D', b'A', b'T', 0x08, 0xD7, 0x63, 0xF8, 0xCF, 0xC0, 0x00, 0x00, 0x03, 0x01,
+                0x01, 0x00, 0x18, 0xDD, 0x8D, 0xB0, 0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xAE, 0x42,
+                0x60, 0x82,
+            ],
+            "x",
+        )
+        .unwrap_or_else(|_| vec![0x89, b'P', b'N', b'G']);
+        let rows = rf
+            .write_images("t1", &[png.clone(), png], &["a".into()])
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].file_name, "0.png");
+        assert_eq!(rows[1].infotext, "");
+        rf.write_images("orphan", &[vec![1, 2, 3]], &[]).unwrap();
+        // Only t1/0.png is referenced: t1/1.png and the orphan folder go.
+        let removed = rf.collect_garbage(&[("t1".into(), "0.png".into())]);
+        assert_eq!(removed, 2);
+        assert!(rf.file_path("t1", "0.png").unwrap().exists());
+        assert!(!rf.file_path("t1", "1.png").unwrap().exists());
+        assert!(!dir.path().join("results/orphan").exists());
+        assert!(rf.task_dir("../x").is_none());
+        assert!(rf.file_path("t1", "../../etc").is_none());
+        rf.remove_task("t1");
+        assert!(!dir.path().join("results/t1").exists());
+    }
+}

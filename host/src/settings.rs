@@ -1,0 +1,74 @@
+//! The settings service: the stored settings, validated changes, and a watch channel that
+//! tells the services depending on them (retention) when they change.
+
+use scheduler_api::{Settings, SettingsPatch};
+use tokio::sync::watch;
+
+use crate::error::HostError;
+use crate::model::Policy;
+use crate::store::{Store, StoreError, settings as stored};
+
+/// The host's settings.
+pub struct SettingsService {
+    store: Store,
+    current: watch::Sender<Settings>,
+}
+
+impl SettingsService {
+    /// Loads the stored settings.
+    pub fn load(store: Store) -> Result<SettingsService, StoreError> {
+        let s = store.call_sync(|c| stored::load_settings(c))?;
+        Ok(SettingsService {
+            store,
+            current: watch::channel(s).0,
+        })
+    }
+
+    /// The settings now.
+    pub fn get(&self) -> Settings {
+        self.current.borrow().clone()
+    }
+
+    /// What the transition function needs of them.
+    pub fn policy(&self) -> Policy {
+        Policy::from(&*self.current.borrow())
+    }
+
+    /// A receiver that sees every change.
+    pub fn subscribe(&self) -> watch::Receiver<Settings> {
+        self.current.subscribe()
+    }
+
+    /// Changes the fields given (validated) and persists them.
+    pub async fn update(&self, patch: SettingsPatch) -> Result<Settings, HostError> {
+        let mut s = self.get();
+        if let Some(v) = patch.start_paused {
+            s.start_paused = v;
+        }
+        if let Some(v) = patch.history_retention_days {
+            if let Some(d) = v
+                && !(1..=36_500).contains(&d)
+            {
+                return Err(HostError::Invalid(
+                    "history_retention_days must be 1..=36500 or null".into(),
+                ));
+            }
+            s.history_retention_days = v;
+        }
+        if let Some(v) = patch.auto_requeue_failed {
+            s.auto_requeue_failed = v;
+        }
+        if let Some(v) = patch.max_attempts {
+            if !(1..=100).contains(&v) {
+                return Err(HostError::Invalid("max_attempts must be 1..=100".into()));
+            }
+            s.max_attempts = v;
+        }
+        let saved = s.clone();
+        self.store
+            .call(move |c| stored::save_settings(c, &saved))
+            .await?;
+        self.current.send_replace(s.clone());
+        Ok(s)
+    }
+}

@@ -1,0 +1,131 @@
+//! The order of pending tasks: moves, "run now", ranks at the head and the tail. Legality
+//! (pending only) comes from the transition function; no status is written here.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use scheduler_api::{MoveTarget, TaskStatus};
+
+use super::StoreError;
+use super::rows::{first_pending_rank, last_rank};
+use super::status;
+use super::transitions::allow;
+use crate::model::now_ms;
+use crate::model::rank::{RANK_GAP, rank_at_end, rank_at_head, rank_between};
+use crate::model::transition::Event;
+
+fn renumber_pending(tx: &Connection) -> Result<(), StoreError> {
+    let ids: Vec<String> = tx
+        .prepare(&format!(
+            "SELECT id FROM tasks WHERE {} ORDER BY rank, seq",
+            status::is(TaskStatus::Pending)
+        ))?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = tx.prepare("UPDATE tasks SET rank = ?2 WHERE id = ?1")?;
+    for (i, id) in ids.iter().enumerate() {
+        stmt.execute(params![id, (i as i64) * RANK_GAP])?;
+    }
+    Ok(())
+}
+
+/// The rank just before pending task `over` (excluding `moving`), renumbering if needed.
+fn rank_before(tx: &Connection, over: &str, moving: &str) -> Result<i64, StoreError> {
+    for _ in 0..2 {
+        let over_rank: i64 =
+            tx.query_row("SELECT rank FROM tasks WHERE id = ?1", [over], |r| r.get(0))?;
+        let before: Option<i64> = tx.query_row(
+            &format!(
+                "SELECT MAX(rank) FROM tasks WHERE {} AND rank < ?1 AND id != ?2",
+                status::is(TaskStatus::Pending)
+            ),
+            params![over_rank, moving],
+            |r| r.get(0),
+        )?;
+        if let Some(r) = rank_between(before, over_rank) {
+            return Ok(r);
+        }
+        renumber_pending(tx)?;
+    }
+    Err(StoreError::Conflict(
+        "could not find a place in the queue".into(),
+    ))
+}
+
+/// Moves a pending task to the top, the bottom, or just before another pending task.
+pub fn move_task(conn: &mut Connection, id: &str, target: &MoveTarget) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    allow(&tx, id, &Event::Move)?;
+    let rank = match target {
+        MoveTarget::Top => rank_at_head(first_pending_rank(&tx)?),
+        MoveTarget::Bottom => rank_at_end(last_rank(&tx)?),
+        MoveTarget::Before(over) if over == id => return Ok(()),
+        MoveTarget::Before(over) => {
+            allow(&tx, over, &Event::Move).map_err(|e| match e {
+                StoreError::Refused(r) => {
+                    StoreError::Conflict(format!("Task {over} is {}", r.status().as_str()))
+                }
+                other => other,
+            })?;
+            rank_before(&tx, over, id)?
+        }
+    };
+    tx.execute(
+        "UPDATE tasks SET rank = ?2, run_next = NULL, updated_at = ?3 WHERE id = ?1",
+        params![id, rank, now_ms()],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// "Run now": the task joins the run-next group (after tasks already in it, before every
+/// other pending task); while the queue is paused (read in the same transaction) it runs
+/// despite the pause. Returns how many backends run a task now.
+pub fn run_now(conn: &mut Connection, id: &str) -> Result<usize, StoreError> {
+    let tx = conn.transaction()?;
+    let task = allow(&tx, id, &Event::RunNow)?;
+    let paused = super::settings::is_paused(&tx)?;
+    let group_last: Option<(i64, i64)> = tx
+        .query_row(
+            &format!(
+                "SELECT rank, run_next FROM tasks WHERE {} AND run_next IS NOT NULL AND id != ?1 \
+                 ORDER BY run_next DESC LIMIT 1",
+                status::is(TaskStatus::Pending)
+            ),
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (rank, seq) = match group_last {
+        None => (rank_at_head(first_pending_rank(&tx)?), 1),
+        Some((last_rank, last_seq)) => {
+            let next: Option<String> = tx
+                .query_row(
+                    &format!(
+                        "SELECT id FROM tasks WHERE {} AND rank > ?1 AND id != ?2 ORDER BY rank, seq LIMIT 1",
+                        status::is(TaskStatus::Pending)
+                    ),
+                    params![last_rank, id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let rank = match next {
+                None => rank_at_end(Some(last_rank)),
+                Some(next_id) => rank_before(&tx, &next_id, id)?,
+            };
+            (rank, last_seq + 1)
+        }
+    };
+    tx.execute(
+        "UPDATE tasks SET rank = ?2, run_next = ?3, force_run = ?4, updated_at = ?5 WHERE id = ?1",
+        params![id, rank, seq, paused || task.force_run, now_ms()],
+    )?;
+    let busy: i64 = tx.query_row(
+        &format!(
+            "SELECT COUNT(DISTINCT backend) FROM tasks WHERE {}",
+            status::is(TaskStatus::Running)
+        ),
+        [],
+        |r| r.get(0),
+    )?;
+    tx.commit()?;
+    Ok(busy.max(0) as usize)
+}

@@ -1,0 +1,367 @@
+//! Status changes: every one is decided by [`crate::model::transition::decide`] and written
+//! here by [`write`], the one `UPDATE` that sets `status` (guarded by the status it was
+//! decided from). Also the claim, the start-up recovery, the shutdown release and the bulk
+//! requeue/clear operations, each a loop of decide + write in one transaction.
+
+use rusqlite::{Connection, Transaction, params};
+use scheduler_api::TaskStatus;
+use serde_json::Value;
+
+use super::StoreError;
+use super::rows::{first_pending_rank, last_rank, lifecycle, require};
+use super::status;
+use crate::model::rank::{rank_at_end, rank_at_head};
+use crate::model::transition::{Change, Event, Outputs, Place, Policy, Transition, decide};
+use crate::model::{ImageRow, Lifecycle, TaskRow, now_ms};
+
+/// Edits, moves and "run now" do not depend on the settings.
+const NO_POLICY: Policy = Policy {
+    auto_requeue_failed: false,
+    max_attempts: 1,
+};
+
+/// What a run produced, recorded with its end.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunOutputs {
+    /// Images already written (and fsynced) to disk.
+    pub images: Vec<ImageRow>,
+    /// SD.Next `info`.
+    pub info: Option<Value>,
+}
+
+/// What an applied event did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    /// The decision that was written.
+    pub transition: Transition,
+    /// The task's name (for events).
+    pub name: Option<String>,
+    /// Whether a callback delivery was queued.
+    pub callback_queued: bool,
+}
+
+impl Applied {
+    /// The status after the change, for a status change.
+    pub fn status(&self) -> Option<TaskStatus> {
+        match &self.transition {
+            Transition::Change(c) => Some(c.next.status),
+            _ => None,
+        }
+    }
+}
+
+/// Checks that `event` is allowed for the task (an edit, a move, "run now": the status does
+/// not change); returns its lifecycle.
+pub(super) fn allow(conn: &Connection, id: &str, event: &Event) -> Result<Lifecycle, StoreError> {
+    let (life, _, _) = lifecycle(conn, id)?;
+    match decide(&life, event, &NO_POLICY, now_ms())? {
+        Transition::Keep => Ok(life),
+        other => Err(StoreError::Conflict(format!(
+            "{event:?} is not an edit ({other:?})"
+        ))),
+    }
+}
+
+/// Writes a decided change: the one statement that sets `status`, guarded by the status it
+/// was decided from; then the outputs and the callback row the decision asks for.
+fn write(
+    tx: &Transaction<'_>,
+    id: &str,
+    from: TaskStatus,
+    change: &Change,
+    run: Option<&RunOutputs>,
+    callback_url: Option<&str>,
+) -> Result<bool, StoreError> {
+    let rank: Option<i64> = match change.place {
+        Place::Keep => None,
+        Place::Head => Some(rank_at_head(first_pending_rank(tx)?)),
+        Place::Tail => Some(rank_at_end(last_rank(tx)?)),
+    };
+    let (set_result, result) = match change.outputs {
+        Outputs::Keep => (false, None),
+        Outputs::Clear => (true, None),
+        Outputs::Record { .. } => (
+            true,
+            run.and_then(|r| r.info.as_ref()).map(Value::to_string),
+        ),
+    };
+    let n = change.next.clone();
+    let written = tx.execute(
+        "UPDATE tasks SET status = ?2, attempts = ?3, backend = ?4, error = ?5, started_at = ?6, \
+         finished_at = ?7, run_next = ?8, force_run = ?9, rank = COALESCE(?10, rank), \
+         result = CASE WHEN ?11 THEN ?12 ELSE result END, updated_at = ?13 \
+         WHERE id = ?1 AND status = ?14",
+        params![
+            id,
+            n.status.as_str(),
+            n.attempts,
+            n.backend,
+            n.error,
+            n.started_at,
+            n.finished_at,
+            n.run_next,
+            n.force_run,
+            rank,
+            set_result,
+            result,
+            now_ms(),
+            from.as_str()
+        ],
+    )?;
+    if written == 0 {
+        return Err(StoreError::Conflict(format!(
+            "task {id} is no longer {}",
+            from.as_str()
+        )));
+    }
+    let images: &[ImageRow] = match (change.outputs, run) {
+        (Outputs::Record { images: true }, Some(r)) => &r.images,
+        _ => &[],
+    };
+    if change.outputs != Outputs::Keep {
+        tx.execute("DELETE FROM result_images WHERE task_id = ?1", [id])?;
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO result_images (task_id, idx, file_name, infotext, format) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for img in images {
+            stmt.execute(params![
+                id,
+                img.index,
+                img.file_name,
+                img.infotext,
+                img.format
+            ])?;
+        }
+    }
+    if let (true, Some(url)) = (change.callback, callback_url) {
+        super::outbox::queue_delivery(tx, id, url, n.status, images)?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+fn apply_in(
+    tx: &Transaction<'_>,
+    id: &str,
+    event: &Event,
+    policy: &Policy,
+) -> Result<Applied, StoreError> {
+    let (life, name, callback_url) = lifecycle(tx, id)?;
+    let transition = decide(&life, event, policy, now_ms())?;
+    let mut callback_queued = false;
+    match &transition {
+        Transition::Keep | Transition::Interrupt { .. } => {}
+        Transition::Remove { .. } => {
+            tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
+        }
+        Transition::Change(c) => {
+            callback_queued = write(tx, id, life.status, c, None, callback_url.as_deref())?;
+        }
+    }
+    Ok(Applied {
+        transition,
+        name,
+        callback_queued,
+    })
+}
+
+/// Applies `event` to a task in one transaction: reads its lifecycle, decides, writes.
+pub fn apply(
+    conn: &mut Connection,
+    id: &str,
+    event: &Event,
+    policy: &Policy,
+) -> Result<Applied, StoreError> {
+    let tx = conn.transaction()?;
+    let applied = apply_in(&tx, id, event, policy)?;
+    tx.commit()?;
+    Ok(applied)
+}
+
+/// Writes the end of a run whose change was decided by the finisher (which wrote the files
+/// the change keeps): status, outputs and callback row in one transaction.
+pub fn finish(
+    conn: &mut Connection,
+    id: &str,
+    change: &Change,
+    run: &RunOutputs,
+) -> Result<Applied, StoreError> {
+    let tx = conn.transaction()?;
+    let (life, name, callback_url) = lifecycle(&tx, id)?;
+    let callback_queued = write(
+        &tx,
+        id,
+        life.status,
+        change,
+        Some(run),
+        callback_url.as_deref(),
+    )?;
+    tx.commit()?;
+    Ok(Applied {
+        transition: Transition::Change(change.clone()),
+        name,
+        callback_queued,
+    })
+}
+
+/// What the claimer thinks of a pending task's checkpoint on its backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Eligibility {
+    /// This backend can run it.
+    Yes,
+    /// Another backend may run it: skip.
+    Skip,
+}
+
+/// Atomically claims the first pending task (by rank) this backend can run. While paused
+/// (the persisted flag, read in the same transaction, so a pause that was answered is
+/// always seen), only tasks started with "run now" are claimed.
+pub fn claim_next(
+    conn: &mut Connection,
+    backend: &str,
+    mut eligible: impl FnMut(Option<&str>) -> Eligibility,
+) -> Result<Option<TaskRow>, StoreError> {
+    let tx = conn.transaction()?;
+    let paused = super::settings::is_paused(&tx)?;
+    let candidates: Vec<(String, Option<String>)> = tx
+        .prepare_cached(&format!(
+            "SELECT id, checkpoint FROM tasks WHERE {} AND (?1 = 0 OR force_run = 1) \
+             ORDER BY rank, seq LIMIT 500",
+            status::is(TaskStatus::Pending)
+        ))?
+        .query_map([paused], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let Some((id, _)) = candidates
+        .into_iter()
+        .find(|(_, ck)| eligible(ck.as_deref()) == Eligibility::Yes)
+    else {
+        return Ok(None);
+    };
+    let event = Event::Claim {
+        backend: backend.to_owned(),
+    };
+    apply_in(&tx, &id, &event, &NO_POLICY)?;
+    let task = require(&tx, &id, true)?;
+    tx.commit()?;
+    Ok(Some(task))
+}
+
+fn ids_where(
+    tx: &Connection,
+    cond: &str,
+    order: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<String>, StoreError> {
+    Ok(tx
+        .prepare(&format!(
+            "SELECT id FROM tasks WHERE {cond} ORDER BY {order}"
+        ))?
+        .query_map(args, |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
+}
+
+/// Applies `event` to each of `ids` in order, in one transaction; returns `(id, applied)`.
+fn apply_each(
+    conn: &mut Connection,
+    select: impl FnOnce(&Connection) -> Result<Vec<String>, StoreError>,
+    event: &Event,
+    policy: &Policy,
+) -> Result<Vec<(String, Applied)>, StoreError> {
+    let tx = conn.transaction()?;
+    let ids = select(&tx)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let applied = apply_in(&tx, &id, event, policy)?;
+        out.push((id, applied));
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
+/// Start-up recovery: every task left `running` is [`Event::Recovered`] (the latest
+/// started first, so the earliest ends up first at the head).
+pub fn recover_running(
+    conn: &mut Connection,
+    policy: &Policy,
+) -> Result<Vec<(String, Applied)>, StoreError> {
+    apply_each(
+        conn,
+        |c| {
+            ids_where(
+                c,
+                &status::is(TaskStatus::Running),
+                "started_at DESC, seq DESC",
+                [],
+            )
+        },
+        &Event::Recovered,
+        policy,
+    )
+}
+
+/// Shutdown: every task still `running` is [`Event::Released`] to the head, in order.
+pub fn release_running(conn: &mut Connection) -> Result<Vec<(String, Applied)>, StoreError> {
+    apply_each(
+        conn,
+        |c| {
+            ids_where(
+                c,
+                &status::is(TaskStatus::Running),
+                "started_at DESC, seq DESC",
+                [],
+            )
+        },
+        &Event::Released,
+        &NO_POLICY,
+    )
+}
+
+/// `requeue-failed`: every failed task is [`Event::Requeue`]d, oldest failure first.
+pub fn requeue_failed(conn: &mut Connection) -> Result<Vec<(String, Applied)>, StoreError> {
+    apply_each(
+        conn,
+        |c| ids_where(c, &status::is(TaskStatus::Failed), "finished_at, seq", []),
+        &Event::Requeue,
+        &NO_POLICY,
+    )
+}
+
+/// Deletes every non-bookmarked pending task.
+pub fn clear_queue(conn: &mut Connection) -> Result<Vec<(String, Applied)>, StoreError> {
+    apply_each(
+        conn,
+        |c| {
+            ids_where(
+                c,
+                &format!("{} AND bookmarked = 0", status::is(TaskStatus::Pending)),
+                "rank, seq",
+                [],
+            )
+        },
+        &Event::Delete,
+        &NO_POLICY,
+    )
+}
+
+/// Deletes every non-bookmarked finished task (finished before `before_ms` when given).
+pub fn clear_history(
+    conn: &mut Connection,
+    before_ms: Option<i64>,
+) -> Result<Vec<(String, Applied)>, StoreError> {
+    apply_each(
+        conn,
+        |c| {
+            ids_where(
+                c,
+                &format!(
+                    "{} AND bookmarked = 0 AND (?1 IS NULL OR COALESCE(finished_at, updated_at) < ?1)",
+                    *status::FINISHED
+                ),
+                "seq",
+                [before_ms],
+            )
+        },
+        &Event::Delete,
+        &NO_POLICY,
+    )
+}
