@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use scheduler_api::{HistoryResponse, MessageResponse, TaskStatus};
+use scheduler_api::{HistoryFilter, HistoryResponse, MessageResponse};
 
 use super::error::ApiError;
 use super::ok;
@@ -12,7 +12,6 @@ use super::queue::ListQuery;
 use super::wire::{self, TimeFmt};
 use crate::queue::Queue;
 use crate::results::Results;
-use crate::store::tasks::HistoryFilter;
 
 /// `GET /history`.
 pub async fn list(
@@ -20,14 +19,8 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
     let (limit, offset) = q.paging();
-    let filter = match q.status() {
-        "" | "all" => HistoryFilter::All,
-        "bookmarked" => HistoryFilter::Bookmarked,
-        s => match TaskStatus::parse(s) {
-            Some(st) if st.is_finished() => HistoryFilter::Status(st),
-            _ => return Err(ApiError::invalid(format!("unknown status filter `{s}`"))),
-        },
-    };
+    let filter = HistoryFilter::parse(q.status())
+        .ok_or_else(|| ApiError::invalid(format!("unknown status filter `{}`", q.status())))?;
     let (rows, total) = queue.history(filter, q.q(), limit, offset).await?;
     Ok(Json(HistoryResponse {
         tasks: rows

@@ -10,7 +10,9 @@
 
 use std::sync::Arc;
 
-use scheduler_api::{Event as WireEvent, MoveTarget, QueueEvent, TaskChange, TaskStatus};
+use scheduler_api::{
+    Event as WireEvent, HistoryFilter, MoveTarget, QueueEvent, TaskChange, TaskStatus,
+};
 use tokio::sync::{Notify, watch};
 
 use crate::backends::Backends;
@@ -21,7 +23,7 @@ use crate::model::{NewTask, TaskRow, now_ms};
 use crate::results::ResultFiles;
 use crate::sdnext::GenerateOutput;
 use crate::settings::SettingsService;
-use crate::store::tasks::{self, HistoryFilter, TaskEdit};
+use crate::store::tasks::{self, TaskEdit};
 use crate::store::transitions::{self, Applied, Eligibility, RunOutputs};
 use crate::store::{Store, order, rows, settings as stored};
 

@@ -2,7 +2,7 @@
 //! name, bookmark). Status is never written here: see [`super::transitions`].
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use scheduler_api::TaskStatus;
+use scheduler_api::{HistoryFilter, TaskStatus};
 use serde_json::{Map, Value};
 
 use super::StoreError;
@@ -129,17 +129,6 @@ pub fn insert_copy(
 
 // ---------------------------------------------------------------------------------------
 // Listings
-
-/// Which finished tasks a history listing shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HistoryFilter {
-    /// Every finished task.
-    All,
-    /// Bookmarked finished tasks.
-    Bookmarked,
-    /// One finished status.
-    Status(TaskStatus),
-}
 
 /// Running tasks first, then pending ones by rank; optional full-text filter.
 pub fn list_queue(

@@ -1,5 +1,5 @@
 use rusqlite::Connection;
-use scheduler_api::{MoveTarget, TaskStatus, TaskType};
+use scheduler_api::{HistoryFilter, MoveTarget, TaskStatus, TaskType};
 use serde_json::json;
 
 use super::events::*;
