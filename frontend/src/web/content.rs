@@ -12,20 +12,22 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{Document, Element, HtmlElement, HtmlSelectElement, ShadowRoot};
 
-use super::{chrome, util};
+use super::button::ensure_buttons;
+use super::{button, chrome, util};
 use crate::capture::{
     self, CaptureOptions, CheckpointChoice, Tab, build_request, checkpoint_options, dom,
 };
 use crate::messages::{Captured, Filled, Reply, ToContent, ToWorker};
-use crate::state::{ExtOptions, Placement, Shortcut};
+use crate::state::{ExtOptions, Shortcut};
 
 /// Quiet time (no DOM mutation) after which the page counts as assembled.
 const QUIET_MS: f64 = 700.0;
 /// Give up waiting for quiet after Generate has been present this long.
 const MAX_SETTLE_MS: f64 = 20_000.0;
 
-struct Ctx {
-    opts: RefCell<ExtOptions>,
+/// The content script's state.
+pub(crate) struct Ctx {
+    pub(crate) opts: RefCell<ExtOptions>,
     titles: RefCell<Vec<String>>,
     last_mutation: Cell<f64>,
     ensure_pending: Cell<bool>,
@@ -36,7 +38,7 @@ thread_local! {
     static CTX: RefCell<Option<Rc<Ctx>>> = const { RefCell::new(None) };
 }
 
-fn ctx() -> Option<Rc<Ctx>> {
+pub(crate) fn ctx() -> Option<Rc<Ctx>> {
     CTX.with(|c| c.borrow().clone())
 }
 
@@ -115,6 +117,12 @@ async fn run() {
     root_attr("data-sdq-state", "ready");
     install_shortcut();
     storage_listener();
+    // The Modern toolbar's room changes with the window: re-fit the button.
+    let on_resize = Closure::<dyn FnMut()>::new(ensure_buttons);
+    if let Some(w) = web_sys::window() {
+        let _ = w.add_event_listener_with_callback("resize", on_resize.as_ref().unchecked_ref());
+    }
+    on_resize.forget();
     // Safety net beside the mutation observer: the Modern UI's portal code can hide the
     // Enqueue slot (an attribute change) after we filled it.
     wasm_bindgen_futures::spawn_local(async {
@@ -126,7 +134,7 @@ async fn run() {
     wasm_bindgen_futures::spawn_local(load_titles());
 }
 
-async fn load_titles() {
+pub(crate) async fn load_titles() {
     if let Ok(titles) = chrome::ask_worker::<Vec<String>>(&ToWorker::Checkpoints).await {
         if let Some(c) = ctx() {
             *c.titles.borrow_mut() = titles;
@@ -139,7 +147,7 @@ async fn load_titles() {
     }
 }
 
-fn fill_select(sel: &Element) {
+pub(crate) fn fill_select(sel: &Element) {
     let Some(c) = ctx() else { return };
     let Some(sel) = sel.dyn_ref::<HtmlSelectElement>() else {
         return;
@@ -195,163 +203,6 @@ fn observe_mutations() {
     cb.forget();
 }
 
-fn button_id(tab: Tab) -> String {
-    // Reuse SD.Next's placeholder id (styled by its CSS, moved into Modern's slot) unless
-    // something else (e.g. a manually installed agent-scheduler) already owns it.
-    let std_id = format!("{}_enqueue", tab.prefix());
-    match doc().get_element_by_id(&std_id) {
-        Some(el) if el.get_attribute("data-sdq-tab").is_none() => {
-            format!("sdq-{}-enqueue", tab.prefix())
-        }
-        _ => std_id,
-    }
-}
-
-/// Puts (or re-puts) the Enqueue wrapper beside each Generate button.
-pub fn ensure_buttons() {
-    let d = doc();
-    let Some(c) = ctx() else { return };
-    for tab in Tab::ALL {
-        let p = tab.prefix();
-        let Some(generate) = d.get_element_by_id(&format!("{p}_generate")) else {
-            continue;
-        };
-        let wrapper = match find_wrapper(tab) {
-            Some(w) => w,
-            None => match make_wrapper(tab, &generate, &c) {
-                Some(w) => w,
-                None => continue,
-            },
-        };
-        place(tab, &wrapper, &generate, c.opts.borrow().placement);
-    }
-}
-
-fn find_wrapper(tab: Tab) -> Option<Element> {
-    doc()
-        .query_selector(&format!("[data-sdq-wrap=\"{}\"]", tab.prefix()))
-        .ok()
-        .flatten()
-}
-
-fn place(tab: Tab, wrapper: &Element, generate: &Element, placement: Placement) {
-    let d = doc();
-    let p = tab.prefix();
-    // Modern UI: the portal slot next to Generate's slot.
-    if let Ok(Some(slot)) = d.query_selector(&format!("div[data-selector=\"#{p}_enqueue\"]"))
-        && placement == Placement::BesideGenerate
-    {
-        if wrapper.parent_element().as_ref() != Some(&slot) {
-            let _ = slot.append_child(wrapper);
-        }
-        if let Some(h) = slot.dyn_ref::<HtmlElement>()
-            && h.style().get_property_value("display").ok().as_deref() == Some("none")
-        {
-            let _ = h.style().remove_property("display");
-        }
-        let _ = slot.class_list().remove_1("hidden");
-        return;
-    }
-    let (anchor, before) = match placement {
-        Placement::BesideGenerate => (generate.clone(), false),
-        Placement::AboveGenerate => (
-            d.get_element_by_id(&format!("{p}_generate_box"))
-                .unwrap_or_else(|| generate.clone()),
-            true,
-        ),
-    };
-    let Some(parent) = anchor.parent_node() else {
-        return;
-    };
-    let ok = if before {
-        wrapper.next_sibling().as_ref() == Some(anchor.as_ref())
-    } else {
-        anchor.next_sibling().as_ref() == Some(wrapper.as_ref())
-    };
-    if !ok {
-        let r = if before {
-            Some(anchor.clone().into())
-        } else {
-            anchor.next_sibling()
-        };
-        let _ = parent.insert_before(wrapper, r.as_ref());
-    }
-}
-
-fn make_wrapper(tab: Tab, generate: &Element, c: &Rc<Ctx>) -> Option<Element> {
-    let d = doc();
-    let p = tab.prefix();
-    let wrap = d.create_element("div").ok()?;
-    // SD.Next's Standard CSS sizes `#<p>_enqueue_wrapper`; use that id unless taken.
-    let std_wrap = format!("{p}_enqueue_wrapper");
-    if d.get_element_by_id(&std_wrap).is_none() {
-        wrap.set_id(&std_wrap);
-    } else {
-        wrap.set_id(&format!("sdq-{p}-wrap"));
-    }
-    let _ = wrap.set_attribute("data-sdq-wrap", p);
-    let _ = wrap.set_attribute("class", "sdq-enqueue-wrapper");
-    let _ = wrap.set_attribute(
-        "style",
-        "display:flex;gap:4px;align-items:stretch;min-width:120px;flex:1 1 auto;",
-    );
-    if !c.opts.borrow().hide_checkpoint {
-        let sel = d.create_element("select").ok()?;
-        sel.set_id(&format!("sdq-{p}-ckpt"));
-        let _ = sel.set_attribute("title", "Checkpoint for Enqueue");
-        let _ = sel.set_attribute("style", "max-width:45%;min-width:0;font-size:12px;");
-        fill_select(&sel);
-        let _ = wrap.append_child(&sel);
-        let refresh = d.create_element("button").ok()?;
-        refresh.set_text_content(Some("↻"));
-        let _ = refresh.set_attribute("title", "Refresh checkpoints");
-        let _ = refresh.set_attribute("type", "button");
-        let on_refresh = Closure::<dyn FnMut(web_sys::Event)>::new(|e: web_sys::Event| {
-            e.prevent_default();
-            wasm_bindgen_futures::spawn_local(load_titles());
-        });
-        let _ =
-            refresh.add_event_listener_with_callback("click", on_refresh.as_ref().unchecked_ref());
-        on_refresh.forget();
-        let _ = wrap.append_child(&refresh);
-    }
-    let btn = d.create_element("button").ok()?;
-    btn.set_id(&button_id(tab));
-    let classes = generate.get_attribute("class").unwrap_or_default();
-    let _ = btn.set_attribute(
-        "class",
-        &format!("{classes} sdq-enqueue").replace("generate", ""),
-    );
-    let _ = btn.set_attribute("type", "button");
-    let _ = btn.set_attribute("data-sdq-tab", p);
-    let _ = btn.set_attribute("data-sdq-state", "idle");
-    let _ = btn.set_attribute("style", "flex:1 1 auto;min-height:36px;cursor:pointer;");
-    let title = match tab {
-        Tab::Control => {
-            "Enqueue a text-only generation (with an input image: img2img). Control units are not supported. Right-click for more."
-        }
-        _ => "Add this generation to the queue (right-click for more)",
-    };
-    let _ = btn.set_attribute("title", title);
-    btn.set_text_content(Some("Enqueue"));
-    let on_click = Closure::<dyn FnMut(web_sys::MouseEvent)>::new(move |e: web_sys::MouseEvent| {
-        e.prevent_default();
-        e.stop_propagation();
-        wasm_bindgen_futures::spawn_local(do_enqueue(tab, None, None));
-    });
-    let _ = btn.add_event_listener_with_callback("click", on_click.as_ref().unchecked_ref());
-    on_click.forget();
-    let on_menu = Closure::<dyn FnMut(web_sys::MouseEvent)>::new(move |e: web_sys::MouseEvent| {
-        e.prevent_default();
-        e.stop_propagation();
-        show_menu(tab, e.client_x(), e.client_y());
-    });
-    let _ = btn.add_event_listener_with_callback("contextmenu", on_menu.as_ref().unchecked_ref());
-    on_menu.forget();
-    let _ = wrap.append_child(&btn);
-    Some(wrap)
-}
-
 fn choice_for(tab: Tab) -> CheckpointChoice {
     doc()
         .get_element_by_id(&format!("sdq-{}-ckpt", tab.prefix()))
@@ -375,11 +226,12 @@ pub async fn enqueue(
     chrome::ask_worker(&ToWorker::Enqueue { task_type, request }).await
 }
 
-async fn do_enqueue(tab: Tab, name: Option<String>, checkpoint: Option<CheckpointChoice>) {
-    let btn = doc()
-        .query_selector(&format!("button[data-sdq-tab=\"{}\"]", tab.prefix()))
-        .ok()
-        .flatten();
+pub(crate) async fn do_enqueue(
+    tab: Tab,
+    name: Option<String>,
+    checkpoint: Option<CheckpointChoice>,
+) {
+    let btn = button::button(tab);
     if let Some(b) = &btn {
         let _ = b.set_attribute("data-sdq-state", "sending");
     }
@@ -389,7 +241,7 @@ async fn do_enqueue(tab: Tab, name: Option<String>, checkpoint: Option<Checkpoin
         Ok(r) => {
             let _ = b.set_attribute("data-sdq-state", "queued");
             let _ = b.set_attribute("data-sdq-task-ids", &r.task_ids.join(","));
-            b.set_text_content(Some("Queued"));
+            button::set_label(&b, "Queued");
             toast(
                 &if r.task_ids.len() > 1 {
                     format!("Queued {} tasks", r.task_ids.len())
@@ -402,12 +254,12 @@ async fn do_enqueue(tab: Tab, name: Option<String>, checkpoint: Option<Checkpoin
         Err(e) => {
             let _ = b.set_attribute("data-sdq-state", "error");
             let _ = b.set_attribute("data-sdq-error", &e);
-            b.set_text_content(Some("Not queued"));
+            button::set_label(&b, "Not queued");
             toast(&format!("Enqueue failed: {e}"), true);
         }
     }
     util::sleep_ms(1500).await;
-    b.set_text_content(Some("Enqueue"));
+    button::set_label(&b, "Enqueue");
 }
 
 /// The tab whose Generate button is visible (the active one), else txt2img.
@@ -458,11 +310,7 @@ fn storage_listener() {
         {
             *c.opts.borrow_mut() = ExtOptions::from_json(new);
             // Rebuild the wrappers with the new placement / dropdown option.
-            for tab in Tab::ALL {
-                if let Some(w) = find_wrapper(tab) {
-                    w.remove();
-                }
-            }
+            button::remove_all();
             ensure_buttons();
         }
     });
@@ -513,9 +361,23 @@ fn make_overlay() -> ShadowRoot {
             cb.forget();
         }
     }
-    // Any click elsewhere closes the menu.
-    let close = Closure::<dyn FnMut()>::new(close_menu);
-    let _ = d.add_event_listener_with_callback("click", close.as_ref().unchecked_ref());
+    // A click elsewhere, or Escape, closes the menu; only when the user did it (trusted
+    // events): SD.Next clicks its token-counter button from script 800 ms after typing.
+    let close = Closure::<dyn FnMut(web_sys::Event)>::new(|e: web_sys::Event| {
+        if !e.is_trusted() {
+            return;
+        }
+        if let Some(k) = e.dyn_ref::<web_sys::KeyboardEvent>()
+            && k.key() != "Escape"
+        {
+            return;
+        }
+        close_menu();
+    });
+    for ev in ["click", "keydown"] {
+        let _ =
+            d.add_event_listener_with_callback_and_bool(ev, close.as_ref().unchecked_ref(), true);
+    }
     close.forget();
     sr
 }
@@ -563,7 +425,7 @@ fn close_menu() {
     }
 }
 
-fn show_menu(tab: Tab, x: i32, y: i32) {
+pub(crate) fn show_menu(tab: Tab, x: i32, y: i32) {
     close_menu();
     let Some(c) = ctx() else { return };
     let Ok(menu) = doc().create_element("div") else {

@@ -2,6 +2,7 @@
 //! script, the service worker and the Yew apps.
 #![allow(missing_docs)]
 
+pub mod button;
 pub mod chrome;
 pub mod content;
 pub mod exports;

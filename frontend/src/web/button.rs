@@ -1,0 +1,531 @@
+//! The Enqueue button and the extension's checkpoint dropdown: where they go in each SD.Next
+//! theme, and how they look.
+//!
+//! Measured on the real page (SD.Next `058a7f0`, both themes, 1280×800 … 2560×1440):
+//! - **Modern**: Generate is `#<p>_generate` inside `button.sd-button.generate`, the first item
+//!   of the right-aligned toolbar `#<p>_generate_group` (then loop, skip, pause, stop and an empty
+//!   35 px Enqueue portal slot). Its CSS hides the label of any `.gradio-button` inside an
+//!   `.invisible` portal, and only decorates an `#<p>_enqueue` present at start-up, so the slot
+//!   is no place for a labelled button. The button goes right after Generate's `sd-button`, as
+//!   an `sd-button` with SD.Next's own `icon-enqueue` and a label; the checkpoint dropdown goes
+//!   to the toolbar's free left end, where it shrinks first. "Above Generate" puts both in a row
+//!   above the toolbar.
+//! - **Standard**: Generate sits in `#<p>_generate_box`; the wrapper (dropdown, ↻, button) goes
+//!   right after it ("beside") or right before the box ("above").
+//!
+//! The children of the button ignore the pointer, so the element at the button's centre is
+//! the button itself.
+
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{Document, Element};
+
+use super::content;
+use super::util;
+use crate::capture::Tab;
+use crate::state::Placement;
+
+fn doc() -> Document {
+    util::document()
+}
+
+/// The SD.Next theme a tab's Generate button lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Theme {
+    /// The Modern UI: a toolbar `#<p>_generate_group` with `sd-button`s.
+    Modern,
+    /// The Standard UI (and pages shaped like it): `#<p>_generate_box`.
+    Standard,
+}
+
+/// The Modern toolbar's Generate `sd-button`, when the page has one for `tab`.
+fn modern_generate(tab: Tab) -> Option<Element> {
+    doc()
+        .query_selector(&format!(
+            "#{}_generate_group > button.sd-button.generate",
+            tab.prefix()
+        ))
+        .ok()
+        .flatten()
+}
+
+fn theme(tab: Tab) -> Theme {
+    if modern_generate(tab).is_some() {
+        Theme::Modern
+    } else {
+        Theme::Standard
+    }
+}
+
+fn by_attr(attr: &str, tab: Tab) -> Option<Element> {
+    doc()
+        .query_selector(&format!("[{attr}=\"{}\"]", tab.prefix()))
+        .ok()
+        .flatten()
+}
+
+/// The Enqueue button of `tab`, if placed.
+pub fn button(tab: Tab) -> Option<Element> {
+    by_attr("data-sdq-tab", tab)
+}
+
+/// The wrapper of `tab` (holds the dropdown and the button in the Standard and "above"
+/// placements; empty and hidden in the Modern "beside" placement).
+pub fn wrapper(tab: Tab) -> Option<Element> {
+    by_attr("data-sdq-wrap", tab)
+}
+
+fn ckpt_box(tab: Tab) -> Option<Element> {
+    by_attr("data-sdq-ckpt", tab)
+}
+
+/// Removes the button, the dropdown and the wrapper of every tab (before a re-placement with
+/// new options).
+pub fn remove_all() {
+    for tab in Tab::ALL {
+        for el in [button(tab), ckpt_box(tab), wrapper(tab)]
+            .into_iter()
+            .flatten()
+        {
+            el.remove();
+        }
+    }
+}
+
+/// Puts (or re-puts) the button and the dropdown of each tab in place. Cheap when nothing
+/// moved: it is called on page mutations and every 2 s.
+pub fn ensure_buttons() {
+    let d = doc();
+    let Some(c) = content::ctx() else { return };
+    for tab in Tab::ALL {
+        let Some(generate) = d.get_element_by_id(&format!("{}_generate", tab.prefix())) else {
+            continue;
+        };
+        let placement = c.opts.borrow().placement;
+        let hide_ckpt = c.opts.borrow().hide_checkpoint;
+        let th = theme(tab);
+        let Some(btn) = button(tab).or_else(|| make_button(tab, th)) else {
+            continue;
+        };
+        let ckpt = if hide_ckpt {
+            None
+        } else {
+            ckpt_box(tab).or_else(|| make_ckpt(tab))
+        };
+        let Some(wrap) = wrapper(tab).or_else(|| make_wrapper(tab)) else {
+            continue;
+        };
+        place(tab, th, placement, &generate, &wrap, &btn, ckpt.as_ref());
+    }
+}
+
+/// Inserts `el` as the next sibling of `anchor` unless it already is.
+fn put_after(anchor: &Element, el: &Element) {
+    if anchor.next_element_sibling().as_ref() != Some(el) {
+        let _ = anchor.after_with_node_1(el);
+    }
+}
+
+/// Inserts `el` as the previous sibling of `anchor` unless it already is.
+fn put_before(anchor: &Element, el: &Element) {
+    if el.next_element_sibling().as_ref() != Some(anchor) {
+        let _ = anchor.before_with_node_1(el);
+    }
+}
+
+/// Makes `el` the first child of `parent` unless it already is.
+fn put_first(parent: &Element, el: &Element) {
+    if parent.first_element_child().as_ref() != Some(el) {
+        let _ = parent.prepend_with_node_1(el);
+    }
+}
+
+/// Makes `children` the children of `parent`, in order, moving only what is out of place.
+fn put_children(parent: &Element, children: &[&Element]) {
+    for (i, ch) in children.iter().enumerate() {
+        let here = parent.children().item(i as u32);
+        if here.as_ref() != Some(*ch) {
+            let r = here.map(JsValue::from);
+            let _ = parent.insert_before(ch, r.as_ref().map(|v| v.unchecked_ref()));
+        }
+    }
+}
+
+fn set_style(el: &Element, css: &str) {
+    if el.get_attribute("style").as_deref() != Some(css) {
+        let _ = el.set_attribute("style", css);
+    }
+}
+
+// No `aria-label` on Modern buttons: its CSS dims `button[aria-label]` to an icon square.
+const MODERN_BTN_CSS: &str = "display:flex;align-items:center;gap:6px;padding:0 10px;\
+     flex:0 0 auto;width:auto;cursor:pointer;white-space:nowrap;";
+const MODERN_ICON_CSS: &str = "display:flex;align-items:center;justify-content:center;\
+     padding:0;flex:0 0 auto;width:36px;cursor:pointer;";
+const STANDARD_BTN_CSS: &str = "flex:1 1 auto;min-height:36px;cursor:pointer;white-space:nowrap;";
+const CKPT_CSS: &str = "display:flex;gap:4px;align-items:stretch;min-width:0;";
+/// In the Modern toolbar the dropdown takes the free space at its left end and shrinks first.
+const CKPT_MODERN_CSS: &str = "display:flex;gap:4px;align-items:center;min-width:0;\
+     flex:0 1 220px;margin-right:auto;";
+/// Under the Modern toolbar (when the toolbar is full).
+const CKPT_BELOW_CSS: &str = "display:flex;gap:4px;align-items:center;min-width:0;\
+     flex:0 1 260px;";
+const WRAP_BELOW_MODERN_CSS: &str =
+    "display:flex;justify-content:flex-end;align-items:center;gap:4px;padding:2px 4px 0;";
+const WRAP_CSS: &str = "display:flex;gap:4px;align-items:stretch;min-width:120px;flex:1 1 auto;";
+const WRAP_ABOVE_MODERN_CSS: &str = "display:flex;gap:6px;align-items:center;\
+     justify-content:flex-end;padding:4px 4px 0;";
+
+fn place(
+    tab: Tab,
+    th: Theme,
+    placement: Placement,
+    generate: &Element,
+    wrap: &Element,
+    btn: &Element,
+    ckpt: Option<&Element>,
+) {
+    let d = doc();
+    let p = tab.prefix();
+    if let Some(k) = ckpt
+        && !(th == Theme::Modern && placement == Placement::BesideGenerate)
+    {
+        set_style(k, CKPT_CSS);
+    }
+    set_style(
+        btn,
+        if th == Theme::Modern {
+            MODERN_BTN_CSS
+        } else {
+            STANDARD_BTN_CSS
+        },
+    );
+    if let Some(l) = btn.query_selector(".sdq-label").ok().flatten() {
+        // Shown unless the Modern toolbar fit below hides it.
+        set_style(&l, "pointer-events:none;");
+    }
+    match (th, placement) {
+        (Theme::Modern, Placement::BesideGenerate) => {
+            let (Some(sd_gen), Some(group)) = (
+                modern_generate(tab),
+                d.get_element_by_id(&format!("{p}_generate_group")),
+            ) else {
+                return;
+            };
+            // The wrapper is a row right under the toolbar's own row: it takes the dropdown
+            // when the toolbar has no room for it, and the button too when not even SD.Next's
+            // own toolbar fits (1280 px windows with the Networks panel open).
+            match group.parent_element() {
+                Some(row) => put_after(&row, wrap),
+                None => put_after(&group, wrap),
+            }
+            let fit = modern_fit(&group, btn, ckpt, wrap);
+            let _ = btn.set_attribute("data-sdq-fit", fit.as_str());
+            if let Some(l) = btn.query_selector(".sdq-label").ok().flatten() {
+                set_style(
+                    &l,
+                    if fit == Fit::Icon {
+                        "pointer-events:none;display:none;"
+                    } else {
+                        "pointer-events:none;"
+                    },
+                );
+            }
+            if fit == Fit::Icon {
+                set_style(btn, MODERN_ICON_CSS);
+            }
+            // The row is as wide as the toolbar's row, which its column may clip: keep what
+            // it holds inside the part that shows.
+            let below_css = format!(
+                "{WRAP_BELOW_MODERN_CSS}max-width:{:.0}px;",
+                (clip_right(wrap) - wrap.get_bounding_client_rect().left()).max(120.0)
+            );
+            if fit == Fit::Below {
+                set_style(wrap, &below_css);
+                if let Some(k) = ckpt {
+                    set_style(k, CKPT_BELOW_CSS);
+                }
+                let kids: Vec<&Element> = ckpt.into_iter().chain([btn]).collect();
+                put_children(wrap, &kids);
+                return;
+            }
+            put_after(&sd_gen, btn);
+            match (ckpt, fit) {
+                (Some(k), Fit::All) => {
+                    set_style(k, CKPT_MODERN_CSS);
+                    put_first(&group, k);
+                    set_style(wrap, "display:none");
+                }
+                (Some(k), _) => {
+                    set_style(k, CKPT_BELOW_CSS);
+                    set_style(wrap, &below_css);
+                    put_children(wrap, &[k]);
+                }
+                (None, _) => set_style(wrap, "display:none"),
+            }
+        }
+        (Theme::Modern, Placement::AboveGenerate) => {
+            let Some(panel) = d
+                .get_element_by_id(&format!("{p}_results_header_panel"))
+                .or_else(|| d.get_element_by_id(&format!("{p}_generate_group")))
+            else {
+                return;
+            };
+            set_style(wrap, WRAP_ABOVE_MODERN_CSS);
+            put_before(&panel, wrap);
+            let kids: Vec<&Element> = ckpt.into_iter().chain([btn]).collect();
+            put_children(wrap, &kids);
+        }
+        (Theme::Standard, placement) => {
+            set_style(wrap, WRAP_CSS);
+            match placement {
+                Placement::BesideGenerate => put_after(generate, wrap),
+                Placement::AboveGenerate => {
+                    let box_ = d
+                        .get_element_by_id(&format!("{p}_generate_box"))
+                        .unwrap_or_else(|| generate.clone());
+                    put_before(&box_, wrap);
+                }
+            }
+            let kids: Vec<&Element> = ckpt.into_iter().chain([btn]).collect();
+            put_children(wrap, &kids);
+        }
+    }
+}
+
+/// How much of the extension fits in the Modern toolbar beside SD.Next's own buttons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fit {
+    /// The dropdown and the labelled button.
+    All,
+    /// The labelled button; the dropdown goes under the toolbar.
+    Button,
+    /// The button as an icon (SD.Next's own buttons are icons too); the dropdown under.
+    Icon,
+    /// Not even SD.Next's own buttons fit: the labelled button and the dropdown go in a row
+    /// right under the toolbar.
+    Below,
+}
+
+impl Fit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Fit::All => "all",
+            Fit::Button => "button",
+            Fit::Icon => "icon",
+            Fit::Below => "below",
+        }
+    }
+
+    fn parse(s: Option<&str>) -> Fit {
+        match s {
+            Some("icon") => Fit::Icon,
+            Some("button") => Fit::Button,
+            Some("below") => Fit::Below,
+            _ => Fit::All,
+        }
+    }
+}
+
+/// The narrowest the dropdown may get in the toolbar before it moves under it.
+const CKPT_MIN_W: f64 = 140.0;
+/// The button as an icon (Modern's toolbar buttons are 2.5em = 35 px wide).
+const ICON_W: f64 = 36.0;
+
+/// Decides from measured widths (no trial moves, so nothing flickers) what fits in the
+/// toolbar. A hidden tab (zero width) keeps its last decision.
+fn modern_fit(group: &Element, btn: &Element, ckpt: Option<&Element>, wrap: &Element) -> Fit {
+    let last = Fit::parse(btn.get_attribute("data-sdq-fit").as_deref());
+    let r = group.get_bounding_client_rect();
+    if r.width() <= 0.0 {
+        return last;
+    }
+    // The toolbar can be wider than what shows of it (its column clips it): the room ends
+    // at the nearest clipping ancestor or the window's edge.
+    let avail = (group.client_width() as f64).min(clip_right(group) - r.left());
+    let gap = web_sys::window()
+        .and_then(|w| w.get_computed_style(group).ok().flatten())
+        .and_then(|cs| cs.get_property_value("column-gap").ok())
+        .and_then(|g| g.trim_end_matches("px").parse::<f64>().ok())
+        .unwrap_or(0.0);
+    let mut others = 0.0;
+    let kids = group.children();
+    for i in 0..kids.length() {
+        let Some(k) = kids.item(i) else { continue };
+        if &k == btn || Some(&k) == ckpt || &k == wrap {
+            continue;
+        }
+        let w = k.get_bounding_client_rect().width();
+        if w > 0.0 {
+            others += w + gap;
+        }
+    }
+    // The labelled width, remembered from when the label was last shown in the toolbar.
+    let shown = btn.get_bounding_client_rect().width();
+    let full = if matches!(last, Fit::Icon) || shown <= 0.0 {
+        btn.get_attribute("data-sdq-full-w")
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(112.0)
+    } else {
+        let _ = btn.set_attribute("data-sdq-full-w", &format!("{shown:.0}"));
+        shown
+    };
+    let slack = 2.0;
+    if ckpt.is_some() && others + full + gap + CKPT_MIN_W + gap + slack <= avail {
+        Fit::All
+    } else if others + full + gap + slack <= avail {
+        Fit::Button
+    } else if others + ICON_W + gap + slack <= avail {
+        Fit::Icon
+    } else {
+        Fit::Below
+    }
+}
+
+/// The right edge of what shows of `el`: the nearest ancestor that clips its overflow, or the
+/// window.
+fn clip_right(el: &Element) -> f64 {
+    let win = web_sys::window();
+    let mut right = win
+        .as_ref()
+        .and_then(|w| w.inner_width().ok())
+        .and_then(|v| v.as_f64())
+        .unwrap_or(f64::MAX);
+    let mut cur = el.parent_element();
+    while let Some(a) = cur {
+        let clips = win
+            .as_ref()
+            .and_then(|w| w.get_computed_style(&a).ok().flatten())
+            .and_then(|cs| cs.get_property_value("overflow-x").ok())
+            .is_some_and(|o| o != "visible");
+        if clips {
+            right = right.min(a.get_bounding_client_rect().right());
+        }
+        cur = a.parent_element();
+    }
+    right
+}
+
+fn make_wrapper(tab: Tab) -> Option<Element> {
+    let d = doc();
+    let p = tab.prefix();
+    let wrap = d.create_element("div").ok()?;
+    // SD.Next's Standard CSS sizes `#<p>_enqueue_wrapper`; use that id unless taken.
+    let std_wrap = format!("{p}_enqueue_wrapper");
+    if d.get_element_by_id(&std_wrap).is_none() {
+        wrap.set_id(&std_wrap);
+    } else {
+        wrap.set_id(&format!("sdq-{p}-wrap"));
+    }
+    let _ = wrap.set_attribute("data-sdq-wrap", p);
+    let _ = wrap.set_attribute("class", "sdq-enqueue-wrapper");
+    Some(wrap)
+}
+
+fn make_ckpt(tab: Tab) -> Option<Element> {
+    let d = doc();
+    let p = tab.prefix();
+    let k = d.create_element("div").ok()?;
+    let _ = k.set_attribute("data-sdq-ckpt", p);
+    let _ = k.set_attribute("class", "sdq-ckpt");
+    let sel = d.create_element("select").ok()?;
+    sel.set_id(&format!("sdq-{p}-ckpt"));
+    let _ = sel.set_attribute("title", "Checkpoint for Enqueue");
+    let _ = sel.set_attribute("aria-label", "Checkpoint for Enqueue");
+    let _ = sel.set_attribute(
+        "style",
+        "min-width:0;max-width:100%;flex:1 1 auto;font-size:12px;height:32px;",
+    );
+    content::fill_select(&sel);
+    let _ = k.append_child(&sel);
+    let refresh = d.create_element("button").ok()?;
+    refresh.set_text_content(Some("↻"));
+    let _ = refresh.set_attribute("title", "Refresh checkpoints");
+    let _ = refresh.set_attribute("type", "button");
+    let _ = refresh.set_attribute("style", "flex:0 0 auto;cursor:pointer;min-width:28px;");
+    let on_refresh = Closure::<dyn FnMut(web_sys::Event)>::new(|e: web_sys::Event| {
+        e.prevent_default();
+        wasm_bindgen_futures::spawn_local(content::load_titles());
+    });
+    let _ = refresh.add_event_listener_with_callback("click", on_refresh.as_ref().unchecked_ref());
+    on_refresh.forget();
+    let _ = k.append_child(&refresh);
+    Some(k)
+}
+
+fn button_id(tab: Tab, th: Theme) -> String {
+    // Standard: reuse SD.Next's placeholder id (its CSS sizes it like Generate) unless
+    // something else (e.g. a manually installed agent-scheduler) owns it. Modern: never, so
+    // the Modern UI's late portal pass cannot pull the button into its label-hiding slot.
+    let std_id = format!("{}_enqueue", tab.prefix());
+    let taken = doc()
+        .get_element_by_id(&std_id)
+        .is_some_and(|el| el.get_attribute("data-sdq-tab").is_none());
+    if th == Theme::Modern || taken {
+        format!("sdq-{}-enqueue", tab.prefix())
+    } else {
+        std_id
+    }
+}
+
+fn make_button(tab: Tab, th: Theme) -> Option<Element> {
+    let d = doc();
+    let p = tab.prefix();
+    let btn = d.create_element("button").ok()?;
+    btn.set_id(&button_id(tab, th));
+    let class = match th {
+        // Modern's own toolbar button look (background, radius, height, hover).
+        Theme::Modern => "sd-button sdq-enqueue".to_owned(),
+        // Standard: Generate's classes minus `generate` (Gradio's button look).
+        Theme::Standard => {
+            let classes = d
+                .get_element_by_id(&format!("{p}_generate"))
+                .and_then(|g| g.get_attribute("class"))
+                .unwrap_or_default();
+            format!("{classes} sdq-enqueue").replace("generate", "")
+        }
+    };
+    let _ = btn.set_attribute("class", &class);
+    let _ = btn.set_attribute("type", "button");
+    let _ = btn.set_attribute("data-sdq-tab", p);
+    let _ = btn.set_attribute("data-sdq-state", "idle");
+    let _ = btn.set_attribute(
+        "title",
+        "Add this generation to the queue (right-click for more; Ctrl+E)",
+    );
+    if th == Theme::Modern {
+        // SD.Next's own Enqueue icon (a CSS mask) beside the label.
+        let icon = d.create_element("div").ok()?;
+        let _ = icon.set_attribute("class", "mask-icon icon-enqueue");
+        let _ = icon.set_attribute("style", "pointer-events:none;flex:0 0 auto;");
+        let _ = btn.append_child(&icon);
+    }
+    let label = d.create_element("span").ok()?;
+    let _ = label.set_attribute("class", "sdq-label");
+    let _ = label.set_attribute("style", "pointer-events:none;");
+    label.set_text_content(Some("Enqueue"));
+    let _ = btn.append_child(&label);
+    let on_click = Closure::<dyn FnMut(web_sys::MouseEvent)>::new(move |e: web_sys::MouseEvent| {
+        e.prevent_default();
+        e.stop_propagation();
+        wasm_bindgen_futures::spawn_local(content::do_enqueue(tab, None, None));
+    });
+    let _ = btn.add_event_listener_with_callback("click", on_click.as_ref().unchecked_ref());
+    on_click.forget();
+    let on_menu = Closure::<dyn FnMut(web_sys::MouseEvent)>::new(move |e: web_sys::MouseEvent| {
+        e.prevent_default();
+        e.stop_propagation();
+        content::show_menu(tab, e.client_x(), e.client_y());
+    });
+    let _ = btn.add_event_listener_with_callback("contextmenu", on_menu.as_ref().unchecked_ref());
+    on_menu.forget();
+    Some(btn)
+}
+
+/// Sets the button's label ("Enqueue", "Queued", "Not queued").
+pub fn set_label(btn: &Element, text: &str) {
+    match btn.query_selector(".sdq-label").ok().flatten() {
+        Some(l) => l.set_text_content(Some(text)),
+        None => btn.set_text_content(Some(text)),
+    }
+}
