@@ -477,6 +477,10 @@ fn merge_is_shallow_and_null_removes() {
 fn fts_queries_are_quoted() {
     assert_eq!(fts_query("  "), None);
     assert_eq!(fts_query("a \"b"), Some("\"a\" \"\"\"b\"*".into()));
+    // NUL and control characters are dropped; whitespace controls still split words.
+    assert_eq!(fts_query("\0"), None);
+    assert_eq!(fts_query("a\0b\u{7}"), Some("\"ab\"*".into()));
+    assert_eq!(fts_query("a\tb\""), Some("\"a\" \"b\"\"\"*".into()));
     assert_eq!(
         expected_images(&obj(json!({"n_iter": 2, "batch_size": 3}))),
         6
