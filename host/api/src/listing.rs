@@ -47,7 +47,7 @@ pub struct ListQuery {
     pub q: Option<String>,
 }
 
-/// Which finished tasks `GET /history?status=` lists.
+/// Which finished tasks `GET /history?status=` lists (on the wire: the `status=` word).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum HistoryFilter {
     /// Every finished task (`all`, or no parameter).
@@ -97,5 +97,87 @@ impl HistoryFilter {
                 .filter(|st| st.is_finished())
                 .map(HistoryFilter::Status),
         }
+    }
+}
+
+impl Serialize for HistoryFilter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for HistoryFilter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let word = String::deserialize(d)?;
+        HistoryFilter::parse(&word).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown status filter `{word}` (all, bookmarked, done, failed, interrupted)"
+            ))
+        })
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for HistoryFilter {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(HistoryFilter::ALL.iter().map(|f| f.as_str())))
+            .description(Some(
+                "Which finished tasks: all, bookmarked, or one finished status.",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for HistoryFilter {}
+
+/// The filter of `GET /history` (beside [`ListQuery`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct HistoryQuery {
+    /// `all` (default), `bookmarked`, `done`, `failed` or `interrupted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<HistoryFilter>,
+}
+
+/// Paging of `GET /export`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct ExportQuery {
+    /// Page size (default 1000, at most 100000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// Tasks to skip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+}
+
+/// `POST /task/{id}/rename?name=`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct RenameQuery {
+    /// The new name (empty clears it).
+    pub name: String,
+}
+
+/// `GET /task/{id}/results?zip=`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct ResultsQuery {
+    /// `true` (or `1`, `yes`): the stored files as one zip instead of JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zip: Option<String>,
+}
+
+impl ResultsQuery {
+    /// Whether a zip is asked for.
+    pub fn wants_zip(&self) -> bool {
+        matches!(self.zip.as_deref(), Some("true" | "1" | "True" | "yes"))
     }
 }

@@ -69,18 +69,39 @@ pub const DOCS: &str = "/docs";
 /// Liveness probe. Additive.
 pub const HEALTH: &str = "/agent-scheduler/v1/health";
 
+/// Deprecated alias of [`TASK_RUN`].
+pub const ALIAS_RUN: &str = "/agent-scheduler/v1/run/{id}";
+/// Deprecated alias of [`TASK_REQUEUE`].
+pub const ALIAS_REQUEUE: &str = "/agent-scheduler/v1/requeue/{id}";
+/// Deprecated alias of `DELETE` [`TASK`] (as `POST`).
+pub const ALIAS_DELETE: &str = "/agent-scheduler/v1/delete/{id}";
+/// Deprecated alias of [`TASK_MOVE`].
+pub const ALIAS_MOVE: &str = "/agent-scheduler/v1/move/{id}/{over_id}";
+/// Deprecated alias of [`TASK_BOOKMARK`].
+pub const ALIAS_BOOKMARK: &str = "/agent-scheduler/v1/bookmark/{id}";
+/// Deprecated alias of [`TASK_UNBOOKMARK`].
+pub const ALIAS_UNBOOKMARK: &str = "/agent-scheduler/v1/unbookmark/{id}";
+/// Deprecated alias of [`TASK_RENAME`].
+pub const ALIAS_RENAME: &str = "/agent-scheduler/v1/rename/{id}";
+/// Deprecated alias of [`TASK_RESULTS`].
+pub const ALIAS_RESULTS: &str = "/agent-scheduler/v1/results/{id}";
+/// Deprecated alias of [`QUEUE_PAUSE`].
+pub const ALIAS_PAUSE: &str = "/agent-scheduler/v1/pause";
+/// Deprecated alias of [`QUEUE_RESUME`].
+pub const ALIAS_RESUME: &str = "/agent-scheduler/v1/resume";
+
 /// Deprecated aliases of the original, still served: `(alias, canonical)` pairs.
 pub const DEPRECATED_ALIASES: &[(&str, &str)] = &[
-    ("/agent-scheduler/v1/run/{id}", TASK_RUN),
-    ("/agent-scheduler/v1/requeue/{id}", TASK_REQUEUE),
-    ("/agent-scheduler/v1/delete/{id}", TASK),
-    ("/agent-scheduler/v1/move/{id}/{over_id}", TASK_MOVE),
-    ("/agent-scheduler/v1/bookmark/{id}", TASK_BOOKMARK),
-    ("/agent-scheduler/v1/unbookmark/{id}", TASK_UNBOOKMARK),
-    ("/agent-scheduler/v1/rename/{id}", TASK_RENAME),
-    ("/agent-scheduler/v1/results/{id}", TASK_RESULTS),
-    ("/agent-scheduler/v1/pause", QUEUE_PAUSE),
-    ("/agent-scheduler/v1/resume", QUEUE_RESUME),
+    (ALIAS_RUN, TASK_RUN),
+    (ALIAS_REQUEUE, TASK_REQUEUE),
+    (ALIAS_DELETE, TASK),
+    (ALIAS_MOVE, TASK_MOVE),
+    (ALIAS_BOOKMARK, TASK_BOOKMARK),
+    (ALIAS_UNBOOKMARK, TASK_UNBOOKMARK),
+    (ALIAS_RENAME, TASK_RENAME),
+    (ALIAS_RESULTS, TASK_RESULTS),
+    (ALIAS_PAUSE, QUEUE_PAUSE),
+    (ALIAS_RESUME, QUEUE_RESUME),
 ];
 
 /// Fills `{id}` (and `{over_id}` / `{index}`) in a route.

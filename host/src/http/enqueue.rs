@@ -3,21 +3,21 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use scheduler_api::{EnqueueRequest, EnqueueResponse, IDEMPOTENCY_KEY_HEADER, TaskType};
+use scheduler_api::{
+    EnqueueRequest, EnqueueResponse, IDEMPOTENCY_KEY_HEADER, MessageResponse, TaskType,
+};
 
-use super::error::{ApiError, parse_json};
+use super::error::{ApiError, ApiJson};
 use crate::intake::Intake;
 
 async fn enqueue(
     intake: Arc<Intake>,
     kind: TaskType,
     headers: &HeaderMap,
-    body: &[u8],
+    body: EnqueueRequest,
 ) -> Result<Json<EnqueueResponse>, ApiError> {
-    let body: EnqueueRequest = parse_json(body)?;
     let key = headers
         .get(IDEMPOTENCY_KEY_HEADER)
         .map(|v| v.to_str().map(str::to_owned))
@@ -30,29 +30,61 @@ async fn enqueue(
     Ok(Json(intake.enqueue(kind, body, key).await?))
 }
 
-/// `POST /queue/txt2img`.
+/// Enqueue a txt2img task.
+///
+/// Every SD.Next field passes through; `checkpoint` `*` or `<folder>/*` makes one task per
+/// checkpoint. The `Idempotency-Key` header returns the first answer again.
+#[utoipa::path(post, path = scheduler_api::routes::QUEUE_TXT2IMG, tag = "enqueue",
+    operation_id = "enqueue_txt2img",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the enqueue idempotent (at most 200 visible ASCII characters).")),
+    request_body = EnqueueRequest,
+    responses(
+        (status = 200, description = "The new task ids.", body = EnqueueResponse),
+        (status = 422, description = "A field is invalid.", body = MessageResponse),
+        (status = 503, description = "A checkpoint pattern needs a reachable backend.", body = MessageResponse),
+    ))]
 pub async fn txt2img(
     State(intake): State<Arc<Intake>>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiJson(body): ApiJson<EnqueueRequest>,
 ) -> Result<Json<EnqueueResponse>, ApiError> {
-    enqueue(intake, TaskType::Txt2img, &headers, &body).await
+    enqueue(intake, TaskType::Txt2img, &headers, body).await
 }
 
-/// `POST /queue/img2img`.
+/// Enqueue an img2img task.
+///
+/// `init_images` (and `mask`) as base64 or data URLs; URLs and file paths are refused.
+#[utoipa::path(post, path = scheduler_api::routes::QUEUE_IMG2IMG, tag = "enqueue",
+    operation_id = "enqueue_img2img",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the enqueue idempotent (at most 200 visible ASCII characters).")),
+    request_body = EnqueueRequest,
+    responses(
+        (status = 200, description = "The new task ids.", body = EnqueueResponse),
+        (status = 422, description = "A field is invalid.", body = MessageResponse),
+        (status = 503, description = "A checkpoint pattern needs a reachable backend.", body = MessageResponse),
+    ))]
 pub async fn img2img(
     State(intake): State<Arc<Intake>>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiJson(body): ApiJson<EnqueueRequest>,
 ) -> Result<Json<EnqueueResponse>, ApiError> {
-    enqueue(intake, TaskType::Img2img, &headers, &body).await
+    enqueue(intake, TaskType::Img2img, &headers, body).await
 }
 
-/// `POST /queue/control`.
+/// Enqueue a Control task (sent to `/sdapi/v1/control`).
+#[utoipa::path(post, path = scheduler_api::routes::QUEUE_CONTROL, tag = "enqueue",
+    operation_id = "enqueue_control",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes the enqueue idempotent (at most 200 visible ASCII characters).")),
+    request_body = EnqueueRequest,
+    responses(
+        (status = 200, description = "The new task ids.", body = EnqueueResponse),
+        (status = 422, description = "A field is invalid.", body = MessageResponse),
+        (status = 503, description = "A checkpoint pattern needs a reachable backend.", body = MessageResponse),
+    ))]
 pub async fn control(
     State(intake): State<Arc<Intake>>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiJson(body): ApiJson<EnqueueRequest>,
 ) -> Result<Json<EnqueueResponse>, ApiError> {
-    enqueue(intake, TaskType::Control, &headers, &body).await
+    enqueue(intake, TaskType::Control, &headers, body).await
 }

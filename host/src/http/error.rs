@@ -135,7 +135,7 @@ pub async fn normalize_errors(resp: Response) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if is_json {
-        return resp;
+        return close_if_too_large(resp);
     }
     let (parts, body) = resp.into_parts();
     let text = axum::body::to_bytes(body, 64 * 1024)
@@ -160,12 +160,50 @@ pub async fn normalize_errors(resp: Response) -> Response {
         header::HeaderValue::from_static("application/json"),
     );
     resp.headers_mut().remove(header::CONTENT_LENGTH);
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        // The body was not read: the connection cannot be reused.
+    close_if_too_large(resp)
+}
+
+/// A 413 leaves the body unread: the connection cannot be reused.
+fn close_if_too_large(mut resp: Response) -> Response {
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
         resp.headers_mut().insert(
             header::CONNECTION,
             header::HeaderValue::from_static("close"),
         );
     }
     resp
+}
+
+/// A JSON body parsed with [`parse_json`]: malformed JSON is 400, a value of the wrong shape
+/// 422 (any content type is read, as the original accepted).
+#[derive(Debug, Clone)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), code_for(e.status()), e.body_text()))?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Query parameters: a value that does not fit its declared type is 422.
+#[derive(Debug, Clone)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, ApiError> {
+        let q = parts.uri.query().unwrap_or_default();
+        serde_urlencoded::from_str(q)
+            .map(ApiQuery)
+            .map_err(|e| ApiError::invalid(format!("invalid query: {e}")))
+    }
 }

@@ -3,25 +3,32 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
-use scheduler_api::{HistoryFilter, HistoryResponse, MessageResponse};
+use axum::extract::State;
+use scheduler_api::{HistoryQuery, HistoryResponse, ListQuery, MessageResponse};
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiQuery};
 use super::ok;
-use super::queue::ListQuery;
+use super::queue::paging;
 use super::wire::{self, TimeFmt};
 use crate::queue::Queue;
 use crate::results::Results;
 
-/// `GET /history`.
+/// Finished tasks, newest first.
+#[utoipa::path(get, path = scheduler_api::routes::HISTORY, tag = "history", operation_id = "get_history",
+    params(HistoryQuery, ListQuery),
+    responses(
+        (status = 200, description = "One page of the history.", body = HistoryResponse),
+        (status = 422, description = "Unknown status filter or paging value.", body = MessageResponse),
+    ))]
 pub async fn list(
     State(queue): State<Arc<Queue>>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(filter): ApiQuery<HistoryQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
-    let (limit, offset) = q.paging();
-    let filter = HistoryFilter::parse(q.status())
-        .ok_or_else(|| ApiError::invalid(format!("unknown status filter `{}`", q.status())))?;
-    let (rows, total) = queue.history(filter, q.q(), limit, offset).await?;
+    let (limit, offset) = paging(&q);
+    let (rows, total) = queue
+        .history(filter.status.unwrap_or_default(), q.q, limit, offset)
+        .await?;
     Ok(Json(HistoryResponse {
         tasks: rows
             .iter()
@@ -31,7 +38,9 @@ pub async fn list(
     }))
 }
 
-/// `POST /history/clear`.
+/// Delete non-bookmarked finished tasks and their files.
+#[utoipa::path(post, path = scheduler_api::routes::HISTORY_CLEAR, tag = "history", operation_id = "clear_history",
+    responses((status = 200, description = "Cleared.", body = MessageResponse)))]
 pub async fn clear(State(results): State<Arc<Results>>) -> Result<Json<MessageResponse>, ApiError> {
     results.clear_history(None).await?;
     Ok(ok("History cleared."))

@@ -1,13 +1,16 @@
 //! The HTTP API: every AgentScheduler route at its original path (and its deprecated
 //! aliases), plus the host's additions.
 //!
-//! Owns: routing and body limits ([`router`]), one handler module per resource (`enqueue`,
-//! `queue`, `history`, `task`, `results`, `transfer`, `backends`, `settings`), the security
-//! guard (Host / Origin / bearer token), the single error-to-HTTP mapping (`error.rs`) and the
-//! wire conversions (`wire.rs`).
+//! Owns: routing, body limits and the OpenAPI document, both from the handlers' annotations
+//! ([`api`]); one handler module per resource (`enqueue`, `queue`, `history`, `task`,
+//! `results`, `transfer`, `backends`, `settings`, `sse`, `aliases`), the security guard
+//! (Host / Origin / bearer token), the single error-to-HTTP mapping and the typed body and
+//! query extractors (`error.rs`: malformed JSON 400, a value that fails validation 422, wrong
+//! state 409, unknown id 404, too large 413) and the wire conversions (`wire.rs`).
 //! Must not: contain SQL or queue policy (a handler parses, calls one service operation and
 //! converts the answer), talk to SD.Next directly, or panic on request data.
 
+pub mod aliases;
 pub mod backends;
 pub mod enqueue;
 pub mod error;
@@ -26,10 +29,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::response::{Html, IntoResponse};
-use axum::routing::{MethodRouter, get, post};
-use scheduler_api::routes as r;
 use tokio::sync::watch;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 use crate::events::EventHub;
 use security::Security;
@@ -78,72 +80,63 @@ from_state!(
     watch::Receiver<bool> => shutdown,
 );
 
-fn canonical(path: &str) -> Option<MethodRouter<AppState>> {
-    Some(match path {
-        r::TASK_RUN => post(task::run),
-        r::TASK_REQUEUE => post(task::requeue),
-        r::TASK => post(task::delete),
-        r::TASK_MOVE => post(task::move_task),
-        r::TASK_BOOKMARK => post(task::bookmark),
-        r::TASK_UNBOOKMARK => post(task::unbookmark),
-        r::TASK_RENAME => post(task::rename),
-        r::TASK_RESULTS => get(results::results),
-        r::QUEUE_PAUSE => post(queue::pause),
-        r::QUEUE_RESUME => post(queue::resume),
-        _ => return None,
-    })
+/// Every route with its documentation: the handlers' `#[utoipa::path]` annotations give the
+/// path, method, parameters, body and answers, and the same annotations register the route,
+/// so the document cannot drift from what is served.
+#[allow(deprecated)] // the aliases are deprecated routes, still served
+pub fn api() -> OpenApiRouter<AppState> {
+    let large = || DefaultBodyLimit::max(LARGE_BODY);
+    let with_limit = |(schemas, paths, method): UtoipaMethodRouter<AppState>| {
+        (schemas, paths, method.layer(large()))
+    };
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(enqueue::txt2img))
+        .routes(with_limit(routes!(enqueue::img2img)))
+        .routes(with_limit(routes!(enqueue::control)))
+        .routes(routes!(queue::list))
+        .routes(routes!(queue::pause))
+        .routes(routes!(queue::resume))
+        .routes(routes!(queue::clear))
+        .routes(routes!(history::list))
+        .routes(routes!(history::clear))
+        .routes(routes!(task::get, task::update, task::delete))
+        .routes(routes!(task::request))
+        .routes(routes!(task::position))
+        .routes(routes!(task::run))
+        .routes(routes!(task::requeue))
+        .routes(routes!(task::requeue_failed))
+        .routes(routes!(task::move_task))
+        .routes(routes!(task::bookmark))
+        .routes(routes!(task::unbookmark))
+        .routes(routes!(task::rename))
+        .routes(routes!(results::results))
+        .routes(routes!(results::image))
+        .routes(routes!(transfer::export))
+        .routes(with_limit(routes!(transfer::import)))
+        .routes(routes!(backends::samplers))
+        .routes(routes!(backends::sd_models))
+        .routes(routes!(backends::checkpoints))
+        .routes(routes!(backends::list))
+        .routes(routes!(sse::events))
+        .routes(routes!(settings::get, settings::update))
+        .routes(routes!(settings::health))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(openapi::docs))
+        .routes(routes!(aliases::run))
+        .routes(routes!(aliases::requeue))
+        .routes(routes!(aliases::delete))
+        .routes(routes!(aliases::move_task))
+        .routes(routes!(aliases::bookmark))
+        .routes(routes!(aliases::unbookmark))
+        .routes(routes!(aliases::rename))
+        .routes(routes!(aliases::results))
+        .routes(routes!(aliases::pause))
+        .routes(routes!(aliases::resume))
 }
 
 /// The router with its state, guard and error normalisation.
 pub fn router(state: AppState, security: Security) -> Router {
-    let large = || DefaultBodyLimit::max(LARGE_BODY);
-    let mut app = Router::new()
-        .route(r::QUEUE_TXT2IMG, post(enqueue::txt2img))
-        .route(r::QUEUE_IMG2IMG, post(enqueue::img2img).layer(large()))
-        .route(r::QUEUE_CONTROL, post(enqueue::control).layer(large()))
-        .route(r::QUEUE, get(queue::list))
-        .route(r::QUEUE_PAUSE, post(queue::pause))
-        .route(r::QUEUE_RESUME, post(queue::resume))
-        .route(r::QUEUE_CLEAR, post(queue::clear))
-        .route(r::HISTORY, get(history::list))
-        .route(r::HISTORY_CLEAR, post(history::clear))
-        .route(
-            r::TASK,
-            get(task::get).put(task::update).delete(task::delete),
-        )
-        .route(r::TASK_REQUEST, get(task::request))
-        .route(r::TASK_POSITION, get(task::position))
-        .route(r::TASK_RUN, post(task::run))
-        .route(r::TASK_REQUEUE, post(task::requeue))
-        .route(r::TASK_REQUEUE_FAILED, post(task::requeue_failed))
-        .route(r::TASK_MOVE, post(task::move_task))
-        .route(r::TASK_BOOKMARK, post(task::bookmark))
-        .route(r::TASK_UNBOOKMARK, post(task::unbookmark))
-        .route(r::TASK_RENAME, post(task::rename))
-        .route(r::TASK_RESULTS, get(results::results))
-        .route(r::TASK_IMAGE, get(results::image))
-        .route(r::EXPORT, get(transfer::export))
-        .route(r::IMPORT, post(transfer::import).layer(large()))
-        .route(r::SAMPLERS, get(backends::samplers))
-        .route(r::SD_MODELS, get(backends::sd_models))
-        .route(r::CHECKPOINTS, get(backends::checkpoints))
-        .route(r::BACKENDS, get(backends::list))
-        .route(r::EVENTS, get(sse::events))
-        .route(r::SETTINGS, get(settings::get).put(settings::update))
-        .route(r::HEALTH, get(settings::health))
-        .route(
-            r::OPENAPI,
-            get(|| async { axum::Json(openapi::document()) }),
-        )
-        .route(
-            r::DOCS,
-            get(|| async { Html(openapi::docs_html()).into_response() }),
-        );
-    for (alias, target) in r::DEPRECATED_ALIASES {
-        if let Some(m) = canonical(target) {
-            app = app.route(alias, m);
-        }
-    }
+    let (app, _) = api().split_for_parts();
     app.fallback(|| async { axum::http::StatusCode::NOT_FOUND })
         .layer(DefaultBodyLimit::max(SMALL_BODY))
         .with_state(state)

@@ -1,7 +1,15 @@
-//! The OpenAPI document (`/openapi.json`) built from the `scheduler-api` schemas plus a
-//! route table, and an offline, self-contained `/docs` page rendered from the same table.
+//! The OpenAPI document (`/openapi.json`) and the offline `/docs` page.
+//!
+//! Paths, parameters, bodies and answers come from the handlers' `#[utoipa::path]`
+//! annotations, collected by [`super::api`] together with the routes themselves. [`finish`]
+//! then adds, in one place, the error answers every operation can give because of code that
+//! runs before its handler: the guard (401, 403), the body extractor (400 malformed JSON,
+//! 413 too large, 422 wrong shape) and the query extractor (422).
 
-use scheduler_api::routes as r;
+use std::sync::OnceLock;
+
+use axum::Json;
+use axum::response::Html;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
@@ -9,367 +17,152 @@ use utoipa::OpenApi;
 #[openapi(
     info(
         title = "agent-scheduler host",
-        description = "A durable queue that feeds SD.Next. AgentScheduler-compatible API."
+        description = "A durable queue that feeds SD.Next. AgentScheduler-compatible API: every \
+            route of the original under /agent-scheduler/v1 (old paths kept as deprecated aliases), \
+            plus events, settings and backends. Errors answer {\"success\": false, \"message\", \
+            \"code\"} with a truthful status: malformed JSON 400, a value that fails validation 422, \
+            wrong state 409, unknown id 404, too large 413."
+    ),
+    tags(
+        (name = "enqueue", description = "New tasks."),
+        (name = "queue", description = "The queue: listing, pause, resume, clear."),
+        (name = "history", description = "Finished tasks."),
+        (name = "task", description = "One task."),
+        (name = "results", description = "Result images."),
+        (name = "transfer", description = "Export and import."),
+        (name = "backends", description = "The SD.Next backends."),
+        (name = "settings", description = "Settings and health."),
+        (name = "events", description = "The live event stream."),
+        (name = "docs", description = "This document."),
+        (name = "deprecated", description = "Old paths of the original extension."),
     ),
     components(schemas(
-        scheduler_api::Task,
-        scheduler_api::TaskStatus,
-        scheduler_api::TaskType,
-        scheduler_api::WireTime,
-        scheduler_api::TaskResult,
-        scheduler_api::EnqueueRequest,
-        scheduler_api::EnqueueResponse,
-        scheduler_api::QueueResponse,
-        scheduler_api::HistoryResponse,
-        scheduler_api::PositionData,
-        scheduler_api::ResultImage,
-        scheduler_api::MessageResponse,
-        scheduler_api::ErrorCode,
-        scheduler_api::UpdateTaskRequest,
-        scheduler_api::ImportRequest,
-        scheduler_api::ImportResponse,
-        scheduler_api::ImportRejection,
-        scheduler_api::ExportItem,
-        scheduler_api::Settings,
-        scheduler_api::SettingsPatch,
-        scheduler_api::BackendState,
-        scheduler_api::BackendInfo,
         scheduler_api::ProgressEvent,
         scheduler_api::PreviewEvent,
-        scheduler_api::TaskChange,
         scheduler_api::TaskEvent,
         scheduler_api::QueueEvent,
         scheduler_api::ResetEvent,
-        scheduler_api::CheckpointInfo
+        scheduler_api::TaskChange,
+        scheduler_api::TaskResult,
+        scheduler_api::ErrorCode,
+        scheduler_api::HistoryFilter,
     ))
 )]
 struct ApiDoc;
 
-/// One documented route: method, path, summary, request schema, response schema.
-pub struct RouteDoc {
-    /// HTTP method (lower case).
-    pub method: &'static str,
-    /// Path.
-    pub path: &'static str,
-    /// What it does.
-    pub summary: &'static str,
-    /// Request body schema name.
-    pub request: Option<&'static str>,
-    /// Response schema name (or a description in parentheses).
-    pub response: &'static str,
+/// The document's base: info, tags, and the schemas of the event stream's payloads (which
+/// no path refers to).
+pub fn base() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
 }
 
-const fn d(
-    method: &'static str,
-    path: &'static str,
-    summary: &'static str,
-    request: Option<&'static str>,
-    response: &'static str,
-) -> RouteDoc {
-    RouteDoc {
-        method,
-        path,
-        summary,
-        request,
-        response,
-    }
+fn error(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MessageResponse"}}}
+    })
 }
 
-/// Every route the host serves (deprecated aliases are added from `routes::DEPRECATED_ALIASES`).
-pub const ROUTES: &[RouteDoc] = &[
-    d(
-        "post",
-        r::QUEUE_TXT2IMG,
-        "Enqueue a txt2img task (every SD.Next field passes through; checkpoint `*` / `<folder>/*` expands). Header Idempotency-Key.",
-        Some("EnqueueRequest"),
-        "EnqueueResponse",
-    ),
-    d(
-        "post",
-        r::QUEUE_IMG2IMG,
-        "Enqueue an img2img task (init_images as base64 or data URLs; 64 MiB limit).",
-        Some("EnqueueRequest"),
-        "EnqueueResponse",
-    ),
-    d(
-        "post",
-        r::QUEUE_CONTROL,
-        "Enqueue a Control task (sent to /sdapi/v1/control; 64 MiB limit). Not supported yet: answers 422.",
-        Some("EnqueueRequest"),
-        "EnqueueResponse",
-    ),
-    d(
-        "get",
-        r::QUEUE,
-        "Running then pending tasks; ?limit=20&offset=0&q=",
-        None,
-        "QueueResponse",
-    ),
-    d(
-        "post",
-        r::QUEUE_PAUSE,
-        "Pause the queue (persisted; the running task finishes).",
-        None,
-        "MessageResponse",
-    ),
-    d(
-        "post",
-        r::QUEUE_RESUME,
-        "Resume the queue.",
-        None,
-        "MessageResponse",
-    ),
-    d(
-        "post",
-        r::QUEUE_CLEAR,
-        "Delete non-bookmarked pending tasks (the running task stays).",
-        None,
-        "MessageResponse",
-    ),
-    d(
-        "get",
-        r::HISTORY,
-        "Finished tasks, newest first; ?status=all|bookmarked|done|failed|interrupted&limit&offset&q",
-        None,
-        "HistoryResponse",
-    ),
-    d(
-        "post",
-        r::HISTORY_CLEAR,
-        "Delete non-bookmarked finished tasks and their files.",
-        None,
-        "MessageResponse",
-    ),
-    d(
-        "get",
-        r::TASK,
-        "One task as {success, data: Task} (dates ISO).",
-        None,
-        "Task",
-    ),
-    d(
-        "put",
-        r::TASK,
-        "Edit a pending task: name, checkpoint, shallow merge of params (409 unless pending).",
-        Some("UpdateTaskRequest"),
-        "MessageResponse",
-    ),
-    d(
-        "delete",
-        r::TASK,
-        "Delete a pending/finished task (with files) or interrupt a running one.",
-        None,
-        "MessageResponse",
-    ),
-    d(
-        "get",
-        r::TASK_REQUEST,
-        "The full stored request (images and page snapshot included).",
-        None,
-        "(object)",
-    ),
-    d(
-        "get",
-        r::TASK_POSITION,
-        "Status and position.",
-        None,
-        "PositionData",
-    ),
-    d(
-        "post",
-        r::TASK_RUN,
-        "Run now (idle: starts now; busy: runs next, FIFO; paused: only this task runs).",
-        None,
-        "MessageResponse",
-    ),
-    d(
-        "post",
-        r::TASK_REQUEUE,
-        "Put a copy at the end of the queue.",
-        None,
-        "MessageResponse",
-    ),
-    d(
-        "post",
-        r::TASK_REQUEUE_FAILED,
-        "Turn every failed task back into a pending one at the end.",
-        None,
-        "MessageResponse",
-    ),
-    d(
-        "post",
-        r::TASK_MOVE,
-        "Move before {over_id}, or to `top` / `bottom`.",
-        None,
-        "MessageResponse",
-    ),
-    d(
-        "post",
-        r::TASK_BOOKMARK,
-        "Bookmark.",
-        None,
-        "MessageResponse",
-    ),
-    d(
-        "post",
-        r::TASK_UNBOOKMARK,
-        "Remove the bookmark.",
-        None,
-        "MessageResponse",
-    ),
-    d(
-        "post",
-        r::TASK_RENAME,
-        "Rename (?name=).",
-        None,
-        "MessageResponse",
-    ),
-    d(
-        "get",
-        r::TASK_RESULTS,
-        "Results as PNG data URLs with infotext; ?zip=true streams a zip.",
-        None,
-        "ResultImage",
-    ),
-    d(
-        "get",
-        r::TASK_IMAGE,
-        "One stored image file, as stored.",
-        None,
-        "(image bytes)",
-    ),
-    d(
-        "get",
-        r::EXPORT,
-        "Pending tasks in the original export shape (full request in params).",
-        None,
-        "ExportItem",
-    ),
-    d(
-        "post",
-        r::IMPORT,
-        "Import an export (ours or the original's API tasks); rejected items are reported.",
-        Some("ImportRequest"),
-        "ImportResponse",
-    ),
-    d(
-        "get",
-        r::SAMPLERS,
-        "Sampler names (union over backends).",
-        None,
-        "(string list)",
-    ),
-    d(
-        "get",
-        r::SD_MODELS,
-        "Checkpoint titles (union over backends).",
-        None,
-        "(string list)",
-    ),
-    d(
-        "get",
-        r::CHECKPOINTS,
-        "Checkpoints with the backends that list them.",
-        None,
-        "CheckpointInfo",
-    ),
-    d(
-        "get",
-        r::EVENTS,
-        "Server-Sent Events: task, progress, preview, queue, reset; Last-Event-ID replays.",
-        None,
-        "(text/event-stream)",
-    ),
-    d("get", r::SETTINGS, "Host settings.", None, "Settings"),
-    d(
-        "put",
-        r::SETTINGS,
-        "Change settings (only the fields given).",
-        Some("SettingsPatch"),
-        "Settings",
-    ),
-    d(
-        "get",
-        r::BACKENDS,
-        "Backends and their state.",
-        None,
-        "BackendInfo",
-    ),
-    d("get", r::HEALTH, "Liveness.", None, "(object)"),
-];
-
-fn schema_ref(name: &str) -> Value {
-    if name.starts_with('(') {
-        json!({"description": name})
-    } else {
-        json!({"$ref": format!("#/components/schemas/{name}")})
-    }
+/// What `model::spec` accepts as an inline image, as a schema: base64 (or a base64 `data:`
+/// URL) of a PNG, JPEG, WebP, GIF, BMP or TIFF file; URLs and file paths are refused.
+fn inline_image() -> Value {
+    json!({
+        "type": "string",
+        "pattern": "^(data:image/[a-z]+;base64,)?(iVBORw0KGgo|/9j/|UklGRi|R0lGOD|Qk0|SUkq|TU0A)[A-Za-z0-9+/]{20,}={0,2}$",
+        "description": "Base64 or a base64 data URL of an image file (URLs and file paths are refused)."
+    })
 }
 
-fn method_of(alias_target: &str) -> &'static str {
-    ROUTES
-        .iter()
-        .find(|r| r.path == alias_target && r.method != "get" && r.method != "put")
-        .or_else(|| ROUTES.iter().find(|r| r.path == alias_target))
-        .map(|r| {
-            if r.method == "delete" {
-                "post"
-            } else {
-                r.method
+/// img2img needs `init_images`; its images (and `mask`) are inline.
+fn refine_img2img(doc: &mut Value) {
+    let op = &mut doc["paths"][scheduler_api::routes::QUEUE_IMG2IMG]["post"];
+    let schema = &mut op["requestBody"]["content"]["application/json"]["schema"];
+    if schema.is_object() {
+        *schema = json!({"allOf": [schema.clone(), {
+            "type": "object",
+            "required": ["init_images"],
+            "properties": {
+                "init_images": {"type": "array", "minItems": 1, "items": inline_image()},
+                "mask": {"oneOf": [inline_image(), {"type": "null"}]},
             }
-        })
-        .unwrap_or("post")
+        }]});
+    }
+}
+
+/// Adds the answers of the code that runs before the handlers to every operation.
+pub fn finish(doc: &mut Value) {
+    refine_img2img(doc);
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(ops) = item.as_object_mut() else {
+            continue;
+        };
+        for op in ops.values_mut() {
+            let has_body = op.get("requestBody").is_some();
+            let has_query = op["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+            let Some(responses) = op["responses"].as_object_mut() else {
+                continue;
+            };
+            let mut add = |code: &str, description: &str| {
+                responses
+                    .entry(code.to_owned())
+                    .or_insert_with(|| error(description));
+            };
+            add("401", "The bearer token is missing or wrong.");
+            add("403", "The Origin or Host is not allowed.");
+            if has_body {
+                add("400", "The body is not JSON.");
+                add("413", "The body is too large.");
+                add("422", "The body does not have the declared shape.");
+            }
+            if has_query {
+                add("422", "A query parameter does not have its declared type.");
+            }
+        }
+    }
 }
 
 /// The OpenAPI document.
 pub fn document() -> Value {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
-    let mut paths = serde_json::Map::new();
-    let error = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MessageResponse"}}}});
-    let mut add = |method: &str,
-                   path: &str,
-                   summary: &str,
-                   request: Option<&str>,
-                   response: &str,
-                   deprecated: bool| {
-        let mut op = json!({
-            "summary": summary,
-            "responses": {
-                "200": {"description": "ok", "content": {"application/json": {"schema": schema_ref(response)}}},
-                "4XX": error.clone(),
-            }
-        });
-        if let Some(req) = request {
-            op["requestBody"] =
-                json!({"content": {"application/json": {"schema": schema_ref(req)}}});
-        }
-        if deprecated {
-            op["deprecated"] = json!(true);
-        }
-        let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
-        entry[method] = op;
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let (_, api) = super::api().split_for_parts();
+        let mut doc = serde_json::to_value(api).unwrap_or_else(|_| json!({}));
+        finish(&mut doc);
+        doc
+    })
+    .clone()
+}
+
+/// This document.
+#[utoipa::path(get, path = scheduler_api::routes::OPENAPI, tag = "docs", operation_id = "get_openapi",
+    responses((status = 200, description = "The OpenAPI document.", body = Object)))]
+pub async fn openapi_json() -> Json<Value> {
+    Json(document())
+}
+
+/// A readable page of this document (offline: no script, no external resource).
+#[utoipa::path(get, path = scheduler_api::routes::DOCS, tag = "docs", operation_id = "get_docs",
+    responses((status = 200, description = "The page.", content_type = "text/html", body = String)))]
+pub async fn docs() -> Html<String> {
+    Html(docs_html())
+}
+
+/// The name of a schema reference (or of the items of an array of references).
+fn schema_name(schema: &Value) -> String {
+    let name = |r: &Value| {
+        r["$ref"]
+            .as_str()
+            .map(|s| s.rsplit('/').next().unwrap_or(s).to_owned())
     };
-    for rd in ROUTES {
-        add(
-            rd.method,
-            rd.path,
-            rd.summary,
-            rd.request,
-            rd.response,
-            false,
-        );
-    }
-    for (alias, target) in r::DEPRECATED_ALIASES {
-        let summary = format!("Deprecated alias of {target}");
-        let resp = ROUTES
-            .iter()
-            .find(|x| x.path == *target)
-            .map(|x| x.response)
-            .unwrap_or("MessageResponse");
-        add(method_of(target), alias, &summary, None, resp, true);
-    }
-    doc["paths"] = Value::Object(paths);
-    doc
+    name(schema)
+        .or_else(|| name(&schema["items"]).map(|n| format!("[{n}]")))
+        .or_else(|| schema["type"].as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn esc(s: &str) -> String {
@@ -388,18 +181,32 @@ pub fn docs_html() -> String {
             if let Some(ops) = item.as_object() {
                 for (method, op) in ops {
                     let dep = op["deprecated"].as_bool().unwrap_or(false);
-                    let req = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-                        .as_str()
-                        .map(|s| s.rsplit('/').next().unwrap_or(s).to_owned())
+                    let req =
+                        schema_name(&op["requestBody"]["content"]["application/json"]["schema"]);
+                    let resp = op["responses"]["200"]["content"]
+                        .as_object()
+                        .map(|c| {
+                            c.iter()
+                                .map(|(ty, m)| match schema_name(&m["schema"]) {
+                                    n if n.is_empty() || ty != "application/json" => ty.clone(),
+                                    n => n,
+                                })
+                                .collect::<Vec<_>>()
+                                .join(" | ")
+                        })
                         .unwrap_or_default();
-                    let resp = &op["responses"]["200"]["content"]["application/json"]["schema"];
-                    let resp = resp["$ref"]
-                        .as_str()
-                        .map(|s| s.rsplit('/').next().unwrap_or(s).to_owned())
-                        .or_else(|| resp["description"].as_str().map(str::to_owned))
+                    let errors = op["responses"]
+                        .as_object()
+                        .map(|r| {
+                            r.keys()
+                                .filter(|k| k.as_str() != "200")
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        })
                         .unwrap_or_default();
                     rows.push_str(&format!(
-                        "<tr class=\"{}\"><td class=\"m {m}\">{M}</td><td><code>{p}</code></td><td>{s}</td><td>{req}</td><td>{resp}</td></tr>\n",
+                        "<tr class=\"{}\"><td class=\"m {m}\">{M}</td><td><code>{p}</code></td><td>{s}</td><td>{req}</td><td>{resp}</td><td>{errors}</td></tr>\n",
                         if dep { "dep" } else { "" },
                         m = esc(method),
                         M = esc(&method.to_uppercase()),
@@ -407,6 +214,7 @@ pub fn docs_html() -> String {
                         s = esc(op["summary"].as_str().unwrap_or("")),
                         req = esc(&req),
                         resp = esc(&resp),
+                        errors = esc(&errors),
                     ));
                 }
             }
@@ -432,7 +240,81 @@ pre{{background:#f6f6f6;padding:8px;overflow:auto}}</style></head><body>\
 <h1>agent-scheduler API</h1><p>AgentScheduler-compatible routes plus additions. Errors: \
 <code>{{\"success\": false, \"message\": …, \"code\": …}}</code> with a truthful status. \
 The machine-readable document is at <a href=\"/openapi.json\">/openapi.json</a>. Faded rows are deprecated aliases.</p>\
-<table><tr><th>Method</th><th>Path</th><th>What</th><th>Body</th><th>Answer</th></tr>\n{rows}</table>\
+<table><tr><th>Method</th><th>Path</th><th>What</th><th>Body</th><th>Answer</th><th>Errors</th></tr>\n{rows}</table>\
 <h2>Schemas</h2>\n{schemas}</body></html>"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `{param}` of every path is declared as a path parameter of each of its
+    /// operations; every alias is documented and deprecated; operation ids are unique.
+    #[test]
+    fn the_document_declares_every_path_parameter_and_alias() {
+        let doc = document();
+        if let Ok(out) = std::env::var("OPENAPI_OUT") {
+            std::fs::write(out, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
+        }
+        let paths = doc["paths"].as_object().expect("paths");
+        let mut ids = std::collections::HashSet::new();
+        let mut operations = 0;
+        for (path, item) in paths {
+            let wanted: Vec<&str> = path
+                .split('{')
+                .skip(1)
+                .filter_map(|s| s.split('}').next())
+                .collect();
+            for (method, op) in item.as_object().expect("operations") {
+                operations += 1;
+                let declared: Vec<&str> = op["parameters"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter()
+                            .filter(|p| p["in"] == "path")
+                            .filter_map(|p| p["name"].as_str())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                assert_eq!(declared, wanted, "{method} {path}");
+                let id = op["operationId"].as_str().expect("operationId");
+                assert!(ids.insert(id.to_owned()), "duplicate operationId {id}");
+                assert!(op["responses"]["200"].is_object(), "{method} {path}: 200");
+                assert!(op["responses"]["403"].is_object(), "{method} {path}: 403");
+            }
+        }
+        assert_eq!(operations, 45);
+        for (alias, _) in scheduler_api::routes::DEPRECATED_ALIASES {
+            let item = paths[*alias].as_object().expect(alias);
+            assert!(item.values().all(|op| op["deprecated"] == true), "{alias}");
+        }
+        let put = &paths[scheduler_api::routes::SETTINGS]["put"]["responses"];
+        let codes: Vec<&String> = put.as_object().unwrap().keys().collect();
+        assert_eq!(codes, ["200", "400", "401", "403", "413", "422"]);
+    }
+
+    /// The documented inline-image pattern only admits what `model::spec` accepts.
+    #[test]
+    fn the_inline_image_pattern_agrees_with_the_validation() {
+        let pattern = inline_image()["pattern"].as_str().unwrap().to_owned();
+        let tail = "A".repeat(20);
+        for prefix in [
+            "iVBORw0KGgo",
+            "/9j/",
+            "UklGRi",
+            "R0lGOD",
+            "Qk0",
+            "SUkq",
+            "TU0A",
+        ] {
+            for url in ["", "data:image/png;base64,"] {
+                let s = format!("{url}{prefix}{tail}");
+                assert!(
+                    crate::model::spec::is_inline_image(&s),
+                    "{s} matches {pattern} but is refused"
+                );
+            }
+        }
+    }
 }

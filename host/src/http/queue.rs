@@ -3,51 +3,32 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
-use scheduler_api::{MessageResponse, QueueResponse};
-use serde::Deserialize;
+use axum::extract::State;
+use scheduler_api::{ListQuery, MessageResponse, QueueResponse};
 
-use super::error::ApiError;
+use super::error::{ApiError, ApiQuery};
 use super::ok;
 use super::wire::{self, TimeFmt};
 use crate::queue::Queue;
 
-/// Paging and search of a listing.
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    limit: Option<i64>,
-    offset: Option<i64>,
-    q: Option<String>,
-    status: Option<String>,
+/// `(limit, offset)` of a listing: 20 by default, at most 1000.
+pub fn paging(q: &ListQuery) -> (i64, i64) {
+    (
+        q.limit.unwrap_or(20).clamp(0, 1000),
+        q.offset.unwrap_or(0).max(0),
+    )
 }
 
-impl ListQuery {
-    /// `(limit, offset)`: 20 by default, at most 1000.
-    pub fn paging(&self) -> (i64, i64) {
-        (
-            self.limit.unwrap_or(20).clamp(0, 1000),
-            self.offset.unwrap_or(0).max(0),
-        )
-    }
-
-    /// The search text.
-    pub fn q(&self) -> Option<String> {
-        self.q.clone()
-    }
-
-    /// The `status=` filter word of the history.
-    pub fn status(&self) -> &str {
-        self.status.as_deref().unwrap_or("")
-    }
-}
-
-/// `GET /queue`.
+/// Running tasks first (status `running`), then pending ones in order.
+#[utoipa::path(get, path = scheduler_api::routes::QUEUE, tag = "queue", operation_id = "get_queue",
+    params(ListQuery),
+    responses((status = 200, description = "One page of the queue.", body = QueueResponse)))]
 pub async fn list(
     State(queue): State<Arc<Queue>>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<QueueResponse>, ApiError> {
-    let (limit, offset) = q.paging();
-    let page = queue.page(q.q(), limit, offset).await?;
+    let (limit, offset) = paging(&q);
+    let page = queue.page(q.q, limit, offset).await?;
     Ok(Json(QueueResponse {
         current_task_id: page.running.first().cloned(),
         current_task_ids: page.running,
@@ -62,19 +43,25 @@ pub async fn list(
     }))
 }
 
-/// `POST /queue/pause`.
+/// Pause the queue (persisted; the running task finishes).
+#[utoipa::path(post, path = scheduler_api::routes::QUEUE_PAUSE, tag = "queue", operation_id = "pause_queue",
+    responses((status = 200, description = "Paused.", body = MessageResponse)))]
 pub async fn pause(State(queue): State<Arc<Queue>>) -> Result<Json<MessageResponse>, ApiError> {
     queue.set_paused(true).await?;
     Ok(ok("Queue paused."))
 }
 
-/// `POST /queue/resume`.
+/// Resume the queue.
+#[utoipa::path(post, path = scheduler_api::routes::QUEUE_RESUME, tag = "queue", operation_id = "resume_queue",
+    responses((status = 200, description = "Resumed.", body = MessageResponse)))]
 pub async fn resume(State(queue): State<Arc<Queue>>) -> Result<Json<MessageResponse>, ApiError> {
     queue.set_paused(false).await?;
     Ok(ok("Queue resumed."))
 }
 
-/// `POST /queue/clear`.
+/// Delete non-bookmarked pending tasks (the running task stays).
+#[utoipa::path(post, path = scheduler_api::routes::QUEUE_CLEAR, tag = "queue", operation_id = "clear_queue",
+    responses((status = 200, description = "Cleared.", body = MessageResponse)))]
 pub async fn clear(State(queue): State<Arc<Queue>>) -> Result<Json<MessageResponse>, ApiError> {
     queue.clear().await?;
     Ok(ok("Queue cleared."))

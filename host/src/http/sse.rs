@@ -23,7 +23,11 @@ fn sse(id: Option<u64>, e: &Event) -> SseEvent {
     }
 }
 
-/// The handler.
+/// Server-Sent Events: `task`, `progress`, `preview`, `queue`, `reset`; `Last-Event-ID`
+/// replays what was missed (or sends `reset` when it is too old); a heartbeat every 15 s.
+#[utoipa::path(get, path = scheduler_api::routes::EVENTS, tag = "events", operation_id = "get_events",
+    params(("Last-Event-ID" = Option<u64>, Header, description = "Replay the stored events after this id.")),
+    responses((status = 200, description = "The endless event stream.", content_type = "text/event-stream", body = String)))]
 pub async fn events(
     State(hub): State<EventHub>,
     State(shutdown): State<watch::Receiver<bool>>,

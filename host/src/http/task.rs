@@ -4,15 +4,13 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use scheduler_api::{
-    DataResponse, MessageResponse, MoveTarget, PositionData, Task, UpdateTaskRequest, field,
+    DataResponse, MessageResponse, MoveTarget, PositionData, RenameQuery, RequeueResponse,
+    StoredRequest, Task, UpdateTaskRequest,
 };
-use serde::Deserialize;
-use serde_json::Value;
 
-use super::error::{ApiError, parse_json};
+use super::error::{ApiError, ApiJson, ApiQuery};
 use super::wire::{self, TimeFmt};
 use super::{ok, task_id};
 use crate::model::CheckpointSpec;
@@ -22,7 +20,13 @@ use crate::store::tasks::TaskEdit;
 type Q = State<Arc<Queue>>;
 type Answer = Result<Json<MessageResponse>, ApiError>;
 
-/// `GET /task/{id}`.
+/// One task (dates as ISO-8601 strings).
+#[utoipa::path(get, path = scheduler_api::routes::TASK, tag = "task", operation_id = "get_task",
+    params(("id" = String, Path, description = "Task id.")),
+    responses(
+        (status = 200, description = "The task.", body = DataResponse<Task>),
+        (status = 404, description = "No such task.", body = MessageResponse),
+    ))]
 pub async fn get(
     State(queue): Q,
     Path(id): Path<String>,
@@ -34,27 +38,31 @@ pub async fn get(
     }))
 }
 
-/// `GET /task/{id}/request`: the full stored request, images and page snapshot included.
-pub async fn request(State(queue): Q, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+/// The full stored request (images and page snapshot included).
+#[utoipa::path(get, path = scheduler_api::routes::TASK_REQUEST, tag = "task", operation_id = "get_task_request",
+    params(("id" = String, Path, description = "Task id.")),
+    responses(
+        (status = 200, description = "Everything stored for the task.", body = DataResponse<StoredRequest>),
+        (status = 404, description = "No such task.", body = MessageResponse),
+    ))]
+pub async fn request(
+    State(queue): Q,
+    Path(id): Path<String>,
+) -> Result<Json<DataResponse<StoredRequest>>, ApiError> {
     let (row, _) = queue.task(&task_id(&id)?, true).await?;
-    Ok(Json(serde_json::json!({
-        "success": true,
-        "data": {
-            "id": row.id,
-            "type": row.task_type,
-            "status": row.status(),
-            field::NAME: row.name,
-            field::CHECKPOINT: row.checkpoint,
-            field::VAE: row.vae,
-            field::CALLBACK_URL: row.callback_url,
-            "request": row.request,
-            field::PAGE_SNAPSHOT: row.page_snapshot,
-            "info": row.info,
-        }
-    })))
+    Ok(Json(DataResponse {
+        success: true,
+        data: wire::stored_request(row),
+    }))
 }
 
-/// `GET /task/{id}/position`.
+/// Status and position.
+#[utoipa::path(get, path = scheduler_api::routes::TASK_POSITION, tag = "task", operation_id = "get_task_position",
+    params(("id" = String, Path, description = "Task id.")),
+    responses(
+        (status = 200, description = "Status and position.", body = DataResponse<PositionData>),
+        (status = 404, description = "No such task.", body = MessageResponse),
+    ))]
 pub async fn position(
     State(queue): Q,
     Path(id): Path<String>,
@@ -69,10 +77,22 @@ pub async fn position(
     }))
 }
 
-/// `PUT /task/{id}`.
-pub async fn update(State(queue): Q, Path(id): Path<String>, body: Bytes) -> Answer {
+/// Edit a pending task: name, checkpoint, shallow merge of params.
+#[utoipa::path(put, path = scheduler_api::routes::TASK, tag = "task", operation_id = "update_task",
+    params(("id" = String, Path, description = "Task id.")),
+    request_body = UpdateTaskRequest,
+    responses(
+        (status = 200, description = "Updated.", body = MessageResponse),
+        (status = 404, description = "No such task.", body = MessageResponse),
+        (status = 409, description = "The task is not pending.", body = MessageResponse),
+        (status = 422, description = "A field is invalid.", body = MessageResponse),
+    ))]
+pub async fn update(
+    State(queue): Q,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<UpdateTaskRequest>,
+) -> Answer {
     let id = task_id(&id)?;
-    let req: UpdateTaskRequest = parse_json(&body)?;
     let checkpoint = req
         .checkpoint
         .map(|c| match CheckpointSpec::parse(Some(&c)) {
@@ -92,25 +112,51 @@ pub async fn update(State(queue): Q, Path(id): Path<String>, body: Bytes) -> Ans
     Ok(ok("Task updated."))
 }
 
-/// `DELETE /task/{id}` (and the old `POST /delete/{id}`).
+/// Delete a pending or finished task (with its files), or interrupt a running one.
+#[utoipa::path(delete, path = scheduler_api::routes::TASK, tag = "task", operation_id = "delete_task",
+    params(("id" = String, Path, description = "Task id.")),
+    responses(
+        (status = 200, description = "`Task deleted` or `Task interrupted`.", body = MessageResponse),
+        (status = 404, description = "No such task.", body = MessageResponse),
+    ))]
 pub async fn delete(State(queue): Q, Path(id): Path<String>) -> Answer {
     Ok(ok(queue.delete(task_id(&id)?).await?))
 }
 
-/// `POST /task/{id}/run`.
+/// Run now (idle: starts now; busy: runs next, in the order clicked; paused: only this task runs).
+#[utoipa::path(post, path = scheduler_api::routes::TASK_RUN, tag = "task", operation_id = "run_task",
+    params(("id" = String, Path, description = "Task id.")),
+    responses(
+        (status = 200, description = "Scheduled.", body = MessageResponse),
+        (status = 404, description = "No such task.", body = MessageResponse),
+        (status = 409, description = "The task is not pending.", body = MessageResponse),
+    ))]
 pub async fn run(State(queue): Q, Path(id): Path<String>) -> Answer {
     Ok(ok(queue.run_now(task_id(&id)?).await?))
 }
 
-/// `POST /task/{id}/requeue`.
-pub async fn requeue(State(queue): Q, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+/// Put a copy of the task at the end of the queue.
+#[utoipa::path(post, path = scheduler_api::routes::TASK_REQUEUE, tag = "task", operation_id = "requeue_task",
+    params(("id" = String, Path, description = "Task id.")),
+    responses(
+        (status = 200, description = "The copy's id.", body = RequeueResponse),
+        (status = 404, description = "No such task.", body = MessageResponse),
+    ))]
+pub async fn requeue(
+    State(queue): Q,
+    Path(id): Path<String>,
+) -> Result<Json<RequeueResponse>, ApiError> {
     let new_id = queue.requeue(task_id(&id)?).await?;
-    Ok(Json(
-        serde_json::json!({"success": true, "message": "Task requeued", "task_id": new_id}),
-    ))
+    Ok(Json(RequeueResponse {
+        success: true,
+        message: "Task requeued".into(),
+        task_id: new_id,
+    }))
 }
 
-/// `POST /task/requeue-failed`.
+/// Turn every failed task back into a pending one at the end (`success: false` when none).
+#[utoipa::path(post, path = scheduler_api::routes::TASK_REQUEUE_FAILED, tag = "task", operation_id = "requeue_failed_tasks",
+    responses((status = 200, description = "How many were requeued.", body = MessageResponse)))]
 pub async fn requeue_failed(State(queue): Q) -> Answer {
     let n = queue.requeue_failed().await?;
     if n == 0 {
@@ -123,7 +169,17 @@ pub async fn requeue_failed(State(queue): Q) -> Answer {
     Ok(ok(format!("Requeued {n} failed tasks")))
 }
 
-/// `POST /task/{id}/move/{over_id}`.
+/// Move a pending task before `{over_id}`, or to `top` / `bottom`.
+#[utoipa::path(post, path = scheduler_api::routes::TASK_MOVE, tag = "task", operation_id = "move_task",
+    params(
+        ("id" = String, Path, description = "Task id."),
+        ("over_id" = String, Path, description = "The task to go before, or `top` / `bottom`."),
+    ),
+    responses(
+        (status = 200, description = "Moved.", body = MessageResponse),
+        (status = 404, description = "No such task.", body = MessageResponse),
+        (status = 409, description = "A task is not pending.", body = MessageResponse),
+    ))]
 pub async fn move_task(State(queue): Q, Path((id, over)): Path<(String, String)>) -> Answer {
     let id = task_id(&id)?;
     let target = MoveTarget::parse(&over);
@@ -139,34 +195,43 @@ pub async fn move_task(State(queue): Q, Path((id, over)): Path<(String, String)>
     Ok(ok(msg))
 }
 
-/// `POST /task/{id}/bookmark`.
+/// Bookmark (bookmarked tasks survive clears and retention).
+#[utoipa::path(post, path = scheduler_api::routes::TASK_BOOKMARK, tag = "task", operation_id = "bookmark_task",
+    params(("id" = String, Path, description = "Task id.")),
+    responses(
+        (status = 200, description = "Bookmarked.", body = MessageResponse),
+        (status = 404, description = "No such task.", body = MessageResponse),
+    ))]
 pub async fn bookmark(State(queue): Q, Path(id): Path<String>) -> Answer {
     queue.set_bookmark(task_id(&id)?, true).await?;
     Ok(ok("Task bookmarked"))
 }
 
-/// `POST /task/{id}/unbookmark`.
+/// Remove the bookmark.
+#[utoipa::path(post, path = scheduler_api::routes::TASK_UNBOOKMARK, tag = "task", operation_id = "unbookmark_task",
+    params(("id" = String, Path, description = "Task id.")),
+    responses(
+        (status = 200, description = "Unbookmarked.", body = MessageResponse),
+        (status = 404, description = "No such task.", body = MessageResponse),
+    ))]
 pub async fn unbookmark(State(queue): Q, Path(id): Path<String>) -> Answer {
     queue.set_bookmark(task_id(&id)?, false).await?;
     Ok(ok("Task unbookmarked"))
 }
 
-/// `?name=` of rename.
-#[derive(Debug, Deserialize)]
-pub struct RenameQuery {
-    name: Option<String>,
-}
-
-/// `POST /task/{id}/rename?name=`.
+/// Rename a task (any status).
+#[utoipa::path(post, path = scheduler_api::routes::TASK_RENAME, tag = "task", operation_id = "rename_task",
+    params(("id" = String, Path, description = "Task id."), RenameQuery),
+    responses(
+        (status = 200, description = "Renamed.", body = MessageResponse),
+        (status = 404, description = "No such task.", body = MessageResponse),
+        (status = 422, description = "`name` is missing.", body = MessageResponse),
+    ))]
 pub async fn rename(
     State(queue): Q,
     Path(id): Path<String>,
-    Query(q): Query<RenameQuery>,
+    ApiQuery(q): ApiQuery<RenameQuery>,
 ) -> Answer {
-    let id = task_id(&id)?;
-    let name = q
-        .name
-        .ok_or_else(|| ApiError::invalid("query parameter `name` is required"))?;
-    queue.rename(id, name).await?;
+    queue.rename(task_id(&id)?, q.name).await?;
     Ok(ok("Task renamed."))
 }

@@ -3,27 +3,21 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Query, State};
-use scheduler_api::{ExportItem, ImportRequest, ImportResponse};
-use serde::Deserialize;
+use axum::extract::State;
+use scheduler_api::{ExportItem, ExportQuery, ImportRequest, ImportResponse, MessageResponse};
 
-use super::error::{ApiError, parse_json};
+use super::error::{ApiError, ApiJson, ApiQuery};
 use super::wire;
 use crate::intake::Intake;
 use crate::queue::Queue;
 
-/// `?limit=&offset=` of export.
-#[derive(Debug, Deserialize)]
-pub struct ExportQuery {
-    limit: Option<i64>,
-    offset: Option<i64>,
-}
-
-/// `GET /export`.
+/// Pending tasks in the original export shape (full request in `params`).
+#[utoipa::path(get, path = scheduler_api::routes::EXPORT, tag = "transfer", operation_id = "export_tasks",
+    params(ExportQuery),
+    responses((status = 200, description = "The export array.", body = Vec<ExportItem>)))]
 pub async fn export(
     State(queue): State<Arc<Queue>>,
-    Query(q): Query<ExportQuery>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> Result<Json<Vec<ExportItem>>, ApiError> {
     let limit = q.limit.unwrap_or(1000).clamp(0, 100_000);
     let offset = q.offset.unwrap_or(0).max(0);
@@ -31,11 +25,16 @@ pub async fn export(
     Ok(Json(rows.iter().map(wire::export_item).collect()))
 }
 
-/// `POST /import`.
+/// Import an export (ours, or the original's API tasks); rejected items are reported.
+#[utoipa::path(post, path = scheduler_api::routes::IMPORT, tag = "transfer", operation_id = "import_tasks",
+    request_body = ImportRequest,
+    responses(
+        (status = 200, description = "What was imported and what was rejected.", body = ImportResponse),
+        (status = 422, description = "`content` is not a JSON array.", body = MessageResponse),
+    ))]
 pub async fn import(
     State(intake): State<Arc<Intake>>,
-    body: Bytes,
+    ApiJson(req): ApiJson<ImportRequest>,
 ) -> Result<Json<ImportResponse>, ApiError> {
-    let req: ImportRequest = parse_json(&body)?;
     Ok(Json(intake.import(&req.content).await?))
 }

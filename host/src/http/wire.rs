@@ -1,7 +1,7 @@
 //! Conversions from stored rows to the wire shapes of `scheduler-api` (the edge where the
 //! AgentScheduler quirks live: three date formats, `result` as a JSON string).
 
-use scheduler_api::{ExportItem, Task, TaskResult, TaskStatus, WireTime, field};
+use scheduler_api::{ExportItem, StoredRequest, Task, TaskResult, TaskStatus, WireTime, field};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -115,5 +115,21 @@ pub fn export_item(row: &TaskRow) -> ExportItem {
         bookmarked: Some(row.bookmarked),
         created_at: Some(Value::from(row.created_at / 1000)),
         updated_at: Some(Value::from(row.updated_at / 1000)),
+    }
+}
+
+/// Everything stored for a task (`GET /task/{id}/request`), from its full row.
+pub fn stored_request(row: TaskRow) -> StoredRequest {
+    StoredRequest {
+        status: row.status(),
+        id: row.id,
+        task_type: row.task_type,
+        name: row.name,
+        checkpoint: row.checkpoint,
+        vae: row.vae,
+        callback_url: row.callback_url,
+        request: row.request,
+        page_snapshot: row.page_snapshot,
+        info: row.info,
     }
 }

@@ -48,6 +48,21 @@ pub struct FakeConfig {
     pub lose_first_interrupt: bool,
     /// VAE names listed by `/sdapi/v1/sd-vae`.
     pub vaes: Vec<String>,
+    /// Bounds on the work of one generation request (for fuzzing: a fuzzer's numbers must not
+    /// make the fake allocate gigabytes or sample for hours); beyond them txt2img/img2img
+    /// answer 422 in FastAPI's shape, as SD.Next's own validation does.
+    pub limits: Option<Limits>,
+}
+
+/// Bounds on one generation request; see [`FakeConfig::limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest `width` / `height`.
+    pub max_side: i64,
+    /// Largest `steps`.
+    pub max_steps: i64,
+    /// Largest `n_iter * batch_size`.
+    pub max_images: i64,
 }
 
 impl Default for FakeConfig {
@@ -61,6 +76,7 @@ impl Default for FakeConfig {
             auth: None,
             lose_first_interrupt: false,
             vaes: Vec::new(),
+            limits: None,
         }
     }
 }

@@ -613,6 +613,35 @@ fn validate_types(body: &Map<String, Value>) -> Option<Response> {
     }
 }
 
+/// A 422 in FastAPI's shape when a request asks for more work than the configured limits.
+fn beyond_limits(limits: Option<crate::Limits>, body: &Map<String, Value>) -> Option<Response> {
+    let l = limits?;
+    let field = |k: &str, default: i64| body.get(k).and_then(as_int).unwrap_or(default);
+    let images = field("n_iter", 1)
+        .max(1)
+        .saturating_mul(field("batch_size", 1).max(1));
+    let checks = [
+        ("width", field("width", 1024), l.max_side),
+        ("height", field("height", 1024), l.max_side),
+        ("steps", field("steps", 20), l.max_steps),
+        ("n_iter", images, l.max_images),
+    ];
+    let errors: Vec<Value> = checks
+        .iter()
+        .filter(|(_, v, max)| *v > *max)
+        .map(|(k, v, max)| {
+            json!({"type": "less_than_equal", "loc": ["body", k],
+                   "msg": format!("Input should be less than or equal to {max}"), "input": v})
+        })
+        .collect();
+    (!errors.is_empty()).then(|| {
+        json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "detail": errors }),
+        )
+    })
+}
+
 fn int_field(body: &Map<String, Value>, key: &str, default: i64) -> i64 {
     body.get(key).and_then(as_int).unwrap_or(default)
 }
@@ -762,6 +791,9 @@ async fn generate(s: Arc<Shared>, img2img: bool, body: Bytes) -> Response {
             }
             return r;
         }
+    }
+    if let Some(r) = beyond_limits(s.lock().limits, &body) {
+        return r;
     }
     let req = GenRequest {
         kind: if img2img { "img2img" } else { "txt2img" },

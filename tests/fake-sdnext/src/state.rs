@@ -90,6 +90,7 @@ pub(crate) struct Job {
 }
 
 pub(crate) struct Inner {
+    pub limits: Option<crate::Limits>,
     pub step_ms: u64,
     pub load_ms: u64,
     pub lose_first_interrupt: bool,
@@ -148,6 +149,7 @@ impl Shared {
             .unwrap_or(0x9E37_79B9_7F4A_7C15)
             | 1;
         let mut inner = Inner {
+            limits: cfg.limits,
             step_ms: cfg.step_ms,
             load_ms: cfg.load_ms,
             lose_first_interrupt: cfg.lose_first_interrupt,

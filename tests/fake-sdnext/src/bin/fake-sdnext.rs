@@ -4,6 +4,7 @@
 //! ```text
 //! fake-sdnext --listen 127.0.0.1:0 --step-ms 20 --checkpoint a --checkpoint b \
 //!             [--vae v] [--loaded a | --no-model] [--auth user:pass] [--load-ms N] [--lose-first-interrupt]
+//!             [--limits SIDE,STEPS,IMAGES]
 //! ```
 //! The first stdout line is `listening on http://ADDR`.
 
@@ -13,7 +14,8 @@ use std::net::SocketAddr;
 use fake_sdnext::{FakeConfig, FakeSdNext};
 
 const USAGE: &str = "usage: fake-sdnext [--listen ADDR] [--step-ms N] [--load-ms N] \
-[--checkpoint TITLE]... [--vae NAME]... [--loaded TITLE | --no-model] [--auth USER:PASS] [--lose-first-interrupt]";
+[--checkpoint TITLE]... [--vae NAME]... [--loaded TITLE | --no-model] [--auth USER:PASS] [--lose-first-interrupt] \
+[--limits SIDE,STEPS,IMAGES]";
 
 fn parse_args() -> Result<FakeConfig, String> {
     let mut cfg = FakeConfig {
@@ -67,6 +69,22 @@ fn parse_args() -> Result<FakeConfig, String> {
                 cfg.auth = Some((u.to_string(), p.to_string()));
             }
             "--lose-first-interrupt" => cfg.lose_first_interrupt = true,
+            "--limits" => {
+                let v = value("--limits")?;
+                let n: Vec<i64> = v
+                    .split(',')
+                    .map(|x| x.trim().parse::<i64>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| format!("--limits SIDE,STEPS,IMAGES: {e}"))?;
+                let [max_side, max_steps, max_images] = n[..] else {
+                    return Err("--limits needs SIDE,STEPS,IMAGES".into());
+                };
+                cfg.limits = Some(fake_sdnext::Limits {
+                    max_side,
+                    max_steps,
+                    max_images,
+                });
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
