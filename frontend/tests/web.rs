@@ -151,6 +151,7 @@ fn task(i: usize) -> Task {
         error: None,
         image_count: 1,
         has_page_snapshot: false,
+        next_run_at: None,
     }
 }
 

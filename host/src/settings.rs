@@ -64,6 +64,14 @@ impl SettingsService {
             }
             s.max_attempts = v;
         }
+        if let Some(v) = patch.retry_backoff_s {
+            if !(1..=3600).contains(&v) {
+                return Err(HostError::Invalid(
+                    "retry_backoff_s must be 1..=3600".into(),
+                ));
+            }
+            s.retry_backoff_s = v;
+        }
         let saved = s.clone();
         self.store
             .call(move |c| stored::save_settings(c, &saved))

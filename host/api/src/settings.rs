@@ -14,6 +14,15 @@ pub struct Settings {
     pub auto_requeue_failed: bool,
     /// How many times a task may be started before it stays failed.
     pub max_attempts: u32,
+    /// Seconds before the first retry of a task whose generation request failed after it
+    /// was sent while its backend was up (dropped answer, reset, gateway 502/503/504,
+    /// garbage); the delay doubles with each attempt, up to an hour. Default 10.
+    #[serde(default = "default_retry_backoff_s")]
+    pub retry_backoff_s: u32,
+}
+
+fn default_retry_backoff_s() -> u32 {
+    Settings::default().retry_backoff_s
 }
 
 impl Default for Settings {
@@ -23,6 +32,7 @@ impl Default for Settings {
             history_retention_days: Some(30),
             auto_requeue_failed: false,
             max_attempts: 3,
+            retry_backoff_s: 10,
         }
     }
 }
@@ -48,6 +58,9 @@ pub struct SettingsPatch {
     /// See [`Settings::max_attempts`] (1..=100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
+    /// See [`Settings::retry_backoff_s`] (1..=3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_backoff_s: Option<u32>,
 }
 
 mod double_option {

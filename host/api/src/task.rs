@@ -156,6 +156,10 @@ pub struct Task {
     /// Additive: whether the task carries a captured page snapshot.
     #[serde(default)]
     pub has_page_snapshot: bool,
+    /// Additive: a pending task waiting out its retry backoff is not run before this time
+    /// (same format as `created_at`); null when it may run now.
+    #[serde(default)]
+    pub next_run_at: Option<WireTime>,
 }
 
 /// The parsed form of [`Task::result`].

@@ -26,6 +26,7 @@ fn sample_task(time: WireTime) -> Task {
         error: None,
         image_count: 0,
         has_page_snapshot: false,
+        next_run_at: None,
     }
 }
 

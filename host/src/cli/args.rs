@@ -352,6 +352,9 @@ pub struct SettingsArgs {
     /// How many times a task may be started (1-100).
     #[arg(long, value_name = "N")]
     pub max_attempts: Option<u32>,
+    /// Seconds before the first retry of a task whose request failed (doubles per try).
+    #[arg(long, value_name = "SECONDS")]
+    pub retry_backoff_s: Option<u32>,
     #[command(flatten)]
     pub out: Output,
     #[command(flatten)]

@@ -174,6 +174,7 @@ pub fn settings(s: &Settings) {
     );
     println!("auto_requeue_failed     {}", s.auto_requeue_failed);
     println!("max_attempts            {}", s.max_attempts);
+    println!("retry_backoff_s         {}", s.retry_backoff_s);
 }
 
 /// One event of `watch` as a text line.

@@ -84,6 +84,11 @@ pub fn task(row: &TaskRow, fmt: TimeFmt, position: Option<i64>) -> Task {
         error: row.life.error.clone(),
         image_count: row.images.len() as u32,
         has_page_snapshot: row.has_page_snapshot,
+        next_run_at: row
+            .life
+            .next_run_at
+            .filter(|_| row.status() == TaskStatus::Pending)
+            .map(|ms| wire_time(ms, fmt)),
     }
 }
 

@@ -54,6 +54,8 @@ pub struct Lifecycle {
     pub run_next: Option<i64>,
     /// Runs despite a pause ("run now" while paused).
     pub force_run: bool,
+    /// A pending task waiting out its retry backoff is not claimed before this (ms).
+    pub next_run_at: Option<i64>,
 }
 
 impl Lifecycle {
@@ -68,6 +70,7 @@ impl Lifecycle {
             finished_at: None,
             run_next: None,
             force_run: false,
+            next_run_at: None,
         }
     }
 }

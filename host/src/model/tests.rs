@@ -40,10 +40,12 @@ fn ranks_leave_gaps_and_find_midpoints() {
 const POLICY: Policy = Policy {
     auto_requeue_failed: false,
     max_attempts: 3,
+    retry_backoff_ms: 1000,
 };
 const REQUEUE: Policy = Policy {
     auto_requeue_failed: true,
     max_attempts: 3,
+    retry_backoff_ms: 1000,
 };
 
 fn life(status: TaskStatus, attempts: u32) -> Lifecycle {
@@ -56,6 +58,7 @@ fn life(status: TaskStatus, attempts: u32) -> Lifecycle {
         finished_at: status.is_finished().then_some(20),
         run_next: None,
         force_run: false,
+        next_run_at: None,
     }
 }
 
@@ -75,6 +78,7 @@ fn a_claim_runs_a_pending_task_on_its_backend_and_leaves_the_run_next_group() {
     let from = Lifecycle {
         run_next: Some(1),
         force_run: true,
+        next_run_at: Some(3),
         error: Some("old".into()),
         ..Lifecycle::pending()
     };
@@ -98,12 +102,67 @@ fn a_claim_runs_a_pending_task_on_its_backend_and_leaves_the_run_next_group() {
                 finished_at: None,
                 run_next: None,
                 force_run: false,
+                next_run_at: None,
             },
             place: Place::Keep,
             outputs: Outputs::Keep,
             callback: false,
         }
     );
+}
+
+#[test]
+fn an_errored_request_counts_an_attempt_backs_off_and_fails_after_max_attempts() {
+    let errored = |attempts| {
+        decide(
+            &life(TaskStatus::Running, attempts),
+            &Event::Errored {
+                reason: "SD.Next: HTTP 502".into(),
+            },
+            &POLICY,
+            1_000,
+        )
+    };
+    let first = change(errored(0));
+    assert_eq!(first.next.status, TaskStatus::Pending);
+    assert_eq!(first.next.attempts, 1);
+    assert_eq!(first.next.next_run_at, Some(2_000), "base delay");
+    assert_eq!(first.next.backend, None);
+    assert_eq!(first.place, Place::Head);
+    assert!(!first.callback);
+    let second = change(errored(1));
+    assert_eq!(second.next.next_run_at, Some(3_000), "the delay doubles");
+    let last = change(errored(2));
+    assert_eq!(last.next.status, TaskStatus::Failed);
+    assert_eq!(last.next.attempts, 3);
+    assert_eq!(
+        last.next.error.as_deref(),
+        Some("SD.Next: HTTP 502 (3 attempts)")
+    );
+    assert_eq!(last.next.next_run_at, None);
+    assert!(last.callback);
+    assert_eq!(
+        errored(0).map(|_| ()).err(),
+        None,
+        "decided for a running task"
+    );
+    assert!(
+        decide(
+            &life(TaskStatus::Pending, 0),
+            &Event::Errored { reason: "x".into() },
+            &POLICY,
+            1
+        )
+        .is_err()
+    );
+    // Capped at an hour, never below the base.
+    let p = Policy {
+        retry_backoff_ms: 10_000,
+        ..POLICY
+    };
+    assert_eq!(p.retry_delay_ms(1), 10_000);
+    assert_eq!(p.retry_delay_ms(4), 80_000);
+    assert_eq!(p.retry_delay_ms(40), 3_600_000);
 }
 
 #[test]

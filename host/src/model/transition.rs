@@ -11,6 +11,8 @@
 //!            claim              finished(done | failed | interrupted)
 //!  pending ────────▶ running ───────────────────────────────────────▶ done | failed | interrupted
 //!     ▲  ▲              │ released (outage, not ready, shutdown): head, no attempt
+//!     │  ├──────────────┤ errored (request failed, backend up): head, attempt + 1, not before
+//!     │  │              │   next_run_at (backoff doubling per attempt); failed after max_attempts
 //!     │  └──────────────┤ recovered at start: head, attempt + 1 (failed after max_attempts)
 //!     │                 │ failed with auto-requeue (attempts < max_attempts): tail
 //!     └─────────────────┴──── requeue (failed → pending at the tail, attempts reset)
@@ -27,6 +29,22 @@ pub struct Policy {
     pub auto_requeue_failed: bool,
     /// Attempts before a task is failed for good (at least 1).
     pub max_attempts: u32,
+    /// The first retry delay after an errored request (ms); doubles per attempt.
+    pub retry_backoff_ms: i64,
+}
+
+/// The longest retry delay.
+pub const MAX_RETRY_DELAY_MS: i64 = 3_600_000;
+
+impl Policy {
+    /// The delay before the next try of a task that has now failed `attempts` times:
+    /// `retry_backoff_ms × 2^(attempts − 1)`, at most an hour (never less than the base).
+    pub fn retry_delay_ms(&self, attempts: u32) -> i64 {
+        let base = self.retry_backoff_ms.max(1);
+        let doublings = attempts.saturating_sub(1).min(30);
+        base.saturating_mul(1i64 << doublings)
+            .min(MAX_RETRY_DELAY_MS.max(base))
+    }
 }
 
 impl From<&scheduler_api::Settings> for Policy {
@@ -34,6 +52,7 @@ impl From<&scheduler_api::Settings> for Policy {
         Policy {
             auto_requeue_failed: s.auto_requeue_failed,
             max_attempts: s.max_attempts,
+            retry_backoff_ms: i64::from(s.retry_backoff_s) * 1000,
         }
     }
 }
@@ -77,6 +96,14 @@ pub enum Event {
     },
     /// Given back without counting an attempt: backend outage, backend not ready, shutdown.
     Released,
+    /// Its generation request failed after it was sent while the backend was up (a probe
+    /// right after it answered): the connection dropped mid-answer or was reset, a gateway
+    /// answered 502/503/504, or the answer was garbage. Counts an attempt; retried after a
+    /// backoff, failed with `reason` after `max_attempts`.
+    Errored {
+        /// What went wrong.
+        reason: String,
+    },
     /// Found `running` when the host started (the host stopped while it ran).
     Recovered,
     /// `requeue-failed`: a failed task goes back to the end of the queue.
@@ -193,6 +220,7 @@ pub fn decide(
         finished_at: None,
         run_next: None,
         force_run: false,
+        next_run_at: None,
     };
     match (from.status, event) {
         (Pending, Event::Edit | Event::Move | Event::RunNow) => Ok(Transition::Keep),
@@ -211,6 +239,7 @@ pub fn decide(
                 finished_at: None,
                 run_next: None,
                 force_run: false,
+                next_run_at: None,
                 ..from.clone()
             },
             Place::Keep,
@@ -244,6 +273,33 @@ pub fn decide(
                 Place::Keep,
                 Outputs::Record { images: true },
                 true,
+            )
+        }
+        (Running, Event::Errored { reason }) => {
+            let attempts = from.attempts.saturating_add(1);
+            if attempts >= policy.max_attempts.max(1) {
+                return change(
+                    Lifecycle {
+                        status: Failed,
+                        attempts,
+                        error: Some(format!("{reason} ({attempts} attempts)")),
+                        finished_at: Some(now),
+                        next_run_at: None,
+                        ..from.clone()
+                    },
+                    Place::Keep,
+                    Outputs::Record { images: false },
+                    true,
+                );
+            }
+            change(
+                Lifecycle {
+                    next_run_at: Some(now.saturating_add(policy.retry_delay_ms(attempts))),
+                    ..pending(attempts, Some(reason.clone()))
+                },
+                Place::Head,
+                Outputs::Keep,
+                false,
             )
         }
         (Running, Event::Released) => change(

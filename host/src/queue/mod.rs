@@ -423,6 +423,38 @@ impl Queue {
         Ok(())
     }
 
+    /// A generation request failed after it was sent while the backend was up: counts an
+    /// attempt; the task waits out its backoff at the head, or fails after `max_attempts`.
+    pub async fn errored(&self, task: &TaskRow, reason: String) -> Result<Applied, HostError> {
+        let id = task.id.clone();
+        let policy = self.settings.policy();
+        let applied = self
+            .store
+            .call(move |c| transitions::apply(c, &id, &Event::Errored { reason }, &policy))
+            .await?;
+        if let Some(status) = applied.status() {
+            let change = if status == TaskStatus::Pending {
+                TaskChange::Updated
+            } else {
+                TaskChange::Finished
+            };
+            self.events
+                .task(&task.id, status, change, applied.name.clone());
+        }
+        self.events.flush().await;
+        self.queue_event();
+        if applied.callback_queued {
+            self.callbacks.notify_one();
+        }
+        self.wake();
+        Ok(applied)
+    }
+
+    /// When the earliest task waiting out a retry backoff may run (ms), if any.
+    pub async fn next_retry_at(&self) -> Result<Option<i64>, HostError> {
+        Ok(self.store.call(|c| transitions::next_retry_at(c)).await?)
+    }
+
     /// Records the end of a run: asks the transition function once what the end means,
     /// writes the images it keeps (fsynced) before the row that points at them, then
     /// commits status, outputs and the callback row together; then events and wake-ups.

@@ -107,9 +107,14 @@ pub struct Progress {
 /// Errors talking to SD.Next.
 #[derive(thiserror::Error, Debug)]
 pub enum RemoteError {
-    /// Connection refused, reset or timed out: the backend is down or restarting.
+    /// The connection could not be made (refused, no route, connect timeout): the request
+    /// never reached the backend, which is down or restarting.
     #[error("backend unreachable: {0}")]
     Unreachable(String),
+    /// The request was sent, then the connection failed: reset, closed mid-answer, or the
+    /// answer took longer than the call's timeout.
+    #[error("connection lost after the request was sent: {0}")]
+    Dropped(String),
     /// HTTP 429 from SD.Next's rate limiter.
     #[error("rate limited (retry after {retry_after_s:?} s)")]
     RateLimited {
@@ -134,7 +139,19 @@ impl RemoteError {
     /// answering 502/503/504): the task should wait, not fail.
     pub fn is_outage(&self) -> bool {
         match self {
-            RemoteError::Unreachable(_) => true,
+            RemoteError::Unreachable(_) | RemoteError::Dropped(_) => true,
+            RemoteError::Http { status, .. } => matches!(status, 502..=504),
+            _ => false,
+        }
+    }
+
+    /// True when the request reached the backend (or the gateway in front of it) and then
+    /// failed without a usable answer: dropped or reset connection, 502/503/504, or an
+    /// answer that is not what SD.Next sends. Whether the backend is up decides what it
+    /// means (a probe tells).
+    pub fn was_sent(&self) -> bool {
+        match self {
+            RemoteError::Dropped(_) | RemoteError::Decode(_) => true,
             RemoteError::Http { status, .. } => matches!(status, 502..=504),
             _ => false,
         }
@@ -353,7 +370,9 @@ fn map_reqwest(e: reqwest::Error) -> RemoteError {
     if e.is_builder() {
         return RemoteError::Decode(e.to_string());
     }
-    // Connect errors, timeouts, resets while sending or reading the body: all outages.
+    // Connect errors: the backend is down. Anything after the connection was made (a reset,
+    // a body cut short, a timeout): the request was sent.
+    let connect = e.is_connect();
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(&e);
     while let Some(s) = src {
@@ -361,5 +380,9 @@ fn map_reqwest(e: reqwest::Error) -> RemoteError {
         msg.push_str(&s.to_string());
         src = s.source();
     }
-    RemoteError::Unreachable(msg)
+    if connect {
+        RemoteError::Unreachable(msg)
+    } else {
+        RemoteError::Dropped(msg)
+    }
 }

@@ -65,6 +65,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_drop_task_lease",
         include_str!("../../migrations/0002_drop_task_lease.sql"),
     ),
+    (
+        "0003_task_next_run_at",
+        include_str!("../../migrations/0003_task_next_run_at.sql"),
+    ),
 ];
 
 /// Applies every migration newer than `PRAGMA user_version`, each in its own transaction.

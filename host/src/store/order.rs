@@ -115,7 +115,7 @@ pub fn run_now(conn: &mut Connection, id: &str) -> Result<usize, StoreError> {
         }
     };
     tx.execute(
-        "UPDATE tasks SET rank = ?2, run_next = ?3, force_run = ?4, updated_at = ?5 WHERE id = ?1",
+        "UPDATE tasks SET rank = ?2, run_next = ?3, force_run = ?4, updated_at = ?5, next_run_at = NULL WHERE id = ?1",
         params![id, rank, seq, paused || task.force_run, now_ms()],
     )?;
     let busy: i64 = tx.query_row(

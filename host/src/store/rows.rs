@@ -14,7 +14,7 @@ use crate::model::{ImageRow, Lifecycle, TaskRow};
 
 const COLS: &str = "id, type, status, name, {request}, {snapshot}, page_snapshot IS NOT NULL, \
     checkpoint, vae, callback_url, rank, force_run, bookmarked, attempts, backend, error, {result}, \
-    created_at, updated_at, started_at, finished_at, run_next";
+    created_at, updated_at, started_at, finished_at, run_next, next_run_at";
 
 /// Columns of a listing row: the request without its image fields, no snapshot, no `info`.
 pub(super) static LIST_COLS: LazyLock<String> = LazyLock::new(|| {
@@ -57,6 +57,7 @@ pub(super) fn map_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
             finished_at: r.get(20)?,
             run_next: r.get(21)?,
             force_run: r.get(11)?,
+            next_run_at: r.get(22)?,
         },
         name: r.get(3)?,
         request: serde_json::from_str::<Map<String, Value>>(&request).unwrap_or_default(),
@@ -138,7 +139,8 @@ pub(super) fn lifecycle(
     id: &str,
 ) -> Result<(Lifecycle, Option<String>, Option<String>), StoreError> {
     conn.query_row(
-        "SELECT status, attempts, backend, error, started_at, finished_at, run_next, force_run, name, callback_url \
+        "SELECT status, attempts, backend, error, started_at, finished_at, run_next, force_run, name, callback_url, \
+         next_run_at \
          FROM tasks WHERE id = ?1",
         [id],
         |r| {
@@ -153,6 +155,7 @@ pub(super) fn lifecycle(
                     finished_at: r.get(5)?,
                     run_next: r.get(6)?,
                     force_run: r.get(7)?,
+                    next_run_at: r.get(10)?,
                 },
                 r.get(8)?,
                 r.get(9)?,

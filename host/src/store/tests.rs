@@ -16,6 +16,7 @@ use crate::model::{ImageRow, NewTask, RunEnd, TaskRow, now_ms};
 const POLICY: Policy = Policy {
     auto_requeue_failed: false,
     max_attempts: 3,
+    retry_backoff_ms: 1000,
 };
 
 fn new_task(id: &str, prompt: &str) -> NewTask {
@@ -342,6 +343,7 @@ fn finish_records_images_callbacks_and_auto_requeue() {
     let requeue = Policy {
         auto_requeue_failed: true,
         max_attempts: 3,
+        retry_backoff_ms: 1000,
     };
     for i in 1..=3u32 {
         let t = claim(&mut c, false).unwrap();

@@ -18,6 +18,7 @@ use crate::model::{ImageRow, Lifecycle, TaskRow, now_ms};
 const NO_POLICY: Policy = Policy {
     auto_requeue_failed: false,
     max_attempts: 1,
+    retry_backoff_ms: 1000,
 };
 
 /// What a run produced, recorded with its end.
@@ -89,7 +90,7 @@ fn write(
     let written = tx.execute(
         "UPDATE tasks SET status = ?2, attempts = ?3, backend = ?4, error = ?5, started_at = ?6, \
          finished_at = ?7, run_next = ?8, force_run = ?9, rank = COALESCE(?10, rank), \
-         result = CASE WHEN ?11 THEN ?12 ELSE result END, updated_at = ?13 \
+         result = CASE WHEN ?11 THEN ?12 ELSE result END, updated_at = ?13, next_run_at = ?15 \
          WHERE id = ?1 AND status = ?14",
         params![
             id,
@@ -105,7 +106,8 @@ fn write(
             set_result,
             result,
             now_ms(),
-            from.as_str()
+            from.as_str(),
+            n.next_run_at
         ],
     )?;
     if written == 0 {
@@ -213,9 +215,10 @@ pub enum Eligibility {
     Skip,
 }
 
-/// Atomically claims the first pending task (by rank) this backend can run. While paused
-/// (the persisted flag, read in the same transaction, so a pause that was answered is
-/// always seen), only tasks started with "run now" are claimed.
+/// Atomically claims the first pending task (by rank) this backend can run, skipping tasks
+/// that wait out a retry backoff (`next_run_at` in the future). While paused (the persisted
+/// flag, read in the same transaction, so a pause that was answered is always seen), only
+/// tasks started with "run now" are claimed.
 pub fn claim_next(
     conn: &mut Connection,
     backend: &str,
@@ -226,10 +229,10 @@ pub fn claim_next(
     let candidates: Vec<(String, Option<String>)> = tx
         .prepare_cached(&format!(
             "SELECT id, checkpoint FROM tasks WHERE {} AND (?1 = 0 OR force_run = 1) \
-             ORDER BY rank, seq LIMIT 500",
+             AND (next_run_at IS NULL OR next_run_at <= ?2) ORDER BY rank, seq LIMIT 500",
             status::is(TaskStatus::Pending)
         ))?
-        .query_map([paused], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map(params![paused, now_ms()], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let Some((id, _)) = candidates
         .into_iter()
@@ -244,6 +247,18 @@ pub fn claim_next(
     let task = require(&tx, &id, true)?;
     tx.commit()?;
     Ok(Some(task))
+}
+
+/// When the earliest pending task waiting out a retry backoff may run (ms).
+pub fn next_retry_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(conn.query_row(
+        &format!(
+            "SELECT MIN(next_run_at) FROM tasks WHERE {} AND next_run_at IS NOT NULL",
+            status::is(TaskStatus::Pending)
+        ),
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 fn ids_where(

@@ -87,6 +87,9 @@ enum Outcome {
     Finished(RunEnd, Option<GenerateOutput>),
     /// Give the task back (outage / not ready) without counting an attempt.
     Release(String),
+    /// The request failed after it was sent and the backend answers a probe: an attempt
+    /// counts and the task waits out its backoff (or fails after `max_attempts`).
+    Errored(String),
 }
 
 /// The worker of one backend.
@@ -130,9 +133,13 @@ impl Worker {
             match step {
                 Step::Ran => {}
                 Step::Idle => {
+                    let due = match self.deps.queue.next_retry_at().await {
+                        Ok(Some(at)) => Duration::from_millis((at - now_ms()).max(0) as u64),
+                        _ => Duration::from_secs(2),
+                    };
                     tokio::select! {
                         _ = kick.changed() => {}
-                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        _ = tokio::time::sleep(due.min(Duration::from_secs(2))) => {}
                         _ = shutdown.changed() => break,
                     }
                 }
@@ -211,7 +218,9 @@ impl Worker {
         };
         let mut outcome = self.execute(&task).await;
         let interrupts = &self.deps.backends;
-        if matches!(outcome, Outcome::Release(_)) && interrupts.interrupt_requested(&task.id) {
+        if matches!(outcome, Outcome::Release(_) | Outcome::Errored(_))
+            && interrupts.interrupt_requested(&task.id)
+        {
             // The user stopped it: it does not go back to the queue.
             outcome = Outcome::Finished(RunEnd::Interrupted, None);
         }
@@ -228,6 +237,14 @@ impl Worker {
                 }
                 interrupts.clear_interrupt(&task.id);
                 Step::Backoff(self.backoff.next_delay())
+            }
+            Outcome::Errored(reason) => {
+                tracing::warn!("task {}: {reason}", task.id);
+                if let Err(e) = self.deps.queue.errored(&task, reason).await {
+                    tracing::error!("recording the failed try of {}: {e}", task.id);
+                }
+                interrupts.clear_interrupt(&task.id);
+                Step::Ran
             }
         }
     }
@@ -412,6 +429,17 @@ impl Worker {
                         .unwrap_or_else(|| rate_backoff.next_delay())
                         .min(Duration::from_secs(60));
                     tokio::time::sleep(d).await;
+                }
+                Err(e) if e.was_sent() => {
+                    // Sent, then failed: is the backend up (this request failed) or down
+                    // (an outage: wait, no attempt)? A probe right now tells.
+                    match self.backend.client.version().await {
+                        Ok(_) => break Outcome::Errored(format!("SD.Next: {e}")),
+                        Err(probe) => {
+                            self.outage(&probe);
+                            break Outcome::Release(e.to_string());
+                        }
+                    }
                 }
                 Err(e) if e.is_outage() => {
                     self.outage(&e);

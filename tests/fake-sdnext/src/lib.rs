@@ -118,6 +118,71 @@ pub struct FakeConfigPatch {
     /// Replace the checkpoint list (takes effect at once, like a refresh).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoints: Option<Vec<String>>,
+    /// Replace the fault rules (an empty list clears them). A generation request runs into
+    /// the first rule that matches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<Vec<FaultRule>>,
+    /// Ends every hung job (`hang_*` faults): progress shows idle again and the hung
+    /// requests answer 500 (nobody is listening any more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_hangs: Option<bool>,
+}
+
+/// How a generation request misbehaves (`POST /fake/config {"faults": [...]}`): the faults
+/// the host must survive (issue 7). Modes are written `{"mode": "drop_mid_body"}`,
+/// `{"mode": "status", "status": 502}`, …
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Fault {
+    /// 200 with a `Content-Length`, half of the body, then the connection closes.
+    DropMidBody,
+    /// The connection closes before any answer (as when the process behind a proxy dies).
+    Reset,
+    /// A gateway's answer: 502, 503 or 504 with an HTML body.
+    Status {
+        /// The status code.
+        status: u16,
+    },
+    /// 200 with a body that is not JSON.
+    GarbageJson,
+    /// The job starts and runs its steps, then the request never answers; `/interrupt`
+    /// ends the job (`/progress` idle) but the request still never answers.
+    HangHonoursInterrupt,
+    /// The job starts and the request never answers; `/progress` shows the job stuck for
+    /// ever and `/interrupt` is ignored (until `release_hangs`).
+    HangIgnoresInterrupt,
+    /// The job starts but its progress never advances (step 1 of N for ever); an interrupt
+    /// ends it and the request answers as an interrupted job does.
+    FrozenProgress,
+    /// 200 with one image of `mib` MiB of base64 (streamed, so the fake stays small).
+    HugeAnswer {
+        /// Size of the image field, MiB.
+        mib: u64,
+    },
+}
+
+/// When a [`Fault`] applies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultRule {
+    /// The fault.
+    pub fault: Fault,
+    /// Only requests with this prompt (every request when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// How many requests it applies to (for ever when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+}
+
+impl FaultRule {
+    /// `fault` for every request with `prompt` (a poison task).
+    pub fn poison(prompt: &str, fault: Fault) -> FaultRule {
+        FaultRule {
+            fault,
+            prompt: Some(prompt.to_owned()),
+            count: None,
+        }
+    }
 }
 
 /// A count given either as a number or as a boolean (`true` = 1, `false` = 0).
@@ -195,6 +260,9 @@ pub struct FakeStats {
     pub interrupts: u32,
     /// Interrupts ignored because of `lose_first_interrupt`.
     pub interrupts_lost: u32,
+    /// Prompts of the generation requests that ran into a fault rule, in order.
+    #[serde(default)]
+    pub faulted_prompts: Vec<String>,
     /// Highest number of generation jobs sampling at the same time (must stay 1).
     pub max_concurrent_jobs: u32,
     /// Checkpoint currently loaded.

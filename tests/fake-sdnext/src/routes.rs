@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use crate::imaging;
 use crate::state::{Job, Shared, timestamp_string};
-use crate::{FakeConfigPatch, GenerationRecord};
+use crate::{FakeConfigPatch, Fault, GenerationRecord};
 
 type St = State<Arc<Shared>>;
 
@@ -710,11 +710,163 @@ struct GenRequest {
 }
 
 async fn txt2img(State(s): St, body: Bytes) -> Response {
-    detached(generate(s, false, body)).await
+    reset_if_asked(detached(generate(s, false, body)).await)
 }
 
 async fn img2img(State(s): St, body: Bytes) -> Response {
-    detached(generate(s, true, body)).await
+    reset_if_asked(detached(generate(s, true, body)).await)
+}
+
+/// Marks a response that must not be sent: the connection is dropped instead.
+#[derive(Clone, Copy)]
+struct ResetConnection;
+
+/// The `reset` fault: the connection task ends without an answer (the panic is caught by
+/// the server's connection task, which closes the socket).
+fn reset_if_asked(r: Response) -> Response {
+    if r.extensions().get::<ResetConnection>().is_some() {
+        panic!("fake SD.Next: `reset` fault: dropping the connection without an answer");
+    }
+    r
+}
+
+/// Serves a fault instead of a normal generation.
+async fn serve_fault(s: Arc<Shared>, fault: Fault, steps: i64) -> Response {
+    match fault {
+        Fault::Reset => {
+            let mut r = Response::new(Body::empty());
+            r.extensions_mut().insert(ResetConnection);
+            r
+        }
+        Fault::Status { status } => {
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let mut r = Response::new(Body::from(format!(
+                "<html><head><title>{code}</title></head><body><h1>{code}</h1></body></html>"
+            )));
+            *r.status_mut() = code;
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+            r
+        }
+        Fault::GarbageJson => {
+            let mut r = Response::new(Body::from("{\"images\": [\"iVBORw0KGgo\", <html>oops"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        Fault::DropMidBody => {
+            let png = B64.encode(imaging::png(8, 8, 1, None));
+            let full = json!({"images": [png], "parameters": {}, "info": ""}).to_string();
+            let half = Bytes::from(full.as_bytes()[..full.len() / 2].to_vec());
+            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(half),
+                Err(std::io::Error::other("fake SD.Next: drop_mid_body fault")),
+            ];
+            let mut r = Response::new(Body::from_stream(futures::stream::iter(chunks)));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(full.len()));
+            r
+        }
+        Fault::HugeAnswer { mib } => huge_answer(mib),
+        Fault::HangHonoursInterrupt | Fault::HangIgnoresInterrupt | Fault::FrozenProgress => {
+            hung_job(s, fault, steps).await
+        }
+    }
+}
+
+/// `{"images": ["AAAA…"], …}` with `mib` MiB of base64, streamed in 1 MiB chunks.
+fn huge_answer(mib: u64) -> Response {
+    const HEAD: &str = "{\"images\": [\"";
+    const TAIL: &str = "\"], \"parameters\": {}, \"info\": \"\"}";
+    let chunk = Bytes::from(vec![b'A'; 1 << 20]);
+    let total = HEAD.len() as u64 + (mib << 20) + TAIL.len() as u64;
+    let parts = std::iter::once(Bytes::from_static(HEAD.as_bytes()))
+        .chain(std::iter::repeat_n(chunk, mib as usize))
+        .chain(std::iter::once(Bytes::from_static(TAIL.as_bytes())))
+        .map(Ok::<Bytes, std::io::Error>);
+    let mut r = Response::new(Body::from_stream(futures::stream::iter(parts)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+    r
+}
+
+/// A job that holds the global lock and never answers normally (see the hang faults).
+async fn hung_job(s: Arc<Shared>, fault: Fault, steps: i64) -> Response {
+    let _queue = s.gen_lock.lock().await;
+    let (step_ms, epoch) = {
+        let mut g = s.lock();
+        let id = g.random_id();
+        g.interrupted = false;
+        g.total_jobs += 1;
+        g.concurrent += 1;
+        let c = g.concurrent;
+        g.stats.max_concurrent_jobs = g.stats.max_concurrent_jobs.max(c);
+        g.job = Some(Job {
+            id,
+            job_count: 1,
+            job_no: 0,
+            step: 1,
+            steps,
+            started: std::time::Instant::now(),
+            width: 64,
+            height: 64,
+            seed: 1,
+        });
+        (g.step_ms.max(1), g.hang_epoch)
+    };
+    let end_job = |s: &Shared| {
+        let mut g = s.lock();
+        if g.job.take().is_some() {
+            g.concurrent -= 1;
+        }
+    };
+    loop {
+        tokio::time::sleep(Duration::from_millis(step_ms)).await;
+        let mut g = s.lock();
+        if g.hang_epoch != epoch {
+            drop(g);
+            end_job(&s);
+            return http_exception(500, "hung job released");
+        }
+        let interrupted = g.interrupted;
+        match fault {
+            Fault::FrozenProgress if interrupted => {
+                drop(g);
+                end_job(&s);
+                let png = B64.encode(imaging::png(8, 8, 0, None));
+                return ok(json!({"images": [png], "parameters": {}, "info": ""}));
+            }
+            Fault::HangHonoursInterrupt if interrupted => {
+                drop(g);
+                end_job(&s);
+                break;
+            }
+            Fault::HangHonoursInterrupt => {
+                if let Some(j) = g.job.as_mut() {
+                    j.step = (j.step + 1).min(j.steps);
+                }
+            }
+            _ => {}
+        }
+    }
+    // The job is over but the request never answers (until `release_hangs`).
+    drop(_queue);
+    loop {
+        tokio::time::sleep(Duration::from_millis(step_ms)).await;
+        if s.lock().hang_epoch != epoch {
+            return http_exception(500, "hung request released");
+        }
+    }
 }
 
 /// Like SD.Next's worker threads, a job runs to its end even when the client goes away
@@ -816,6 +968,10 @@ async fn generate(s: Arc<Shared>, img2img: bool, body: Bytes) -> Response {
             .and_then(Value::as_bool)
             .unwrap_or(true),
     };
+    let fault = s.lock().take_fault(&req.prompt);
+    if let Some(f) = fault {
+        return serve_fault(s, f, req.steps).await;
+    }
     let parameters = parameters_echo(img2img, &body);
 
     let _queue = s.gen_lock.lock().await;

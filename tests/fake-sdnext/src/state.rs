@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
-use crate::{FakeConfig, FakeConfigPatch, FakeStats, RequestRecord};
+use crate::{FakeConfig, FakeConfigPatch, FakeStats, Fault, FaultRule, RequestRecord};
 
 /// One checkpoint the fake lists.
 #[derive(Debug, Clone)]
@@ -119,6 +119,9 @@ pub(crate) struct Inner {
     pub history: Vec<Value>,
     pub total_jobs: u64,
     pub concurrent: u32,
+    pub faults: Vec<FaultRule>,
+    /// Bumped by `release_hangs`: hung jobs end when it changes.
+    pub hang_epoch: u64,
 }
 
 pub(crate) struct Shared {
@@ -174,6 +177,8 @@ impl Shared {
             history: Vec::new(),
             total_jobs: 0,
             concurrent: 0,
+            faults: Vec::new(),
+            hang_epoch: 0,
         };
         inner.sync_stats();
         inner.log_line("INFO", "Startup: fake SD.Next");
@@ -233,6 +238,12 @@ impl Shared {
         if p.rate_limit_retry_after.is_some() {
             g.rate_limit_retry_after = p.rate_limit_retry_after;
         }
+        if let Some(rules) = &p.faults {
+            g.faults = rules.clone();
+        }
+        if p.release_hangs == Some(true) {
+            g.hang_epoch += 1;
+        }
         if let Some(list) = &p.checkpoints {
             let loaded_title = g.loaded.map(|i| g.models[i].title.clone());
             g.models = list.iter().map(|s| Model::from_spec(s)).collect();
@@ -247,6 +258,23 @@ impl Shared {
 }
 
 impl Inner {
+    /// The fault a generation request with `prompt` runs into, if any (consumes one use).
+    pub fn take_fault(&mut self, prompt: &str) -> Option<Fault> {
+        let i = self
+            .faults
+            .iter()
+            .position(|r| r.prompt.as_deref().is_none_or(|p| p == prompt))?;
+        let fault = self.faults[i].fault.clone();
+        if let Some(n) = self.faults[i].count.as_mut() {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.faults.remove(i);
+            }
+        }
+        self.stats.faulted_prompts.push(prompt.to_owned());
+        Some(fault)
+    }
+
     pub fn sync_stats(&mut self) {
         self.stats.loaded = self.loaded.map(|i| self.models[i].title.clone());
         self.stats.samples_format = self.samples_format.clone();

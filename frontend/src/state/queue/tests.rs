@@ -22,6 +22,7 @@ fn task(id: &str, status: TaskStatus) -> Task {
         error: None,
         image_count: 0,
         has_page_snapshot: false,
+        next_run_at: None,
     }
 }
 

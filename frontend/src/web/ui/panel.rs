@@ -67,6 +67,7 @@ fn bench_task(i: usize) -> Task {
         error: None,
         image_count: 1,
         has_page_snapshot: false,
+        next_run_at: None,
     }
 }
 
