@@ -11,16 +11,27 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// The fixture folder, or `None` (with a skip message on stderr) when it is absent.
-pub fn sdnext_api_fixtures(test: &str) -> Option<PathBuf> {
-    let dir = workspace_root().join("../shared/fixtures/sdnext/api");
-    if dir.join("INDEX.tsv").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIP {test}: SD.Next fixtures not found at {} (../shared is absent)",
-            dir.display()
-        );
-        None
+/// The project's `shared/` folder: `$SHARED_DIR` when set, else `../shared` beside the
+/// repository (or beside the folder holding a git worktree, e.g. `worktrees/name`).
+pub fn shared_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("SHARED_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
     }
+    let root = workspace_root();
+    let beside = root.join("../shared");
+    if beside.is_dir() {
+        return beside;
+    }
+    let above = root.join("../../shared");
+    if above.is_dir() { above } else { beside }
+}
+
+/// The fixture folder; a test that needs it fails when it is absent (a prerequisite).
+pub fn sdnext_api_fixtures() -> PathBuf {
+    let dir = shared_dir().join("fixtures/sdnext/api");
+    crate::harness::prerequisite(
+        &format!("the recorded SD.Next fixtures at {}", dir.display()),
+        dir.join("INDEX.tsv").is_file().then_some(dir.clone()),
+        "the project's shared/ folder beside the repository, as ../shared",
+    )
 }

@@ -46,6 +46,23 @@ where
     }
 }
 
+/// A test's prerequisite (a built extension, Chromium, the recorded fixtures in
+/// `../shared`): returns its value, or fails the test with what is missing and how to get it.
+/// A normal test never skips itself and passes (`bash .ci/setup` installs every
+/// prerequisite; CI runs with `CI=true`); opt-in tiers are `#[ignore = "why"]` instead.
+pub fn prerequisite<T>(what: &str, found: Option<T>, how: &str) -> T {
+    match found {
+        Some(v) => v,
+        None => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            panic!(
+                "missing prerequisite{}: {what} (get it with: {how})",
+                if ci { " in CI" } else { "" }
+            )
+        }
+    }
+}
+
 /// Like [`wait_until`] for a boolean condition.
 pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where

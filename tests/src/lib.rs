@@ -4,8 +4,11 @@
 //! `fake-sdnext`); it does not depend on the host.
 //!
 //! - [`fixtures`]: where the recorded SD.Next data lives (`../shared/fixtures`).
+//! - [`inprocess`]: the real host inside the test process (`agent_scheduler::run` on port 0),
+//!   driven through the typed client.
 //! - [`harness`]: start the real `agent-scheduler` and `fake-sdnext` binaries as child
 //!   processes, wait on conditions, talk to the host with typed requests.
 
 pub mod fixtures;
 pub mod harness;
+pub mod inprocess;

@@ -2,13 +2,13 @@
 //! in real headless Chromium, against the REAL host (`agent-scheduler serve`) driving the
 //! fake SD.Next, both started here as processes on port 0, on pages that carry SD.Next's DOM:
 //! the project's own `tests/e2e/pages/mini-sdnext.html` (always) and the recorded Modern and
-//! Standard pages from `../shared/fixtures/sdnext/ui` (when present). A static server on port
+//! Standard pages from `../shared/fixtures/sdnext/ui`. A static server on port
 //! 0 serves them over http://127.0.0.1.
 //!
 //! The browser part is `tests/e2e/run.mjs` (playwright-core + /usr/bin/chromium); this test
 //! passes it the URLs, asserts its exit status, then checks the host's state over HTTP.
-//! Skipped with a message when the extension is not built, `npm ci --prefix tests/e2e` has
-//! not run, or Chromium is missing.
+//! Fails (a missing prerequisite, never a silent skip) when the extension is not built,
+//! `npm ci --prefix tests/e2e` has not run, Chromium is missing, or `../shared` is absent.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use axum::extract::Path as UrlPath;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use scheduler_tests::harness::{FakeProcess, HostProcess};
+use scheduler_tests::harness::{FakeProcess, HostProcess, prerequisite};
 use tokio::sync::Mutex;
 
 fn workspace_root() -> PathBuf {
@@ -30,8 +30,8 @@ fn workspace_root() -> PathBuf {
 }
 
 fn recorded(name: &str) -> Option<PathBuf> {
-    let p = workspace_root()
-        .join("../shared/fixtures/sdnext/ui")
+    let p = scheduler_tests::fixtures::shared_dir()
+        .join("fixtures/sdnext/ui")
         .join(name);
     p.is_file().then_some(p)
 }
@@ -92,31 +92,36 @@ async fn page_server(host: Arc<Mutex<HostProcess>>) -> String {
     format!("http://{addr}")
 }
 
-fn missing_prerequisite(root: &Path) -> Option<String> {
+/// Fails the test when the built extension, playwright-core or Chromium is missing.
+fn require_prerequisites(root: &Path) {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !root.join("target/extension/manifest.json").is_file()
-        || !root
+    let built = root.join("target/extension/manifest.json").is_file()
+        && root
             .join("target/extension/pkg/scheduler_bg.wasm")
-            .is_file()
-    {
-        return Some("the extension is not built (run: bash frontend/build.sh)".into());
-    }
-    if !root.join("tests/e2e/node_modules/playwright-core").is_dir() {
-        return Some("playwright-core is not installed (run: npm ci --prefix tests/e2e)".into());
-    }
-    if !Path::new(&chromium).exists() {
-        return Some(format!("{chromium} not found (apt-get install chromium)"));
-    }
-    None
+            .is_file();
+    prerequisite(
+        "the built extension",
+        built.then_some(()),
+        "bash frontend/build.sh",
+    );
+    prerequisite(
+        "playwright-core",
+        root.join("tests/e2e/node_modules/playwright-core")
+            .is_dir()
+            .then_some(()),
+        "bash .ci/setup (npm ci --prefix tests/e2e)",
+    );
+    prerequisite(
+        &format!("Chromium at {chromium}"),
+        Path::new(&chromium).exists().then_some(()),
+        "bash .ci/setup (apt-get install chromium)",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extension_end_to_end_in_headless_chromium() {
     let root = workspace_root();
-    if let Some(why) = missing_prerequisite(&root) {
-        eprintln!("skipped browser e2e: {why}");
-        return;
-    }
+    require_prerequisites(&root);
     let checkpoints = ["a", "b"];
     let fake = FakeProcess::spawn(&[
         "--step-ms",
@@ -157,14 +162,15 @@ async fn extension_end_to_end_in_headless_chromium() {
         .env("SHOT_DIR", &shots)
         .env("RESULTS", &results)
         .kill_on_drop(true);
-    if recorded("modern-dom.html").is_some() {
-        cmd.env("MODERN_URL", format!("{pages}/modern"));
-    } else {
-        eprintln!("recorded Modern page absent (../shared): only the mini page is used");
+    for page in ["modern-dom.html", "standard-dom.html"] {
+        prerequisite(
+            &format!("the recorded SD.Next page {page}"),
+            recorded(page),
+            "the project's shared/ folder beside the repository, as ../shared",
+        );
     }
-    if recorded("standard-dom.html").is_some() {
-        cmd.env("STANDARD_URL", format!("{pages}/standard"));
-    }
+    cmd.env("MODERN_URL", format!("{pages}/modern"));
+    cmd.env("STANDARD_URL", format!("{pages}/standard"));
     let status = tokio::time::timeout(Duration::from_secs(300), cmd.status())
         .await
         .expect("the browser run finished within 300 s")

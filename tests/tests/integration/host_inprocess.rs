@@ -1,221 +1,131 @@
-//! In-process tests: the real `run()` on a `127.0.0.1:0` listener, a TempDir data folder and
-//! the project's fake SD.Next. No sleeps as synchronisation: conditions are awaited under a
-//! deadline.
+//! The host in this process (`agent_scheduler::run` on `127.0.0.1:0`, a temporary data
+//! folder, the in-process fake SD.Next), driven through the typed client. Each assertion
+//! names the one answer it expects; raw requests are used only for malformed input and for
+//! what the typed client cannot send (a foreign Origin or Host).
 
-use std::future::Future;
 use std::time::Duration;
 
-use fake_sdnext::{FakeConfig, FakeConfigPatch, FakeHandle, FakeSdNext};
-use scheduler_api::{EXTENSION_ORIGIN, routes};
-use serde_json::{Value, json};
-use tokio::sync::oneshot;
-
 use agent_scheduler::config::{Config, Secret};
+use fake_sdnext::{CountOrBool, FakeConfig, FakeConfigPatch, FakeSdNext};
+use scheduler_api::client::{Client, ClientError, Method, StreamItem};
+use scheduler_api::{
+    BackendState, EXTENSION_ORIGIN, EnqueueRequest, ErrorCode, Event, HistoryFilter, ImportRequest,
+    ListQuery, MoveTarget, SettingsPatch, TaskStatus, TaskType, UpdateTaskRequest, routes,
+};
+use scheduler_tests::harness::{CallbackPost, CallbackReceiver, wait_until};
+use scheduler_tests::inprocess::{DEADLINE, InProcessHost, fake, refused};
+use serde_json::{Value, json};
 
 const PNG_1PX: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
 
-struct TestHost {
-    url: String,
-    http: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    join: tokio::task::JoinHandle<Result<(), agent_scheduler::RunError>>,
-    dir: tempfile::TempDir,
-    fake: Option<FakeHandle>,
+fn body(v: Value) -> EnqueueRequest {
+    serde_json::from_value(v).expect("an enqueue body")
 }
 
-async fn fake(checkpoints: &[&str]) -> FakeHandle {
-    FakeSdNext::start(FakeConfig::with_checkpoints(checkpoints))
+async fn enqueue(h: &InProcessHost, v: Value) -> String {
+    h.api
+        .enqueue(TaskType::Txt2img, &body(v))
         .await
-        .expect("fake starts")
+        .expect("enqueue")
+        .task_id
 }
 
-async fn spawn_with(
-    fake: FakeHandle,
-    dir: tempfile::TempDir,
-    edit: impl FnOnce(&mut Config),
-) -> TestHost {
-    let mut config = Config::for_test(&fake.url(), dir.path().to_path_buf());
-    edit(&mut config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let (tx, rx) = oneshot::channel::<()>();
-    let join = tokio::spawn(agent_scheduler::run(config, listener, async move {
-        let _ = rx.await;
-    }));
-    TestHost {
-        url,
-        http: reqwest::Client::new(),
-        stop: Some(tx),
-        join,
-        dir,
-        fake: Some(fake),
+/// A raw request's status and `{success, message, code}` body.
+async fn raw(c: &Client, method: Method, path: &str, bytes: Option<&[u8]>) -> (u16, Value) {
+    let mut r = c.raw(method, path);
+    if let Some(b) = bytes {
+        r = r.body(b.to_vec(), "application/json");
     }
+    let resp = r.send().await.expect("the host answers");
+    (resp.status, resp.json().unwrap_or(Value::Null))
 }
 
-async fn spawn(checkpoints: &[&str]) -> TestHost {
-    let f = fake(checkpoints).await;
-    spawn_with(f, tempfile::tempdir().expect("tempdir"), |_| {}).await
-}
-
-impl TestHost {
-    fn u(&self, path: &str) -> String {
-        format!("{}{}", self.url, path)
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(self.u(path)).send().await.expect("send");
-        let s = r.status().as_u16();
-        (s, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(self.u(path))
-            .json(&body)
-            .send()
-            .await
-            .expect("send");
-        let s = r.status().as_u16();
-        (s, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn post_empty(&self, path: &str) -> (u16, Value) {
-        let r = self.http.post(self.u(path)).send().await.expect("send");
-        let s = r.status().as_u16();
-        (s, r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn enqueue(&self, body: Value) -> String {
-        let (s, v) = self.post(routes::QUEUE_TXT2IMG, body).await;
-        assert_eq!(s, 200, "{v}");
-        v["task_id"].as_str().expect("task_id").to_owned()
-    }
-
-    async fn task(&self, id: &str) -> Value {
-        let (s, v) = self.get(&routes::task_path(routes::TASK, id)).await;
-        assert_eq!(s, 200, "{v}");
-        v["data"].clone()
-    }
-
-    async fn wait_status(&self, id: &str, status: &str) -> Value {
-        wait_for(&format!("task {id} {status}"), || async {
-            let t = self.task(id).await;
-            (t["status"] == status).then_some(t)
-        })
-        .await
-    }
-
-    async fn queue_ids(&self) -> Vec<String> {
-        let (_, v) = self.get(&format!("{}?limit=100", routes::QUEUE)).await;
-        v["pending_tasks"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| t["id"].as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn fake(&self) -> &FakeHandle {
-        self.fake.as_ref().expect("fake running")
-    }
-
-    async fn stop(mut self) -> (tempfile::TempDir, Option<FakeHandle>) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
+/// Reads an event stream until `done` says so (at most `secs` seconds).
+async fn read_events(
+    stream: &mut scheduler_api::client::EventStream,
+    secs: u64,
+    mut done: impl FnMut(&[(Option<u64>, Event)]) -> bool,
+) -> Vec<(Option<u64>, Event)> {
+    let mut seen = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(secs), async {
+        while let Some(item) = stream.next().await {
+            if let StreamItem::Event { id, event } = item {
+                seen.push((id, event));
+                if done(&seen) {
+                    return;
+                }
+            }
         }
-        let r = tokio::time::timeout(Duration::from_secs(20), &mut self.join)
-            .await
-            .expect("host stops in time")
-            .expect("join");
-        r.expect("run ok");
-        (self.dir, self.fake.take())
-    }
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
+    seen
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_runs_and_its_results_come_back_as_png_json_zip_and_files() {
-    let h = spawn(&["a", "b"]).await;
-    let id = h
-        .enqueue(json!({"prompt": "a cat", "steps": 2, "width": 64, "height": 64, "batch_size": 2, "name": "cat"}))
-        .await;
-    let t = h.wait_status(&id, "done").await;
-    assert!(t["created_at"].is_string(), "ISO date in /task/{{id}}: {t}");
-    assert!(t["priority"].is_i64());
-    let result: Value =
-        serde_json::from_str(t["result"].as_str().expect("result string")).expect("json");
-    assert_eq!(result["images"].as_array().map(Vec::len), Some(2));
+    let h = InProcessHost::start(&["a", "b"]).await;
+    let id = enqueue(
+        &h,
+        json!({"prompt": "a cat", "steps": 2, "width": 64, "height": 64, "batch_size": 2, "name": "cat"}),
+    )
+    .await;
+    let t = h.wait_status(&id, TaskStatus::Done).await;
+    assert!(
+        matches!(t.created_at, scheduler_api::WireTime::Iso(_)),
+        "ISO date in /task/{{id}}: {t:?}"
+    );
+    let result: scheduler_api::TaskResult =
+        serde_json::from_str(t.result.as_deref().expect("result string")).expect("result JSON");
+    assert_eq!(result.images.len(), 2);
     // JSON results: PNG data URLs with the infotext in `parameters`.
-    let (s, v) = h.get(&routes::task_path(routes::TASK_RESULTS, &id)).await;
-    assert_eq!(s, 200, "{v}");
-    let data = v["data"].as_array().expect("data");
+    let data = h.api.results(&id).await.expect("results");
     assert_eq!(data.len(), 2);
-    let img = data[0]["image"].as_str().expect("image");
-    assert!(img.starts_with("data:image/png;base64,"));
+    let png = data[0]
+        .image
+        .strip_prefix("data:image/png;base64,")
+        .expect("a PNG data URL");
     use base64::Engine;
     let png = base64::engine::general_purpose::STANDARD
-        .decode(&img["data:image/png;base64,".len()..])
-        .expect("b64");
+        .decode(png)
+        .expect("base64");
     let params =
         agent_scheduler::results::image::read_png_parameters(&png).expect("parameters chunk");
-    assert_eq!(params, data[0]["infotext"].as_str().expect("infotext"));
-    // Stored file as stored (the fake sends JPEG by default).
-    let r = h
-        .http
-        .get(h.u(&routes::image_path(&id, 0)))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    assert_eq!(params, data[0].infotext);
+    // The stored file as stored (the fake sends JPEG by default).
+    let file = h.api.image(&id, 0).await.expect("image");
+    assert_eq!(file.content_type, "image/jpeg");
     // Zip.
-    let r = h
-        .http
-        .get(h.u(&format!(
-            "{}?zip=true",
-            routes::task_path(routes::TASK_RESULTS, &id)
-        )))
+    let resp = h
+        .api
+        .raw(
+            Method::Get,
+            &format!("{}?zip=true", routes::task_path(routes::TASK_RESULTS, &id)),
+        )
         .send()
         .await
-        .expect("send");
-    assert_eq!(r.status(), 200);
+        .expect("zip");
     assert_eq!(
-        r.headers()["content-disposition"],
-        format!("attachment; filename=results-{id}.zip").as_str()
+        resp.header("content-disposition"),
+        Some(format!("attachment; filename=results-{id}.zip").as_str())
     );
-    let bytes = r.bytes().await.expect("zip");
-    let zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).expect("zip opens");
+    let zip = zip::ZipArchive::new(std::io::Cursor::new(resp.body)).expect("zip opens");
     assert_eq!(zip.len(), 2);
     // History and request.
-    let (_, hist) = h.get(&format!("{}?status=done", routes::HISTORY)).await;
-    assert_eq!(hist["total"], 1);
-    assert!(hist["tasks"][0]["created_at"].is_i64());
-    let (s, req) = h.get(&routes::task_path(routes::TASK_REQUEST, &id)).await;
-    assert_eq!(s, 200);
-    assert_eq!(req["data"]["request"]["prompt"], "a cat");
-    // Sent with send_images / save_images and files on disk.
+    let hist = h
+        .api
+        .history(
+            HistoryFilter::Status(TaskStatus::Done),
+            &ListQuery::default(),
+        )
+        .await
+        .expect("history");
+    assert_eq!(hist.total, 1);
+    assert!(matches!(
+        hist.tasks[0].created_at,
+        scheduler_api::WireTime::Epoch(_)
+    ));
+    let req = h.api.task_request(&id).await.expect("request");
+    assert_eq!(req.request["prompt"], "a cat");
     assert!(
         h.dir
             .path()
@@ -225,207 +135,236 @@ async fn a_task_runs_and_its_results_come_back_as_png_json_zip_and_files() {
             .exists()
     );
     // Delete a finished task: row and files go.
-    let r = h
-        .http
-        .delete(h.u(&routes::task_path(routes::TASK, &id)))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 200);
+    let m = h.api.delete_task(&id).await.expect("delete");
+    assert_eq!(m.message, "Task deleted");
     assert!(!h.dir.path().join("results").join(&id).exists());
     h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_tasks_are_refused_until_the_host_supports_them() {
-    let h = spawn(&["a"]).await;
-    let (s, v) = h
-        .post(routes::QUEUE_CONTROL, json!({"prompt": "p", "control": []}))
-        .await;
-    assert_eq!(
-        (s, v["code"].clone(), v["message"].clone()),
-        (
-            422,
-            json!("invalid"),
-            json!("control tasks are not supported yet")
-        )
+    let h = InProcessHost::start(&["a"]).await;
+    let e = refused(
+        h.api
+            .enqueue(
+                TaskType::Control,
+                &body(json!({"prompt": "p", "control": []})),
+            )
+            .await,
+        422,
+        "control tasks are not supported yet",
     );
-    let (_, q) = h.get(routes::QUEUE).await;
-    assert_eq!(q["total_pending_tasks"], 0, "{q}");
+    assert_eq!(e.code, Some(ErrorCode::Invalid));
+    let q = h.api.queue(&ListQuery::default()).await.expect("queue");
+    assert_eq!(q.total_pending_tasks, 0);
     h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_have_the_standard_body_and_truthful_status() {
-    let h = spawn(&["a"]).await;
-    let (s, v) = h.get(&routes::task_path(routes::TASK, "nope")).await;
+    let h = InProcessHost::start(&["a"]).await;
+    let c = &h.api;
+    let e = refused(c.task("nope").await, 404, "Task not found");
+    assert_eq!(e.code, Some(ErrorCode::TaskNotFound));
+    refused(c.task("../etc").await, 404, "Task not found");
+    // Malformed JSON: 400; wrong shape: 422; invalid values: 422.
+    let (s, v) = raw(c, Method::Post, routes::QUEUE_TXT2IMG, Some(b"{nope")).await;
     assert_eq!(
         (s, v["success"].clone(), v["code"].clone()),
-        (404, json!(false), json!("task_not_found"))
+        (400, json!(false), json!("bad_request"))
     );
-    let (s, _) = h.get(&routes::task_path(routes::TASK, "../etc")).await;
-    assert_eq!(s, 404);
-    // Malformed JSON → 400; wrong shape → 422; img2img without init image → 422.
-    let r = h
-        .http
-        .post(h.u(routes::QUEUE_TXT2IMG))
-        .header("content-type", "application/json")
-        .body("{nope")
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 400);
-    let v: Value = r.json().await.expect("json");
-    assert_eq!(v["success"], false);
-    let (s, v) = h.post(routes::QUEUE_TXT2IMG, json!([1, 2])).await;
+    let (s, v) = raw(c, Method::Post, routes::QUEUE_TXT2IMG, Some(b"[1, 2]")).await;
     assert_eq!((s, v["code"].clone()), (422, json!("invalid")));
-    let (s, _) = h.post(routes::QUEUE_IMG2IMG, json!({"prompt": "x"})).await;
-    assert_eq!(s, 422);
-    let (s, _) = h
-        .post(
-            routes::QUEUE_IMG2IMG,
-            json!({"init_images": ["https://x/y.png"]}),
+    let img2img = |v: Value| async move { c.enqueue(TaskType::Img2img, &body(v)).await };
+    refused(
+        img2img(json!({"prompt": "x"})).await,
+        422,
+        "img2img needs init_images",
+    );
+    let not_inline =
+        "init_images[0] must be base64 or a data URL (URLs and file paths are not accepted)";
+    refused(
+        img2img(json!({"init_images": ["https://x/y.png"]})).await,
+        422,
+        not_inline,
+    );
+    refused(
+        img2img(json!({"init_images": ["/tmp/x.png"]})).await,
+        422,
+        not_inline,
+    );
+    refused(
+        c.enqueue(
+            TaskType::Txt2img,
+            &body(json!({"callback_url": "file:///etc/passwd"})),
         )
-        .await;
-    assert_eq!(s, 422);
-    let (s, _) = h
-        .post(
-            routes::QUEUE_IMG2IMG,
-            json!({"init_images": ["/tmp/x.png"]}),
+        .await,
+        422,
+        "callback_url must be an http or https URL",
+    );
+    refused(
+        c.enqueue(
+            TaskType::Txt2img,
+            &body(json!({"checkpoint": "nofolder/*"})),
         )
-        .await;
-    assert_eq!(s, 422);
-    let (s, _) = h
-        .post(
-            routes::QUEUE_TXT2IMG,
-            json!({"callback_url": "file:///etc/passwd"}),
+        .await,
+        422,
+        "no checkpoints in folder `nofolder`",
+    );
+    // Too large (on its own connection: a 413 closes it).
+    let big = serde_json::to_vec(&json!({ "prompt": "x".repeat(2 << 20) })).expect("json");
+    let (s, v) = raw(
+        &Client::new(&h.url),
+        Method::Post,
+        routes::QUEUE_TXT2IMG,
+        Some(&big),
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].clone(), v["message"].clone()),
+        (
+            413,
+            json!("too_large"),
+            json!("Failed to buffer the request body: length limit exceeded")
         )
-        .await;
-    assert_eq!(s, 422);
-    let (s, _) = h
-        .post(routes::QUEUE_TXT2IMG, json!({"checkpoint": "nofolder/*"}))
-        .await;
-    assert_eq!(s, 422);
-    // Too large.
-    let big = "x".repeat(2 << 20);
-    let (s, v) = h
-        .post(routes::QUEUE_TXT2IMG, json!({ "prompt": big }))
-        .await;
-    assert_eq!((s, v["code"].clone()), (413, json!("too_large")));
+    );
     // img2img accepts a large body.
-    let (s, v) = h
-        .post(routes::QUEUE_IMG2IMG, json!({ "init_images": [format!("data:image/png;base64,{PNG_1PX}")], "prompt": "x".repeat(2 << 20)}))
-        .await;
-    assert_eq!(s, 200, "{v}");
-    // Unknown route: JSON 404; wrong method: JSON error.
-    let (s, v) = h.get("/agent-scheduler/v1/nope").await;
-    assert_eq!((s, v["success"].clone()), (404, json!(false)));
-    // Rename without name → 422; PUT on a finished task → 409.
-    let (s, _) = h
-        .post_empty(&routes::task_path(routes::TASK_RENAME, "x"))
-        .await;
-    assert_eq!(s, 422);
-    let (s, _) = h.get(&format!("{}?status=weird", routes::HISTORY)).await;
-    assert_eq!(s, 422);
-    let id = h.enqueue(json!({"prompt": "p", "steps": 1})).await;
-    h.wait_status(&id, "done").await;
-    let r = h
-        .http
-        .put(h.u(&routes::task_path(routes::TASK, &id)))
-        .json(&json!({"name": "n"}))
-        .send()
+    let ok = img2img(json!({ "init_images": [format!("data:image/png;base64,{PNG_1PX}")], "prompt": "x".repeat(2 << 20)}))
         .await
-        .expect("send");
-    assert_eq!(r.status(), 409);
-    let (s, _) = h.post_empty(&routes::move_path(&id, "top")).await;
-    assert_eq!(s, 409);
-    let (s, _) = h
-        .get(&routes::task_path(routes::TASK_RESULTS, "missing"))
-        .await;
-    assert_eq!(s, 404);
+        .expect("a large img2img body is accepted");
+    assert_eq!(ok.task_ids.len(), 1);
+    // Unknown route: JSON 404.
+    let (s, v) = raw(c, Method::Get, "/agent-scheduler/v1/nope", None).await;
+    assert_eq!(
+        (s, v["message"].clone(), v["code"].clone()),
+        (404, json!("Not found"), json!("not_found"))
+    );
+    // Rename without a name: 422; unknown history filter: 422.
+    let (s, v) = raw(
+        c,
+        Method::Post,
+        &routes::task_path(routes::TASK_RENAME, "x"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, v["message"].clone()),
+        (422, json!("invalid query: missing field `name`"))
+    );
+    let (s, v) = raw(
+        c,
+        Method::Get,
+        &format!("{}?status=weird", routes::HISTORY),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, v["message"].clone()),
+        (
+            422,
+            json!(
+                "invalid query: unknown status filter `weird` (all, bookmarked, done, failed, interrupted)"
+            )
+        )
+    );
+    // Wrong state: 409.
+    let id = enqueue(&h, json!({"prompt": "p", "steps": 1})).await;
+    h.wait_status(&id, TaskStatus::Done).await;
+    let edit = UpdateTaskRequest {
+        name: Some("n".into()),
+        ..Default::default()
+    };
+    let e = refused(c.update_task(&id, &edit).await, 409, "Task is done");
+    assert_eq!(e.code, Some(ErrorCode::Conflict));
+    refused(
+        c.move_task(&id, &MoveTarget::Top).await,
+        409,
+        "Task is done",
+    );
+    refused(c.run_task(&id).await, 409, "Task is done");
+    refused(c.results("missing").await, 404, "Task not found");
     h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn origin_host_and_token_are_enforced() {
     let f = fake(&["a"]).await;
-    let h = spawn_with(f, tempfile::tempdir().expect("tmp"), |c| {
+    let fake_url = f.url();
+    let h = InProcessHost::start_with(f, tempfile::tempdir().expect("tmp"), |c| {
         c.token = Some(Secret("s3cret".into()));
         c.allow_origins = vec!["http://friend.example:9000".into()];
     })
     .await;
-    let q = h.u(routes::QUEUE);
-    let r = h.http.get(&q).send().await.expect("send");
-    assert_eq!(r.status(), 401);
-    let r = h
-        .http
-        .get(&q)
-        .bearer_auth("wrong")
-        .send()
+    let with_token = h.api.clone().with_token(Some("s3cret".into()));
+    let e = refused(
+        h.api.queue(&ListQuery::default()).await,
+        401,
+        "missing or wrong bearer token",
+    );
+    assert_eq!(e.code, Some(ErrorCode::Unauthorized));
+    let wrong = h.api.clone().with_token(Some("wrong".into()));
+    refused(
+        wrong.queue(&ListQuery::default()).await,
+        401,
+        "missing or wrong bearer token",
+    );
+    with_token
+        .queue(&ListQuery::default())
         .await
-        .expect("send");
-    assert_eq!(r.status(), 401);
-    let r = h
-        .http
-        .get(&q)
-        .bearer_auth("s3cret")
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 200);
-    let r = h
-        .http
-        .get(&q)
-        .bearer_auth("s3cret")
-        .header("origin", "https://evil.example")
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 403);
+        .expect("the token opens the queue");
+    let status_with = |name: &'static str, value: String| {
+        let c = with_token.clone();
+        async move {
+            c.raw(Method::Get, routes::QUEUE)
+                .header(name, &value)
+                .send()
+                .await
+                .expect("answer")
+                .status
+        }
+    };
+    assert_eq!(
+        status_with("origin", "https://evil.example".into()).await,
+        403
+    );
     for ok in [
         EXTENSION_ORIGIN.to_owned(),
-        h.fake().url(),
+        fake_url,
         "http://friend.example:9000".to_owned(),
     ] {
-        let r = h
-            .http
-            .get(&q)
-            .bearer_auth("s3cret")
-            .header("origin", ok.as_str())
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(r.status(), 200, "origin {ok}");
+        assert_eq!(status_with("origin", ok.clone()).await, 200, "origin {ok}");
     }
-    let r = h
-        .http
-        .get(&q)
-        .bearer_auth("s3cret")
-        .header("host", "attacker.example:80")
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 403);
+    assert_eq!(status_with("host", "attacker.example:80".into()).await, 403);
     h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_queue_orders_moves_runs_now_and_round_trips_exports() {
     let f = fake(&["a"]).await;
-    let h = spawn_with(f, tempfile::tempdir().expect("tmp"), |c| {
+    let h = InProcessHost::start_with(f, tempfile::tempdir().expect("tmp"), |c| {
         c.start_paused = true
     })
     .await;
-    let (_, q) = h.get(routes::QUEUE).await;
-    assert_eq!(q["paused"], true);
+    let c = &h.api;
+    assert!(c.queue(&ListQuery::default()).await.expect("queue").paused);
     let mut ids = Vec::new();
     for p in ["one", "two", "three", "four"] {
-        ids.push(h.enqueue(json!({"prompt": p, "steps": 1})).await);
+        ids.push(enqueue(&h, json!({"prompt": p, "steps": 1})).await);
     }
     assert_eq!(h.queue_ids().await, ids);
-    h.post_empty(&routes::move_path(&ids[3], "top")).await;
-    h.post_empty(&routes::move_path(&ids[0], "bottom")).await;
-    h.post_empty(&routes::move_path(&ids[2], &ids[1])).await;
+    let moved = |id: &str, t: MoveTarget| {
+        let (c, id) = (c.clone(), id.to_owned());
+        async move { c.move_task(&id, &t).await.expect("move").message }
+    };
+    assert_eq!(moved(&ids[3], MoveTarget::Top).await, "Task moved to top");
+    assert_eq!(
+        moved(&ids[0], MoveTarget::Bottom).await,
+        "Task moved to bottom"
+    );
+    assert_eq!(
+        moved(&ids[2], MoveTarget::Before(ids[1].clone())).await,
+        "Task moved"
+    );
     let want = vec![
         ids[3].clone(),
         ids[2].clone(),
@@ -433,195 +372,211 @@ async fn paused_queue_orders_moves_runs_now_and_round_trips_exports() {
         ids[0].clone(),
     ];
     assert_eq!(h.queue_ids().await, want);
-    let (_, q) = h.get(routes::QUEUE).await;
-    let prios: Vec<i64> = q["pending_tasks"]
-        .as_array()
-        .expect("tasks")
-        .iter()
-        .filter_map(|t| t["priority"].as_i64())
-        .collect();
+    let q = c.queue(&ListQuery::default()).await.expect("queue");
+    let prios: Vec<i64> = q.pending_tasks.iter().map(|t| t.priority).collect();
     assert!(
         prios.windows(2).all(|w| w[0] < w[1]),
-        "priority sorts like the queue"
+        "priority sorts like the queue: {prios:?}"
     );
-    assert_eq!(q["total_pending_tasks"], 4);
-    // Position.
-    let (_, p) = h
-        .get(&routes::task_path(routes::TASK_POSITION, &ids[1]))
-        .await;
-    assert_eq!(p["data"]["position"], 2);
-    // Deprecated alias works.
-    let (s, _) = h
-        .post_empty(&format!("/agent-scheduler/v1/bookmark/{}", ids[1]))
-        .await;
-    assert_eq!(s, 200);
-    // Search.
-    let (_, found) = h.get(&format!("{}?q=thr", routes::QUEUE)).await;
-    assert_eq!(found["total_pending_tasks"], 1);
-    // PUT merges params.
-    let r = h
-        .http
-        .put(h.u(&routes::task_path(routes::TASK, &ids[2])))
-        .json(&json!({"params": {"prompt": "THREE", "steps": 2}, "checkpoint": "a", "name": "n3"}))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 200);
-    let t = h.task(&ids[2]).await;
+    assert_eq!(q.total_pending_tasks, 4);
     assert_eq!(
-        (
-            t["params"]["prompt"].clone(),
-            t["params"]["checkpoint"].clone()
-        ),
+        c.position(&ids[1]).await.expect("position").position,
+        Some(2)
+    );
+    // A deprecated alias works.
+    let (s, v) = raw(
+        c,
+        Method::Post,
+        &format!("/agent-scheduler/v1/bookmark/{}", ids[1]),
+        None,
+    )
+    .await;
+    assert_eq!((s, v["message"].clone()), (200, json!("Task bookmarked")));
+    // Search.
+    let found = c
+        .queue(&ListQuery {
+            q: Some("thr".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    assert_eq!(found.total_pending_tasks, 1);
+    // PUT merges params.
+    let edit = UpdateTaskRequest {
+        params: json!({"prompt": "THREE", "steps": 2}).as_object().cloned(),
+        checkpoint: Some("a".into()),
+        name: Some("n3".into()),
+    };
+    assert_eq!(
+        c.update_task(&ids[2], &edit).await.expect("put").message,
+        "Task updated."
+    );
+    let t = c.task(&ids[2]).await.expect("task");
+    assert_eq!(
+        (t.params["prompt"].clone(), t.params["checkpoint"].clone()),
         (json!("THREE"), json!("a"))
     );
-    // Export → import.
-    let (_, exported) = h.get(routes::EXPORT).await;
-    let arr = exported.as_array().expect("array");
-    assert_eq!(arr.len(), 4);
-    assert!(arr[0]["script_params"].is_null());
+    // Export, then import it with two tasks of the original extension.
+    let exported = c.export(None, None).await.expect("export");
+    assert_eq!(exported.len(), 4);
+    assert_eq!(exported[0].script_params, None);
     assert!(
-        arr[0]["created_at"]
-            .as_i64()
-            .is_some_and(|s| s < 100_000_000_000)
+        exported[0]
+            .created_at
+            .as_ref()
+            .and_then(Value::as_i64)
+            .is_some_and(|s| s < 100_000_000_000),
+        "epoch seconds"
     );
-    let original = json!([
-        {"id": "x1", "type": "txt2img", "params": {"args": {"prompt": "orig"}, "checkpoint": "a", "is_ui": false, "is_img2img": false}, "script_params": "eJw="},
-        {"id": "task(ui)", "type": "txt2img", "params": {"args": {"prompt": "ui"}, "is_ui": true, "is_img2img": false}}
+    let mut content = serde_json::to_value(&exported).expect("json");
+    content.as_array_mut().expect("array").extend([
+        json!({"id": "x1", "type": "txt2img", "params": {"args": {"prompt": "orig"}, "checkpoint": "a", "is_ui": false, "is_img2img": false}, "script_params": "eJw="}),
+        json!({"id": "task(ui)", "type": "txt2img", "params": {"args": {"prompt": "ui"}, "is_ui": true, "is_img2img": false}}),
     ]);
-    let mut content = arr.clone();
-    content.extend(original.as_array().expect("arr").iter().cloned());
-    let (s, v) = h
-        .post(
-            routes::IMPORT,
-            json!({"content": Value::Array(content).to_string()}),
-        )
-        .await;
-    assert_eq!(s, 200, "{v}");
-    assert_eq!(v["imported"].as_array().map(Vec::len), Some(5));
-    assert_eq!(v["rejected"].as_array().map(Vec::len), Some(1));
-    assert_eq!(v["rejected"][0]["index"], 5);
+    let v = c
+        .import(&ImportRequest {
+            content: content.to_string(),
+        })
+        .await
+        .expect("import");
+    assert_eq!((v.imported.len(), v.rejected.len()), (5, 1));
+    assert_eq!(v.rejected[0].index, 5);
     assert_eq!(h.queue_ids().await.len(), 9);
-    let (s, _) = h.post(routes::IMPORT, json!({"content": "not json"})).await;
-    assert_eq!(s, 422);
-    // Idempotency key.
-    let send = || {
-        h.http
-            .post(h.u(routes::QUEUE_TXT2IMG))
-            .header(scheduler_api::IDEMPOTENCY_KEY_HEADER, "k-1")
-            .json(&json!({"prompt": "once"}))
-            .send()
-    };
-    let a: Value = send().await.expect("send").json().await.expect("json");
-    let b: Value = send().await.expect("send").json().await.expect("json");
+    refused(
+        c.import(&ImportRequest {
+            content: "not json".into(),
+        })
+        .await,
+        422,
+        "Import failed: content is not JSON: expected ident at line 1 column 2",
+    );
+    // Idempotency key: the same answer, one task.
+    let once = body(json!({"prompt": "once"}));
+    let a = c
+        .enqueue_idempotent(TaskType::Txt2img, &once, "k-1")
+        .await
+        .expect("first");
+    let b = c
+        .enqueue_idempotent(TaskType::Txt2img, &once, "k-1")
+        .await
+        .expect("second");
     assert_eq!(a, b);
     assert_eq!(h.queue_ids().await.len(), 10);
     // Run now while paused: only that task runs; the queue stays paused.
-    let (s, _) = h
-        .post_empty(&routes::task_path(routes::TASK_RUN, &ids[0]))
-        .await;
-    assert_eq!(s, 200);
-    h.wait_status(&ids[0], "done").await;
-    assert_eq!(h.task(&ids[3]).await["status"], "pending");
-    let (_, q) = h.get(routes::QUEUE).await;
-    assert_eq!(q["paused"], true);
-    // Requeue a copy goes to the end.
-    let (_, v) = h
-        .post_empty(&routes::task_path(routes::TASK_REQUEUE, &ids[0]))
-        .await;
-    let copy = v["task_id"].as_str().expect("copy id").to_owned();
+    assert_eq!(
+        c.run_task(&ids[0]).await.expect("run").message,
+        "Task is executing"
+    );
+    h.wait_status(&ids[0], TaskStatus::Done).await;
+    assert_eq!(
+        c.task(&ids[3]).await.expect("task").status,
+        TaskStatus::Pending
+    );
+    assert!(c.queue(&ListQuery::default()).await.expect("queue").paused);
+    // A requeued copy goes to the end.
+    let copy = c.requeue(&ids[0]).await.expect("requeue").task_id;
     assert_eq!(h.queue_ids().await.last(), Some(&copy));
     // Clear keeps bookmarked pending tasks (ids[1] and its imported, still bookmarked copy).
-    h.post_empty(routes::QUEUE_CLEAR).await;
+    c.clear_queue().await.expect("clear");
     let kept = h.queue_ids().await;
     assert_eq!((kept.len(), &kept[0]), (2, &ids[1]));
     // Settings.
-    let r = h
-        .http
-        .put(h.u(routes::SETTINGS))
-        .json(&json!({"max_attempts": 5, "history_retention_days": null}))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 200);
-    let (_, s) = h.get(routes::SETTINGS).await;
-    assert_eq!(
-        (
-            s["max_attempts"].clone(),
-            s["history_retention_days"].clone()
-        ),
-        (json!(5), Value::Null)
+    let patch = SettingsPatch {
+        max_attempts: Some(5),
+        history_retention_days: Some(None),
+        ..Default::default()
+    };
+    let s = c.update_settings(&patch).await.expect("settings");
+    assert_eq!((s.max_attempts, s.history_retention_days), (5, None));
+    assert_eq!(c.settings().await.expect("settings"), s);
+    refused(
+        c.update_settings(&SettingsPatch {
+            max_attempts: Some(0),
+            ..Default::default()
+        })
+        .await,
+        422,
+        "max_attempts must be 1..=100",
     );
-    let r = h
-        .http
-        .put(h.u(routes::SETTINGS))
-        .json(&json!({"max_attempts": 0}))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 422);
     // Pause survives a restart.
     let (dir, fake) = h.stop().await;
-    let h = spawn_with(fake.expect("fake"), dir, |_| {}).await;
-    let (_, q) = h.get(routes::QUEUE).await;
-    assert_eq!(q["paused"], true);
+    let h = InProcessHost::start_with(fake, dir, |_| {}).await;
+    assert!(
+        h.api
+            .queue(&ListQuery::default())
+            .await
+            .expect("queue")
+            .paused
+    );
     assert_eq!(h.queue_ids().await, kept);
-    h.post_empty(routes::QUEUE_RESUME).await;
-    h.wait_status(&ids[1], "done").await;
+    h.api.resume().await.expect("resume");
+    h.wait_status(&ids[1], TaskStatus::Done).await;
     h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkpoints_expand_switch_only_at_transitions_and_unknown_ones_fail_without_options() {
-    let h = spawn(&["a", "b", "anime/c", "anime2/d"]).await;
-    let (_, models) = h.get(routes::SD_MODELS).await;
-    assert_eq!(models.as_array().map(Vec::len), Some(4));
-    let (s, _) = h.get(routes::SAMPLERS).await;
-    assert_eq!(s, 200);
-    h.post_empty(routes::QUEUE_PAUSE).await;
-    let (s, v) = h
-        .post(
-            routes::QUEUE_TXT2IMG,
-            json!({"prompt": "all", "checkpoint": "*", "steps": 1}),
+    let h = InProcessHost::start(&["a", "b", "anime/c", "anime2/d"]).await;
+    let c = &h.api;
+    assert_eq!(c.sd_models().await.expect("models").len(), 4);
+    assert!(!c.samplers().await.expect("samplers").is_empty());
+    c.pause().await.expect("pause");
+    let all = c
+        .enqueue(
+            TaskType::Txt2img,
+            &body(json!({"prompt": "all", "checkpoint": "*", "steps": 1})),
         )
-        .await;
-    assert_eq!(s, 200);
-    let all: Vec<String> = serde_json::from_value(v["task_ids"].clone()).expect("ids");
+        .await
+        .expect("all checkpoints")
+        .task_ids;
     assert_eq!(all.len(), 4);
     assert_eq!(all[1], format!("{}.1", all[0]));
-    let (_, v) = h
-        .post(
-            routes::QUEUE_TXT2IMG,
-            json!({"prompt": "folder", "checkpoint": "anime/*"}),
+    let folder = c
+        .enqueue(
+            TaskType::Txt2img,
+            &body(json!({"prompt": "folder", "checkpoint": "anime/*"})),
         )
-        .await;
-    assert_eq!(v["task_ids"].as_array().map(Vec::len), Some(1));
-    h.post_empty(routes::QUEUE_CLEAR).await;
+        .await
+        .expect("folder")
+        .task_ids;
+    assert_eq!(folder.len(), 1);
+    c.clear_queue().await.expect("clear");
     h.fake().reset_stats();
     let mut ids = Vec::new();
     for (i, ck) in ["a", "a", "b", "b", "a"].iter().enumerate() {
         ids.push(
-            h.enqueue(json!({"prompt": format!("p{i}"), "steps": 1, "checkpoint": ck}))
-                .await,
+            enqueue(
+                &h,
+                json!({"prompt": format!("p{i}"), "steps": 1, "checkpoint": ck}),
+            )
+            .await,
         );
     }
-    let bad = h
-        .enqueue(json!({"prompt": "bad", "override_settings": {"sd_model_checkpoint": "zzz"}}))
-        .await;
-    h.post_empty(routes::QUEUE_RESUME).await;
+    let bad = enqueue(
+        &h,
+        json!({"prompt": "bad", "override_settings": {"sd_model_checkpoint": "zzz"}}),
+    )
+    .await;
+    c.resume().await.expect("resume");
     for id in &ids {
-        h.wait_status(id, "done").await;
+        h.wait_status(id, TaskStatus::Done).await;
     }
-    let t = h.wait_status(&bad, "failed").await;
-    assert_eq!(t["error"], "checkpoint not found: zzz");
+    let t = h.wait_status(&bad, TaskStatus::Failed).await;
+    assert_eq!(t.error.as_deref(), Some("checkpoint not found: zzz"));
     let stats = h.fake().stats();
     assert_eq!(stats.prompts, vec!["p0", "p1", "p2", "p3", "p4"]);
     assert_eq!(stats.checkpoint_loads, 2, "loads: {:?}", stats.loads);
     assert_eq!(stats.unloads, 0);
-    assert!(stats.options_posts.iter().all(|o| {
-        o.keys()
-            .all(|k| k == "sd_model_checkpoint" || k == "sd_vae")
-    }));
+    let keys: Vec<Vec<String>> = stats
+        .options_posts
+        .iter()
+        .map(|o| o.keys().cloned().collect())
+        .collect();
+    assert_eq!(
+        keys,
+        vec![vec!["sd_model_checkpoint".to_string()]; 2],
+        "only checkpoint switches touch /options"
+    );
     h.stop().await;
 }
 
@@ -633,74 +588,51 @@ async fn deleting_a_running_task_interrupts_it_and_sse_replays() {
         lose_first_interrupt: Some(true),
         ..Default::default()
     });
-    let h = spawn_with(f, tempfile::tempdir().expect("tmp"), |_| {}).await;
-    let id = h.enqueue(json!({"prompt": "long", "steps": 100})).await;
-    h.wait_status(&id, "running").await;
-    let (_, q) = h.get(routes::QUEUE).await;
-    assert_eq!(q["current_task_id"], id.as_str());
-    assert_eq!(q["pending_tasks"][0]["status"], "running");
-    let r = h
-        .http
-        .delete(h.u(&routes::task_path(routes::TASK, &id)))
-        .send()
-        .await
-        .expect("send");
-    let v: Value = r.json().await.expect("json");
-    assert_eq!(v["message"], "Task interrupted");
-    let t = h.wait_status(&id, "interrupted").await;
-    assert_eq!(t["image_count"], 0, "the placeholder is never stored");
-    // SSE: replay everything after event 1.
-    let r = h
-        .http
-        .get(h.u(routes::EVENTS))
-        .header("last-event-id", "1")
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.headers()["content-type"], "text/event-stream");
-    let mut body = String::new();
-    let mut stream = r.bytes_stream();
-    use futures::StreamExt;
-    let got = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(chunk) = stream.next().await {
-            body.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
-            if body.contains("\"interrupted\"") {
-                return true;
-            }
-        }
-        false
+    let h = InProcessHost::start_with(f, tempfile::tempdir().expect("tmp"), |_| {}).await;
+    let c = &h.api;
+    let id = enqueue(&h, json!({"prompt": "long", "steps": 100})).await;
+    h.wait_status(&id, TaskStatus::Running).await;
+    let q = c.queue(&ListQuery::default()).await.expect("queue");
+    assert_eq!(q.current_task_id.as_deref(), Some(id.as_str()));
+    assert_eq!(q.pending_tasks[0].status, TaskStatus::Running);
+    assert_eq!(
+        c.delete_task(&id).await.expect("delete").message,
+        "Task interrupted"
+    );
+    let t = h.wait_status(&id, TaskStatus::Interrupted).await;
+    assert_eq!(t.image_count, 0, "the placeholder is never stored");
+    // Replay of everything after event 1.
+    let mut events = c.events(Some(1));
+    let seen = read_events(&mut events, 10, |seen| {
+        seen.iter().any(|(_, e)| {
+            matches!(e, Event::Task(t) if t.task_id == id && t.status == TaskStatus::Interrupted)
+        })
     })
-    .await
-    .unwrap_or(false);
-    assert!(got, "replayed events: {body}");
-    assert!(body.contains("id: 2"), "{body}");
-    assert!(!body.contains("id: 1\n"), "{body}");
-    // Too old an id (beyond the counter) → reset.
-    let r = h
-        .http
-        .get(h.u(routes::EVENTS))
-        .header("last-event-id", "999999")
-        .send()
-        .await
-        .expect("send");
-    let mut stream = r.bytes_stream();
-    let first = tokio::time::timeout(Duration::from_secs(10), stream.next())
-        .await
-        .expect("event")
-        .expect("chunk")
-        .expect("bytes");
-    assert!(String::from_utf8_lossy(&first).contains("event: reset"));
-    drop(stream);
-    let (_, b) = h.get(routes::BACKENDS).await;
-    assert_eq!(b[0]["state"], "up");
-    let r = h.http.get(h.u(routes::DOCS)).send().await.expect("send");
+    .await;
+    assert_eq!(seen.first().map(|(i, _)| *i), Some(Some(2)), "{seen:?}");
     assert!(
-        r.text()
+        seen.iter()
+            .any(|(_, e)| matches!(e, Event::Task(t) if t.status == TaskStatus::Interrupted)),
+        "{seen:?}"
+    );
+    drop(events);
+    // An id beyond the counter: a reset comes first.
+    let mut events = c.events(Some(999_999));
+    let seen = read_events(&mut events, 10, |seen| !seen.is_empty()).await;
+    assert!(
+        matches!(seen.first(), Some((None, Event::Reset(_)))),
+        "{seen:?}"
+    );
+    drop(events);
+    let b = c.backends().await.expect("backends");
+    assert_eq!(b[0].state, BackendState::Up);
+    assert!(
+        c.docs()
             .await
-            .expect("text")
+            .expect("docs")
             .contains(routes::QUEUE_TXT2IMG)
     );
-    let (_, doc) = h.get(routes::OPENAPI).await;
+    let doc = c.openapi().await.expect("openapi");
     assert!(doc["paths"][routes::TASK]["delete"].is_object());
     assert!(doc["components"]["schemas"]["Task"].is_object());
     h.stop().await;
@@ -708,33 +640,41 @@ async fn deleting_a_running_task_interrupts_it_and_sse_replays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_tasks_requeue_and_empty_answers_fail_with_a_reason() {
-    let h = spawn(&["a"]).await;
+    let h = InProcessHost::start(&["a"]).await;
+    let c = &h.api;
     h.fake().configure(&FakeConfigPatch {
-        fail_next_with_empty: Some(fake_sdnext::CountOrBool::Count(1)),
+        fail_next_with_empty: Some(CountOrBool::Count(1)),
         ..Default::default()
     });
-    let id = h.enqueue(json!({"prompt": "empty"})).await;
-    let t = h.wait_status(&id, "failed").await;
-    assert!(
-        t["error"].as_str().is_some_and(|e| e.contains("no images")),
-        "{t}"
+    let id = enqueue(&h, json!({"prompt": "empty"})).await;
+    let t = h.wait_status(&id, TaskStatus::Failed).await;
+    assert_eq!(
+        t.error.as_deref(),
+        Some("SD.Next returned no images (expected 1); see its log")
     );
-    let (_, v) = h.post_empty(routes::TASK_REQUEUE_FAILED).await;
-    assert_eq!(v["success"], true);
-    h.wait_status(&id, "done").await;
-    let (_, v) = h.post_empty(routes::TASK_REQUEUE_FAILED).await;
-    assert_eq!(v["success"], false);
+    let m = c.requeue_failed().await.expect("requeue failed");
+    assert_eq!(
+        (m.success, m.message.as_str()),
+        (true, "Requeued 1 failed tasks")
+    );
+    h.wait_status(&id, TaskStatus::Done).await;
+    let m = c.requeue_failed().await.expect("requeue failed");
+    assert_eq!((m.success, m.message.as_str()), (false, "No failed tasks"));
     // A 429 is retried, not failed.
     h.fake().configure(&FakeConfigPatch {
-        rate_limit_next: Some(fake_sdnext::CountOrBool::Count(1)),
+        rate_limit_next: Some(CountOrBool::Count(1)),
         ..Default::default()
     });
-    let id = h.enqueue(json!({"prompt": "limited"})).await;
-    h.wait_status(&id, "done").await;
-    // History clear removes finished non-bookmarked tasks.
-    h.post_empty(routes::HISTORY_CLEAR).await;
-    let (_, hist) = h.get(routes::HISTORY).await;
-    assert_eq!(hist["total"], 0);
+    let id = enqueue(&h, json!({"prompt": "limited"})).await;
+    let t = h.wait_status(&id, TaskStatus::Done).await;
+    assert_eq!(t.attempts, 0);
+    // Clearing the history removes finished non-bookmarked tasks.
+    c.clear_history().await.expect("clear history");
+    let hist = c
+        .history(HistoryFilter::All, &ListQuery::default())
+        .await
+        .expect("history");
+    assert_eq!(hist.total, 0);
     h.stop().await;
 }
 
@@ -742,18 +682,19 @@ async fn failed_tasks_requeue_and_empty_answers_fail_with_a_reason() {
 async fn a_backend_outage_makes_tasks_wait_not_fail() {
     let f = fake(&["a"]).await;
     let addr = f.addr();
-    let mut h = spawn_with(f, tempfile::tempdir().expect("tmp"), |_| {}).await;
-    let first = h.enqueue(json!({"prompt": "before"})).await;
-    h.wait_status(&first, "done").await;
-    h.fake.take().expect("fake").stop().await;
-    let id = h.enqueue(json!({"prompt": "during"})).await;
-    wait_for("backend seen down", || async {
-        let (_, b) = h.get(routes::BACKENDS).await;
-        (b[0]["state"] == "down").then_some(())
+    let mut h = InProcessHost::start_with(f, tempfile::tempdir().expect("tmp"), |_| {}).await;
+    let c = h.api.clone();
+    let first = enqueue(&h, json!({"prompt": "before"})).await;
+    h.wait_status(&first, TaskStatus::Done).await;
+    h.stop_fake().await;
+    let id = enqueue(&h, json!({"prompt": "during"})).await;
+    wait_until("the backend is seen down", DEADLINE, || async {
+        let b = c.backends().await.ok()?;
+        (b[0].state == BackendState::Down).then_some(())
     })
     .await;
-    assert_ne!(h.task(&id).await["status"], "failed");
-    let back = wait_for("fake back on the same port", || async {
+    assert_eq!(c.task(&id).await.expect("task").status, TaskStatus::Pending);
+    let back = wait_until("the fake is back on the same port", DEADLINE, || async {
         FakeSdNext::start(FakeConfig {
             listen: addr,
             ..FakeConfig::with_checkpoints(&["a"])
@@ -762,24 +703,28 @@ async fn a_backend_outage_makes_tasks_wait_not_fail() {
         .ok()
     })
     .await;
-    h.fake = Some(back);
-    let t = h.wait_status(&id, "done").await;
-    assert_eq!(t["attempts"], 0);
+    h.set_fake(back);
+    let t = h.wait_status(&id, TaskStatus::Done).await;
+    assert_eq!(t.attempts, 0);
     h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_arrive_with_their_files_for_done_and_failed_tasks() {
-    let rx = scheduler_tests::harness::CallbackReceiver::start().await;
-    let h = spawn(&["a"]).await;
-    let done = h
-        .enqueue(json!({"prompt": "cb", "batch_size": 2, "callback_url": rx.url("/hook")}))
-        .await;
-    let failed = h
-        .enqueue(json!({"prompt": "cb2", "checkpoint": "nope", "callback_url": rx.url("/hook")}))
-        .await;
+    let rx = CallbackReceiver::start().await;
+    let h = InProcessHost::start(&["a"]).await;
+    let done = enqueue(
+        &h,
+        json!({"prompt": "cb", "batch_size": 2, "callback_url": rx.url("/hook")}),
+    )
+    .await;
+    let failed = enqueue(
+        &h,
+        json!({"prompt": "cb2", "checkpoint": "nope", "callback_url": rx.url("/hook")}),
+    )
+    .await;
     let posts = rx.wait_for_posts(2, Duration::from_secs(20)).await;
-    let field = |p: &scheduler_tests::harness::CallbackPost, name: &str| {
+    let field = |p: &CallbackPost, name: &str| {
         p.parts
             .iter()
             .find(|x| x.name == name)
@@ -788,7 +733,7 @@ async fn callbacks_arrive_with_their_files_for_done_and_failed_tasks() {
     let d = posts
         .iter()
         .find(|p| field(p, "task_id").as_deref() == Some(done.as_str()))
-        .expect("done callback");
+        .expect("the done callback");
     assert_eq!(field(d, "status").as_deref(), Some("done"));
     let files: Vec<_> = d.parts.iter().filter(|p| p.name == "files").collect();
     assert_eq!(files.len(), 2);
@@ -798,7 +743,7 @@ async fn callbacks_arrive_with_their_files_for_done_and_failed_tasks() {
     let f = posts
         .iter()
         .find(|p| field(p, "task_id").as_deref() == Some(failed.as_str()))
-        .expect("failed callback");
+        .expect("the failed callback");
     assert_eq!(field(f, "status").as_deref(), Some("failed"));
     h.stop().await;
 }
@@ -807,55 +752,32 @@ async fn callbacks_arrive_with_their_files_for_done_and_failed_tasks() {
 async fn each_task_runs_on_a_backend_that_lists_its_checkpoint() {
     let fa = fake(&["a"]).await;
     let fb = fake(&["b"]).await;
-    let b_url = fb.url();
-    let h = spawn_with(fa, tempfile::tempdir().expect("tmp"), |c| {
-        c.backends.push(b_url)
+    let (a_url, b_url) = (fa.url(), fb.url());
+    let bu = b_url.clone();
+    let h = InProcessHost::start_with(fa, tempfile::tempdir().expect("tmp"), |c| {
+        c.backends.push(bu)
     })
     .await;
-    let (_, models) = h.get(routes::SD_MODELS).await;
-    assert_eq!(models, json!(["a", "b"]));
-    let (_, cks) = h.get(routes::CHECKPOINTS).await;
-    assert_eq!(cks.as_array().map(Vec::len), Some(2));
-    let (_, v) = h
-        .post(
-            routes::QUEUE_TXT2IMG,
-            json!({"prompt": "every", "checkpoint": "*"}),
+    let c = &h.api;
+    assert_eq!(c.sd_models().await.expect("models"), vec!["a", "b"]);
+    assert_eq!(c.checkpoints().await.expect("checkpoints").len(), 2);
+    let ids = c
+        .enqueue(
+            TaskType::Txt2img,
+            &body(json!({"prompt": "every", "checkpoint": "*"})),
         )
-        .await;
-    let ids: Vec<String> = serde_json::from_value(v["task_ids"].clone()).expect("ids");
+        .await
+        .expect("enqueue")
+        .task_ids;
     assert_eq!(ids.len(), 2);
     for id in &ids {
-        h.wait_status(id, "done").await;
+        h.wait_status(id, TaskStatus::Done).await;
     }
-    let ta = h.task(&ids[0]).await;
-    let tb = h.task(&ids[1]).await;
-    assert_eq!(ta["backend"], h.fake().url().as_str());
-    assert_ne!(tb["backend"], ta["backend"]);
+    let on = |t: scheduler_api::Task| t.backend.expect("backend");
+    assert_eq!(on(c.task(&ids[0]).await.expect("task")), a_url);
+    assert_eq!(on(c.task(&ids[1]).await.expect("task")), b_url);
     assert_eq!(h.fake().stats().checkpoint_loads, 0);
-    h.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_next_task_is_sent_as_soon_as_the_previous_returns() {
-    let f = fake(&["a"]).await;
-    let h = spawn_with(f, tempfile::tempdir().expect("tmp"), |c| {
-        c.start_paused = true
-    })
-    .await;
-    let mut last = String::new();
-    for i in 0..40 {
-        last = h
-            .enqueue(json!({"prompt": format!("g{i}"), "steps": 1}))
-            .await;
-    }
-    h.fake().reset_stats();
-    h.post_empty(routes::QUEUE_RESUME).await;
-    h.wait_status(&last, "done").await;
-    let mut gaps = h.fake().stats().idle_gaps_us();
-    gaps.sort_unstable();
-    let median = gaps[gaps.len() / 2];
-    eprintln!("idle gaps µs: median {median}, max {:?}", gaps.last());
-    assert!(median < 50_000, "median idle gap {median} µs");
+    assert_eq!(fb.stats().checkpoint_loads, 0);
     h.stop().await;
 }
 
@@ -869,7 +791,7 @@ async fn a_task_left_running_by_a_crash_runs_again_first() {
             .call_sync(|c| {
                 let t = |id: &str| agent_scheduler::model::NewTask {
                     id: id.into(),
-                    task_type: scheduler_api::TaskType::Txt2img,
+                    task_type: TaskType::Txt2img,
                     name: None,
                     request: json!({"prompt": id, "steps": 1})
                         .as_object()
@@ -893,10 +815,10 @@ async fn a_task_left_running_by_a_crash_runs_again_first() {
         std::fs::write(dir.path().join("results/first/0.png"), b"x").expect("write");
     }
     let f = fake(&["a"]).await;
-    let h = spawn_with(f, dir, |_| {}).await;
-    let t = h.wait_status("first", "done").await;
-    assert_eq!(t["attempts"], 1);
-    h.wait_status("second", "done").await;
+    let h = InProcessHost::start_with(f, dir, |_| {}).await;
+    let t = h.wait_status("first", TaskStatus::Done).await;
+    assert_eq!(t.attempts, 1);
+    h.wait_status("second", TaskStatus::Done).await;
     assert_eq!(h.fake().stats().prompts, vec!["first", "second"]);
     h.stop().await;
 }
@@ -908,32 +830,31 @@ async fn progress_events_flow_while_a_task_runs() {
         step_ms: Some(100),
         ..Default::default()
     });
-    let h = spawn_with(f, tempfile::tempdir().expect("tmp"), |_| {}).await;
-    let r = h.http.get(h.u(routes::EVENTS)).send().await.expect("send");
-    let id = h.enqueue(json!({"prompt": "slow", "steps": 30})).await;
-    let mut stream = r.bytes_stream();
-    let mut body = String::new();
-    use futures::StreamExt;
-    let seen = tokio::time::timeout(Duration::from_secs(15), async {
-        while let Some(Ok(chunk)) = stream.next().await {
-            body.push_str(&String::from_utf8_lossy(&chunk));
-            if body.contains("event: progress") && body.contains(&id) {
-                return true;
-            }
-        }
-        false
+    let h = InProcessHost::start_with(f, tempfile::tempdir().expect("tmp"), |_| {}).await;
+    let mut events = h.api.events(None);
+    assert_eq!(events.next().await, Some(StreamItem::Opened));
+    let id = enqueue(&h, json!({"prompt": "slow", "steps": 30})).await;
+    let seen = read_events(&mut events, 15, |seen| {
+        seen.iter()
+            .any(|(_, e)| matches!(e, Event::Progress(p) if p.task_id == id))
     })
-    .await
-    .unwrap_or(false);
-    assert!(seen, "{body}");
-    assert!(body.contains("event: task"));
-    drop(stream);
-    h.http
-        .delete(h.u(&routes::task_path(routes::TASK, &id)))
-        .send()
-        .await
-        .expect("send");
-    h.wait_status(&id, "interrupted").await;
+    .await;
+    assert!(
+        seen.iter()
+            .any(|(_, e)| matches!(e, Event::Progress(p) if p.task_id == id)),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(_, e)| matches!(e, Event::Task(t) if t.task_id == id && t.status == TaskStatus::Running)),
+        "{seen:?}"
+    );
+    drop(events);
+    assert_eq!(
+        h.api.delete_task(&id).await.expect("delete").message,
+        "Task interrupted"
+    );
+    h.wait_status(&id, TaskStatus::Interrupted).await;
     h.stop().await;
 }
 
@@ -945,20 +866,22 @@ async fn a_task_vae_is_set_only_when_it_changes_and_unknown_ones_fail() {
     })
     .await
     .expect("fake");
-    let h = spawn_with(f, tempfile::tempdir().expect("tmp"), |c| {
+    let h = InProcessHost::start_with(f, tempfile::tempdir().expect("tmp"), |c| {
         c.start_paused = true
     })
     .await;
-    let one = h.enqueue(json!({"prompt": "v", "vae": "v1"})).await;
-    let two = h
-        .enqueue(json!({"prompt": "v", "override_settings": {"sd_vae": "v1"}}))
-        .await;
-    let bad = h.enqueue(json!({"prompt": "v", "vae": "nope"})).await;
-    h.post_empty(routes::QUEUE_RESUME).await;
-    h.wait_status(&one, "done").await;
-    h.wait_status(&two, "done").await;
-    let t = h.wait_status(&bad, "failed").await;
-    assert_eq!(t["error"], "vae not found: nope");
+    let one = enqueue(&h, json!({"prompt": "v", "vae": "v1"})).await;
+    let two = enqueue(
+        &h,
+        json!({"prompt": "v", "override_settings": {"sd_vae": "v1"}}),
+    )
+    .await;
+    let bad = enqueue(&h, json!({"prompt": "v", "vae": "nope"})).await;
+    h.api.resume().await.expect("resume");
+    h.wait_status(&one, TaskStatus::Done).await;
+    h.wait_status(&two, TaskStatus::Done).await;
+    let t = h.wait_status(&bad, TaskStatus::Failed).await;
+    assert_eq!(t.error.as_deref(), Some("vae not found: nope"));
     let posts = h.fake().stats().options_posts;
     let vae_posts = posts.iter().filter(|o| o.contains_key("sd_vae")).count();
     assert_eq!(vae_posts, 1, "{posts:?}");
@@ -967,15 +890,15 @@ async fn a_task_vae_is_set_only_when_it_changes_and_unknown_ones_fail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_now_while_paused_leaves_the_others_waiting() {
-    let h = spawn(&["a"]).await;
-    h.post_empty(routes::QUEUE_PAUSE).await;
-    let a = h.enqueue(json!({"prompt": "first"})).await;
-    let b = h.enqueue(json!({"prompt": "second"})).await;
-    let (s, v) = h
-        .post(&routes::task_path(routes::TASK_RUN, &b), json!({}))
-        .await;
-    assert_eq!(s, 200, "{v}");
-    h.wait_status(&b, "done").await;
+    let h = InProcessHost::start(&["a"]).await;
+    h.api.pause().await.expect("pause");
+    let a = enqueue(&h, json!({"prompt": "first"})).await;
+    let b = enqueue(&h, json!({"prompt": "second"})).await;
+    assert_eq!(
+        h.api.run_task(&b).await.expect("run").message,
+        "Task is executing"
+    );
+    h.wait_status(&b, TaskStatus::Done).await;
     assert_eq!(h.queue_ids().await, vec![a]);
     assert_eq!(h.fake().stats().prompts, vec!["second"]);
     h.stop().await;
@@ -983,15 +906,33 @@ async fn run_now_while_paused_leaves_the_others_waiting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_host_on_the_same_data_dir_is_refused() {
-    let h = spawn(&["a"]).await;
+    let h = InProcessHost::start(&["a"]).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let config = Config::for_test(&h.fake().url(), h.dir.path().to_path_buf());
     let r = agent_scheduler::run(config, listener, async {}).await;
-    assert!(
-        matches!(&r, Err(agent_scheduler::RunError::Config(m)) if m.contains("already using")),
-        "{r:?}"
-    );
+    match r {
+        Err(agent_scheduler::RunError::Config(m)) => assert_eq!(
+            m,
+            format!(
+                "another agent-scheduler is already using {}",
+                h.dir.path().display()
+            )
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
     h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_host_is_told_apart_from_a_refusal() {
+    let h = InProcessHost::start(&["a"]).await;
+    let url = h.url.clone();
+    h.stop().await;
+    let e = Client::new(&url)
+        .health()
+        .await
+        .expect_err("the host is gone");
+    assert!(matches!(e, ClientError::Unreachable { .. }), "{e:?}");
 }

@@ -18,4 +18,5 @@ mod host_queue;
 mod host_resilience;
 mod host_security;
 mod host_support;
+mod live_sdnext;
 mod sdnext_client;

@@ -1,0 +1,166 @@
+//! The real host in this test process: [`agent_scheduler::run`] on `127.0.0.1:0` with a
+//! temporary data folder, driving the in-process fake SD.Next, talked to through the typed
+//! client (`scheduler_api::client::Client`) like the process-level hosts of
+//! [`crate::harness`]. For the tests that do not need to SIGKILL a process.
+
+use std::time::Duration;
+
+use agent_scheduler::RunError;
+use agent_scheduler::config::Config;
+use fake_sdnext::{FakeConfig, FakeHandle, FakeSdNext};
+use scheduler_api::client::{Client, ClientError};
+use scheduler_api::{MessageResponse, Task, TaskStatus};
+use tokio::sync::oneshot;
+
+use crate::harness::wait_until;
+
+/// Deadline for waiting on tasks in the in-process tests.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A host running inside the test process.
+pub struct InProcessHost {
+    /// Its base URL.
+    pub url: String,
+    /// The typed client.
+    pub api: Client,
+    /// Its data folder.
+    pub dir: tempfile::TempDir,
+    fake: Option<FakeHandle>,
+    stop: Option<oneshot::Sender<()>>,
+    join: tokio::task::JoinHandle<Result<(), RunError>>,
+}
+
+/// Starts an in-process fake SD.Next listing these checkpoints (the first one loaded, 1 ms
+/// per step).
+pub async fn fake(checkpoints: &[&str]) -> FakeHandle {
+    FakeSdNext::start(FakeConfig::with_checkpoints(checkpoints))
+        .await
+        .expect("the fake SD.Next starts")
+}
+
+impl InProcessHost {
+    /// A host on a new data folder driving a new fake with these checkpoints.
+    pub async fn start(checkpoints: &[&str]) -> InProcessHost {
+        let f = fake(checkpoints).await;
+        InProcessHost::start_with(f, tempfile::tempdir().expect("tempdir"), |_| {}).await
+    }
+
+    /// A host on `dir` driving `fake`, with its configuration edited first.
+    pub async fn start_with(
+        fake: FakeHandle,
+        dir: tempfile::TempDir,
+        edit: impl FnOnce(&mut Config),
+    ) -> InProcessHost {
+        let backend = fake.url();
+        let mut h = InProcessHost::start_against(&backend, dir, edit).await;
+        h.fake = Some(fake);
+        h
+    }
+
+    /// A host on `dir` driving the SD.Next at `backend` (a real one, for the live tier).
+    pub async fn start_against(
+        backend: &str,
+        dir: tempfile::TempDir,
+        edit: impl FnOnce(&mut Config),
+    ) -> InProcessHost {
+        let mut config = Config::for_test(backend, dir.path().to_path_buf());
+        edit(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let (tx, rx) = oneshot::channel::<()>();
+        let join = tokio::spawn(agent_scheduler::run(config, listener, async move {
+            let _ = rx.await;
+        }));
+        InProcessHost {
+            api: Client::new(&url),
+            url,
+            dir,
+            fake: None,
+            stop: Some(tx),
+            join,
+        }
+    }
+
+    /// The fake SD.Next it drives.
+    pub fn fake(&self) -> &FakeHandle {
+        self.fake.as_ref().expect("the fake is running")
+    }
+
+    /// Stops the fake SD.Next (an outage); [`Self::set_fake`] puts one back.
+    pub async fn stop_fake(&mut self) {
+        if let Some(f) = self.fake.take() {
+            f.stop().await;
+        }
+    }
+
+    /// The fake SD.Next it drives from now on (one restarted on the same address).
+    pub fn set_fake(&mut self, fake: FakeHandle) {
+        self.fake = Some(fake);
+    }
+
+    /// Waits until task `id` has `status` and returns it.
+    pub async fn wait_status(&self, id: &str, status: TaskStatus) -> Task {
+        wait_until(&format!("task {id} {status:?}"), DEADLINE, || async {
+            self.api.task(id).await.ok().filter(|t| t.status == status)
+        })
+        .await
+    }
+
+    /// Ids of the queue listing, in order (running first).
+    pub async fn queue_ids(&self) -> Vec<String> {
+        let q = scheduler_api::ListQuery {
+            limit: Some(100),
+            ..Default::default()
+        };
+        self.api
+            .queue(&q)
+            .await
+            .expect("GET /queue")
+            .pending_tasks
+            .into_iter()
+            .map(|t| t.id)
+            .collect()
+    }
+
+    /// Stops the host gracefully (the way it stops on SIGTERM) and returns its data folder
+    /// and fake, for a restart.
+    pub async fn stop(self) -> (tempfile::TempDir, FakeHandle) {
+        let (dir, fake) = self.shut_down().await;
+        (dir, fake.expect("the host drove a fake"))
+    }
+
+    /// Stops the host gracefully; returns its data folder and its fake, if any.
+    pub async fn shut_down(mut self) -> (tempfile::TempDir, Option<FakeHandle>) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(20), &mut self.join)
+            .await
+            .expect("the host stops within 20 s")
+            .expect("the host task joins")
+            .expect("run() ends without error");
+        (self.dir, self.fake.take())
+    }
+}
+
+/// Asserts that a call was refused with exactly `status` and `message`; returns the error
+/// body (its `code` is checked by the caller when it matters).
+pub fn refused<T: std::fmt::Debug>(
+    r: Result<T, ClientError>,
+    status: u16,
+    message: &str,
+) -> MessageResponse {
+    match r {
+        Err(ClientError::Refused { status: s, body }) => {
+            assert_eq!(
+                (s, body.success, body.message.as_str()),
+                (status, false, message),
+                "refusal"
+            );
+            body
+        }
+        other => panic!("expected a {status} refusal `{message}`, got {other:?}"),
+    }
+}
