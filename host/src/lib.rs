@@ -142,6 +142,7 @@ pub async fn run(
         backends: backends.clone(),
         results: results.clone(),
         events: events.clone(),
+        settings: settings.clone(),
         shutdown: shutdown_rx.clone(),
     };
     let workers: Vec<_> = backends

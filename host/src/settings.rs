@@ -72,6 +72,27 @@ impl SettingsService {
             }
             s.retry_backoff_s = v;
         }
+        let range = |name: &str, v: u32, max: u32| {
+            if (1..=max).contains(&v) {
+                Ok(v)
+            } else {
+                Err(HostError::Invalid(format!("{name} must be 1..={max}")))
+            }
+        };
+        if let Some(v) = patch.interrupt_grace_s {
+            s.interrupt_grace_s = range("interrupt_grace_s", v, 300)?;
+        }
+        if let Some(v) = patch.stall_timeout_s {
+            s.stall_timeout_s = range("stall_timeout_s", v, 86_400)?;
+        }
+        if let Some(v) = patch.stall_recheck_s {
+            s.stall_recheck_s = range("stall_recheck_s", v, 3600)?;
+        }
+        if let Some(v) = patch.task_timeout_s {
+            s.task_timeout_s = v
+                .map(|v| range("task_timeout_s (or null)", v, 604_800))
+                .transpose()?;
+        }
         let saved = s.clone();
         self.store
             .call(move |c| stored::save_settings(c, &saved))

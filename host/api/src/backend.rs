@@ -15,6 +15,9 @@ pub enum BackendState {
     Loading,
     /// Not reachable; its tasks wait.
     Down,
+    /// The host abandoned a request it could not stop: the backend gets no task until its
+    /// `/sdapi/v1/progress` shows it idle (re-checked every `stall_recheck_s`).
+    Stalled,
 }
 
 /// One backend in `GET /backends`.

@@ -19,10 +19,39 @@ pub struct Settings {
     /// garbage); the delay doubles with each attempt, up to an hour. Default 10.
     #[serde(default = "default_retry_backoff_s")]
     pub retry_backoff_s: u32,
+    /// Seconds a generation request may take to end after the host asked SD.Next to stop
+    /// it (delete, stall, timeout); then the host abandons the request, ends the task and
+    /// holds the backend as `stalled` until it is idle. Default 5.
+    #[serde(default = "default_interrupt_grace_s")]
+    pub interrupt_grace_s: u32,
+    /// Seconds without any change in a running task's progress (`progress`,
+    /// `sampling_step`, `job`, `job_no` of `/sdapi/v1/progress`) before the stall watchdog
+    /// interrupts it and fails it with "backend stalled". Default 600.
+    #[serde(default = "default_stall_timeout_s")]
+    pub stall_timeout_s: u32,
+    /// Seconds between two checks of a stalled backend's `/sdapi/v1/progress`. Default 60.
+    #[serde(default = "default_stall_recheck_s")]
+    pub stall_recheck_s: u32,
+    /// Seconds a task may run in all before it is interrupted and failed; null (default):
+    /// no limit.
+    #[serde(default)]
+    pub task_timeout_s: Option<u32>,
 }
 
 fn default_retry_backoff_s() -> u32 {
     Settings::default().retry_backoff_s
+}
+
+fn default_interrupt_grace_s() -> u32 {
+    Settings::default().interrupt_grace_s
+}
+
+fn default_stall_timeout_s() -> u32 {
+    Settings::default().stall_timeout_s
+}
+
+fn default_stall_recheck_s() -> u32 {
+    Settings::default().stall_recheck_s
 }
 
 impl Default for Settings {
@@ -33,6 +62,10 @@ impl Default for Settings {
             auto_requeue_failed: false,
             max_attempts: 3,
             retry_backoff_s: 10,
+            interrupt_grace_s: 5,
+            stall_timeout_s: 600,
+            stall_recheck_s: 60,
+            task_timeout_s: None,
         }
     }
 }
@@ -61,6 +94,23 @@ pub struct SettingsPatch {
     /// See [`Settings::retry_backoff_s`] (1..=3600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_backoff_s: Option<u32>,
+    /// See [`Settings::interrupt_grace_s`] (1..=300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupt_grace_s: Option<u32>,
+    /// See [`Settings::stall_timeout_s`] (1..=86400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_timeout_s: Option<u32>,
+    /// See [`Settings::stall_recheck_s`] (1..=3600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_recheck_s: Option<u32>,
+    /// See [`Settings::task_timeout_s`] (1..=604800; null = no limit).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "double_option"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+    pub task_timeout_s: Option<Option<u32>>,
 }
 
 mod double_option {

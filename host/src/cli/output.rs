@@ -175,6 +175,14 @@ pub fn settings(s: &Settings) {
     println!("auto_requeue_failed     {}", s.auto_requeue_failed);
     println!("max_attempts            {}", s.max_attempts);
     println!("retry_backoff_s         {}", s.retry_backoff_s);
+    println!("interrupt_grace_s       {}", s.interrupt_grace_s);
+    println!("stall_timeout_s         {}", s.stall_timeout_s);
+    println!("stall_recheck_s         {}", s.stall_recheck_s);
+    println!(
+        "task_timeout_s          {}",
+        s.task_timeout_s
+            .map_or("none".to_owned(), |t| t.to_string())
+    );
 }
 
 /// One event of `watch` as a text line.

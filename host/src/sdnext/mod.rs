@@ -94,6 +94,8 @@ pub struct Progress {
     pub job: String,
     /// `state.job_count`.
     pub job_count: i64,
+    /// `state.job_no`.
+    pub job_no: i64,
     /// `state.sampling_step`.
     pub sampling_step: i64,
     /// `state.sampling_steps`.

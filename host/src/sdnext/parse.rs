@@ -225,6 +225,7 @@ pub(crate) fn progress(v: &Value) -> Result<Progress, RemoteError> {
         eta_relative: v.get("eta_relative").and_then(Value::as_f64),
         job: opt_str(&state, "job").unwrap_or_default(),
         job_count: int(&state, "job_count"),
+        job_no: int(&state, "job_no"),
         sampling_step: int(&state, "sampling_step"),
         sampling_steps: int(&state, "sampling_steps"),
         interrupted: state

@@ -67,6 +67,8 @@ pub struct Deps {
     pub results: Arc<Results>,
     /// Progress and preview events.
     pub events: EventHub,
+    /// Grace, stall and timeout settings.
+    pub settings: Arc<crate::settings::SettingsService>,
     /// Becomes true at shutdown.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -92,12 +94,41 @@ enum Outcome {
     Errored(String),
 }
 
+/// Why the worker stopped a running generation itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stop {
+    /// The user deleted / interrupted the task.
+    User,
+    /// Its progress did not change for `stall_timeout_s`.
+    Stalled(u32),
+    /// It ran longer than `task_timeout_s`.
+    TimedOut(u32),
+}
+
+impl Stop {
+    /// How the run ends.
+    fn end(&self) -> RunEnd {
+        match self {
+            Stop::User => RunEnd::Interrupted,
+            Stop::Stalled(s) => RunEnd::Failed(format!(
+                "backend stalled: no progress for {s} s; the task was interrupted"
+            )),
+            Stop::TimedOut(s) => RunEnd::Failed(format!(
+                "timed out: the task ran longer than {s} s and was interrupted"
+            )),
+        }
+    }
+}
+
 /// The worker of one backend.
 pub struct Worker {
     deps: Deps,
     backend: Arc<Backend>,
     backoff: Backoff,
     down: bool,
+    /// Set when a request was abandoned: no task until `/progress` shows the backend idle;
+    /// the next check is due at this instant.
+    stalled: Option<std::time::Instant>,
     /// When the last generation request returned (the loaded model is re-read after a
     /// pause, since the user may have switched it in the UI meanwhile).
     last_run_end: Option<std::time::Instant>,
@@ -113,6 +144,7 @@ impl Worker {
             backend,
             backoff: Backoff::default(),
             down: true,
+            stalled: None,
             last_run_end: None,
             finishers,
         }
@@ -192,8 +224,57 @@ impl Worker {
         None
     }
 
+    /// A stalled backend gets no task until `/sdapi/v1/progress` shows it idle; checked at
+    /// once and then every `stall_recheck_s`.
+    async fn check_stalled(&mut self) -> Option<Step> {
+        let due = self.stalled?;
+        let recheck =
+            Duration::from_secs(u64::from(self.deps.settings.get().stall_recheck_s.max(1)));
+        let now = std::time::Instant::now();
+        if now < due {
+            return Some(Step::Backoff(due - now));
+        }
+        match self.backend.client.progress(true).await {
+            Ok(p) if p.job.is_empty() => {
+                tracing::info!("backend {} is idle again", self.backend.url);
+                self.stalled = None;
+                self.set_state(BackendState::Up, None);
+                None
+            }
+            other => {
+                let why = match other {
+                    Ok(p) => format!("still busy with job {:?}", p.job),
+                    Err(e) => e.to_string(),
+                };
+                tracing::info!("backend {} stays stalled: {why}", self.backend.url);
+                self.stalled = Some(now + recheck);
+                Some(Step::Backoff(recheck))
+            }
+        }
+    }
+
+    /// Holds the backend after a request it could not stop was abandoned.
+    fn stall(&mut self, task_id: &str) {
+        tracing::warn!(
+            "backend {}: abandoned the request of task {task_id} (it did not end after an \
+             interrupt); no task until it is idle",
+            self.backend.url
+        );
+        self.stalled = Some(std::time::Instant::now());
+        self.set_state(
+            BackendState::Stalled,
+            Some(
+                "a request did not end after an interrupt; waiting for the backend to be idle"
+                    .into(),
+            ),
+        );
+    }
+
     /// One step: claim the next task this backend can run and run it.
     pub async fn try_run_next(&mut self) -> Step {
+        if let Some(step) = self.check_stalled().await {
+            return step;
+        }
         if self.down
             && let Some(step) = self.probe().await
         {
@@ -411,15 +492,48 @@ impl Worker {
         }
         let body = request_body(&task.request);
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (advance_tx, advance_rx) = watch::channel(std::time::Instant::now());
         let poller = tokio::spawn(poll_progress(
             self.deps.clone(),
             self.backend.clone(),
             task.id.clone(),
             stop_rx,
+            advance_tx,
         ));
+        let started = std::time::Instant::now();
         let mut rate_backoff = Backoff::default();
         let result = loop {
-            match self.backend.client.generate(task.task_type, &body).await {
+            let client = self.backend.client.clone();
+            let generation = client.generate(task.task_type, &body);
+            tokio::pin!(generation);
+            let answer = tokio::select! {
+                r = &mut generation => Ok(r),
+                stop = self.watch(task, started, advance_rx.clone()) => Err(stop),
+            };
+            let answer = match answer {
+                Ok(r) => r,
+                Err(stop) => {
+                    // Ask SD.Next to stop, then give the request a grace period to end.
+                    if stop != Stop::User {
+                        self.deps
+                            .backends
+                            .interrupt(&task.id, Some(&self.backend.url));
+                    }
+                    let grace = Duration::from_secs(u64::from(
+                        self.deps.settings.get().interrupt_grace_s.max(1),
+                    ));
+                    match tokio::time::timeout(grace, &mut generation).await {
+                        // It ended: whatever it returned is not a result.
+                        Ok(_) => break Outcome::Finished(stop.end(), None),
+                        Err(_) => {
+                            // Abandoned: the connection closes when the future drops.
+                            self.stall(&task.id);
+                            break Outcome::Finished(stop.end(), None);
+                        }
+                    }
+                }
+            };
+            match answer {
                 Err(RemoteError::RateLimited { retry_after_s }) => {
                     if self.deps.backends.interrupt_requested(&task.id) {
                         break Outcome::Finished(RunEnd::Interrupted, None);
@@ -456,6 +570,32 @@ impl Worker {
             self.backoff.reset();
         }
         result
+    }
+
+    /// Resolves when the running generation must be stopped: the user interrupted it, its
+    /// progress stopped changing for `stall_timeout_s`, or it ran past `task_timeout_s`.
+    async fn watch(
+        &self,
+        task: &TaskRow,
+        started: std::time::Instant,
+        advance: watch::Receiver<std::time::Instant>,
+    ) -> Stop {
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tick.tick().await;
+            if self.deps.backends.interrupt_requested(&task.id) {
+                return Stop::User;
+            }
+            let s = self.deps.settings.get();
+            if advance.borrow().elapsed() >= Duration::from_secs(u64::from(s.stall_timeout_s)) {
+                return Stop::Stalled(s.stall_timeout_s);
+            }
+            if let Some(limit) = s.task_timeout_s
+                && started.elapsed() >= Duration::from_secs(u64::from(limit))
+            {
+                return Stop::TimedOut(limit);
+            }
+        }
     }
 
     /// Decides what an answer means.
@@ -557,12 +697,17 @@ pub fn request_body(request: &Map<String, Value>) -> Value {
     Value::Object(body)
 }
 
+/// Polls `/sdapi/v1/progress` about once a second while a task runs: publishes progress and
+/// previews, re-sends a lost interrupt, and tells the stall watchdog (`advance`) whenever
+/// the progress changes (`progress`, `sampling_step`, `job`, `job_no`).
 async fn poll_progress(
     deps: Deps,
     backend: Arc<Backend>,
     task_id: String,
     mut stop: watch::Receiver<bool>,
+    advance: watch::Sender<std::time::Instant>,
 ) {
+    let mut last: Option<(u64, i64, String, i64)> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -574,6 +719,16 @@ async fn poll_progress(
         let Ok(p) = backend.client.progress(false).await else {
             continue;
         };
+        let seen = (
+            p.progress.to_bits(),
+            p.sampling_step,
+            p.job.clone(),
+            p.job_no,
+        );
+        if last.as_ref() != Some(&seen) {
+            last = Some(seen);
+            advance.send_replace(std::time::Instant::now());
+        }
         if deps.backends.interrupt_requested(&task_id) {
             if !p.job.is_empty() || p.job_count > 0 {
                 let _ = backend.client.interrupt().await;

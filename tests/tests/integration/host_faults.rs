@@ -134,3 +134,159 @@ async fn rate_limits_and_outages_count_no_attempt() {
     let t = wait_done(&c, &waits).await;
     assert_eq!(t.attempts, 0, "an outage counts no attempt");
 }
+
+/// Finding 2: DELETE ends a task within 15 s even when the backend never answers; the
+/// abandoned request holds the backend only until its progress shows it idle, and the next
+/// task then runs on it.
+#[tokio::test]
+async fn a_hung_generation_is_interrupted_and_the_next_task_runs() {
+    let s = Stack::start(FAST_A, &[]).await;
+    let c = s.client().clone();
+    settings(&c, json!({"interrupt_grace_s": 2})).await;
+    faults(
+        &s,
+        vec![FaultRule::poison("hangs", Fault::HangHonoursInterrupt)],
+    )
+    .await;
+    let hung = enqueue(&c, "hangs", json!({"steps": 50})).await;
+    let next = enqueue(&c, "next", json!({})).await;
+    c.wait_task_status(&hung, TaskStatus::Running, LONG).await;
+    wait_for("the fake to run the hung job", LONG, || async {
+        s.fake
+            .stats()
+            .await
+            .faulted_prompts
+            .contains(&"hangs".to_owned())
+    })
+    .await;
+    let a = c.delete(&task_route(routes::TASK, &hung)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["message"], "Task interrupted");
+    c.wait_task_status(
+        &hung,
+        TaskStatus::Interrupted,
+        std::time::Duration::from_secs(15),
+    )
+    .await;
+    let t = wait_done(&c, &next).await;
+    assert_eq!(t.backend.as_deref(), Some(s.fake.url().as_str()));
+}
+
+/// Finding 2: a backend whose job ignores interrupts is `stalled` after the request is
+/// abandoned and gets no task while its progress shows the job; the other backend carries
+/// on; once the job ends, the stalled backend takes tasks again.
+#[tokio::test]
+async fn a_backend_that_ignores_interrupts_stalls_and_the_other_carries_on() {
+    use scheduler_api::{BackendInfo, BackendState};
+    use scheduler_tests::harness::{FakeProcess, HostProcess};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f1 = FakeProcess::spawn(FAST_A).await;
+    let f2 = FakeProcess::spawn(FAST_A).await;
+    let stuck_rule = FaultRule {
+        fault: Fault::HangIgnoresInterrupt,
+        prompt: Some("stuck".into()),
+        count: Some(1),
+    };
+    for f in [&f1, &f2] {
+        f.configure(&FakeConfigPatch {
+            faults: Some(vec![stuck_rule.clone()]),
+            ..FakeConfigPatch::default()
+        })
+        .await;
+    }
+    let host = HostProcess::spawn(dir.path(), &[f1.url(), f2.url()], &[]).await;
+    let c = host.client.clone();
+    settings(&c, json!({"interrupt_grace_s": 1, "stall_recheck_s": 1})).await;
+    let stuck = enqueue(&c, "stuck", json!({})).await;
+    let running = c.wait_task_status(&stuck, TaskStatus::Running, LONG).await;
+    let x = running.backend.clone().expect("a backend runs it");
+    let (hung_fake, other) = if x == f1.url() {
+        (&f1, &f2)
+    } else {
+        (&f2, &f1)
+    };
+    wait_for("the fake to run the stuck job", LONG, || async {
+        hung_fake
+            .stats()
+            .await
+            .faulted_prompts
+            .contains(&"stuck".to_owned())
+    })
+    .await;
+    let a = c.delete(&task_route(routes::TASK, &stuck)).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    c.wait_task_status(
+        &stuck,
+        TaskStatus::Interrupted,
+        std::time::Duration::from_secs(15),
+    )
+    .await;
+    let backends: Vec<BackendInfo> = c.get(routes::BACKENDS).await.json();
+    let state = |url: &str| {
+        backends
+            .iter()
+            .find(|b| b.url == url)
+            .map(|b| b.state)
+            .expect("listed")
+    };
+    assert_eq!(state(&x), BackendState::Stalled);
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(enqueue(&c, &format!("carry on {i}"), json!({})).await);
+    }
+    for id in &ids {
+        let t = wait_done(&c, id).await;
+        assert_eq!(
+            t.backend.as_deref(),
+            Some(other.url().as_str()),
+            "a stalled backend gets no task"
+        );
+    }
+    // The job ends: the stalled backend is idle again and takes work.
+    hung_fake
+        .configure(&FakeConfigPatch {
+            release_hangs: Some(true),
+            ..FakeConfigPatch::default()
+        })
+        .await;
+    wait_for("the stalled backend to be up again", LONG, || async {
+        let b: Vec<BackendInfo> = c.get(routes::BACKENDS).await.json();
+        b.iter().any(|b| b.url == x && b.state == BackendState::Up)
+    })
+    .await;
+}
+
+/// Finding 2: the stall watchdog interrupts and fails a task whose progress stops changing;
+/// the overall per-task timeout does the same for a task that runs too long.
+#[tokio::test]
+async fn the_stall_watchdog_and_the_task_timeout_fail_a_task_and_the_queue_moves_on() {
+    let s = Stack::start(FAST_A, &[]).await;
+    let c = s.client().clone();
+    settings(&c, json!({"stall_timeout_s": 2, "interrupt_grace_s": 2})).await;
+    faults(&s, vec![FaultRule::poison("frozen", Fault::FrozenProgress)]).await;
+    let frozen = enqueue(&c, "frozen", json!({"steps": 20})).await;
+    let after = enqueue(&c, "after the frozen one", json!({})).await;
+    let t = wait_finished(&c, &frozen).await;
+    assert_eq!(t.status, TaskStatus::Failed, "{t:?}");
+    assert!(
+        t.error.as_deref().unwrap_or("").contains("backend stalled"),
+        "{t:?}"
+    );
+    wait_done(&c, &after).await;
+
+    settings(&c, json!({"stall_timeout_s": 600, "task_timeout_s": 2})).await;
+    let long = enqueue(&c, "too long", json!({"steps": 100000})).await;
+    let after = enqueue(&c, "after the long one", json!({})).await;
+    let t = wait_finished(&c, &long).await;
+    assert_eq!(t.status, TaskStatus::Failed, "{t:?}");
+    assert!(
+        t.error.as_deref().unwrap_or("").contains("timed out"),
+        "{t:?}"
+    );
+    wait_done(&c, &after).await;
+    settings(&c, json!({"task_timeout_s": null})).await;
+    assert_eq!(
+        c.get(routes::SETTINGS).await.body["task_timeout_s"],
+        serde_json::Value::Null
+    );
+}
