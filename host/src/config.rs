@@ -27,6 +27,9 @@ pub struct Config {
     pub allow_origins: Vec<String>,
     /// Force the queue paused at start (overrides the persisted pause to `true`).
     pub start_paused: bool,
+    /// Loopback / private callback targets allowed when listening beyond loopback
+    /// (`--allow-callback-host`).
+    pub allow_callback_hosts: Vec<crate::model::callback::AllowedHost>,
 }
 
 impl Config {
@@ -38,6 +41,7 @@ impl Config {
             token: None,
             allow_origins: Vec::new(),
             start_paused: false,
+            allow_callback_hosts: Vec::new(),
         }
     }
 

@@ -8,7 +8,10 @@ use scheduler_api::{EnqueueRequest, EnqueueResponse, ImportRejection, ImportResp
 use serde_json::Value;
 
 use crate::backends::Backends;
+use crate::callbacks::check_url;
 use crate::error::HostError;
+use crate::model::Invalid;
+use crate::model::callback::CallbackRules;
 use crate::model::import::import_item;
 use crate::model::spec::{expand_checkpoints, expansion_ids};
 use crate::model::{CheckpointSpec, NewTask, TaskSpec};
@@ -20,15 +23,30 @@ pub struct Intake {
     store: Store,
     queue: Arc<Queue>,
     backends: Arc<Backends>,
+    callback_rules: Arc<CallbackRules>,
 }
 
 impl Intake {
-    /// The service.
-    pub fn new(store: Store, queue: Arc<Queue>, backends: Arc<Backends>) -> Intake {
+    /// The service. `callback_rules` say where callback URLs may point.
+    pub fn new(
+        store: Store,
+        queue: Arc<Queue>,
+        backends: Arc<Backends>,
+        callback_rules: Arc<CallbackRules>,
+    ) -> Intake {
         Intake {
             store,
             queue,
             backends,
+            callback_rules,
+        }
+    }
+
+    /// Refuses a callback URL that points where callbacks may not go (422).
+    async fn check_callback(&self, url: Option<&str>) -> Result<(), Invalid> {
+        match url {
+            Some(u) => check_url(&self.callback_rules, u).await.map_err(Invalid),
+            None => Ok(()),
         }
     }
 
@@ -50,6 +68,7 @@ impl Intake {
             }
         }
         let spec = TaskSpec::parse(task_type, body)?;
+        self.check_callback(spec.callback_url.as_deref()).await?;
         let titles: Vec<String> = if spec.checkpoint.is_pattern() {
             self.backends
                 .checkpoints()
@@ -111,10 +130,15 @@ impl Intake {
         let mut rejected = Vec::new();
         let mut tasks: Vec<NewTask> = Vec::new();
         for (index, item) in items.iter().enumerate() {
-            let parsed = import_item(item).and_then(|it| {
+            let mut parsed = import_item(item).and_then(|it| {
                 let spec = TaskSpec::parse(it.task_type, it.body)?;
                 Ok((it.id, it.bookmarked, spec))
             });
+            if let Ok((_, _, spec)) = &parsed
+                && let Err(e) = self.check_callback(spec.callback_url.as_deref()).await
+            {
+                parsed = Err(e);
+            }
             match parsed {
                 Ok((id, bookmarked, spec)) => tasks.push(NewTask {
                     id: id.unwrap_or_default(),

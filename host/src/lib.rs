@@ -124,10 +124,15 @@ pub async fn run(
         callbacks_wake.clone(),
     ));
     queue.recover().await?;
+    let callback_rules = Arc::new(model::callback::CallbackRules {
+        listen: addr,
+        allowed: config.allow_callback_hosts.clone(),
+    });
     let intake = Arc::new(intake::Intake::new(
         store.clone(),
         queue.clone(),
         backends.clone(),
+        callback_rules.clone(),
     ));
     let results = Arc::new(results::Results::new(
         store.clone(),
@@ -154,6 +159,7 @@ pub async fn run(
     let deliverer = tokio::spawn(callbacks::run(
         store.clone(),
         files.clone(),
+        callback_rules.clone(),
         callbacks_wake,
         shutdown_rx.clone(),
     ));

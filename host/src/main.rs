@@ -72,6 +72,17 @@ struct ServeArgs {
     /// Start with the queue paused (persisted, like pressing pause).
     #[arg(long, env = "AGENT_SCHEDULER_START_PAUSED")]
     start_paused: bool,
+
+    /// A loopback or private callback target to allow when listening beyond loopback: an IP,
+    /// a CIDR network or a host name; repeatable (env: comma-separated). The host's own
+    /// address and link-local/metadata addresses are never allowed.
+    #[arg(
+        long = "allow-callback-host",
+        value_name = "IP|CIDR|NAME",
+        env = "AGENT_SCHEDULER_ALLOW_CALLBACK_HOST",
+        value_delimiter = ','
+    )]
+    allow_callback_hosts: Vec<String>,
 }
 
 fn main() {
@@ -90,6 +101,20 @@ fn serve(args: ServeArgs) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let mut allow_callback_hosts = Vec::new();
+    for a in args
+        .allow_callback_hosts
+        .iter()
+        .filter(|a| !a.trim().is_empty())
+    {
+        match agent_scheduler::model::callback::AllowedHost::parse(a) {
+            Ok(h) => allow_callback_hosts.push(h),
+            Err(e) => {
+                eprintln!("agent-scheduler: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
     let config = Config {
         backends: args
             .backends
@@ -100,6 +125,7 @@ fn serve(args: ServeArgs) {
         token: args.token.filter(|t| !t.is_empty()).map(Secret),
         allow_origins: args.allow_origins,
         start_paused: args.start_paused,
+        allow_callback_hosts,
     };
     if let Err(e) = config.check_listen(args.listen) {
         eprintln!("agent-scheduler: {e}");

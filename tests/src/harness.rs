@@ -214,9 +214,13 @@ impl ChildServer {
         self.addr
     }
 
-    /// `http://ADDR`.
+    /// `http://ADDR` (an unspecified listen address is reached through loopback).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let mut a = self.addr;
+        if a.ip().is_unspecified() {
+            a.set_ip(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+        }
+        format!("http://{a}")
     }
 
     /// The child's process id, while it runs.
@@ -236,6 +240,27 @@ impl ChildServer {
     pub async fn sigkill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill().await;
+        }
+    }
+
+    /// Sends SIGTERM (a graceful stop) and waits up to `within` for the child to exit;
+    /// returns how long it took, or `None` when it was still running at the deadline.
+    pub async fn terminate(&mut self, within: Duration) -> Option<Duration> {
+        let pid = self.pid()?;
+        let t0 = Instant::now();
+        let sent = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid}");
+        let child = self.child.as_mut()?;
+        match tokio::time::timeout(within, child.wait()).await {
+            Ok(_) => {
+                self.child = None;
+                Some(t0.elapsed())
+            }
+            Err(_) => None,
         }
     }
 
@@ -365,6 +390,17 @@ pub struct HostProcess {
 impl HostProcess {
     /// Starts `agent-scheduler serve --data-dir DIR --backend URL… EXTRA --listen 127.0.0.1:0`.
     pub async fn spawn(data_dir: &Path, backends: &[String], extra_args: &[&str]) -> HostProcess {
+        Self::spawn_on(data_dir, backends, extra_args, "127.0.0.1:0").await
+    }
+
+    /// Like [`Self::spawn`] on another listen address (e.g. `0.0.0.0:0`, which needs
+    /// `--token`); the client talks to it through 127.0.0.1.
+    pub async fn spawn_on(
+        data_dir: &Path,
+        backends: &[String],
+        extra_args: &[&str],
+        listen: &str,
+    ) -> HostProcess {
         let mut args: Vec<String> = vec![
             "serve".into(),
             "--data-dir".into(),
@@ -375,7 +411,7 @@ impl HostProcess {
             args.push(b.clone());
         }
         args.extend(extra_args.iter().map(|s| s.to_string()));
-        let server = ChildServer::start("agent-scheduler", &host_binary(), args, "127.0.0.1:0")
+        let server = ChildServer::start("agent-scheduler", &host_binary(), args, listen)
             .await
             .expect("start agent-scheduler");
         let client = HostClient::new(&server.url());
@@ -657,7 +693,18 @@ pub struct CallbackReceiver {
     addr: SocketAddr,
     posts: Arc<Mutex<Vec<CallbackPost>>>,
     status: Arc<Mutex<u16>>,
+    behaviour: Arc<Behaviour>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// How a [`CallbackReceiver`] misbehaves.
+struct Behaviour {
+    /// While true, requests are held without an answer.
+    hang: tokio::sync::watch::Sender<bool>,
+    /// The size of the answer body, MiB (streamed).
+    body_mib: Mutex<u64>,
+    /// Requests that arrived (answered or not).
+    arrivals: Mutex<u32>,
 }
 
 impl CallbackReceiver {
@@ -666,8 +713,22 @@ impl CallbackReceiver {
         use axum::extract::{Multipart, Request, State};
         use axum::http::StatusCode;
 
-        type Shared = (Arc<Mutex<Vec<CallbackPost>>>, Arc<Mutex<u16>>);
-        async fn handle(State((posts, status)): State<Shared>, req: Request) -> StatusCode {
+        type Shared = (
+            Arc<Mutex<Vec<CallbackPost>>>,
+            Arc<Mutex<u16>>,
+            Arc<Behaviour>,
+        );
+        async fn handle(
+            State((posts, status, behaviour)): State<Shared>,
+            req: Request,
+        ) -> axum::response::Response {
+            *behaviour.arrivals.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            let mut hang = behaviour.hang.subscribe();
+            while *hang.borrow_and_update() {
+                if hang.changed().await.is_err() {
+                    break;
+                }
+            }
             let path = req
                 .uri()
                 .path_and_query()
@@ -708,14 +769,28 @@ impl CallbackReceiver {
                     parts,
                 });
             let code = *status.lock().unwrap_or_else(|e| e.into_inner());
-            StatusCode::from_u16(code).unwrap_or(StatusCode::OK)
+            let mib = *behaviour.body_mib.lock().unwrap_or_else(|e| e.into_inner());
+            let chunk = axum::body::Bytes::from(vec![b'x'; 1 << 20]);
+            let body = axum::body::Body::from_stream(futures::stream::iter(
+                std::iter::repeat_n(chunk, mib as usize).map(Ok::<_, std::io::Error>),
+            ));
+            let mut r = axum::response::Response::new(body);
+            *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+            r
         }
 
         let posts = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(Mutex::new(200u16));
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state((posts.clone(), status.clone()));
+        let behaviour = Arc::new(Behaviour {
+            hang: tokio::sync::watch::channel(false).0,
+            body_mib: Mutex::new(0),
+            arrivals: Mutex::new(0),
+        });
+        let app = axum::Router::new().fallback(handle).with_state((
+            posts.clone(),
+            status.clone(),
+            behaviour.clone(),
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind callback receiver");
@@ -727,8 +802,32 @@ impl CallbackReceiver {
             addr,
             posts,
             status,
+            behaviour,
             task,
         }
+    }
+
+    /// Holds every request without an answer while `on` (a hanging receiver).
+    pub fn set_hang(&self, on: bool) {
+        self.behaviour.hang.send_replace(on);
+    }
+
+    /// Answers with a body of `mib` MiB (a huge receiver).
+    pub fn set_body_mib(&self, mib: u64) {
+        *self
+            .behaviour
+            .body_mib
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = mib;
+    }
+
+    /// Requests that arrived so far (answered or still held).
+    pub fn arrivals(&self) -> u32 {
+        *self
+            .behaviour
+            .arrivals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// `http://ADDR` + `path`.

@@ -11,10 +11,13 @@
 //!   checkpoint expansion, image and callback validation, `PUT` merges.
 //! - [`import`]: reading one item of an export (ours or the original's).
 //! - [`search`]: free text to a full-text query.
+//! - [`callback`]: where a callback may go (the host itself, link-local and metadata
+//!   addresses never; loopback and private ones not beyond loopback unless allowed).
 //!
 //! Must not: do I/O (the clock in [`now_ms`] is the one exception), know SQL (`store/`) or
 //! HTTP (`http/`).
 
+pub mod callback;
 pub mod import;
 pub mod rank;
 pub mod search;

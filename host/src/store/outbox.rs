@@ -59,16 +59,18 @@ pub struct Delivery {
     pub attempts: u32,
     /// First queued (ms).
     pub created_at: i64,
+    /// When it is due (ms).
+    pub next_attempt_at: i64,
 }
 
-/// Deliveries due at `now`.
-pub fn due_deliveries(conn: &Connection, now: i64) -> Result<Vec<Delivery>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT id, delivery_id, task_id, url, status, files, attempts, created_at FROM callback_outbox \
-         WHERE next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT 32",
+/// The oldest `limit` deliveries waiting, oldest first (due or not).
+pub fn all_deliveries(conn: &Connection, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, delivery_id, task_id, url, status, files, attempts, created_at, next_attempt_at \
+         FROM callback_outbox ORDER BY id LIMIT ?1",
     )?;
     let rows = stmt
-        .query_map([now], |r| {
+        .query_map([limit], |r| {
             let files: String = r.get(5)?;
             Ok(Delivery {
                 id: r.get(0)?,
@@ -79,6 +81,7 @@ pub fn due_deliveries(conn: &Connection, now: i64) -> Result<Vec<Delivery>, Stor
                 files: serde_json::from_str(&files).unwrap_or_default(),
                 attempts: r.get(6)?,
                 created_at: r.get(7)?,
+                next_attempt_at: r.get(8)?,
             })
         })?
         .collect::<Result<_, _>>()?;
