@@ -1,11 +1,12 @@
-// Module service worker. SW rules: listeners are registered synchronously at the top level;
-// no top-level await and no dynamic import(); the wasm is instantiated lazily in handlers.
-import init, * as wasm from './pkg/scheduler.js';
+// Module service worker (its own wasm module, pkg/sw_bg.wasm: no UI code). SW rules:
+// listeners are registered synchronously at the top level; no top-level await and no dynamic
+// import(); the wasm is instantiated lazily in handlers.
+import init, * as wasm from './pkg/sw.js';
 
 let ready = null;
 function ensure() {
   if (!ready) {
-    ready = init({ module_or_path: chrome.runtime.getURL('pkg/scheduler_bg.wasm') }).then(() => {
+    ready = init({ module_or_path: chrome.runtime.getURL('pkg/sw_bg.wasm') }).then(() => {
       wasm.sw_start();
       return wasm;
     });
@@ -35,12 +36,5 @@ chrome.alarms.onAlarm.addListener(() => {
   ensure();
 });
 chrome.alarms.create('sdq-keepalive', { periodInMinutes: 0.5 });
-
-// For tests and other extension code: the context-menu handler without a native menu.
-self.sdq = {
-  ensure,
-  queueAll: (folder) => ensure().then((w) => w.sw_queue_all(folder ?? undefined)),
-  message: (msg) => ensure().then((w) => w.sw_on_message(msg, {})),
-};
 
 ensure();

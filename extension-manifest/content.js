@@ -2,8 +2,8 @@
 // the Rust side, which detects SD.Next by its page markers and does everything else.
 (async () => {
   try {
-    const mod = await import(chrome.runtime.getURL('pkg/scheduler.js'));
-    await mod.default({ module_or_path: chrome.runtime.getURL('pkg/scheduler_bg.wasm') });
+    const mod = await import(chrome.runtime.getURL('pkg/content.js'));
+    await mod.default({ module_or_path: chrome.runtime.getURL('pkg/content_bg.wasm') });
     mod.start_content();
   } catch (e) {
     // A page CSP without 'wasm-unsafe-eval' blocks wasm here (SD.Next sends none). The task

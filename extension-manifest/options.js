@@ -1,3 +1,3 @@
-import init, { start_options } from './pkg/scheduler.js';
+import init, { start_options } from './pkg/pages.js';
 
-init({ module_or_path: './pkg/scheduler_bg.wasm' }).then(() => start_options());
+init({ module_or_path: './pkg/pages_bg.wasm' }).then(() => start_options());

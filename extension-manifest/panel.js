@@ -1,3 +1,3 @@
-import init, { start_panel } from './pkg/scheduler.js';
+import init, { start_panel } from './pkg/pages.js';
 
-init({ module_or_path: './pkg/scheduler_bg.wasm' }).then(() => start_panel());
+init({ module_or_path: './pkg/pages_bg.wasm' }).then(() => start_panel());

@@ -1,39 +1,65 @@
 #!/usr/bin/env bash
-# Builds the browser extension into target/extension/ (and target/extension.zip).
+# Builds the browser extension:
+#   target/extension/       the shipped extension (and target/extension.zip)
+#   target/extension-test/  the same plus the test-only hooks (feature `test-hooks`), which the
+#                           browser tests load; never shipped.
+# One wasm module per extension context, each its own thin cdylib over the frontend rlib with
+# only that context's feature: pkg/content_bg.wasm (frontend/content: the content script, loaded
+# into every SD.Next page), pkg/pages_bg.wasm (frontend/pages: panel, popup, options) and
+# pkg/sw_bg.wasm (frontend/sw: the service worker).
 #   cargo (wasm-release: opt-level z, LTO, 1 CGU) -> wasm-bindgen --target web -> wasm-opt -Oz
 #   -> copy extension-manifest/* -> zip.   Idempotent; never writes outside target/.
+#   bash frontend/build.sh [shipped|test|all]   (default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 target_dir=${CARGO_TARGET_DIR:-$root/target}
-out="$target_dir/extension"
-
-cargo build --profile wasm-release --target wasm32-unknown-unknown -p frontend-wasm --locked
-wasm="$target_dir/wasm32-unknown-unknown/wasm-release/frontend_wasm.wasm"
-
-rm -rf "$out"
-mkdir -p "$out/pkg"
-wasm-bindgen --target web --no-typescript --out-dir "$out/pkg" --out-name scheduler "$wasm"
-
+which=${1:-all}
 opt="$root/tests/e2e/node_modules/.bin/wasm-opt"
-if [ -x "$opt" ]; then
-  "$opt" -Oz "$out/pkg/scheduler_bg.wasm" -o "$out/pkg/scheduler_bg.wasm.opt"
-  mv "$out/pkg/scheduler_bg.wasm.opt" "$out/pkg/scheduler_bg.wasm"
-else
-  echo "note: $opt not found (run: npm ci --prefix tests/e2e); skipping wasm-opt"
+
+# variant OUT_DIR [CARGO_FEATURE]
+variant() {
+  local out=$1 features=()
+  [ -n "${2:-}" ] && features=(--features "$2")
+  rm -rf "$out"
+  mkdir -p "$out/pkg"
+  # One cargo run per module: each resolves the frontend's features on its own, so a module
+  # carries only its context's code.
+  for pair in frontend-content:content frontend-pages:pages frontend-sw:sw; do
+    local crate=${pair%%:*} name=${pair##*:}
+    cargo build --profile wasm-release --target wasm32-unknown-unknown -p "$crate" --locked "${features[@]}"
+    wasm-bindgen --target web --no-typescript --out-dir "$out/pkg" --out-name "$name" \
+      "$target_dir/wasm32-unknown-unknown/wasm-release/${crate//-/_}.wasm"
+    if [ -x "$opt" ]; then
+      "$opt" -Oz "$out/pkg/${name}_bg.wasm" -o "$out/pkg/${name}_bg.wasm.opt"
+      mv "$out/pkg/${name}_bg.wasm.opt" "$out/pkg/${name}_bg.wasm"
+    else
+      echo "note: $opt not found (run: npm ci --prefix tests/e2e); skipping wasm-opt"
+    fi
+  done
+  cp -R "$root/extension-manifest/." "$out/"
+}
+
+if [ "$which" = all ] || [ "$which" = shipped ]; then
+  out="$target_dir/extension"
+  variant "$out"
+  rm -f "$target_dir/extension.zip"
+  if command -v zip >/dev/null; then
+    (cd "$out" && zip -qr "$target_dir/extension.zip" .)
+  else
+    (cd "$out" && python3 -m zipfile -c "$target_dir/extension.zip" $(ls -A))
+  fi
+  for w in "$out"/pkg/*.wasm; do
+    echo "wasm: $(stat -c %s "$w") bytes raw, $(gzip -9c "$w" | wc -c) bytes gzip -9 (pkg/$(basename "$w"))"
+  done
+  echo "zip:  $target_dir/extension.zip"
+  echo "Load it: chrome://extensions → Developer mode → Load unpacked → $out"
 fi
 
-cp -R "$root/extension-manifest/." "$out/"
-
-rm -f "$target_dir/extension.zip"
-if command -v zip >/dev/null; then
-  (cd "$out" && zip -qr "$target_dir/extension.zip" .)
-else
-  (cd "$out" && python3 -m zipfile -c "$target_dir/extension.zip" $(ls -A))
+if [ "$which" = all ] || [ "$which" = test ]; then
+  out="$target_dir/extension-test"
+  variant "$out" test-hooks
+  # The worker's JS side of the hooks (self.sdq), appended to the module service worker.
+  cat "$root/frontend/test-hooks/background.js" >> "$out/background.js"
+  echo "test build: $out (test hooks on; for the browser tests only)"
 fi
-
-raw=$(stat -c %s "$out/pkg/scheduler_bg.wasm")
-gz=$(gzip -9c "$out/pkg/scheduler_bg.wasm" | wc -c)
-echo "wasm: $raw bytes raw, $gz bytes gzip (pkg/scheduler_bg.wasm)"
-echo "zip:  $target_dir/extension.zip"
-echo "Load it: chrome://extensions → Developer mode → Load unpacked → $out"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of the project: builds the extension and the binaries the tests start as
-# real processes (host, fake SD.Next), then the native suite (unit, integration, browser
+# Runs every test of the project: builds the extension (shipped and test builds) and checks
+# it (module sizes, no test hooks shipped), builds the binaries the tests start as real
+# processes (host, fake SD.Next), then the native suite (unit, integration, browser
 # end-to-end), the OpenAPI fuzzer (tests/openapi-fuzz.sh, about 40 s) and the frontend's
 # wasm-bindgen tests in headless Chromium, and closes with one summary line over all of them.
 set -euo pipefail
@@ -8,6 +9,7 @@ cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 bash frontend/build.sh
+bash tests/check-extension.sh
 cargo build --workspace --bins --locked
 cargo test --workspace --locked 2>&1 | tee -a "$log"
 bash tests/openapi-fuzz.sh 2>&1 | tee -a "$log"

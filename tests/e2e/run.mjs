@@ -1,6 +1,6 @@
 // End-to-end run of the built extension in headless Chromium against the REAL host and the
 // fake SD.Next (both started by tests/tests/integration/browser_e2e.rs, which passes):
-//   EXT_DIR      target/extension            HOST_URL    http://127.0.0.1:<port>
+//   EXT_DIR      target/extension-test       HOST_URL    http://127.0.0.1:<port>
 //   MINI_URL     the project's mini SD.Next page (always)
 //   MODERN_URL / STANDARD_URL  the recorded SD.Next pages (when ../shared is present)
 //   CHECKPOINTS  the fake's checkpoint titles, comma-separated
@@ -11,7 +11,7 @@ import path from 'node:path';
 import { launch, serviceWorker, until, Host, check, failed, results, assert, assertEq } from './lib.mjs';
 
 const env = (k, d) => process.env[k] ?? d;
-const EXT_DIR = path.resolve(env('EXT_DIR', '../../target/extension'));
+const EXT_DIR = path.resolve(env('EXT_DIR', '../../target/extension-test'));
 const host = new Host(env('HOST_URL', 'http://127.0.0.1:7861'));
 const SHOT_DIR = path.resolve(env('SHOT_DIR', '../../target/screenshots'));
 const CHECKPOINTS = env('CHECKPOINTS', 'a,b').split(',').filter(Boolean);
@@ -553,7 +553,7 @@ await check('panel: live updates are correct after the host is killed and restar
   await panel.waitForSelector(`.prow[data-task-id="${r.task_id}"]`, { state: 'detached' });
 });
 
-await check('figure: panel history list first render with 10,000 tasks (shipped wasm)', async () => {
+await check('figure: panel history list first render with 10,000 tasks (release wasm, test build)', async () => {
   const b = await ctx.newPage();
   await b.goto(ext('panel.html?bench=10000'));
   await b.waitForSelector('body[data-first-render-ms]', { timeout: 30000 });

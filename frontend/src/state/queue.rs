@@ -225,6 +225,16 @@ pub fn task_summary(t: &Task) -> String {
     )
 }
 
+/// A percentage of a 0..1 progress as `42` (whole) and `42.5` (one decimal), written with
+/// integer arithmetic (float formatting would add kilobytes to the wasm).
+pub fn percent(progress: f64) -> (String, String) {
+    let tenths = (progress * 1000.0).clamp(0.0, 1000.0).round() as u32;
+    (
+        ((tenths + 5) / 10).to_string(),
+        format!("{}.{}", tenths / 10, tenths % 10),
+    )
+}
+
 /// Formats an ETA in seconds as `1m 05s` / `42s`.
 pub fn fmt_eta(eta: Option<f64>) -> String {
     match eta {

@@ -1,7 +1,6 @@
 //! Minimal bindings to the `chrome.*` extension APIs used here (MV3: they return promises).
 
 use js_sys::{Function, Object, Promise, Reflect};
-use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -105,8 +104,15 @@ pub async fn notify(id: &str, title: &str, message: &str) {
     if let Ok(p) = notifications_create_raw(id, &to_js(&opts)) {
         let _ = JsFuture::from(p).await;
     }
-    // Keep a log on the worker's global once the notification is up (read by the e2e test
-    // through the worker).
+    #[cfg(feature = "test-hooks")]
+    log_notification(id, title, message);
+}
+
+/// Test hook: a log of the notifications shown, on the worker's global `__sdqNotifications`
+/// (read by the browser tests through the worker), written once the notification is up.
+#[cfg(feature = "test-hooks")]
+fn log_notification(id: &str, title: &str, message: &str) {
+    use wasm_bindgen::JsCast;
     let g = js_sys::global();
     let key = JsValue::from_str("__sdqNotifications");
     let log = Reflect::get(&g, &key)

@@ -1,42 +1,56 @@
-//! The `#[wasm_bindgen]` entry points called by the JS loader shims.
+//! The `#[wasm_bindgen]` entry points called by the JS loader shims, each behind the feature
+//! of its context (a module exports only its own).
 
+#[cfg(feature = "sw")]
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
+#[cfg(feature = "sw")]
 use wasm_bindgen_futures::future_to_promise;
 
-use super::{chrome, content, sw, ui};
+#[cfg(feature = "content")]
+use super::content;
+#[cfg(feature = "pages")]
+use super::ui;
+#[cfg(feature = "sw")]
+use super::{chrome, sw};
 
 /// Content script entry (`content.js`).
+#[cfg(feature = "content")]
 #[wasm_bindgen]
 pub fn start_content() {
     content::start();
 }
 
 /// Task panel entry (`panel.html`, also embedded in the page's drawer).
+#[cfg(feature = "pages")]
 #[wasm_bindgen]
 pub fn start_panel() {
     ui::panel::mount();
 }
 
 /// Popup entry (`popup.html`).
+#[cfg(feature = "pages")]
 #[wasm_bindgen]
 pub fn start_popup() {
     ui::popup::mount();
 }
 
 /// Options page entry (`options.html`).
+#[cfg(feature = "pages")]
 #[wasm_bindgen]
 pub fn start_options() {
     ui::options::mount();
 }
 
 /// Service worker: start holding the event stream (notifications).
+#[cfg(feature = "sw")]
 #[wasm_bindgen]
 pub fn sw_start() {
     sw::start();
 }
 
 /// Service worker: (re)create the context menus.
+#[cfg(feature = "sw")]
 #[wasm_bindgen]
 pub fn sw_install_menus() -> Promise {
     future_to_promise(async {
@@ -46,6 +60,7 @@ pub fn sw_install_menus() -> Promise {
 }
 
 /// Service worker: the stored options changed (reconnect the stream, rebuild the menus).
+#[cfg(feature = "sw")]
 #[wasm_bindgen]
 pub fn sw_options_changed() -> Promise {
     future_to_promise(async {
@@ -55,6 +70,7 @@ pub fn sw_options_changed() -> Promise {
 }
 
 /// Service worker: a `chrome.runtime` message; resolves to the answer.
+#[cfg(feature = "sw")]
 #[wasm_bindgen]
 pub fn sw_on_message(msg: JsValue, sender: JsValue) -> Promise {
     let msg = chrome::from_js(&msg);
@@ -63,6 +79,7 @@ pub fn sw_on_message(msg: JsValue, sender: JsValue) -> Promise {
 }
 
 /// Service worker: a context-menu click.
+#[cfg(feature = "sw")]
 #[wasm_bindgen]
 pub fn sw_on_menu_click(info: JsValue, tab: JsValue) -> Promise {
     let info = chrome::from_js(&info);
@@ -70,8 +87,9 @@ pub fn sw_on_menu_click(info: JsValue, tab: JsValue) -> Promise {
     future_to_promise(async move { Ok(chrome::to_js(&sw::on_menu_click(info, tab).await)) })
 }
 
-/// Service worker: the "Queue with all checkpoints" / "…in folder" handler, callable from
-/// tests (`folder` null = all checkpoints).
+/// Test hook (feature `test-hooks`): the service worker's "Queue with all checkpoints" /
+/// "…in folder" handler without a native menu (`folder` null = all checkpoints).
+#[cfg(all(feature = "sw", feature = "test-hooks"))]
 #[wasm_bindgen]
 pub fn sw_queue_all(folder: Option<String>) -> Promise {
     future_to_promise(async move {

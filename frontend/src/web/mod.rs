@@ -4,9 +4,12 @@
 
 pub mod button;
 pub mod chrome;
+#[cfg(feature = "content")]
 pub mod content;
 pub mod exports;
 pub mod host;
+#[cfg(feature = "sw")]
 pub mod sw;
+#[cfg(feature = "pages")]
 pub mod ui;
 pub mod util;

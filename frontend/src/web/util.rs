@@ -1,22 +1,13 @@
 //! Small DOM / timing helpers.
 
-use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
 extern "C" {
-    #[wasm_bindgen(js_name = fetch)]
-    fn global_fetch(req: &web_sys::Request) -> js_sys::Promise;
     #[wasm_bindgen(js_namespace = performance, js_name = now)]
     pub fn perf_now() -> f64;
     #[wasm_bindgen(js_namespace = console, js_name = log)]
     pub fn console_log(s: &str);
-}
-
-/// `fetch` that works in windows and workers alike.
-pub async fn fetch(req: &web_sys::Request) -> Result<web_sys::Response, JsValue> {
-    let v = wasm_bindgen_futures::JsFuture::from(global_fetch(req)).await?;
-    v.dyn_into()
 }
 
 /// The window's document (content script, pages).

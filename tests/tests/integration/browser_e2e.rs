@@ -1,4 +1,5 @@
-//! Browser end-to-end: the BUILT extension (`target/extension`, made by `frontend/build.sh`)
+//! Browser end-to-end: the BUILT extension's test build (`target/extension-test`, made by
+//! `frontend/build.sh`: the shipped extension plus the test-only hooks the checks read)
 //! in real headless Chromium, against the REAL host (`agent-scheduler serve`) driving the
 //! fake SD.Next, both started here as processes on port 0, on pages that carry SD.Next's DOM:
 //! the project's own `tests/e2e/pages/mini-sdnext.html` (always) and the recorded Modern and
@@ -95,12 +96,17 @@ async fn page_server(host: Arc<Mutex<HostProcess>>) -> String {
 /// Fails the test when the built extension, playwright-core or Chromium is missing.
 fn require_prerequisites(root: &Path) {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let built = root.join("target/extension/manifest.json").is_file()
-        && root
-            .join("target/extension/pkg/scheduler_bg.wasm")
-            .is_file();
+    let ext = root.join("target/extension-test");
+    let built = [
+        "manifest.json",
+        "pkg/content_bg.wasm",
+        "pkg/pages_bg.wasm",
+        "pkg/sw_bg.wasm",
+    ]
+    .iter()
+    .all(|f| ext.join(f).is_file());
     prerequisite(
-        "the built extension",
+        "the extension's test build (target/extension-test)",
         built.then_some(()),
         "bash frontend/build.sh",
     );
@@ -149,7 +155,7 @@ async fn extension_end_to_end_in_headless_chromium() {
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg("run.mjs")
         .current_dir(root.join("tests/e2e"))
-        .env("EXT_DIR", root.join("target/extension"))
+        .env("EXT_DIR", root.join("target/extension-test"))
         .env("HOST_URL", &host_url)
         .env("PAGES_URL", &pages)
         .env("FAKE_URL", fake.url())

@@ -194,3 +194,13 @@ fn labels_eta_and_notifications() {
     assert!(notification_for(&Event::Queue(idle.clone()), &o, Some(&idle)).is_none());
     assert!(notification_for(&Event::Queue(idle), &o, None).is_none());
 }
+
+#[test]
+fn percent_is_whole_and_one_decimal() {
+    assert_eq!(percent(0.0), ("0".into(), "0.0".into()));
+    assert_eq!(percent(0.4256), ("43".into(), "42.6".into()));
+    assert_eq!(percent(0.994), ("99".into(), "99.4".into()));
+    assert_eq!(percent(0.996), ("100".into(), "99.6".into()));
+    assert_eq!(percent(1.7), ("100".into(), "100.0".into()));
+    assert_eq!(percent(f64::NAN), ("0".into(), "0.0".into()));
+}

@@ -127,7 +127,14 @@ pub fn act<F>(d: &UseReducerDispatcher<LiveState>, call: F)
 where
     F: Future<Output = Result<MessageResponse, ClientError>> + 'static,
 {
-    let d = d.clone();
+    act_boxed(d.clone(), Box::pin(call));
+}
+
+/// The body of [`act`], compiled once (not once per call site).
+fn act_boxed(
+    d: UseReducerDispatcher<LiveState>,
+    call: std::pin::Pin<Box<dyn Future<Output = Result<MessageResponse, ClientError>>>>,
+) {
     wasm_bindgen_futures::spawn_local(async move {
         match call.await {
             Ok(m) => push_toast(&d, m.message, false),

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use scheduler_api::{
     ImportRequest, ListQuery, MessageResponse, ResultImage, Task, TaskStatus, UpdateTaskRequest,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use wasm_bindgen::JsCast;
 use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
@@ -19,90 +19,107 @@ use super::live::{
     Action, Conn, LiveState, Toasts, act, push_toast, toggle_pause, use_host, use_live,
 };
 use crate::messages::{Filled, ToWorker};
-use crate::state::queue::{fmt_eta, task_summary};
+use crate::state::queue::{fmt_eta, percent, task_summary};
 use crate::state::{HistoryFilter, drop_target, filter_label, task_label};
 use crate::web::host::{Host, blob, error_text};
 use crate::web::{chrome, util};
 
-/// Mounts the panel (or, with `?bench=N`, the history list over N synthetic tasks and
-/// records its first render time in `body[data-first-render-ms]`).
+/// Mounts the panel (or, in the test build, with `?bench=N`, the history list over N
+/// synthetic tasks, recording its first render time in `body[data-first-render-ms]`).
 pub fn mount() {
-    let search = web_sys::window()
-        .and_then(|w| w.location().search().ok())
-        .unwrap_or_default();
-    if let Some(n) = search
-        .trim_start_matches('?')
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("bench="))
-        .and_then(|n| n.parse::<usize>().ok())
-    {
-        wasm_bindgen_futures::spawn_local(bench(n));
+    #[cfg(feature = "test-hooks")]
+    if bench::requested() {
         return;
     }
     super::mount_on_app::<PanelApp>();
 }
 
-fn bench_task(i: usize) -> Task {
-    let mut params = Map::new();
-    params.insert("prompt".into(), json!(format!("benchmark prompt {i}")));
-    params.insert("steps".into(), json!(20));
-    params.insert("width".into(), json!(512));
-    params.insert("height".into(), json!(512));
-    Task {
-        id: format!("bench-{i:05}"),
-        api_task_id: None,
-        api_task_callback: None,
-        name: None,
-        task_type: scheduler_api::TaskType::Txt2img,
-        status: TaskStatus::Done,
-        params,
-        priority: i as i64,
-        position: None,
-        result: None,
-        bookmarked: false,
-        created_at: scheduler_api::WireTime::Epoch(0),
-        updated_at: scheduler_api::WireTime::Epoch(0),
-        attempts: 1,
-        backend: None,
-        error: None,
-        image_count: 1,
-        has_page_snapshot: false,
-        next_run_at: None,
-    }
-}
+/// Test hook: `?bench=N` renders the history list over N synthetic tasks.
+#[cfg(feature = "test-hooks")]
+mod bench {
+    use super::*;
+    use serde_json::json;
 
-async fn bench(n: usize) {
-    use super::history::HistoryListProps;
-    let d = util::document();
-    let Some(root) = d.get_element_by_id("app") else {
-        return;
-    };
-    let _ = root.set_attribute("style", "height:100vh;display:flex;flex-direction:column");
-    let rows = Rc::new((0..n).map(bench_task).collect::<Vec<_>>());
-    let t0 = util::perf_now();
-    let props = HistoryListProps {
-        rows,
-        total: n as i64,
-        on_need_more: Callback::noop(),
-        on_action: Callback::noop(),
-    };
-    let _handle = yew::Renderer::<HistoryList>::with_root_and_props(root.clone(), props).render();
-    for _ in 0..1000 {
-        if root.query_selector(".hrow").ok().flatten().is_some() {
-            break;
+    /// Starts the bench when the URL asks for it.
+    pub fn requested() -> bool {
+        let search = web_sys::window()
+            .and_then(|w| w.location().search().ok())
+            .unwrap_or_default();
+        if let Some(n) = search
+            .trim_start_matches('?')
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("bench="))
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            wasm_bindgen_futures::spawn_local(bench(n));
+            return true;
         }
-        util::sleep_ms(0).await;
+        false
     }
-    let ms = util::perf_now() - t0;
-    let rendered = root
-        .query_selector_all(".hrow")
-        .map(|l| l.length())
-        .unwrap_or(0);
-    if let Some(b) = d.body() {
-        let _ = b.set_attribute("data-first-render-ms", &format!("{ms:.1}"));
-        let _ = b.set_attribute("data-rendered-rows", &rendered.to_string());
+
+    fn bench_task(i: usize) -> Task {
+        let mut params = Map::new();
+        params.insert("prompt".into(), json!(format!("benchmark prompt {i}")));
+        params.insert("steps".into(), json!(20));
+        params.insert("width".into(), json!(512));
+        params.insert("height".into(), json!(512));
+        Task {
+            id: format!("bench-{i:05}"),
+            api_task_id: None,
+            api_task_callback: None,
+            name: None,
+            task_type: scheduler_api::TaskType::Txt2img,
+            status: TaskStatus::Done,
+            params,
+            priority: i as i64,
+            position: None,
+            result: None,
+            bookmarked: false,
+            created_at: scheduler_api::WireTime::Epoch(0),
+            updated_at: scheduler_api::WireTime::Epoch(0),
+            attempts: 1,
+            backend: None,
+            error: None,
+            image_count: 1,
+            has_page_snapshot: false,
+            next_run_at: None,
+        }
     }
-    std::mem::forget(_handle);
+
+    async fn bench(n: usize) {
+        use crate::web::ui::history::HistoryListProps;
+        let d = util::document();
+        let Some(root) = d.get_element_by_id("app") else {
+            return;
+        };
+        let _ = root.set_attribute("style", "height:100vh;display:flex;flex-direction:column");
+        let rows = Rc::new((0..n).map(bench_task).collect::<Vec<_>>());
+        let t0 = util::perf_now();
+        let props = HistoryListProps {
+            rows,
+            total: n as i64,
+            on_need_more: Callback::noop(),
+            on_action: Callback::noop(),
+        };
+        let _handle =
+            yew::Renderer::<HistoryList>::with_root_and_props(root.clone(), props).render();
+        for _ in 0..1000 {
+            if root.query_selector(".hrow").ok().flatten().is_some() {
+                break;
+            }
+            util::sleep_ms(0).await;
+        }
+        let ms = util::perf_now() - t0;
+        let rendered = root
+            .query_selector_all(".hrow")
+            .map(|l| l.length())
+            .unwrap_or(0);
+        if let Some(b) = d.body() {
+            let _ = b.set_attribute("data-first-render-ms", &format!("{ms:.1}"));
+            let _ = b.set_attribute("data-rendered-rows", &rendered.to_string());
+        }
+        std::mem::forget(_handle);
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -365,7 +382,7 @@ fn queue_view(p: &QueueProps) -> Html {
 
     let running = q.running.iter().map(|t| {
         let prog = q.progress.as_ref().filter(|pr| pr.task_id == t.id);
-        let pct = prog.map(|pr| (pr.progress * 100.0).clamp(0.0, 100.0)).unwrap_or(0.0);
+        let (pct, pct1) = percent(prog.map_or(0.0, |pr| pr.progress));
         let preview = q.preview.as_ref().filter(|pv| pv.task_id == t.id).map(|pv| pv.image.clone());
         let interrupt = {
             let (host, d, id) = (host.clone(), d.clone(), t.id.clone());
@@ -381,9 +398,9 @@ fn queue_view(p: &QueueProps) -> Html {
                     <button class="interrupt" title="Interrupt" onclick={interrupt}>{"✖"}</button>
                 </div>
                 <div class="summary">{ task_summary(t) }</div>
-                <div class="bar"><div class="fill" style={format!("width:{pct:.1}%")}></div></div>
-                <div class="meta" data-progress={format!("{pct:.0}")}>
-                    { format!("{pct:.0}%") }
+                <div class="bar"><div class="fill" style={format!("width:{pct1}%")}></div></div>
+                <div class="meta" data-progress={pct.clone()}>
+                    { format!("{pct}%") }
                     { prog.map(|pr| format!(" · step {}/{} · ETA {}", pr.step, pr.steps, fmt_eta(pr.eta_s))).unwrap_or_default() }
                 </div>
                 { preview.map(|src| html! { <img class="preview" src={src} alt="preview" /> }).unwrap_or_default() }

@@ -5,7 +5,7 @@
 use yew::prelude::*;
 
 use super::live::{Conn, toggle_pause, use_host, use_live};
-use crate::state::queue::fmt_eta;
+use crate::state::queue::{fmt_eta, percent};
 use crate::state::task_label;
 use crate::web::chrome;
 
@@ -44,12 +44,12 @@ pub fn popup_app() -> Html {
     };
     let running = q.running.first().map(|t| {
         let pr = q.progress.as_ref().filter(|p| p.task_id == t.id);
-        let pct = pr.map(|p| p.progress * 100.0).unwrap_or(0.0);
+        let (pct, pct1) = percent(pr.map_or(0.0, |p| p.progress));
         html! {
             <div class="running" id="sdq-popup-running">
                 <div class="label">{ task_label(t) }</div>
-                <div class="bar"><div class="fill" style={format!("width:{pct:.1}%")}></div></div>
-                <div class="meta">{ format!("{pct:.0}% · ETA {}", fmt_eta(pr.and_then(|p| p.eta_s))) }</div>
+                <div class="bar"><div class="fill" style={format!("width:{pct1}%")}></div></div>
+                <div class="meta">{ format!("{pct}% · ETA {}", fmt_eta(pr.and_then(|p| p.eta_s))) }</div>
             </div>
         }
     });

@@ -173,9 +173,20 @@ impl Client {
         }
     }
 
-    async fn call<T: DeserializeOwned>(&self, req: RawRequest<'_>) -> Result<T, ClientError> {
+    /// Sends a request and returns its 2xx answer (anything else is an error). Not generic,
+    /// so it is compiled once (this matters in the browser's wasm).
+    async fn success(&self, req: RawRequest<'_>) -> Result<(String, HttpResponse), ClientError> {
         let url = req.req.url.clone();
         let resp = req.send().await?;
+        if resp.is_success() {
+            Ok((url, resp))
+        } else {
+            Err(ClientError::refused(resp.status, &resp.body))
+        }
+    }
+
+    async fn call<T: DeserializeOwned>(&self, req: RawRequest<'_>) -> Result<T, ClientError> {
+        let (url, resp) = self.success(req).await?;
         decode(&url, &resp)
     }
 
@@ -188,12 +199,7 @@ impl Client {
     }
 
     async fn bytes(&self, path: &str) -> Result<HttpResponse, ClientError> {
-        let resp = self.request(Method::Get, path).send().await?;
-        if resp.is_success() {
-            Ok(resp)
-        } else {
-            Err(ClientError::refused(resp.status, &resp.body))
-        }
+        Ok(self.success(self.request(Method::Get, path)).await?.1)
     }
 
     // -----------------------------------------------------------------------------------
@@ -519,9 +525,6 @@ impl RawRequest<'_> {
 }
 
 fn decode<T: DeserializeOwned>(url: &str, resp: &HttpResponse) -> Result<T, ClientError> {
-    if !resp.is_success() {
-        return Err(ClientError::refused(resp.status, &resp.body));
-    }
     resp.json().map_err(|e| ClientError::Decode {
         url: url.to_owned(),
         status: resp.status,

@@ -1,2 +1,0 @@
-//! The wasm artifact: re-exports the frontend.
-pub use frontend::*;
