@@ -2,6 +2,7 @@
 //! script, the service worker and the Yew apps.
 #![allow(missing_docs)]
 
+#[cfg(feature = "content")]
 pub mod button;
 pub mod chrome;
 #[cfg(feature = "content")]
