@@ -701,9 +701,11 @@ pub fn build_request(
     req.checkpoint = match &opts.checkpoint {
         CheckpointChoice::Current => req.checkpoint.filter(|c| !c.trim().is_empty()),
         CheckpointChoice::Runtime => None,
-        CheckpointChoice::All => Some(scheduler_api::ALL_CHECKPOINTS.to_owned()),
+        CheckpointChoice::All => scheduler_api::CheckpointChoice::All.to_value(),
         CheckpointChoice::Title(t) => Some(t.clone()),
-        CheckpointChoice::Folder(d) => Some(format!("{}/*", d.trim_end_matches(['/', '\\']))),
+        CheckpointChoice::Folder(d) => {
+            scheduler_api::CheckpointChoice::Folder(d.clone()).to_value()
+        }
     };
     req.name = opts.name.clone().filter(|n| !n.trim().is_empty());
     req.page_snapshot = Some(snapshot_json(snapshot));

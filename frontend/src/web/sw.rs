@@ -167,10 +167,11 @@ pub async fn queue_all(
     };
     let cap: Captured = chrome::ask_tab(tab, &ToContent::Capture { tab: None }).await?;
     let mut req = cap.request;
-    req.checkpoint = Some(match &folder {
-        None => scheduler_api::ALL_CHECKPOINTS.to_owned(),
-        Some(d) => format!("{}/*", d.trim_end_matches(['/', '\\'])),
-    });
+    req.checkpoint = match &folder {
+        None => scheduler_api::CheckpointChoice::All,
+        Some(d) => scheduler_api::CheckpointChoice::Folder(d.clone()),
+    }
+    .to_value();
     let res = Host::load()
         .await
         .api()
