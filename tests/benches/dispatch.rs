@@ -9,14 +9,17 @@ use std::time::{Duration, Instant};
 
 use agent_scheduler::sdnext::SdClient;
 use fake_sdnext::FakeStats;
-use scheduler_api::TaskType;
+use scheduler_api::{EnqueueRequest, HistoryFilter, TaskType};
 use scheduler_tests::harness::{FakeProcess, HostProcess, bin_dir, wait_until};
 use serde_json::json;
 
 const FAKE_ARGS: &[&str] = &["--step-ms", "1", "--load-ms", "1", "--checkpoint", "a"];
 
-fn task_body(i: usize) -> serde_json::Value {
-    json!({"prompt": format!("bench {i}"), "steps": 1, "width": 8, "height": 8, "seed": i})
+fn task_body(i: usize) -> EnqueueRequest {
+    serde_json::from_value(
+        json!({"prompt": format!("bench {i}"), "steps": 1, "width": 8, "height": 8, "seed": i}),
+    )
+    .expect("an enqueue body")
 }
 
 struct Gaps {
@@ -61,7 +64,10 @@ async fn direct(n: usize) {
     let start = Instant::now();
     for i in 0..n {
         let out = client
-            .generate(TaskType::Txt2img, &task_body(i))
+            .generate(
+                TaskType::Txt2img,
+                &serde_json::to_value(task_body(i)).expect("json"),
+            )
             .await
             .expect("generate");
         assert_eq!(out.images.len(), 1);
@@ -83,7 +89,9 @@ async fn through_host(n: usize) {
 
     let start = Instant::now();
     for i in 0..n {
-        c.enqueue_txt2img(task_body(i)).await;
+        c.enqueue(TaskType::Txt2img, &task_body(i))
+            .await
+            .expect("enqueue");
     }
     let enq = start.elapsed();
     println!(
@@ -94,12 +102,13 @@ async fn through_host(n: usize) {
     );
 
     let start = Instant::now();
-    let a = c
-        .post(scheduler_api::routes::QUEUE_RESUME, &json!({}))
-        .await;
-    assert_eq!(a.status, 200, "resume: {}", a.body);
+    c.resume().await.expect("resume");
+    let one = scheduler_api::ListQuery {
+        limit: Some(1),
+        ..Default::default()
+    };
     wait_until("every task to finish", Duration::from_secs(600), || async {
-        let h = c.history("?limit=1").await;
+        let h = c.history(HistoryFilter::All, &one).await.ok()?;
         (h.total as usize >= n).then_some(())
     })
     .await;

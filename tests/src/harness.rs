@@ -1,6 +1,6 @@
 //! Harness for tests that run the REAL binaries as child processes (restart via SIGKILL,
 //! outage, security, end to end), plus helpers shared by every integration test:
-//! [`wait_until`], a typed [`HostClient`], and a [`CallbackReceiver`].
+//! [`wait_until`], [`raw`] requests beside the typed client, and a [`CallbackReceiver`].
 //!
 //! - [`FakeProcess::spawn`] starts `fake-sdnext`, [`HostProcess::spawn`] starts
 //!   `agent-scheduler serve`; both pass `--listen 127.0.0.1:0` (unless told otherwise) and read
@@ -20,7 +20,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use scheduler_api::routes;
+use scheduler_api::client::{Client, Method};
 
 use fake_sdnext::{FakeConfigPatch, FakeStats};
 
@@ -382,8 +382,8 @@ impl FakeProcess {
 pub struct HostProcess {
     /// The child server (address, sigkill, restart).
     pub server: ChildServer,
-    /// Typed client for the host's API.
-    pub client: HostClient,
+    /// The typed client of `scheduler-api` for this host (no token).
+    pub client: Client,
     data_dir: PathBuf,
 }
 
@@ -414,7 +414,7 @@ impl HostProcess {
         let server = ChildServer::start("agent-scheduler", &host_binary(), args, listen)
             .await
             .expect("start agent-scheduler");
-        let client = HostClient::new(&server.url());
+        let client = Client::new(&server.url());
         HostProcess {
             server,
             client,
@@ -437,32 +437,17 @@ impl HostProcess {
         self.server.sigkill().await;
     }
 
-    /// The typed client of `scheduler-api` for this host (no token).
-    pub fn api(&self) -> scheduler_api::client::Client {
-        scheduler_api::client::Client::new(&self.server.url())
-    }
-
     /// Same arguments, same port, same data directory.
     pub async fn restart(&mut self) {
         self.server
             .restart()
             .await
             .expect("restart agent-scheduler");
-        self.client = HostClient::new(&self.server.url());
+        self.client = Client::new(&self.server.url());
     }
 }
 
-/// A small typed client for the host (`/agent-scheduler/v1/...`), using `scheduler_api`
-/// types. Methods return the raw status too, so tests can check error cases.
-#[derive(Clone)]
-pub struct HostClient {
-    /// Base URL, e.g. `http://127.0.0.1:7861`.
-    pub base: String,
-    /// The reqwest client (add headers per request as needed).
-    pub http: reqwest::Client,
-}
-
-/// A status code plus a JSON body.
+/// A status code plus a JSON body: the answer of a [`raw`] request.
 #[derive(Debug, Clone)]
 pub struct Answer {
     /// HTTP status.
@@ -479,167 +464,34 @@ impl Answer {
     }
 }
 
-impl HostClient {
-    /// A client for `base` (no trailing slash needed).
-    pub fn new(base: &str) -> HostClient {
-        HostClient {
-            base: base.trim_end_matches('/').to_string(),
-            http: reqwest::Client::new(),
-        }
+/// A request the typed client does not make (malformed input, a deprecated alias, a raw
+/// route): any method and path under the host, with an optional JSON body; the status and
+/// body come back whatever they are.
+pub async fn raw(c: &Client, method: Method, path: &str, body: Option<&Value>) -> Answer {
+    let mut r = c.raw(method, path);
+    if let Some(b) = body {
+        r = r.json(b).expect("a JSON body");
     }
+    let resp = r.send().await.expect("the host answers");
+    Answer {
+        status: resp.status,
+        body: resp.json().unwrap_or(Value::Null),
+    }
+}
 
-    /// A client that sends `Authorization: Bearer TOKEN` on every request (hosts started
-    /// with `--token`).
-    pub fn with_bearer(base: &str, token: &str) -> HostClient {
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(
-            reqwest::header::AUTHORIZATION,
-            reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
-                .expect("token is a valid header value"),
-        );
-        HostClient {
-            base: base.trim_end_matches('/').to_string(),
-            http: reqwest::Client::builder()
-                .default_headers(headers)
-                .build()
-                .expect("reqwest client"),
-        }
-    }
-
-    /// `base + path` (`path` starts with `/`).
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    /// `base + /agent-scheduler/v1 + path`.
-    pub fn v1(&self, path: &str) -> String {
-        format!("{}/agent-scheduler/v1{}", self.base, path)
-    }
-
-    async fn answer(r: reqwest::Response) -> Answer {
-        let status = r.status().as_u16();
-        let bytes = r.bytes().await.unwrap_or_default();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Answer { status, body }
-    }
-
-    /// GET any path; `Err` when the host cannot be reached (for outage/kill checks).
-    pub async fn get_checked(&self, path: &str) -> Result<Answer, reqwest::Error> {
-        let r = self.http.get(self.url(path)).send().await?;
-        Ok(Self::answer(r).await)
-    }
-
-    /// GET any path under the host.
-    pub async fn get(&self, path: &str) -> Answer {
-        Self::answer(
-            self.http
-                .get(self.url(path))
-                .send()
-                .await
-                .expect("GET host"),
-        )
-        .await
-    }
-
-    /// POST JSON to any path under the host.
-    pub async fn post(&self, path: &str, body: &Value) -> Answer {
-        Self::answer(
-            self.http
-                .post(self.url(path))
-                .json(body)
-                .send()
-                .await
-                .expect("POST host"),
-        )
-        .await
-    }
-
-    /// PUT JSON to any path under the host.
-    pub async fn put(&self, path: &str, body: &Value) -> Answer {
-        Self::answer(
-            self.http
-                .put(self.url(path))
-                .json(body)
-                .send()
-                .await
-                .expect("PUT host"),
-        )
-        .await
-    }
-
-    /// DELETE any path under the host.
-    pub async fn delete(&self, path: &str) -> Answer {
-        Self::answer(
-            self.http
-                .delete(self.url(path))
-                .send()
-                .await
-                .expect("DELETE host"),
-        )
-        .await
-    }
-
-    /// `POST /agent-scheduler/v1/queue/{txt2img|img2img}`.
-    pub async fn enqueue(
-        &self,
-        kind: scheduler_api::TaskType,
-        req: &scheduler_api::EnqueueRequest,
-    ) -> Answer {
-        let body = serde_json::to_value(req).expect("serialise EnqueueRequest");
-        self.post(kind.queue_route(), &body).await
-    }
-
-    /// Enqueues a txt2img task from plain JSON (host-only fields allowed) and returns its
-    /// [`scheduler_api::EnqueueResponse`]; panics on a non-2xx answer.
-    pub async fn enqueue_txt2img(&self, body: Value) -> scheduler_api::EnqueueResponse {
-        let a = self.post(routes::QUEUE_TXT2IMG, &body).await;
-        assert!(
-            (200..300).contains(&a.status),
-            "enqueue failed: {} {}",
-            a.status,
-            a.body
-        );
-        a.json()
-    }
-
-    /// `GET /agent-scheduler/v1/task/{id}` decoded as a [`scheduler_api::Task`], or `None`
-    /// when the host answers non-2xx.
-    pub async fn task(&self, id: &str) -> Option<scheduler_api::Task> {
-        let a = self.get(&fill(routes::TASK, &[("id", id)])).await;
-        if !(200..300).contains(&a.status) {
-            return None;
-        }
-        // Either the task itself or `{ "success": true, "data": task }`.
-        let v = a.body.get("data").cloned().unwrap_or(a.body);
-        serde_json::from_value(v).ok()
-    }
-
-    /// `GET /agent-scheduler/v1/queue`.
-    pub async fn queue(&self) -> scheduler_api::QueueResponse {
-        self.get(routes::QUEUE).await.json()
-    }
-
-    /// `GET /agent-scheduler/v1/history` with an optional query (e.g. `?status=done`).
-    pub async fn history(&self, query: &str) -> scheduler_api::HistoryResponse {
-        self.get(&format!("{}{query}", routes::HISTORY))
-            .await
-            .json()
-    }
-
-    /// Waits until task `id` reaches `status` (panics after `timeout`).
-    pub async fn wait_task_status(
-        &self,
-        id: &str,
-        status: scheduler_api::TaskStatus,
-        timeout: Duration,
-    ) -> scheduler_api::Task {
-        wait_until(
-            &format!("task {id} to be {}", status.as_str()),
-            timeout,
-            || async { self.task(id).await.filter(|t| t.status == status) },
-        )
-        .await
-    }
+/// Waits until task `id` reaches `status` (panics after `timeout`).
+pub async fn wait_task_status(
+    c: &Client,
+    id: &str,
+    status: scheduler_api::TaskStatus,
+    timeout: Duration,
+) -> scheduler_api::Task {
+    wait_until(
+        &format!("task {id} to be {}", status.as_str()),
+        timeout,
+        || async { c.task(id).await.ok().filter(|t| t.status == status) },
+    )
+    .await
 }
 
 /// Fills `{name}` placeholders of a route template, e.g.

@@ -86,7 +86,7 @@ async fn every_queue_and_task_route_answers_typed() {
         &[],
     )
     .await;
-    let c = s.host.api();
+    let c = s.host.client.clone();
 
     assert_eq!(c.pause().await.unwrap().message, "Queue paused.");
     let h = c.health().await.unwrap();
@@ -258,7 +258,7 @@ async fn every_queue_and_task_route_answers_typed() {
 #[tokio::test]
 async fn results_images_history_and_requeue_through_the_client() {
     let s = Stack::start(FAST_A, &[]).await;
-    let c = s.host.api();
+    let c = s.host.client.clone();
     let id = c
         .enqueue(TaskType::Txt2img, &request("a red fox"))
         .await
@@ -346,12 +346,12 @@ async fn results_images_history_and_requeue_through_the_client() {
 #[tokio::test]
 async fn a_token_is_sent_and_a_missing_one_is_refused_with_401() {
     let s = Stack::start(FAST_A, &["--token", "s3cret"]).await;
-    let anonymous = s.host.api();
+    let anonymous = s.host.client.clone();
     assert_eq!(
         refused(anonymous.queue(&ListQuery::default()).await.unwrap_err()),
         (401, Some(ErrorCode::Unauthorized))
     );
-    let c = s.host.api().with_token(Some("s3cret".into()));
+    let c = s.host.client.clone().with_token(Some("s3cret".into()));
     assert_eq!(
         c.queue(&ListQuery::default())
             .await
@@ -395,7 +395,7 @@ async fn the_event_stream_is_typed_resumes_after_an_id_and_reconnects_after_a_re
     let dir = tempfile::tempdir().unwrap();
     let fake = scheduler_tests::harness::FakeProcess::spawn(FAST_A).await;
     let mut host = HostProcess::spawn(dir.path(), &[fake.url()], &["--start-paused"]).await;
-    let c = host.api();
+    let c = host.client.clone();
 
     let mut stream = c.events(None).backoff(20, 200);
     assert_eq!(next_item(&mut stream).await, StreamItem::Opened);

@@ -195,9 +195,16 @@ async fn extension_end_to_end_in_headless_chromium() {
     // The host's own view of what the browser did.
     let host = host.lock().await;
     let c = &host.client;
-    let q = c.queue().await;
+    let all = scheduler_api::ListQuery {
+        limit: Some(1000),
+        ..Default::default()
+    };
+    let q = c.queue(&all).await.expect("queue");
     assert!(!q.paused, "the popup resumed the queue");
-    let hist = c.history("?limit=1000").await;
+    let hist = c
+        .history(scheduler_api::HistoryFilter::All, &all)
+        .await
+        .expect("history");
     let renamed = hist
         .tasks
         .iter()

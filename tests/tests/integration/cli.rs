@@ -158,7 +158,7 @@ async fn enqueue_with_flags_waits_and_saves_the_images() {
     assert_eq!(v["files"][0]["path"], json!(first));
     assert_eq!(&std::fs::read(&first).unwrap()[..2], &[0xFF, 0xD8]);
     assert!(dir.join(format!("{id}-1.jpg")).is_file());
-    let stored = s.host.api().task_request(&id).await.unwrap();
+    let stored = s.host.client.clone().task_request(&id).await.unwrap();
     let want = json!({"prompt": "a red fox", "negative_prompt": "blurry", "steps": 3,
         "cfg_scale": 6.5, "seed": -1, "width": 64, "height": 96, "sampler_name": "Euler a",
         "batch_size": 2});
@@ -178,7 +178,7 @@ async fn enqueue_with_flags_waits_and_saves_the_images() {
     assert_code(&r, 0);
     let id = r.stdout.trim().to_owned();
     assert_eq!(
-        s.host.api().task(&id).await.unwrap().params["prompt"],
+        s.host.client.clone().task(&id).await.unwrap().params["prompt"],
         "quiet"
     );
 }
@@ -187,7 +187,7 @@ async fn enqueue_with_flags_waits_and_saves_the_images() {
 async fn enqueue_reads_json_from_a_file_or_stdin_and_fans_out_checkpoints() {
     let s = paused_ab().await;
     let url = s.host.url();
-    let api = s.host.api();
+    let api = s.host.client.clone();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("req.json");
     std::fs::write(
@@ -297,7 +297,7 @@ async fn bad_flags_and_unreadable_input_exit_2_and_an_unreachable_host_4() {
     assert_code(&r, 2);
     assert_eq!(
         s.host
-            .api()
+            .client
             .queue(&Default::default())
             .await
             .unwrap()
@@ -342,7 +342,7 @@ async fn a_task_that_fails_makes_wait_and_watch_exit_5() {
     let id = line.split(' ').next().unwrap().to_owned();
     assert!(line.starts_with(&format!("{id} failed: ")), "{r:?}");
     assert_eq!(
-        s.host.api().task(&id).await.unwrap().status,
+        s.host.client.clone().task(&id).await.unwrap().status,
         TaskStatus::Failed
     );
     let r = cli(&url, &["watch", &id]).await;
@@ -353,7 +353,7 @@ async fn a_task_that_fails_makes_wait_and_watch_exit_5() {
 async fn ls_show_and_history_list_what_the_host_has() {
     let s = paused_ab().await;
     let url = s.host.url();
-    let api = s.host.api();
+    let api = s.host.client.clone();
     let one = queued(&api, "first zebra").await;
     let two = queued(&api, "second okapi").await;
 
@@ -419,7 +419,7 @@ async fn ls_show_and_history_list_what_the_host_has() {
 async fn queue_control_subcommands_change_the_host() {
     let s = paused_ab().await;
     let url = s.host.url();
-    let api = s.host.api();
+    let api = s.host.client.clone();
     let a = queued(&api, "a").await;
     let b = queued(&api, "b").await;
     let c = queued(&api, "c").await;
@@ -487,7 +487,7 @@ async fn queue_control_subcommands_change_the_host() {
 async fn watch_follows_tasks_until_they_end_or_the_queue_is_idle() {
     let s = paused_ab().await;
     let url = s.host.url();
-    let api = s.host.api();
+    let api = s.host.client.clone();
     let r = cli(&url, &["watch", "--until-idle"]).await;
     assert_code(&r, 0);
     assert_eq!(r.stdout, "", "an idle queue ends the watch at once");
@@ -541,7 +541,7 @@ async fn watch_follows_tasks_until_they_end_or_the_queue_is_idle() {
 async fn results_settings_export_and_import_round_trip() {
     let s = paused_ab().await;
     let url = s.host.url();
-    let api = s.host.api();
+    let api = s.host.client.clone();
     let done = queued(&api, "to keep").await;
     let pending = queued(&api, "to export").await;
     api.run_task(&done).await.unwrap();

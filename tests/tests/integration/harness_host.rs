@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use scheduler_api::TaskStatus;
-use scheduler_tests::harness::{FakeProcess, HostProcess};
+use scheduler_api::{EnqueueRequest, TaskStatus, TaskType};
+use scheduler_tests::harness::{FakeProcess, HostProcess, wait_task_status};
 use serde_json::json;
 
 #[tokio::test]
@@ -13,17 +13,22 @@ async fn host_process_runs_a_task_and_restarts_on_the_same_port() {
         FakeProcess::spawn(&["--step-ms", "1", "--checkpoint", "a", "--checkpoint", "b"]).await;
     let dir = tempfile::tempdir().unwrap();
     let mut host = HostProcess::spawn(dir.path(), &[fake.url()], &[]).await;
+    let req: EnqueueRequest = serde_json::from_value(
+        json!({"prompt": "harness", "steps": 2, "width": 64, "height": 64, "checkpoint": "b"}),
+    )
+    .unwrap();
     let r = host
         .client
-        .enqueue_txt2img(
-            json!({"prompt": "harness", "steps": 2, "width": 64, "height": 64,
-                                "checkpoint": "b"}),
-        )
-        .await;
-    let t = host
-        .client
-        .wait_task_status(&r.task_id, TaskStatus::Done, Duration::from_secs(30))
-        .await;
+        .enqueue(TaskType::Txt2img, &req)
+        .await
+        .expect("enqueue");
+    let t = wait_task_status(
+        &host.client,
+        &r.task_id,
+        TaskStatus::Done,
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(t.image_count, 1);
     let st = fake.stats().await;
     assert_eq!(st.prompts, vec!["harness"]);
@@ -31,12 +36,8 @@ async fn host_process_runs_a_task_and_restarts_on_the_same_port() {
 
     let addr = host.server.addr();
     host.sigkill().await;
-    assert!(
-        host.client
-            .get_checked("/agent-scheduler/v1/queue")
-            .await
-            .is_err()
-    );
+    let gone = host.client.health().await.expect_err("the host is down");
+    assert!(gone.is_unreachable(), "{gone:?}");
     host.restart().await;
     assert_eq!(host.server.addr(), addr);
     let again = host.client.task(&r.task_id).await.expect("task kept");

@@ -77,8 +77,8 @@ fn route_templates_are_filled() {
 async fn bearer_client_sends_the_token() {
     let rx = CallbackReceiver::start().await;
     let base = rx.url("");
-    let c = scheduler_tests::harness::HostClient::with_bearer(&base, "t0k");
-    c.post("/x", &serde_json::json!({})).await;
+    let c = scheduler_api::client::Client::new(&base).with_token(Some("t0k".into()));
+    scheduler_tests::harness::raw(&c, scheduler_api::client::Method::Post, "/x", None).await;
     let posts = rx.wait_for_posts(1, Duration::from_secs(5)).await;
     assert_eq!(posts[0].header("authorization"), Some("Bearer t0k"));
 }

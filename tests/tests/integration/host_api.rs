@@ -2,8 +2,8 @@
 //! real binary (the queue is paused so nothing runs unless a test says so).
 
 use scheduler_api::{
-    BackendInfo, HistoryResponse, IDEMPOTENCY_KEY_HEADER, MessageResponse, QueueResponse, Settings,
-    TaskStatus, routes,
+    BackendInfo, HistoryResponse, MessageResponse, QueueResponse, Settings, TaskStatus, TaskType,
+    routes,
 };
 use serde_json::{Value, json};
 
@@ -40,7 +40,7 @@ async fn queue_listing_pages_and_positions_and_keeps_original_types() {
     for i in 0..5 {
         ids.push(enqueue(c, &format!("task {i}"), json!({})).await);
     }
-    let q = c.get(&format!("{}?limit=2&offset=1", routes::QUEUE)).await;
+    let q = get(c, &format!("{}?limit=2&offset=1", routes::QUEUE)).await;
     assert_eq!(q.status, 200);
     assert!(
         q.body["pending_tasks"][0]["created_at"].is_i64(),
@@ -54,14 +54,14 @@ async fn queue_listing_pages_and_positions_and_keeps_original_types() {
     let page: Vec<_> = q.pending_tasks.iter().map(|t| t.id.clone()).collect();
     assert_eq!(page, ids[1..3].to_vec());
     assert_eq!(q.pending_tasks[0].position, Some(1));
-    let all = c.queue().await;
+    let all = queue(c).await;
     let pr: Vec<i64> = all.pending_tasks.iter().map(|t| t.priority).collect();
     assert!(
         pr.windows(2).all(|w| w[0] < w[1]),
         "priority sorts like the queue: {pr:?}"
     );
 
-    let one = c.get(&task_route(routes::TASK, &ids[0])).await;
+    let one = get(c, &task_route(routes::TASK, &ids[0])).await;
     assert_eq!(one.status, 200);
     assert_eq!(one.body["success"], true);
     assert!(
@@ -70,17 +70,15 @@ async fn queue_listing_pages_and_positions_and_keeps_original_types() {
     );
     assert_eq!(one.body["data"]["params"]["prompt"], "task 0");
 
-    let pos = c.get(&task_route(routes::TASK_POSITION, &ids[3])).await;
+    let pos = get(c, &task_route(routes::TASK_POSITION, &ids[3])).await;
     assert_eq!(pos.status, 200);
     assert_eq!(pos.body["data"]["position"], 3);
     assert_eq!(pos.body["data"]["status"], "pending");
 
-    let missing = c.get(&task_route(routes::TASK, "no-such-task")).await;
+    let missing = get(c, &task_route(routes::TASK, "no-such-task")).await;
     assert_eq!(missing.status, 404);
     assert!(is_error_body(&missing.body), "{}", missing.body);
-    let missing = c
-        .get(&task_route(routes::TASK_POSITION, "no-such-task"))
-        .await;
+    let missing = get(c, &task_route(routes::TASK_POSITION, "no-such-task")).await;
     assert_eq!(missing.status, 404);
 }
 
@@ -93,7 +91,7 @@ async fn moves_put_tasks_top_bottom_and_before_another() {
         ids.push(enqueue(c, &format!("m{i}"), json!({})).await);
     }
     let mv = |id: &str, over: &str| routes::move_path(id, over);
-    assert_eq!(c.post(&mv(&ids[3], "top"), &json!({})).await.status, 200);
+    assert_eq!(post(c, &mv(&ids[3], "top"), &json!({})).await.status, 200);
     assert_eq!(
         queue_ids(c).await,
         vec![
@@ -103,10 +101,13 @@ async fn moves_put_tasks_top_bottom_and_before_another() {
             ids[2].clone()
         ]
     );
-    assert_eq!(c.post(&mv(&ids[3], "bottom"), &json!({})).await.status, 200);
+    assert_eq!(
+        post(c, &mv(&ids[3], "bottom"), &json!({})).await.status,
+        200
+    );
     assert_eq!(queue_ids(c).await, ids);
     // Before another task (the original's drop-over semantics).
-    assert_eq!(c.post(&mv(&ids[0], &ids[2]), &json!({})).await.status, 200);
+    assert_eq!(post(c, &mv(&ids[0], &ids[2]), &json!({})).await.status, 200);
     assert_eq!(
         queue_ids(c).await,
         vec![
@@ -117,19 +118,19 @@ async fn moves_put_tasks_top_bottom_and_before_another() {
         ]
     );
     // The latest move to top wins.
-    c.post(&mv(&ids[2], "top"), &json!({})).await;
-    c.post(&mv(&ids[3], "top"), &json!({})).await;
+    post(c, &mv(&ids[2], "top"), &json!({})).await;
+    post(c, &mv(&ids[3], "top"), &json!({})).await;
     assert_eq!(
         queue_ids(c).await[..2].to_vec(),
         vec![ids[3].clone(), ids[2].clone()]
     );
     // The deprecated alias works too.
     let alias = format!("/agent-scheduler/v1/move/{}/bottom", ids[3]);
-    assert_eq!(c.post(&alias, &json!({})).await.status, 200);
+    assert_eq!(post(c, &alias, &json!({})).await.status, 200);
     assert_eq!(queue_ids(c).await.last(), Some(&ids[3]));
-    let bad = c.post(&mv("no-such-task", "top"), &json!({})).await;
+    let bad = post(c, &mv("no-such-task", "top"), &json!({})).await;
     assert_eq!(bad.status, 404);
-    let bad = c.post(&mv(&ids[0], "no-such-task"), &json!({})).await;
+    let bad = post(c, &mv(&ids[0], "no-such-task"), &json!({})).await;
     assert_eq!(bad.status, 404);
 }
 
@@ -138,22 +139,25 @@ async fn editing_is_a_shallow_merge_on_pending_tasks_only() {
     let s = paused_stack().await;
     let c = s.client();
     let id = enqueue(c, "before", json!({"steps": 3, "cfg_scale": 5})).await;
-    let put = c
-        .put(
-            &task_route(routes::TASK, &id),
-            &json!({"name": "renamed", "checkpoint": "b", "params": {"prompt": "after", "steps": 9}}),
-        )
-        .await;
-    assert_eq!(put.status, 200, "{}", put.body);
+    let edited = put(
+        c,
+        &task_route(routes::TASK, &id),
+        &json!({"name": "renamed", "checkpoint": "b", "params": {"prompt": "after", "steps": 9}}),
+    )
+    .await;
+    assert_eq!(edited.status, 200, "{}", edited.body);
     let t = c.task(&id).await.unwrap();
     assert_eq!(t.name.as_deref(), Some("renamed"));
     assert_eq!(t.params["prompt"], "after");
     assert_eq!(t.params["steps"], 9);
     assert_eq!(t.params["cfg_scale"], 5, "untouched fields stay");
     assert_eq!(t.params["checkpoint"], "b");
-    let bad = c
-        .put(&task_route(routes::TASK, &id), &json!({"params": "nope"}))
-        .await;
+    let bad = put(
+        c,
+        &task_route(routes::TASK, &id),
+        &json!({"params": "nope"}),
+    )
+    .await;
     assert_eq!(
         (
             bad.status,
@@ -175,20 +179,18 @@ async fn editing_is_a_shallow_merge_on_pending_tasks_only() {
     );
 
     // A finished task cannot be edited.
-    let r = c.post(&task_route(routes::TASK_RUN, &id), &json!({})).await;
+    let r = post(c, &task_route(routes::TASK_RUN, &id), &json!({})).await;
     assert_eq!(r.status, 200);
     wait_finished(c, &id).await;
-    let late = c
-        .put(&task_route(routes::TASK, &id), &json!({"name": "x"}))
-        .await;
+    let late = put(c, &task_route(routes::TASK, &id), &json!({"name": "x"})).await;
     assert_eq!(late.status, 409, "{}", late.body);
     assert!(is_error_body(&late.body));
-    let missing = c
-        .put(
-            &task_route(routes::TASK, "no-such-task"),
-            &json!({"name": "x"}),
-        )
-        .await;
+    let missing = put(
+        c,
+        &task_route(routes::TASK, "no-such-task"),
+        &json!({"name": "x"}),
+    )
+    .await;
     assert_eq!(missing.status, 404);
 }
 
@@ -205,52 +207,90 @@ async fn history_filters_bookmarks_renames_requeues_and_clears() {
     wait_finished(c, &bad).await;
     pause(c).await;
 
-    let all: HistoryResponse = c.history("").await;
+    let all: HistoryResponse = get(c, &format!("{}{}", routes::HISTORY, ""))
+        .await
+        .json::<HistoryResponse>();
     assert_eq!(all.total, 3);
     assert_eq!(all.tasks[0].id, bad, "newest first");
-    assert!(c.get(routes::HISTORY).await.body["tasks"][0]["created_at"].is_i64());
-    assert_eq!(c.history("?status=done").await.total, 2);
-    assert_eq!(c.history("?status=failed").await.total, 1);
-    assert_eq!(c.history("?status=interrupted").await.total, 0);
-    assert_eq!(c.history("?status=all&limit=1").await.tasks.len(), 1);
-    assert_eq!(c.history("?status=all&limit=1").await.total, 3);
+    assert!(get(c, routes::HISTORY).await.body["tasks"][0]["created_at"].is_i64());
+    assert_eq!(
+        get(c, &format!("{}{}", routes::HISTORY, "?status=done"))
+            .await
+            .json::<HistoryResponse>()
+            .total,
+        2
+    );
+    assert_eq!(
+        get(c, &format!("{}{}", routes::HISTORY, "?status=failed"))
+            .await
+            .json::<HistoryResponse>()
+            .total,
+        1
+    );
+    assert_eq!(
+        get(c, &format!("{}{}", routes::HISTORY, "?status=interrupted"))
+            .await
+            .json::<HistoryResponse>()
+            .total,
+        0
+    );
+    assert_eq!(
+        get(c, &format!("{}{}", routes::HISTORY, "?status=all&limit=1"))
+            .await
+            .json::<HistoryResponse>()
+            .tasks
+            .len(),
+        1
+    );
+    assert_eq!(
+        get(c, &format!("{}{}", routes::HISTORY, "?status=all&limit=1"))
+            .await
+            .json::<HistoryResponse>()
+            .total,
+        3
+    );
 
-    let b = c
-        .post(&task_route(routes::TASK_BOOKMARK, &ok1), &json!({}))
-        .await;
+    let b = post(c, &task_route(routes::TASK_BOOKMARK, &ok1), &json!({})).await;
     assert_eq!(b.status, 200);
-    let bm = c.history("?status=bookmarked").await;
+    let bm = get(c, &format!("{}{}", routes::HISTORY, "?status=bookmarked"))
+        .await
+        .json::<HistoryResponse>();
     assert_eq!(bm.total, 1, "total honours the bookmark filter");
     assert_eq!(bm.tasks[0].id, ok1);
     assert!(bm.tasks[0].bookmarked);
 
-    let rn = c
-        .post(
-            &format!("{}?name=My%20Fox", task_route(routes::TASK_RENAME, &ok2)),
-            &json!({}),
-        )
-        .await;
+    let rn = post(
+        c,
+        &format!("{}?name=My%20Fox", task_route(routes::TASK_RENAME, &ok2)),
+        &json!({}),
+    )
+    .await;
     assert_eq!(rn.status, 200, "{}", rn.body);
     assert_eq!(c.task(&ok2).await.unwrap().name.as_deref(), Some("My Fox"));
-    let no_name = c
-        .post(&task_route(routes::TASK_RENAME, &ok2), &json!({}))
-        .await;
+    let no_name = post(c, &task_route(routes::TASK_RENAME, &ok2), &json!({})).await;
     assert_eq!(
         (no_name.status, no_name.body["message"].clone()),
         (422, json!("invalid query: missing field `name`"))
     );
 
     // Full-text search, answered by the host.
-    let found = c.history("?q=beta").await;
+    let found = get(c, &format!("{}{}", routes::HISTORY, "?q=beta"))
+        .await
+        .json::<HistoryResponse>();
     assert_eq!(found.total, 1);
     assert_eq!(found.tasks[0].id, ok2);
-    assert_eq!(c.history("?q=fox").await.total, 1, "names are searched too");
+    assert_eq!(
+        get(c, &format!("{}{}", routes::HISTORY, "?q=fox"))
+            .await
+            .json::<HistoryResponse>()
+            .total,
+        1,
+        "names are searched too"
+    );
 
     // Requeue makes a copy at the end of the queue.
     let other = enqueue(c, "queued later", json!({})).await;
-    let rq = c
-        .post(&task_route(routes::TASK_REQUEUE, &ok2), &json!({}))
-        .await;
+    let rq = post(c, &task_route(routes::TASK_REQUEUE, &ok2), &json!({})).await;
     assert_eq!(rq.status, 200, "{}", rq.body);
     let ids = queue_ids(c).await;
     assert_eq!(ids.len(), 2);
@@ -261,36 +301,40 @@ async fn history_filters_bookmarks_renames_requeues_and_clears() {
     assert_eq!(copy.status, TaskStatus::Pending);
     assert!(!copy.bookmarked);
 
-    let ub = c
-        .post(&task_route(routes::TASK_UNBOOKMARK, &ok1), &json!({}))
-        .await;
+    let ub = post(c, &task_route(routes::TASK_UNBOOKMARK, &ok1), &json!({})).await;
     assert_eq!(ub.status, 200);
-    assert_eq!(c.history("?status=bookmarked").await.total, 0);
-    c.post(&task_route(routes::TASK_BOOKMARK, &ok1), &json!({}))
-        .await;
+    assert_eq!(
+        get(c, &format!("{}{}", routes::HISTORY, "?status=bookmarked"))
+            .await
+            .json::<HistoryResponse>()
+            .total,
+        0
+    );
+    post(c, &task_route(routes::TASK_BOOKMARK, &ok1), &json!({})).await;
 
     // Deleting a finished task removes it and its files.
     let files = s.dir.path().join("results").join(&ok2);
     assert!(files.is_dir(), "results stored under the data directory");
-    let d = c.delete(&task_route(routes::TASK, &ok2)).await;
+    let d = delete(c, &task_route(routes::TASK, &ok2)).await;
     assert_eq!(d.status, 200);
-    assert!(c.task(&ok2).await.is_none());
+    assert_eq!(c.task(&ok2).await.unwrap_err().status(), Some(404));
     assert!(!files.exists());
-    assert_eq!(c.delete(&task_route(routes::TASK, &ok2)).await.status, 404);
+    assert_eq!(delete(c, &task_route(routes::TASK, &ok2)).await.status, 404);
 
     // Clearing history keeps bookmarked tasks.
-    let cl = c.post(routes::HISTORY_CLEAR, &json!({})).await;
+    let cl = post(c, routes::HISTORY_CLEAR, &json!({})).await;
     assert_eq!(cl.status, 200);
-    let left = c.history("").await;
+    let left = get(c, &format!("{}{}", routes::HISTORY, ""))
+        .await
+        .json::<HistoryResponse>();
     assert_eq!(left.total, 1);
     assert_eq!(left.tasks[0].id, ok1);
     assert!(s.dir.path().join("results").join(&ok1).is_dir());
 
     // Clearing the queue keeps bookmarked pending tasks.
     let keep = enqueue(c, "keep me", json!({})).await;
-    c.post(&task_route(routes::TASK_BOOKMARK, &keep), &json!({}))
-        .await;
-    let cl = c.post(routes::QUEUE_CLEAR, &json!({})).await;
+    post(c, &task_route(routes::TASK_BOOKMARK, &keep), &json!({})).await;
+    let cl = post(c, routes::QUEUE_CLEAR, &json!({})).await;
     assert_eq!(cl.status, 200);
     assert_eq!(queue_ids(c).await, vec![keep]);
 }
@@ -300,15 +344,13 @@ async fn bad_bodies_get_clear_errors_and_change_nothing() {
     let s = paused_stack().await;
     let c = s.client();
     let raw = |path: &str, body: &'static str| {
-        c.http
-            .post(c.url(path))
-            .header("content-type", "application/json")
-            .body(body)
+        c.raw(scheduler_api::client::Method::Post, path)
+            .body(body, "application/json")
             .send()
     };
     let r = raw(routes::QUEUE_TXT2IMG, "{not json").await.unwrap();
-    assert_eq!(r.status().as_u16(), 400);
-    let body: MessageResponse = r.json().await.expect("error body");
+    assert_eq!(r.status, 400);
+    let body: MessageResponse = r.json().expect("error body");
     assert_eq!(
         (body.success, body.code, body.message.as_str()),
         (
@@ -318,8 +360,8 @@ async fn bad_bodies_get_clear_errors_and_change_nothing() {
         )
     );
     let r = raw(routes::QUEUE_TXT2IMG, "[1,2]").await.unwrap();
-    assert_eq!(r.status().as_u16(), 422);
-    let body: MessageResponse = r.json().await.expect("error body");
+    assert_eq!(r.status, 422);
+    let body: MessageResponse = r.json().expect("error body");
     assert_eq!(
         (body.code, body.message.as_str()),
         (
@@ -328,57 +370,64 @@ async fn bad_bodies_get_clear_errors_and_change_nothing() {
         )
     );
 
-    let a = c
-        .post(routes::QUEUE_IMG2IMG, &json!({"prompt": "no init"}))
-        .await;
+    let a = post(c, routes::QUEUE_IMG2IMG, &json!({"prompt": "no init"})).await;
     assert_eq!(a.status, 422, "{}", a.body);
     assert!(is_error_body(&a.body));
-    let a = c
-        .post(
-            routes::QUEUE_IMG2IMG,
-            &json!({"init_images": ["http://example.invalid/x.png"]}),
-        )
-        .await;
+    let a = post(
+        c,
+        routes::QUEUE_IMG2IMG,
+        &json!({"init_images": ["http://example.invalid/x.png"]}),
+    )
+    .await;
     assert_eq!(a.status, 422, "URLs are refused: {}", a.body);
-    let a = c
-        .post(
-            routes::QUEUE_IMG2IMG,
-            &json!({"init_images": ["/etc/passwd"]}),
-        )
-        .await;
+    let a = post(
+        c,
+        routes::QUEUE_IMG2IMG,
+        &json!({"init_images": ["/etc/passwd"]}),
+    )
+    .await;
     assert_eq!(a.status, 422, "file paths are refused");
-    let a = c
-        .post(
-            routes::QUEUE_TXT2IMG,
-            &json!({"prompt": "x", "callback_url": "file:///tmp/x"}),
-        )
-        .await;
+    let a = post(
+        c,
+        routes::QUEUE_TXT2IMG,
+        &json!({"prompt": "x", "callback_url": "file:///tmp/x"}),
+    )
+    .await;
     assert_eq!(a.status, 422);
 
     // 1 MiB is the limit for txt2img.
     let big = json!({"prompt": "x".repeat(2 * 1024 * 1024)});
     // On its own connection: a 413 answers before the body is read, and closes it.
-    let a = scheduler_tests::harness::HostClient::new(&c.base)
-        .post(routes::QUEUE_TXT2IMG, &big)
-        .await;
-    assert_eq!(a.status, 413);
-    assert!(is_error_body(&a.body), "{}", a.body);
+    let a = post(
+        &scheduler_api::client::Client::new(c.base()),
+        routes::QUEUE_TXT2IMG,
+        &big,
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.body["code"].clone(), a.body["message"].clone()),
+        (
+            413,
+            json!("too_large"),
+            json!("Failed to buffer the request body: length limit exceeded")
+        )
+    );
     // …but an img2img body may carry a few MiB of image.
     let data = png_data_url();
-    let a = c
-        .post(
-            routes::QUEUE_IMG2IMG,
-            &json!({"init_images": [data], "prompt": "p".repeat(3 * 1024 * 1024)}),
-        )
-        .await;
+    let a = post(
+        c,
+        routes::QUEUE_IMG2IMG,
+        &json!({"init_images": [data], "prompt": "p".repeat(3 * 1024 * 1024)}),
+    )
+    .await;
     assert_eq!(a.status, 200, "{}", a.body);
 
     assert_eq!(
-        c.queue().await.total_pending_tasks,
+        queue(c).await.total_pending_tasks,
         1,
         "only the valid task was queued"
     );
-    let nf = c.get("/agent-scheduler/v1/nope").await;
+    let nf = get(c, "/agent-scheduler/v1/nope").await;
     assert_eq!(nf.status, 404);
 }
 
@@ -395,28 +444,23 @@ async fn overrides_are_lifted_into_the_task_and_idempotency_keys_dedupe() {
     let t = c.task(&id).await.unwrap();
     assert_eq!(t.params["checkpoint"], "b");
     assert_eq!(t.params["vae"], "v1");
-    let req = c.get(&task_route(routes::TASK_REQUEST, &id)).await;
+    let req = get(c, &task_route(routes::TASK_REQUEST, &id)).await;
     assert_eq!(req.status, 200);
     let ov = &req.body["data"]["request"]["override_settings"];
     assert!(ov.get("sd_model_checkpoint").is_none(), "{}", req.body);
     assert_eq!(ov["clip_skip"], 2, "other overrides pass through");
 
-    let send = |key: &'static str| {
-        c.http
-            .post(c.url(routes::QUEUE_TXT2IMG))
-            .header(IDEMPOTENCY_KEY_HEADER, key)
-            .json(&json!({"prompt": "once"}))
-            .send()
-    };
-    let first: Value = send("k-1").await.unwrap().json().await.unwrap();
-    let again: Value = send("k-1").await.unwrap().json().await.unwrap();
-    assert_eq!(first["task_id"], again["task_id"]);
-    let other: Value = send("k-2").await.unwrap().json().await.unwrap();
-    assert_ne!(first["task_id"], other["task_id"]);
-    assert_eq!(c.queue().await.total_pending_tasks, 3);
+    let once = body(json!({"prompt": "once"}));
+    let send = |key: &'static str| c.enqueue_idempotent(TaskType::Txt2img, &once, key);
+    let first = send("k-1").await.unwrap();
+    let again = send("k-1").await.unwrap();
+    assert_eq!(first, again);
+    let other = send("k-2").await.unwrap();
+    assert_ne!(first.task_id, other.task_id);
+    assert_eq!(queue(c).await.total_pending_tasks, 3);
 
     // Search on the queue.
-    let q: QueueResponse = c.get(&format!("{}?q=lifted", routes::QUEUE)).await.json();
+    let q: QueueResponse = get(c, &format!("{}?q=lifted", routes::QUEUE)).await.json();
     assert_eq!(q.pending_tasks.len(), 1);
     assert_eq!(q.pending_tasks[0].id, id);
 }
@@ -425,45 +469,47 @@ async fn overrides_are_lifted_into_the_task_and_idempotency_keys_dedupe() {
 async fn lists_settings_backends_and_docs() {
     let s = paused_stack().await;
     let c = s.client();
-    let models = c.get(routes::SD_MODELS).await;
+    let models = get(c, routes::SD_MODELS).await;
     assert_eq!(models.status, 200);
     assert_eq!(models.body, json!(["a", "b"]));
-    let samplers = c.get(routes::SAMPLERS).await;
+    let samplers = get(c, routes::SAMPLERS).await;
     let names = samplers.body.as_array().expect("names");
     assert!(names.iter().any(|n| n == "Euler a"));
 
-    let st: Settings = c.get(routes::SETTINGS).await.json();
+    let st: Settings = get(c, routes::SETTINGS).await.json();
     assert_eq!(st, Settings::default());
-    let put = c
-        .put(
-            routes::SETTINGS,
-            &json!({"history_retention_days": null, "max_attempts": 5}),
-        )
-        .await;
-    assert_eq!(put.status, 200, "{}", put.body);
-    let st: Settings = c.get(routes::SETTINGS).await.json();
+    let edited = put(
+        c,
+        routes::SETTINGS,
+        &json!({"history_retention_days": null, "max_attempts": 5}),
+    )
+    .await;
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    let st: Settings = get(c, routes::SETTINGS).await.json();
     assert_eq!(st.history_retention_days, None);
     assert_eq!(st.max_attempts, 5);
-    let bad = c.put(routes::SETTINGS, &json!({"max_attempts": 0})).await;
+    let bad = put(c, routes::SETTINGS, &json!({"max_attempts": 0})).await;
     assert_eq!(bad.status, 422);
     assert_eq!(
-        c.get(routes::SETTINGS)
+        get(c, routes::SETTINGS)
             .await
             .json::<Settings>()
             .max_attempts,
         5
     );
 
-    let b: Vec<BackendInfo> = c.get(routes::BACKENDS).await.json();
+    let b: Vec<BackendInfo> = get(c, routes::BACKENDS).await.json();
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].url, s.fake.url());
 
-    let api = c.get(routes::OPENAPI).await;
+    let api = get(c, routes::OPENAPI).await;
     assert_eq!(api.status, 200);
     assert!(api.body["paths"].get(routes::QUEUE_TXT2IMG).is_some());
-    let docs = c.http.get(c.url(routes::DOCS)).send().await.unwrap();
-    assert_eq!(docs.status().as_u16(), 200);
-    let html = docs.text().await.unwrap();
-    assert!(html.contains("<html") || html.contains("<!doctype") || html.contains("<!DOCTYPE"));
+    let html = c.docs().await.unwrap();
+    assert!(
+        html.starts_with("<!doctype html>"),
+        "{}",
+        &html[..80.min(html.len())]
+    );
     assert!(!html.contains("https://"), "the docs page works offline");
 }

@@ -1,6 +1,6 @@
 //! Several backends, backends that are not ready or rate-limit, and bounded auto-requeue.
 
-use scheduler_api::{QueueResponse, TaskStatus, routes};
+use scheduler_api::{ListQuery, SettingsPatch, TaskStatus, TaskType};
 use scheduler_tests::harness::{FakeProcess, HostProcess, wait_for};
 use serde_json::json;
 
@@ -13,12 +13,16 @@ async fn tasks_run_on_a_backend_that_lists_their_checkpoint() {
     let f2 = FakeProcess::spawn(&["--step-ms", "20", "--checkpoint", "b", "--loaded", "b"]).await;
     let host = HostProcess::spawn(dir.path(), &[f1.url(), f2.url()], &[]).await;
     let c = &host.client;
-    let models = c.get(routes::SD_MODELS).await;
-    assert_eq!(models.body, json!(["a", "b"]), "the union of both backends");
+    let models = c.sd_models().await.expect("sd-models");
+    assert_eq!(models, vec!["a", "b"], "the union of both backends");
     pause(c).await;
     let all = c
-        .enqueue_txt2img(json!({"prompt": "every", "steps": 3, "checkpoint": "*"}))
-        .await;
+        .enqueue(
+            TaskType::Txt2img,
+            &body(json!({"prompt": "every", "steps": 3, "checkpoint": "*"})),
+        )
+        .await
+        .expect("enqueue");
     assert_eq!(all.task_ids.len(), 2);
     let mut ids = Vec::new();
     for i in 0..3 {
@@ -42,7 +46,7 @@ async fn tasks_run_on_a_backend_that_lists_their_checkpoint() {
     resume(c).await;
     // Both backends work at the same time.
     wait_for("two running tasks", LONG, || async {
-        let q: QueueResponse = c.queue().await;
+        let q = c.queue(&ListQuery::default()).await.expect("queue");
         q.current_task_ids.len() == 2
     })
     .await;
@@ -84,7 +88,7 @@ async fn a_backend_without_a_model_makes_tasks_wait_not_fail() {
             > 0
     })
     .await;
-    assert_ne!(c.task(&id).await.unwrap().status, TaskStatus::Failed);
+    assert_eq!(c.task(&id).await.unwrap().status, TaskStatus::Pending);
     let r = reqwest::Client::new()
         .post(format!("{}/sdapi/v1/options", s.fake.url()))
         .json(&json!({"sd_model_checkpoint": "a"}))
@@ -118,18 +122,23 @@ async fn rate_limits_are_retried() {
 async fn auto_requeue_of_failed_tasks_stops_at_max_attempts() {
     let s = Stack::start(FAST_A, &[]).await;
     let c = s.client();
-    let put = c
-        .put(
-            routes::SETTINGS,
-            &json!({"auto_requeue_failed": true, "max_attempts": 2}),
-        )
-        .await;
-    assert_eq!(put.status, 200);
+    let settings = c
+        .update_settings(&SettingsPatch {
+            auto_requeue_failed: Some(true),
+            max_attempts: Some(2),
+            ..Default::default()
+        })
+        .await
+        .expect("settings");
+    assert_eq!(
+        (settings.auto_requeue_failed, settings.max_attempts),
+        (true, 2)
+    );
     let id = enqueue(c, "always fails", json!({"sampler_name": "Nope"})).await;
     wait_for("two failed attempts", LONG, || async {
         c.task(&id)
             .await
-            .is_some_and(|t| t.status == TaskStatus::Failed && t.attempts == 2)
+            .is_ok_and(|t| t.status == TaskStatus::Failed && t.attempts == 2)
     })
     .await;
     let ok = enqueue(c, "afterwards", json!({})).await;

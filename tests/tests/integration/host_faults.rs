@@ -2,15 +2,16 @@
 //! and fake SD.Next processes. One test per finding.
 
 use fake_sdnext::{FakeConfigPatch, Fault, FaultRule};
-use scheduler_api::{TaskStatus, routes};
-use scheduler_tests::harness::{HostClient, wait_for};
+use scheduler_api::TaskStatus;
+use scheduler_api::client::Client;
+use scheduler_tests::harness::wait_for;
 use serde_json::json;
 
 use crate::host_support::*;
 
-async fn settings(c: &HostClient, patch: serde_json::Value) {
-    let a = c.put(routes::SETTINGS, &patch).await;
-    assert_eq!(a.status, 200, "settings: {}", a.body);
+async fn settings(c: &Client, patch: serde_json::Value) {
+    let patch: scheduler_api::SettingsPatch = serde_json::from_value(patch).expect("a patch");
+    c.update_settings(&patch).await.expect("settings");
 }
 
 async fn faults(s: &Stack, rules: Vec<FaultRule>) {
@@ -90,12 +91,12 @@ async fn poison_tasks_fail_after_max_attempts_and_the_queue_moves_on() {
 }
 
 async fn wait_until_task(
-    c: &HostClient,
+    c: &Client,
     id: &str,
     pred: impl Fn(&scheduler_api::Task) -> bool,
 ) -> scheduler_api::Task {
     scheduler_tests::harness::wait_until(&format!("task {id}"), LONG, || async {
-        c.task(id).await.filter(|t| pred(t))
+        c.task(id).await.ok().filter(|t| pred(t))
     })
     .await
 }
@@ -126,7 +127,7 @@ async fn rate_limits_and_outages_count_no_attempt() {
         || async {
             c.task(&waits)
                 .await
-                .is_some_and(|t| t.status == TaskStatus::Pending && t.attempts == 0)
+                .is_ok_and(|t| t.status == TaskStatus::Pending && t.attempts == 0)
         },
     )
     .await;

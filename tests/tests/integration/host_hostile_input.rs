@@ -4,31 +4,31 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PropConfig, TestCaseError, TestRunner};
-use scheduler_api::{QueueResponse, TaskType, routes};
-use scheduler_tests::harness::HostClient;
+use scheduler_api::client::{Client, Method};
+use scheduler_api::{ListQuery, TaskType, routes};
 use serde_json::{Map, Value, json};
 
 use crate::host_support::*;
 
 /// The queue listing's total and ids (running first), for "unchanged" checks.
-async fn snapshot(c: &HostClient) -> (i64, Vec<String>) {
-    let q: QueueResponse = c.get(&format!("{}?limit=1000", routes::QUEUE)).await.json();
+async fn snapshot(c: &Client) -> (i64, Vec<String>) {
+    let q = c
+        .queue(&ListQuery {
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .expect("queue");
     (
         q.total_pending_tasks,
         q.pending_tasks.into_iter().map(|t| t.id).collect(),
     )
 }
 
-async fn search_status(c: &HostClient, route: &str, q: &str) -> (u16, String) {
-    let r = c
-        .http
-        .get(c.url(route))
-        .query(&[("q", q)])
-        .send()
-        .await
-        .expect("GET with q");
-    let status = r.status().as_u16();
-    (status, r.text().await.unwrap_or_default())
+async fn search_status(c: &Client, route: &str, q: &str) -> (u16, String) {
+    let path = scheduler_api::client::with_query(route, &[("q", q.to_owned())]);
+    let r = c.raw(Method::Get, &path).send().await.expect("GET with q");
+    (r.status, r.text())
 }
 
 /// Strings a user (or an attacker) might type: FTS5 syntax, quotes, NUL and other control
@@ -55,8 +55,7 @@ fn no_search_text_produces_a_5xx_and_words_keep_their_meaning() {
         enqueue(&c, "red fox jumps", json!({"name": "night"})).await;
         let done = enqueue(&c, "quoted \"fox\" story", json!({})).await;
         // One finished task, for the history's search.
-        c.post(&task_route(routes::TASK_RUN, &done), &json!({}))
-            .await;
+        c.run_task(&done).await.expect("run now");
         wait_done(&c, &done).await;
         s
     });
@@ -67,17 +66,13 @@ fn no_search_text_produces_a_5xx_and_words_keep_their_meaning() {
             let c = c.clone();
             async move {
                 let r = c
-                    .http
-                    .get(c.url(routes::QUEUE))
-                    .query(&[("q", q)])
-                    .send()
+                    .queue(&ListQuery {
+                        q: Some(q.to_owned()),
+                        ..Default::default()
+                    })
                     .await
-                    .expect("GET");
-                assert_eq!(r.status().as_u16(), 200, "q={q:?}");
-                r.json::<QueueResponse>()
-                    .await
-                    .expect("queue JSON")
-                    .total_pending_tasks
+                    .unwrap_or_else(|e| panic!("q={q:?}: {e}"));
+                r.total_pending_tasks
             }
         };
         assert_eq!(hits("fox ju").await, 1, "last word as a prefix");
@@ -202,15 +197,13 @@ fn no_enqueue_body_produces_a_5xx_and_a_refusal_changes_nothing() {
             rt.block_on(async {
                 let before = snapshot(&c).await;
                 let r = c
-                    .http
-                    .post(c.url(kind.queue_route()))
-                    .body(body.to_string())
-                    .header("content-type", "application/json")
+                    .raw(Method::Post, kind.queue_route())
+                    .body(body.to_string(), "application/json")
                     .send()
                     .await
                     .expect("POST");
-                let status = r.status().as_u16();
-                let text = r.text().await.unwrap_or_default();
+                let status = r.status;
+                let text = r.text();
                 if status >= 500 {
                     return Err(TestCaseError::fail(format!(
                         "{body} answered {status}: {text}"

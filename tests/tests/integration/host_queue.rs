@@ -56,7 +56,7 @@ async fn results_come_as_png_json_with_infotext_and_as_a_zip() {
     let result: Value = serde_json::from_str(t.result.as_deref().expect("result string")).unwrap();
     assert_eq!(result["images"].as_array().map(Vec::len), Some(2));
 
-    let a = c.get(&task_route(routes::TASK_RESULTS, &id)).await;
+    let a = get(c, &task_route(routes::TASK_RESULTS, &id)).await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.body["success"], true);
     let data: Vec<ResultImage> = serde_json::from_value(a.body["data"].clone()).unwrap();
@@ -77,26 +77,25 @@ async fn results_come_as_png_json_with_infotext_and_as_a_zip() {
     }
 
     let r = c
-        .http
-        .get(c.url(&format!(
-            "{}?zip=true",
-            task_route(routes::TASK_RESULTS, &id)
-        )))
+        .raw(
+            scheduler_api::client::Method::Get,
+            &format!("{}?zip=true", task_route(routes::TASK_RESULTS, &id)),
+        )
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/zip"));
     assert_eq!(
-        r.headers()["content-type"].to_str().unwrap(),
-        "application/zip"
+        r.header("content-disposition"),
+        Some(format!("attachment; filename=results-{id}.zip").as_str())
     );
-    let cd = r.headers()["content-disposition"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(cd.contains(&format!("results-{id}.zip")), "{cd}");
-    let bytes = r.bytes().await.unwrap();
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    assert_eq!(
+        c.results_zip(&id).await.unwrap(),
+        r.body,
+        "the client's zip is the same"
+    );
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(r.body)).unwrap();
     assert_eq!(zip.len(), 2);
     let mut first = Vec::new();
     std::io::Read::read_to_end(&mut zip.by_index(0).unwrap(), &mut first).unwrap();
@@ -106,7 +105,7 @@ async fn results_come_as_png_json_with_infotext_and_as_a_zip() {
     // Pending tasks have no results yet; unknown tasks are 404.
     pause(c).await;
     let p = enqueue(c, "later", json!({})).await;
-    let a = c.get(&task_route(routes::TASK_RESULTS, &p)).await;
+    let a = get(c, &task_route(routes::TASK_RESULTS, &p)).await;
     assert_eq!(
         (
             a.status,
@@ -115,7 +114,7 @@ async fn results_come_as_png_json_with_infotext_and_as_a_zip() {
         ),
         (409, json!(false), json!("Task is pending"))
     );
-    let a = c.get(&task_route(routes::TASK_RESULTS, "nope")).await;
+    let a = get(c, &task_route(routes::TASK_RESULTS, "nope")).await;
     assert_eq!(a.status, 404);
 }
 
@@ -213,8 +212,12 @@ async fn all_checkpoints_and_folders_expand_into_one_task_each() {
     let c = s.client();
     pause(c).await;
     let all = c
-        .enqueue_txt2img(json!({"prompt": "x", "checkpoint": "*"}))
-        .await;
+        .enqueue(
+            scheduler_api::TaskType::Txt2img,
+            &body(json!({"prompt": "x", "checkpoint": "*"})),
+        )
+        .await
+        .unwrap();
     assert_eq!(all.task_ids.len(), 4);
     assert_eq!(all.task_id, all.task_ids[0]);
     assert_eq!(all.task_ids[1], format!("{}.1", all.task_ids[0]));
@@ -232,19 +235,27 @@ async fn all_checkpoints_and_folders_expand_into_one_task_each() {
     assert_eq!(cks, vec!["anime/a", "anime/sub/b", "anime2/c", "real/d"]);
 
     let folder: EnqueueResponse = c
-        .enqueue_txt2img(json!({"prompt": "y", "checkpoint": "anime/*"}))
-        .await;
+        .enqueue(
+            scheduler_api::TaskType::Txt2img,
+            &body(json!({"prompt": "y", "checkpoint": "anime/*"})),
+        )
+        .await
+        .unwrap();
     assert_eq!(folder.task_ids.len(), 2, "anime2 is not in anime");
     let backslash = c
-        .enqueue_txt2img(json!({"prompt": "z", "checkpoint": "anime\\sub\\*"}))
-        .await;
-    assert_eq!(backslash.task_ids.len(), 1);
-    let none = c
-        .post(
-            routes::QUEUE_TXT2IMG,
-            &json!({"prompt": "n", "checkpoint": "nothing/*"}),
+        .enqueue(
+            scheduler_api::TaskType::Txt2img,
+            &body(json!({"prompt": "z", "checkpoint": "anime\\sub\\*"})),
         )
-        .await;
+        .await
+        .unwrap();
+    assert_eq!(backslash.task_ids.len(), 1);
+    let none = post(
+        c,
+        routes::QUEUE_TXT2IMG,
+        &json!({"prompt": "n", "checkpoint": "nothing/*"}),
+    )
+    .await;
     assert_eq!(none.status, 422, "{}", none.body);
     assert_eq!(none.body["success"], false);
     assert_eq!(queue_ids(c).await.len(), 7);
@@ -261,8 +272,7 @@ async fn export_then_import_round_trips_and_original_exports_import_too() {
         json!({"name": "first", "checkpoint": "a", "cfg_scale": 4.5}),
     )
     .await;
-    let img = c
-        .post(
+    let img = post(c,
             routes::QUEUE_IMG2IMG,
             &json!({"prompt": "exported two", "init_images": [png_data_url()], "denoising_strength": 0.4}),
         )
@@ -270,18 +280,18 @@ async fn export_then_import_round_trips_and_original_exports_import_too() {
     assert_eq!(img.status, 200, "{}", img.body);
     let t2 = img.body["task_id"].as_str().unwrap().to_owned();
 
-    let export = c.get(routes::EXPORT).await;
+    let export = get(c, routes::EXPORT).await;
     assert_eq!(export.status, 200);
     let items = export.body.as_array().expect("export is an array").clone();
     assert_eq!(items.len(), 2);
     assert!(items.iter().all(|i| i["created_at"].is_number()));
 
-    let cleared = c.post(routes::QUEUE_CLEAR, &json!({})).await;
+    let cleared = post(c, routes::QUEUE_CLEAR, &json!({})).await;
     assert_eq!(cleared.status, 200);
     assert!(queue_ids(c).await.is_empty());
 
     let content = serde_json::to_string(&items).unwrap();
-    let imp = c.post(routes::IMPORT, &json!({"content": content})).await;
+    let imp = post(c, routes::IMPORT, &json!({"content": content})).await;
     assert_eq!(imp.status, 200, "{}", imp.body);
     let imp: ImportResponse = imp.json();
     assert!(imp.success);
@@ -293,7 +303,7 @@ async fn export_then_import_round_trips_and_original_exports_import_too() {
     assert_eq!(back.name.as_deref(), Some("first"));
     assert_eq!(back.params["cfg_scale"], 4.5);
     assert_eq!(back.params["checkpoint"], "a");
-    let req = c.get(&task_route(routes::TASK_REQUEST, &t2)).await;
+    let req = get(c, &task_route(routes::TASK_REQUEST, &t2)).await;
     assert_eq!(req.status, 200);
     assert!(
         req.body.to_string().contains("data:image/png;base64,"),
@@ -314,8 +324,7 @@ async fn export_then_import_round_trips_and_original_exports_import_too() {
          "bookmarked": false, "created_at": 1, "updated_at": 1},
         {"bogus": true}
     ]);
-    let imp: ImportResponse = c
-        .post(routes::IMPORT, &json!({"content": original.to_string()}))
+    let imp: ImportResponse = post(c, routes::IMPORT, &json!({"content": original.to_string()}))
         .await
         .json();
     assert_eq!(imp.imported, vec!["orig-api".to_owned()]);
@@ -324,9 +333,7 @@ async fn export_then_import_round_trips_and_original_exports_import_too() {
     assert_eq!(t.params["prompt"], "from the original");
     assert_eq!(t.status, TaskStatus::Pending);
 
-    let bad = c
-        .post(routes::IMPORT, &json!({"content": "not json"}))
-        .await;
+    let bad = post(c, routes::IMPORT, &json!({"content": "not json"})).await;
     assert_eq!(
         (bad.status, bad.body["message"].clone()),
         (
@@ -344,10 +351,10 @@ async fn run_now_while_paused_runs_that_task_only() {
     pause(c).await;
     let a = enqueue(c, "first", json!({})).await;
     let b = enqueue(c, "second", json!({})).await;
-    let r = c.post(&task_route(routes::TASK_RUN, &b), &json!({})).await;
+    let r = post(c, &task_route(routes::TASK_RUN, &b), &json!({})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     wait_done(c, &b).await;
-    let q = c.queue().await;
+    let q = queue(c).await;
     assert!(q.paused, "the queue stays paused");
     assert_eq!(q.pending_tasks.len(), 1);
     assert_eq!(q.pending_tasks[0].id, a);
@@ -364,10 +371,10 @@ async fn pause_lets_the_running_task_finish_and_interrupt_stops_it() {
     let c = s.client();
     let long = enqueue(c, "long one", json!({"steps": 200})).await;
     let next = enqueue(c, "next", json!({})).await;
-    c.wait_task_status(&long, TaskStatus::Running, LONG).await;
+    scheduler_tests::harness::wait_task_status(c, &long, TaskStatus::Running, LONG).await;
     pause(c).await;
     // DELETE on the running task interrupts it.
-    let d = c.delete(&task_route(routes::TASK, &long)).await;
+    let d = delete(c, &task_route(routes::TASK, &long)).await;
     assert_eq!(d.status, 200, "{}", d.body);
     let t = wait_finished(c, &long).await;
     assert_eq!(t.status, TaskStatus::Interrupted);
@@ -380,7 +387,7 @@ async fn pause_lets_the_running_task_finish_and_interrupt_stops_it() {
         t.result
     );
     // Paused: the next task stays pending.
-    let q = c.queue().await;
+    let q = queue(c).await;
     assert!(q.paused);
     assert_eq!(q.pending_tasks.first().map(|t| t.id.clone()), Some(next));
     assert_eq!(s.fake.stats().await.prompts, vec!["long one"]);
@@ -403,12 +410,12 @@ async fn a_lost_interrupt_is_sent_again() {
     .await;
     let c = s.client();
     let id = enqueue(c, "stubborn", json!({"steps": 400})).await;
-    c.wait_task_status(&id, TaskStatus::Running, LONG).await;
+    scheduler_tests::harness::wait_task_status(c, &id, TaskStatus::Running, LONG).await;
     wait_for("the fake to start sampling", LONG, || async {
         s.fake.stats().await.prompts.len() == 1
     })
     .await;
-    let d = c.delete(&task_route(routes::TASK, &id)).await;
+    let d = delete(c, &task_route(routes::TASK, &id)).await;
     assert_eq!(d.status, 200);
     let t = wait_finished(c, &id).await;
     assert_eq!(t.status, TaskStatus::Interrupted);
@@ -440,14 +447,22 @@ async fn failures_are_reported_with_reasons() {
         t.error.unwrap_or_default().contains("Sampler not found"),
         "SD.Next's reason is kept"
     );
-    let h = c.history("?status=failed").await;
+    let h = get(c, &format!("{}{}", routes::HISTORY, "?status=failed"))
+        .await
+        .json::<scheduler_api::HistoryResponse>();
     assert_eq!(h.total, 2);
     // Requeue-failed puts them back in place as pending.
     pause(c).await;
-    let r = c.post(routes::TASK_REQUEUE_FAILED, &json!({})).await;
+    let r = post(c, routes::TASK_REQUEUE_FAILED, &json!({})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(queue_ids(c).await.len(), 2);
-    assert_eq!(c.history("?status=failed").await.total, 0);
+    assert_eq!(
+        get(c, &format!("{}{}", routes::HISTORY, "?status=failed"))
+            .await
+            .json::<scheduler_api::HistoryResponse>()
+            .total,
+        0
+    );
 }
 
 #[tokio::test]

@@ -1,9 +1,9 @@
 //! The host survives: SIGKILL mid-task and restart on the same data directory, a backend
 //! that goes away and comes back, and a client that reconnects to the event stream.
 
-use futures::StreamExt;
-use scheduler_api::{BackendInfo, BackendState, Event, TaskChange, TaskStatus, routes};
-use scheduler_tests::harness::{HostClient, wait_for};
+use scheduler_api::client::{Client, StreamItem};
+use scheduler_api::{BackendState, Event, HistoryFilter, ListQuery, TaskChange, TaskStatus};
+use scheduler_tests::harness::{wait_for, wait_task_status};
 use serde_json::json;
 
 use crate::host_support::*;
@@ -26,9 +26,7 @@ async fn sigkill_mid_task_loses_nothing_and_reruns_only_the_interrupted_task_fir
     let long = enqueue(s.client(), "cut short", json!({"steps": 120})).await;
     let second = enqueue(s.client(), "second", json!({})).await;
     let third = enqueue(s.client(), "third", json!({})).await;
-    s.client()
-        .wait_task_status(&long, TaskStatus::Running, LONG)
-        .await;
+    wait_task_status(s.client(), &long, TaskStatus::Running, LONG).await;
     wait_for("the fake to start the long job", LONG, || async {
         s.fake.stats().await.prompts.last().map(String::as_str) == Some("cut short")
     })
@@ -56,22 +54,19 @@ async fn sigkill_mid_task_loses_nothing_and_reruns_only_the_interrupted_task_fir
         ]
     );
     // Results from before the crash are intact.
-    let r = c.get(&task_route(routes::TASK_RESULTS, &first)).await;
-    assert_eq!(r.status, 200);
-    assert_eq!(
-        r.body["data"].as_array().map(Vec::len),
-        Some(files_before.len())
-    );
-    assert_eq!(c.history("").await.total, 4);
+    let r = c.results(&first).await.expect("results");
+    assert_eq!(r.len(), files_before.len());
+    assert_eq!(history(&c, HistoryFilter::All).await.total, 4);
 
     // A pause survives a crash too.
     pause(&c).await;
     s.host.sigkill().await;
     s.host.restart().await;
     let c = s.client().clone();
-    assert!(c.queue().await.paused, "pause is persisted");
+    let all = ListQuery::default();
+    assert!(c.queue(&all).await.unwrap().paused, "pause is persisted");
     let waiting = enqueue(&c, "stays pending", json!({})).await;
-    let q = c.queue().await;
+    let q = c.queue(&all).await.unwrap();
     assert_eq!(q.pending_tasks[0].id, waiting);
     assert_eq!(q.pending_tasks[0].status, TaskStatus::Pending);
 }
@@ -91,66 +86,41 @@ async fn a_backend_outage_makes_tasks_wait_and_none_fail() {
     wait_done(&c, &ids[1]).await;
     s.fake.sigkill().await;
     wait_for("the host to see the backend down", LONG, || async {
-        let b: Vec<BackendInfo> = c.get(routes::BACKENDS).await.json();
+        let b = c.backends().await.expect("backends");
         b[0].state == BackendState::Down
     })
     .await;
     // While it is down, nothing fails.
-    assert_eq!(c.history("?status=failed").await.total, 0);
+    let failed = HistoryFilter::Status(TaskStatus::Failed);
+    assert_eq!(history(&c, failed).await.total, 0);
     s.fake.restart().await;
     for id in &ids {
         wait_done(&c, id).await;
     }
-    assert_eq!(c.history("?status=failed").await.total, 0);
-    let b: Vec<BackendInfo> = c.get(routes::BACKENDS).await.json();
+    assert_eq!(history(&c, failed).await.total, 0);
+    let b = c.backends().await.expect("backends");
     assert_eq!(b[0].state, BackendState::Up);
 }
 
-/// Reads SSE events (`id`, `event`, `data`) from the host until `stop` says so.
+/// Reads the host's event stream (typed, from `Last-Event-ID` when given) until `stop` says
+/// so.
 async fn read_events(
-    c: &HostClient,
+    c: &Client,
     last_event_id: Option<u64>,
     mut stop: impl FnMut(&[(Option<u64>, Event)]) -> bool,
 ) -> Vec<(Option<u64>, Event)> {
-    let mut req = c.http.get(c.url(routes::EVENTS));
-    if let Some(id) = last_event_id {
-        req = req.header("Last-Event-ID", id.to_string());
-    }
-    let resp = req.send().await.expect("GET events");
-    assert_eq!(resp.status().as_u16(), 200);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
-    let mut stream = resp.bytes_stream();
-    let mut buf = String::new();
+    let mut stream = c.events(last_event_id);
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + LONG;
-    let (mut id, mut name, mut data) = (None::<u64>, String::new(), String::new());
     while !stop(&out) {
-        let chunk = tokio::time::timeout_at(deadline, stream.next())
+        let item = tokio::time::timeout_at(deadline, stream.next())
             .await
             .expect("events arrive before the deadline")
-            .expect("stream open")
-            .expect("chunk");
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(nl) = buf.find('\n') {
-            let line = buf[..nl].trim_end_matches('\r').to_owned();
-            buf.drain(..=nl);
-            if line.is_empty() {
-                if let Some(e) = Event::from_sse(&name, &data) {
-                    out.push((id, e));
-                }
-                (id, name, data) = (None, String::new(), String::new());
-            } else if let Some(v) = line.strip_prefix("id:") {
-                id = v.trim().parse().ok();
-            } else if let Some(v) = line.strip_prefix("event:") {
-                name = v.trim().to_owned();
-            } else if let Some(v) = line.strip_prefix("data:") {
-                data.push_str(v.trim_start());
-            }
+            .expect("the stream reconnects");
+        match item {
+            StreamItem::Event { id, event } => out.push((id, event)),
+            StreamItem::Lost(e) => panic!("the event stream broke: {e}"),
+            StreamItem::Opened | StreamItem::Heartbeat => {}
         }
     }
     out

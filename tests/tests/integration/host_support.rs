@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
-use scheduler_api::{QueueResponse, Task, TaskStatus, routes};
-use scheduler_tests::harness::{FakeProcess, HostClient, HostProcess, fill, wait_until};
+use scheduler_api::client::{Client, Method};
+use scheduler_api::{EnqueueRequest, ListQuery, Task, TaskStatus, TaskType};
+pub use scheduler_tests::harness::Answer;
+use scheduler_tests::harness::{FakeProcess, HostProcess, fill, raw, wait_until};
 use serde_json::{Value, json};
 
 /// A fake SD.Next with one checkpoint `a`, loaded, 1 ms per step.
@@ -33,53 +35,81 @@ impl Stack {
     }
 
     /// The host's typed client.
-    pub fn client(&self) -> &HostClient {
+    pub fn client(&self) -> &Client {
         &self.host.client
     }
 }
 
+/// An enqueue body from JSON (host-only fields allowed).
+pub fn body(v: Value) -> EnqueueRequest {
+    serde_json::from_value(v).expect("an enqueue body")
+}
+
 /// `POST /queue/pause`, asserting success.
-pub async fn pause(c: &HostClient) {
-    let a = c.post(routes::QUEUE_PAUSE, &json!({})).await;
-    assert_eq!(a.status, 200, "pause: {}", a.body);
+pub async fn pause(c: &Client) {
+    assert_eq!(c.pause().await.expect("pause").message, "Queue paused.");
 }
 
 /// `POST /queue/resume`, asserting success.
-pub async fn resume(c: &HostClient) {
-    let a = c.post(routes::QUEUE_RESUME, &json!({})).await;
-    assert_eq!(a.status, 200, "resume: {}", a.body);
+pub async fn resume(c: &Client) {
+    assert_eq!(c.resume().await.expect("resume").message, "Queue resumed.");
 }
 
 /// Enqueues a small txt2img task and returns its id.
-pub async fn enqueue(c: &HostClient, prompt: &str, extra: Value) -> String {
-    let mut body = json!({"prompt": prompt, "steps": 3, "width": 64, "height": 64, "seed": 1});
-    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            b.insert(k.clone(), v.clone());
+pub async fn enqueue(c: &Client, prompt: &str, extra: Value) -> String {
+    let mut v = json!({"prompt": prompt, "steps": 3, "width": 64, "height": 64, "seed": 1});
+    if let (Some(b), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        for (k, x) in e {
+            b.insert(k.clone(), x.clone());
         }
     }
-    c.enqueue_txt2img(body).await.task_id
+    c.enqueue(TaskType::Txt2img, &body(v))
+        .await
+        .expect("enqueue")
+        .task_id
 }
 
 /// Waits until `id` has ended (done, failed or interrupted) and returns it.
-pub async fn wait_finished(c: &HostClient, id: &str) -> Task {
+pub async fn wait_finished(c: &Client, id: &str) -> Task {
     wait_until(&format!("task {id} to finish"), LONG, || async {
-        c.task(id).await.filter(|t| t.status.is_finished())
+        c.task(id).await.ok().filter(|t| t.status.is_finished())
     })
     .await
 }
 
 /// Waits until `id` is done and returns it (panics early with the task when it failed).
-pub async fn wait_done(c: &HostClient, id: &str) -> Task {
+pub async fn wait_done(c: &Client, id: &str) -> Task {
     let t = wait_finished(c, id).await;
     assert_eq!(t.status, TaskStatus::Done, "task {id} ended as {t:?}");
     t
 }
 
 /// Ids of the queue listing in order (running first).
-pub async fn queue_ids(c: &HostClient) -> Vec<String> {
-    let q: QueueResponse = c.get(&format!("{}?limit=1000", routes::QUEUE)).await.json();
+pub async fn queue_ids(c: &Client) -> Vec<String> {
+    let q = c
+        .queue(&ListQuery {
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .expect("queue");
     q.pending_tasks.into_iter().map(|t| t.id).collect()
+}
+
+/// The whole history with this filter.
+pub async fn history(
+    c: &Client,
+    filter: scheduler_api::HistoryFilter,
+) -> scheduler_api::HistoryResponse {
+    c.history(
+        filter,
+        &ListQuery {
+            limit: Some(1000),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("history")
 }
 
 /// A route with `{id}` filled.
@@ -102,4 +132,34 @@ pub fn png_data_url() -> String {
         "data:image/png;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(bytes)
     )
+}
+
+/// `GET` any path as a raw request (the wire-shape tests of the AgentScheduler API).
+pub async fn get(c: &Client, path: &str) -> Answer {
+    raw(c, Method::Get, path, None).await
+}
+
+/// `POST` JSON to any path as a raw request.
+pub async fn post(c: &Client, path: &str, body: &Value) -> Answer {
+    raw(c, Method::Post, path, Some(body)).await
+}
+
+/// `PUT` JSON to any path as a raw request.
+pub async fn put(c: &Client, path: &str, body: &Value) -> Answer {
+    raw(c, Method::Put, path, Some(body)).await
+}
+
+/// `DELETE` any path as a raw request.
+pub async fn delete(c: &Client, path: &str) -> Answer {
+    raw(c, Method::Delete, path, None).await
+}
+
+/// The first page (1000 tasks) of the queue.
+pub async fn queue(c: &Client) -> scheduler_api::QueueResponse {
+    c.queue(&ListQuery {
+        limit: Some(1000),
+        ..Default::default()
+    })
+    .await
+    .expect("queue")
 }
