@@ -2,9 +2,9 @@
 //! and fake SD.Next processes. One test per finding.
 
 use fake_sdnext::{FakeConfigPatch, Fault, FaultRule};
-use scheduler_api::TaskStatus;
 use scheduler_api::client::Client;
-use scheduler_tests::harness::wait_for;
+use scheduler_api::{TaskStatus, routes};
+use scheduler_tests::harness::{wait_for, wait_task_status};
 use serde_json::json;
 
 use crate::host_support::*;
@@ -151,7 +151,7 @@ async fn a_hung_generation_is_interrupted_and_the_next_task_runs() {
     .await;
     let hung = enqueue(&c, "hangs", json!({"steps": 50})).await;
     let next = enqueue(&c, "next", json!({})).await;
-    c.wait_task_status(&hung, TaskStatus::Running, LONG).await;
+    wait_task_status(&c, &hung, TaskStatus::Running, LONG).await;
     wait_for("the fake to run the hung job", LONG, || async {
         s.fake
             .stats()
@@ -160,10 +160,11 @@ async fn a_hung_generation_is_interrupted_and_the_next_task_runs() {
             .contains(&"hangs".to_owned())
     })
     .await;
-    let a = c.delete(&task_route(routes::TASK, &hung)).await;
+    let a = delete(&c, &task_route(routes::TASK, &hung)).await;
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.body["message"], "Task interrupted");
-    c.wait_task_status(
+    wait_task_status(
+        &c,
         &hung,
         TaskStatus::Interrupted,
         std::time::Duration::from_secs(15),
@@ -199,7 +200,7 @@ async fn a_backend_that_ignores_interrupts_stalls_and_the_other_carries_on() {
     let c = host.client.clone();
     settings(&c, json!({"interrupt_grace_s": 1, "stall_recheck_s": 1})).await;
     let stuck = enqueue(&c, "stuck", json!({})).await;
-    let running = c.wait_task_status(&stuck, TaskStatus::Running, LONG).await;
+    let running = wait_task_status(&c, &stuck, TaskStatus::Running, LONG).await;
     let x = running.backend.clone().expect("a backend runs it");
     let (hung_fake, other) = if x == f1.url() {
         (&f1, &f2)
@@ -214,15 +215,16 @@ async fn a_backend_that_ignores_interrupts_stalls_and_the_other_carries_on() {
             .contains(&"stuck".to_owned())
     })
     .await;
-    let a = c.delete(&task_route(routes::TASK, &stuck)).await;
+    let a = delete(&c, &task_route(routes::TASK, &stuck)).await;
     assert_eq!(a.status, 200, "{}", a.body);
-    c.wait_task_status(
+    wait_task_status(
+        &c,
         &stuck,
         TaskStatus::Interrupted,
         std::time::Duration::from_secs(15),
     )
     .await;
-    let backends: Vec<BackendInfo> = c.get(routes::BACKENDS).await.json();
+    let backends: Vec<BackendInfo> = c.backends().await.expect("backends");
     let state = |url: &str| {
         backends
             .iter()
@@ -251,7 +253,7 @@ async fn a_backend_that_ignores_interrupts_stalls_and_the_other_carries_on() {
         })
         .await;
     wait_for("the stalled backend to be up again", LONG, || async {
-        let b: Vec<BackendInfo> = c.get(routes::BACKENDS).await.json();
+        let b: Vec<BackendInfo> = c.backends().await.expect("backends");
         b.iter().any(|b| b.url == x && b.state == BackendState::Up)
     })
     .await;
@@ -286,8 +288,5 @@ async fn the_stall_watchdog_and_the_task_timeout_fail_a_task_and_the_queue_moves
     );
     wait_done(&c, &after).await;
     settings(&c, json!({"task_timeout_s": null})).await;
-    assert_eq!(
-        c.get(routes::SETTINGS).await.body["task_timeout_s"],
-        serde_json::Value::Null
-    );
+    assert_eq!(c.settings().await.expect("settings").task_timeout_s, None);
 }
