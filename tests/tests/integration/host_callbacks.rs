@@ -5,19 +5,20 @@ use std::time::Duration;
 
 use agent_scheduler::model::NewTask;
 use agent_scheduler::store::{Store, tasks};
+use scheduler_api::client::Client;
 use scheduler_api::{ImportResponse, TaskType, routes};
-use scheduler_tests::harness::{CallbackReceiver, HostClient, HostProcess, wait_for};
+use scheduler_tests::harness::{CallbackReceiver, HostProcess, wait_for};
 use serde_json::{Map, json};
 
 use crate::host_support::*;
 
-async fn enqueue_with_callback(c: &HostClient, url: &str) -> (u16, serde_json::Value) {
-    let a = c
-        .post(
-            routes::QUEUE_TXT2IMG,
-            &json!({"prompt": "cb", "steps": 2, "width": 64, "height": 64, "callback_url": url}),
-        )
-        .await;
+async fn enqueue_with_callback(c: &Client, url: &str) -> (u16, serde_json::Value) {
+    let a = post(
+        c,
+        routes::QUEUE_TXT2IMG,
+        &json!({"prompt": "cb", "steps": 2, "width": 64, "height": 64, "callback_url": url}),
+    )
+    .await;
     (a.status, a.body)
 }
 
@@ -49,13 +50,14 @@ async fn callbacks_never_target_the_host_itself_or_link_local_addresses() {
             "{url}: {body}"
         );
     }
-    assert_eq!(c.queue().await.total_pending_tasks, 0, "nothing was queued");
+    assert_eq!(queue(&c).await.total_pending_tasks, 0, "nothing was queued");
     let item = json!([{"type": "txt2img", "params": {"prompt": "imported", "callback_url": own}}]);
-    let a = c
-        .post(routes::IMPORT, &json!({"content": item.to_string()}))
-        .await;
-    assert_eq!(a.status, 200, "{}", a.body);
-    let imported: ImportResponse = a.json();
+    let imported: ImportResponse = c
+        .import(&scheduler_api::ImportRequest {
+            content: item.to_string(),
+        })
+        .await
+        .expect("import");
     assert!(imported.imported.is_empty());
     assert_eq!(imported.rejected.len(), 1);
     assert!(
@@ -72,8 +74,7 @@ async fn callbacks_never_target_the_host_itself_or_link_local_addresses() {
 
     // A URL stored before the rules existed: written straight into the database.
     let before = enqueue(&c, "kept in the history", json!({})).await;
-    c.post(&task_route(routes::TASK_RUN, &before), &json!({}))
-        .await;
+    c.run_task(&before).await.expect("run now");
     wait_done(&c, &before).await;
     s.host.sigkill().await;
     {
@@ -103,8 +104,7 @@ async fn callbacks_never_target_the_host_itself_or_link_local_addresses() {
     }
     s.host.restart().await;
     let c = s.client().clone();
-    c.post(&task_route(routes::TASK_RUN, "legacy-callback"), &json!({}))
-        .await;
+    c.run_task("legacy-callback").await.expect("run now");
     wait_done(&c, "legacy-callback").await;
     wait_for("the stored callback to be refused", LONG, || async {
         s.host
@@ -114,7 +114,7 @@ async fn callbacks_never_target_the_host_itself_or_link_local_addresses() {
     })
     .await;
     assert_eq!(
-        c.history("").await.total,
+        history(&c, scheduler_api::HistoryFilter::All).await.total,
         2,
         "the history was not cleared by the callback"
     );
@@ -128,7 +128,7 @@ async fn callbacks_never_target_the_host_itself_or_link_local_addresses() {
         "0.0.0.0:0",
     )
     .await;
-    let oc = HostClient::with_bearer(&open.url(), "t0k");
+    let oc = Client::new(&open.url()).with_token(Some("t0k".into()));
     let (status, body) = enqueue_with_callback(&oc, &receiver.url("/private")).await;
     assert_eq!(status, 422, "{body}");
     assert!(
@@ -146,7 +146,7 @@ async fn callbacks_never_target_the_host_itself_or_link_local_addresses() {
         "0.0.0.0:0",
     )
     .await;
-    let ac = HostClient::with_bearer(&allowed.url(), "t0k");
+    let ac = Client::new(&allowed.url()).with_token(Some("t0k".into()));
     let (status, body) = enqueue_with_callback(&ac, &receiver.url("/allowed")).await;
     assert_eq!(status, 200, "{body}");
     let posts = receiver.wait_for_posts(1, LONG).await;
