@@ -30,6 +30,38 @@ pub struct Config {
     /// Loopback / private callback targets allowed when listening beyond loopback
     /// (`--allow-callback-host`).
     pub allow_callback_hosts: Vec<crate::model::callback::AllowedHost>,
+    /// Test-only fault injection (`AGENT_SCHEDULER_TEST_FAULTS`); `None` in production.
+    /// Its route exists only in builds with the `fault-injection` feature.
+    pub test_faults: Option<TestFaults>,
+}
+
+/// Faults a test asks for at start (`AGENT_SCHEDULER_TEST_FAULTS=1`, or `disk_full` to start
+/// on a "full disk"); with them the `POST /agent-scheduler/v1/test/faults` route is served
+/// by builds with the `fault-injection` feature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestFaults {
+    /// Start with the store and the results writer failing with "no space".
+    pub disk_full: bool,
+}
+
+impl TestFaults {
+    /// Reads `AGENT_SCHEDULER_TEST_FAULTS` (`1` or `disk_full`).
+    pub fn from_env() -> Option<TestFaults> {
+        let v = std::env::var("AGENT_SCHEDULER_TEST_FAULTS").ok()?;
+        match v.trim() {
+            "" | "0" => None,
+            other => Some(TestFaults {
+                disk_full: other.split(',').any(|w| w.trim() == "disk_full"),
+            }),
+        }
+    }
+
+    /// Applies what is asked at start.
+    pub fn apply_at_start(&self, disk: &crate::disk::Disk) {
+        if self.disk_full {
+            disk.inject(true, false);
+        }
+    }
 }
 
 impl Config {
@@ -42,6 +74,7 @@ impl Config {
             allow_origins: Vec::new(),
             start_paused: false,
             allow_callback_hosts: Vec::new(),
+            test_faults: None,
         }
     }
 

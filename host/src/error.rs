@@ -21,6 +21,9 @@ pub enum HostError {
     /// No backend can answer now (503).
     #[error("{0}")]
     Unavailable(String),
+    /// The data directory is full: nothing was written (507).
+    #[error("{0}")]
+    DiskFull(String),
     /// The store failed (500).
     #[error(transparent)]
     Store(StoreError),
@@ -36,8 +39,20 @@ impl From<StoreError> for HostError {
             StoreError::Refused(r) => HostError::Conflict(r.to_string()),
             StoreError::Conflict(m) => HostError::Conflict(m),
             StoreError::Invalid(m) => HostError::Invalid(m),
+            StoreError::DiskFull => HostError::disk_full(),
             other => HostError::Store(other),
         }
+    }
+}
+
+impl HostError {
+    /// The answer to a write refused because the data directory is full.
+    pub fn disk_full() -> HostError {
+        HostError::DiskFull(
+            "disk full: the host's data directory has no space left, so nothing was written; \
+             the queue is on hold and resumes by itself when space returns"
+                .into(),
+        )
     }
 }
 

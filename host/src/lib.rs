@@ -26,6 +26,7 @@ pub mod backends;
 pub mod callbacks;
 pub mod cli;
 pub mod config;
+pub mod disk;
 pub mod error;
 pub mod events;
 pub mod http;
@@ -89,13 +90,29 @@ pub async fn run(
             config.data_dir.display()
         )));
     }
-    let store = Store::open(&config.data_dir.join("queue.sqlite3"))?;
-    let files = results::ResultFiles::new(&config.data_dir);
+    let disk = disk::Disk::new(&config.data_dir);
+    if let Some(faults) = &config.test_faults {
+        faults.apply_at_start(&disk);
+    }
+    let store = Store::open(&config.data_dir.join("queue.sqlite3"))?.with_disk(disk.clone());
+    let files = results::ResultFiles::new(&config.data_dir).with_disk(disk.clone());
     std::fs::create_dir_all(files.root())?;
 
+    // Is there space? A failed write marks the disk full: the host still starts, serves reads
+    // and holds the queue until space returns.
+    if let Err(e) = disk.probe_files() {
+        disk.check_io(&e);
+    }
+    let _ = store.call_sync(|c| stored::probe_write(c));
     let settings = Arc::new(settings::SettingsService::load(store.clone())?);
     if config.start_paused || settings.get().start_paused {
-        store.call_sync(|c| stored::set_paused(c, true))?;
+        match store.call_sync(|c| stored::set_paused(c, true)) {
+            // On a full disk the host still starts (on hold, which runs nothing either).
+            Err(StoreError::DiskFull) => {
+                tracing::error!("--start-paused cannot be written: the disk is full")
+            }
+            other => other?,
+        }
     }
     let referenced = store.call_sync(|c| tasks::all_image_files(c))?;
     let removed = files.collect_garbage(&referenced);
@@ -122,6 +139,7 @@ pub async fn run(
         backends.clone(),
         files.clone(),
         callbacks_wake.clone(),
+        disk.clone(),
     ));
     queue.recover().await?;
     let callback_rules = Arc::new(model::callback::CallbackRules {
@@ -164,6 +182,37 @@ pub async fn run(
         shutdown_rx.clone(),
     ));
     let retention = tokio::spawn(results.clone().run_retention(shutdown_rx.clone()));
+    let space = {
+        let q = queue.clone();
+        tokio::spawn(disk::watch_space(
+            disk.clone(),
+            store.clone(),
+            move || {
+                let q = q.clone();
+                async move { q.resume_after_disk_full().await }
+            },
+            shutdown_rx.clone(),
+        ))
+    };
+    // The hold is announced (and lifted) through the queue event.
+    {
+        let q = queue.clone();
+        let mut full = disk.subscribe();
+        let mut stop = shutdown_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    r = full.changed() => {
+                        if r.is_err() {
+                            return;
+                        }
+                        q.resumed();
+                    }
+                    _ = stop.changed() => return,
+                }
+            }
+        });
+    }
 
     let security = http::security::Security::new(
         addr,
@@ -171,6 +220,8 @@ pub async fn run(
         &config.allow_origins,
         config.token.as_ref().map(|t| t.0.clone()),
     );
+    #[cfg(feature = "fault-injection")]
+    let test_disk = config.test_faults.as_ref().map(|_| disk.clone());
     let app = http::router(
         http::AppState {
             queue: queue.clone(),
@@ -183,6 +234,11 @@ pub async fn run(
         },
         security,
     );
+    #[cfg(feature = "fault-injection")]
+    let app = match test_disk {
+        Some(d) => app.merge(http::test_faults::router(d)),
+        None => app,
+    };
     let signal_tx = shutdown_tx.clone();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -198,6 +254,7 @@ pub async fn run(
     let _ = fin_rx.recv().await;
     let _ = deliverer.await;
     let _ = retention.await;
+    let _ = space.await;
     let released = queue.release_all().await?;
     if released > 0 {
         tracing::info!("{released} running task(s) put back at the head of the queue");

@@ -126,6 +126,11 @@ fn serve(args: ServeArgs) {
         allow_origins: args.allow_origins,
         start_paused: args.start_paused,
         allow_callback_hosts,
+        test_faults: if cfg!(feature = "fault-injection") {
+            agent_scheduler::config::TestFaults::from_env()
+        } else {
+            None
+        },
     };
     if let Err(e) = config.check_listen(args.listen) {
         eprintln!("agent-scheduler: {e}");

@@ -88,6 +88,9 @@ impl SettingsService {
         if let Some(v) = patch.stall_recheck_s {
             s.stall_recheck_s = range("stall_recheck_s", v, 3600)?;
         }
+        if let Some(v) = patch.max_answer_mib {
+            s.max_answer_mib = range("max_answer_mib", v, 4096)?;
+        }
         if let Some(v) = patch.task_timeout_s {
             s.task_timeout_s = v
                 .map(|v| range("task_timeout_s (or null)", v, 604_800))

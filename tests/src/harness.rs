@@ -118,6 +118,8 @@ pub struct ChildServer {
     program: PathBuf,
     /// Arguments without the `--listen` pair (added per start).
     args: Vec<String>,
+    /// Environment variables set for the child.
+    envs: Vec<(String, String)>,
     child: Option<Child>,
     addr: SocketAddr,
     stderr_log: Arc<Mutex<Vec<String>>>,
@@ -131,12 +133,24 @@ impl ChildServer {
         args: Vec<String>,
         listen: &str,
     ) -> std::io::Result<ChildServer> {
+        Self::start_with_env(name, program, args, Vec::new(), listen).await
+    }
+
+    /// Like [`Self::start`] with environment variables for the child.
+    pub async fn start_with_env(
+        name: &str,
+        program: &Path,
+        args: Vec<String>,
+        envs: Vec<(String, String)>,
+        listen: &str,
+    ) -> std::io::Result<ChildServer> {
         let stderr_log = Arc::new(Mutex::new(Vec::new()));
-        let (child, addr) = Self::launch(name, program, &args, listen, &stderr_log).await?;
+        let (child, addr) = Self::launch(name, program, &args, &envs, listen, &stderr_log).await?;
         Ok(ChildServer {
             name: name.to_string(),
             program: program.to_path_buf(),
             args,
+            envs,
             child: Some(child),
             addr,
             stderr_log,
@@ -147,6 +161,7 @@ impl ChildServer {
         name: &str,
         program: &Path,
         args: &[String],
+        envs: &[(String, String)],
         listen: &str,
         stderr_log: &Arc<Mutex<Vec<String>>>,
     ) -> std::io::Result<(Child, SocketAddr)> {
@@ -158,6 +173,7 @@ impl ChildServer {
                 cmd.env_remove(&k);
             }
         }
+        cmd.envs(envs.iter().map(|(k, v)| (k, v)));
         cmd.args(args)
             .arg("--listen")
             .arg(listen)
@@ -276,6 +292,7 @@ impl ChildServer {
                 &self.name,
                 &self.program,
                 &self.args,
+                &self.envs,
                 &listen,
                 &self.stderr_log,
             )
@@ -401,6 +418,26 @@ impl HostProcess {
         extra_args: &[&str],
         listen: &str,
     ) -> HostProcess {
+        Self::spawn_full(data_dir, backends, extra_args, listen, &[]).await
+    }
+
+    /// Like [`Self::spawn`] with environment variables (e.g. `AGENT_SCHEDULER_TEST_FAULTS`).
+    pub async fn spawn_with_env(
+        data_dir: &Path,
+        backends: &[String],
+        extra_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> HostProcess {
+        Self::spawn_full(data_dir, backends, extra_args, "127.0.0.1:0", envs).await
+    }
+
+    async fn spawn_full(
+        data_dir: &Path,
+        backends: &[String],
+        extra_args: &[&str],
+        listen: &str,
+        envs: &[(&str, &str)],
+    ) -> HostProcess {
         let mut args: Vec<String> = vec![
             "serve".into(),
             "--data-dir".into(),
@@ -411,9 +448,14 @@ impl HostProcess {
             args.push(b.clone());
         }
         args.extend(extra_args.iter().map(|s| s.to_string()));
-        let server = ChildServer::start("agent-scheduler", &host_binary(), args, listen)
-            .await
-            .expect("start agent-scheduler");
+        let envs = envs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let server =
+            ChildServer::start_with_env("agent-scheduler", &host_binary(), args, envs, listen)
+                .await
+                .expect("start agent-scheduler");
         let client = Client::new(&server.url());
         HostProcess {
             server,

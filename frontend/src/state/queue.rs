@@ -45,6 +45,8 @@ pub struct QueueModel {
     pub pending: Vec<Task>,
     /// Whether the queue is paused.
     pub paused: bool,
+    /// Why the host will not start tasks now, apart from the pause (`"disk full"`).
+    pub hold_reason: Option<String>,
     /// Total pending + running as the host counts it.
     pub total: i64,
     /// Latest progress of a running task.
@@ -63,6 +65,7 @@ impl QueueModel {
         self.running = running;
         self.pending = pending;
         self.paused = r.paused;
+        self.hold_reason = r.hold_reason.clone();
         self.total = r.total_pending_tasks;
         let keep = |id: &str| self.running.iter().any(|t| t.id == id);
         if self.progress.as_ref().is_some_and(|p| !keep(&p.task_id)) {
@@ -138,8 +141,10 @@ impl QueueModel {
                 paused,
                 pending,
                 running,
+                hold_reason,
             }) => {
                 self.paused = *paused;
+                self.hold_reason = hold_reason.clone();
                 self.total = pending + running;
                 Reload::NONE
             }
@@ -270,6 +275,14 @@ pub fn notification_for(
                 _ => None,
             }
         }
+        // Every hold is notified once, when it starts (whatever the options say).
+        Event::Queue(QueueEvent {
+            hold_reason: Some(reason),
+            ..
+        }) if prev_queue.is_none_or(|p| p.hold_reason.as_ref() != Some(reason)) => Some((
+            format!("Queue on hold: {reason}"),
+            "The host will not start tasks until this is resolved; it resumes by itself.".into(),
+        )),
         Event::Queue(q) if opts.notify_queue_finished => {
             let was_busy = prev_queue.is_some_and(|p| p.pending + p.running > 0);
             (was_busy && q.pending == 0 && q.running == 0)

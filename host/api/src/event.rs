@@ -74,6 +74,10 @@ pub struct QueueEvent {
     pub pending: i64,
     /// Running tasks.
     pub running: i64,
+    /// Additive: why the host will not start tasks now, apart from the user's pause
+    /// (`"disk full"`); null when nothing holds the queue.
+    #[serde(default)]
+    pub hold_reason: Option<String>,
 }
 
 /// Sent instead of a replay when `Last-Event-ID` is older than what the host keeps

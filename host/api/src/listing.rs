@@ -19,6 +19,10 @@ pub struct QueueResponse {
     pub total_pending_tasks: i64,
     /// Whether the queue is paused.
     pub paused: bool,
+    /// Additive: why the host will not start tasks now, apart from the user's pause
+    /// (`"disk full"`); null when nothing holds the queue.
+    #[serde(default)]
+    pub hold_reason: Option<String>,
 }
 
 /// `GET /history`.

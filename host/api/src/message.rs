@@ -61,6 +61,8 @@ pub enum ErrorCode {
     Unavailable,
     /// 500: a bug or an I/O failure in the host.
     Internal,
+    /// 507: the host's data directory is full; nothing was written.
+    InsufficientStorage,
 }
 
 /// `POST /task/{id}/requeue`: `{"success", "message", "task_id"}` (the copy's id).

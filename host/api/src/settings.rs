@@ -36,6 +36,14 @@ pub struct Settings {
     /// no limit.
     #[serde(default)]
     pub task_timeout_s: Option<u32>,
+    /// MiB of a generation answer the host reads at most; a larger answer fails the task
+    /// without being held. Default 512.
+    #[serde(default = "default_max_answer_mib")]
+    pub max_answer_mib: u32,
+}
+
+fn default_max_answer_mib() -> u32 {
+    Settings::default().max_answer_mib
 }
 
 fn default_retry_backoff_s() -> u32 {
@@ -66,6 +74,7 @@ impl Default for Settings {
             stall_timeout_s: 600,
             stall_recheck_s: 60,
             task_timeout_s: None,
+            max_answer_mib: 512,
         }
     }
 }
@@ -111,6 +120,9 @@ pub struct SettingsPatch {
     )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
     pub task_timeout_s: Option<Option<u32>>,
+    /// See [`Settings::max_answer_mib`] (1..=4096).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_answer_mib: Option<u32>,
 }
 
 mod double_option {

@@ -183,6 +183,7 @@ pub fn settings(s: &Settings) {
         s.task_timeout_s
             .map_or("none".to_owned(), |t| t.to_string())
     );
+    println!("max_answer_mib          {}", s.max_answer_mib);
 }
 
 /// One event of `watch` as a text line.

@@ -66,6 +66,11 @@ impl From<HostError> for ApiError {
             HostError::Unavailable(m) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, m)
             }
+            HostError::DiskFull(m) => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                ErrorCode::InsufficientStorage,
+                m,
+            ),
             HostError::Store(e) => {
                 tracing::error!("store: {e}");
                 ApiError::new(
@@ -110,6 +115,7 @@ pub fn code_for(status: StatusCode) -> ErrorCode {
         413 => ErrorCode::TooLarge,
         422 => ErrorCode::Invalid,
         503 => ErrorCode::Unavailable,
+        507 => ErrorCode::InsufficientStorage,
         400..=499 => ErrorCode::BadRequest,
         _ => ErrorCode::Internal,
     }

@@ -22,6 +22,8 @@ pub mod security;
 pub mod settings;
 pub mod sse;
 pub mod task;
+#[cfg(feature = "fault-injection")]
+pub mod test_faults;
 pub mod transfer;
 pub mod wire;
 

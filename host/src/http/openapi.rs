@@ -113,6 +113,10 @@ pub fn finish(doc: &mut Value) {
                     .or_insert_with(|| error(description));
             };
             add("401", "The bearer token is missing or wrong.");
+            add(
+                "507",
+                "The data directory is full: nothing was written (the queue is on hold).",
+            );
             add("403", "The Origin or Host is not allowed.");
             if has_body {
                 add("400", "The body is not JSON.");
@@ -291,7 +295,7 @@ mod tests {
         }
         let put = &paths[scheduler_api::routes::SETTINGS]["put"]["responses"];
         let codes: Vec<&String> = put.as_object().unwrap().keys().collect();
-        assert_eq!(codes, ["200", "400", "401", "403", "413", "422"]);
+        assert_eq!(codes, ["200", "400", "401", "403", "413", "422", "507"]);
     }
 
     /// The documented inline-image pattern only admits what `model::spec` accepts.

@@ -40,6 +40,7 @@ pub async fn list(
             .collect(),
         total_pending_tasks: page.total,
         paused: page.paused,
+        hold_reason: page.hold_reason,
     }))
 }
 

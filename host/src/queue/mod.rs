@@ -8,7 +8,8 @@
 //! Must not: decide a status itself (the transition function does), hold SQL (`store/`),
 //! or talk to SD.Next (`worker/`).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use scheduler_api::{
     Event as WireEvent, HistoryFilter, MoveTarget, QueueEvent, TaskChange, TaskStatus,
@@ -16,6 +17,7 @@ use scheduler_api::{
 use tokio::sync::{Notify, watch};
 
 use crate::backends::Backends;
+use crate::disk::{Disk, HOLD_DISK_FULL};
 use crate::error::HostError;
 use crate::events::EventHub;
 use crate::model::transition::{Change, Event, Outputs, RunEnd, Transition, decide};
@@ -38,6 +40,8 @@ pub struct QueuePage {
     pub running: Vec<String>,
     /// Whether the queue is paused.
     pub paused: bool,
+    /// Why tasks do not start now, apart from the pause.
+    pub hold_reason: Option<String>,
 }
 
 /// The queue.
@@ -49,6 +53,12 @@ pub struct Queue {
     files: ResultFiles,
     callbacks: Arc<Notify>,
     wake: watch::Sender<u64>,
+    disk: Arc<Disk>,
+    /// Running tasks whose release could not be written (full disk): released when space
+    /// returns (or recovered at the next start).
+    unreleased: Mutex<Vec<TaskRow>>,
+    /// The start-up recovery could not be written (full disk): it runs when space returns.
+    recovery_pending: AtomicBool,
 }
 
 impl Queue {
@@ -60,6 +70,7 @@ impl Queue {
         backends: Arc<Backends>,
         files: ResultFiles,
         callbacks: Arc<Notify>,
+        disk: Arc<Disk>,
     ) -> Queue {
         Queue {
             store,
@@ -69,7 +80,15 @@ impl Queue {
             files,
             callbacks,
             wake: watch::channel(0).0,
+            disk,
+            unreleased: Mutex::new(Vec::new()),
+            recovery_pending: AtomicBool::new(false),
         }
+    }
+
+    /// Why tasks do not start now, apart from the user's pause: `"disk full"`.
+    pub fn hold_reason(&self) -> Option<String> {
+        self.disk.is_full().then(|| HOLD_DISK_FULL.to_owned())
     }
 
     /// Wakes the idle workers (something may be runnable now).
@@ -86,6 +105,7 @@ impl Queue {
     pub fn queue_event(&self) {
         let store = self.store.clone();
         let events = self.events.clone();
+        let hold_reason = self.hold_reason();
         tokio::spawn(async move {
             let r = store
                 .call(|c| Ok((tasks::counts(c)?, stored::is_paused(c)?)))
@@ -95,6 +115,7 @@ impl Queue {
                     paused,
                     pending,
                     running,
+                    hold_reason,
                 }));
             }
         });
@@ -138,9 +159,14 @@ impl Queue {
                     total,
                     running,
                     paused: stored::is_paused(c)?,
+                    hold_reason: None,
                 })
             })
-            .await?)
+            .await
+            .map(|p| QueuePage {
+                hold_reason: self.hold_reason(),
+                ..p
+            })?)
     }
 
     /// One page of finished tasks, newest first, and the total for the filter.
@@ -390,6 +416,10 @@ impl Queue {
         backend: String,
         eligible: impl FnMut(Option<&str>) -> Eligibility + Send + 'static,
     ) -> Result<Option<TaskRow>, HostError> {
+        if self.disk.is_full() {
+            // On hold: a run's files could not be written now.
+            return Ok(None);
+        }
         let claimed = self
             .store
             .call(move |c| transitions::claim_next(c, &backend, eligible))
@@ -406,13 +436,28 @@ impl Queue {
         Ok(claimed)
     }
 
-    /// Gives a running task back to the head of the queue without counting an attempt.
+    /// Gives a running task back to the head of the queue without counting an attempt. On a
+    /// full disk the release is remembered and written when space returns.
     pub async fn release(&self, task: &TaskRow) -> Result<(), HostError> {
         let id = task.id.clone();
         let policy = self.settings.policy();
-        self.store
+        let r = self
+            .store
             .call(move |c| transitions::apply(c, &id, &Event::Released, &policy))
-            .await?;
+            .await;
+        if let Err(crate::store::StoreError::DiskFull) = r {
+            tracing::warn!(
+                "task {} goes back to the queue when space returns (disk full)",
+                task.id
+            );
+            self.unreleased
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(task.clone());
+            self.queue_event();
+            return Ok(());
+        }
+        r?;
         self.events.task(
             &task.id,
             TaskStatus::Pending,
@@ -428,10 +473,17 @@ impl Queue {
     pub async fn errored(&self, task: &TaskRow, reason: String) -> Result<Applied, HostError> {
         let id = task.id.clone();
         let policy = self.settings.policy();
-        let applied = self
+        let applied = match self
             .store
             .call(move |c| transitions::apply(c, &id, &Event::Errored { reason }, &policy))
-            .await?;
+            .await
+        {
+            Err(crate::store::StoreError::DiskFull) => {
+                self.release(task).await?;
+                return Err(HostError::disk_full());
+            }
+            other => other?,
+        };
         if let Some(status) = applied.status() {
             let change = if status == TaskStatus::Pending {
                 TaskChange::Updated
@@ -493,6 +545,13 @@ impl Queue {
             .and_then(|r| r.map_err(|e| e.to_string()));
             match written {
                 Ok(rows) => run.images = rows,
+                // No space for its files: the run is given back (no attempt counted) and
+                // the queue holds until space returns.
+                Err(_) if self.disk.is_full() => {
+                    self.files.remove_tasks(vec![task.id.clone()]).await;
+                    self.release(task).await?;
+                    return Err(HostError::disk_full());
+                }
                 // The run's outcome is now this failure: decided anew, files or not.
                 Err(e) => change = decide_end(RunEnd::Failed(format!("cannot store images: {e}")))?,
             }
@@ -510,6 +569,9 @@ impl Queue {
                 // Deleted meanwhile (or not writable): its files must not stay behind.
                 if !run.images.is_empty() {
                     self.files.remove_tasks(vec![task.id.clone()]).await;
+                }
+                if let crate::store::StoreError::DiskFull = e {
+                    self.release(task).await?;
                 }
                 return Err(e.into());
             }
@@ -542,10 +604,21 @@ impl Queue {
     /// Start-up: tasks left `running` by a stopped host are recovered by policy.
     pub async fn recover(&self) -> Result<(), HostError> {
         let policy = self.settings.policy();
-        let changed = self
+        let changed = match self
             .store
             .call(move |c| transitions::recover_running(c, &policy))
-            .await?;
+            .await
+        {
+            Err(crate::store::StoreError::DiskFull) => {
+                tracing::error!(
+                    "tasks left running cannot be recovered now (disk full): they are when \
+                     space returns"
+                );
+                self.recovery_pending.store(true, Ordering::Relaxed);
+                return Ok(());
+            }
+            other => other?,
+        };
         for (id, a) in &changed {
             if let Some(s) = a.status() {
                 tracing::warn!(
@@ -556,6 +629,62 @@ impl Queue {
         }
         self.announce(&changed, TaskChange::Updated).await;
         Ok(())
+    }
+
+    /// Space is back: runs what a full disk kept from being written (the start-up recovery,
+    /// releases of runs whose files could not be written). False when it still cannot.
+    pub async fn resume_after_disk_full(&self) -> bool {
+        if self.recovery_pending.load(Ordering::Relaxed) {
+            let policy = self.settings.policy();
+            match self
+                .store
+                .call(move |c| transitions::recover_running(c, &policy))
+                .await
+            {
+                Ok(changed) => {
+                    self.recovery_pending.store(false, Ordering::Relaxed);
+                    self.announce(&changed, TaskChange::Updated).await;
+                }
+                Err(e) => {
+                    tracing::warn!("recovery still cannot be written: {e}");
+                    return false;
+                }
+            }
+        }
+        let waiting: Vec<TaskRow> =
+            std::mem::take(&mut *self.unreleased.lock().unwrap_or_else(|p| p.into_inner()));
+        for (i, task) in waiting.iter().enumerate() {
+            let id = task.id.clone();
+            let policy = self.settings.policy();
+            match self
+                .store
+                .call(move |c| transitions::apply(c, &id, &Event::Released, &policy))
+                .await
+            {
+                Ok(_) => self.events.task(
+                    &task.id,
+                    TaskStatus::Pending,
+                    TaskChange::Updated,
+                    task.name.clone(),
+                ),
+                Err(crate::store::StoreError::DiskFull) => {
+                    self.unreleased
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .extend(waiting[i..].iter().cloned());
+                    return false;
+                }
+                // Gone or no longer running (deleted meanwhile): nothing to release.
+                Err(e) => tracing::warn!("releasing {}: {e}", task.id),
+            }
+        }
+        true
+    }
+
+    /// Lifts the hold: announces the queue and wakes the workers.
+    pub fn resumed(&self) {
+        self.queue_event();
+        self.wake();
     }
 
     /// Shutdown: tasks still running go back to the head of the queue.

@@ -17,6 +17,7 @@ use crate::model::spec::valid_task_id;
 #[derive(Debug, Clone)]
 pub struct ResultFiles {
     root: PathBuf,
+    disk: Option<std::sync::Arc<crate::disk::Disk>>,
 }
 
 impl ResultFiles {
@@ -24,7 +25,14 @@ impl ResultFiles {
     pub fn new(data_dir: &Path) -> ResultFiles {
         ResultFiles {
             root: data_dir.join("results"),
+            disk: None,
         }
+    }
+
+    /// Reports "no space" failures to `disk` (and honours its test fault).
+    pub fn with_disk(mut self, disk: std::sync::Arc<crate::disk::Disk>) -> ResultFiles {
+        self.disk = Some(disk);
+        self
     }
 
     /// The results folder.
@@ -58,6 +66,22 @@ impl ResultFiles {
         images: &[Vec<u8>],
         infotexts: &[String],
     ) -> std::io::Result<Vec<ImageRow>> {
+        let written = self.write_images_inner(task_id, images, infotexts);
+        if let (Err(e), Some(disk)) = (&written, &self.disk) {
+            disk.check_io(e);
+        }
+        written
+    }
+
+    fn write_images_inner(
+        &self,
+        task_id: &str,
+        images: &[Vec<u8>],
+        infotexts: &[String],
+    ) -> std::io::Result<Vec<ImageRow>> {
+        if self.disk.as_ref().is_some_and(|d| d.files_fault()) {
+            return Err(crate::disk::Disk::no_space());
+        }
         let dir = self
             .task_dir(task_id)
             .ok_or_else(|| std::io::Error::other("unsafe task id"))?;

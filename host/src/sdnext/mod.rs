@@ -20,6 +20,11 @@ pub use parse::{resolve_checkpoint, strip_hash};
 pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Timeout for `POST /sdapi/v1/options`, which may load a model (minutes on a slow disk).
 pub const OPTIONS_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// The default cap of a generation answer (512 MiB; `Settings::max_answer_mib`).
+pub const DEFAULT_ANSWER_CAP: u64 = 512 << 20;
+/// The cap of every other answer (models, progress with its preview, …).
+pub const CONTROL_ANSWER_CAP: u64 = 64 << 20;
+
 /// TCP connect timeout for every call, generation included.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -41,6 +46,8 @@ impl std::fmt::Debug for SdClient {
 
 struct Inner {
     http: reqwest::Client,
+    /// The largest generation answer read (bytes); beyond it the answer is dropped unread.
+    answer_cap: std::sync::atomic::AtomicU64,
     /// Credential-free base URL without a trailing slash (may carry a subpath).
     base: String,
     origin: String,
@@ -134,6 +141,14 @@ pub enum RemoteError {
     /// The answer (or the configured URL) could not be understood.
     #[error("cannot decode answer: {0}")]
     Decode(String),
+    /// The answer is larger than the cap; it was not read.
+    #[error(
+        "SD.Next's answer is larger than the cap of {cap_mib} MiB (max_answer_mib); it was dropped"
+    )]
+    TooLarge {
+        /// The cap, MiB.
+        cap_mib: u64,
+    },
 }
 
 impl RemoteError {
@@ -211,6 +226,7 @@ impl SdClient {
         Ok(SdClient {
             inner: Arc::new(Inner {
                 http,
+                answer_cap: std::sync::atomic::AtomicU64::new(DEFAULT_ANSWER_CAP),
                 base,
                 origin,
                 auth,
@@ -232,13 +248,32 @@ impl SdClient {
         format!("{}/sdapi/v1/{}", self.inner.base, path)
     }
 
-    /// Sends a request and returns the body of a 2xx answer.
+    /// Sets the cap of generation answers (bytes).
+    pub fn set_answer_cap(&self, bytes: u64) {
+        self.inner
+            .answer_cap
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Sends a request and returns the body of a 2xx answer (read up to `cap` bytes).
     async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
         timeout: Option<Duration>,
+    ) -> Result<Bytes, RemoteError> {
+        self.call_capped(method, path, body, timeout, CONTROL_ANSWER_CAP)
+            .await
+    }
+
+    async fn call_capped(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+        cap: u64,
     ) -> Result<Bytes, RemoteError> {
         let mut rb = self.inner.http.request(method, self.endpoint(path));
         if let Some((u, p)) = &self.inner.auth {
@@ -257,7 +292,7 @@ impl SdClient {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let bytes = resp.bytes().await.map_err(map_reqwest)?;
+        let bytes = read_capped(resp, cap).await?;
         if status.is_success() {
             return Ok(bytes);
         }
@@ -338,8 +373,16 @@ impl SdClient {
             scheduler_api::TaskType::Img2img => "img2img",
             scheduler_api::TaskType::Control => "control",
         };
-        let b = self.call(Method::POST, path, Some(body), None).await?;
-        parse::generate_output(&parse::json(&b)?)
+        let cap = self
+            .inner
+            .answer_cap
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let b = self
+            .call_capped(Method::POST, path, Some(body), None, cap)
+            .await?;
+        // Decoded straight from the bytes (images borrowed, then decoded once): the answer
+        // is held once, plus its decoded images.
+        parse::generate_output(&b)
     }
 
     /// `GET /sdapi/v1/progress?skip_current_image=…`.
@@ -366,6 +409,23 @@ impl SdClient {
         .await?;
         Ok(())
     }
+}
+
+/// Reads an answer body, refusing (without reading on) one larger than `cap` bytes.
+async fn read_capped(mut resp: reqwest::Response, cap: u64) -> Result<Bytes, RemoteError> {
+    let too_large = || RemoteError::TooLarge { cap_mib: cap >> 20 };
+    let declared = resp.content_length();
+    if declared.is_some_and(|n| n > cap) {
+        return Err(too_large());
+    }
+    let mut buf: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(chunk) = resp.chunk().await.map_err(map_reqwest)? {
+        if (buf.len() + chunk.len()) as u64 > cap {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buf))
 }
 
 fn map_reqwest(e: reqwest::Error) -> RemoteError {

@@ -164,37 +164,46 @@ pub(crate) fn decode_image(s: &str) -> Result<Vec<u8>, RemoteError> {
         Some(i) if s.starts_with("data:") => &s[i + "base64,".len()..],
         _ => s,
     };
-    let cleaned: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    // Copy only when there is whitespace to remove (answers can be hundreds of MiB).
+    let cleaned: std::borrow::Cow<'_, str> = if data.bytes().any(|b| b.is_ascii_whitespace()) {
+        data.chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect::<String>()
+            .into()
+    } else {
+        data.into()
+    };
     B64.decode(cleaned.as_bytes())
         .or_else(|_| general_purpose::URL_SAFE.decode(cleaned.as_bytes()))
         .map_err(|e| RemoteError::Decode(format!("image is not base64: {e}")))
 }
 
-pub(crate) fn generate_output(v: &Value) -> Result<GenerateOutput, RemoteError> {
-    let images = match v.get("images") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(list)) => list
-            .iter()
-            .map(|i| {
-                i.as_str()
-                    .ok_or_else(|| RemoteError::Decode("images: an entry is not a string".into()))
-                    .and_then(decode_image)
-            })
-            .collect::<Result<_, _>>()?,
-        Some(other) => {
-            return Err(RemoteError::Decode(format!(
-                "images: expected an array, got {}",
-                kind(other)
-            )));
-        }
-    };
-    let info = match v.get("info") {
+/// The parts of a generation answer the host reads; everything else (`parameters`, which
+/// echoes the request and its images) is skipped without being held.
+#[derive(serde::Deserialize)]
+struct RawAnswer<'a> {
+    #[serde(borrow, default)]
+    images: Option<Vec<std::borrow::Cow<'a, str>>>,
+    #[serde(default)]
+    info: Option<Value>,
+}
+
+pub(crate) fn generate_output(bytes: &[u8]) -> Result<GenerateOutput, RemoteError> {
+    let raw: RawAnswer<'_> = serde_json::from_slice(bytes).map_err(|e| {
+        let head = String::from_utf8_lossy(&bytes[..bytes.len().min(120)]).into_owned();
+        RemoteError::Decode(format!("invalid generation answer ({e}): {head:?}"))
+    })?;
+    let images = raw
+        .images
+        .unwrap_or_default()
+        .iter()
+        .map(|i| decode_image(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let info = match raw.info {
         None | Some(Value::Null) => Value::Null,
         Some(Value::String(s)) if s.trim().is_empty() => Value::Null,
-        Some(Value::String(s)) => {
-            serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))
-        }
-        Some(other) => other.clone(),
+        Some(Value::String(s)) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+        Some(other) => other,
     };
     let infotexts = info
         .get("infotexts")
@@ -405,18 +414,20 @@ mod tests {
         let info = json!({"all_seeds": [1, 2], "infotexts": ["one", "two"]}).to_string();
         let v = json!({"images": ["aGVsbG8=", "data:image/png;base64,d29ybGQ"],
                        "parameters": {}, "info": info});
-        let out = generate_output(&v).unwrap();
+        let out = generate_output(v.to_string().as_bytes()).unwrap();
         assert_eq!(out.images, vec![b"hello".to_vec(), b"world".to_vec()]);
         assert_eq!(out.infotexts, vec!["one", "two"]);
         assert_eq!(out.info["all_seeds"], json!([1, 2]));
 
-        let empty = generate_output(&json!({"images": [], "parameters": {}, "info": ""})).unwrap();
+        let empty =
+            generate_output(br#"{"images": [], "parameters": {"init_images": ["x"]}, "info": ""}"#)
+                .unwrap();
         assert!(empty.images.is_empty());
         assert!(empty.infotexts.is_empty());
         assert_eq!(empty.info, Value::Null);
 
         assert!(matches!(
-            generate_output(&json!({"images": ["***"], "info": ""})),
+            generate_output(br#"{"images": ["***"], "info": ""}"#),
             Err(RemoteError::Decode(_))
         ));
     }

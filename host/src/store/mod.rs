@@ -56,6 +56,41 @@ pub enum StoreError {
     /// The blocking thread died (a bug).
     #[error("store worker: {0}")]
     Join(String),
+    /// The disk holding the database is full: nothing was written.
+    #[error("the data directory is full: nothing was written")]
+    DiskFull,
+}
+
+/// A full-disk failure becomes [`StoreError::DiskFull`] (and marks the disk full).
+fn classify(e: StoreError, disk: Option<&crate::disk::Disk>) -> StoreError {
+    let full = match &e {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => {
+            f.code == rusqlite::ErrorCode::DiskFull
+                || (f.code == rusqlite::ErrorCode::ReadOnly
+                    && disk.is_some_and(|d| d.store_fault()))
+        }
+        StoreError::DiskFull => true,
+        _ => false,
+    };
+    if !full {
+        return e;
+    }
+    if let Some(d) = disk {
+        d.mark_full();
+    }
+    StoreError::DiskFull
+}
+
+/// Applies the test-only "no space" fault to the connection (SQLite's `query_only`).
+fn apply_fault(conn: &Connection, disk: Option<&crate::disk::Disk>) {
+    use std::sync::atomic::Ordering;
+    let Some(d) = disk else { return };
+    let want = d.store_fault();
+    if d.store_applied.load(Ordering::Relaxed) != want
+        && conn.pragma_update(None, "query_only", want).is_ok()
+    {
+        d.store_applied.store(want, Ordering::Relaxed);
+    }
 }
 
 /// The migrations, in order; the index + 1 is the `user_version` after applying it.
@@ -105,6 +140,7 @@ fn set_pragmas(conn: &Connection, file: bool) -> Result<(), StoreError> {
 #[derive(Clone)]
 pub struct Store {
     conn: Arc<Mutex<Connection>>,
+    disk: Option<Arc<crate::disk::Disk>>,
 }
 
 impl Store {
@@ -115,7 +151,14 @@ impl Store {
         migrate(&mut conn)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
+            disk: None,
         })
+    }
+
+    /// Reports full-disk failures to `disk` (and honours its test fault).
+    pub fn with_disk(mut self, disk: Arc<crate::disk::Disk>) -> Store {
+        self.disk = Some(disk);
+        self
     }
 
     /// An in-memory database (tests).
@@ -125,6 +168,7 @@ impl Store {
         migrate(&mut conn)?;
         Ok(Store {
             conn: Arc::new(Mutex::new(conn)),
+            disk: None,
         })
     }
 
@@ -135,9 +179,11 @@ impl Store {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let conn = self.conn.clone();
+        let disk = self.disk.clone();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
+            apply_fault(&guard, disk.as_deref());
+            f(&mut guard).map_err(|e| classify(e, disk.as_deref()))
         })
         .await
         .map_err(|e| StoreError::Join(e.to_string()))?
@@ -149,7 +195,8 @@ impl Store {
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut guard)
+        apply_fault(&guard, self.disk.as_deref());
+        f(&mut guard).map_err(|e| classify(e, self.disk.as_deref()))
     }
 }
 

@@ -45,3 +45,8 @@ pub fn is_paused(conn: &Connection) -> Result<bool, StoreError> {
 pub fn set_paused(conn: &Connection, paused: bool) -> Result<(), StoreError> {
     put(conn, PAUSED_KEY, if paused { "true" } else { "false" })
 }
+
+/// A small write that tells whether the database can be written (the full-disk probe).
+pub fn probe_write(conn: &Connection) -> Result<(), StoreError> {
+    put(conn, "space_probe", &crate::model::now_ms().to_string())
+}

@@ -502,6 +502,9 @@ impl Worker {
         ));
         let started = std::time::Instant::now();
         let mut rate_backoff = Backoff::default();
+        self.backend
+            .client
+            .set_answer_cap(u64::from(self.deps.settings.get().max_answer_mib) << 20);
         let result = loop {
             let client = self.backend.client.clone();
             let generation = client.generate(task.task_type, &body);

@@ -290,3 +290,34 @@ async fn the_stall_watchdog_and_the_task_timeout_fail_a_task_and_the_queue_moves
     settings(&c, json!({"task_timeout_s": null})).await;
     assert_eq!(c.settings().await.expect("settings").task_timeout_s, None);
 }
+
+/// Finding 7: a generation answer beyond `max_answer_mib` fails the task with the reason
+/// without being read; an answer under the cap is read (the peak memory of a 256 MiB answer
+/// is measured by the `faults` bench).
+#[tokio::test]
+async fn an_answer_beyond_the_cap_fails_the_task_and_the_queue_moves_on() {
+    let s = Stack::start(FAST_A, &[]).await;
+    let c = s.client().clone();
+    settings(&c, json!({"max_answer_mib": 2})).await;
+    faults(
+        &s,
+        vec![
+            FaultRule::poison("huge", Fault::HugeAnswer { mib: 3 }),
+            FaultRule::poison("large", Fault::HugeAnswer { mib: 1 }),
+        ],
+    )
+    .await;
+    let huge = enqueue(&c, "huge", json!({})).await;
+    let large = enqueue(&c, "large", json!({})).await;
+    let t = wait_finished(&c, &huge).await;
+    assert_eq!(t.status, TaskStatus::Failed, "{t:?}");
+    assert_eq!(
+        t.error.as_deref(),
+        Some(
+            "SD.Next: SD.Next's answer is larger than the cap of 2 MiB (max_answer_mib); it was dropped"
+        )
+    );
+    assert_eq!(t.attempts, 1);
+    let t = wait_done(&c, &large).await;
+    assert_eq!(t.image_count, 1, "an answer under the cap is read");
+}

@@ -38,6 +38,7 @@ fn model() -> QueueModel {
             task("c", TaskStatus::Pending),
         ],
         total_pending_tasks: 4,
+        hold_reason: None,
         paused: false,
     });
     m
@@ -133,6 +134,7 @@ fn events_update_the_model() {
         paused: true,
         pending: 1,
         running: 1,
+        hold_reason: None,
     }));
     assert!(m.paused);
     assert_eq!(m.total, 2);
@@ -184,15 +186,25 @@ fn labels_eta_and_notifications() {
         paused: false,
         pending: 1,
         running: 1,
+        hold_reason: None,
     };
     let idle = QueueEvent {
         paused: false,
         pending: 0,
         running: 0,
+        hold_reason: None,
     };
     assert!(notification_for(&Event::Queue(idle.clone()), &o, Some(&busy)).is_some());
     assert!(notification_for(&Event::Queue(idle.clone()), &o, Some(&idle)).is_none());
-    assert!(notification_for(&Event::Queue(idle), &o, None).is_none());
+    assert!(notification_for(&Event::Queue(idle.clone()), &o, None).is_none());
+    // A hold is notified once when it starts.
+    let held = QueueEvent {
+        hold_reason: Some("disk full".into()),
+        ..idle.clone()
+    };
+    let (title, _) = notification_for(&Event::Queue(held.clone()), &o, Some(&idle)).unwrap();
+    assert_eq!(title, "Queue on hold: disk full");
+    assert!(notification_for(&Event::Queue(held.clone()), &o, Some(&held)).is_none());
 }
 
 #[test]
