@@ -30,6 +30,8 @@ pub struct Config {
     /// Loopback / private callback targets allowed when listening beyond loopback
     /// (`--allow-callback-host`).
     pub allow_callback_hosts: Vec<crate::model::callback::AllowedHost>,
+    /// The server loop's connection cap and header-read timeout.
+    pub limits: crate::http::serve::ServeLimits,
     /// Test-only fault injection (`AGENT_SCHEDULER_TEST_FAULTS`); `None` in production.
     /// Its route exists only in builds with the `fault-injection` feature.
     pub test_faults: Option<TestFaults>,
@@ -75,6 +77,7 @@ impl Config {
             start_paused: false,
             allow_callback_hosts: Vec::new(),
             test_faults: None,
+            limits: crate::http::serve::ServeLimits::default(),
         }
     }
 

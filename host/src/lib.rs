@@ -240,12 +240,11 @@ pub async fn run(
         None => app,
     };
     let signal_tx = shutdown_tx.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = signal_tx.send(true);
-        })
-        .await;
+    let served = http::serve::serve(listener, app, config.limits, async move {
+        shutdown.await;
+        let _ = signal_tx.send(true);
+    })
+    .await;
     let _ = shutdown_tx.send(true);
     for w in workers {
         let _ = w.await;

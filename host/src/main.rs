@@ -83,6 +83,19 @@ struct ServeArgs {
         value_delimiter = ','
     )]
     allow_callback_hosts: Vec<String>,
+
+    /// Open connections at most; at the cap new ones wait until one closes.
+    #[arg(long, value_name = "N", env = "AGENT_SCHEDULER_MAX_CONNECTIONS", default_value_t = agent_scheduler::http::serve::DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+
+    /// Seconds a connection has to send a whole request head before it is closed.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "AGENT_SCHEDULER_HEADER_READ_TIMEOUT",
+        default_value_t = 30
+    )]
+    header_read_timeout: u64,
 }
 
 fn main() {
@@ -126,6 +139,10 @@ fn serve(args: ServeArgs) {
         allow_origins: args.allow_origins,
         start_paused: args.start_paused,
         allow_callback_hosts,
+        limits: agent_scheduler::http::serve::ServeLimits {
+            max_connections: args.max_connections.max(1),
+            header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout.max(1)),
+        },
         test_faults: if cfg!(feature = "fault-injection") {
             agent_scheduler::config::TestFaults::from_env()
         } else {

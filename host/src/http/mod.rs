@@ -19,6 +19,7 @@ pub mod openapi;
 pub mod queue;
 pub mod results;
 pub mod security;
+pub mod serve;
 pub mod settings;
 pub mod sse;
 pub mod task;

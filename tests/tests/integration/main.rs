@@ -15,6 +15,7 @@ mod host_callbacks;
 mod host_disk;
 mod host_faults;
 mod host_hostile_input;
+mod host_http_limits;
 mod host_inprocess;
 mod host_queue;
 mod host_resilience;
