@@ -165,6 +165,7 @@ fn schema_name(schema: &Value) -> String {
     };
     name(schema)
         .or_else(|| name(&schema["items"]).map(|n| format!("[{n}]")))
+        .or_else(|| name(&schema["allOf"][0]).map(|n| format!("{n} (refined)")))
         .or_else(|| schema["type"].as_str().map(str::to_owned))
         .unwrap_or_default()
 }
@@ -296,6 +297,8 @@ mod tests {
         let put = &paths[scheduler_api::routes::SETTINGS]["put"]["responses"];
         let codes: Vec<&String> = put.as_object().unwrap().keys().collect();
         assert_eq!(codes, ["200", "400", "401", "403", "413", "422", "507"]);
+        // The docs page names the img2img body although its schema is refined (allOf).
+        assert!(docs_html().contains("<td>EnqueueRequest (refined)</td>"));
     }
 
     /// The documented inline-image pattern only admits what `model::spec` accepts.
