@@ -1,6 +1,9 @@
 //! The one place where errors become HTTP answers: `{"success": false, "message", "code"}`
-//! with a truthful status. Also turns every non-JSON error answer (axum rejections, 404/405
-//! fallbacks, body limits) into the same body.
+//! with a truthful status, by one table: malformed JSON 400, a value that fails validation
+//! 422, wrong state 409, unknown id 404, too large 413 (and 401/403 from the guard, 503 when
+//! no backend answers, 507 when the data directory is full). The typed extractors [`ApiJson`]
+//! and [`ApiQuery`] apply it to bodies and query strings; [`normalize_errors`] turns every
+//! other error answer (axum rejections, 404/405 fallbacks, body limits) into the same body.
 
 use axum::Json;
 use axum::body::Body;
