@@ -3,12 +3,14 @@
 //! The fake SD.Next is its own crate (`tests/fake-sdnext`, library `fake_sdnext` and binary
 //! `fake-sdnext`); it does not depend on the host.
 //!
+//! - [`bulk`]: large queues written straight through the host's store (benchmarks).
 //! - [`fixtures`]: where the recorded SD.Next data lives (`../shared/fixtures`).
 //! - [`inprocess`]: the real host inside the test process (`agent_scheduler::run` on port 0),
 //!   driven through the typed client.
 //! - [`harness`]: start the real `agent-scheduler` and `fake-sdnext` binaries as child
 //!   processes, wait on conditions, talk to the host with typed requests.
 
+pub mod bulk;
 pub mod fixtures;
 pub mod harness;
 pub mod inprocess;

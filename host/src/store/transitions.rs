@@ -180,6 +180,22 @@ pub fn apply(
     Ok(applied)
 }
 
+/// Applies a list of `(task id, event)` in order, in one transaction (bulk changes: seeding
+/// benchmark databases, scripted test set-ups). Every change is decided by the transition
+/// function like any other; the first refusal rolls everything back.
+pub fn apply_batch(
+    conn: &mut Connection,
+    items: &[(String, Event)],
+    policy: &Policy,
+) -> Result<usize, StoreError> {
+    let tx = conn.transaction()?;
+    for (id, event) in items {
+        apply_in(&tx, id, event, policy)?;
+    }
+    tx.commit()?;
+    Ok(items.len())
+}
+
 /// Writes the end of a run whose change was decided by the finisher (which wrote the files
 /// the change keeps): status, outputs and callback row in one transaction.
 pub fn finish(
