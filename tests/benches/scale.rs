@@ -75,7 +75,12 @@ impl Http {
         }
     }
 
-    async fn timed(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> (f64, u16, Vec<u8>) {
+    async fn timed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (f64, u16, Vec<u8>) {
         let mut rq = self.c.request(method, format!("{}{path}", self.base));
         if let Some(b) = body {
             rq = rq.json(b);
@@ -101,7 +106,12 @@ impl Http {
 
     async fn delete(&self, path: &str) -> f64 {
         let (t, status, b) = self.timed(reqwest::Method::DELETE, path, None).await;
-        assert_eq!(status, 200, "DELETE {path}: {}", String::from_utf8_lossy(&b));
+        assert_eq!(
+            status,
+            200,
+            "DELETE {path}: {}",
+            String::from_utf8_lossy(&b)
+        );
         t
     }
 }
@@ -171,8 +181,18 @@ async fn wait_history(h: &Http, n: i64, timeout: Duration) {
 async fn loads() {
     println!("== loads: 5 prompts x 3 checkpoints (checkpoint \"*\"), one backend");
     let fake = FakeProcess::spawn(&[
-        "--step-ms", "1", "--load-ms", "20", "--checkpoint", "a", "--checkpoint", "b",
-        "--checkpoint", "c", "--loaded", "a",
+        "--step-ms",
+        "1",
+        "--load-ms",
+        "20",
+        "--checkpoint",
+        "a",
+        "--checkpoint",
+        "b",
+        "--checkpoint",
+        "c",
+        "--loaded",
+        "a",
     ])
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -252,15 +272,24 @@ async fn hetero() {
     println!("== hetero: 100 tasks of 10 steps; fast = 10 ms/step, slow = 40 ms/step");
     let fast = FakeProcess::spawn(&["--step-ms", "10", "--checkpoint", "a", "--loaded", "a"]).await;
     let alone = run_pool(std::slice::from_ref(&fast), 100, 10).await;
-    figure("100 tasks, fast backend alone", format!("{:.2} s", alone.as_secs_f64()));
+    figure(
+        "100 tasks, fast backend alone",
+        format!("{:.2} s", alone.as_secs_f64()),
+    );
     let mut fakes = vec![fast];
     for _ in 0..3 {
-        fakes.push(FakeProcess::spawn(&["--step-ms", "40", "--checkpoint", "a", "--loaded", "a"]).await);
+        fakes.push(
+            FakeProcess::spawn(&["--step-ms", "40", "--checkpoint", "a", "--loaded", "a"]).await,
+        );
     }
     let mixed = run_pool(&fakes, 100, 10).await;
     figure(
         "100 tasks, 1 fast + 3 slow (4x)",
-        format!("{:.2} s ({:.2}x the fast one alone)", mixed.as_secs_f64(), mixed.as_secs_f64() / alone.as_secs_f64()),
+        format!(
+            "{:.2} s ({:.2}x the fast one alone)",
+            mixed.as_secs_f64(),
+            mixed.as_secs_f64() / alone.as_secs_f64()
+        ),
     );
 }
 
@@ -273,10 +302,15 @@ fn seeded_db(root: &Path, name: &str, finished: usize, pending: usize) -> BigDb 
     let dir = root.join(name);
     let ids = dir.join("ids.json");
     if dir.join("queue.sqlite3").exists() && ids.exists() {
-        let v: Value = serde_json::from_slice(&std::fs::read(&ids).expect("ids")).expect("ids json");
+        let v: Value =
+            serde_json::from_slice(&std::fs::read(&ids).expect("ids")).expect("ids json");
         let list = |k: &str| -> Vec<String> {
             v[k].as_array()
-                .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         return BigDb {
@@ -296,15 +330,26 @@ fn seeded_db(root: &Path, name: &str, finished: usize, pending: usize) -> BigDb 
     );
     std::fs::write(
         &ids,
-        serde_json::to_vec(&json!({"finished": seeded.finished, "pending": seeded.pending})).expect("json"),
+        serde_json::to_vec(&json!({"finished": seeded.finished, "pending": seeded.pending}))
+            .expect("json"),
     )
     .expect("write ids");
     BigDb { dir, seeded }
 }
 
 const FAKE_INSTANT: &[&str] = &[
-    "--step-ms", "0", "--load-ms", "0", "--checkpoint", "a", "--checkpoint", "b", "--checkpoint",
-    "c", "--loaded", "a",
+    "--step-ms",
+    "0",
+    "--load-ms",
+    "0",
+    "--checkpoint",
+    "a",
+    "--checkpoint",
+    "b",
+    "--checkpoint",
+    "c",
+    "--loaded",
+    "a",
 ];
 
 async fn measure<F, Fut>(n: usize, budget: Duration, mut f: F) -> Dist
@@ -339,34 +384,58 @@ async fn big(root: &Path, scale: usize) {
         h.get(&format!("{}?limit=50", routes::QUEUE)).await;
         h.get(&format!("{}?limit=50", routes::HISTORY)).await;
     }
-    let d = measure(100, budget, |_| async { h.get(&format!("{}?limit=50", routes::QUEUE)).await.0 }).await;
+    let d = measure(100, budget, |_| async {
+        h.get(&format!("{}?limit=50", routes::QUEUE)).await.0
+    })
+    .await;
     figure("queue page (limit 50)", d.line());
     let (_, q) = h.get(&format!("{}?limit=1", routes::QUEUE)).await;
     let total = q["total_pending_tasks"].as_i64().unwrap_or(0);
     let d = measure(30, budget, |_| async {
-        h.get(&format!("{}?limit=50&offset={}", routes::QUEUE, (total - 50).max(0))).await.0
+        h.get(&format!(
+            "{}?limit=50&offset={}",
+            routes::QUEUE,
+            (total - 50).max(0)
+        ))
+        .await
+        .0
     })
     .await;
     figure("queue last page (offset)", d.line());
-    let d = measure(100, budget, |_| async { h.get(&format!("{}?limit=50", routes::HISTORY)).await.0 }).await;
+    let d = measure(100, budget, |_| async {
+        h.get(&format!("{}?limit=50", routes::HISTORY)).await.0
+    })
+    .await;
     figure("history page (limit 50)", d.line());
     let d = measure(30, budget, |_| async {
-        h.get(&format!("{}?limit=50&offset={}", routes::HISTORY, scale - 50)).await.0
+        h.get(&format!(
+            "{}?limit=50&offset={}",
+            routes::HISTORY,
+            scale - 50
+        ))
+        .await
+        .0
     })
     .await;
     figure("history last page (offset)", d.line());
     let d = measure(50, budget, |_| async {
-        h.get(&format!("{}?limit=50&q={COMMON_WORD}", routes::HISTORY)).await.0
+        h.get(&format!("{}?limit=50&q={COMMON_WORD}", routes::HISTORY))
+            .await
+            .0
     })
     .await;
     figure(&format!("history search `{COMMON_WORD}`"), d.line());
     let d = measure(50, budget, |_| async {
-        h.get(&format!("{}?limit=50&q=castle%20riv", routes::HISTORY)).await.0
+        h.get(&format!("{}?limit=50&q=castle%20riv", routes::HISTORY))
+            .await
+            .0
     })
     .await;
     figure("history search `castle riv` (prefix)", d.line());
     let d = measure(50, budget, |_| async {
-        h.get(&format!("{}?limit=50&q={COMMON_WORD}", routes::QUEUE)).await.0
+        h.get(&format!("{}?limit=50&q={COMMON_WORD}", routes::QUEUE))
+            .await
+            .0
     })
     .await;
     figure(&format!("queue search `{COMMON_WORD}`"), d.line());
@@ -376,7 +445,10 @@ async fn big(root: &Path, scale: usize) {
     let mut picks: Vec<usize> = (0..400).map(|_| rng.below(pending.len())).collect();
     picks.dedup();
     let d = measure(100, budget, |i| {
-        let (a, b) = (&pending[picks[i % picks.len()]], &pending[picks[(i + 1) % picks.len()]]);
+        let (a, b) = (
+            &pending[picks[i % picks.len()]],
+            &pending[picks[(i + 1) % picks.len()]],
+        );
         let h = h.clone();
         let path = routes::move_path(a, b);
         async move { h.post(&path, &json!({})).await.0 }
@@ -400,7 +472,10 @@ async fn big(root: &Path, scale: usize) {
     .await;
     figure("move to top", d.line());
     let d = measure(50, budget, |i| {
-        let path = fill(routes::TASK_POSITION, &[("id", &pending[pending.len() - 1 - i])]);
+        let path = fill(
+            routes::TASK_POSITION,
+            &[("id", &pending[pending.len() - 1 - i])],
+        );
         let h = h.clone();
         async move { h.get(&path).await.0 }
     })
@@ -409,7 +484,11 @@ async fn big(root: &Path, scale: usize) {
     let d = measure(20, budget, |i| {
         let h = h.clone();
         async move {
-            let r = if i % 2 == 0 { routes::QUEUE_PAUSE } else { routes::QUEUE_RESUME };
+            let r = if i % 2 == 0 {
+                routes::QUEUE_PAUSE
+            } else {
+                routes::QUEUE_RESUME
+            };
             // Resume is answered, then paused again by the next (odd/even) call.
             h.post(r, &json!({})).await.0
         }
@@ -418,7 +497,13 @@ async fn big(root: &Path, scale: usize) {
     figure("pause / resume", d.line());
     pause(&h).await;
     let d = measure(100, budget, |i| {
-        let path = fill(routes::TASK, &[("id", &pending[pending.len() - 2 - (i * 97) % (pending.len() / 2)])]);
+        let path = fill(
+            routes::TASK,
+            &[(
+                "id",
+                &pending[pending.len() - 2 - (i * 97) % (pending.len() / 2)],
+            )],
+        );
         let h = h.clone();
         async move { h.delete(&path).await }
     })
@@ -426,7 +511,14 @@ async fn big(root: &Path, scale: usize) {
     figure("delete a pending task", d.line());
     let d = measure(100, budget, |i| {
         let h = h.clone();
-        async move { h.post(routes::QUEUE_TXT2IMG, &txt2img(&format!("late {i}"), 1, Some("a"))).await.0 }
+        async move {
+            h.post(
+                routes::QUEUE_TXT2IMG,
+                &txt2img(&format!("late {i}"), 1, Some("a")),
+            )
+            .await
+            .0
+        }
     })
     .await;
     figure("enqueue one task", d.line());
@@ -490,7 +582,11 @@ async fn dispatch(root: &Path, scale: usize) {
         let wall = t.elapsed();
         pause(&h).await;
         let stats = fake.stats().await;
-        let mut gaps: Vec<f64> = stats.idle_gaps_us().into_iter().map(|g| g as f64 / 1000.0).collect();
+        let mut gaps: Vec<f64> = stats
+            .idle_gaps_us()
+            .into_iter()
+            .map(|g| g as f64 / 1000.0)
+            .collect();
         gaps.truncate(done.saturating_sub(1));
         let g = Dist::new(gaps);
         figure(
@@ -524,7 +620,10 @@ async fn enqueue() {
             let mut i = 0;
             while Instant::now() < until {
                 let (t, _) = h
-                    .post(routes::QUEUE_TXT2IMG, &txt2img(&format!("c{k} {i}"), 1, Some("a")))
+                    .post(
+                        routes::QUEUE_TXT2IMG,
+                        &txt2img(&format!("c{k} {i}"), 1, Some("a")),
+                    )
                     .await;
                 lat.push(t);
                 i += 1;
@@ -539,12 +638,23 @@ async fn enqueue() {
     let n = all.len();
     figure(
         "enqueue, 8 clients",
-        format!("{:.0} tasks/s; latency {}", n as f64 / 5.0, Dist::new(all).line()),
+        format!(
+            "{:.0} tasks/s; latency {}",
+            n as f64 / 5.0,
+            Dist::new(all).line()
+        ),
     );
     let h = Http::new(&base);
     let v = measure(100, Duration::from_secs(10), |i| {
         let h = h.clone();
-        async move { h.post(routes::QUEUE_TXT2IMG, &txt2img(&format!("single {i}"), 1, Some("a"))).await.0 }
+        async move {
+            h.post(
+                routes::QUEUE_TXT2IMG,
+                &txt2img(&format!("single {i}"), 1, Some("a")),
+            )
+            .await
+            .0
+        }
     })
     .await;
     figure(&format!("enqueue one client at {n} pending"), v.line());
@@ -562,13 +672,19 @@ async fn rss(root: &Path, scale: usize) {
     let host = HostProcess::spawn(&work, &[fake.url()], &["--start-paused"]).await;
     let h = Http::new(&host.url());
     h.get(routes::HEALTH).await;
-    figure("start-up until answering", format!("{:.0} ms", ms(t.elapsed())));
+    figure(
+        "start-up until answering",
+        format!("{:.0} ms", ms(t.elapsed())),
+    );
     let pid = host.server.pid().expect("pid");
     // Idle: let start-up work (the orphan sweep) settle.
     tokio::time::sleep(Duration::from_secs(3)).await;
     h.get(&format!("{}?limit=50", routes::QUEUE)).await;
     h.get(&format!("{}?limit=50", routes::HISTORY)).await;
-    figure("host RSS idle", format!("{:.1} MB", rss_kib(pid) as f64 / 1024.0));
+    figure(
+        "host RSS idle",
+        format!("{:.1} MB", rss_kib(pid) as f64 / 1024.0),
+    );
     let items: Vec<Value> = (0..10_000)
         .map(|i| {
             json!({
@@ -586,12 +702,19 @@ async fn rss(root: &Path, scale: usize) {
     let content = serde_json::to_string(&items).expect("json");
     let t = Instant::now();
     let (_, status, body) = h
-        .timed(reqwest::Method::POST, routes::IMPORT, Some(&json!({"content": content})))
+        .timed(
+            reqwest::Method::POST,
+            routes::IMPORT,
+            Some(&json!({"content": content})),
+        )
         .await;
     assert_eq!(status, 200, "import: {}", String::from_utf8_lossy(&body));
     figure("import 10k tasks", format!("{:.0} ms", ms(t.elapsed())));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    figure("host RSS after importing 10k", format!("{:.1} MB", rss_kib(pid) as f64 / 1024.0));
+    figure(
+        "host RSS after importing 10k",
+        format!("{:.1} MB", rss_kib(pid) as f64 / 1024.0),
+    );
     drop(host);
     let _ = std::fs::remove_dir_all(&work);
 }
