@@ -98,7 +98,7 @@ pub async fn run(
         }
         let now = now_ms();
         let rows = store
-            .call(|c| outbox::all_deliveries(c, 10_000))
+            .read(|c| outbox::all_deliveries(c, 10_000))
             .await
             .unwrap_or_default();
         let heads = heads_by_receiver(rows);

@@ -109,7 +109,7 @@ impl EventHub {
     pub async fn replay(&self, last: u64) -> Result<Replay, crate::store::StoreError> {
         let (oldest, newest, rows) = self
             .store
-            .call(move |c| {
+            .read(move |c| {
                 let (oldest, _) = log::event_bounds(c)?;
                 let newest = log::last_event_id(c)?;
                 let rows = log::events_after(c, last)?;

@@ -61,7 +61,7 @@ impl Intake {
             let k = key.clone();
             if let Some(prev) = self
                 .store
-                .call(move |c| tasks::idempotent_answer(c, &k))
+                .read(move |c| tasks::idempotent_answer(c, &k))
                 .await?
             {
                 return decode_answer(&prev);

@@ -47,7 +47,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use crate::backends::{Backend, Backends};
 use crate::config::Config;
-use crate::store::{Store, StoreError, settings as stored, tasks};
+use crate::store::{Store, StoreError, settings as stored};
 
 /// Why the host could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +67,7 @@ pub enum RunError {
 }
 
 /// Runs the host until `shutdown` completes: opens the store, recovers tasks left running,
-/// removes orphan files, starts one worker per backend, the callback deliverer and the
+/// starts the background sweep of orphan files, one worker per backend, the callback deliverer and the
 /// retention timer, then serves HTTP on `listener`. On shutdown: stops accepting, stops the
 /// workers, waits for finishers, and puts tasks still running back at the head.
 pub async fn run(
@@ -114,11 +114,7 @@ pub async fn run(
             other => other?,
         }
     }
-    let referenced = store.call_sync(|c| tasks::all_image_files(c))?;
-    let removed = files.collect_garbage(&referenced);
-    if removed > 0 {
-        tracing::info!("removed {removed} orphan result files");
-    }
+    let started = std::time::SystemTime::now();
 
     let mut list = Vec::new();
     let mut backend_origins = Vec::new();
@@ -213,6 +209,10 @@ pub async fn run(
             }
         });
     }
+    // Files without a row (a crash between writing them and committing) are collected in
+    // the background: the host answers at once, whatever the size of the results folder.
+    let sweeper = results.clone();
+    tokio::spawn(async move { sweeper.sweep_orphans(started).await });
 
     let security = http::security::Security::new(
         addr,

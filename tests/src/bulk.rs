@@ -73,7 +73,7 @@ fn prompt(i: usize) -> String {
     let mut words: Vec<&str> = (0..8)
         .map(|k| WORDS[(i.wrapping_mul(7919) + k * 104_729) % WORDS.len()])
         .collect();
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         words.push(COMMON_WORD);
     }
     format!("{} seed{i}", words.join(" "))
@@ -130,7 +130,7 @@ pub fn seed_database(
         let n = CHUNK.min(finished - out.finished.len());
         let batch: Vec<NewTask> = (i..i + n).map(seed_task).collect();
         let ids: Vec<String> = batch.iter().map(|t| t.id.clone()).collect();
-        store.call_sync(|c| tasks::insert_tasks(c, &batch, None))?;
+        store.call_sync(move |c| tasks::insert_tasks(c, &batch, None))?;
         let mut events = Vec::with_capacity(2 * n);
         for (k, id) in ids.iter().enumerate() {
             events.push((
@@ -147,7 +147,7 @@ pub fn seed_database(
                 },
             ));
         }
-        store.call_sync(|c| transitions::apply_batch(c, &events, &policy))?;
+        store.call_sync(move |c| transitions::apply_batch(c, &events, &policy))?;
         out.finished.extend(ids);
         i += n;
     }
@@ -155,7 +155,7 @@ pub fn seed_database(
         let n = CHUNK.min(pending - out.pending.len());
         let batch: Vec<NewTask> = (i..i + n).map(seed_task).collect();
         out.pending.extend(batch.iter().map(|t| t.id.clone()));
-        store.call_sync(|c| tasks::insert_tasks(c, &batch, None))?;
+        store.call_sync(move |c| tasks::insert_tasks(c, &batch, None))?;
         i += n;
     }
     Ok(out)

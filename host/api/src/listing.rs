@@ -23,6 +23,10 @@ pub struct QueueResponse {
     /// (`"disk full"`); null when nothing holds the queue.
     #[serde(default)]
     pub hold_reason: Option<String>,
+    /// Additive: pass as `cursor=` to read the next page (keyset paging: the same cost at any
+    /// depth); null on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// `GET /history`.
@@ -33,6 +37,9 @@ pub struct HistoryResponse {
     pub tasks: Vec<Task>,
     /// How many finished tasks match the filter (all pages).
     pub total: i64,
+    /// Additive: pass as `cursor=` to read the next page (keyset paging); null on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
 }
 
 /// Paging and search of `GET /queue` (and the paging part of `GET /history`).
@@ -43,9 +50,12 @@ pub struct ListQuery {
     /// Page size (default 20, at most 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<i64>,
-    /// Tasks to skip.
+    /// Tasks to skip (old clients; `cursor` pages at the same cost at any depth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<i64>,
+    /// Additive: the `next_cursor` of the previous page (wins over `offset`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
     /// Search text (name, prompt, id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub q: Option<String>,

@@ -202,6 +202,7 @@ async fn ls(a: LsArgs) -> Result<i32, CliError> {
         limit: Some(a.limit),
         offset: Some(a.offset),
         q: a.search.clone(),
+        ..ListQuery::default()
     };
     if a.history || a.status.is_some() {
         let s = a.status.as_deref().unwrap_or("all");

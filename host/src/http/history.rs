@@ -8,7 +8,7 @@ use scheduler_api::{HistoryQuery, HistoryResponse, ListQuery, MessageResponse};
 
 use super::error::{ApiError, ApiQuery};
 use super::ok;
-use super::queue::paging;
+use super::queue::{paging, start};
 use super::wire::{self, TimeFmt};
 use crate::queue::Queue;
 use crate::results::Results;
@@ -25,16 +25,19 @@ pub async fn list(
     ApiQuery(filter): ApiQuery<HistoryQuery>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
-    let (limit, offset) = paging(&q);
-    let (rows, total) = queue
-        .history(filter.status.unwrap_or_default(), q.q, limit, offset)
+    let (limit, _) = paging(&q);
+    let start = start(&q)?;
+    let page = queue
+        .history(filter.status.unwrap_or_default(), q.q, limit, start)
         .await?;
     Ok(Json(HistoryResponse {
-        tasks: rows
+        tasks: page
+            .rows
             .iter()
             .map(|r| wire::task(r, TimeFmt::Millis, None))
             .collect(),
-        total,
+        total: page.total,
+        next_cursor: page.next.map(|c| c.encode()),
     }))
 }
 

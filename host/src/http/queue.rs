@@ -9,7 +9,8 @@ use scheduler_api::{ListQuery, MessageResponse, QueueResponse};
 use super::error::{ApiError, ApiQuery};
 use super::ok;
 use super::wire::{self, TimeFmt};
-use crate::queue::Queue;
+use crate::model::cursor::Cursor;
+use crate::queue::{Queue, Start};
 
 /// `(limit, offset)` of a listing: 20 by default, at most 1000.
 pub fn paging(q: &ListQuery) -> (i64, i64) {
@@ -17,6 +18,16 @@ pub fn paging(q: &ListQuery) -> (i64, i64) {
         q.limit.unwrap_or(20).clamp(0, 1000),
         q.offset.unwrap_or(0).max(0),
     )
+}
+
+/// Where a page starts: `cursor` (an earlier page's `next_cursor`) or `offset`.
+pub fn start(q: &ListQuery) -> Result<Start, ApiError> {
+    match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(c) => Cursor::parse(c)
+            .map(Start::After)
+            .ok_or_else(|| ApiError::invalid(format!("unknown cursor `{c}`"))),
+        None => Ok(Start::Offset(paging(q).1)),
+    }
 }
 
 /// Running tasks first (status `running`), then pending ones in order.
@@ -27,20 +38,21 @@ pub async fn list(
     State(queue): State<Arc<Queue>>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<QueueResponse>, ApiError> {
-    let (limit, offset) = paging(&q);
-    let page = queue.page(q.q, limit, offset).await?;
+    let (limit, _) = paging(&q);
+    let start = start(&q)?;
+    let page = queue.page(q.q, limit, start).await?;
     Ok(Json(QueueResponse {
         current_task_id: page.running.first().cloned(),
         current_task_ids: page.running,
         pending_tasks: page
             .rows
             .iter()
-            .enumerate()
-            .map(|(i, r)| wire::task(r, TimeFmt::Millis, Some(offset + i as i64)))
+            .map(|(r, pos)| wire::task(r, TimeFmt::Millis, *pos))
             .collect(),
         total_pending_tasks: page.total,
         paused: page.paused,
         hold_reason: page.hold_reason,
+        next_cursor: page.next.map(|c| c.encode()),
     }))
 }
 

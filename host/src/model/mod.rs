@@ -6,11 +6,14 @@
 //! - [`transition`]: **the** transition function, [`transition::decide`]: the one place
 //!   that decides every status change (claim, finished, released, recovered at start, retry,
 //!   delete) and the legality of edits, moves and "run now".
+//! - [`policy`]: **the** scheduling policy: which task a backend runs next, and the
+//!   projected order the listing shows (the same function).
 //! - [`rank`]: order keys of pending tasks.
+//! - [`cursor`]: keyset cursors of the listings.
 //! - [`spec`]: an [`scheduler_api::EnqueueRequest`] parsed into typed fields ([`TaskSpec`]),
 //!   checkpoint expansion, image and callback validation, `PUT` merges.
 //! - [`import`]: reading one item of an export (ours or the original's).
-//! - [`search`]: free text to a full-text query.
+//! - [`search`]: free text to a full-text query limited to one listing.
 //! - [`callback`]: where a callback may go (the host itself, link-local and metadata
 //!   addresses never; loopback and private ones not beyond loopback unless allowed).
 //!
@@ -18,7 +21,9 @@
 //! HTTP (`http/`).
 
 pub mod callback;
+pub mod cursor;
 pub mod import;
+pub mod policy;
 pub mod rank;
 pub mod search;
 pub mod spec;

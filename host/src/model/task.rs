@@ -80,6 +80,8 @@ impl Lifecycle {
 pub struct TaskRow {
     /// Id.
     pub id: String,
+    /// Insertion sequence (the row id): ties of the order keys, and keyset cursors.
+    pub seq: i64,
     /// txt2img / img2img / control.
     pub task_type: TaskType,
     /// Status, attempts, backend, error, times, run-now flags.

@@ -20,20 +20,31 @@ use crate::backends::Backends;
 use crate::disk::{Disk, HOLD_DISK_FULL};
 use crate::error::HostError;
 use crate::events::EventHub;
+use crate::model::cursor::Cursor;
+use crate::model::search::{Scope, fts_match, fts_query};
 use crate::model::transition::{Change, Event, Outputs, RunEnd, Transition, decide};
 use crate::model::{NewTask, TaskRow, now_ms};
 use crate::results::ResultFiles;
 use crate::sdnext::GenerateOutput;
 use crate::settings::SettingsService;
 use crate::store::tasks::{self, TaskEdit};
-use crate::store::transitions::{self, Applied, Eligibility, RunOutputs};
-use crate::store::{Store, order, rows, settings as stored};
+use crate::store::transitions::{self, Applied, Eligibility, LOOKAHEAD, RunOutputs};
+use crate::store::{Store, StoreError, listing, order, rows, settings as stored};
+
+/// Where a listing page starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Skip this many (old clients).
+    Offset(i64),
+    /// After a cursor of an earlier page.
+    After(Cursor),
+}
 
 /// One page of `GET /queue`.
 #[derive(Debug, Clone)]
 pub struct QueuePage {
-    /// Running then pending tasks.
-    pub rows: Vec<TaskRow>,
+    /// Running then pending tasks, each with its place in the queue.
+    pub rows: Vec<(TaskRow, Option<i64>)>,
     /// How many match (all pages).
     pub total: i64,
     /// Ids of the running tasks, earliest started first.
@@ -42,6 +53,21 @@ pub struct QueuePage {
     pub paused: bool,
     /// Why tasks do not start now, apart from the pause.
     pub hold_reason: Option<String>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<Cursor>,
+    /// How many pending tasks (from the head) are in the look-ahead window.
+    pub window: i64,
+}
+
+/// One page of `GET /history`.
+#[derive(Debug, Clone)]
+pub struct HistoryPage {
+    /// Finished tasks, newest first.
+    pub rows: Vec<TaskRow>,
+    /// How many match (all pages).
+    pub total: i64,
+    /// Where the next page starts, when there is one.
+    pub next: Option<Cursor>,
 }
 
 /// The queue.
@@ -108,13 +134,13 @@ impl Queue {
         let hold_reason = self.hold_reason();
         tokio::spawn(async move {
             let r = store
-                .call(|c| Ok((tasks::counts(c)?, stored::is_paused(c)?)))
+                .read(|c| Ok((listing::counts(c)?, stored::is_paused(c)?)))
                 .await;
-            if let Ok(((pending, running), paused)) = r {
+            if let Ok((counts, paused)) = r {
                 events.emit(WireEvent::Queue(QueueEvent {
                     paused,
-                    pending,
-                    running,
+                    pending: counts.pending,
+                    running: counts.running,
                     hold_reason,
                 }));
             }
@@ -139,26 +165,114 @@ impl Queue {
 
     /// Whether the queue is paused.
     pub async fn is_paused(&self) -> Result<bool, HostError> {
-        Ok(self.store.call(|c| stored::is_paused(c)).await?)
+        Ok(self.store.read(stored::is_paused).await?)
     }
 
-    /// One page of running then pending tasks (with the full-text filter `q`).
+    /// One page of running then pending tasks: the running ones, then the look-ahead window
+    /// (the first [`LOOKAHEAD`] pending tasks), then the rest in rank order. With `q`: the
+    /// matches in the order of creation.
     pub async fn page(
         &self,
         q: Option<String>,
         limit: i64,
-        offset: i64,
+        start: Start,
     ) -> Result<QueuePage, HostError> {
         Ok(self
             .store
-            .call(move |c| {
-                let (rows, total) = tasks::list_queue(c, q.as_deref(), limit, offset)?;
-                let running = tasks::running(c)?.into_iter().map(|(id, _)| id).collect();
+            .read(move |c| {
+                let paused = stored::is_paused(c)?;
+                let running_ids: Vec<String> =
+                    listing::running(c)?.into_iter().map(|(id, _)| id).collect();
+                if let Some(m) = q.as_deref().and_then(|q| fts_match(q, Scope::Queue)) {
+                    let (after, offset) = match start {
+                        Start::After(Cursor::Seq(s)) => (Some(s), 0),
+                        Start::After(_) => (None, 0),
+                        Start::Offset(o) => (None, o),
+                    };
+                    let (rows, total) = listing::search(c, &m, Scope::Queue, after, limit, offset)?;
+                    let next = (rows.len() as i64 == limit && limit > 0)
+                        .then(|| rows.last().map(|r| Cursor::Seq(r.seq)))
+                        .flatten();
+                    let rows = rows
+                        .into_iter()
+                        .map(|r| {
+                            let pos = tasks::position(c, &r)?;
+                            Ok((r, pos))
+                        })
+                        .collect::<Result<_, StoreError>>()?;
+                    return Ok(QueuePage {
+                        rows,
+                        total,
+                        running: running_ids,
+                        paused,
+                        next,
+                        window: 0,
+                        hold_reason: None,
+                    });
+                }
+                let running = listing::running_rows(c)?;
+                let window = listing::pending_rows(c, None, LOOKAHEAD, 0)?;
+                let pending = listing::counts(c)?.pending;
+                let r = running.len() as i64;
+                let w = window.len() as i64;
+                let total = r + pending;
+                // The last window task in rank order: where the rest of the queue continues.
+                let tail_key = window.last().map(|t| (t.rank, t.seq));
+                let first = match start {
+                    Start::Offset(o) => o.max(0),
+                    Start::After(Cursor::Window(i)) => r + i.min(w),
+                    Start::After(Cursor::Rank { position, .. }) => position.max(r + w),
+                    Start::After(_) => 0,
+                };
+                let mut rows: Vec<(TaskRow, Option<i64>)> = Vec::new();
+                let mut at = first;
+                for (i, t) in running.into_iter().chain(window).enumerate() {
+                    let i = i as i64;
+                    if i >= first && (rows.len() as i64) < limit {
+                        rows.push((t, Some(i)));
+                        at = i + 1;
+                    }
+                }
+                let more = limit - rows.len() as i64;
+                if more > 0 && at >= r + w && total > r + w {
+                    let (after, skip) = match start {
+                        Start::After(Cursor::Rank { rank, seq, .. }) => (Some((rank, seq)), 0),
+                        _ => (tail_key, (at - r - w).max(0)),
+                    };
+                    let rest = listing::pending_rows(c, after, more, skip)?;
+                    let base = at.max(r + w);
+                    for (j, t) in rest.into_iter().enumerate() {
+                        rows.push((t, Some(base + j as i64)));
+                    }
+                }
+                let next = match rows.last() {
+                    Some((t, Some(pos))) if rows.len() as i64 == limit && pos + 1 < total => {
+                        Some(if *pos + 1 < r + w {
+                            Cursor::Window((pos + 1 - r).max(0))
+                        } else if *pos + 1 == r + w {
+                            let (rank, seq) = tail_key.unwrap_or((t.rank, t.seq));
+                            Cursor::Rank {
+                                rank,
+                                seq,
+                                position: pos + 1,
+                            }
+                        } else {
+                            Cursor::Rank {
+                                rank: t.rank,
+                                seq: t.seq,
+                                position: pos + 1,
+                            }
+                        })
+                    }
+                    _ => None,
+                };
                 Ok(QueuePage {
                     rows,
                     total,
-                    running,
-                    paused: stored::is_paused(c)?,
+                    running: running_ids,
+                    paused,
+                    next,
+                    window: w,
                     hold_reason: None,
                 })
             })
@@ -175,11 +289,31 @@ impl Queue {
         filter: HistoryFilter,
         q: Option<String>,
         limit: i64,
-        offset: i64,
-    ) -> Result<(Vec<TaskRow>, i64), HostError> {
+        start: Start,
+    ) -> Result<HistoryPage, HostError> {
         Ok(self
             .store
-            .call(move |c| tasks::list_history(c, filter, q.as_deref(), limit, offset))
+            .read(move |c| {
+                let (cursor, offset) = match start {
+                    Start::After(cur) => (Some(cur), 0),
+                    Start::Offset(o) => (None, o),
+                };
+                let (rows, total) =
+                    listing::history_page(c, filter, q.as_deref(), cursor.as_ref(), limit, offset)?;
+                let searching = q.as_deref().and_then(fts_query).is_some();
+                let next = match rows.last() {
+                    Some(t) if rows.len() as i64 == limit && limit > 0 => Some(if searching {
+                        Cursor::Seq(t.seq)
+                    } else {
+                        Cursor::Finished {
+                            finished_at: t.life.finished_at.unwrap_or(0),
+                            seq: t.seq,
+                        }
+                    }),
+                    _ => None,
+                };
+                Ok(HistoryPage { rows, total, next })
+            })
             .await?)
     }
 
@@ -188,7 +322,7 @@ impl Queue {
         let id = id.to_owned();
         Ok(self
             .store
-            .call(move |c| {
+            .read(move |c| {
                 let row = rows::require(c, &id, full)?;
                 let pos = tasks::position(c, &row)?;
                 Ok((row, pos))
@@ -200,20 +334,20 @@ impl Queue {
     pub async fn export(&self, limit: i64, offset: i64) -> Result<Vec<TaskRow>, HostError> {
         Ok(self
             .store
-            .call(move |c| tasks::export_pending(c, limit, offset))
+            .read(move |c| tasks::export_pending(c, limit, offset))
             .await?)
     }
 
     /// The running tasks as `(id, backend)`, earliest started first.
     pub async fn running(&self) -> Result<Vec<(String, Option<String>)>, HostError> {
-        Ok(self.store.call(|c| tasks::running(c)).await?)
+        Ok(self.store.read(listing::running).await?)
     }
 
     /// Whether an id is taken.
     pub async fn exists(&self, ids: Vec<String>) -> Result<Vec<bool>, HostError> {
         Ok(self
             .store
-            .call(move |c| ids.iter().map(|id| tasks::task_exists(c, id)).collect())
+            .read(move |c| ids.iter().map(|id| tasks::task_exists(c, id)).collect())
             .await?)
     }
 
@@ -597,8 +731,7 @@ impl Queue {
 
     /// Whether no task is pending.
     pub async fn is_drained(&self) -> Result<bool, HostError> {
-        let (pending, _) = self.store.call(|c| tasks::counts(c)).await?;
-        Ok(pending == 0)
+        Ok(self.store.read(listing::counts).await?.pending == 0)
     }
 
     /// Start-up: tasks left `running` by a stopped host are recovered by policy.

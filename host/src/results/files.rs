@@ -5,9 +5,10 @@
 //! collection of files no row points at. Paths are built only from validated task ids and
 //! our own file names, so nothing outside the results folder is ever read or written.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use super::image;
 use crate::model::ImageRow;
@@ -128,34 +129,51 @@ impl ResultFiles {
     }
 
     /// Deletes every file no database row points at (a crash between writing files and
-    /// committing the row leaves such files), and empty folders. Blocking.
-    pub fn collect_garbage(&self, referenced: &[(String, String)]) -> usize {
-        let mut keep: HashMap<&str, HashSet<&str>> = HashMap::new();
-        for (t, f) in referenced {
-            keep.entry(t.as_str()).or_default().insert(f.as_str());
-        }
+    /// committing the row leaves such files), and folders of tasks that no longer exist.
+    /// `lookup` answers, for a chunk of task ids, the file names their rows point at (`None`:
+    /// no such task), or nothing when it cannot tell (the chunk is left alone). Only entries last modified before `before` are touched, so files
+    /// written meanwhile by this host (whose rows are being committed) are never removed:
+    /// the sweep can run in the background while the host works. Blocking.
+    pub fn collect_garbage(
+        &self,
+        mut lookup: impl FnMut(&[String]) -> Option<Vec<Option<HashSet<String>>>>,
+        before: SystemTime,
+    ) -> usize {
         let Ok(entries) = std::fs::read_dir(&self.root) else {
             return 0;
         };
+        let old = |p: &Path| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < before)
+        };
         let mut removed = 0;
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let path = entry.path();
-            if !path.is_dir() {
-                continue;
-            }
-            let Some(files) = keep.get(name.as_str()) else {
-                if std::fs::remove_dir_all(&path).is_ok() {
-                    removed += 1;
-                }
+        let mut entries = entries.flatten().peekable();
+        while entries.peek().is_some() {
+            let chunk: Vec<(String, PathBuf)> = entries
+                .by_ref()
+                .take(512)
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+                .collect();
+            let ids: Vec<String> = chunk.iter().map(|(n, _)| n.clone()).collect();
+            let Some(known) = lookup(&ids) else {
                 continue;
             };
-            if let Ok(inner) = std::fs::read_dir(&path) {
+            for ((_, path), files) in chunk.iter().zip(known) {
+                let Ok(inner) = std::fs::read_dir(path) else {
+                    continue;
+                };
                 for f in inner.flatten() {
-                    let fname = f.file_name().to_string_lossy().into_owned();
-                    if !files.contains(fname.as_str()) && std::fs::remove_file(f.path()).is_ok() {
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    let kept = files.as_ref().is_some_and(|k| k.contains(&name));
+                    if !kept && old(&f.path()) && std::fs::remove_file(f.path()).is_ok() {
                         removed += 1;
                     }
+                }
+                // A folder of a task that is gone: removed once empty (never one in use).
+                if files.is_none() && old(path) {
+                    let _ = std::fs::remove_dir(path);
                 }
             }
         }
@@ -199,8 +217,20 @@ mod tests {
         assert_eq!(rows[0].file_name, "0.png");
         assert_eq!(rows[1].infotext, "");
         rf.write_images("orphan", &[vec![1, 2, 3]], &[]).unwrap();
+        let lookup = |ids: &[String]| -> Option<Vec<Option<HashSet<String>>>> {
+            Some(
+                ids.iter()
+                    .map(|id| (id == "t1").then(|| HashSet::from(["0.png".to_string()])))
+                    .collect(),
+            )
+        };
+        // Files newer than the sweep's start (written meanwhile) are never touched.
+        let long_ago = SystemTime::UNIX_EPOCH;
+        assert_eq!(rf.collect_garbage(lookup, long_ago), 0);
+        assert!(rf.file_path("t1", "1.png").unwrap().exists());
         // Only t1/0.png is referenced: t1/1.png and the orphan folder go.
-        let removed = rf.collect_garbage(&[("t1".into(), "0.png".into())]);
+        let later = SystemTime::now() + std::time::Duration::from_secs(1);
+        let removed = rf.collect_garbage(lookup, later);
         assert_eq!(removed, 2);
         assert!(rf.file_path("t1", "0.png").unwrap().exists());
         assert!(!rf.file_path("t1", "1.png").unwrap().exists());

@@ -3,7 +3,7 @@
 //!
 //! Owns: the result files ([`files::ResultFiles`]) and the PNG re-encoding ([`image`]).
 //! **Invariant:** a row never points at a missing file; files without a row are collected
-//! at start.
+//! by a background sweep that starts with the host.
 
 pub mod files;
 pub mod image;
@@ -57,6 +57,24 @@ impl Results {
         }
     }
 
+    /// Removes result files no row points at, in the background (after the host answers):
+    /// only files older than `before` (the start of this host), chunk by chunk.
+    pub async fn sweep_orphans(&self, before: std::time::SystemTime) {
+        let files = self.files.clone();
+        let store = self.store.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            files.collect_garbage(
+                |ids| store.read_sync(|c| tasks::image_files_of(c, ids)).ok(),
+                before,
+            )
+        })
+        .await
+        .unwrap_or(0);
+        if removed > 0 {
+            tracing::info!("removed {removed} orphan result files");
+        }
+    }
+
     async fn finished(
         &self,
         id: &str,
@@ -64,7 +82,7 @@ impl Results {
         let i = id.to_owned();
         let row = self
             .store
-            .call(move |c| rows::require(c, &i, false))
+            .read(move |c| rows::require(c, &i, false))
             .await?;
         results_available(row.status())?;
         let entries = row
@@ -125,7 +143,7 @@ impl Results {
         let i = id.to_owned();
         let row = self
             .store
-            .call(move |c| rows::require(c, &i, false))
+            .read(move |c| rows::require(c, &i, false))
             .await?;
         let Some(img) = row.images.iter().find(|i| i.index == index) else {
             return Ok(None);

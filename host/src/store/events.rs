@@ -14,7 +14,7 @@ pub fn insert_events(
     conn: &mut Connection,
     events: &[(String, String)],
 ) -> Result<Vec<u64>, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     let now = now_ms();
     let mut ids = Vec::with_capacity(events.len());
     {

@@ -1,9 +1,11 @@
 //! The SQLite store: the only module that contains SQL.
 //!
 //! Owns: the database file `<data-dir>/queue.sqlite3` (WAL, pragmas at open), the numbered
-//! append-only migrations in `host/migrations/`, and every query, by concern:
+//! append-only migrations in `host/migrations/`, the connections, and every query, by concern:
 //! - [`rows`]: reading one task (listing and full columns, lifecycle, head/tail ranks);
-//! - [`tasks`]: listings, counts, inserting and editing tasks (never their status);
+//! - [`tasks`]: inserting and editing tasks (never their status), exports, positions;
+//! - [`listing`]: the queue and history pages (offset or keyset cursor), full-text search
+//!   and the counts kept by triggers;
 //! - [`transitions`]: writing what [`crate::model::transition::decide`] decided — the one
 //!   statement that sets `status` — plus the claim, recovery, release and bulk changes;
 //! - [`order`]: moves and "run now";
@@ -11,11 +13,17 @@
 //! - [`settings`]: settings and the pause flag; [`events`]: the event log;
 //!   [`outbox`]: callback deliveries.
 //!
+//! Connections: one writer thread owns the only read-write connection and commits the jobs
+//! queued to it in groups ([`Store::call`]: each job runs in its own savepoint inside one
+//! transaction, so one fsync acknowledges many writes, and a job that fails rolls back only
+//! itself); reads run on a small pool of read-only connections ([`Store::read`]), each in
+//! its own read transaction (one consistent snapshot), never waiting for the writer.
+//!
 //! Must not: decide anything (status changes, ranks, validation live in `model/`), touch the
-//! network or the file system beyond the database, or hold its lock across an `.await`:
-//! every call runs on a blocking thread through [`Store::call`], one writer at a time.
+//! network or the file system beyond the database, or hold a connection across an `.await`.
 
 pub mod events;
+pub mod listing;
 pub mod order;
 pub mod outbox;
 pub mod rows;
@@ -24,10 +32,12 @@ pub mod status;
 pub mod tasks;
 pub mod transitions;
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +45,9 @@ pub enum StoreError {
     /// SQLite refused or failed.
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The group commit that carried this change failed (the change is not stored).
+    #[error("database commit: {0}")]
+    Commit(String),
     /// A stored JSON column could not be read or written.
     #[error("stored JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -53,7 +66,7 @@ pub enum StoreError {
     /// The change is invalid (validated inside the transaction).
     #[error("{0}")]
     Invalid(String),
-    /// The blocking thread died (a bug).
+    /// The writer thread or a blocking thread died (a bug).
     #[error("store worker: {0}")]
     Join(String),
     /// The disk holding the database is full: nothing was written.
@@ -104,6 +117,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_task_next_run_at",
         include_str!("../../migrations/0003_task_next_run_at.sql"),
     ),
+    (
+        "0004_flat_cost",
+        include_str!("../../migrations/0004_flat_cost.sql"),
+    ),
 ];
 
 /// Applies every migration newer than `PRAGMA user_version`, each in its own transaction.
@@ -136,67 +153,271 @@ fn set_pragmas(conn: &Connection, file: bool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The database handle: one connection, used by one blocking call at a time.
+/// How many jobs one group commit carries at most.
+const MAX_GROUP: usize = 256;
+/// Read-only connections for listings and lookups.
+const READERS: usize = 3;
+
+/// Why a group commit failed.
+#[derive(Debug, Clone)]
+enum CommitFailed {
+    /// No space left for the database.
+    DiskFull,
+    /// Anything else.
+    Other(String),
+}
+
+/// Called with the outcome of the group commit that carried a job (`None`: committed).
+type Finish = Box<dyn FnOnce(Option<CommitFailed>) + Send>;
+/// The disk the store reports full-disk failures to, once the host has one.
+type DiskSlot = Arc<std::sync::OnceLock<Arc<crate::disk::Disk>>>;
+/// A write job: runs on the writer's connection inside its own savepoint; says whether it
+/// succeeded (otherwise its savepoint is rolled back) and how to deliver its answer.
+type Job = Box<dyn FnOnce(&mut Connection) -> (bool, Finish) + Send>;
+
+/// The database handle: a writer thread with the only read-write connection (group
+/// commit) and a pool of read-only connections. Cheap to clone; the connections close when
+/// the last clone is dropped.
 #[derive(Clone)]
 pub struct Store {
-    conn: Arc<Mutex<Connection>>,
-    disk: Option<Arc<crate::disk::Disk>>,
+    writer: mpsc::Sender<Job>,
+    readers: Option<Arc<Readers>>,
+    disk: DiskSlot,
+}
+
+struct Readers {
+    conns: Vec<Mutex<Connection>>,
+    next: AtomicUsize,
+}
+
+impl Readers {
+    fn open(path: &Path) -> Result<Readers, StoreError> {
+        let mut conns = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let c = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            c.pragma_update(None, "busy_timeout", 5000)?;
+            c.pragma_update(None, "query_only", true)?;
+            conns.push(Mutex::new(c));
+        }
+        Ok(Readers {
+            conns,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// A free connection, or (all busy) the next one in turn.
+    fn acquire(&self) -> std::sync::MutexGuard<'_, Connection> {
+        for c in &self.conns {
+            if let Ok(g) = c.try_lock() {
+                return g;
+            }
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
+        self.conns[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The writer thread: takes the jobs queued so far (up to [`MAX_GROUP`]), runs each in its
+/// own savepoint inside one transaction, commits once, then delivers every answer. A job
+/// that fails (or panics) rolls back its own savepoint only; a failed commit fails them all.
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, disk: DiskSlot) {
+    while let Ok(first) = rx.recv() {
+        apply_fault(&conn, disk.get().map(|d| &**d));
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(j) => group.push(j),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Dropping the jobs tells their callers (their answer channels close).
+            tracing::error!("store: cannot begin a write transaction: {e}");
+            continue;
+        }
+        let mut finishes: Vec<Finish> = Vec::with_capacity(group.len());
+        for job in group {
+            if conn.execute_batch("SAVEPOINT job").is_err() {
+                continue;
+            }
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+            let ok = match outcome {
+                Ok((ok, finish)) => {
+                    finishes.push(finish);
+                    ok
+                }
+                Err(_) => {
+                    tracing::error!("store: a write job panicked; it was rolled back");
+                    false
+                }
+            };
+            let end = if ok {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            if let Err(e) = conn.execute_batch(end) {
+                tracing::error!("store: ending a savepoint: {e}");
+            }
+        }
+        let failed = conn.execute_batch("COMMIT").err().map(|e| {
+            match classify(StoreError::Sqlite(e), disk.get().map(|d| &**d)) {
+                StoreError::DiskFull => CommitFailed::DiskFull,
+                other => CommitFailed::Other(other.to_string()),
+            }
+        });
+        if failed.is_some() && !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for f in finishes {
+            f(failed.clone());
+        }
+    }
 }
 
 impl Store {
-    /// Opens (creating if needed) the database file and migrates it.
+    /// Opens (creating if needed) the database file, migrates it, starts the writer thread
+    /// and opens the read-only connections.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let mut conn = Connection::open(path)?;
         set_pragmas(&conn, true)?;
         migrate(&mut conn)?;
+        let readers = Readers::open(path)?;
+        let disk = DiskSlot::default();
         Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
-            disk: None,
+            writer: Self::spawn_writer(conn, disk.clone())?,
+            readers: Some(Arc::new(readers)),
+            disk,
         })
     }
 
     /// Reports full-disk failures to `disk` (and honours its test fault).
-    pub fn with_disk(mut self, disk: Arc<crate::disk::Disk>) -> Store {
-        self.disk = Some(disk);
+    pub fn with_disk(self, disk: Arc<crate::disk::Disk>) -> Store {
+        let _ = self.disk.set(disk);
         self
     }
 
-    /// An in-memory database (tests).
+    /// An in-memory database (tests); the writer serves the reads too.
     pub fn open_in_memory() -> Result<Store, StoreError> {
         let mut conn = Connection::open_in_memory()?;
         set_pragmas(&conn, false)?;
         migrate(&mut conn)?;
+        let disk = DiskSlot::default();
         Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
-            disk: None,
+            writer: Self::spawn_writer(conn, disk.clone())?,
+            readers: None,
+            disk,
         })
     }
 
-    /// Runs `f` with the connection on a blocking thread.
+    fn spawn_writer(conn: Connection, disk: DiskSlot) -> Result<mpsc::Sender<Job>, StoreError> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(conn, rx, disk))
+            .map_err(|e| StoreError::Join(e.to_string()))?;
+        Ok(tx)
+    }
+
+    fn job<T, F>(&self, f: F, deliver: impl FnOnce(Result<T, StoreError>) + Send + 'static) -> Job
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let disk = self.disk.clone();
+        Box::new(move |conn| {
+            let r = f(conn).map_err(|e| classify(e, disk.get().map(|d| &**d)));
+            let ok = r.is_ok();
+            let finish: Finish = Box::new(move |failed| {
+                deliver(match failed {
+                    Some(CommitFailed::DiskFull) if ok => Err(StoreError::DiskFull),
+                    Some(CommitFailed::Other(e)) if ok => Err(StoreError::Commit(e)),
+                    _ => r,
+                })
+            });
+            (ok, finish)
+        })
+    }
+
+    /// Runs a write `f` on the writer's connection (inside its own savepoint of a group
+    /// commit) and answers once the group is durably committed.
     pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        let disk = self.disk.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = self.job(f, move |r| {
+            let _ = tx.send(r);
+        });
+        self.writer
+            .send(job)
+            .map_err(|_| StoreError::Join("the store writer stopped".into()))?;
+        rx.await.map_err(|_| {
+            StoreError::Join("a store job was dropped (panic or no transaction)".into())
+        })?
+    }
+
+    /// Like [`Store::call`], blocking the current thread (start-up, tests, tools; never from
+    /// inside an async task).
+    pub fn call_sync<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let job = self.job(f, move |r| {
+            let _ = tx.send(r);
+        });
+        self.writer
+            .send(job)
+            .map_err(|_| StoreError::Join("the store writer stopped".into()))?;
+        rx.recv().map_err(|_| {
+            StoreError::Join("a store job was dropped (panic or no transaction)".into())
+        })?
+    }
+
+    /// Like [`Store::read`] on the current thread (background jobs already on a blocking
+    /// thread; never from inside an async task).
+    pub fn read_sync<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let Some(readers) = self.readers.as_ref() else {
+            return Err(StoreError::Join(
+                "no read connections (in-memory store)".into(),
+            ));
+        };
+        let conn = readers.acquire();
+        let tx = conn.unchecked_transaction()?;
+        let r = f(&tx);
+        let _ = tx.rollback();
+        r
+    }
+
+    /// Runs a read `f` on a read-only connection, in one read transaction (a consistent
+    /// snapshot of the last commit), on a blocking thread. It never waits for the writer.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let Some(readers) = self.readers.clone() else {
+            return self.call(move |c| f(c)).await;
+        };
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            apply_fault(&guard, disk.as_deref());
-            f(&mut guard).map_err(|e| classify(e, disk.as_deref()))
+            let conn = readers.acquire();
+            let tx = conn.unchecked_transaction()?;
+            let r = f(&tx);
+            // A read transaction: ending it can only release the snapshot.
+            let _ = tx.rollback();
+            r
         })
         .await
         .map_err(|e| StoreError::Join(e.to_string()))?
-    }
-
-    /// Runs `f` with the connection on the current thread (start-up and tests).
-    pub fn call_sync<T>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        apply_fault(&guard, self.disk.as_deref());
-        f(&mut guard).map_err(|e| classify(e, self.disk.as_deref()))
     }
 }
 

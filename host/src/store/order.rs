@@ -9,50 +9,62 @@ use super::rows::{first_pending_rank, last_rank};
 use super::status;
 use super::transitions::allow;
 use crate::model::now_ms;
-use crate::model::rank::{RANK_GAP, rank_at_end, rank_at_head, rank_between};
+use crate::model::rank::{rank_at_end, rank_at_head, rank_between, spread};
 use crate::model::transition::Event;
 
-fn renumber_pending(tx: &Connection) -> Result<(), StoreError> {
-    let ids: Vec<String> = tx
-        .prepare(&format!(
-            "SELECT id FROM tasks WHERE {} ORDER BY rank, seq",
-            status::is(TaskStatus::Pending)
-        ))?
-        .query_map([], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let mut stmt = tx.prepare("UPDATE tasks SET rank = ?2 WHERE id = ?1")?;
-    for (i, id) in ids.iter().enumerate() {
-        stmt.execute(params![id, (i as i64) * RANK_GAP])?;
-    }
-    Ok(())
-}
-
-/// The rank just before pending task `over` (excluding `moving`), renumbering if needed.
+/// The rank just before pending task `over` (`moving` excluded): the middle of the gap
+/// before it, or, when that gap is used up, a slot made by spreading out the few tasks just
+/// before `over` (16, then 256, … rows: a local renumbering, never the whole queue).
 fn rank_before(tx: &Connection, over: &str, moving: &str) -> Result<i64, StoreError> {
-    for _ in 0..2 {
-        let over_rank: i64 =
-            tx.query_row("SELECT rank FROM tasks WHERE id = ?1", [over], |r| r.get(0))?;
-        let before: Option<i64> = tx.query_row(
-            &format!(
-                "SELECT MAX(rank) FROM tasks WHERE {} AND rank < ?1 AND id != ?2",
-                status::is(TaskStatus::Pending)
-            ),
-            params![over_rank, moving],
-            |r| r.get(0),
-        )?;
-        if let Some(r) = rank_between(before, over_rank) {
-            return Ok(r);
-        }
-        renumber_pending(tx)?;
+    let (over_rank, over_seq): (i64, i64) =
+        tx.query_row("SELECT rank, seq FROM tasks WHERE id = ?1", [over], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let before_sql = format!(
+        "SELECT seq, rank FROM tasks WHERE {} AND (rank, seq) < (?1, ?2) AND id != ?3 \
+         ORDER BY rank DESC, seq DESC LIMIT ?4",
+        status::is(TaskStatus::Pending)
+    );
+    let neighbours = |n: i64| -> Result<Vec<(i64, i64)>, StoreError> {
+        Ok(tx
+            .prepare_cached(&before_sql)?
+            .query_map(params![over_rank, over_seq, moving, n], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?)
+    };
+    let before = neighbours(1)?.first().map(|&(_, r)| r);
+    if let Some(r) = rank_between(before, over_rank) {
+        return Ok(r);
     }
-    Err(StoreError::Conflict(
-        "could not find a place in the queue".into(),
-    ))
+    let mut n = 16;
+    loop {
+        let mut rows = neighbours(n + 1)?;
+        let lower = if rows.len() as i64 > n {
+            rows.pop().map(|(_, r)| r)
+        } else {
+            None
+        };
+        rows.reverse();
+        if let Some(ranks) = spread(lower, over_rank, rows.len()) {
+            let mut stmt = tx.prepare_cached("UPDATE tasks SET rank = ?2 WHERE seq = ?1")?;
+            for ((seq, _), r) in rows.iter().zip(&ranks) {
+                stmt.execute(params![seq, r])?;
+            }
+            return Ok(ranks[rows.len()]);
+        }
+        if lower.is_none() || n > 1 << 20 {
+            return Err(StoreError::Conflict(
+                "could not find a place in the queue".into(),
+            ));
+        }
+        n *= 16;
+    }
 }
 
 /// Moves a pending task to the top, the bottom, or just before another pending task.
 pub fn move_task(conn: &mut Connection, id: &str, target: &MoveTarget) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     allow(&tx, id, &Event::Move)?;
     let rank = match target {
         MoveTarget::Top => rank_at_head(first_pending_rank(&tx)?),
@@ -80,7 +92,7 @@ pub fn move_task(conn: &mut Connection, id: &str, target: &MoveTarget) -> Result
 /// other pending task); while the queue is paused (read in the same transaction) it runs
 /// despite the pause. Returns how many backends run a task now.
 pub fn run_now(conn: &mut Connection, id: &str) -> Result<usize, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     let task = allow(&tx, id, &Event::RunNow)?;
     let paused = super::settings::is_paused(&tx)?;
     let group_last: Option<(i64, i64)> = tx

@@ -1,7 +1,7 @@
 //! The callback outbox: one row per delivery due, written in the transaction that finishes
 //! the task, deleted once delivered or abandoned.
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, params};
 use scheduler_api::TaskStatus;
 
 use super::StoreError;
@@ -9,7 +9,7 @@ use crate::model::{ImageRow, now_ms};
 
 /// Queues the delivery of a finished task's callback (inside the finishing transaction).
 pub(super) fn queue_delivery(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     task_id: &str,
     url: &str,
     status: TaskStatus,

@@ -14,7 +14,7 @@ use crate::model::{ImageRow, Lifecycle, TaskRow};
 
 const COLS: &str = "id, type, status, name, {request}, {snapshot}, page_snapshot IS NOT NULL, \
     checkpoint, vae, callback_url, rank, force_run, bookmarked, attempts, backend, error, {result}, \
-    created_at, updated_at, started_at, finished_at, run_next, next_run_at";
+    created_at, updated_at, started_at, finished_at, run_next, next_run_at, seq";
 
 /// Columns of a listing row: the request without its image fields, no snapshot, no `info`.
 pub(super) static LIST_COLS: LazyLock<String> = LazyLock::new(|| {
@@ -47,6 +47,7 @@ pub(super) fn map_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
     let request: String = r.get(4)?;
     Ok(TaskRow {
         id: r.get(0)?,
+        seq: r.get(23)?,
         task_type: TaskType::parse(&t).unwrap_or(TaskType::Txt2img),
         life: Lifecycle {
             status: TaskStatus::parse(&s).unwrap_or(TaskStatus::Failed),
@@ -128,9 +129,16 @@ pub(super) fn first_pending_rank(tx: &Connection) -> Result<Option<i64>, StoreEr
     )?)
 }
 
-/// The largest rank of any task.
+/// The largest rank among pending tasks (an index seek).
 pub(super) fn last_rank(tx: &Connection) -> Result<Option<i64>, StoreError> {
-    Ok(tx.query_row("SELECT MAX(rank) FROM tasks", [], |r| r.get(0))?)
+    Ok(tx.query_row(
+        &format!(
+            "SELECT MAX(rank) FROM tasks WHERE {}",
+            status::is(TaskStatus::Pending)
+        ),
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 /// The lifecycle of a task, its name and its callback URL.

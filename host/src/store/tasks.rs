@@ -1,15 +1,16 @@
-//! Listings, positions, exports and counts; inserting tasks; changing their fields (request,
-//! name, bookmark). Status is never written here: see [`super::transitions`].
+//! Inserting tasks; changing their fields (request, name, bookmark); positions and exports.
+//! Status is never written here: see [`super::transitions`]. Listings: [`super::listing`].
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use scheduler_api::{HistoryFilter, TaskStatus};
+use std::collections::HashSet;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use scheduler_api::TaskStatus;
 use serde_json::{Map, Value};
 
 use super::StoreError;
-use super::rows::{FULL_COLS, LIST_COLS, last_rank, load_images, map_row, require};
+use super::rows::{FULL_COLS, last_rank, map_row, require};
 use super::status;
 use crate::model::rank::rank_at_end;
-use crate::model::search::fts_query;
 use crate::model::spec::{Lifted, merge_params};
 use crate::model::transition::Event;
 use crate::model::{Lifecycle, NewTask, TaskRow, now_ms};
@@ -37,7 +38,7 @@ pub fn idempotent_answer(conn: &Connection, key: &str) -> Result<Option<String>,
 }
 
 /// Inserts pending tasks at the end of the queue, in order (inside a transaction).
-pub(super) fn insert_in(tx: &Transaction<'_>, tasks: &[NewTask]) -> Result<(), StoreError> {
+pub(super) fn insert_in(tx: &Connection, tasks: &[NewTask]) -> Result<(), StoreError> {
     let now = now_ms();
     let mut rank = last_rank(tx)?;
     let mut stmt = tx.prepare_cached(
@@ -77,7 +78,7 @@ pub fn insert_tasks(
     tasks: &[NewTask],
     idempotency: Option<(&str, &str)>,
 ) -> Result<Option<String>, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     if let Some((key, answer)) = idempotency {
         if let Some(prev) = idempotent_answer(&tx, key)? {
             return Ok(Some(prev));
@@ -107,7 +108,7 @@ pub fn insert_copy(
     new_id: &str,
     name: impl FnOnce(Option<&str>) -> Option<String>,
 ) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     let task = require(&tx, id, true)?;
     insert_in(
         &tx,
@@ -128,123 +129,19 @@ pub fn insert_copy(
 }
 
 // ---------------------------------------------------------------------------------------
-// Listings
+// Reads
 
-/// Running tasks first, then pending ones by rank; optional full-text filter.
-pub fn list_queue(
-    conn: &Connection,
-    q: Option<&str>,
-    limit: i64,
-    offset: i64,
-) -> Result<(Vec<TaskRow>, i64), StoreError> {
-    page(
-        conn,
-        &status::ACTIVE,
-        &format!("{} DESC, rank, seq", status::is(TaskStatus::Running)),
-        q,
-        limit,
-        offset,
-    )
-}
-
-/// Finished tasks, newest first, with the total for the same filter.
-pub fn list_history(
-    conn: &Connection,
-    filter: HistoryFilter,
-    q: Option<&str>,
-    limit: i64,
-    offset: i64,
-) -> Result<(Vec<TaskRow>, i64), StoreError> {
-    let cond = match filter {
-        HistoryFilter::All => status::FINISHED.clone(),
-        HistoryFilter::Bookmarked => format!("{} AND bookmarked = 1", *status::FINISHED),
-        HistoryFilter::Status(s) => status::is(s),
-    };
-    page(
-        conn,
-        &cond,
-        "finished_at DESC, started_at DESC, seq DESC",
-        q,
-        limit,
-        offset,
-    )
-}
-
-/// One page of the tasks matching `cond` (plus the optional full-text query `q`) in
-/// `order`, with the number of all matches.
-fn page(
-    conn: &Connection,
-    cond: &str,
-    order: &str,
-    q: Option<&str>,
-    limit: i64,
-    offset: i64,
-) -> Result<(Vec<TaskRow>, i64), StoreError> {
-    let fts = q.and_then(fts_query);
-    let matches = if fts.is_some() {
-        "seq IN (SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ?3)"
-    } else {
-        "?3 IS NULL"
-    };
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {} FROM tasks WHERE {cond} AND {matches} ORDER BY {order} LIMIT ?1 OFFSET ?2",
-        *LIST_COLS
-    ))?;
-    let mut rows: Vec<TaskRow> = stmt
-        .query_map(params![limit, offset, fts], map_row)?
-        .collect::<Result<_, _>>()?;
-    load_images(conn, &mut rows)?;
-    let total: i64 = conn.query_row(
-        &format!(
-            "SELECT COUNT(*) FROM tasks WHERE {cond} AND {}",
-            matches.replace("?3", "?1")
-        ),
-        params![fts],
-        |r| r.get(0),
-    )?;
-    Ok((rows, total))
-}
-
-/// The running tasks as `(id, backend)`, earliest started first: the one record of what
-/// runs where.
-pub fn running(conn: &Connection) -> Result<Vec<(String, Option<String>)>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT id, backend FROM tasks WHERE {} ORDER BY started_at, seq",
-        status::is(TaskStatus::Running)
-    ))?;
-    Ok(stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?)
-}
-
-/// Pending and running counts.
-pub fn counts(conn: &Connection) -> Result<(i64, i64), StoreError> {
-    Ok(conn.query_row(
-        &format!(
-            "SELECT COALESCE(SUM({}), 0), COALESCE(SUM({}), 0) FROM tasks",
-            status::is(TaskStatus::Pending),
-            status::is(TaskStatus::Running)
-        ),
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?)
-}
-
-/// Number of tasks that run before this one (running tasks, then pending ones with a
-/// smaller rank); `None` unless the task is pending.
+/// Number of tasks that run before this one in rank order (running tasks, then pending ones
+/// with a smaller `(rank, seq)`); `None` unless the task is pending. The queue service
+/// answers from the look-ahead window first; this is the count beyond it (an index range).
 pub fn position(conn: &Connection, task: &TaskRow) -> Result<Option<i64>, StoreError> {
     if task.status() != TaskStatus::Pending {
         return Ok(None);
     }
-    Ok(Some(conn.query_row(
-        &format!(
-            "SELECT COUNT(*) FROM tasks WHERE {} OR ({} AND (rank < ?1 OR (rank = ?1 AND id < ?2)))",
-            status::is(TaskStatus::Running),
-            status::is(TaskStatus::Pending)
-        ),
-        params![task.rank, task.id],
-        |r| r.get(0),
-    )?))
+    let c = super::listing::counts(conn)?;
+    Ok(Some(
+        c.running + super::listing::pending_before(conn, task.rank, task.seq)?,
+    ))
 }
 
 /// Pending tasks for export, in queue order, full requests included.
@@ -263,12 +160,26 @@ pub fn export_pending(
         .collect::<Result<_, _>>()?)
 }
 
-/// Every `(task id, file name)` of stored images (for garbage collection of files).
-pub fn all_image_files(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
-    let mut stmt = conn.prepare("SELECT task_id, file_name FROM result_images")?;
-    Ok(stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?)
+/// For each task id: the image file names its row points at, or `None` when there is no
+/// such task (the orphan sweep of the results folder asks in chunks).
+pub fn image_files_of(
+    conn: &Connection,
+    ids: &[String],
+) -> Result<Vec<Option<HashSet<String>>>, StoreError> {
+    let mut exists = conn.prepare_cached("SELECT 1 FROM tasks WHERE id = ?1")?;
+    let mut files =
+        conn.prepare_cached("SELECT file_name FROM result_images WHERE task_id = ?1")?;
+    ids.iter()
+        .map(|id| {
+            if exists.query_row([id], |_| Ok(())).optional()?.is_none() {
+                return Ok(None);
+            }
+            let names = files
+                .query_map([id], |r| r.get(0))?
+                .collect::<Result<HashSet<String>, _>>()?;
+            Ok(Some(names))
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -287,7 +198,7 @@ pub struct TaskEdit {
 
 /// Applies an edit to a pending task (the transition function refuses other states).
 pub fn edit_task(conn: &mut Connection, id: &str, edit: TaskEdit) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     super::transitions::allow(&tx, id, &Event::Edit)?;
     let task = require(&tx, id, true)?;
     let mut request = task.request;

@@ -3,7 +3,7 @@
 //! decided from). Also the claim, the start-up recovery, the shutdown release and the bulk
 //! requeue/clear operations, each a loop of decide + write in one transaction.
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, params};
 use scheduler_api::TaskStatus;
 use serde_json::Value;
 
@@ -66,7 +66,7 @@ pub(super) fn allow(conn: &Connection, id: &str, event: &Event) -> Result<Lifecy
 /// Writes a decided change: the one statement that sets `status`, guarded by the status it
 /// was decided from; then the outputs and the callback row the decision asks for.
 fn write(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: &str,
     from: TaskStatus,
     change: &Change,
@@ -143,7 +143,7 @@ fn write(
 }
 
 fn apply_in(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     id: &str,
     event: &Event,
     policy: &Policy,
@@ -174,7 +174,7 @@ pub fn apply(
     event: &Event,
     policy: &Policy,
 ) -> Result<Applied, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     let applied = apply_in(&tx, id, event, policy)?;
     tx.commit()?;
     Ok(applied)
@@ -188,7 +188,7 @@ pub fn apply_batch(
     items: &[(String, Event)],
     policy: &Policy,
 ) -> Result<usize, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     for (id, event) in items {
         apply_in(&tx, id, event, policy)?;
     }
@@ -204,7 +204,7 @@ pub fn finish(
     change: &Change,
     run: &RunOutputs,
 ) -> Result<Applied, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     let (life, name, callback_url) = lifecycle(&tx, id)?;
     let callback_queued = write(
         &tx,
@@ -231,24 +231,39 @@ pub enum Eligibility {
     Skip,
 }
 
-/// Atomically claims the first pending task (by rank) this backend can run, skipping tasks
-/// that wait out a retry backoff (`next_run_at` in the future). While paused (the persisted
-/// flag, read in the same transaction, so a pause that was answered is always seen), only
-/// tasks started with "run now" are claimed.
+/// How many pending tasks (from the head, in rank order) a claim looks at: the look-ahead
+/// window. A claim costs the same at any queue length.
+pub const LOOKAHEAD: i64 = 100;
+
+/// The look-ahead window of a claim: two queries, each served by an index; the paused one
+/// reads only forced tasks ("run now" while paused).
+pub(super) fn window_sql(paused: bool) -> String {
+    let (index, forced) = if paused {
+        ("INDEXED BY tasks_forced", " AND force_run = 1")
+    } else {
+        ("", "")
+    };
+    format!(
+        "SELECT id, checkpoint FROM tasks {index} WHERE {}{forced} \
+         AND (next_run_at IS NULL OR next_run_at <= ?2) ORDER BY rank, seq LIMIT ?1",
+        status::is(TaskStatus::Pending),
+    )
+}
+
+/// Atomically claims the first pending task (by rank, within the look-ahead window) this
+/// backend can run, skipping tasks that wait out a retry backoff (`next_run_at` in the
+/// future). While paused (the persisted flag, read in the same transaction, so a
+/// pause that was answered is always seen), only tasks started with "run now" are claimed.
 pub fn claim_next(
     conn: &mut Connection,
     backend: &str,
     mut eligible: impl FnMut(Option<&str>) -> Eligibility,
 ) -> Result<Option<TaskRow>, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     let paused = super::settings::is_paused(&tx)?;
     let candidates: Vec<(String, Option<String>)> = tx
-        .prepare_cached(&format!(
-            "SELECT id, checkpoint FROM tasks WHERE {} AND (?1 = 0 OR force_run = 1) \
-             AND (next_run_at IS NULL OR next_run_at <= ?2) ORDER BY rank, seq LIMIT 500",
-            status::is(TaskStatus::Pending)
-        ))?
-        .query_map(params![paused, now_ms()], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .prepare_cached(&window_sql(paused))?
+        .query_map(params![LOOKAHEAD, now_ms()], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let Some((id, _)) = candidates
         .into_iter()
@@ -298,7 +313,7 @@ fn apply_each(
     event: &Event,
     policy: &Policy,
 ) -> Result<Vec<(String, Applied)>, StoreError> {
-    let tx = conn.transaction()?;
+    let tx = conn.savepoint()?;
     let ids = select(&tx)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {

@@ -40,6 +40,7 @@ fn model() -> QueueModel {
         total_pending_tasks: 4,
         hold_reason: None,
         paused: false,
+        next_cursor: None,
     });
     m
 }

@@ -181,6 +181,7 @@ pub fn panel_app() -> Html {
             limit: Some(i64::from(*page)),
             offset: None,
             q: Some((*search_q).clone()).filter(|q| !q.is_empty()),
+            ..ListQuery::default()
         },
     );
     let live = use_live(host.clone(), Some(hq.clone()));

@@ -543,6 +543,9 @@ fn list_params(q: &ListQuery, filter: Option<HistoryFilter>) -> Vec<(&'static st
     if let Some(o) = q.offset {
         out.push(("offset", o.to_string()));
     }
+    if let Some(c) = q.cursor.as_ref().filter(|c| !c.is_empty()) {
+        out.push(("cursor", c.clone()));
+    }
     if let Some(s) = q.q.as_ref().filter(|s| !s.is_empty()) {
         out.push(("q", s.clone()));
     }
@@ -571,6 +574,7 @@ mod tests {
             limit: Some(5),
             offset: None,
             q: Some("a cat & dog".into()),
+            ..ListQuery::default()
         };
         assert_eq!(
             with_query(
