@@ -119,10 +119,7 @@ pub fn seed_database(
 ) -> Result<Seeded, StoreError> {
     std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Migration(e.to_string()))?;
     let store = Store::open(&data_dir.join("queue.sqlite3"))?;
-    let policy = Policy {
-        auto_requeue_failed: false,
-        max_attempts: 3,
-    };
+    let policy = Policy::from(&scheduler_api::Settings::default());
     let mut out = Seeded::default();
     let start = now_ms() - finished as i64 * 1000;
     let mut i = 0;
