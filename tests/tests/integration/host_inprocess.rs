@@ -688,12 +688,18 @@ async fn a_backend_outage_makes_tasks_wait_not_fail() {
     h.wait_status(&first, TaskStatus::Done).await;
     h.stop_fake().await;
     let id = enqueue(&h, json!({"prompt": "during"})).await;
+    // The worker marks the backend down, then gives the task back (a committed write).
     wait_until("the backend is seen down", DEADLINE, || async {
         let b = c.backends().await.ok()?;
         (b[0].state == BackendState::Down).then_some(())
     })
     .await;
-    assert_eq!(c.task(&id).await.expect("task").status, TaskStatus::Pending);
+    let t = wait_until("the task back in the queue", DEADLINE, || async {
+        let t = c.task(&id).await.ok()?;
+        (t.status != TaskStatus::Running).then_some(t)
+    })
+    .await;
+    assert_eq!(t.status, TaskStatus::Pending);
     let back = wait_until("the fake is back on the same port", DEADLINE, || async {
         FakeSdNext::start(FakeConfig {
             listen: addr,
