@@ -79,8 +79,9 @@ async fn callbacks_never_target_the_host_itself_or_link_local_addresses() {
     s.host.sigkill().await;
     {
         let store = Store::open(&s.dir.path().join("queue.sqlite3")).expect("open store");
+        let own = own.clone();
         store
-            .call_sync(|conn| {
+            .call_sync(move |conn| {
                 tasks::insert_tasks(
                     conn,
                     &[NewTask {
