@@ -223,7 +223,15 @@ impl Readers {
 /// The writer thread: takes the jobs queued so far (up to [`MAX_GROUP`]), runs each in its
 /// own savepoint inside one transaction, commits once, then delivers every answer. A job
 /// that fails (or panics) rolls back its own savepoint only; a failed commit fails them all.
+/// When no write transaction can begin (a read-only or full disk), each job runs as its own
+/// transaction, so each gets its own answer (reads still work).
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, disk: DiskSlot) {
+    let failure = |e: rusqlite::Error, disk: &DiskSlot| -> CommitFailed {
+        match classify(StoreError::Sqlite(e), disk.get().map(|d| &**d)) {
+            StoreError::DiskFull => CommitFailed::DiskFull,
+            other => CommitFailed::Other(other.to_string()),
+        }
+    };
     while let Ok(first) = rx.recv() {
         apply_fault(&conn, disk.get().map(|d| &**d));
         let mut group = vec![first];
@@ -233,25 +241,20 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, disk: DiskSlot) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            // Dropping the jobs tells their callers (their answer channels close).
-            tracing::error!("store: cannot begin a write transaction: {e}");
-            continue;
-        }
-        let mut finishes: Vec<Finish> = Vec::with_capacity(group.len());
+        let grouped = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
+        let mut finishes: Vec<(Finish, Option<CommitFailed>)> = Vec::with_capacity(group.len());
         for job in group {
-            if conn.execute_batch("SAVEPOINT job").is_err() {
+            if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+                // The job is dropped: its caller's answer channel closes.
+                tracing::error!("store: cannot open a savepoint: {e}");
                 continue;
             }
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
-            let ok = match outcome {
-                Ok((ok, finish)) => {
-                    finishes.push(finish);
-                    ok
-                }
+            let (ok, finish) = match outcome {
+                Ok((ok, finish)) => (ok, Some(finish)),
                 Err(_) => {
                     tracing::error!("store: a write job panicked; it was rolled back");
-                    false
+                    (false, None)
                 }
             };
             let end = if ok {
@@ -259,21 +262,29 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, disk: DiskSlot) {
             } else {
                 "ROLLBACK TO job; RELEASE job"
             };
-            if let Err(e) = conn.execute_batch(end) {
-                tracing::error!("store: ending a savepoint: {e}");
+            // Outside a group, RELEASE commits this job alone.
+            let own = conn.execute_batch(end).err().map(|e| failure(e, &disk));
+            if own.is_some() && !grouped && !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            if let Some(f) = finish {
+                finishes.push((f, own.filter(|_| !grouped)));
             }
         }
-        let failed = conn.execute_batch("COMMIT").err().map(|e| {
-            match classify(StoreError::Sqlite(e), disk.get().map(|d| &**d)) {
-                StoreError::DiskFull => CommitFailed::DiskFull,
-                other => CommitFailed::Other(other.to_string()),
+        let failed = if grouped {
+            let failed = conn
+                .execute_batch("COMMIT")
+                .err()
+                .map(|e| failure(e, &disk));
+            if failed.is_some() && !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
             }
-        });
-        if failed.is_some() && !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        for f in finishes {
-            f(failed.clone());
+            failed
+        } else {
+            None
+        };
+        for (f, own) in finishes {
+            f(own.or_else(|| failed.clone()));
         }
     }
 }
