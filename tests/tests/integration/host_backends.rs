@@ -1,7 +1,7 @@
 //! Several backends, backends that are not ready or rate-limit, and bounded auto-requeue.
 
 use scheduler_api::{ListQuery, SettingsPatch, TaskStatus, TaskType};
-use scheduler_tests::harness::{FakeProcess, HostProcess, wait_for};
+use scheduler_tests::harness::{FakeProcess, HostProcess, wait_for, wait_until};
 use serde_json::json;
 
 use crate::host_support::*;
@@ -88,7 +88,15 @@ async fn a_backend_without_a_model_makes_tasks_wait_not_fail() {
             > 0
     })
     .await;
-    assert_eq!(c.task(&id).await.unwrap().status, TaskStatus::Pending);
+    // A claim may be in flight (the task is given back once the backend says "no model").
+    let t = wait_until("the task back in the queue", LONG, || async {
+        c.task(&id)
+            .await
+            .ok()
+            .filter(|t| t.status != TaskStatus::Running)
+    })
+    .await;
+    assert_eq!(t.status, TaskStatus::Pending);
     let r = reqwest::Client::new()
         .post(format!("{}/sdapi/v1/options", s.fake.url()))
         .json(&json!({"sd_model_checkpoint": "a"}))
