@@ -354,6 +354,11 @@ pub fn panel_app() -> Html {
                 </button>
             </header>
             { offline_hint }
+            { live.q.hold_reason.clone().map(|r| html! {
+                <div class="hold" id="sdq-hold" role="status">
+                    { format!("On hold: {r}. The host starts no task until this is resolved, then resumes by itself.") }
+                </div>
+            }).unwrap_or_default() }
             <nav class="tabs">
                 { tab_btn(View::Queue, "Queue", format!("{}", live.q.running.len() + live.q.pending.len())) }
                 { tab_btn(View::History, "History", format!("{}", live.hist_total)) }
@@ -363,6 +368,24 @@ pub fn panel_app() -> Html {
             { edit_view }
             <Toasts toasts={live.toasts.clone()} />
         </div>
+    }
+}
+
+/// "attempt N failed · next try HH:MM" for a task that failed a try and waits to retry.
+fn retry_note(t: &Task) -> Html {
+    if t.attempts == 0 && t.next_run_at.is_none() {
+        return html! {};
+    }
+    let next = t
+        .next_run_at
+        .as_ref()
+        .map(|n| format!(" · next try {}", util::fmt_time(n)))
+        .unwrap_or_default();
+    let plural = if t.attempts == 1 { "" } else { "s" };
+    html! {
+        <span class="retry" data-attempts={t.attempts.to_string()} title={t.error.clone().unwrap_or_default()}>
+            { format!("{} failed attempt{plural}{next}", t.attempts) }
+        </span>
     }
 }
 
@@ -494,6 +517,7 @@ fn queue_view(p: &QueueProps) -> Html {
                 <div class="main" ondblclick={edit.clone()}>
                     <span class="label">{ task_label(t) }</span>
                     <span class="summary">{ task_summary(t) }</span>
+                    { retry_note(t) }
                 </div>
                 <span class="time" title="Queued at">{ util::fmt_time(&t.created_at) }</span>
                 <button class="run" title="Run now" onclick={run}>{"▶"}</button>

@@ -65,6 +65,9 @@ pub fn popup_app() -> Html {
                 <span data-running={q.running.len().to_string()}>{ format!("{} running", q.running.len()) }</span>
                 { if q.paused { html! { <span class="paused">{" · paused"}</span> } } else { html! {} } }
             </div>
+            { q.hold_reason.clone().map(|r| html! {
+                <div class="hold" id="sdq-popup-hold" role="status">{ format!("On hold: {r}") }</div>
+            }).unwrap_or_default() }
             { running.unwrap_or_default() }
             <div class="actions">
                 <button id="sdq-popup-pause" onclick={pause}>{ if q.paused { "▶ Resume" } else { "❚❚ Pause" } }</button>
