@@ -18,6 +18,9 @@ use tokio::sync::{Notify, watch};
 
 use crate::backends::Backends;
 use crate::disk::{Disk, HOLD_DISK_FULL};
+
+/// The words of the hold while every backend is stalled.
+pub const HOLD_BACKEND_STALLED: &str = "backend stalled";
 use crate::error::HostError;
 use crate::events::EventHub;
 use crate::model::cursor::Cursor;
@@ -112,9 +115,17 @@ impl Queue {
         }
     }
 
-    /// Why tasks do not start now, apart from the user's pause: `"disk full"`.
+    /// Why tasks do not start now, apart from the user's pause: `"disk full"`, or
+    /// `"backend stalled"` when every backend is stalled (an abandoned request).
     pub fn hold_reason(&self) -> Option<String> {
-        self.disk.is_full().then(|| HOLD_DISK_FULL.to_owned())
+        if self.disk.is_full() {
+            return Some(HOLD_DISK_FULL.to_owned());
+        }
+        let all = self.backends.all();
+        let stalled = all
+            .iter()
+            .all(|b| b.status().state == Some(scheduler_api::BackendState::Stalled));
+        (!all.is_empty() && stalled).then(|| HOLD_BACKEND_STALLED.to_owned())
     }
 
     /// Wakes the idle workers (something may be runnable now).

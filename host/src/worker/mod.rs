@@ -239,6 +239,7 @@ impl Worker {
                 tracing::info!("backend {} is idle again", self.backend.url);
                 self.stalled = None;
                 self.set_state(BackendState::Up, None);
+                self.deps.queue.queue_event();
                 None
             }
             other => {
@@ -268,6 +269,7 @@ impl Worker {
                     .into(),
             ),
         );
+        self.deps.queue.queue_event();
     }
 
     /// One step: claim the next task this backend can run and run it.

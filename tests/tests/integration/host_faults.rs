@@ -321,3 +321,53 @@ async fn an_answer_beyond_the_cap_fails_the_task_and_the_queue_moves_on() {
     let t = wait_done(&c, &large).await;
     assert_eq!(t.image_count, 1, "an answer under the cap is read");
 }
+
+/// Finding 2: with its only backend stalled (a job that ignores interrupts), the queue shows
+/// `hold_reason: "backend stalled"` until the job ends; then the next task runs.
+#[tokio::test]
+async fn a_stalled_only_backend_holds_the_queue_until_it_is_idle() {
+    let s = Stack::start(FAST_A, &[]).await;
+    let c = s.client().clone();
+    settings(&c, json!({"interrupt_grace_s": 1, "stall_recheck_s": 1})).await;
+    faults(
+        &s,
+        vec![FaultRule::poison("stuck", Fault::HangIgnoresInterrupt)],
+    )
+    .await;
+    let stuck = enqueue(&c, "stuck", json!({})).await;
+    let next = enqueue(&c, "next", json!({})).await;
+    wait_task_status(&c, &stuck, TaskStatus::Running, LONG).await;
+    wait_for("the fake to run the stuck job", LONG, || async {
+        s.fake
+            .stats()
+            .await
+            .faulted_prompts
+            .contains(&"stuck".to_owned())
+    })
+    .await;
+    c.delete_task(&stuck).await.expect("delete");
+    wait_task_status(
+        &c,
+        &stuck,
+        TaskStatus::Interrupted,
+        std::time::Duration::from_secs(15),
+    )
+    .await;
+    wait_for("the hold to show the stalled backend", LONG, || async {
+        queue(&c).await.hold_reason.as_deref() == Some("backend stalled")
+    })
+    .await;
+    assert_eq!(
+        c.task(&next).await.expect("task").status,
+        TaskStatus::Pending,
+        "a stalled backend gets no task"
+    );
+    s.fake
+        .configure(&FakeConfigPatch {
+            release_hangs: Some(true),
+            ..FakeConfigPatch::default()
+        })
+        .await;
+    wait_done(&c, &next).await;
+    assert_eq!(queue(&c).await.hold_reason, None);
+}
