@@ -183,9 +183,38 @@ pub(crate) fn decode_image(s: &str) -> Result<Vec<u8>, RemoteError> {
 #[derive(serde::Deserialize)]
 struct RawAnswer<'a> {
     #[serde(borrow, default)]
-    images: Option<Vec<std::borrow::Cow<'a, str>>>,
+    images: Option<Vec<ImageText<'a>>>,
     #[serde(default)]
     info: Option<Value>,
+}
+
+/// One image string of an answer: borrowed from the body when it has no escapes (base64
+/// never needs any), so a large answer is not copied before it is decoded.
+struct ImageText<'a>(std::borrow::Cow<'a, str>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for ImageText<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = ImageText<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a base64 image string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(ImageText(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(ImageText(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(ImageText(std::borrow::Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Visitor(std::marker::PhantomData))
+    }
 }
 
 pub(crate) fn generate_output(bytes: &[u8]) -> Result<GenerateOutput, RemoteError> {
@@ -197,7 +226,7 @@ pub(crate) fn generate_output(bytes: &[u8]) -> Result<GenerateOutput, RemoteErro
         .images
         .unwrap_or_default()
         .iter()
-        .map(|i| decode_image(i))
+        .map(|i| decode_image(&i.0))
         .collect::<Result<Vec<_>, _>>()?;
     let info = match raw.info {
         None | Some(Value::Null) => Value::Null,
@@ -415,6 +444,9 @@ mod tests {
         let v = json!({"images": ["aGVsbG8=", "data:image/png;base64,d29ybGQ"],
                        "parameters": {}, "info": info});
         let out = generate_output(v.to_string().as_bytes()).unwrap();
+        // An escaped image string (not borrowable) decodes as well.
+        let escaped = generate_output(br#"{"images": ["aGVsbG8\u003d"], "info": ""}"#).unwrap();
+        assert_eq!(escaped.images, vec![b"hello".to_vec()]);
         assert_eq!(out.images, vec![b"hello".to_vec(), b"world".to_vec()]);
         assert_eq!(out.infotexts, vec!["one", "two"]);
         assert_eq!(out.info["all_seeds"], json!([1, 2]));
