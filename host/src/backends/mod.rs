@@ -39,6 +39,9 @@ pub struct Backend {
     /// Credential-free URL (the backend's name in tasks and answers).
     pub url: String,
     status: Mutex<BackendStatus>,
+    /// Learnt from the first Control task: this SD.Next answers [`crate::sdnext::CONTROL_XYZ_BUG`] to a
+    /// `/control` request without `xyz` (see [`Backend::control_needs_xyz`]).
+    control_needs_xyz: std::sync::atomic::AtomicBool,
 }
 
 impl Backend {
@@ -49,7 +52,22 @@ impl Backend {
             url: client.display_url(),
             client,
             status: Mutex::new(BackendStatus::default()),
+            control_needs_xyz: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Whether Control requests to this backend must carry `"xyz": {}` (SD.Next `058a7f0`'s
+    /// bug, [`crate::sdnext::CONTROL_XYZ_BUG`]). Requests go without it until the backend answers that
+    /// exact error once: a fixed SD.Next may read `xyz` as a real grid.
+    pub fn control_needs_xyz(&self) -> bool {
+        self.control_needs_xyz
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Remembers that this backend needs `"xyz": {}` on Control requests.
+    pub fn remember_control_needs_xyz(&self) {
+        self.control_needs_xyz
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Locks the status (never held across an await).

@@ -71,14 +71,15 @@ pub async fn img2img(
     enqueue(intake, TaskType::Img2img, &headers, body).await
 }
 
-/// Enqueue a Control task (sent to `/sdapi/v1/control`).
+/// Enqueue a Control task (sent to `/sdapi/v1/control`): `control` units, each with its
+/// `image`; `ip_adapter`, `init_control`, `mask` … as base64 or data URLs. 64 MiB limit.
 #[utoipa::path(post, path = scheduler_api::routes::QUEUE_CONTROL, tag = "enqueue",
     operation_id = "enqueue_control",
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes the enqueue idempotent (at most 200 visible ASCII characters).")),
     request_body = EnqueueRequest,
     responses(
         (status = 200, description = "The new task ids.", body = EnqueueResponse),
-        (status = 422, description = "A field is invalid.", body = MessageResponse),
+        (status = 422, description = "A field is invalid (an image field names its path, e.g. `control[0].image`; a unit without an image).", body = MessageResponse),
         (status = 503, description = "A checkpoint pattern needs a reachable backend.", body = MessageResponse),
     ))]
 pub async fn control(

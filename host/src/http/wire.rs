@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::model::TaskRow;
-use crate::model::spec::LISTING_STRIPPED_FIELDS;
+use crate::model::images;
 
 /// How dates are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,9 +36,7 @@ pub fn iso(ms: i64) -> String {
 /// The listing view of the request: without image data, plus `checkpoint` and `vae`.
 pub fn list_params(row: &TaskRow) -> Map<String, Value> {
     let mut p = row.request.clone();
-    for f in LISTING_STRIPPED_FIELDS {
-        p.remove(*f);
-    }
+    images::strip(&mut p);
     p.insert(
         field::CHECKPOINT.into(),
         row.checkpoint.clone().map_or(Value::Null, Value::String),

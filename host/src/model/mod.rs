@@ -12,6 +12,8 @@
 //! - [`cursor`]: keyset cursors of the listings.
 //! - [`spec`]: an [`scheduler_api::EnqueueRequest`] parsed into typed fields ([`TaskSpec`]),
 //!   checkpoint expansion, image and callback validation, `PUT` merges.
+//! - [`images`]: the one image-field walker (every image field of every task type:
+//!   validation, stripping for listings, SQL paths).
 //! - [`import`]: reading one item of an export (ours or the original's).
 //! - [`search`]: free text to a full-text query limited to one listing.
 //! - [`callback`]: where a callback may go (the host itself, link-local and metadata
@@ -22,6 +24,7 @@
 
 pub mod callback;
 pub mod cursor;
+pub mod images;
 pub mod import;
 pub mod policy;
 pub mod rank;

@@ -27,17 +27,22 @@ pub mod sd_field {
     pub const INIT_IMAGES: &str = "init_images";
     /// img2img mask.
     pub const MASK: &str = "mask";
+    /// Control units.
+    pub const CONTROL: &str = "control";
     /// Batches.
     pub const N_ITER: &str = "n_iter";
+    /// Batches of a Control request.
+    pub const BATCH_COUNT: &str = "batch_count";
+    /// SD.Next `058a7f0`'s Control API needs this object (see the worker).
+    pub const XYZ: &str = "xyz";
+    /// Ours, beside `script_args`: each argument's label from the page (never sent).
+    pub const SCRIPT_ARG_LABELS: &str = "script_arg_labels";
     /// Images per batch.
     pub const BATCH_SIZE: &str = "batch_size";
 }
 
 /// Fields the worker decides; a stored value would only confuse an edit.
 pub const WORKER_FIELDS: &[&str] = &[sd_field::SEND_IMAGES, sd_field::SAVE_IMAGES];
-
-/// Image fields left out of listings (they can be megabytes).
-pub const LISTING_STRIPPED_FIELDS: &[&str] = &[sd_field::INIT_IMAGES, sd_field::MASK];
 
 /// Why a body was refused (always a 422).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,10 +82,6 @@ impl TaskSpec {
     /// `override_settings.sd_vae` into the VAE, drops the fields the worker decides, checks
     /// images and the callback URL.
     pub fn parse(task_type: TaskType, req: EnqueueRequest) -> Result<TaskSpec, Invalid> {
-        if task_type == TaskType::Control {
-            // Temporary: the worker, the store and the image walker learn `control` next.
-            return Err(Invalid("control tasks are not supported yet".into()));
-        }
         let EnqueueRequest {
             checkpoint,
             vae,
@@ -195,38 +196,36 @@ pub fn is_inline_image(s: &str) -> bool {
     MAGIC.iter().any(|m| bytes.starts_with(m))
 }
 
+/// Every image field through the walker ([`super::images`]), then what each type needs:
+/// img2img an input image, every Control unit an image (SD.Next's API takes a unit's input
+/// only in its `image`/`override`: a unit without one cannot run).
 fn validate_images(task_type: TaskType, body: &Map<String, Value>) -> Result<(), Invalid> {
-    match body.get(sd_field::INIT_IMAGES) {
-        None | Some(Value::Null) => {
-            if task_type == TaskType::Img2img {
+    super::images::validate(body)?;
+    match task_type {
+        TaskType::Img2img => {
+            let has = body
+                .get(sd_field::INIT_IMAGES)
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
+            if !has {
                 return Err(Invalid("img2img needs init_images".into()));
             }
         }
-        Some(Value::Array(items)) => {
-            if items.is_empty() && task_type == TaskType::Img2img {
-                return Err(Invalid("img2img needs init_images".into()));
-            }
-            for (i, item) in items.iter().enumerate() {
-                match item.as_str() {
-                    Some(s) if is_inline_image(s) => {}
-                    _ => {
+        TaskType::Control => {
+            if let Some(units) = body.get(sd_field::CONTROL).and_then(Value::as_array) {
+                for (k, u) in units.iter().enumerate() {
+                    let has = ["image", "override"]
+                        .iter()
+                        .any(|f| u.get(*f).is_some_and(|v| !v.is_null()));
+                    if !has {
                         return Err(Invalid(format!(
-                            "init_images[{i}] must be base64 or a data URL (URLs and file paths are not accepted)"
+                            "control[{k}] has no image: give it `image` (SD.Next's API takes no shared input)"
                         )));
                     }
                 }
             }
         }
-        Some(_) => return Err(Invalid("init_images must be a list".into())),
-    }
-    match body.get(sd_field::MASK) {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) if is_inline_image(s) => {}
-        Some(_) => {
-            return Err(Invalid(
-                "mask must be base64 or a data URL (URLs and file paths are not accepted)".into(),
-            ));
-        }
+        TaskType::Txt2img => {}
     }
     Ok(())
 }
@@ -294,8 +293,9 @@ pub fn copy_name(name: Option<&str>) -> Option<String> {
     name.map(|n| format!("Copy of {n}"))
 }
 
-/// The number of images a request asks for (`n_iter * batch_size`, each at least 1).
-pub fn expected_images(request: &Map<String, Value>) -> usize {
+/// The number of images a request asks for (`n_iter * batch_size`, each at least 1; a
+/// Control request counts `batch_count`).
+pub fn expected_images(task_type: TaskType, request: &Map<String, Value>) -> usize {
     let get = |k: &str| {
         request
             .get(k)
@@ -303,7 +303,11 @@ pub fn expected_images(request: &Map<String, Value>) -> usize {
             .filter(|n| *n >= 1)
             .unwrap_or(1)
     };
-    (get(sd_field::N_ITER) * get(sd_field::BATCH_SIZE)).min(100_000) as usize
+    let batches = match task_type {
+        TaskType::Control => get(sd_field::BATCH_COUNT),
+        _ => get(sd_field::N_ITER),
+    };
+    (batches * get(sd_field::BATCH_SIZE)).min(100_000) as usize
 }
 
 /// Checkpoint / VAE found in an edited request and lifted out of it.

@@ -89,7 +89,7 @@ pub struct TaskRow {
     /// Name.
     pub name: Option<String>,
     /// The SD.Next request (in listings: without the image fields, see
-    /// [`crate::model::spec::LISTING_STRIPPED_FIELDS`]).
+    /// [`crate::model::images`]).
     pub request: Map<String, Value>,
     /// Page snapshot (only loaded with the full row).
     pub page_snapshot: Option<Value>,

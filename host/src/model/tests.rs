@@ -429,10 +429,34 @@ fn enqueue_refuses_bad_images_and_callbacks() {
         refused(TaskType::Txt2img, json!({"override_settings": 5})),
         "`override_settings` must be an object"
     );
+    // Control: the walker names nested fields; every unit needs its image.
+    const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAE=";
+    let control = |v: Value| refused(TaskType::Control, v);
     assert_eq!(
-        refused(TaskType::Control, json!({})),
-        "control tasks are not supported yet"
+        control(
+            json!({"control": [{"model": "m", "image": PNG}, {"model": "m", "image": "https://x/y.png"}]})
+        ),
+        "control[1].image must be base64 or a data URL (URLs and file paths are not accepted)"
     );
+    assert_eq!(
+        control(json!({"control": [{"model": "m", "process": "Canny"}]})),
+        "control[0] has no image: give it `image` (SD.Next's API takes no shared input)"
+    );
+    assert_eq!(
+        control(json!({"ip_adapter": [{"adapter": "a", "images": ["/tmp/face.png"]}]})),
+        "ip_adapter[0].images[0] must be base64 or a data URL (URLs and file paths are not accepted)"
+    );
+    assert_eq!(
+        refused(TaskType::Txt2img, json!({"init_control": ["http://x"]})),
+        "init_control[0] must be base64 or a data URL (URLs and file paths are not accepted)"
+    );
+    let ok = parse(
+        TaskType::Control,
+        json!({"prompt": "p", "control": [{"model": "m", "override": PNG}], "init_control": [PNG]}),
+    )
+    .unwrap();
+    assert_eq!(ok.task_type, TaskType::Control);
+    assert!(parse(TaskType::Control, json!({"prompt": "text only"})).is_ok());
 }
 
 #[test]
@@ -541,10 +565,21 @@ fn fts_queries_are_quoted() {
     assert_eq!(fts_query("a\0b\u{7}"), Some("\"ab\"*".into()));
     assert_eq!(fts_query("a\tb\""), Some("\"a\" \"b\"\"\"*".into()));
     assert_eq!(
-        expected_images(&obj(json!({"n_iter": 2, "batch_size": 3}))),
+        expected_images(
+            TaskType::Txt2img,
+            &obj(json!({"n_iter": 2, "batch_size": 3}))
+        ),
         6
     );
-    assert_eq!(expected_images(&obj(json!({}))), 1);
+    assert_eq!(expected_images(TaskType::Img2img, &obj(json!({}))), 1);
+    // Control counts `batch_count` (SD.Next's name on /control), not `n_iter`.
+    assert_eq!(
+        expected_images(
+            TaskType::Control,
+            &obj(json!({"batch_count": 3, "batch_size": 2, "n_iter": 5}))
+        ),
+        6
+    );
 }
 
 #[test]

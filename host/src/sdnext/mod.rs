@@ -78,16 +78,23 @@ pub struct LoadedCheckpoint {
     pub filename: Option<String>,
 }
 
-/// The decoded answer of txt2img/img2img.
-#[derive(Debug, Clone, PartialEq)]
+/// SD.Next `058a7f0`'s `/sdapi/v1/control` answers this (500) to every request without an
+/// `xyz` object; the same request with `"xyz": {}` runs the plain generation.
+pub const CONTROL_XYZ_BUG: &str = "control_run() got an unexpected keyword argument 'xyz'";
+
+/// The decoded answer of txt2img/img2img/control.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct GenerateOutput {
     /// Encoded image files (JPEG or PNG, as SD.Next's global `samples_format` says).
     pub images: Vec<Vec<u8>>,
-    /// `info.infotexts` (empty when `info` is `""`).
+    /// One infotext per image: `info.infotexts` for txt2img/img2img (empty when `info` is
+    /// `""`); for control each image's own (EXIF) infotext, as `info` is HTML there.
     pub infotexts: Vec<String>,
     /// `info` parsed from its JSON string; `Value::Null` when SD.Next sent `""`;
-    /// the raw string when it is not JSON.
+    /// the raw string when it is not JSON (control: an HTML text).
     pub info: Value,
+    /// Control only: the preprocessor maps (`processed`), identical ones once.
+    pub processed: Vec<Vec<u8>>,
 }
 
 /// A `/sdapi/v1/progress` sample.
@@ -361,8 +368,9 @@ impl SdClient {
         Ok(())
     }
 
-    /// `POST /sdapi/v1/txt2img` or `img2img`. No client timeout: SD.Next answers when the
-    /// whole job is done (and waits for its global lock first).
+    /// `POST /sdapi/v1/txt2img`, `img2img` or `control`. No client timeout: SD.Next answers
+    /// when the whole job is done (and waits for its global lock first). The caller decides
+    /// the body; for control see [`CONTROL_XYZ_BUG`].
     pub async fn generate(
         &self,
         kind: scheduler_api::TaskType,
@@ -382,7 +390,10 @@ impl SdClient {
             .await?;
         // Decoded straight from the bytes (images borrowed, then decoded once): the answer
         // is held once, plus its decoded images.
-        parse::generate_output(&b)
+        match kind {
+            scheduler_api::TaskType::Control => parse::control_output(&b),
+            _ => parse::generate_output(&b),
+        }
     }
 
     /// `GET /sdapi/v1/progress?skip_current_image=…`.

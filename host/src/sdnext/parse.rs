@@ -247,7 +247,187 @@ pub(crate) fn generate_output(bytes: &[u8]) -> Result<GenerateOutput, RemoteErro
         images,
         infotexts,
         info,
+        processed: Vec::new(),
     })
+}
+
+/// The answer of `/sdapi/v1/control`: images as for txt2img; `info` is an HTML text (not
+/// JSON), so each image's infotext is its own (SD.Next writes it into the JPEG's EXIF
+/// UserComment, or a PNG's `parameters`), else `info` made plain; `processed` holds the
+/// preprocessor maps (SD.Next repeats them: identical ones are kept once).
+pub(crate) fn control_output(bytes: &[u8]) -> Result<GenerateOutput, RemoteError> {
+    /// Only the maps (the images and `info` are read by [`generate_output`]).
+    #[derive(serde::Deserialize)]
+    struct RawMaps<'a> {
+        #[serde(borrow, default)]
+        processed: Option<Vec<std::borrow::Cow<'a, str>>>,
+    }
+    let mut out = generate_output(bytes)?;
+    let raw: RawMaps<'_> = serde_json::from_slice(bytes)
+        .map_err(|e| RemoteError::Decode(format!("invalid control answer: {e}")))?;
+    let mut processed: Vec<Vec<u8>> = Vec::new();
+    for p in raw.processed.unwrap_or_default() {
+        let bytes = decode_image(&p)?;
+        if !processed.contains(&bytes) {
+            processed.push(bytes);
+        }
+    }
+    out.processed = processed;
+    if out.infotexts.len() < out.images.len() {
+        let fallback = out.info.as_str().map(html_infotext).unwrap_or_default();
+        out.infotexts = out
+            .images
+            .iter()
+            .map(|b| {
+                jpeg_user_comment(b)
+                    .or_else(|| crate::results::image::read_png_parameters(b))
+                    .unwrap_or_else(|| fallback.clone())
+            })
+            .collect();
+    }
+    Ok(out)
+}
+
+/// Control's HTML `info` (`<p><b>Prompt:</b> …</p><p><b>Parameters:</b> Steps: 2| …</p>`)
+/// as an infotext: the prompt line, then the parameters comma-separated.
+pub(crate) fn html_infotext(html: &str) -> String {
+    let mut lines = Vec::new();
+    let mut params = Vec::new();
+    for para in html.split("<p>") {
+        let text = strip_tags(para).trim().to_owned();
+        if text.is_empty() {
+            continue;
+        }
+        if let Some(p) = text.strip_prefix("Prompt:") {
+            lines.insert(0, p.trim().to_owned());
+        } else if let Some(n) = text.strip_prefix("Negative prompt:") {
+            lines.push(format!("Negative prompt: {}", n.trim()));
+        } else if let Some(p) = text
+            .strip_prefix("Parameters:")
+            .or_else(|| text.strip_prefix("Runtime:"))
+        {
+            params.extend(
+                p.split('|')
+                    .map(|x| x.trim().to_owned())
+                    .filter(|x| !x.is_empty()),
+            );
+        } else {
+            lines.push(text);
+        }
+    }
+    if !params.is_empty() {
+        lines.push(params.join(", "));
+    }
+    lines.join("\n")
+}
+
+fn strip_tags(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut inside = false;
+    for c in s.chars() {
+        match c {
+            '<' => inside = true,
+            '>' => inside = false,
+            c if !inside => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+}
+
+/// The EXIF UserComment of a JPEG (where SD.Next writes a JPEG's infotext): `UNICODE\0`
+/// + UTF-16 (either byte order), or `ASCII\0\0\0` + text.
+pub(crate) fn jpeg_user_comment(b: &[u8]) -> Option<String> {
+    if !b.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut i = 2;
+    while i + 4 <= b.len() {
+        if b[i] != 0xFF {
+            return None;
+        }
+        let marker = b[i + 1];
+        if marker == 0xD9 || marker == 0xDA {
+            return None;
+        }
+        let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
+        let seg = b.get(i + 4..i + 2 + len)?;
+        if marker == 0xE1
+            && let Some(tiff) = seg.strip_prefix(b"Exif\0\0")
+        {
+            return exif_user_comment(tiff);
+        }
+        i += 2 + len;
+    }
+    None
+}
+
+fn exif_user_comment(t: &[u8]) -> Option<String> {
+    let le = match t.get(0..2)? {
+        b"II" => true,
+        b"MM" => false,
+        _ => return None,
+    };
+    let u16_at = |o: usize| -> Option<u16> {
+        let s = t.get(o..o + 2)?;
+        Some(if le {
+            u16::from_le_bytes([s[0], s[1]])
+        } else {
+            u16::from_be_bytes([s[0], s[1]])
+        })
+    };
+    let u32_at = |o: usize| -> Option<u32> {
+        let s = t.get(o..o + 4)?;
+        let a = [s[0], s[1], s[2], s[3]];
+        Some(if le {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        })
+    };
+    // (count, position of the value/offset field) of `tag` in the IFD at `ifd`.
+    let find = |ifd: usize, tag: u16| -> Option<(usize, usize)> {
+        let n = u16_at(ifd)? as usize;
+        (0..n).find_map(|k| {
+            let e = ifd + 2 + 12 * k;
+            (u16_at(e)? == tag).then(|| Some((u32_at(e + 4)? as usize, e + 8)))?
+        })
+    };
+    let ifd0 = u32_at(4)? as usize;
+    let (_, p) = find(ifd0, 0x8769)?;
+    let exif_ifd = u32_at(p)? as usize;
+    let (count, p) = find(exif_ifd, 0x9286)?;
+    let data = if count <= 4 {
+        t.get(p..p + count)?
+    } else {
+        let off = u32_at(p)? as usize;
+        t.get(off..off.checked_add(count)?)?
+    };
+    let (prefix, text) = data.split_at(8.min(data.len()));
+    let s = if prefix == b"UNICODE\0" {
+        let little = text.len() >= 2 && text[0] != 0 && text[1] == 0;
+        let units: Vec<u16> = text
+            .chunks_exact(2)
+            .map(|c| {
+                if little {
+                    u16::from_le_bytes([c[0], c[1]])
+                } else {
+                    u16::from_be_bytes([c[0], c[1]])
+                }
+            })
+            .collect();
+        char::decode_utf16(units)
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect::<String>()
+    } else {
+        String::from_utf8_lossy(text).into_owned()
+    };
+    let s = s.trim_end_matches('\0').to_owned();
+    (!s.is_empty()).then_some(s)
 }
 
 pub(crate) fn progress(v: &Value) -> Result<Progress, RemoteError> {
@@ -436,6 +616,93 @@ mod tests {
         );
         assert_eq!(m("Internal Server Error"), "Internal Server Error");
         assert_eq!(m(""), "HTTP 400");
+    }
+
+    /// A JPEG that is only an EXIF segment with a UserComment (the way SD.Next writes a JPEG's
+    /// infotext: `UNICODE\0` + UTF-16), in the TIFF byte order given.
+    fn jpeg_with_user_comment(text: &str, little: bool) -> Vec<u8> {
+        let w16 = |v: u16| {
+            if little {
+                v.to_le_bytes()
+            } else {
+                v.to_be_bytes()
+            }
+        };
+        let w32 = |v: u32| {
+            if little {
+                v.to_le_bytes()
+            } else {
+                v.to_be_bytes()
+            }
+        };
+        let mut comment = b"UNICODE\0".to_vec();
+        for u in text.encode_utf16() {
+            comment.extend_from_slice(&if little {
+                u.to_le_bytes()
+            } else {
+                u.to_be_bytes()
+            });
+        }
+        let mut t = Vec::new();
+        t.extend_from_slice(if little { b"II" } else { b"MM" });
+        t.extend_from_slice(&w16(42));
+        t.extend_from_slice(&w32(8));
+        // IFD0: one entry, the Exif IFD pointer (at 26).
+        t.extend_from_slice(&w16(1));
+        t.extend_from_slice(&w16(0x8769));
+        t.extend_from_slice(&w16(4));
+        t.extend_from_slice(&w32(1));
+        t.extend_from_slice(&w32(26));
+        t.extend_from_slice(&w32(0));
+        // Exif IFD: UserComment, its data at 44.
+        t.extend_from_slice(&w16(1));
+        t.extend_from_slice(&w16(0x9286));
+        t.extend_from_slice(&w16(7));
+        t.extend_from_slice(&w32(comment.len() as u32));
+        t.extend_from_slice(&w32(44));
+        t.extend_from_slice(&w32(0));
+        t.extend_from_slice(&comment);
+        let mut seg = b"Exif\0\0".to_vec();
+        seg.extend_from_slice(&t);
+        let mut j = vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 4, 0, 0, 0xFF, 0xE1];
+        j.extend_from_slice(&((seg.len() + 2) as u16).to_be_bytes());
+        j.extend_from_slice(&seg);
+        j.extend_from_slice(&[0xFF, 0xD9]);
+        j
+    }
+
+    #[test]
+    fn control_answers_give_infotexts_from_exif_and_keep_processed_maps_once() {
+        let text = "tiny controlnet test\nNegative prompt: \nSteps: 2, Size: 64x64, Seed: 7, Control model: tiny-controlnet";
+        for little in [true, false] {
+            assert_eq!(
+                jpeg_user_comment(&jpeg_with_user_comment(text, little)).as_deref(),
+                Some(text)
+            );
+        }
+        use base64::Engine;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let img = jpeg_with_user_comment(text, true);
+        let map = b"\xFF\xD8\xFF\xE0map-one";
+        let html = "<p><b>Prompt:</b> tiny controlnet test</p><p><b>Runtime:</b> App: SD.Next| Operations: txt2img; control</p><p><b>Parameters:</b> Steps: 2| Size: 64x64| Seed: 7</p>";
+        let v = json!({"images": [b64(&img)], "processed": [b64(map), b64(map)], "params": {}, "info": html});
+        let out = control_output(v.to_string().as_bytes()).unwrap();
+        assert_eq!(out.images, vec![img]);
+        assert_eq!(out.infotexts, vec![text.to_owned()]);
+        assert_eq!(out.info, json!(html));
+        assert_eq!(out.processed, vec![map.to_vec()]);
+        // Without EXIF the HTML `info` made plain stands in.
+        assert_eq!(
+            html_infotext(html),
+            "tiny controlnet test\nApp: SD.Next, Operations: txt2img; control, Steps: 2, Size: 64x64, Seed: 7"
+        );
+        let plain = json!({"images": [b64(b"\xFF\xD8\xFF\xD9")], "info": html});
+        assert_eq!(
+            control_output(plain.to_string().as_bytes())
+                .unwrap()
+                .infotexts,
+            vec![html_infotext(html)]
+        );
     }
 
     #[test]

@@ -121,11 +121,26 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_flat_cost",
         include_str!("../../migrations/0004_flat_cost.sql"),
     ),
+    (
+        "0005_control_task_type",
+        include_str!("../../migrations/0005_control_task_type.sql"),
+    ),
 ];
 
 /// Applies every migration newer than `PRAGMA user_version`, each in its own transaction.
-/// Idempotent; refuses a database written by a newer program.
+/// Idempotent; refuses a database written by a newer program. Foreign keys are off while
+/// migrations run (a migration may rebuild a table, SQLite's documented way to change a
+/// constraint; with them on, dropping the old table would cascade to its children) and are
+/// checked before each commit.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let fk: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let res = migrate_all(conn);
+    conn.pragma_update(None, "foreign_keys", fk)?;
+    res
+}
+
+fn migrate_all(conn: &mut Connection) -> Result<(), StoreError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let latest = MIGRATIONS.len() as i64;
     if current > latest {
@@ -137,6 +152,15 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)
             .map_err(|e| StoreError::Migration(format!("{name}: {e}")))?;
+        let broken: i64 =
+            tx.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })?;
+        if broken > 0 {
+            return Err(StoreError::Migration(format!(
+                "{name}: leaves {broken} broken foreign key(s)"
+            )));
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }

@@ -9,18 +9,19 @@ use serde_json::{Map, Value};
 
 use super::StoreError;
 use super::status;
-use crate::model::spec::LISTING_STRIPPED_FIELDS;
+use crate::model::images;
 use crate::model::{ImageRow, Lifecycle, TaskRow};
 
 const COLS: &str = "id, type, status, name, {request}, {snapshot}, page_snapshot IS NOT NULL, \
     checkpoint, vae, callback_url, rank, force_run, bookmarked, attempts, backend, error, {result}, \
     created_at, updated_at, started_at, finished_at, run_next, next_run_at, seq";
 
-/// Columns of a listing row: the request without its image fields, no snapshot, no `info`.
+/// Columns of a listing row: the request without its image fields (every field the image
+/// walker knows, see [`images::sql_paths`]), no snapshot, no `info`.
 pub(super) static LIST_COLS: LazyLock<String> = LazyLock::new(|| {
-    let paths: Vec<String> = LISTING_STRIPPED_FIELDS
+    let paths: Vec<String> = images::sql_paths()
         .iter()
-        .map(|f| format!("'$.{f}'"))
+        .map(|p| format!("'{p}'"))
         .collect();
     COLS.replace(
         "{request}",

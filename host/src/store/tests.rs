@@ -145,6 +145,80 @@ fn migrations_apply_to_memory_and_are_idempotent() {
 }
 
 #[test]
+fn migration_0005_keeps_tasks_results_search_and_triggers_and_admits_control() {
+    let mut c = Connection::open_in_memory().unwrap();
+    c.pragma_update(None, "foreign_keys", "ON").unwrap();
+    // A database at version 4 with a finished task, its image row and its search entry.
+    let before = MIGRATIONS
+        .iter()
+        .position(|(n, _)| *n == "0005_control_task_type")
+        .expect("0005 is listed");
+    for (_, sql) in &MIGRATIONS[..before] {
+        c.execute_batch(sql).unwrap();
+    }
+    c.pragma_update(None, "user_version", before as i64)
+        .unwrap();
+    let schema = |c: &Connection| -> Vec<(String, String)> {
+        let mut st = c
+            .prepare(
+                "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'tasks' AND type IN ('index', 'trigger') \
+                 AND sql IS NOT NULL ORDER BY name",
+            )
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let objects = schema(&c);
+    c.execute(
+        "INSERT INTO tasks (id, type, status, request, rank, created_at, updated_at) \
+         VALUES ('t1', 'img2img', 'done', '{\"prompt\":\"lighthouse at dusk\"}', 1, 1, 1)",
+        [],
+    )
+    .unwrap();
+    c.execute(
+        "INSERT INTO result_images (task_id, idx, file_name, infotext, format) VALUES ('t1', 0, '0.png', 'i', 'png')",
+        [],
+    )
+    .unwrap();
+    let control = "INSERT INTO tasks (id, type, status, request, rank, created_at, updated_at) \
+                   VALUES ('c1', 'control', 'pending', '{}', 2, 1, 1)";
+    assert!(
+        c.execute(control, []).is_err(),
+        "v4 refuses the control type"
+    );
+    migrate(&mut c).unwrap();
+    assert_eq!(
+        schema(&c),
+        objects,
+        "every index and trigger on tasks is back as it was"
+    );
+    let v: i64 = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, MIGRATIONS.len() as i64);
+    let fk: i64 = c
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(fk, 1, "foreign keys are back on");
+    assert_eq!(task(&c, "t1").images.len(), 1, "the image row survived");
+    let (rows, total) = list_history(&c, HistoryFilter::All, Some("lighthouse"), 20, 0).unwrap();
+    assert_eq!((rows[0].id.as_str(), total), ("t1", 1));
+    c.execute(control, []).unwrap();
+    assert_eq!(task(&c, "c1").task_type, TaskType::Control);
+    let bad = "INSERT INTO tasks (id, type, status, request, rank, created_at, updated_at) \
+               VALUES ('x', 'video', 'pending', '{}', 3, 1, 1)";
+    assert!(c.execute(bad, []).is_err(), "other types are still refused");
+    // Deleting a task still removes its image rows (the foreign key points at the new table).
+    c.execute("DELETE FROM tasks WHERE id = 't1'", []).unwrap();
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM result_images", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[test]
 fn file_database_uses_wal() {
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(&dir.path().join("q.sqlite3")).unwrap();

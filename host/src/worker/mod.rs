@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use scheduler_api::{BackendState, Event, PreviewEvent, ProgressEvent};
+use scheduler_api::{BackendState, Event, PreviewEvent, ProgressEvent, TaskType};
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, watch};
 
@@ -25,7 +25,9 @@ use crate::model::spec::{expected_images, sd_field};
 use crate::model::{RunEnd, TaskRow, now_ms};
 use crate::queue::Queue;
 use crate::results::Results;
-use crate::sdnext::{GenerateOutput, RemoteError, SdModel, resolve_checkpoint, strip_hash};
+use crate::sdnext::{
+    CONTROL_XYZ_BUG, GenerateOutput, RemoteError, SdModel, resolve_checkpoint, strip_hash,
+};
 use crate::store::transitions::Eligibility;
 
 /// Backoff for backend outages: 250 ms doubling to 5 s.
@@ -492,7 +494,11 @@ impl Worker {
         if self.deps.backends.interrupt_requested(&task.id) {
             return Outcome::Finished(RunEnd::Interrupted, None);
         }
-        let body = request_body(&task.request);
+        let mut body = request_body(&task.request);
+        let control = task.task_type == TaskType::Control;
+        if control && self.backend.control_needs_xyz() {
+            with_empty_xyz(&mut body);
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let (advance_tx, advance_rx) = watch::channel(std::time::Instant::now());
         let poller = tokio::spawn(poll_progress(
@@ -507,7 +513,11 @@ impl Worker {
         self.backend
             .client
             .set_answer_cap(u64::from(self.deps.settings.get().max_answer_mib) << 20);
+        let mut add_xyz = false;
         let result = loop {
+            if std::mem::take(&mut add_xyz) {
+                with_empty_xyz(&mut body);
+            }
             let client = self.backend.client.clone();
             let generation = client.generate(task.task_type, &body);
             tokio::pin!(generation);
@@ -564,6 +574,22 @@ impl Worker {
                     self.outage(&e);
                     break Outcome::Release(e.to_string());
                 }
+                // SD.Next `058a7f0`: `/control` without `xyz` fails before it generates
+                // anything; the same request with `"xyz": {}` runs the plain generation.
+                Err(RemoteError::Http {
+                    status: 500,
+                    message,
+                }) if control
+                    && message == CONTROL_XYZ_BUG
+                    && body.get(sd_field::XYZ).is_none() =>
+                {
+                    tracing::info!(
+                        "{}: /control needs \"xyz\": {{}} (SD.Next bug); retrying, and sending it from now on",
+                        self.backend.url
+                    );
+                    self.backend.remember_control_needs_xyz();
+                    add_xyz = true;
+                }
                 Err(e) => break Outcome::Finished(RunEnd::Failed(format!("SD.Next: {e}")), None),
                 Ok(out) => break self.judge(task, out).await,
             }
@@ -609,7 +635,7 @@ impl Worker {
             // The answer holds a placeholder image: never store it.
             return Outcome::Finished(RunEnd::Interrupted, None);
         }
-        let expected = expected_images(&task.request);
+        let expected = expected_images(task.task_type, &task.request);
         let got = out.images.len();
         if got == 0 {
             return match self.backend.client.loaded_checkpoint().await {
@@ -633,6 +659,7 @@ impl Worker {
                 ),
             };
         }
+        let out = with_processed_maps(out);
         if got < expected {
             let reason = format!("partial result: SD.Next returned {got} of {expected} images");
             return Outcome::Finished(RunEnd::Failed(reason), Some(out));
@@ -693,6 +720,7 @@ fn same_model(loaded: &str, model: &SdModel) -> bool {
 /// the server, and never a per-request checkpoint override.
 pub fn request_body(request: &Map<String, Value>) -> Value {
     let mut body = request.clone();
+    body.remove(sd_field::SCRIPT_ARG_LABELS);
     body.insert(sd_field::SEND_IMAGES.into(), Value::Bool(true));
     body.insert(sd_field::SAVE_IMAGES.into(), Value::Bool(false));
     body.remove(sd_field::SD_MODEL_CHECKPOINT);
@@ -700,6 +728,29 @@ pub fn request_body(request: &Map<String, Value>) -> Value {
         o.remove(sd_field::SD_MODEL_CHECKPOINT);
     }
     Value::Object(body)
+}
+
+/// Control: the preprocessor maps are kept as results, after the generated images, each
+/// with an infotext that says what it is.
+fn with_processed_maps(mut out: GenerateOutput) -> GenerateOutput {
+    let maps = std::mem::take(&mut out.processed);
+    let n = maps.len();
+    for (i, m) in maps.into_iter().enumerate() {
+        out.images.push(m);
+        out.infotexts.push(format!(
+            "Control preprocessor map {} of {n} (not a generated image)",
+            i + 1
+        ));
+    }
+    out
+}
+
+/// Adds `"xyz": {}` to a Control body (unless the task carries its own `xyz`).
+fn with_empty_xyz(body: &mut Value) {
+    if let Value::Object(o) = body {
+        o.entry(sd_field::XYZ)
+            .or_insert_with(|| Value::Object(Map::new()));
+    }
 }
 
 /// Polls `/sdapi/v1/progress` about once a second while a task runs: publishes progress and

@@ -68,6 +68,43 @@ pub(crate) fn jpeg(width: u32, height: u32, seed: u64) -> Vec<u8> {
     out.into_inner()
 }
 
+/// A JPEG whose infotext sits in EXIF UserComment (`UNICODE\0` + UTF-16LE), the way SD.Next
+/// writes a JPEG's infotext.
+pub(crate) fn jpeg_with_user_comment(width: u32, height: u32, seed: u64, text: &str) -> Vec<u8> {
+    let plain = jpeg(width, height, seed);
+    let mut comment = b"UNICODE\0".to_vec();
+    for u in text.encode_utf16() {
+        comment.extend_from_slice(&u.to_le_bytes());
+    }
+    // TIFF (little-endian): IFD0 with the Exif IFD pointer, the Exif IFD with UserComment.
+    let mut t: Vec<u8> = Vec::new();
+    t.extend_from_slice(b"II");
+    t.extend_from_slice(&42u16.to_le_bytes());
+    t.extend_from_slice(&8u32.to_le_bytes());
+    t.extend_from_slice(&1u16.to_le_bytes());
+    t.extend_from_slice(&0x8769u16.to_le_bytes());
+    t.extend_from_slice(&4u16.to_le_bytes());
+    t.extend_from_slice(&1u32.to_le_bytes());
+    t.extend_from_slice(&26u32.to_le_bytes());
+    t.extend_from_slice(&0u32.to_le_bytes());
+    t.extend_from_slice(&1u16.to_le_bytes());
+    t.extend_from_slice(&0x9286u16.to_le_bytes());
+    t.extend_from_slice(&7u16.to_le_bytes());
+    t.extend_from_slice(&(comment.len() as u32).to_le_bytes());
+    t.extend_from_slice(&44u32.to_le_bytes());
+    t.extend_from_slice(&0u32.to_le_bytes());
+    t.extend_from_slice(&comment);
+    let mut seg = b"Exif\0\0".to_vec();
+    seg.extend_from_slice(&t);
+    let mut out = Vec::with_capacity(plain.len() + seg.len() + 4);
+    out.extend_from_slice(&plain[..2]);
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((seg.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&seg);
+    out.extend_from_slice(&plain[2..]);
+    out
+}
+
 /// Reads a tEXt chunk `keyword` from a PNG (test helper, independent of the host's code).
 pub fn decode_png_text(bytes: &[u8], keyword: &str) -> Option<String> {
     let decoder = png::Decoder::new(Cursor::new(bytes));

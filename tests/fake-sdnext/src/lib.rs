@@ -126,6 +126,10 @@ pub struct FakeConfigPatch {
     /// requests answer 500 (nobody is listening any more).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_hangs: Option<bool>,
+    /// `/sdapi/v1/control` answers 500 to requests without `xyz` (SD.Next `058a7f0`'s bug;
+    /// on by default, like the recorded server); `false` is a fixed SD.Next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_xyz_bug: Option<bool>,
 }
 
 /// How a generation request misbehaves (`POST /fake/config {"faults": [...]}`): the faults
@@ -269,6 +273,20 @@ pub struct FakeStats {
     pub loaded: Option<String>,
     /// Current global `samples_format` (`None` = not set = jpg).
     pub samples_format: Option<String>,
+    /// `POST /sdapi/v1/control` requests in arrival order.
+    #[serde(default)]
+    pub control_requests: Vec<ControlRecord>,
+}
+
+/// One `/sdapi/v1/control` request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ControlRecord {
+    /// Whether it carried an `xyz` object.
+    pub had_xyz: bool,
+    /// Units in its `control` list.
+    pub units: usize,
+    /// Whether it got the 500 of the `xyz` bug.
+    pub refused: bool,
 }
 
 impl FakeStats {

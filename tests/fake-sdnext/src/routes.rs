@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use crate::imaging;
 use crate::state::{Job, Shared, timestamp_string};
-use crate::{FakeConfigPatch, Fault, GenerationRecord};
+use crate::{ControlRecord, FakeConfigPatch, Fault, GenerationRecord};
 
 type St = State<Arc<Shared>>;
 
@@ -471,13 +471,14 @@ async fn interrupt(State(s): St) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-async fn control(State(s): St) -> Response {
-    s.lock().stuck_control = true;
-    json_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        json!({"error": "TypeError", "code": 500, "detail": "", "body": "",
-               "errors": "control_run() got an unexpected keyword argument 'xyz'"}),
-    )
+/// `POST /sdapi/v1/control`. SD.Next `058a7f0` answers 500 `control_run() got an unexpected
+/// keyword argument 'xyz'` to every request without an `xyz` object (its status then stays
+/// "running", task `API-CTL`, until the next job); with `xyz` it runs the plain generation
+/// (no grid) and answers `{images, processed, params, info}` with `info` an HTML text and
+/// each image's infotext in its JPEG's EXIF. `control_xyz_bug: false` (`/fake/config`) is a
+/// fixed SD.Next.
+async fn control(State(s): St, body: Bytes) -> Response {
+    detached(generate(s, GenKind::Control, body)).await
 }
 
 async fn fake_stats(State(s): St) -> Response {
@@ -709,12 +710,20 @@ struct GenRequest {
     send_images: bool,
 }
 
+/// Which endpoint a generation came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GenKind {
+    Txt2img,
+    Img2img,
+    Control,
+}
+
 async fn txt2img(State(s): St, body: Bytes) -> Response {
-    reset_if_asked(detached(generate(s, false, body)).await)
+    reset_if_asked(detached(generate(s, GenKind::Txt2img, body)).await)
 }
 
 async fn img2img(State(s): St, body: Bytes) -> Response {
-    reset_if_asked(detached(generate(s, true, body)).await)
+    reset_if_asked(detached(generate(s, GenKind::Img2img, body)).await)
 }
 
 /// Marks a response that must not be sent: the connection is dropped instead.
@@ -869,6 +878,34 @@ async fn hung_job(s: Arc<Shared>, fault: Fault, steps: i64) -> Response {
     }
 }
 
+/// Control's own field names for what txt2img calls `n_iter`, `width` and `height`.
+fn control_as_txt2img(body: &mut Map<String, Value>) {
+    for (from, to) in [
+        ("batch_count", "n_iter"),
+        ("width_before", "width"),
+        ("height_before", "height"),
+    ] {
+        match body.remove(from) {
+            Some(v) => {
+                body.insert(to.into(), v);
+            }
+            None => {
+                body.remove(to);
+            }
+        }
+    }
+}
+
+/// Control's HTML `info` for one image's infotext (`prompt\nNegative…\nSteps: …`).
+fn control_info_html(prompt: &str, infotext: &str) -> String {
+    let params = infotext
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .replace(", ", "| ");
+    format!("<p><b>Prompt:</b> {prompt}</p><p><b>Parameters:</b> {params}</p>")
+}
+
 /// Like SD.Next's worker threads, a job runs to its end even when the client goes away
 /// (e.g. the host is SIGKILLed): the answer is then simply not delivered.
 async fn detached(job: impl std::future::Future<Output = Response> + Send + 'static) -> Response {
@@ -889,12 +926,61 @@ async fn load_locked(s: &Shared, idx: usize) {
     s.lock().mark_loaded(idx);
 }
 
-async fn generate(s: Arc<Shared>, img2img: bool, body: Bytes) -> Response {
+async fn generate(s: Arc<Shared>, kind: GenKind, body: Bytes) -> Response {
+    let img2img = kind == GenKind::Img2img;
+    let control = kind == GenKind::Control;
     let received_us = s.now_us();
-    let body = match parse_object(&body) {
+    let mut body = match parse_object(&body) {
         Ok(b) => b,
         Err(r) => return r,
     };
+    let mut units: Vec<String> = Vec::new();
+    if control {
+        let had_xyz = body.get("xyz").is_some_and(|x| !x.is_null());
+        let bug = s.lock().control_xyz_bug;
+        s.lock().stats.control_requests.push(ControlRecord {
+            had_xyz,
+            units: body
+                .get("control")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len),
+            refused: bug && !had_xyz,
+        });
+        if bug && !had_xyz {
+            s.lock().stuck_control = true;
+            return json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "TypeError", "code": 500, "detail": "", "body": "",
+                       "errors": "control_run() got an unexpected keyword argument 'xyz'"}),
+            );
+        }
+        for (k, u) in body
+            .get("control")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let has_image = ["image", "override"].iter().any(|f| {
+                u.get(*f)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty())
+            });
+            if !has_image {
+                s.lock()
+                    .log_line("ERROR", &format!("Control: unit={k} no input image"));
+                continue;
+            }
+            units.push(
+                u.get("model")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned(),
+            );
+        }
+        control_as_txt2img(&mut body);
+    }
     if let Some(r) = validate_types(&body) {
         return r;
     }
@@ -948,7 +1034,11 @@ async fn generate(s: Arc<Shared>, img2img: bool, body: Bytes) -> Response {
         return r;
     }
     let req = GenRequest {
-        kind: if img2img { "img2img" } else { "txt2img" },
+        kind: match kind {
+            GenKind::Txt2img => "txt2img",
+            GenKind::Img2img => "img2img",
+            GenKind::Control => "control",
+        },
         prompt: str_field(&body, "prompt").to_string(),
         negative: str_field(&body, "negative_prompt").to_string(),
         steps: int_field(&body, "steps", 20).max(1),
@@ -1098,7 +1188,11 @@ async fn generate(s: Arc<Shared>, img2img: bool, body: Bytes) -> Response {
             height: req.height.max(8) as u32,
             seed: base_seed as u64,
         });
-        let job_name = if img2img { "api-img" } else { "api-txt" };
+        let job_name = match kind {
+            GenKind::Txt2img => "api-txt",
+            GenKind::Img2img => "api-img",
+            GenKind::Control => "api-ctl",
+        };
         g.history_event(&id, job_name, "begin", None);
         let m = &g.models[checkpoint];
         (
@@ -1166,12 +1260,24 @@ async fn generate(s: Arc<Shared>, img2img: bool, body: Bytes) -> Response {
             "App: SD.Next, Version: fake, Pipeline: {}, Operations: {}, Model: {}",
             if img2img {
                 "StableDiffusionImg2ImgPipeline"
+            } else if control && !units.is_empty() {
+                "StableDiffusionControlNetPipeline"
             } else {
                 "StableDiffusionPipeline"
             },
-            req.kind,
+            if control {
+                "txt2img; control"
+            } else {
+                req.kind
+            },
             model_short
         ));
+        if control && !units.is_empty() {
+            t.push_str(&format!(
+                ", Control type: ControlNet, Control model: {}",
+                units.join(", ")
+            ));
+        }
         if img2img {
             t.push_str(&format!(", Denoising strength: {}", req.denoise));
         }
@@ -1184,6 +1290,9 @@ async fn generate(s: Arc<Shared>, img2img: bool, body: Bytes) -> Response {
     let encode = |w: u32, h: u32, seed: u64, text: &str| {
         if format_png {
             imaging::png(w, h, seed, Some(text))
+        } else if control {
+            // Control answers carry the infotext only in the JPEG's EXIF.
+            imaging::jpeg_with_user_comment(w, h, seed, text)
         } else {
             imaging::jpeg(w, h, seed)
         }
@@ -1243,14 +1352,39 @@ async fn generate(s: Arc<Shared>, img2img: bool, body: Bytes) -> Response {
             .take()
             .map(|j| round2(j.started.elapsed().as_secs_f64()));
         g.concurrent -= 1;
-        let job_name = if img2img { "api-img" } else { "api-txt" };
+        let job_name = match kind {
+            GenKind::Txt2img => "api-txt",
+            GenKind::Img2img => "api-img",
+            GenKind::Control => "api-ctl",
+        };
         g.history_event(&job_id, job_name, "end", dur);
     }
     if let Some(prev) = restore {
         load_locked(&s, prev).await;
     }
-    let response = ok(json!({"images": images_b64, "parameters": parameters,
-                             "info": info.to_string()}));
+    let response = if control {
+        // One preprocessor map per unit, twice (the preprocessing step and the result).
+        let maps: Vec<Value> = units
+            .iter()
+            .enumerate()
+            .flat_map(|(k, _)| {
+                let m = Value::String(B64.encode(imaging::jpeg(16, 16, 1000 + k as u64)));
+                [m.clone(), m]
+            })
+            .collect();
+        let html = infotexts
+            .first()
+            .map(|t| control_info_html(&req.prompt, t))
+            .unwrap_or_default();
+        let send = req.send_images;
+        ok(
+            json!({"images": images_b64, "processed": if send { maps } else { vec![] },
+                  "params": Value::Object(body.clone()), "info": html}),
+        )
+    } else {
+        ok(json!({"images": images_b64, "parameters": parameters,
+                  "info": info.to_string()}))
+    };
     let responded_us = s.now_us();
     s.lock().stats.generations.push(GenerationRecord {
         kind: req.kind.into(),

@@ -113,6 +113,8 @@ pub(crate) struct Inner {
     pub job_timestamp: String,
     /// After the `/control` 500 the status stays "running" until the next job.
     pub stuck_control: bool,
+    /// `/control` refuses requests without `xyz` (SD.Next `058a7f0`).
+    pub control_xyz_bug: bool,
     pub rng: u64,
     pub stats: FakeStats,
     pub log: Vec<String>,
@@ -171,6 +173,7 @@ impl Shared {
             lost_interrupt_this_job: false,
             job_timestamp: timestamp_string(),
             stuck_control: false,
+            control_xyz_bug: true,
             rng: seed,
             stats: FakeStats::default(),
             log: Vec::new(),
@@ -243,6 +246,9 @@ impl Shared {
         }
         if p.release_hangs == Some(true) {
             g.hang_epoch += 1;
+        }
+        if let Some(v) = p.control_xyz_bug {
+            g.control_xyz_bug = v;
         }
         if let Some(list) = &p.checkpoints {
             let loaded_title = g.loaded.map(|i| g.models[i].title.clone());

@@ -264,11 +264,12 @@ async fn enqueue_reads_json_from_a_file_or_stdin_and_fans_out_checkpoints() {
     let a2: EnqueueResponse = cli(&url, &args).await.json();
     assert_eq!(a1, a2);
 
-    // Control goes to POST /queue/control, which this host refuses (422) until it
-    // supports Control tasks.
-    let r = cli(&url, &["enqueue", "control", "--prompt", "c"]).await;
-    assert_code(&r, 3);
-    assert!(r.stderr.contains("(422 invalid)"), "{r:?}");
+    // Control goes to POST /queue/control.
+    let c: EnqueueResponse = cli(&url, &["enqueue", "control", "--prompt", "c", "--json"])
+        .await
+        .json();
+    let shown = cli(&url, &["show", &c.task_id, "--json"]).await;
+    assert!(shown.stdout.contains("\"type\": \"control\""), "{shown:?}");
 }
 
 #[tokio::test]

@@ -142,25 +142,6 @@ async fn a_task_runs_and_its_results_come_back_as_png_json_zip_and_files() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn control_tasks_are_refused_until_the_host_supports_them() {
-    let h = InProcessHost::start(&["a"]).await;
-    let e = refused(
-        h.api
-            .enqueue(
-                TaskType::Control,
-                &body(json!({"prompt": "p", "control": []})),
-            )
-            .await,
-        422,
-        "control tasks are not supported yet",
-    );
-    assert_eq!(e.code, Some(ErrorCode::Invalid));
-    let q = h.api.queue(&ListQuery::default()).await.expect("queue");
-    assert_eq!(q.total_pending_tasks, 0);
-    h.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_have_the_standard_body_and_truthful_status() {
     let h = InProcessHost::start(&["a"]).await;
     let c = &h.api;

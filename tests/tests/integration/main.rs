@@ -12,6 +12,7 @@ mod harness_selftest;
 mod host_api;
 mod host_backends;
 mod host_callbacks;
+mod host_control;
 mod host_disk;
 mod host_faults;
 mod host_hostile_input;
