@@ -27,10 +27,14 @@ pub enum ToWorker {
     /// Fill the SD.Next tab's form with a task's parameters (panel: "Send to txt2img /
     /// img2img"). Answer: [`Filled`].
     FillPage {
-        /// `txt2img` or `img2img`.
+        /// `txt2img`, `img2img` or `control`.
         tab: String,
-        /// The task's parameters.
+        /// The task's parameters (a listing's: without images).
         params: Map<String, Value>,
+        /// The task: the worker then fills from its full stored request (images, the
+        /// checkpoint and the script included) instead of `params`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        task_id: Option<String>,
     },
 }
 
@@ -46,7 +50,7 @@ pub enum ToContent {
     },
     /// Fill the form of a tab with a task's parameters. Answer: [`Filled`].
     Fill {
-        /// `txt2img` or `img2img`.
+        /// `txt2img`, `img2img` or `control`.
         tab: String,
         /// The task's parameters.
         params: Map<String, Value>,
@@ -144,11 +148,17 @@ mod tests {
         let m = ToWorker::FillPage {
             tab: "img2img".into(),
             params: json!({"prompt": "p"}).as_object().unwrap().clone(),
+            task_id: None,
         };
         assert_eq!(
             serde_json::to_value(&m).unwrap(),
             json!({"type": "fill-page", "tab": "img2img", "params": {"prompt": "p"}})
         );
+        let with_task: ToWorker = serde_json::from_value(
+            json!({"type": "fill-page", "tab": "control", "params": {}, "task_id": "t1"}),
+        )
+        .unwrap();
+        assert!(matches!(with_task, ToWorker::FillPage { task_id: Some(ref t), .. } if t == "t1"));
         let mut request = EnqueueRequest {
             checkpoint: Some("*".into()),
             ..EnqueueRequest::default()

@@ -46,7 +46,7 @@ const GRADIO_TXT2IMG: &str = r#"
 <div id="txt2img_image_cfg_rescale" class="block gradio-slider"><input type="number" value="-1"></div>
 <div id="txt2img_batch_count" class="block gradio-slider"><input type="number" value="3"></div>
 <div id="txt2img_seed" class="block gradio-number"><input type="number" value="42"></div>
-<div id="txt2img_enable_hr" class="block gradio-checkbox"><label><input type="checkbox" checked></label></div>
+<div id="txt2img_refine_accordion"><div id="txt2img_enable_hr" class="block gradio-checkbox"><label><input type="checkbox" checked></label></div></div>
 <div id="setting_sd_model_checkpoint" class="block gradio-dropdown"><input type="text" value="models/sd15"></div>
 "#;
 

@@ -509,20 +509,8 @@ async fn on_message(msg: Value) -> Value {
             )
         }
         ToContent::Fill { tab, params } => {
-            let tab = match tab.as_str() {
-                "img2img" => Tab::Img2img,
-                _ => Tab::Txt2img,
-            };
-            switch_to(tab);
-            let mut n = 0;
-            for (id, kind, v) in capture::fill_plan(tab, &params) {
-                if id == capture::CHECKPOINT_ID {
-                    continue; // changing the quicksettings would load a model
-                }
-                if dom::write_raw(id, kind, &v) {
-                    n += 1;
-                }
-            }
+            let tab = Tab::parse(&tab).unwrap_or(Tab::Txt2img);
+            let n = fill_page(tab, &params);
             toast(&format!("Filled {n} fields of {}", tab.prefix()), false);
             reply(Ok(Filled { filled: n }))
         }
@@ -535,6 +523,57 @@ async fn on_message(msg: Value) -> Value {
 
 fn reply<T: serde::Serialize>(r: Result<T, String>) -> Value {
     serde_json::to_value(Reply::from(r)).unwrap_or(Value::Null)
+}
+
+/// Writes a stored request into `tab`'s form: the table's fields, the input image, the
+/// checkpoint (into the extension's dropdown: choosing it in SD.Next's quicksettings would
+/// load the model at once) and the script with its arguments. Returns how many were written.
+fn fill_page(tab: Tab, params: &serde_json::Map<String, Value>) -> usize {
+    switch_to(tab);
+    let mut n = 0;
+    for (id, kind, v) in capture::fill_plan(tab, params) {
+        if dom::write_raw(id, kind, &v) {
+            n += 1;
+        }
+    }
+    let extras = capture::fill_extras(params);
+    if let Some(img) = &extras.image {
+        let url = if img.starts_with("data:") {
+            img.clone()
+        } else {
+            format!("data:image/png;base64,{img}")
+        };
+        let ok = match tab {
+            Tab::Img2img => dom::write_image("img2img_image", &url),
+            Tab::Control => {
+                crate::capture::bridge::call("kanvas_load", serde_json::json!({ "url": url }))
+                    .is_some()
+            }
+            Tab::Txt2img => false,
+        };
+        n += usize::from(ok);
+    }
+    if let Some(ck) = &extras.checkpoint
+        && let Some(sel) = doc()
+            .get_element_by_id(&format!("sdq-{}-ckpt", tab.prefix()))
+            .and_then(|s| s.dyn_into::<HtmlSelectElement>().ok())
+    {
+        let v = CheckpointChoice::Title(ck.clone()).to_value();
+        sel.set_value(&v);
+        if sel.value() != v
+            && let Ok(o) = doc().create_element("option")
+        {
+            let _ = o.set_attribute("value", &v);
+            o.set_text_content(Some(ck));
+            let _ = sel.append_child(&o);
+            sel.set_value(&v);
+        }
+        n += usize::from(sel.value() == v);
+    }
+    if let Some((title, args)) = &extras.script {
+        n += usize::from(dom::write_script(tab, title, args));
+    }
+    n
 }
 
 /// Switches SD.Next to a tab (Modern nav button, or the Standard tab button by label).

@@ -234,7 +234,22 @@ pub async fn on_message(msg: Value, sender: Value) -> Value {
                 .await
                 .map_err(|e| error_text(&e)),
         ),
-        ToWorker::FillPage { tab, params } => {
+        ToWorker::FillPage {
+            tab,
+            mut params,
+            task_id,
+        } => {
+            if let Some(id) = task_id {
+                match Host::load().await.api().task_request(&id).await {
+                    Ok(stored) => {
+                        params = stored.request;
+                        if let Some(ck) = stored.checkpoint {
+                            params.insert("checkpoint".into(), Value::String(ck));
+                        }
+                    }
+                    Err(e) => return reply(Err::<(), _>(error_text(&e))),
+                }
+            }
             let target = match sender_tab {
                 Some(t) => Some(t),
                 None => find_sdnext_tab().await,

@@ -673,13 +673,15 @@ fn detail_view(p: &DetailProps) -> Html {
         })
     };
     let send = |tab: &'static str| {
-        let (d, params) = (d.clone(), t.params.clone());
+        let (d, params, id) = (d.clone(), t.params.clone(), t.id.clone());
         Callback::from(move |_| {
-            let (d, params) = (d.clone(), params.clone());
+            let (d, params, id) = (d.clone(), params.clone(), id.clone());
             wasm_bindgen_futures::spawn_local(async move {
+                // With the task id the worker fetches the full request (images included).
                 let msg = ToWorker::FillPage {
                     tab: tab.to_owned(),
                     params,
+                    task_id: Some(id),
                 };
                 match chrome::ask_worker::<Filled>(&msg).await {
                     Ok(_) => push_toast(&d, format!("Sent to {tab}"), false),
