@@ -22,5 +22,6 @@ mod host_queue;
 mod host_resilience;
 mod host_security;
 mod host_support;
+mod live_capture;
 mod live_sdnext;
 mod sdnext_client;
