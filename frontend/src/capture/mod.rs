@@ -27,10 +27,10 @@
 //! - The checkpoint comes from the quicksettings (`#setting_sd_model_checkpoint`) unless the
 //!   extension's dropdown says otherwise; it becomes the host-only field `checkpoint`.
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "content"))]
 pub mod bridge;
 pub mod control;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "content"))]
 pub mod dom;
 
 use scheduler_api::{EnqueueRequest, TaskType, checkpoint_in_folder, checkpoint_segments};
