@@ -135,6 +135,46 @@ for (const [label, url] of [['modern', env('MODERN_URL')], ['standard', env('STA
     assert(t.has_page_snapshot !== false, 'page snapshot stored');
     await host.call('DELETE', `/agent-scheduler/v1/task/${encodeURIComponent(id)}`);
   });
+  await check(`${label}: the Control tab's Enqueue makes a control task with its units (captured request vs expected body)`, async () => {
+    // The recorded page is static (no Gradio behind it): the unit and the input are set in
+    // its DOM, as the live page would show them.
+    const png = 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
+    const set = await page.evaluate((png) => {
+      const tabs = document.getElementById('control-tabs');
+      const first = tabs && tabs.querySelector(':scope > .tabitem');
+      if (!first) return 'no Control Type tabs';
+      const q = (id) => first.querySelector(`[id="${id}"]`);
+      const put = (id, v) => { const i = q(id)?.querySelector('input'); if (!i) return false; i.value = v; return true; };
+      const on = q('control_unit-0-enabled')?.querySelector('input[type=checkbox]');
+      if (!on) return 'no unit 0';
+      on.checked = true;
+      if (!put('control_unit-0-process_name', 'Canny') || !put('control_unit-0-model_name', 'tiny-controlnet')) return 'no unit fields';
+      const s = q('control_unit-0-strength')?.querySelector('input[type=number]');
+      if (s) s.value = '0.7';
+      const input = document.getElementById('control_input');
+      if (!input) return 'no #control_input';
+      const img = document.createElement('img');
+      img.src = png;
+      input.appendChild(img);
+      const w = document.querySelector('#control_before_resize_width input[type=number]');
+      if (w) w.value = '320';
+      return 'ok';
+    }, png);
+    assertEq(set, 'ok', 'recorded page prepared');
+    const [id] = await clickEnqueue(page, 'control', 'js');
+    const t = await host.task(id);
+    assertEq(t.type, 'control', 'type');
+    assertEq(t.params.unit_type, 'controlnet', 'unit type');
+    assertEq(t.params.width_before, 320, 'width_before');
+    // Listings leave the unit image out; the stored request has it.
+    assertEq(t.params.control[0].model, 'tiny-controlnet', 'unit model');
+    assertEq(t.params.control[0].process, 'Canny', 'unit processor');
+    assertEq(t.params.control[0].strength, 0.7, 'unit strength');
+    const stored = await host.get(`/agent-scheduler/v1/task/${encodeURIComponent(id)}/request`);
+    assertEq(stored.data.request.control[0].image, png, 'the unit gets the shared input');
+    assert(!('init_control' in stored.data.request), 'no init image beside the unit');
+    await host.call('DELETE', `/agent-scheduler/v1/task/${encodeURIComponent(id)}`);
+  });
   if (page) await page.close();
 }
 

@@ -745,9 +745,20 @@ fn with_processed_maps(mut out: GenerateOutput) -> GenerateOutput {
     out
 }
 
-/// Adds `"xyz": {}` to a Control body (unless the task carries its own `xyz`).
+/// Adds `"xyz": {}` to a Control body (unless the task carries its own `xyz`). On SD.Next
+/// `058a7f0` that makes its API select the script "xyz grid" (not found: the plain
+/// generation runs), so a task's own `script_name` or `face` module cannot run there.
 fn with_empty_xyz(body: &mut Value) {
     if let Value::Object(o) = body {
+        if o.get("script_name")
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+            || o.get("face").is_some_and(|f| !f.is_null())
+        {
+            tracing::warn!(
+                "this SD.Next's /control needs \"xyz\", which replaces the task's script or face module: they do not run"
+            );
+        }
         o.entry(sd_field::XYZ)
             .or_insert_with(|| Value::Object(Map::new()));
     }

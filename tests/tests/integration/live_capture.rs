@@ -44,7 +44,7 @@ async fn live_the_extension_on_the_real_sdnext_page() {
         "apt-get install chromium",
     );
     let data = tempfile::tempdir().expect("tempdir");
-    let host = HostProcess::spawn(data.path(), &[sdnext.clone()], &[]).await;
+    let host = HostProcess::spawn(data.path(), std::slice::from_ref(&sdnext), &[]).await;
     let shots = root.join("target/screenshots");
     std::fs::create_dir_all(&shots).expect("screenshot dir");
     let results = shots.join("live-results.json");

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The live tier in both SD.Next themes, against the kit (../shared/tools/sdnext, shared by
+# everyone on the machine): for each theme, set `theme_type`, restart the kit under its lock
+# when the theme changes (the theme is read at start), switch SD.Next's rate limit off (the
+# fidelity table makes about a hundred generations), then run the live tests. The theme the
+# kit had is put back at the end. Never in CI.
+#   bash tests/live.sh                     (after: bash frontend/build.sh)
+#   THEMES="Standard" LIVE_PARTS=button bash tests/live.sh
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+kit=${SDNEXT_KIT:-$root/../shared/tools/sdnext}
+url=${SDNEXT_URL:-http://127.0.0.1:17860}
+lock=${SDNEXT_LOCK:-$root/../sdnext.lock}
+themes=${THEMES:-Modern Standard}
+
+option() {
+  curl -sf "$url/sdapi/v1/options" | python3 -c "import json,sys; print(json.load(sys.stdin).get('$1', '$2'))"
+}
+set_options() {
+  curl -sf -X POST -H 'content-type: application/json' -d "$1" "$url/sdapi/v1/options" >/dev/null
+}
+restart() {
+  echo "live: restarting the kit for theme $1 (lock $lock)"
+  flock "$lock" bash -c "bash '$kit/stop.sh' && bash '$kit/start.sh'"
+}
+
+curl -sf "$url/sdapi/v1/sd-models" >/dev/null || { echo "live: no SD.Next at $url (bash $kit/start.sh)" >&2; exit 1; }
+original=$(option theme_type Modern)
+status=0
+for theme in $themes; do
+  if [ "$(option theme_type Modern)" != "$theme" ]; then
+    set_options "{\"theme_type\": \"$theme\"}"
+    restart "$theme"
+  fi
+  set_options '{"server_rate_limit": 0}'
+  echo "live: theme $theme"
+  SDNEXT_URL=$url cargo test -p scheduler-tests --test integration --locked -- --ignored --nocapture live_ \
+    || status=1
+done
+if [ "$(option theme_type Modern)" != "$original" ]; then
+  set_options "{\"theme_type\": \"$original\"}"
+  restart "$original"
+fi
+exit $status
