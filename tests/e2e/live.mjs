@@ -216,7 +216,7 @@ async function pngInfo(bytesB64) {
 
 function galleryImages(p) {
   return page.evaluate((p) => [...document.querySelectorAll(`#${p}_gallery img, #${p}-gallery img, #control_gallery img`)]
-    .map((i) => i.src).filter((s) => s.includes('file=')), p);
+    .map((i) => i.src).filter((s) => s.includes('file=') && !/grid/i.test(decodeURIComponent(s.split('/').pop()))), p);
 }
 
 /// Presses Generate and returns the infotexts of the images it made (read from the files,
@@ -225,11 +225,10 @@ async function generate(p) {
   const before = new Set(await galleryImages(p));
   await reveal(`#${p}_generate`, p);
   await page.click(`#${p}_generate`);
-  const srcs = await until('Generate made images', async () => {
-    const now = (await galleryImages(p)).filter((s) => !before.has(s));
-    return now.length ? now : null;
-  }, 300000);
-  await until('Generate finished', () => page.evaluate(() => !document.title.match(/SD\.Next \d+%/)), 120000);
+  await until('Generate made images', async () => (await galleryImages(p)).some((s) => !before.has(s)), 300000);
+  await until('Generate finished', () => page.evaluate((p) => !document.title.match(/SD\.Next \d+%/)
+    && /Generate/.test(document.getElementById(`${p}_generate`).innerText), p), 120000);
+  const srcs = [...new Set((await galleryImages(p)).filter((s) => !before.has(s)))];
   const out = [];
   for (const src of srcs) {
     const b64 = await page.evaluate(async (src) => {
@@ -389,7 +388,7 @@ if (PARTS.has('menu')) {
     await page.click('button[data-sdq-tab="txt2img"]', { button: 'right' });
     await until('menu open', menuOpen, 5000);
     // Typing triggers SD.Next's synthetic click on the token counter 800 ms later.
-    await page.locator('#txt2img_prompt textarea').type(' more', { delay: 20 });
+    await page.locator('#txt2img_prompt textarea').first().pressSequentially(' more', { delay: 20 });
     await page.click('button[data-sdq-tab="txt2img"]', { button: 'right' });
     await until('menu open again', menuOpen, 5000);
     const clicks = await page.evaluate(() => new Promise((res) => {
