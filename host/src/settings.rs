@@ -6,6 +6,7 @@ use tokio::sync::watch;
 
 use crate::error::HostError;
 use crate::model::Policy;
+use crate::model::policy::Rules;
 use crate::store::{Store, StoreError, settings as stored};
 
 /// The host's settings.
@@ -32,6 +33,16 @@ impl SettingsService {
     /// What the transition function needs of them.
     pub fn policy(&self) -> Policy {
         Policy::from(&*self.current.borrow())
+    }
+
+    /// What the scheduling policy needs of them.
+    pub fn rules(&self) -> Rules {
+        let s = self.current.borrow();
+        Rules {
+            group_by_checkpoint: s.group_by_checkpoint,
+            max_overtakes: s.max_overtakes,
+            max_wait_ms: i64::from(s.max_overtaken_minutes) * 60_000,
+        }
     }
 
     /// A receiver that sees every change.
@@ -95,6 +106,23 @@ impl SettingsService {
             s.task_timeout_s = v
                 .map(|v| range("task_timeout_s (or null)", v, 604_800))
                 .transpose()?;
+        }
+        if let Some(v) = patch.group_by_checkpoint {
+            s.group_by_checkpoint = v;
+        }
+        if let Some(v) = patch.max_overtakes {
+            if v > 10_000 {
+                return Err(HostError::Invalid("max_overtakes must be 0..=10000".into()));
+            }
+            s.max_overtakes = v;
+        }
+        if let Some(v) = patch.max_overtaken_minutes {
+            if v > 10_080 {
+                return Err(HostError::Invalid(
+                    "max_overtaken_minutes must be 0..=10080".into(),
+                ));
+            }
+            s.max_overtaken_minutes = v;
         }
         let saved = s.clone();
         self.store

@@ -526,10 +526,15 @@ async fn big(root: &Path, scale: usize) {
     let _ = std::fs::remove_dir_all(&work);
 }
 
-/// The store's claim at N pending (in-process, on a copy of the database).
+/// The store's claim at N pending (in-process, on a copy of the database): the look-ahead
+/// window, the policy's pick for a backend with checkpoint `a` loaded, the overtakes, the
+/// claim itself.
 fn claim(root: &Path, scale: usize) {
+    use agent_scheduler::backends::view::{PoolView, SeatView};
+    use agent_scheduler::model::now_ms;
+    use agent_scheduler::model::policy::{Activity, Rules, pick};
     use agent_scheduler::store::Store;
-    use agent_scheduler::store::transitions::{Eligibility, claim_next};
+    use agent_scheduler::store::transitions::{Choice, claim_next};
     println!("== claim: the store's claim at {scale} pending + {scale} finished");
     let db = seeded_db(root, "big", scale, scale);
     let work = root.join("claim-run");
@@ -541,7 +546,27 @@ fn claim(root: &Path, scale: usize) {
     for _ in 0..500 {
         let t = Instant::now();
         let got = store
-            .call_sync(|c| claim_next(c, "http://bench", |_| Eligibility::Yes))
+            .call_sync(|c| {
+                let view = PoolView {
+                    seats: vec![SeatView {
+                        url: "http://bench".into(),
+                        loaded: Some("a".into()),
+                        vae: None,
+                        activity: Activity::Idle,
+                        models: None,
+                        free_in_ms: 0,
+                        ms_per_task: 1000,
+                    }],
+                };
+                let now = now_ms();
+                claim_next(c, "http://bench", now, |w, paused| {
+                    let (waiting, seats) = view.policy_input(w);
+                    pick(&waiting, &seats, 0, &Rules::default(), paused, now).map(|c| Choice {
+                        index: c.index,
+                        overtaken: c.overtaken,
+                    })
+                })
+            })
             .expect("claim");
         v.push(ms(t.elapsed()));
         assert!(got.is_some());

@@ -13,7 +13,8 @@ pub struct QueueResponse {
     /// Additive: every running task.
     #[serde(default)]
     pub current_task_ids: Vec<String>,
-    /// Running tasks first (status `running`), then pending ones in order.
+    /// Running tasks first (status `running`), then pending ones in the order they will run
+    /// (see `lookahead`).
     pub pending_tasks: Vec<Task>,
     /// Pending plus running tasks (or matches of `q`).
     pub total_pending_tasks: i64,
@@ -27,6 +28,11 @@ pub struct QueueResponse {
     /// depth); null on the last page.
     #[serde(default)]
     pub next_cursor: Option<String>,
+    /// Additive: how many pending tasks (from the head) are listed in the order the
+    /// scheduling policy will run them (each with its `projection`); the rest follow in
+    /// queue order. 0 in search results.
+    #[serde(default)]
+    pub lookahead: i64,
 }
 
 /// `GET /history`.

@@ -40,6 +40,28 @@ pub struct Settings {
     /// without being held. Default 512.
     #[serde(default = "default_max_answer_mib")]
     pub max_answer_mib: u32,
+    /// Checkpoint-aware order: a backend takes the first pending task whose checkpoint (and
+    /// VAE) it has loaded, within the starvation bound below; off = strict FIFO. Default on.
+    #[serde(default = "default_group_by_checkpoint")]
+    pub group_by_checkpoint: bool,
+    /// A task overtaken this many times by later tasks goes first. Default 32.
+    #[serde(default = "default_max_overtakes")]
+    pub max_overtakes: u32,
+    /// A task first overtaken this many minutes ago goes first. Default 30.
+    #[serde(default = "default_max_overtaken_minutes")]
+    pub max_overtaken_minutes: u32,
+}
+
+fn default_group_by_checkpoint() -> bool {
+    Settings::default().group_by_checkpoint
+}
+
+fn default_max_overtakes() -> u32 {
+    Settings::default().max_overtakes
+}
+
+fn default_max_overtaken_minutes() -> u32 {
+    Settings::default().max_overtaken_minutes
 }
 
 fn default_max_answer_mib() -> u32 {
@@ -75,6 +97,9 @@ impl Default for Settings {
             stall_recheck_s: 60,
             task_timeout_s: None,
             max_answer_mib: 512,
+            group_by_checkpoint: true,
+            max_overtakes: 32,
+            max_overtaken_minutes: 30,
         }
     }
 }
@@ -123,6 +148,15 @@ pub struct SettingsPatch {
     /// See [`Settings::max_answer_mib`] (1..=4096).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_answer_mib: Option<u32>,
+    /// See [`Settings::group_by_checkpoint`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_by_checkpoint: Option<bool>,
+    /// See [`Settings::max_overtakes`] (0..=10000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_overtakes: Option<u32>,
+    /// See [`Settings::max_overtaken_minutes`] (0..=10080).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_overtaken_minutes: Option<u32>,
 }
 
 mod double_option {

@@ -160,6 +160,26 @@ pub struct Task {
     /// (same format as `created_at`); null when it may run now.
     #[serde(default)]
     pub next_run_at: Option<WireTime>,
+    /// Additive: where the scheduling policy will run this pending task, for the tasks of
+    /// the look-ahead window (`/queue`, `/task/{id}`); null otherwise.
+    #[serde(default)]
+    pub projection: Option<Projection>,
+}
+
+/// Where the scheduling policy will run a pending task of the look-ahead window (the first
+/// `lookahead` pending tasks): the same function that chooses the next task computes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Projection {
+    /// 0-based place in the order the window will run (running tasks not counted).
+    pub order: i64,
+    /// The backend expected to run it (credential-free URL); null when none can now.
+    pub backend: Option<String>,
+    /// That backend loads another checkpoint (or sets another VAE) for it first: a switch
+    /// point.
+    pub switch: bool,
+    /// How many later tasks ran before it (the starvation bound counts these).
+    pub overtakes: u32,
 }
 
 /// The parsed form of [`Task::result`].

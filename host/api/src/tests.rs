@@ -27,6 +27,7 @@ fn sample_task(time: WireTime) -> Task {
         image_count: 0,
         has_page_snapshot: false,
         next_run_at: None,
+        projection: None,
     }
 }
 

@@ -2,9 +2,13 @@
 //! ([`BackendStatus`]), the union of their checkpoints and samplers, and interrupt requests.
 //!
 //! Owns: per-backend state that only lives in memory (reachability, loaded checkpoint,
-//! cached model list, last error) and the set of running tasks the user asked to stop.
-//! Must not: know which task runs where (that is the database's `running` rows, read
-//! through the queue service) or touch the store.
+//! cached model list, last error, the task it runs, its figures) and the set of running
+//! tasks the user asked to stop; [`view::PoolView`], the snapshot the scheduling policy
+//! reads.
+//! Must not: decide which task runs where (the policy does, in `model::policy`; the
+//! database's `running` rows are the record) or touch the store.
+
+pub mod view;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -30,6 +34,40 @@ pub struct BackendStatus {
     pub models_at: Option<Instant>,
     /// Last error text.
     pub last_error: Option<String>,
+    /// The task it runs now (set when claimed, cleared when its request returned).
+    pub running: Option<RunningOn>,
+    /// What it did since the host started.
+    pub figures: Figures,
+    /// Takes no new task (the running one, if any, was given back).
+    pub disabled: bool,
+    /// Takes no new task; the running one finishes.
+    pub draining: bool,
+}
+
+/// The task a backend runs now.
+#[derive(Debug, Clone)]
+pub struct RunningOn {
+    /// Its id.
+    pub task_id: String,
+    /// Its checkpoint (as the task names it).
+    pub checkpoint: Option<String>,
+    /// When it was claimed.
+    pub started: Instant,
+}
+
+/// What a backend did since the host started (`GET /backends`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Figures {
+    /// Runs that returned (any end).
+    pub runs: u64,
+    /// Runs that ended done.
+    pub done: u64,
+    /// Runs that ended failed.
+    pub failed: u64,
+    /// Checkpoint loads it was asked for.
+    pub loads: u64,
+    /// Time spent from claim to the request's return, ms.
+    pub busy_ms: u64,
 }
 
 /// One configured SD.Next backend.
@@ -73,6 +111,49 @@ impl Backend {
     /// Locks the status (never held across an await).
     pub fn status(&self) -> std::sync::MutexGuard<'_, BackendStatus> {
         self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks `task` as running here (after its claim).
+    pub fn start_run(&self, task: &crate::model::TaskRow) {
+        self.status().running = Some(RunningOn {
+            task_id: task.id.clone(),
+            checkpoint: task.checkpoint.clone(),
+            started: Instant::now(),
+        });
+    }
+
+    /// Its request returned (`done`: whether the run ended done or failed; `None`: it was
+    /// interrupted or given back).
+    pub fn end_run(&self, done: Option<bool>) {
+        let mut s = self.status();
+        if let Some(r) = s.running.take() {
+            s.figures.busy_ms += r.started.elapsed().as_millis() as u64;
+        }
+        s.figures.runs += 1;
+        match done {
+            Some(true) => s.figures.done += 1,
+            Some(false) => s.figures.failed += 1,
+            None => {}
+        }
+    }
+
+    /// It was asked to load a checkpoint.
+    pub fn count_load(&self) {
+        self.status().figures.loads += 1;
+    }
+
+    /// Whether it takes new tasks (not disabled, not draining).
+    pub fn takes_work(&self) -> bool {
+        let s = self.status();
+        !s.disabled && !s.draining
+    }
+
+    /// Its measured pace: ms per run (1000 until it ran one).
+    pub fn ms_per_task(&self) -> i64 {
+        let f = self.status().figures;
+        f.busy_ms
+            .checked_div(f.runs)
+            .map_or(1000, |ms| ms.max(1) as i64)
     }
 
     /// Whether this backend's cached models resolve `title` (`None`: not known yet).

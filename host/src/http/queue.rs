@@ -47,12 +47,13 @@ pub async fn list(
         pending_tasks: page
             .rows
             .iter()
-            .map(|(r, pos)| wire::task(r, TimeFmt::Millis, *pos))
+            .map(|(r, placed)| wire::task(r, TimeFmt::Millis, Some(placed)))
             .collect(),
         total_pending_tasks: page.total,
         paused: page.paused,
         hold_reason: page.hold_reason,
         next_cursor: page.next.map(|c| c.encode()),
+        lookahead: page.window,
     }))
 }
 

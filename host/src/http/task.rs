@@ -34,7 +34,7 @@ pub async fn get(
     let (row, pos) = queue.task(&task_id(&id)?, false).await?;
     Ok(Json(DataResponse {
         success: true,
-        data: wire::task(&row, TimeFmt::Iso, pos),
+        data: wire::task(&row, TimeFmt::Iso, pos.as_ref()),
     }))
 }
 
@@ -67,12 +67,12 @@ pub async fn position(
     State(queue): Q,
     Path(id): Path<String>,
 ) -> Result<Json<DataResponse<PositionData>>, ApiError> {
-    let (row, position) = queue.task(&task_id(&id)?, false).await?;
+    let (row, placed) = queue.task(&task_id(&id)?, false).await?;
     Ok(Json(DataResponse {
         success: true,
         data: PositionData {
             status: row.status(),
-            position,
+            position: placed.map(|p| p.position),
         },
     }))
 }

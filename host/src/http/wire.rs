@@ -8,6 +8,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::model::TaskRow;
 use crate::model::images;
+use crate::queue::Placement;
 
 /// How dates are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +62,9 @@ pub fn result_string(row: &TaskRow) -> Option<String> {
     serde_json::to_string(&r).ok()
 }
 
-/// A stored task on the wire.
-pub fn task(row: &TaskRow, fmt: TimeFmt, position: Option<i64>) -> Task {
+/// A stored task on the wire; `placed`: where a pending task stands in the queue (its
+/// position, a priority ordered like the order the queue will run in, its projection).
+pub fn task(row: &TaskRow, fmt: TimeFmt, placed: Option<&Placement>) -> Task {
     Task {
         id: row.id.clone(),
         api_task_id: None,
@@ -71,8 +73,8 @@ pub fn task(row: &TaskRow, fmt: TimeFmt, position: Option<i64>) -> Task {
         task_type: row.task_type,
         status: row.status(),
         params: list_params(row),
-        priority: row.rank,
-        position,
+        priority: placed.map_or(row.rank, |p| p.priority),
+        position: placed.map(|p| p.position),
         result: result_string(row),
         bookmarked: row.bookmarked,
         created_at: wire_time(row.created_at, fmt),
@@ -87,6 +89,7 @@ pub fn task(row: &TaskRow, fmt: TimeFmt, position: Option<i64>) -> Task {
             .next_run_at
             .filter(|_| row.status() == TaskStatus::Pending)
             .map(|ms| wire_time(ms, fmt)),
+        projection: placed.and_then(|p| p.projection.clone()),
     }
 }
 

@@ -37,7 +37,7 @@ pub mod transition;
 mod tests;
 
 pub use spec::{CheckpointSpec, Invalid, TaskSpec};
-pub use task::{ImageRow, Lifecycle, NewTask, TaskRow};
+pub use task::{Candidate, ImageRow, Lifecycle, NewTask, TaskRow};
 pub use transition::{Event, Policy, Refusal, RunEnd, Transition};
 
 /// Milliseconds since the Unix epoch.

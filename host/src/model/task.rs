@@ -103,6 +103,12 @@ pub struct TaskRow {
     pub callback_url: Option<String>,
     /// Order key.
     pub rank: i64,
+    /// Goes before the policy's choices (moved to the top, or back at the head).
+    pub pinned: bool,
+    /// How many later tasks ran before it.
+    pub overtakes: u32,
+    /// When it was first overtaken (ms).
+    pub overtaken_at: Option<i64>,
     /// Bookmarked.
     pub bookmarked: bool,
     /// SD.Next `info` of the last run (only loaded with the full row).
@@ -120,6 +126,48 @@ impl TaskRow {
     pub fn status(&self) -> TaskStatus {
         self.life.status
     }
+
+    /// What the scheduling policy reads of it.
+    pub fn candidate(&self) -> Candidate {
+        Candidate {
+            seq: self.seq,
+            id: self.id.clone(),
+            checkpoint: self.checkpoint.clone(),
+            vae: self.vae.clone(),
+            run_next: self.life.run_next,
+            force_run: self.life.force_run,
+            pinned: self.pinned,
+            overtakes: self.overtakes,
+            overtaken_at: self.overtaken_at,
+            next_run_at: self.life.next_run_at,
+        }
+    }
+}
+
+/// A pending task as the scheduling policy reads it (the claim's look-ahead window, the
+/// listing's projection): its checkpoint, VAE and order columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Its row id.
+    pub seq: i64,
+    /// Its id.
+    pub id: String,
+    /// Checkpoint (null = whatever is loaded).
+    pub checkpoint: Option<String>,
+    /// VAE.
+    pub vae: Option<String>,
+    /// Its place in the run-now group.
+    pub run_next: Option<i64>,
+    /// Runs despite a pause.
+    pub force_run: bool,
+    /// Moved to the top, or back at the head.
+    pub pinned: bool,
+    /// How many later tasks ran before it.
+    pub overtakes: u32,
+    /// When it was first overtaken (ms).
+    pub overtaken_at: Option<i64>,
+    /// Waiting out a retry backoff until then (ms).
+    pub next_run_at: Option<i64>,
 }
 
 /// A task to insert (always pending, at the end of the queue).

@@ -8,70 +8,33 @@
 //! Must not: decide a status itself (the transition function does), hold SQL (`store/`),
 //! or talk to SD.Next (`worker/`).
 
+mod reads;
+
+pub use reads::{HistoryPage, Placement, QueuePage, Start};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use scheduler_api::{
-    Event as WireEvent, HistoryFilter, MoveTarget, QueueEvent, TaskChange, TaskStatus,
-};
+use scheduler_api::{Event as WireEvent, MoveTarget, QueueEvent, TaskChange, TaskStatus};
 use tokio::sync::{Notify, watch};
 
 use crate::backends::Backends;
+use crate::backends::view::PoolView;
 use crate::disk::{Disk, HOLD_DISK_FULL};
 
 /// The words of the hold while every backend is stalled.
 pub const HOLD_BACKEND_STALLED: &str = "backend stalled";
 use crate::error::HostError;
 use crate::events::EventHub;
-use crate::model::cursor::Cursor;
-use crate::model::search::{Scope, fts_match, fts_query};
+use crate::model::policy;
 use crate::model::transition::{Change, Event, Outputs, RunEnd, Transition, decide};
 use crate::model::{NewTask, TaskRow, now_ms};
 use crate::results::ResultFiles;
 use crate::sdnext::GenerateOutput;
 use crate::settings::SettingsService;
 use crate::store::tasks::{self, TaskEdit};
-use crate::store::transitions::{self, Applied, Eligibility, LOOKAHEAD, RunOutputs};
-use crate::store::{Store, StoreError, listing, order, rows, settings as stored};
-
-/// Where a listing page starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
-    /// Skip this many (old clients).
-    Offset(i64),
-    /// After a cursor of an earlier page.
-    After(Cursor),
-}
-
-/// One page of `GET /queue`.
-#[derive(Debug, Clone)]
-pub struct QueuePage {
-    /// Running then pending tasks, each with its place in the queue.
-    pub rows: Vec<(TaskRow, Option<i64>)>,
-    /// How many match (all pages).
-    pub total: i64,
-    /// Ids of the running tasks, earliest started first.
-    pub running: Vec<String>,
-    /// Whether the queue is paused.
-    pub paused: bool,
-    /// Why tasks do not start now, apart from the pause.
-    pub hold_reason: Option<String>,
-    /// Where the next page starts, when there is one.
-    pub next: Option<Cursor>,
-    /// How many pending tasks (from the head) are in the look-ahead window.
-    pub window: i64,
-}
-
-/// One page of `GET /history`.
-#[derive(Debug, Clone)]
-pub struct HistoryPage {
-    /// Finished tasks, newest first.
-    pub rows: Vec<TaskRow>,
-    /// How many match (all pages).
-    pub total: i64,
-    /// Where the next page starts, when there is one.
-    pub next: Option<Cursor>,
-}
+use crate::store::transitions::{self, Applied, RunOutputs};
+use crate::store::{Store, listing, order, rows, settings as stored};
 
 /// The queue.
 pub struct Queue {
@@ -177,168 +140,6 @@ impl Queue {
     /// Whether the queue is paused.
     pub async fn is_paused(&self) -> Result<bool, HostError> {
         Ok(self.store.read(stored::is_paused).await?)
-    }
-
-    /// One page of running then pending tasks: the running ones, then the look-ahead window
-    /// (the first [`LOOKAHEAD`] pending tasks), then the rest in rank order. With `q`: the
-    /// matches in the order of creation.
-    pub async fn page(
-        &self,
-        q: Option<String>,
-        limit: i64,
-        start: Start,
-    ) -> Result<QueuePage, HostError> {
-        Ok(self
-            .store
-            .read(move |c| {
-                let paused = stored::is_paused(c)?;
-                let running_ids: Vec<String> =
-                    listing::running(c)?.into_iter().map(|(id, _)| id).collect();
-                if let Some(m) = q.as_deref().and_then(|q| fts_match(q, Scope::Queue)) {
-                    let (after, offset) = match start {
-                        Start::After(Cursor::Seq(s)) => (Some(s), 0),
-                        Start::After(_) => (None, 0),
-                        Start::Offset(o) => (None, o),
-                    };
-                    let (rows, total) = listing::search(c, &m, Scope::Queue, after, limit, offset)?;
-                    let next = (rows.len() as i64 == limit && limit > 0)
-                        .then(|| rows.last().map(|r| Cursor::Seq(r.seq)))
-                        .flatten();
-                    let rows = rows
-                        .into_iter()
-                        .map(|r| {
-                            let pos = tasks::position(c, &r)?;
-                            Ok((r, pos))
-                        })
-                        .collect::<Result<_, StoreError>>()?;
-                    return Ok(QueuePage {
-                        rows,
-                        total,
-                        running: running_ids,
-                        paused,
-                        next,
-                        window: 0,
-                        hold_reason: None,
-                    });
-                }
-                let running = listing::running_rows(c)?;
-                let window = listing::pending_rows(c, None, LOOKAHEAD, 0)?;
-                let pending = listing::counts(c)?.pending;
-                let r = running.len() as i64;
-                let w = window.len() as i64;
-                let total = r + pending;
-                // The last window task in rank order: where the rest of the queue continues.
-                let tail_key = window.last().map(|t| (t.rank, t.seq));
-                let first = match start {
-                    Start::Offset(o) => o.max(0),
-                    Start::After(Cursor::Window(i)) => r + i.min(w),
-                    Start::After(Cursor::Rank { position, .. }) => position.max(r + w),
-                    Start::After(_) => 0,
-                };
-                let mut rows: Vec<(TaskRow, Option<i64>)> = Vec::new();
-                let mut at = first;
-                for (i, t) in running.into_iter().chain(window).enumerate() {
-                    let i = i as i64;
-                    if i >= first && (rows.len() as i64) < limit {
-                        rows.push((t, Some(i)));
-                        at = i + 1;
-                    }
-                }
-                let more = limit - rows.len() as i64;
-                if more > 0 && at >= r + w && total > r + w {
-                    let (after, skip) = match start {
-                        Start::After(Cursor::Rank { rank, seq, .. }) => (Some((rank, seq)), 0),
-                        _ => (tail_key, (at - r - w).max(0)),
-                    };
-                    let rest = listing::pending_rows(c, after, more, skip)?;
-                    let base = at.max(r + w);
-                    for (j, t) in rest.into_iter().enumerate() {
-                        rows.push((t, Some(base + j as i64)));
-                    }
-                }
-                let next = match rows.last() {
-                    Some((t, Some(pos))) if rows.len() as i64 == limit && pos + 1 < total => {
-                        Some(if *pos + 1 < r + w {
-                            Cursor::Window((pos + 1 - r).max(0))
-                        } else if *pos + 1 == r + w {
-                            let (rank, seq) = tail_key.unwrap_or((t.rank, t.seq));
-                            Cursor::Rank {
-                                rank,
-                                seq,
-                                position: pos + 1,
-                            }
-                        } else {
-                            Cursor::Rank {
-                                rank: t.rank,
-                                seq: t.seq,
-                                position: pos + 1,
-                            }
-                        })
-                    }
-                    _ => None,
-                };
-                Ok(QueuePage {
-                    rows,
-                    total,
-                    running: running_ids,
-                    paused,
-                    next,
-                    window: w,
-                    hold_reason: None,
-                })
-            })
-            .await
-            .map(|p| QueuePage {
-                hold_reason: self.hold_reason(),
-                ..p
-            })?)
-    }
-
-    /// One page of finished tasks, newest first, and the total for the filter.
-    pub async fn history(
-        &self,
-        filter: HistoryFilter,
-        q: Option<String>,
-        limit: i64,
-        start: Start,
-    ) -> Result<HistoryPage, HostError> {
-        Ok(self
-            .store
-            .read(move |c| {
-                let (cursor, offset) = match start {
-                    Start::After(cur) => (Some(cur), 0),
-                    Start::Offset(o) => (None, o),
-                };
-                let (rows, total) =
-                    listing::history_page(c, filter, q.as_deref(), cursor.as_ref(), limit, offset)?;
-                let searching = q.as_deref().and_then(fts_query).is_some();
-                let next = match rows.last() {
-                    Some(t) if rows.len() as i64 == limit && limit > 0 => Some(if searching {
-                        Cursor::Seq(t.seq)
-                    } else {
-                        Cursor::Finished {
-                            finished_at: t.life.finished_at.unwrap_or(0),
-                            seq: t.seq,
-                        }
-                    }),
-                    _ => None,
-                };
-                Ok(HistoryPage { rows, total, next })
-            })
-            .await?)
-    }
-
-    /// One task (`full`: with its images, page snapshot and `info`) and its position.
-    pub async fn task(&self, id: &str, full: bool) -> Result<(TaskRow, Option<i64>), HostError> {
-        let id = id.to_owned();
-        Ok(self
-            .store
-            .read(move |c| {
-                let row = rows::require(c, &id, full)?;
-                let pos = tasks::position(c, &row)?;
-                Ok((row, pos))
-            })
-            .await?)
     }
 
     /// Pending tasks for export, in queue order, full requests included.
@@ -554,22 +355,42 @@ impl Queue {
     // -----------------------------------------------------------------------------------
     // The worker side
 
-    /// Claims the next task `backend` can run (`running` in the database before it is
-    /// sent) and announces it.
+    /// Claims the task the scheduling policy picks for `backend` among the look-ahead
+    /// window (`running` in the database before it is sent), counts the overtakes, and
+    /// announces it.
     pub async fn claim(
         &self,
-        backend: String,
-        eligible: impl FnMut(Option<&str>) -> Eligibility + Send + 'static,
+        backend: &Arc<crate::backends::Backend>,
     ) -> Result<Option<TaskRow>, HostError> {
         if self.disk.is_full() {
             // On hold: a run's files could not be written now.
             return Ok(None);
         }
+        let view = PoolView::of(&self.backends.all());
+        let Some(me) = view.index_of(&backend.url) else {
+            return Ok(None);
+        };
+        let rules = self.settings.rules();
+        let now = now_ms();
+        let url = backend.url.clone();
         let claimed = self
             .store
-            .call(move |c| transitions::claim_next(c, &backend, eligible))
+            .call(move |c| {
+                transitions::claim_next(c, &url, now, |window, paused| {
+                    let (waiting, mut seats) = view.policy_input(window);
+                    // It is claiming: whatever it was doing is over.
+                    seats[me].activity = policy::Activity::Idle;
+                    policy::pick(&waiting, &seats, me, &rules, paused, now).map(|c| {
+                        transitions::Choice {
+                            index: c.index,
+                            overtaken: c.overtaken,
+                        }
+                    })
+                })
+            })
             .await?;
         if let Some(t) = &claimed {
+            backend.start_run(t);
             self.events.task(
                 &t.id,
                 TaskStatus::Running,
@@ -649,7 +470,7 @@ impl Queue {
 
     /// When the earliest task waiting out a retry backoff may run (ms), if any.
     pub async fn next_retry_at(&self) -> Result<Option<i64>, HostError> {
-        Ok(self.store.call(|c| transitions::next_retry_at(c)).await?)
+        Ok(self.store.read(transitions::next_retry_at).await?)
     }
 
     /// Records the end of a run: asks the transition function once what the end means,
@@ -734,9 +555,8 @@ impl Queue {
         if applied.callback_queued {
             self.callbacks.notify_one();
         }
-        if status == TaskStatus::Pending {
-            self.wake();
-        }
+        // Another backend may have waited for this one (a task kept for its checkpoint).
+        self.wake();
         Ok(applied)
     }
 

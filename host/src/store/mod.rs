@@ -125,6 +125,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_control_task_type",
         include_str!("../../migrations/0005_control_task_type.sql"),
     ),
+    (
+        "0006_policy_and_pool",
+        include_str!("../../migrations/0006_policy_and_pool.sql"),
+    ),
 ];
 
 /// Applies every migration newer than `PRAGMA user_version`, each in its own transaction.

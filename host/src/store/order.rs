@@ -66,9 +66,12 @@ fn rank_before(tx: &Connection, over: &str, moving: &str) -> Result<i64, StoreEr
 pub fn move_task(conn: &mut Connection, id: &str, target: &MoveTarget) -> Result<(), StoreError> {
     let tx = conn.savepoint()?;
     allow(&tx, id, &Event::Move)?;
-    let rank = match target {
-        MoveTarget::Top => rank_at_head(first_pending_rank(&tx)?),
-        MoveTarget::Bottom => rank_at_end(last_rank(&tx)?),
+    // "Move to top" goes before the policy's choices, and so does a task dragged in among
+    // tasks that go first (before a pinned or run-now task); any other move leaves the
+    // order to the policy.
+    let (rank, pinned) = match target {
+        MoveTarget::Top => (rank_at_head(first_pending_rank(&tx)?), true),
+        MoveTarget::Bottom => (rank_at_end(last_rank(&tx)?), false),
         MoveTarget::Before(over) if over == id => return Ok(()),
         MoveTarget::Before(over) => {
             allow(&tx, over, &Event::Move).map_err(|e| match e {
@@ -77,12 +80,17 @@ pub fn move_task(conn: &mut Connection, id: &str, target: &MoveTarget) -> Result
                 }
                 other => other,
             })?;
-            rank_before(&tx, over, id)?
+            let first: bool = tx.query_row(
+                "SELECT pinned OR run_next IS NOT NULL FROM tasks WHERE id = ?1",
+                [over],
+                |r| r.get(0),
+            )?;
+            (rank_before(&tx, over, id)?, first)
         }
     };
     tx.execute(
-        "UPDATE tasks SET rank = ?2, run_next = NULL, updated_at = ?3 WHERE id = ?1",
-        params![id, rank, now_ms()],
+        "UPDATE tasks SET rank = ?2, run_next = NULL, pinned = ?4, updated_at = ?3 WHERE id = ?1",
+        params![id, rank, now_ms(), pinned],
     )?;
     tx.commit()?;
     Ok(())

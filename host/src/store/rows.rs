@@ -14,7 +14,8 @@ use crate::model::{ImageRow, Lifecycle, TaskRow};
 
 const COLS: &str = "id, type, status, name, {request}, {snapshot}, page_snapshot IS NOT NULL, \
     checkpoint, vae, callback_url, rank, force_run, bookmarked, attempts, backend, error, {result}, \
-    created_at, updated_at, started_at, finished_at, run_next, next_run_at, seq";
+    created_at, updated_at, started_at, finished_at, run_next, next_run_at, seq, pinned, overtakes, \
+    overtaken_at";
 
 /// Columns of a listing row: the request without its image fields (every field the image
 /// walker knows, see [`images::sql_paths`]), no snapshot, no `info`.
@@ -69,6 +70,9 @@ pub(super) fn map_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
         vae: r.get(8)?,
         callback_url: r.get(9)?,
         rank: r.get(10)?,
+        pinned: r.get(24)?,
+        overtakes: r.get(25)?,
+        overtaken_at: r.get(26)?,
         bookmarked: r.get(12)?,
         info: json_col(r.get(16)?),
         created_at: r.get(17)?,

@@ -56,7 +56,15 @@ fn setup(ids: &[&str]) -> Connection {
 
 fn claim(c: &mut Connection, paused: bool) -> Option<TaskRow> {
     set_paused(c, paused).unwrap();
-    claim_next(c, "b1", |_| Eligibility::Yes).unwrap()
+    claim_next(c, "b1", now_ms(), first).unwrap()
+}
+
+/// The first task of the window (FIFO), as a claimer would choose it.
+fn first(window: &[crate::model::Candidate], _paused: bool) -> Option<Choice> {
+    (!window.is_empty()).then(|| Choice {
+        index: 0,
+        overtaken: Vec::new(),
+    })
 }
 
 fn task(c: &Connection, id: &str) -> TaskRow {
@@ -290,10 +298,10 @@ fn claim_is_atomic_in_order_and_respects_pause() {
             ("b".to_string(), Some("b1".to_string()))
         ]
     );
-    // eligibility skips
+    // A claimer that chooses nothing claims nothing.
     insert_tasks(&mut c, &[new_task("c", "x")], None).unwrap();
     assert_eq!(
-        claim_next(&mut c, "b2", |_| Eligibility::Skip).unwrap(),
+        claim_next(&mut c, "b2", now_ms(), |_, _| None).unwrap(),
         None
     );
 }
@@ -776,4 +784,52 @@ fn moves_into_one_place_renumber_locally() {
     );
     let (rows, _) = list_queue(&c, None, 1000, 0).unwrap();
     assert!(rows.windows(2).all(|w| w[0].rank < w[1].rank));
+}
+
+/// A claim counts the overtakes its choice makes; "move to top" pins (and so does a drag in
+/// among pinned tasks); back at the head (an outage) pins; a requeue at the tail starts over.
+#[test]
+fn claims_count_overtakes_and_moves_pin() {
+    let mut c = setup(&["a", "b", "c", "d"]);
+    let pick = |index: usize, overtaken: Vec<usize>| {
+        move |_: &[crate::model::Candidate], _: bool| Some(Choice { index, overtaken })
+    };
+    let t = claim_next(&mut c, "b1", 5, pick(2, vec![0, 1]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.id, "c");
+    let t = claim_next(&mut c, "b1", 9, pick(1, vec![0]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.id, "b");
+    let a = task(&c, "a");
+    assert_eq!((a.overtakes, a.overtaken_at), (2, Some(5)));
+    assert_eq!(task(&c, "d").overtakes, 0);
+    // A choice outside the window is refused (nothing claimed).
+    assert!(matches!(
+        claim_next(&mut c, "b1", 9, pick(7, vec![])),
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(task(&c, "d").status(), TaskStatus::Pending);
+
+    move_task(&mut c, "d", &MoveTarget::Top).unwrap();
+    assert!(task(&c, "d").pinned);
+    move_task(&mut c, "a", &MoveTarget::Before("d".into())).unwrap();
+    assert!(task(&c, "a").pinned, "dragged in before a pinned task");
+    move_task(&mut c, "a", &MoveTarget::Bottom).unwrap();
+    assert!(!task(&c, "a").pinned);
+    // The running `b` goes back to the head after an outage: pinned, overtakes kept.
+    apply(&mut c, "b", &Event::Released, &POLICY).unwrap();
+    assert!(task(&c, "b").pinned);
+    // `c` fails and is requeued at the tail: a new life.
+    end_run(&mut c, "c", RunEnd::Failed("x".into()), POLICY, vec![]);
+    requeue_failed(&mut c).unwrap();
+    let t = task(&c, "c");
+    assert_eq!((t.pinned, t.overtakes, t.overtaken_at), (false, 0, None));
+    let a = task(&c, "a");
+    assert_eq!(
+        (a.overtakes, a.overtaken_at),
+        (2, Some(5)),
+        "moves keep the count"
+    );
 }

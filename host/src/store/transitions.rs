@@ -12,7 +12,7 @@ use super::rows::{first_pending_rank, last_rank, lifecycle, require};
 use super::status;
 use crate::model::rank::{rank_at_end, rank_at_head};
 use crate::model::transition::{Change, Event, Outputs, Place, Policy, Transition, decide};
-use crate::model::{ImageRow, Lifecycle, TaskRow, now_ms};
+use crate::model::{Candidate, ImageRow, Lifecycle, TaskRow, now_ms};
 
 /// Edits, moves and "run now" do not depend on the settings.
 const NO_POLICY: Policy = Policy {
@@ -87,10 +87,20 @@ fn write(
         ),
     };
     let n = change.next.clone();
+    // Back at the head (outage, restart, retry): it goes before the policy's choices. At
+    // the tail (requeue): a new life, its overtakes forgotten.
+    let place = match change.place {
+        Place::Keep => 0,
+        Place::Head => 1,
+        Place::Tail => 2,
+    };
     let written = tx.execute(
         "UPDATE tasks SET status = ?2, attempts = ?3, backend = ?4, error = ?5, started_at = ?6, \
          finished_at = ?7, run_next = ?8, force_run = ?9, rank = COALESCE(?10, rank), \
-         result = CASE WHEN ?11 THEN ?12 ELSE result END, updated_at = ?13, next_run_at = ?15 \
+         result = CASE WHEN ?11 THEN ?12 ELSE result END, updated_at = ?13, next_run_at = ?15, \
+         pinned = CASE ?16 WHEN 1 THEN 1 WHEN 2 THEN 0 ELSE pinned END, \
+         overtakes = CASE ?16 WHEN 2 THEN 0 ELSE overtakes END, \
+         overtaken_at = CASE ?16 WHEN 2 THEN NULL ELSE overtaken_at END \
          WHERE id = ?1 AND status = ?14",
         params![
             id,
@@ -107,7 +117,8 @@ fn write(
             result,
             now_ms(),
             from.as_str(),
-            n.next_run_at
+            n.next_run_at,
+            place
         ],
     )?;
     if written == 0 {
@@ -222,21 +233,23 @@ pub fn finish(
     })
 }
 
-/// What the claimer thinks of a pending task's checkpoint on its backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Eligibility {
-    /// This backend can run it.
-    Yes,
-    /// Another backend may run it: skip.
-    Skip,
-}
-
 /// How many pending tasks (from the head, in rank order) a claim looks at: the look-ahead
-/// window. A claim costs the same at any queue length.
+/// window. A claim costs the same at any queue length; the listing shows the same window in
+/// the policy's order.
 pub const LOOKAHEAD: i64 = 100;
 
+/// What a claimer chose among the window: the task to run and the ones it overtakes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    /// Index of the task to run.
+    pub index: usize,
+    /// Indices of the tasks ahead of it that it overtakes (each counted once more).
+    pub overtaken: Vec<usize>,
+}
+
 /// The look-ahead window of a claim: two queries, each served by an index; the paused one
-/// reads only forced tasks ("run now" while paused).
+/// reads only forced tasks ("run now" while paused). Tasks waiting out a retry backoff are
+/// not in it.
 pub(super) fn window_sql(paused: bool) -> String {
     let (index, forced) = if paused {
         ("INDEXED BY tasks_forced", " AND force_run = 1")
@@ -244,52 +257,81 @@ pub(super) fn window_sql(paused: bool) -> String {
         ("", "")
     };
     format!(
-        "SELECT id, checkpoint FROM tasks {index} WHERE {}{forced} \
+        "SELECT seq, id, checkpoint, vae, run_next, force_run, pinned, overtakes, overtaken_at, \
+         next_run_at FROM tasks {index} WHERE {}{forced} \
          AND (next_run_at IS NULL OR next_run_at <= ?2) ORDER BY rank, seq LIMIT ?1",
         status::is(TaskStatus::Pending),
     )
 }
 
-/// Atomically claims the first pending task (by rank, within the look-ahead window) this
-/// backend can run, skipping tasks that wait out a retry backoff (`next_run_at` in the
-/// future). While paused (the persisted flag, read in the same transaction, so a
-/// pause that was answered is always seen), only tasks started with "run now" are claimed.
+/// Atomically claims the task `choose` picks among the look-ahead window (the first
+/// [`LOOKAHEAD`] pending tasks in rank order that are not waiting out a retry backoff),
+/// counts the overtakes it makes, and marks it running on `backend`. `choose` also learns
+/// whether the queue is paused (the persisted flag, read in the same transaction, so a pause
+/// that was answered is always seen; the window then holds only "run now" tasks).
 pub fn claim_next(
     conn: &mut Connection,
     backend: &str,
-    mut eligible: impl FnMut(Option<&str>) -> Eligibility,
+    now: i64,
+    choose: impl FnOnce(&[Candidate], bool) -> Option<Choice>,
 ) -> Result<Option<TaskRow>, StoreError> {
     let tx = conn.savepoint()?;
     let paused = super::settings::is_paused(&tx)?;
-    let candidates: Vec<(String, Option<String>)> = tx
+    let window: Vec<Candidate> = tx
         .prepare_cached(&window_sql(paused))?
-        .query_map(params![LOOKAHEAD, now_ms()], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .query_map(params![LOOKAHEAD, now], |r| {
+            Ok(Candidate {
+                seq: r.get(0)?,
+                id: r.get(1)?,
+                checkpoint: r.get(2)?,
+                vae: r.get(3)?,
+                run_next: r.get(4)?,
+                force_run: r.get(5)?,
+                pinned: r.get(6)?,
+                overtakes: r.get(7)?,
+                overtaken_at: r.get(8)?,
+                next_run_at: r.get(9)?,
+            })
+        })?
         .collect::<Result<_, _>>()?;
-    let Some((id, _)) = candidates
-        .into_iter()
-        .find(|(_, ck)| eligible(ck.as_deref()) == Eligibility::Yes)
-    else {
+    let Some(choice) = choose(&window, paused) else {
         return Ok(None);
     };
+    let Some(chosen) = window.get(choice.index) else {
+        return Err(StoreError::Invalid(
+            "the claim chose outside its window".into(),
+        ));
+    };
+    {
+        let mut stmt = tx.prepare_cached(
+            "UPDATE tasks SET overtakes = overtakes + 1, overtaken_at = COALESCE(overtaken_at, ?2) \
+             WHERE seq = ?1",
+        )?;
+        for i in choice.overtaken.iter().filter(|&&i| i < choice.index) {
+            if let Some(t) = window.get(*i) {
+                stmt.execute(params![t.seq, now])?;
+            }
+        }
+    }
     let event = Event::Claim {
         backend: backend.to_owned(),
     };
-    apply_in(&tx, &id, &event, &NO_POLICY)?;
-    let task = require(&tx, &id, true)?;
+    apply_in(&tx, &chosen.id, &event, &NO_POLICY)?;
+    let task = require(&tx, &chosen.id, true)?;
     tx.commit()?;
     Ok(Some(task))
 }
 
-/// When the earliest pending task waiting out a retry backoff may run (ms).
+/// When the earliest pending task waiting out a retry backoff may run (ms): an index seek.
 pub fn next_retry_at(conn: &Connection) -> Result<Option<i64>, StoreError> {
-    Ok(conn.query_row(
-        &format!(
-            "SELECT MIN(next_run_at) FROM tasks WHERE {} AND next_run_at IS NOT NULL",
-            status::is(TaskStatus::Pending)
-        ),
-        [],
-        |r| r.get(0),
-    )?)
+    Ok(conn.query_row(&next_retry_sql(), [], |r| r.get(0))?)
+}
+
+pub(super) fn next_retry_sql() -> String {
+    format!(
+        "SELECT MIN(next_run_at) FROM tasks INDEXED BY tasks_retry WHERE {} AND next_run_at IS NOT NULL",
+        status::is(TaskStatus::Pending)
+    )
 }
 
 fn ids_where(

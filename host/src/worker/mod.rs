@@ -28,7 +28,6 @@ use crate::results::Results;
 use crate::sdnext::{
     CONTROL_XYZ_BUG, GenerateOutput, RemoteError, SdModel, resolve_checkpoint, strip_hash,
 };
-use crate::store::transitions::Eligibility;
 
 /// Backoff for backend outages: 250 ms doubling to 5 s.
 #[derive(Debug, Clone)]
@@ -284,15 +283,10 @@ impl Worker {
         {
             return step;
         }
-        let backends = self.deps.backends.all();
-        let mine = self.backend.clone();
-        let claimed = self
-            .deps
-            .queue
-            .claim(self.backend.url.clone(), move |ck| {
-                eligibility_of(&mine, &backends, ck)
-            })
-            .await;
+        if !self.backend.takes_work() {
+            return Step::Idle;
+        }
+        let claimed = self.deps.queue.claim(&self.backend).await;
         let task = match claimed {
             Ok(Some(t)) => t,
             Ok(None) => return Step::Idle,
@@ -302,6 +296,11 @@ impl Worker {
             }
         };
         let mut outcome = self.execute(&task).await;
+        self.backend.end_run(match &outcome {
+            Outcome::Finished(RunEnd::Done, _) => Some(true),
+            Outcome::Finished(RunEnd::Failed(_), _) | Outcome::Errored(_) => Some(false),
+            _ => None,
+        });
         let interrupts = &self.deps.backends;
         if matches!(outcome, Outcome::Release(_) | Outcome::Errored(_))
             && interrupts.interrupt_requested(&task.id)
@@ -398,6 +397,7 @@ impl Worker {
             Value::String(model.title.clone()),
         );
         self.ensure_vae(task, Some(opts)).await?;
+        self.backend.count_load();
         match client.loaded_checkpoint().await {
             Ok(Some(l))
                 if same_model(&l.title, &model)
@@ -686,28 +686,6 @@ impl Worker {
             }
             drop(guard);
         });
-    }
-}
-
-fn eligibility_of(
-    mine: &Arc<Backend>,
-    all: &[Arc<Backend>],
-    checkpoint: Option<&str>,
-) -> Eligibility {
-    let Some(ck) = checkpoint else {
-        return Eligibility::Yes;
-    };
-    if mine.lists(ck) != Some(false) {
-        return Eligibility::Yes;
-    }
-    let elsewhere = all
-        .iter()
-        .filter(|b| !Arc::ptr_eq(b, mine))
-        .any(|b| b.lists(ck) != Some(false));
-    if elsewhere {
-        Eligibility::Skip
-    } else {
-        Eligibility::Yes
     }
 }
 

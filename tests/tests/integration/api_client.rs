@@ -164,6 +164,12 @@ async fn every_queue_and_task_route_answers_typed() {
     c.bookmark(&first.task_id, false).await.unwrap();
     assert!(!c.task(&first.task_id).await.unwrap().bookmarked);
 
+    // Moves are checked in rank order: strict FIFO (no checkpoint grouping).
+    let fifo = scheduler_api::SettingsPatch {
+        group_by_checkpoint: Some(false),
+        ..Default::default()
+    };
+    assert!(!c.update_settings(&fifo).await.unwrap().group_by_checkpoint);
     c.move_task(&fan.task_ids[1], &MoveTarget::Top)
         .await
         .unwrap();

@@ -545,8 +545,9 @@ async fn checkpoints_expand_switch_only_at_transitions_and_unknown_ones_fail_wit
     let t = h.wait_status(&bad, TaskStatus::Failed).await;
     assert_eq!(t.error.as_deref(), Some("checkpoint not found: zzz"));
     let stats = h.fake().stats();
-    assert_eq!(stats.prompts, vec!["p0", "p1", "p2", "p3", "p4"]);
-    assert_eq!(stats.checkpoint_loads, 2, "loads: {:?}", stats.loads);
+    // Grouped by checkpoint: the loaded `a` tasks first, then `b`; one switch.
+    assert_eq!(stats.prompts, vec!["p0", "p1", "p4", "p2", "p3"]);
+    assert_eq!(stats.checkpoint_loads, 1, "loads: {:?}", stats.loads);
     assert_eq!(stats.unloads, 0);
     let keys: Vec<Vec<String>> = stats
         .options_posts
@@ -555,7 +556,7 @@ async fn checkpoints_expand_switch_only_at_transitions_and_unknown_ones_fail_wit
         .collect();
     assert_eq!(
         keys,
-        vec![vec!["sd_model_checkpoint".to_string()]; 2],
+        vec![vec!["sd_model_checkpoint".to_string()]; 1],
         "only checkpoint switches touch /options"
     );
     h.stop().await;
@@ -791,8 +792,11 @@ async fn a_task_left_running_by_a_crash_runs_again_first() {
                     bookmarked: false,
                 };
                 agent_scheduler::store::tasks::insert_tasks(c, &[t("first"), t("second")], None)?;
-                agent_scheduler::store::transitions::claim_next(c, "old", |_| {
-                    agent_scheduler::store::transitions::Eligibility::Yes
+                agent_scheduler::store::transitions::claim_next(c, "old", 0, |w, _| {
+                    (!w.is_empty()).then(|| agent_scheduler::store::transitions::Choice {
+                        index: 0,
+                        overtaken: Vec::new(),
+                    })
                 })?;
                 Ok(())
             })

@@ -18,6 +18,7 @@ mod host_faults;
 mod host_hostile_input;
 mod host_http_limits;
 mod host_inprocess;
+mod host_policy;
 mod host_queue;
 mod host_resilience;
 mod host_security;

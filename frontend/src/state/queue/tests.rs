@@ -23,6 +23,7 @@ fn task(id: &str, status: TaskStatus) -> Task {
         image_count: 0,
         has_page_snapshot: false,
         next_run_at: None,
+        projection: None,
     }
 }
 
@@ -41,6 +42,7 @@ fn model() -> QueueModel {
         hold_reason: None,
         paused: false,
         next_cursor: None,
+        lookahead: 0,
     });
     m
 }

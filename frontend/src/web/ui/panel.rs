@@ -83,6 +83,7 @@ mod bench {
             image_count: 1,
             has_page_snapshot: false,
             next_run_at: None,
+            projection: None,
         }
     }
 
