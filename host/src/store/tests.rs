@@ -197,9 +197,13 @@ fn migration_0005_keeps_tasks_results_search_and_triggers_and_admits_control() {
         "v4 refuses the control type"
     );
     migrate(&mut c).unwrap();
+    // Later migrations may add objects of their own; the ones before 0005 are back as they were.
+    let after: Vec<(String, String)> = schema(&c)
+        .into_iter()
+        .filter(|(n, _)| objects.iter().any(|(o, _)| o == n))
+        .collect();
     assert_eq!(
-        schema(&c),
-        objects,
+        after, objects,
         "every index and trigger on tasks is back as it was"
     );
     let v: i64 = c
