@@ -152,6 +152,7 @@ fn task(i: usize) -> Task {
         image_count: 1,
         has_page_snapshot: false,
         next_run_at: None,
+        projection: None,
     }
 }
 
