@@ -57,7 +57,10 @@ async function visible(sel) {
 
 async function openTab(p) {
   if (modern) {
-    await page.click(`#${p}_nav`);
+    // The Modern UI hides its legacy T2I/I2I nav buttons unless `uiux_hide_legacy` is off:
+    // press them the way the page's own code does.
+    if (await visible(`#${p}_nav`)) await page.click(`#${p}_nav`);
+    else await page.evaluate((p) => document.getElementById(`${p}_nav`).click(), p);
   } else {
     const label = { txt2img: 'Text', img2img: 'Image', control: 'Control' }[p];
     await page.locator('#tabs > .tab-nav > button', { hasText: new RegExp(`^\\s*${label}\\s*$`) }).first().click();
@@ -349,13 +352,18 @@ if (PARTS.has('button')) {
       for (const p of ['txt2img', 'img2img', 'control']) {
         await check(`${pre}: button usable at ${w}x${h} on ${p} (${placement})`, async () => {
           await openTab(p);
-          // The button settles (the Modern fit follows the window) before it is judged.
-          const g = await until(`${p} button settled`, async () => {
-            const a = await geometry(p);
-            await page.waitForTimeout(300);
-            const b = await geometry(p);
-            return a.present && JSON.stringify(a) === JSON.stringify(b) ? b : null;
-          }, 15000);
+          // The page settles (the Modern UI fades tabs; the fit follows the toolbar's room)
+          // before the button is judged: stable for 0.5 s with the button at its centre,
+          // else the last state after 10 s is what is judged.
+          let g = await geometry(p);
+          const end = Date.now() + 10000;
+          while (Date.now() < end) {
+            await page.waitForTimeout(500);
+            const next = await geometry(p);
+            const stable = JSON.stringify(next) === JSON.stringify(g);
+            g = next;
+            if (stable && g.present && g.centre === 'the button') break;
+          }
           results.figures.geometry.push({ theme, placement, size: `${w}x${h}`, tab: p, ...g });
           await page.screenshot({ path: path.join(SHOT_DIR, `live-${pre}-${placement}-${w}x${h}-${p}.png`) });
           assert(g.present, 'no button');

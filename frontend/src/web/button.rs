@@ -93,7 +93,8 @@ pub fn remove_all() {
 }
 
 /// Puts (or re-puts) the button and the dropdown of each tab in place. Cheap when nothing
-/// moved: it is called on page mutations and every 2 s.
+/// moved: it is called on page mutations, when a toolbar changes size (a tab shown, the
+/// window resized) and every 2 s.
 pub fn ensure_buttons() {
     let d = doc();
     let Some(c) = content::ctx() else { return };
@@ -116,7 +117,43 @@ pub fn ensure_buttons() {
             continue;
         };
         place(tab, th, placement, &generate, &wrap, &btn, ckpt.as_ref());
+        if th == Theme::Modern {
+            watch_size(tab);
+        }
     }
+}
+
+thread_local! {
+    static SIZE_WATCH: std::cell::RefCell<Option<web_sys::ResizeObserver>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Re-fits the buttons whenever a Modern toolbar changes size: its tab shown (0 → its width)
+/// or the room around it changed. One observer for all tabs; observing twice is harmless.
+fn watch_size(tab: Tab) {
+    let Some(group) = doc().get_element_by_id(&format!("{}_generate_group", tab.prefix())) else {
+        return;
+    };
+    if group.get_attribute("data-sdq-watched").is_some() {
+        return;
+    }
+    SIZE_WATCH.with(|w| {
+        let mut w = w.borrow_mut();
+        if w.is_none() {
+            let cb = Closure::<dyn FnMut(js_sys::Array, JsValue)>::new(
+                |_: js_sys::Array, _: JsValue| {
+                    // Not from inside the observer's callback: placing may change sizes again.
+                    wasm_bindgen_futures::spawn_local(async { ensure_buttons() });
+                },
+            );
+            *w = web_sys::ResizeObserver::new(cb.as_ref().unchecked_ref()).ok();
+            cb.forget();
+        }
+        if let Some(obs) = w.as_ref() {
+            obs.observe(&group);
+            let _ = group.set_attribute("data-sdq-watched", "1");
+        }
+    });
 }
 
 /// Inserts `el` as the next sibling of `anchor` unless it already is.
@@ -265,14 +302,20 @@ fn place(
             }
         }
         (Theme::Modern, Placement::AboveGenerate) => {
-            let Some(panel) = d
-                .get_element_by_id(&format!("{p}_results_header_panel"))
-                .or_else(|| d.get_element_by_id(&format!("{p}_generate_group")))
-            else {
+            // Above the toolbar's own row (img2img keeps it in the Input header, not in
+            // `#img2img_results_header_panel`), inside the part of it that shows.
+            let Some(group) = d.get_element_by_id(&format!("{p}_generate_group")) else {
                 return;
             };
-            set_style(wrap, WRAP_ABOVE_MODERN_CSS);
-            put_before(&panel, wrap);
+            let row = group.parent_element().unwrap_or_else(|| group.clone());
+            put_before(&row, wrap);
+            set_style(
+                wrap,
+                &format!(
+                    "{WRAP_ABOVE_MODERN_CSS}max-width:{:.0}px;",
+                    (clip_right(wrap) - wrap.get_bounding_client_rect().left()).max(120.0)
+                ),
+            );
             let kids: Vec<&Element> = ckpt.into_iter().chain([btn]).collect();
             put_children(wrap, &kids);
         }
