@@ -9,6 +9,9 @@ pub enum HostError {
     /// No such task (404).
     #[error("Task not found")]
     NotFound,
+    /// No such thing other than a task, e.g. a backend (404).
+    #[error("{0}")]
+    Missing(String),
     /// The task's state forbids this (409).
     #[error("{0}")]
     Conflict(String),

@@ -10,7 +10,8 @@
 //!   - [`queue::Queue`] (store, events, settings, backends, result files),
 //!   - [`intake::Intake`] (queue, backends),
 //!   - [`results::Results`] (store, result files, events, settings),
-//!   - then one [`worker::Worker`] per backend, the [`callbacks`] deliverer, and [`http`].
+//!   - then the [`pool::Pool`] (one [`worker::Worker`] per backend, added ones included),
+//!     the [`callbacks`] deliverer, and [`http`].
 //! - [`model`] is the pure task model: the one transition function, ranks, enqueue parsing.
 //! - [`store`] holds all SQL (one SQLite file, WAL, append-only migrations).
 //! - [`sdnext`] is the typed SD.Next client.
@@ -32,6 +33,7 @@ pub mod events;
 pub mod http;
 pub mod intake;
 pub mod model;
+pub mod pool;
 pub mod queue;
 pub mod results;
 pub mod sdnext;
@@ -44,6 +46,8 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
+
+use scheduler_api::BackendSource;
 
 use crate::backends::{Backend, Backends};
 use crate::config::Config;
@@ -117,10 +121,9 @@ pub async fn run(
     let started = std::time::SystemTime::now();
 
     let mut list = Vec::new();
-    let mut backend_origins = Vec::new();
-    for url in &config.backends {
-        let b = Backend::new(url).map_err(|e| RunError::Config(format!("backend {url}: {e}")))?;
-        backend_origins.push(b.client.origin());
+    for (i, url) in config.backends.iter().enumerate() {
+        let b = Backend::with_id(url, format!("flag-{}", i + 1), BackendSource::Flag)
+            .map_err(|e| RunError::Config(format!("backend {url}: {e}")))?;
         list.push(Arc::new(b));
     }
     let backends = Arc::new(Backends::new(list));
@@ -164,12 +167,14 @@ pub async fn run(
         settings: settings.clone(),
         shutdown: shutdown_rx.clone(),
     };
-    let workers: Vec<_> = backends
-        .all()
-        .into_iter()
-        .map(|b| tokio::spawn(worker::Worker::new(deps.clone(), b, fin_tx.clone()).run()))
-        .collect();
-    drop(fin_tx);
+    // One worker per backend: the `--backend` ones and the ones added through the API.
+    let pool = Arc::new(pool::Pool::start(
+        backends.clone(),
+        store.clone(),
+        queue.clone(),
+        deps,
+        fin_tx,
+    )?);
     let deliverer = tokio::spawn(callbacks::run(
         store.clone(),
         files.clone(),
@@ -216,10 +221,11 @@ pub async fn run(
 
     let security = http::security::Security::new(
         addr,
-        &backend_origins,
+        &[],
         &config.allow_origins,
         config.token.as_ref().map(|t| t.0.clone()),
-    );
+    )
+    .with_pool(backends.clone());
     #[cfg(feature = "fault-injection")]
     let test_disk = config.test_faults.as_ref().map(|_| disk.clone());
     let app = http::router(
@@ -228,6 +234,7 @@ pub async fn run(
             intake,
             results,
             backends,
+            pool: pool.clone(),
             settings,
             events,
             shutdown: shutdown_rx,
@@ -246,9 +253,7 @@ pub async fn run(
     })
     .await;
     let _ = shutdown_tx.send(true);
-    for w in workers {
-        let _ = w.await;
-    }
+    pool.join().await;
     // Finishers still writing results hold a sender; wait for them.
     let _ = fin_rx.recv().await;
     let _ = deliverer.await;

@@ -36,6 +36,57 @@ pub struct BackendInfo {
     pub checkpoints: Vec<String>,
     /// The last error seen, for display.
     pub last_error: Option<String>,
+    /// Additive: its id in the pool (`flag-N` for the N-th `--backend`, `added-N` for one
+    /// added through the API); the `{id}` of `/backends/{id}`.
+    #[serde(default)]
+    pub id: String,
+    /// Additive: where it comes from.
+    #[serde(default)]
+    pub source: BackendSource,
+    /// Additive: whether it takes new tasks (false once disabled or drained).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Additive: finishing its running task, then disabled.
+    #[serde(default)]
+    pub draining: bool,
+    /// Additive: runs that ended done since the host started.
+    #[serde(default)]
+    pub tasks_done: u64,
+    /// Additive: runs that ended failed (or errored) since the host started.
+    #[serde(default)]
+    pub tasks_failed: u64,
+    /// Additive: checkpoint loads it was asked for since the host started.
+    #[serde(default)]
+    pub loads: u64,
+    /// Additive: milliseconds spent running tasks (from claim to the answer) since the host
+    /// started.
+    #[serde(default)]
+    pub busy_ms: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Where a backend of the pool comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum BackendSource {
+    /// `--backend` on the command line: there at every start (a removal lasts until the next).
+    #[default]
+    Flag,
+    /// Added through the API: persisted, back after a restart until removed.
+    Added,
+}
+
+/// `POST /backends`: add an SD.Next backend to the pool (persisted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AddBackend {
+    /// Its base URL, `http(s)://[user:pass@]host:port[/path]`; credentials are kept for the
+    /// requests to it and never shown.
+    pub url: String,
 }
 
 /// One checkpoint the backends list (`GET /checkpoints`, additive).

@@ -60,8 +60,16 @@ pub const CHECKPOINTS: &str = "/agent-scheduler/v1/checkpoints";
 pub const EVENTS: &str = "/agent-scheduler/v1/events";
 /// `GET` / `PUT` settings. Additive.
 pub const SETTINGS: &str = "/agent-scheduler/v1/settings";
-/// `GET` backends and their state. Additive.
+/// `GET` backends and their state; `POST` add one (persisted). Additive.
 pub const BACKENDS: &str = "/agent-scheduler/v1/backends";
+/// `DELETE` remove a backend from the pool (its running task goes back to the queue). Additive.
+pub const BACKEND: &str = "/agent-scheduler/v1/backends/{id}";
+/// `POST` let a backend take tasks again. Additive.
+pub const BACKEND_ENABLE: &str = "/agent-scheduler/v1/backends/{id}/enable";
+/// `POST` stop giving a backend tasks now (its running task goes back to the queue). Additive.
+pub const BACKEND_DISABLE: &str = "/agent-scheduler/v1/backends/{id}/disable";
+/// `POST` let a backend finish its running task, then disable it. Additive.
+pub const BACKEND_DRAIN: &str = "/agent-scheduler/v1/backends/{id}/drain";
 /// OpenAPI document.
 pub const OPENAPI: &str = "/openapi.json";
 /// Human-readable API page (offline).

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use scheduler_api::{BackendInfo, BackendState, CheckpointInfo};
+use scheduler_api::{BackendInfo, BackendSource, BackendState, CheckpointInfo};
 
 use crate::error::HostError;
 use crate::sdnext::{RemoteError, SdClient, SdModel, resolve_checkpoint, strip_hash};
@@ -76,6 +76,12 @@ pub struct Backend {
     pub client: SdClient,
     /// Credential-free URL (the backend's name in tasks and answers).
     pub url: String,
+    /// Its id in the pool (`flag-N`, `added-N`).
+    pub id: String,
+    /// Where it comes from.
+    pub source: BackendSource,
+    /// Set once it left the pool: its worker stops.
+    removed: std::sync::atomic::AtomicBool,
     status: Mutex<BackendStatus>,
     /// Learnt from the first Control task: this SD.Next answers [`crate::sdnext::CONTROL_XYZ_BUG`] to a
     /// `/control` request without `xyz` (see [`Backend::control_needs_xyz`]).
@@ -83,15 +89,62 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// A backend for a configured URL (`user:pass@` allowed).
+    /// A backend for a configured URL (`user:pass@` allowed), as the first `--backend`.
     pub fn new(url: &str) -> Result<Backend, RemoteError> {
+        Backend::with_id(url, "flag-1".into(), BackendSource::Flag)
+    }
+
+    /// A backend of the pool with its id and source.
+    pub fn with_id(url: &str, id: String, source: BackendSource) -> Result<Backend, RemoteError> {
         let client = SdClient::new(url)?;
         Ok(Backend {
             url: client.display_url(),
             client,
+            id,
+            source,
+            removed: std::sync::atomic::AtomicBool::new(false),
             status: Mutex::new(BackendStatus::default()),
             control_needs_xyz: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// `GET /backends` for this one, given the running tasks as `(id, backend)`.
+    pub fn info(&self, running: &[(String, Option<String>)]) -> BackendInfo {
+        let s = self.status();
+        BackendInfo {
+            url: self.url.clone(),
+            state: s.state.unwrap_or(BackendState::Unknown),
+            current_task_id: running
+                .iter()
+                .rev()
+                .find(|(_, on)| on.as_deref() == Some(self.url.as_str()))
+                .map(|(id, _)| id.clone()),
+            loaded_checkpoint: s.loaded.clone(),
+            checkpoints: s
+                .models
+                .as_ref()
+                .map(|m| m.iter().map(|m| m.title.clone()).collect())
+                .unwrap_or_default(),
+            last_error: s.last_error.clone(),
+            id: self.id.clone(),
+            source: self.source,
+            enabled: !s.disabled,
+            draining: s.draining,
+            tasks_done: s.figures.done,
+            tasks_failed: s.figures.failed,
+            loads: s.figures.loads,
+            busy_ms: s.figures.busy_ms,
+        }
+    }
+
+    /// Whether it left the pool (its worker stops).
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether it must give its running task back now (disabled or removed).
+    pub fn withdrawn(&self) -> bool {
+        self.is_removed() || self.status().disabled
     }
 
     /// Whether Control requests to this backend must carry `"xyz": {}` (SD.Next `058a7f0`'s
@@ -123,9 +176,12 @@ impl Backend {
     }
 
     /// Its request returned (`done`: whether the run ended done or failed; `None`: it was
-    /// interrupted or given back).
+    /// interrupted or given back). A draining backend is now drained: disabled.
     pub fn end_run(&self, done: Option<bool>) {
         let mut s = self.status();
+        if std::mem::take(&mut s.draining) {
+            s.disabled = true;
+        }
         if let Some(r) = s.running.take() {
             s.figures.busy_ms += r.started.elapsed().as_millis() as u64;
         }
@@ -176,38 +232,70 @@ impl Backend {
 
 /// The backends, in configuration order, and the interrupt requests.
 pub struct Backends {
-    list: Vec<Arc<Backend>>,
+    list: std::sync::RwLock<Vec<Arc<Backend>>>,
     interrupts: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let urls: Vec<String> = self.all().iter().map(|b| b.url.clone()).collect();
+        f.debug_struct("Backends").field("urls", &urls).finish()
+    }
 }
 
 impl Backends {
     /// The backends of the configuration.
     pub fn new(list: Vec<Arc<Backend>>) -> Backends {
         Backends {
-            list,
+            list: std::sync::RwLock::new(list),
             interrupts: Mutex::new(HashSet::new()),
         }
     }
 
-    /// Every backend, in configuration order.
+    /// Every backend of the pool, in order (the `--backend` ones, then the added ones).
     pub fn all(&self) -> Vec<Arc<Backend>> {
-        self.list.clone()
+        self.list.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// How many there are.
     pub fn len(&self) -> usize {
-        self.list.len()
+        self.list.read().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+        self.len() == 0
+    }
+
+    /// The backend with this id.
+    pub fn by_id(&self, id: &str) -> Option<Arc<Backend>> {
+        self.all().into_iter().find(|b| b.id == id)
+    }
+
+    /// Adds a backend to the pool.
+    pub fn push(&self, b: Arc<Backend>) {
+        self.list.write().unwrap_or_else(|p| p.into_inner()).push(b);
+    }
+
+    /// Takes a backend out of the pool (its worker stops); returns it.
+    pub fn remove(&self, id: &str) -> Option<Arc<Backend>> {
+        let mut list = self.list.write().unwrap_or_else(|p| p.into_inner());
+        let i = list.iter().position(|b| b.id == id)?;
+        let b = list.remove(i);
+        b.removed.store(true, std::sync::atomic::Ordering::Relaxed);
+        Some(b)
+    }
+
+    /// The browser origins of the backends now in the pool (allowed like `--allow-origin`).
+    pub fn origins(&self) -> Vec<String> {
+        self.all().iter().map(|b| b.client.origin()).collect()
     }
 
     /// The union of checkpoints over backends (fresh where reachable, cached otherwise),
     /// in backend order without duplicates. `Unavailable` when no backend ever answered.
     pub async fn checkpoints(&self) -> Result<Vec<CheckpointInfo>, HostError> {
-        let fetched = futures::future::join_all(self.list.iter().map(|b| async move {
+        let list = self.all();
+        let fetched = futures::future::join_all(list.iter().map(|b| async move {
             match b.refresh_models().await {
                 Ok(m) => Some(m),
                 Err(_) => b.status().models.clone(),
@@ -221,7 +309,7 @@ impl Backends {
         }
         let mut out: Vec<CheckpointInfo> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
-        for (b, models) in self.list.iter().zip(fetched) {
+        for (b, models) in list.iter().zip(fetched) {
             for m in models.unwrap_or_default() {
                 let key = strip_hash(&m.title).to_owned();
                 match index.get(&key) {
@@ -246,7 +334,8 @@ impl Backends {
 
     /// The union of sampler names over reachable backends.
     pub async fn samplers(&self) -> Result<Vec<String>, HostError> {
-        let lists = futures::future::join_all(self.list.iter().map(|b| b.client.samplers())).await;
+        let list = self.all();
+        let lists = futures::future::join_all(list.iter().map(|b| b.client.samplers())).await;
         if lists.iter().all(Result::is_err) {
             return Err(HostError::Unavailable(
                 "no SD.Next backend is reachable".into(),
@@ -263,28 +352,7 @@ impl Backends {
 
     /// `GET /backends`, given the running tasks as `(id, backend)` (earliest first).
     pub fn infos(&self, running: &[(String, Option<String>)]) -> Vec<BackendInfo> {
-        self.list
-            .iter()
-            .map(|b| {
-                let s = b.status();
-                BackendInfo {
-                    url: b.url.clone(),
-                    state: s.state.unwrap_or(BackendState::Unknown),
-                    current_task_id: running
-                        .iter()
-                        .rev()
-                        .find(|(_, on)| on.as_deref() == Some(b.url.as_str()))
-                        .map(|(id, _)| id.clone()),
-                    loaded_checkpoint: s.loaded.clone(),
-                    checkpoints: s
-                        .models
-                        .as_ref()
-                        .map(|m| m.iter().map(|m| m.title.clone()).collect())
-                        .unwrap_or_default(),
-                    last_error: s.last_error.clone(),
-                }
-            })
-            .collect()
+        self.all().iter().map(|b| b.info(running)).collect()
     }
 
     /// Asks the backend running `id` to stop; its worker re-sends while the job runs.
@@ -293,7 +361,11 @@ impl Backends {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.to_owned());
-        for b in self.list.iter().filter(|b| Some(b.url.as_str()) == backend) {
+        for b in self
+            .all()
+            .iter()
+            .filter(|b| Some(b.url.as_str()) == backend)
+        {
             let client = b.client.clone();
             tokio::spawn(async move {
                 if let Err(e) = client.interrupt().await {

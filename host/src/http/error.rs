@@ -63,6 +63,7 @@ impl From<HostError> for ApiError {
     fn from(e: HostError) -> Self {
         match e {
             HostError::NotFound => ApiError::task_not_found(),
+            HostError::Missing(m) => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, m),
             HostError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, m),
             HostError::Invalid(m) => ApiError::invalid(m),
             HostError::BadRequest(m) => ApiError::bad_request(m),

@@ -55,6 +55,8 @@ pub struct AppState {
     pub results: Arc<crate::results::Results>,
     /// Backends.
     pub backends: Arc<crate::backends::Backends>,
+    /// The pool: adding, removing, enabling, disabling, draining backends.
+    pub pool: Arc<crate::pool::Pool>,
     /// Settings.
     pub settings: Arc<crate::settings::SettingsService>,
     /// The event stream.
@@ -78,6 +80,7 @@ from_state!(
     Arc<crate::intake::Intake> => intake,
     Arc<crate::results::Results> => results,
     Arc<crate::backends::Backends> => backends,
+    Arc<crate::pool::Pool> => pool,
     Arc<crate::settings::SettingsService> => settings,
     EventHub => events,
     watch::Receiver<bool> => shutdown,
@@ -119,7 +122,11 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(backends::samplers))
         .routes(routes!(backends::sd_models))
         .routes(routes!(backends::checkpoints))
-        .routes(routes!(backends::list))
+        .routes(routes!(backends::list, backends::add))
+        .routes(routes!(backends::remove))
+        .routes(routes!(backends::enable))
+        .routes(routes!(backends::disable))
+        .routes(routes!(backends::drain))
         .routes(routes!(sse::events))
         .routes(routes!(settings::get, settings::update))
         .routes(routes!(settings::health))

@@ -17,6 +17,9 @@ use super::error::ApiError;
 pub struct Security {
     /// Allowed `Origin` values (lower case, no trailing slash).
     pub origins: Vec<String>,
+    /// The pool, whose backends' origins are allowed too (backends added at run time
+    /// included).
+    pub pool: Option<Arc<crate::backends::Backends>>,
     /// `Host` values accepted on a loopback bind; `None` = any (non-loopback bind).
     pub hosts: Option<Vec<String>>,
     /// Required bearer token.
@@ -24,6 +27,12 @@ pub struct Security {
 }
 
 impl Security {
+    /// Also allows the origins of the pool's backends, as they are at each request.
+    pub fn with_pool(mut self, pool: Arc<crate::backends::Backends>) -> Security {
+        self.pool = Some(pool);
+        self
+    }
+
     /// Builds the guard for a bound address.
     pub fn new(
         addr: SocketAddr,
@@ -49,6 +58,7 @@ impl Security {
         });
         Security {
             origins,
+            pool: None,
             hosts,
             token,
         }
@@ -90,7 +100,14 @@ pub async fn guard(State(sec): State<Arc<Security>>, req: Request, next: Next) -
             .to_str()
             .map(|s| s.trim().trim_end_matches('/').to_ascii_lowercase())
             .unwrap_or_default();
-        if !sec.origins.contains(&o) {
+        let from_pool = || {
+            sec.pool.as_ref().is_some_and(|p| {
+                p.origins()
+                    .iter()
+                    .any(|b| b.trim_end_matches('/').eq_ignore_ascii_case(&o))
+            })
+        };
+        if !sec.origins.contains(&o) && !from_pool() {
             return ApiError::new(
                 StatusCode::FORBIDDEN,
                 ErrorCode::Forbidden,

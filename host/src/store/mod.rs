@@ -10,7 +10,8 @@
 //!   statement that sets `status` — plus the claim, recovery, release and bulk changes;
 //! - [`order`]: moves and "run now";
 //! - [`status`]: the status predicates every query uses;
-//! - [`settings`]: settings and the pause flag; [`events`]: the event log;
+//! - [`settings`]: settings and the pause flag; [`backends`]: the backends added through the
+//!   API; [`events`]: the event log;
 //!   [`outbox`]: callback deliveries.
 //!
 //! Connections: one writer thread owns the only read-write connection and commits the jobs
@@ -22,6 +23,7 @@
 //! Must not: decide anything (status changes, ranks, validation live in `model/`), touch the
 //! network or the file system beyond the database, or hold a connection across an `.await`.
 
+pub mod backends;
 pub mod events;
 pub mod listing;
 pub mod order;

@@ -100,6 +100,8 @@ enum Outcome {
 enum Stop {
     /// The user deleted / interrupted the task.
     User,
+    /// The backend was disabled or removed: the task goes back to the queue for another.
+    Withdrawn,
     /// Its progress did not change for `stall_timeout_s`.
     Stalled(u32),
     /// It ran longer than `task_timeout_s`.
@@ -111,6 +113,7 @@ impl Stop {
     fn end(&self) -> RunEnd {
         match self {
             Stop::User => RunEnd::Interrupted,
+            Stop::Withdrawn => RunEnd::Interrupted,
             Stop::Stalled(s) => RunEnd::Failed(format!(
                 "backend stalled: no progress for {s} s; the task was interrupted"
             )),
@@ -156,7 +159,7 @@ impl Worker {
         let mut kick = self.deps.queue.subscribe();
         let mut shutdown = self.deps.shutdown.clone();
         loop {
-            if *shutdown.borrow() {
+            if *shutdown.borrow() || self.backend.is_removed() {
                 break;
             }
             let step = tokio::select! {
@@ -529,7 +532,11 @@ impl Worker {
                 Ok(r) => r,
                 Err(stop) => {
                     // Ask SD.Next to stop, then give the request a grace period to end.
-                    if stop != Stop::User {
+                    if stop == Stop::Withdrawn {
+                        // Not the user's interrupt: the task itself goes on elsewhere.
+                        let client = self.backend.client.clone();
+                        tokio::spawn(async move { client.interrupt().await });
+                    } else if stop != Stop::User {
                         self.deps
                             .backends
                             .interrupt(&task.id, Some(&self.backend.url));
@@ -537,7 +544,14 @@ impl Worker {
                     let grace = Duration::from_secs(u64::from(
                         self.deps.settings.get().interrupt_grace_s.max(1),
                     ));
-                    match tokio::time::timeout(grace, &mut generation).await {
+                    let ended = tokio::time::timeout(grace, &mut generation).await;
+                    if stop == Stop::Withdrawn {
+                        if ended.is_err() {
+                            self.stall(&task.id);
+                        }
+                        break Outcome::Release("the backend was disabled".into());
+                    }
+                    match ended {
                         // It ended: whatever it returned is not a result.
                         Ok(_) => break Outcome::Finished(stop.end(), None),
                         Err(_) => {
@@ -616,6 +630,9 @@ impl Worker {
             tick.tick().await;
             if self.deps.backends.interrupt_requested(&task.id) {
                 return Stop::User;
+            }
+            if self.backend.withdrawn() {
+                return Stop::Withdrawn;
             }
             let s = self.deps.settings.get();
             if advance.borrow().elapsed() >= Duration::from_secs(u64::from(s.stall_timeout_s)) {

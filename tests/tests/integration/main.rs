@@ -19,6 +19,7 @@ mod host_hostile_input;
 mod host_http_limits;
 mod host_inprocess;
 mod host_policy;
+mod host_pool;
 mod host_queue;
 mod host_resilience;
 mod host_security;

@@ -48,11 +48,11 @@ pub use transport::{
 
 use crate::routes::{self, encode_segment};
 use crate::{
-    BackendInfo, CheckpointInfo, DataResponse, EnqueueRequest, EnqueueResponse, ExportItem,
-    HealthResponse, HistoryFilter, HistoryResponse, IDEMPOTENCY_KEY_HEADER, ImportRequest,
-    ImportResponse, ListQuery, MessageResponse, MoveTarget, PositionData, QueueResponse,
-    RequeueResponse, ResultImage, Settings, SettingsPatch, StoredRequest, Task, TaskType,
-    UpdateTaskRequest,
+    AddBackend, BackendInfo, CheckpointInfo, DataResponse, EnqueueRequest, EnqueueResponse,
+    ExportItem, HealthResponse, HistoryFilter, HistoryResponse, IDEMPOTENCY_KEY_HEADER,
+    ImportRequest, ImportResponse, ListQuery, MessageResponse, MoveTarget, PositionData,
+    QueueResponse, RequeueResponse, ResultImage, Settings, SettingsPatch, StoredRequest, Task,
+    TaskType, UpdateTaskRequest,
 };
 
 /// A stored result image as the host keeps it (`GET /task/{id}/images/{index}`).
@@ -433,6 +433,26 @@ impl Client {
     /// `GET /backends`.
     pub async fn backends(&self) -> Result<Vec<BackendInfo>, ClientError> {
         self.get(routes::BACKENDS).await
+    }
+
+    /// `POST /backends`: adds a backend to the pool (persisted); answers it as listed.
+    pub async fn add_backend(&self, url: &str) -> Result<BackendInfo, ClientError> {
+        let body = AddBackend {
+            url: url.to_owned(),
+        };
+        self.call(self.request(Method::Post, routes::BACKENDS).json(&body)?)
+            .await
+    }
+
+    /// `DELETE /backends/{id}`: removes a backend (its running task goes back to the queue).
+    pub async fn remove_backend(&self, id: &str) -> Result<MessageResponse, ClientError> {
+        self.call(self.request(Method::Delete, &routes::task_path(routes::BACKEND, id)))
+            .await
+    }
+
+    /// `POST /backends/{id}/enable`, `/disable` or `/drain` (give one of those routes).
+    pub async fn backend_action(&self, route: &str, id: &str) -> Result<BackendInfo, ClientError> {
+        self.post(&routes::task_path(route, id)).await
     }
 
     /// `GET /settings`.

@@ -1,0 +1,315 @@
+//! The pool of backends through the real binaries: backends added at run time take work,
+//! are persisted and come back after a restart, never show their credentials, and their
+//! origin is allowed; disable, drain and remove; a backend that goes down leaves its work to
+//! the others; per-backend figures.
+
+use scheduler_api::client::{Client, Method};
+use scheduler_api::{BackendInfo, BackendSource, HistoryFilter, SettingsPatch, TaskStatus, routes};
+use scheduler_tests::harness::{FakeProcess, HostProcess, wait_task_status, wait_until};
+use serde_json::json;
+
+use crate::host_support::*;
+
+fn fast(ck: &str) -> Vec<String> {
+    [
+        "--step-ms",
+        "2",
+        "--checkpoint",
+        "a",
+        "--checkpoint",
+        "b",
+        "--loaded",
+        ck,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+async fn fake(args: &[String]) -> FakeProcess {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    FakeProcess::spawn(&a).await
+}
+
+async fn backends(c: &Client) -> Vec<BackendInfo> {
+    c.backends().await.expect("backends")
+}
+
+async fn origin_status(c: &Client, origin: &str) -> u16 {
+    c.raw(Method::Get, routes::QUEUE)
+        .header("Origin", origin)
+        .send()
+        .await
+        .expect("the host answers")
+        .status
+}
+
+async fn wait_all_done(c: &Client, n: i64) {
+    wait_until("every task to finish", LONG, || async {
+        let h = history(c, HistoryFilter::All).await;
+        (h.total >= n).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_added_backend_takes_work_persists_and_never_shows_its_credentials() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f1 = fake(&fast("a")).await;
+    let mut args = fast("a");
+    args.extend(["--auth".to_string(), "user:s3cret".to_string()]);
+    let f2 = fake(&args).await;
+    let mut host = HostProcess::spawn(dir.path(), &[f1.url()], &["--start-paused"]).await;
+    let c = host.client.clone();
+    let secret_url = f2.url().replace("http://", "http://user:s3cret@");
+    let origin2 = f2.url();
+    assert_eq!(
+        origin_status(&c, &origin2).await,
+        403,
+        "not in the pool yet"
+    );
+
+    let added = c.add_backend(&secret_url).await.expect("add");
+    assert_eq!(
+        (
+            added.id.as_str(),
+            added.source,
+            added.url.as_str(),
+            added.enabled
+        ),
+        ("added-1", BackendSource::Added, f2.url().as_str(), true)
+    );
+    let listed = get(&c, routes::BACKENDS).await;
+    assert_eq!(listed.status, 200);
+    assert!(
+        !listed.body.to_string().contains("s3cret"),
+        "credentials never appear: {}",
+        listed.body
+    );
+    assert_eq!(
+        origin_status(&c, &origin2).await,
+        200,
+        "its origin is allowed"
+    );
+    // The same backend twice, or a URL that is not one, is refused (without echoing it).
+    let again = c.add_backend(&secret_url).await.expect_err("twice");
+    assert_eq!(again.status(), Some(409));
+    assert!(!again.to_string().contains("s3cret"), "{again}");
+    let bad = c.add_backend("ftp://user:s3cret@x").await.expect_err("ftp");
+    assert_eq!(
+        (bad.status(), bad.body().map(|b| b.message.as_str())),
+        (
+            Some(422),
+            Some("url must be an SD.Next base URL: http(s)://[user:pass@]host[:port][/path]")
+        )
+    );
+
+    // Both backends work (the added one with its credentials).
+    for i in 0..12 {
+        enqueue(
+            &c,
+            &format!("t{i}"),
+            json!({"checkpoint": "a", "steps": 20}),
+        )
+        .await;
+    }
+    resume(&c).await;
+    wait_all_done(&c, 12).await;
+    let (s1, s2) = (f1.stats().await, f2.stats().await);
+    assert_eq!(s1.generations.len() + s2.generations.len(), 12);
+    assert!(!s2.generations.is_empty(), "the added backend took work");
+    let b = backends(&c).await;
+    assert_eq!(b.len(), 2);
+    assert_eq!(
+        b[1].tasks_done as usize,
+        s2.generations.len(),
+        "per-backend figures"
+    );
+
+    // Persisted: back after a restart (SIGKILL).
+    host.sigkill().await;
+    host.restart().await;
+    let c = host.client.clone();
+    let ids: Vec<(String, String)> = backends(&c)
+        .await
+        .into_iter()
+        .map(|b| (b.id, b.url))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("flag-1".to_string(), f1.url()),
+            ("added-1".to_string(), f2.url())
+        ]
+    );
+
+    // Disabled: it takes nothing; enabled: it takes work again; removed: gone for good.
+    let off = c
+        .backend_action(routes::BACKEND_DISABLE, "added-1")
+        .await
+        .expect("disable");
+    assert!(!off.enabled);
+    let before = f2.stats().await.generations.len();
+    resume(&c).await;
+    for i in 0..6 {
+        enqueue(
+            &c,
+            &format!("u{i}"),
+            json!({"checkpoint": "a", "steps": 20}),
+        )
+        .await;
+    }
+    wait_all_done(&c, 18).await;
+    assert_eq!(
+        f2.stats().await.generations.len(),
+        before,
+        "disabled: no task"
+    );
+    let on = c
+        .backend_action(routes::BACKEND_ENABLE, "added-1")
+        .await
+        .expect("enable");
+    assert!(on.enabled);
+    let m = c.remove_backend("added-1").await.expect("remove");
+    assert_eq!(m.message, "Backend removed");
+    let gone = c.remove_backend("added-1").await.expect_err("twice");
+    assert_eq!(
+        (gone.status(), gone.body().map(|b| b.message.as_str())),
+        (Some(404), Some("no backend added-1"))
+    );
+    assert_eq!(
+        origin_status(&c, &origin2).await,
+        403,
+        "its origin left with it"
+    );
+    host.sigkill().await;
+    host.restart().await;
+    let ids: Vec<String> = backends(&host.client)
+        .await
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
+    assert_eq!(ids, ["flag-1"]);
+}
+
+#[tokio::test]
+async fn disabling_a_busy_backend_hands_its_task_to_another_and_drain_finishes_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slow = FakeProcess::spawn(&["--step-ms", "40", "--checkpoint", "a", "--loaded", "a"]).await;
+    let other = FakeProcess::spawn(&["--step-ms", "2", "--checkpoint", "a", "--loaded", "a"]).await;
+    let host = HostProcess::spawn(dir.path(), &[slow.url()], &[]).await;
+    let c = host.client.clone();
+    // The slow backend alone takes the long task.
+    let long = enqueue(&c, "long", json!({"steps": 500})).await;
+    wait_task_status(&c, &long, TaskStatus::Running, LONG).await;
+    c.add_backend(&other.url()).await.expect("add");
+    // Disable the busy one: its task goes back to the head and runs on the other.
+    c.backend_action(routes::BACKEND_DISABLE, "flag-1")
+        .await
+        .expect("disable");
+    let t = wait_done(&c, &long).await;
+    assert_eq!(t.backend.as_deref(), Some(other.url().as_str()));
+    assert_eq!(t.attempts, 0, "giving a task back is no attempt");
+    assert!(
+        slow.stats().await.interrupts >= 1,
+        "SD.Next was asked to stop"
+    );
+
+    // Drain: the running task finishes where it runs, then the backend takes nothing.
+    c.backend_action(routes::BACKEND_ENABLE, "flag-1")
+        .await
+        .expect("enable");
+    c.backend_action(routes::BACKEND_DISABLE, "added-1")
+        .await
+        .expect("disable the fast one");
+    let second = enqueue(&c, "second", json!({"steps": 60})).await;
+    wait_task_status(&c, &second, TaskStatus::Running, LONG).await;
+    let d = c
+        .backend_action(routes::BACKEND_DRAIN, "flag-1")
+        .await
+        .expect("drain");
+    assert!(d.draining && d.enabled, "{d:?}");
+    let t = wait_done(&c, &second).await;
+    assert_eq!(t.backend.as_deref(), Some(slow.url().as_str()));
+    let b = backends(&c).await;
+    assert_eq!((b[0].enabled, b[0].draining), (false, false), "drained");
+    // With every backend out, a new task waits.
+    let third = enqueue(&c, "third", json!({})).await;
+    assert_eq!(
+        c.task(&third).await.expect("task").status,
+        TaskStatus::Pending
+    );
+    c.backend_action(routes::BACKEND_ENABLE, "added-1")
+        .await
+        .expect("enable");
+    let t = wait_done(&c, &third).await;
+    assert_eq!(t.backend.as_deref(), Some(other.url().as_str()));
+}
+
+#[tokio::test]
+async fn a_backend_that_goes_down_leaves_its_work_to_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut fa = fake(&fast("a")).await;
+    let fb = fake(&fast("b")).await;
+    let host = HostProcess::spawn(dir.path(), &[fa.url(), fb.url()], &["--start-paused"]).await;
+    let c = host.client.clone();
+    wait_until("both backends up", LONG, || async {
+        let b = backends(&c).await;
+        b.iter()
+            .all(|b| b.state == scheduler_api::BackendState::Up)
+            .then_some(())
+    })
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(enqueue(&c, &format!("a{i}"), json!({"checkpoint": "a"})).await);
+    }
+    // The backend with `a` loaded goes away before anything runs.
+    fa.sigkill().await;
+    resume(&c).await;
+    for id in &ids {
+        let t = wait_done(&c, id).await;
+        assert_eq!(t.backend.as_deref(), Some(fb.url().as_str()));
+        assert_eq!(t.attempts, 0);
+    }
+    assert_eq!(
+        fb.stats().await.loads,
+        ["a"],
+        "one load on the backend left"
+    );
+}
+
+#[tokio::test]
+async fn loads_and_runs_are_counted_per_backend() {
+    let s = Stack::start(
+        &[
+            "--step-ms",
+            "1",
+            "--checkpoint",
+            "a",
+            "--checkpoint",
+            "b",
+            "--loaded",
+            "a",
+        ],
+        &["--start-paused"],
+    )
+    .await;
+    let c = s.client();
+    c.update_settings(&SettingsPatch {
+        group_by_checkpoint: Some(false),
+        ..Default::default()
+    })
+    .await
+    .expect("strict FIFO");
+    for (i, ck) in ["a", "b", "a", "b"].iter().enumerate() {
+        enqueue(c, &format!("p{i}"), json!({"checkpoint": ck})).await;
+    }
+    resume(c).await;
+    wait_all_done(c, 4).await;
+    let stats = s.fake.stats().await;
+    assert_eq!(stats.loads, ["b", "a", "b"]);
+    let b = &backends(c).await[0];
+    assert_eq!((b.loads, b.tasks_done, b.tasks_failed), (3, 4, 0));
+    assert!(b.busy_ms > 0);
+}
