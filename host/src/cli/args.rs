@@ -120,6 +120,8 @@ Examples:
   agent-scheduler enqueue txt2img --prompt 'a red fox' --steps 20 --size 512x768 --wait --out shots/
   agent-scheduler enqueue txt2img --json request.json --checkpoint 'sdxl/*' --wait
   jq '.prompt = \"x\"' base.json | agent-scheduler enqueue img2img --json - --init-image in.png
+  agent-scheduler enqueue control --json units.json --init-image in.png --size 1024x1024 --wait
+    (units.json: {\"control\": [{\"process\": \"Canny\", \"model\": \"...\", \"image\": \"data:image/png;base64,...\"}]})
 
 ", super::exit_help!()))]
 pub struct EnqueueArgs {
@@ -145,7 +147,8 @@ pub struct EnqueueArgs {
     /// Seed (-1 = random).
     #[arg(long, allow_negative_numbers = true)]
     pub seed: Option<i64>,
-    /// Image size, WIDTHxHEIGHT (e.g. 512x768).
+    /// Image size, WIDTHxHEIGHT (e.g. 512x768); `width`/`height`, for control
+    /// `width_before`/`height_before`.
     #[arg(long, value_name = "WxH")]
     pub size: Option<String>,
     /// Sampler name.
@@ -164,13 +167,13 @@ pub struct EnqueueArgs {
     /// Images per batch (batch_size).
     #[arg(long)]
     pub batch: Option<u32>,
-    /// Number of batches (n_iter).
+    /// Number of batches (`n_iter`, for control `batch_count`).
     #[arg(long)]
     pub count: Option<u32>,
-    /// An input image file (img2img, control); repeatable.
+    /// An input image file (img2img: `init_images`, control: `inputs`); repeatable.
     #[arg(long = "init-image", value_name = "FILE")]
     pub init_images: Vec<PathBuf>,
-    /// Denoising strength (img2img).
+    /// Denoising strength (img2img, control).
     #[arg(long)]
     pub denoise: Option<f64>,
     /// Any other request field, KEY=VALUE (VALUE is JSON, or else a string); repeatable.

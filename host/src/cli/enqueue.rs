@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::Path;
 
 use base64::Engine;
-use scheduler_api::EnqueueRequest;
+use scheduler_api::{EnqueueRequest, TaskType};
 use serde_json::{Value, json};
 
 use super::CliError;
@@ -54,8 +54,35 @@ fn size(s: &str) -> Result<(u32, u32), CliError> {
     Ok((w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?))
 }
 
+/// The request field names a flag writes, by task type: SD.Next's `/control` names the size,
+/// the batch count and the input images differently from txt2img/img2img.
+struct Names {
+    width: &'static str,
+    height: &'static str,
+    count: &'static str,
+    images: &'static str,
+}
+
+fn names(kind: TaskType) -> Names {
+    match kind {
+        TaskType::Control => Names {
+            width: "width_before",
+            height: "height_before",
+            count: "batch_count",
+            images: "inputs",
+        },
+        TaskType::Txt2img | TaskType::Img2img => Names {
+            width: "width",
+            height: "height",
+            count: "n_iter",
+            images: "init_images",
+        },
+    }
+}
+
 /// The enqueue body: the file's JSON (if any) with the flags applied over it.
 pub fn build_request(a: &EnqueueArgs) -> Result<EnqueueRequest, CliError> {
+    let names = names(a.kind);
     let mut req: EnqueueRequest = match a.json.as_deref() {
         Some(file) if !file.is_empty() => {
             let text = read_input(file)?;
@@ -89,8 +116,8 @@ pub fn build_request(a: &EnqueueArgs) -> Result<EnqueueRequest, CliError> {
     }
     if let Some(s) = &a.size {
         let (w, h) = size(s)?;
-        put("width", json!(w));
-        put("height", json!(h));
+        put(names.width, json!(w));
+        put(names.height, json!(h));
     }
     if let Some(v) = &a.sampler {
         put("sampler_name", json!(v));
@@ -99,7 +126,7 @@ pub fn build_request(a: &EnqueueArgs) -> Result<EnqueueRequest, CliError> {
         put("batch_size", json!(v));
     }
     if let Some(v) = a.count {
-        put("n_iter", json!(v));
+        put(names.count, json!(v));
     }
     if let Some(v) = a.denoise {
         put("denoising_strength", json!(v));
@@ -110,7 +137,7 @@ pub fn build_request(a: &EnqueueArgs) -> Result<EnqueueRequest, CliError> {
             .iter()
             .map(|f| data_url(f))
             .collect::<Result<Vec<_>, _>>()?;
-        put("init_images", json!(images));
+        put(names.images, json!(images));
     }
     for kv in &a.set {
         let (k, v) = kv

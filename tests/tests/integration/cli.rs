@@ -263,13 +263,117 @@ async fn enqueue_reads_json_from_a_file_or_stdin_and_fans_out_checkpoints() {
     let a1: EnqueueResponse = cli(&url, &args).await.json();
     let a2: EnqueueResponse = cli(&url, &args).await.json();
     assert_eq!(a1, a2);
+}
 
-    // Control goes to POST /queue/control.
-    let c: EnqueueResponse = cli(&url, &["enqueue", "control", "--prompt", "c", "--json"])
-        .await
-        .json();
-    let shown = cli(&url, &["show", &c.task_id, "--json"]).await;
-    assert!(shown.stdout.contains("\"type\": \"control\""), "{shown:?}");
+/// Control tasks from the command line: units from `--json FILE`, the flags written under
+/// `/control`'s own names (`inputs`, `width_before`/`height_before`, `batch_count`), run to the
+/// end with `--out`; a unit image that is a URL is the host's 422 naming the unit (exit 3).
+#[tokio::test]
+async fn enqueue_control_queues_units_with_controls_field_names_and_saves_the_images() {
+    let s = Stack::start(FAST_A, &[]).await;
+    let url = s.host.url();
+    let api = s.host.client.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let png = png_data_url();
+    let input = dir.path().join("in.png");
+    {
+        use base64::Engine;
+        let b64 = png.strip_prefix("data:image/png;base64,").unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        std::fs::write(&input, bytes).unwrap();
+    }
+    let units = dir.path().join("units.json");
+    let unit = json!({"unit_type": "controlnet", "process": "Canny", "model": "tiny-controlnet",
+                      "strength": 1.0, "image": png});
+    std::fs::write(
+        &units,
+        json!({"prompt": "a control fox", "control": [unit]}).to_string(),
+    )
+    .unwrap();
+    let out = dir.path().join("shots");
+    let r = cli(
+        &url,
+        &[
+            "enqueue",
+            "control",
+            "--json",
+            units.to_str().unwrap(),
+            "--init-image",
+            input.to_str().unwrap(),
+            "--size",
+            "64x96",
+            "--count",
+            "1",
+            "--steps",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_code(&r, 0);
+    let v: Value = r.json();
+    let id = v["task_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        (
+            v["tasks"][0]["type"].clone(),
+            v["tasks"][0]["status"].clone()
+        ),
+        (json!("control"), json!("done")),
+        "{v}"
+    );
+    let files: Vec<Value> = v["files"].as_array().cloned().unwrap_or_default();
+    let saved: Vec<String> = files
+        .iter()
+        .map(|f| f["path"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let results = api.results(&id).await.unwrap();
+    assert_eq!(saved.len(), results.len(), "every result saved: {v}");
+    for (i, f) in saved.iter().enumerate() {
+        let img = api.image(&id, i).await.unwrap();
+        let name = format!("{id}-{i}.{}", img.extension());
+        assert_eq!(f, out.join(name).to_str().unwrap());
+        assert_eq!(std::fs::read(f).unwrap(), img.bytes, "{f}");
+    }
+    let stored = api.task_request(&id).await.unwrap();
+    assert_eq!(stored.task_type, TaskType::Control);
+    let want = json!({"prompt": "a control fox", "steps": 2, "width_before": 64,
+        "height_before": 96, "batch_count": 1, "inputs": [png], "control": [unit]});
+    for (k, v) in want.as_object().unwrap() {
+        assert_eq!(&stored.request[k], v, "field {k}");
+    }
+    for k in ["width", "height", "n_iter", "init_images"] {
+        assert_eq!(stored.request.get(k), None, "no txt2img name {k}");
+    }
+
+    let r = cli(
+        &url,
+        &[
+            "enqueue",
+            "control",
+            "--prompt",
+            "x",
+            "--set",
+            r#"control=[{"model": "m", "image": "https://example.com/a.png"}]"#,
+        ],
+    )
+    .await;
+    assert_code(&r, 3);
+    assert_eq!(
+        r.stderr.trim_end(),
+        "agent-scheduler: the host refused the request (422 invalid): control[0].image must be \
+         base64 or a data URL (URLs and file paths are not accepted)"
+    );
+    assert_eq!(
+        api.history(scheduler_api::HistoryFilter::All, &Default::default())
+            .await
+            .unwrap()
+            .total,
+        1,
+        "only the good task was queued"
+    );
 }
 
 #[tokio::test]
@@ -473,6 +577,11 @@ async fn queue_control_subcommands_change_the_host() {
     let r = cli(&url, &["rm", &b, "no-such-task", &copy]).await;
     assert_code(&r, 3);
     assert_eq!(order().await, vec![a.clone()]);
+    let extra = queued(&api, "extra").await;
+    let r = cli(&url, &["rm", &extra]).await;
+    assert_code(&r, 0);
+    assert_eq!(r.stdout, format!("{extra}: Task deleted\n"));
+    assert_eq!(order().await, vec![a.clone()]);
 
     let r = cli(&url, &["resume"]).await;
     assert_code(&r, 0);
@@ -610,6 +719,23 @@ async fn results_settings_export_and_import_round_trip() {
         serde_json::from_str::<Vec<ExportItem>>(&r.stdout).unwrap(),
         items
     );
+    // A file that cannot be written is the unexpected error, 1.
+    let nowhere = dir.path().join("no-such-folder").join("export.json");
+    let r = cli(&url, &["export", "--out", nowhere.to_str().unwrap()]).await;
+    assert_code(&r, 1);
+    assert!(
+        r.stderr.starts_with(&format!(
+            "agent-scheduler: cannot write {}: ",
+            nowhere.display()
+        )),
+        "{r:?}"
+    );
+    let r = cli(
+        &url,
+        &["results", &done, "--zip", nowhere.to_str().unwrap()],
+    )
+    .await;
+    assert_code(&r, 1);
 
     api.delete_task(&pending).await.unwrap();
     let r = cli(&url, &["import", export.to_str().unwrap(), "--json"]).await;
@@ -668,4 +794,86 @@ async fn the_token_comes_from_the_flag_or_the_environment() {
     )
     .await;
     assert_code(&r, 3);
+}
+
+/// A task waited for that is deleted ends `enqueue --wait` and `watch ID` with 5 (and
+/// `<id> deleted` on stdout).
+#[tokio::test]
+async fn a_task_deleted_while_waited_for_exits_5() {
+    let s = paused_ab().await;
+    let url = s.host.url();
+    let api = s.host.client.clone();
+    let spawn = |args: &[&str]| {
+        tokio::process::Command::new(host_binary())
+            .args(args)
+            .args(["--url", &url])
+            .env_remove("AGENT_SCHEDULER_TOKEN")
+            .env_remove("AGENT_SCHEDULER_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start agent-scheduler")
+    };
+    let waiter = spawn(&["enqueue", "txt2img", "--prompt", "doomed", "--wait"]);
+    // `--wait` opens the event stream before it enqueues: once the task exists, it listens.
+    let id = wait_for_id(&api).await;
+    let mut watcher = spawn(&["watch", &id]);
+    let mut stderr = tokio::io::BufReader::new(watcher.stderr.take().unwrap()).lines();
+    let first = tokio::time::timeout(LONG, stderr.next_line())
+        .await
+        .expect("the watcher connects within the deadline")
+        .unwrap();
+    assert_eq!(first.as_deref(), Some(format!("watching {url}").as_str()));
+    api.delete_task(&id).await.unwrap();
+    for (what, child) in [("enqueue --wait", waiter), ("watch", watcher)] {
+        let out = tokio::time::timeout(LONG, child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("{what} ends when the task is deleted"))
+            .unwrap();
+        assert_eq!(out.status.code(), Some(5), "{what}: {out:?}");
+        if what == "enqueue --wait" {
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                format!("{id} deleted\n")
+            );
+        }
+    }
+}
+
+async fn wait_for_id(api: &Client) -> String {
+    scheduler_tests::harness::wait_until("the task is queued", LONG, || async {
+        api.queue(&Default::default())
+            .await
+            .ok()
+            .and_then(|q| q.pending_tasks.first().map(|t| t.id.clone()))
+    })
+    .await
+}
+
+/// `--help` and `help SUBCOMMAND` answer 0 with the exit-status table.
+#[tokio::test]
+async fn help_lists_the_subcommands_and_the_exit_statuses() {
+    let r = cli_env(&["--help"], &[], None).await;
+    assert_code(&r, 0);
+    for sub in [
+        "serve", "enqueue", "ls", "show", "watch", "pause", "resume", "run", "move", "rm",
+        "requeue", "bookmark", "results", "settings", "export", "import",
+    ] {
+        assert!(
+            r.stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{sub} "))),
+            "--help lists {sub}: {}",
+            r.stdout
+        );
+    }
+    let r = cli_env(&["help", "enqueue"], &[], None).await;
+    assert_code(&r, 0);
+    assert!(
+        r.stdout.contains(agent_scheduler::cli::EXIT_HELP),
+        "{}",
+        r.stdout
+    );
 }

@@ -17,6 +17,7 @@ mod host_disk;
 mod host_faults;
 mod host_hostile_input;
 mod host_http_limits;
+mod host_images;
 mod host_inprocess;
 mod host_policy;
 mod host_pool;
