@@ -153,6 +153,9 @@ fn task(i: usize) -> Task {
         has_page_snapshot: false,
         next_run_at: None,
         projection: None,
+        group_id: None,
+        started_at: None,
+        finished_at: None,
     }
 }
 

@@ -14,10 +14,12 @@
 //! endpoints, never by changing the type of an old field.
 
 pub mod backend;
+pub mod bulk;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod edit;
 pub mod enqueue;
+pub mod eta;
 pub mod event;
 pub mod listing;
 pub mod message;
@@ -27,8 +29,10 @@ pub mod task;
 pub mod transfer;
 
 pub use backend::*;
+pub use bulk::*;
 pub use edit::*;
 pub use enqueue::*;
+pub use eta::*;
 pub use event::*;
 pub use listing::*;
 pub use message::*;

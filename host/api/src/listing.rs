@@ -161,6 +161,73 @@ pub struct HistoryQuery {
     /// `all` (default), `bookmarked`, `done`, `failed` or `interrupted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<HistoryFilter>,
+    /// Additive: `time` (default: newest finished first) or `checkpoint` (by checkpoint
+    /// title, then newest first). Ignored with `q`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<HistorySort>,
+}
+
+/// The order of `GET /history?sort=`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum HistorySort {
+    /// Newest finished first.
+    #[default]
+    Time,
+    /// By checkpoint title (tasks without one last), then newest finished first.
+    Checkpoint,
+}
+
+impl HistorySort {
+    /// The `sort=` word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistorySort::Time => "time",
+            HistorySort::Checkpoint => "checkpoint",
+        }
+    }
+}
+
+/// `GET /group/{id}` (additive): the tasks one "Queue with all checkpoints" (or folder)
+/// enqueue made, in the order they were enqueued.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupResponse {
+    /// The group id (every task of the group carries it as `group_id`).
+    pub group_id: String,
+    /// Its tasks, any status, dates in epoch milliseconds.
+    pub tasks: Vec<Task>,
+}
+
+/// `GET /task/{id}/images/{index}?size=`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct ImageQuery {
+    /// `full` (default: the file as stored) or, additive, `thumb`: a JPEG of at most
+    /// [`THUMB_SIZE`] px on its longer side, made once by the host and kept beside the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<ImageSize>,
+    /// Ignored by the host: clients add the task's finish time so their caches never mix the
+    /// images of two runs of a requeued task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v: Option<String>,
+}
+
+/// The longer side of a thumbnail (px).
+pub const THUMB_SIZE: u32 = 256;
+
+/// Which rendition of a result image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ImageSize {
+    /// The file as stored.
+    #[default]
+    Full,
+    /// The thumbnail (JPEG).
+    Thumb,
 }
 
 /// Paging of `GET /export`.

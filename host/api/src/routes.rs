@@ -44,8 +44,21 @@ pub const TASK_UNBOOKMARK: &str = "/agent-scheduler/v1/task/{id}/unbookmark";
 pub const TASK_RENAME: &str = "/agent-scheduler/v1/task/{id}/rename";
 /// `GET` results as JSON, or a zip with `?zip=true`.
 pub const TASK_RESULTS: &str = "/agent-scheduler/v1/task/{id}/results";
-/// `GET` one stored result image file as stored (JPEG or PNG). Additive.
+/// `GET` one stored result image file as stored (JPEG or PNG), or with `?size=thumb` its
+/// thumbnail. Additive.
 pub const TASK_IMAGE: &str = "/agent-scheduler/v1/task/{id}/images/{index}";
+/// `POST` one action on many tasks (a list of ids or a listing filter). Additive.
+pub const TASKS_BULK: &str = "/agent-scheduler/v1/tasks/bulk";
+/// `POST` export the selected tasks (same items as `GET /export`). Additive.
+pub const TASKS_EXPORT: &str = "/agent-scheduler/v1/tasks/export";
+/// `POST` the result files of the selected tasks as one zip. Additive.
+pub const TASKS_ZIP: &str = "/agent-scheduler/v1/tasks/zip";
+/// `GET` the tasks of one multi-checkpoint enqueue. Additive.
+pub const GROUP: &str = "/agent-scheduler/v1/group/{id}";
+/// `GET` expected start of the pending tasks and end of the queue. Additive.
+pub const QUEUE_ETA: &str = "/agent-scheduler/v1/queue/eta";
+/// The web app (the task panel) the host serves for any browser. Additive.
+pub const WEBAPP: &str = "/";
 /// `GET` export pending tasks.
 pub const EXPORT: &str = "/agent-scheduler/v1/export";
 /// `POST` import tasks.
@@ -129,6 +142,15 @@ pub fn image_path(id: &str, index: usize) -> String {
     TASK_IMAGE
         .replace("{id}", &encode_segment(id))
         .replace("{index}", &index.to_string())
+}
+
+/// `GET /task/{id}/images/{index}?size=thumb` path; `version` (the task's finish time)
+/// keeps caches from mixing the images of two runs of a requeued task.
+pub fn thumb_path(id: &str, index: usize, version: Option<i64>) -> String {
+    match version {
+        Some(v) => format!("{}?size=thumb&v={v}", image_path(id, index)),
+        None => format!("{}?size=thumb", image_path(id, index)),
+    }
 }
 
 /// Percent-encodes a path segment (everything but unreserved characters).

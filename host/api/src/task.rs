@@ -164,6 +164,16 @@ pub struct Task {
     /// the look-ahead window (`/queue`, `/task/{id}`); null otherwise.
     #[serde(default)]
     pub projection: Option<Projection>,
+    /// Additive: the tasks of one "Queue with all checkpoints" (or `<folder>/*`) enqueue
+    /// share this id (`GET /group/{id}` lists them); null for a task enqueued alone.
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// Additive: when its last run started (same format as `created_at`).
+    #[serde(default)]
+    pub started_at: Option<WireTime>,
+    /// Additive: when it finished (same format as `created_at`); null until then.
+    #[serde(default)]
+    pub finished_at: Option<WireTime>,
 }
 
 /// Where the scheduling policy will run a pending task of the look-ahead window (the first

@@ -28,6 +28,9 @@ fn sample_task(time: WireTime) -> Task {
         has_page_snapshot: false,
         next_run_at: None,
         projection: None,
+        group_id: None,
+        started_at: None,
+        finished_at: None,
     }
 }
 
@@ -196,4 +199,69 @@ fn control_is_an_additive_task_type_with_its_own_route() {
         "bookmarked":false,"created_at":1,"updated_at":2});
     let t: Task = serde_json::from_value(v).unwrap();
     assert_eq!(t.task_type, TaskType::Control);
+}
+
+#[test]
+fn workbench_additions_have_stable_wire_forms() {
+    // A task from an older host (no group, no run times) still decodes.
+    let mut v = serde_json::to_value(sample_task(WireTime::Epoch(1))).unwrap();
+    for k in ["group_id", "started_at", "finished_at"] {
+        v.as_object_mut().unwrap().remove(k);
+    }
+    let t: Task = serde_json::from_value(v).unwrap();
+    assert_eq!(
+        (t.group_id, t.started_at, t.finished_at),
+        (None, None, None)
+    );
+    // Bulk requests: ids, or a filter minus exceptions.
+    let by_ids = BulkRequest {
+        action: BulkAction::MoveTop,
+        selection: Selection::ids(["a", "b"]),
+    };
+    assert_eq!(
+        serde_json::to_value(&by_ids).unwrap(),
+        json!({"action": "move_top", "selection": {"ids": ["a", "b"]}})
+    );
+    let by_filter: BulkRequest = serde_json::from_value(json!({
+        "action": "delete",
+        "selection": {"filter": {"list": "history", "status": "failed", "q": "fox"}, "except": ["c"]}
+    }))
+    .unwrap();
+    assert_eq!(by_filter.action, BulkAction::Delete);
+    let f = by_filter.selection.filter.unwrap();
+    assert_eq!(
+        (f.list, f.status, f.q.as_deref()),
+        (
+            ListName::History,
+            Some(HistoryFilter::Status(TaskStatus::Failed)),
+            Some("fox")
+        )
+    );
+    assert_eq!(by_filter.selection.except, ["c"]);
+    for a in [
+        BulkAction::Delete,
+        BulkAction::Requeue,
+        BulkAction::Bookmark,
+        BulkAction::Unbookmark,
+        BulkAction::MoveTop,
+        BulkAction::MoveBottom,
+    ] {
+        assert_eq!(serde_json::to_value(a).unwrap(), json!(a.as_str()));
+    }
+    assert!(serde_json::from_value::<BulkAction>(json!("explode")).is_err());
+    // Sort and image size words.
+    assert_eq!(
+        serde_json::to_value(HistorySort::Checkpoint).unwrap(),
+        json!("checkpoint")
+    );
+    assert_eq!(
+        serde_json::from_value::<ImageQuery>(json!({"size": "thumb"}))
+            .unwrap()
+            .size,
+        Some(ImageSize::Thumb)
+    );
+    assert_eq!(
+        routes::thumb_path("a b", 2, Some(7)),
+        "/agent-scheduler/v1/task/a%20b/images/2?size=thumb&v=7"
+    );
 }

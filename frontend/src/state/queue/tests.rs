@@ -24,6 +24,9 @@ fn task(id: &str, status: TaskStatus) -> Task {
         has_page_snapshot: false,
         next_run_at: None,
         projection: None,
+        group_id: None,
+        started_at: None,
+        finished_at: None,
     }
 }
 

@@ -84,6 +84,9 @@ mod bench {
             has_page_snapshot: false,
             next_run_at: None,
             projection: None,
+            group_id: None,
+            started_at: None,
+            finished_at: None,
         }
     }
 

@@ -77,7 +77,7 @@ impl ClientError {
     }
 
     /// A refused request from a non-2xx answer's body.
-    pub(crate) fn refused(status: u16, body: &[u8]) -> ClientError {
+    pub fn refused(status: u16, body: &[u8]) -> ClientError {
         let body = serde_json::from_slice::<MessageResponse>(body).unwrap_or_else(|_| {
             let text = String::from_utf8_lossy(body);
             let text = text.trim();

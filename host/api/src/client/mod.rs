@@ -48,10 +48,11 @@ pub use transport::{
 
 use crate::routes::{self, encode_segment};
 use crate::{
-    AddBackend, BackendInfo, CheckpointInfo, DataResponse, EnqueueRequest, EnqueueResponse,
-    ExportItem, HealthResponse, HistoryFilter, HistoryResponse, IDEMPOTENCY_KEY_HEADER,
-    ImportRequest, ImportResponse, ListQuery, MessageResponse, MoveTarget, PositionData,
-    QueueResponse, RequeueResponse, ResultImage, Settings, SettingsPatch, StoredRequest, Task,
+    AddBackend, BackendInfo, BulkRequest, BulkResponse, CheckpointInfo, DataResponse,
+    EnqueueRequest, EnqueueResponse, EtaResponse, ExportItem, GroupResponse, HealthResponse,
+    HistoryFilter, HistoryQuery, HistoryResponse, IDEMPOTENCY_KEY_HEADER, ImportRequest,
+    ImportResponse, ListQuery, MessageResponse, MoveTarget, PositionData, QueueResponse,
+    RequeueResponse, ResultImage, Selection, Settings, SettingsPatch, StoredRequest, Task,
     TaskType, UpdateTaskRequest,
 };
 
@@ -250,6 +251,52 @@ impl Client {
             .await
     }
 
+    /// `GET /history` with every filter of [`HistoryQuery`] (status and, additive, `sort`).
+    pub async fn history_with(
+        &self,
+        h: &HistoryQuery,
+        q: &ListQuery,
+    ) -> Result<HistoryResponse, ClientError> {
+        let mut params = list_params(q, h.status);
+        if let Some(s) = h.sort.filter(|s| *s != crate::HistorySort::Time) {
+            params.push(("sort", s.as_str().to_owned()));
+        }
+        self.get(&with_query(routes::HISTORY, &params)).await
+    }
+
+    /// `GET /group/{id}`: the tasks of one multi-checkpoint enqueue.
+    pub async fn group(&self, group_id: &str) -> Result<GroupResponse, ClientError> {
+        self.get(&routes::task_path(routes::GROUP, group_id)).await
+    }
+
+    /// `GET /queue/eta`: expected starts of the first `limit` pending tasks and the queue's
+    /// end.
+    pub async fn eta(&self, limit: Option<i64>) -> Result<EtaResponse, ClientError> {
+        let q: Vec<(&str, String)> = limit
+            .map(|l| ("limit", l.to_string()))
+            .into_iter()
+            .collect();
+        self.get(&with_query(routes::QUEUE_ETA, &q)).await
+    }
+
+    /// `POST /tasks/bulk`: one action on every selected task, in one request.
+    pub async fn bulk(&self, req: &BulkRequest) -> Result<BulkResponse, ClientError> {
+        self.call(self.request(Method::Post, routes::TASKS_BULK).json(req)?)
+            .await
+    }
+
+    /// `POST /tasks/export`: the selected tasks as export items.
+    pub async fn export_selection(&self, sel: &Selection) -> Result<Vec<ExportItem>, ClientError> {
+        self.call(self.request(Method::Post, routes::TASKS_EXPORT).json(sel)?)
+            .await
+    }
+
+    /// `POST /tasks/zip`: the result files of the selected tasks as one zip.
+    pub async fn zip_selection(&self, sel: &Selection) -> Result<Vec<u8>, ClientError> {
+        let req = self.request(Method::Post, routes::TASKS_ZIP).json(sel)?;
+        Ok(self.success(req).await?.1.body)
+    }
+
     /// `POST /queue/pause` (the running task finishes).
     pub async fn pause(&self) -> Result<MessageResponse, ClientError> {
         self.post(routes::QUEUE_PAUSE).await
@@ -382,6 +429,24 @@ impl Client {
             content_type: resp
                 .header("content-type")
                 .unwrap_or("application/octet-stream")
+                .to_owned(),
+            bytes: resp.body,
+        })
+    }
+
+    /// `GET /task/{id}/images/{index}?size=thumb`: the image's thumbnail (JPEG); `version`
+    /// (the task's finish time) keeps caches from mixing two runs' images.
+    pub async fn thumbnail(
+        &self,
+        id: &str,
+        index: usize,
+        version: Option<i64>,
+    ) -> Result<ImageFile, ClientError> {
+        let resp = self.bytes(&routes::thumb_path(id, index, version)).await?;
+        Ok(ImageFile {
+            content_type: resp
+                .header("content-type")
+                .unwrap_or("image/jpeg")
                 .to_owned(),
             bytes: resp.body,
         })
