@@ -35,6 +35,8 @@ pub struct Config {
     /// Test-only fault injection (`AGENT_SCHEDULER_TEST_FAULTS`); `None` in production.
     /// Its route exists only in builds with the `fault-injection` feature.
     pub test_faults: Option<TestFaults>,
+    /// The web app's folder (`--webapp`); `None`: found beside the binary, if built.
+    pub webapp: Option<PathBuf>,
 }
 
 /// Faults a test asks for at start (`AGENT_SCHEDULER_TEST_FAULTS=1`, or `disk_full` to start
@@ -78,6 +80,7 @@ impl Config {
             allow_callback_hosts: Vec::new(),
             test_faults: None,
             limits: crate::http::serve::ServeLimits::default(),
+            webapp: None,
         }
     }
 

@@ -218,6 +218,7 @@ pub async fn run(
     // the background: the host answers at once, whatever the size of the results folder.
     let sweeper = results.clone();
     tokio::spawn(async move { sweeper.sweep_orphans(started).await });
+    let thumbnails = tokio::spawn(results.clone().run_thumbnails(shutdown_rx.clone()));
 
     let security = http::security::Security::new(
         addr,
@@ -237,6 +238,7 @@ pub async fn run(
             pool: pool.clone(),
             settings,
             events,
+            webapp: Arc::new(http::webapp::WebApp::locate(config.webapp.clone())),
             shutdown: shutdown_rx,
         },
         security,
@@ -259,6 +261,7 @@ pub async fn run(
     let _ = deliverer.await;
     let _ = retention.await;
     let _ = space.await;
+    let _ = thumbnails.await;
     let released = queue.release_all().await?;
     if released > 0 {
         tracing::info!("{released} running task(s) put back at the head of the queue");

@@ -96,6 +96,11 @@ struct ServeArgs {
         default_value_t = 30
     )]
     header_read_timeout: u64,
+
+    /// The web app's folder (the task panel served at `/`) [default: `webapp` beside the
+    /// binary's folder, i.e. `target/webapp` as `bash frontend/build.sh` makes it].
+    #[arg(long, value_name = "DIR", env = "AGENT_SCHEDULER_WEBAPP")]
+    webapp: Option<PathBuf>,
 }
 
 fn main() {
@@ -148,6 +153,7 @@ fn serve(args: ServeArgs) {
         } else {
             None
         },
+        webapp: args.webapp,
     };
     if let Err(e) = config.check_listen(args.listen) {
         eprintln!("agent-scheduler: {e}");

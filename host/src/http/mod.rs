@@ -26,6 +26,7 @@ pub mod task;
 #[cfg(feature = "fault-injection")]
 pub mod test_faults;
 pub mod transfer;
+pub mod webapp;
 pub mod wire;
 
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub settings: Arc<crate::settings::SettingsService>,
     /// The event stream.
     pub events: EventHub,
+    /// The web app's files.
+    pub webapp: Arc<webapp::WebApp>,
     /// Becomes true at shutdown (ends event streams).
     pub shutdown: watch::Receiver<bool>,
 }
@@ -83,6 +86,7 @@ from_state!(
     Arc<crate::pool::Pool> => pool,
     Arc<crate::settings::SettingsService> => settings,
     EventHub => events,
+    Arc<webapp::WebApp> => webapp,
     watch::Receiver<bool> => shutdown,
 );
 
@@ -132,6 +136,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(settings::health))
         .routes(routes!(openapi::openapi_json))
         .routes(routes!(openapi::docs))
+        .routes(routes!(webapp::page))
+        .routes(routes!(webapp::file))
+        .routes(routes!(webapp::module))
+        .routes(routes!(webapp::icon))
         .routes(routes!(aliases::run))
         .routes(routes!(aliases::requeue))
         .routes(routes!(aliases::delete))

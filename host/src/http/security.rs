@@ -107,7 +107,14 @@ pub async fn guard(State(sec): State<Arc<Security>>, req: Request, next: Next) -
                     .any(|b| b.trim_end_matches('/').eq_ignore_ascii_case(&o))
             })
         };
-        if !sec.origins.contains(&o) && !from_pool() {
+        // The host's own origin: the web app it serves (on a loopback bind the `Host` was
+        // checked above, so a rebound name cannot pose as it).
+        let own = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|h| o == format!("http://{}", h.to_ascii_lowercase()));
+        if !own && !sec.origins.contains(&o) && !from_pool() {
             return ApiError::new(
                 StatusCode::FORBIDDEN,
                 ErrorCode::Forbidden,
@@ -116,7 +123,10 @@ pub async fn guard(State(sec): State<Arc<Security>>, req: Request, next: Next) -
             .into_response();
         }
     }
-    if let Some(token) = &sec.token {
+    // The web app's page and files carry no data; the page asks for the token itself.
+    let open =
+        req.method() == axum::http::Method::GET && super::webapp::is_webapp_path(req.uri().path());
+    if let Some(token) = sec.token.as_ref().filter(|_| !open) {
         let given = req
             .headers()
             .get(header::AUTHORIZATION)

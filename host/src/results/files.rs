@@ -166,7 +166,11 @@ impl ResultFiles {
                 };
                 for f in inner.flatten() {
                     let name = f.file_name().to_string_lossy().into_owned();
-                    let kept = files.as_ref().is_some_and(|k| k.contains(&name));
+                    // A thumbnail stays with its image.
+                    let kept = files.as_ref().is_some_and(|k| {
+                        k.contains(&name)
+                            || super::thumbs::is_thumb_of(&name, k.iter().map(String::as_str))
+                    });
                     if !kept && old(&f.path()) && std::fs::remove_file(f.path()).is_ok() {
                         removed += 1;
                     }
@@ -217,6 +221,10 @@ mod tests {
         assert_eq!(rows[0].file_name, "0.png");
         assert_eq!(rows[1].infotext, "");
         rf.write_images("orphan", &[vec![1, 2, 3]], &[]).unwrap();
+        // Thumbnails live beside their images.
+        let t1 = dir.path().join("results/t1");
+        std::fs::write(t1.join("0.thumb.jpg"), b"thumb").unwrap();
+        std::fs::write(t1.join("1.thumb.jpg"), b"thumb").unwrap();
         let lookup = |ids: &[String]| -> Option<Vec<Option<HashSet<String>>>> {
             Some(
                 ids.iter()
@@ -228,10 +236,13 @@ mod tests {
         let long_ago = SystemTime::UNIX_EPOCH;
         assert_eq!(rf.collect_garbage(lookup, long_ago), 0);
         assert!(rf.file_path("t1", "1.png").unwrap().exists());
-        // Only t1/0.png is referenced: t1/1.png and the orphan folder go.
+        // Only t1/0.png is referenced: t1/1.png, its thumbnail and the orphan folder go;
+        // 0.png's thumbnail stays.
         let later = SystemTime::now() + std::time::Duration::from_secs(1);
         let removed = rf.collect_garbage(lookup, later);
-        assert_eq!(removed, 2);
+        assert_eq!(removed, 3);
+        assert!(t1.join("0.thumb.jpg").exists());
+        assert!(!t1.join("1.thumb.jpg").exists());
         assert!(rf.file_path("t1", "0.png").unwrap().exists());
         assert!(!rf.file_path("t1", "1.png").unwrap().exists());
         assert!(!dir.path().join("results/orphan").exists());

@@ -1,12 +1,14 @@
 //! The results service: finished tasks' images (as PNG data URLs, a zip, or single files),
 //! clearing the history with its files, and the retention timer.
 //!
-//! Owns: the result files ([`files::ResultFiles`]) and the PNG re-encoding ([`image`]).
+//! Owns: the result files ([`files::ResultFiles`]), the PNG re-encoding ([`image`]) and the
+//! thumbnails ([`thumbs`], made once per image, one decode at a time).
 //! **Invariant:** a row never points at a missing file; files without a row are collected
 //! by a background sweep that starts with the host.
 
 pub mod files;
 pub mod image;
+pub mod thumbs;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,13 +26,24 @@ use crate::model::{TaskRow, now_ms};
 use crate::settings::SettingsService;
 use crate::store::{Store, rows, tasks, transitions};
 
-/// One stored image file: its bytes and content type.
+/// One stored image file: its bytes, content type and validator.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageFile {
     /// The bytes as stored.
     pub bytes: Vec<u8>,
     /// Its MIME type.
     pub content_type: &'static str,
+    /// An HTTP entity tag: changes when the file does (size and modification time).
+    pub etag: String,
+}
+
+/// Which rendition of an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rendition {
+    /// The file as stored.
+    Full,
+    /// Its thumbnail (made if missing).
+    Thumb,
 }
 
 /// Finished tasks' outputs.
@@ -39,6 +52,7 @@ pub struct Results {
     files: ResultFiles,
     events: EventHub,
     settings: Arc<SettingsService>,
+    thumbs: thumbs::Thumbnailer,
 }
 
 impl Results {
@@ -50,6 +64,7 @@ impl Results {
         settings: Arc<SettingsService>,
     ) -> Results {
         Results {
+            thumbs: thumbs::Thumbnailer::new(files.clone()),
             store,
             files,
             events,
@@ -72,6 +87,49 @@ impl Results {
         .unwrap_or(0);
         if removed > 0 {
             tracing::info!("removed {removed} orphan result files");
+        }
+    }
+
+    /// The thumbnailer (its figures).
+    pub fn thumbnailer(&self) -> &thumbs::Thumbnailer {
+        &self.thumbs
+    }
+
+    /// Makes the thumbnails of every task that finishes done, as it finishes (off the
+    /// worker's path), until shutdown. A thumbnail missed here (events dropped under load)
+    /// is made on its first request.
+    pub async fn run_thumbnails(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        use scheduler_api::{Event, TaskEvent};
+        use tokio::sync::broadcast::error::RecvError;
+        let mut rx = self.events.subscribe();
+        loop {
+            let published = tokio::select! {
+                r = rx.recv() => r,
+                _ = shutdown.changed() => return,
+            };
+            let id = match published {
+                Ok(p) => match &p.event {
+                    Event::Task(TaskEvent {
+                        task_id,
+                        status: TaskStatus::Done,
+                        change: TaskChange::Finished,
+                        ..
+                    }) => task_id.clone(),
+                    _ => continue,
+                },
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            };
+            let i = id.clone();
+            let Ok(row) = self.store.read(move |c| rows::require(c, &i, false)).await else {
+                continue;
+            };
+            for img in &row.images {
+                if *shutdown.borrow() {
+                    return;
+                }
+                let _ = self.thumbs.ensure(&id, img).await;
+            }
         }
     }
 
@@ -138,8 +196,15 @@ impl Results {
             .map_err(|e| HostError::Internal(format!("zip: {e}")))
     }
 
-    /// One stored image file, as stored (404 when the task or the image is unknown).
-    pub async fn file(&self, id: &str, index: u32) -> Result<Option<ImageFile>, HostError> {
+    /// One stored image file as stored, or its thumbnail (made now when missing); `None`
+    /// when the task has no such image, its file is gone or it cannot be thumbnailed (404);
+    /// an unknown task is an error (404).
+    pub async fn file(
+        &self,
+        id: &str,
+        index: u32,
+        rendition: Rendition,
+    ) -> Result<Option<ImageFile>, HostError> {
         let i = id.to_owned();
         let row = self
             .store
@@ -148,12 +213,28 @@ impl Results {
         let Some(img) = row.images.iter().find(|i| i.index == index) else {
             return Ok(None);
         };
-        let Some(path) = self.files.file_path(&row.id, &img.file_name) else {
+        let (path, content_type) = match rendition {
+            Rendition::Full => (
+                self.files.file_path(&row.id, &img.file_name),
+                img.content_type(),
+            ),
+            Rendition::Thumb => (self.thumbs.ensure(&row.id, img).await, "image/jpeg"),
+        };
+        let Some(path) = path else {
             return Ok(None);
         };
+        let Ok(meta) = tokio::fs::metadata(&path).await else {
+            return Ok(None);
+        };
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis());
         Ok(tokio::fs::read(&path).await.ok().map(|bytes| ImageFile {
+            etag: format!("\"{}-{}-{:x}-{:x}\"", row.id, index, meta.len(), mtime),
             bytes,
-            content_type: img.content_type(),
+            content_type,
         }))
     }
 

@@ -1,0 +1,206 @@
+//! Thumbnails of result images: a JPEG of at most [`THUMB_SIZE`] px on its longer side per
+//! image, made once and kept beside the image as `<index>.thumb.jpg` (so it goes with the
+//! task's folder and the orphan sweep knows it by its image), for lists that must never
+//! download full images.
+//!
+//! Made after a run's images are stored (from the `task` event, off the dispatch path) or on
+//! the first request for one that is missing (results stored before thumbnails existed), both
+//! through one gate: **one image is decoded at a time**, whatever the number of requests, so
+//! a night of huge upscales cannot hold more than one decoded image in memory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use scheduler_api::THUMB_SIZE;
+use tokio::sync::Semaphore;
+
+use super::files::ResultFiles;
+use super::image::ImageError;
+use crate::model::ImageRow;
+
+/// JPEG quality of thumbnails.
+const QUALITY: u8 = 80;
+/// The largest image we decode (a bigger one is not thumbnailed: the list shows a
+/// placeholder).
+const MAX_SIDE: u32 = 32_768;
+/// Most bytes one decode may allocate.
+const MAX_ALLOC: u64 = 1 << 30;
+
+/// The thumbnail file name of a stored image file (`3.png` → `3.thumb.jpg`).
+pub fn thumb_name(file_name: &str) -> String {
+    let stem = file_name.split('.').next().unwrap_or(file_name);
+    format!("{stem}.thumb.jpg")
+}
+
+/// Whether `name` is the thumbnail of one of `files` (the orphan sweep keeps those).
+pub fn is_thumb_of<'a>(name: &str, mut files: impl Iterator<Item = &'a str>) -> bool {
+    name.ends_with(".thumb.jpg") && files.any(|f| thumb_name(f) == name)
+}
+
+/// Makes a thumbnail of `src` at `dst` (written to a temporary name, then renamed, so a
+/// reader never sees half a file). Blocking: one decode at a time is the caller's job.
+pub fn make(src: &Path, dst: &Path) -> Result<(), ImageError> {
+    let codec = |e: &dyn std::fmt::Display| ImageError::Codec(e.to_string());
+    let mut reader = image::ImageReader::open(src)
+        .map_err(|e| codec(&e))?
+        .with_guessed_format()
+        .map_err(|e| codec(&e))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_ALLOC);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| codec(&e))?;
+    let small = img.thumbnail(THUMB_SIZE, THUMB_SIZE).into_rgb8();
+    drop(img);
+    let tmp = dst.with_extension("jpg.tmp");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| codec(&e))?);
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, QUALITY)
+        .encode_image(&small)
+        .map_err(|e| codec(&e))?;
+    out.flush().map_err(|e| codec(&e))?;
+    drop(out);
+    std::fs::rename(&tmp, dst).map_err(|e| codec(&e))
+}
+
+/// A usable thumbnail file is there (a JPEG, not an empty file left by a crash).
+fn present(path: &Path) -> bool {
+    let mut magic = [0u8; 3];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .is_ok()
+        && magic == [0xFF, 0xD8, 0xFF]
+}
+
+/// The thumbnailer.
+#[derive(Debug)]
+pub struct Thumbnailer {
+    files: ResultFiles,
+    gate: Semaphore,
+    decoding: AtomicUsize,
+    peak: AtomicUsize,
+    made: AtomicU64,
+}
+
+impl Thumbnailer {
+    /// Thumbnails under the results folder.
+    pub fn new(files: ResultFiles) -> Thumbnailer {
+        Thumbnailer {
+            files,
+            gate: Semaphore::new(1),
+            decoding: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            made: AtomicU64::new(0),
+        }
+    }
+
+    /// The most images ever decoded at once (1 by design; tests read it).
+    pub fn peak_decodes(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+
+    /// Thumbnails made since start.
+    pub fn made(&self) -> u64 {
+        self.made.load(Ordering::SeqCst)
+    }
+
+    /// The thumbnail of a stored image, made now if it is missing; `None` when the image
+    /// file is gone or cannot be thumbnailed (the caller answers 404).
+    pub async fn ensure(&self, task_id: &str, img: &ImageRow) -> Option<PathBuf> {
+        let src = self.files.file_path(task_id, &img.file_name)?;
+        let dst = self.files.file_path(task_id, &thumb_name(&img.file_name))?;
+        if present(&dst) {
+            return Some(dst);
+        }
+        if !src.is_file() {
+            return None;
+        }
+        let _permit = self.gate.acquire().await.ok()?;
+        // Made by the request that held the gate before us?
+        if present(&dst) {
+            return Some(dst);
+        }
+        let now = self.decoding.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        let (s, d) = (src.clone(), dst.clone());
+        let made = tokio::task::spawn_blocking(move || make(&s, &d)).await;
+        self.decoding.fetch_sub(1, Ordering::SeqCst);
+        match made {
+            Ok(Ok(())) => {
+                self.made.fetch_add(1, Ordering::SeqCst);
+                Some(dst)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!("thumbnail of {}: {e}", src.display());
+                None
+            }
+            Err(e) => {
+                tracing::warn!("thumbnail of {}: {e}", src.display());
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+        });
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::ImageRgb8(img)
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn names_and_the_sweep_rule() {
+        assert_eq!(thumb_name("0.png"), "0.thumb.jpg");
+        assert_eq!(thumb_name("12.jpg"), "12.thumb.jpg");
+        assert!(is_thumb_of("1.thumb.jpg", ["0.png", "1.jpg"].into_iter()));
+        assert!(!is_thumb_of("2.thumb.jpg", ["0.png", "1.jpg"].into_iter()));
+        assert!(!is_thumb_of("0.png", ["0.png"].into_iter()));
+    }
+
+    #[tokio::test]
+    async fn one_decode_at_a_time_and_made_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = ResultFiles::new(dir.path());
+        let imgs: Vec<Vec<u8>> = (0..6).map(|i| png(900 + i * 10, 600)).collect();
+        let rows = files.write_images("t1", &imgs, &[]).unwrap();
+        let t = std::sync::Arc::new(Thumbnailer::new(files.clone()));
+        let mut joins = Vec::new();
+        for _ in 0..3 {
+            for r in rows.clone() {
+                let t = t.clone();
+                joins.push(tokio::spawn(async move { t.ensure("t1", &r).await }));
+            }
+        }
+        for j in joins {
+            let path = j.await.unwrap().expect("a thumbnail");
+            let img = image::open(&path).unwrap();
+            assert_eq!(img.width(), THUMB_SIZE, "the longer side");
+            assert!(img.height() < THUMB_SIZE && img.height() >= 160);
+        }
+        assert_eq!(t.peak_decodes(), 1);
+        assert_eq!(t.made(), 6, "once per image, however many asked");
+        // A missing image has no thumbnail.
+        let ghost = ImageRow {
+            index: 9,
+            file_name: "9.png".into(),
+            infotext: String::new(),
+            format: "png".into(),
+        };
+        assert_eq!(t.ensure("t1", &ghost).await, None);
+        // An empty file (a crash mid-write) is made again.
+        let p = files.file_path("t1", "0.thumb.jpg").unwrap();
+        std::fs::write(&p, b"").unwrap();
+        assert!(t.ensure("t1", &rows[0]).await.is_some());
+        assert_eq!(t.made(), 7);
+    }
+}
