@@ -21,6 +21,9 @@ pub enum HostError {
     /// The request is malformed (400).
     #[error("{0}")]
     BadRequest(String),
+    /// The request asks for too much at once (413).
+    #[error("{0}")]
+    TooLarge(String),
     /// No backend can answer now (503).
     #[error("{0}")]
     Unavailable(String),

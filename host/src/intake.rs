@@ -81,6 +81,11 @@ impl Intake {
         };
         let checkpoints = expand_checkpoints(&spec.checkpoint, &titles)?;
         let ids = expansion_ids(checkpoints.len());
+        // One "all checkpoints" / folder enqueue is a group (its comparison sheet).
+        let group_id = spec
+            .checkpoint
+            .is_pattern()
+            .then(|| uuid::Uuid::new_v4().to_string());
         let tasks: Vec<NewTask> = ids
             .iter()
             .zip(checkpoints)
@@ -94,6 +99,7 @@ impl Intake {
                 vae: spec.vae.clone(),
                 callback_url: spec.callback_url.clone(),
                 bookmarked: false,
+                group_id: group_id.clone(),
             })
             .collect();
         let answer = EnqueueResponse {
@@ -153,6 +159,7 @@ impl Intake {
                     vae: spec.vae,
                     callback_url: spec.callback_url,
                     bookmarked,
+                    group_id: None,
                 }),
                 Err(e) => rejected.push(ImportRejection {
                     index,

@@ -9,7 +9,8 @@
 //!   - [`backends::Backends`] (the SD.Next clients),
 //!   - [`queue::Queue`] (store, events, settings, backends, result files),
 //!   - [`intake::Intake`] (queue, backends),
-//!   - [`results::Results`] (store, result files, events, settings),
+//!   - [`results::Results`] (store, result files, events, settings; thumbnails),
+//!   - [`eta::Eta`] (store, backends, settings: measured speeds, the queue's ETA),
 //!   - then the [`pool::Pool`] (one [`worker::Worker`] per backend, added ones included),
 //!     the [`callbacks`] deliverer, and [`http`].
 //! - [`model`] is the pure task model: the one transition function, ranks, enqueue parsing.
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod config;
 pub mod disk;
 pub mod error;
+pub mod eta;
 pub mod events;
 pub mod http;
 pub mod intake;
@@ -159,7 +161,13 @@ pub async fn run(
     ));
 
     let (fin_tx, mut fin_rx) = mpsc::channel::<()>(1);
+    let eta = Arc::new(eta::Eta::new(
+        store.clone(),
+        backends.clone(),
+        settings.clone(),
+    ));
     let deps = worker::Deps {
+        eta: eta.clone(),
         queue: queue.clone(),
         backends: backends.clone(),
         results: results.clone(),
@@ -239,6 +247,7 @@ pub async fn run(
             settings,
             events,
             webapp: Arc::new(http::webapp::WebApp::locate(config.webapp.clone())),
+            eta,
             shutdown: shutdown_rx,
         },
         security,

@@ -104,6 +104,7 @@ pub fn seed_task(i: usize) -> NewTask {
         vae: None,
         callback_url: None,
         bookmarked: false,
+        group_id: None,
     }
 }
 

@@ -67,6 +67,9 @@ impl From<HostError> for ApiError {
             HostError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, m),
             HostError::Invalid(m) => ApiError::invalid(m),
             HostError::BadRequest(m) => ApiError::bad_request(m),
+            HostError::TooLarge(m) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, m)
+            }
             HostError::Unavailable(m) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, m)
             }

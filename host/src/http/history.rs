@@ -18,7 +18,7 @@ use crate::results::Results;
     params(HistoryQuery, ListQuery),
     responses(
         (status = 200, description = "One page of the history.", body = HistoryResponse),
-        (status = 422, description = "Unknown status filter or paging value.", body = MessageResponse),
+        (status = 422, description = "Unknown status filter, sort or paging value.", body = MessageResponse),
     ))]
 pub async fn list(
     State(queue): State<Arc<Queue>>,
@@ -28,7 +28,13 @@ pub async fn list(
     let (limit, _) = paging(&q);
     let start = start(&q)?;
     let page = queue
-        .history(filter.status.unwrap_or_default(), q.q, limit, start)
+        .history(
+            filter.status.unwrap_or_default(),
+            filter.sort.unwrap_or_default(),
+            q.q,
+            limit,
+            start,
+        )
         .await?;
     Ok(Json(HistoryResponse {
         tasks: page

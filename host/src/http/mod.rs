@@ -23,6 +23,7 @@ pub mod serve;
 pub mod settings;
 pub mod sse;
 pub mod task;
+pub mod tasks;
 #[cfg(feature = "fault-injection")]
 pub mod test_faults;
 pub mod transfer;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub events: EventHub,
     /// The web app's files.
     pub webapp: Arc<webapp::WebApp>,
+    /// Queue estimates.
+    pub eta: Arc<crate::eta::Eta>,
     /// Becomes true at shutdown (ends event streams).
     pub shutdown: watch::Receiver<bool>,
 }
@@ -87,6 +90,7 @@ from_state!(
     Arc<crate::settings::SettingsService> => settings,
     EventHub => events,
     Arc<webapp::WebApp> => webapp,
+    Arc<crate::eta::Eta> => eta,
     watch::Receiver<bool> => shutdown,
 );
 
@@ -121,6 +125,11 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(task::rename))
         .routes(routes!(results::results))
         .routes(routes!(results::image))
+        .routes(routes!(tasks::bulk))
+        .routes(routes!(tasks::export))
+        .routes(routes!(tasks::zip))
+        .routes(routes!(tasks::group))
+        .routes(routes!(tasks::eta))
         .routes(routes!(transfer::export))
         .routes(with_limit(routes!(transfer::import)))
         .routes(routes!(backends::samplers))

@@ -291,7 +291,7 @@ mod tests {
                 assert!(op["responses"]["403"].is_object(), "{method} {path}: 403");
             }
         }
-        assert_eq!(operations, 50);
+        assert_eq!(operations, 59);
         for (alias, _) in scheduler_api::routes::DEPRECATED_ALIASES {
             let item = paths[*alias].as_object().expect(alias);
             assert!(item.values().all(|op| op["deprecated"] == true), "{alias}");

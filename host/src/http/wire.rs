@@ -90,7 +90,7 @@ pub fn task(row: &TaskRow, fmt: TimeFmt, placed: Option<&Placement>) -> Task {
             .filter(|_| row.status() == TaskStatus::Pending)
             .map(|ms| wire_time(ms, fmt)),
         projection: placed.and_then(|p| p.projection.clone()),
-        group_id: None,
+        group_id: row.group_id.clone(),
         started_at: row.life.started_at.map(|ms| wire_time(ms, fmt)),
         finished_at: row
             .life

@@ -24,6 +24,7 @@
 
 pub mod callback;
 pub mod cursor;
+pub mod eta;
 pub mod images;
 pub mod import;
 pub mod policy;

@@ -117,6 +117,8 @@ pub struct TaskRow {
     pub created_at: i64,
     /// Updated (ms).
     pub updated_at: i64,
+    /// The group of a multi-checkpoint enqueue it belongs to.
+    pub group_id: Option<String>,
     /// Stored images.
     pub images: Vec<ImageRow>,
 }
@@ -191,4 +193,6 @@ pub struct NewTask {
     pub callback_url: Option<String>,
     /// Bookmarked.
     pub bookmarked: bool,
+    /// The group of a multi-checkpoint enqueue (`None`: enqueued alone).
+    pub group_id: Option<String>,
 }

@@ -10,12 +10,15 @@
 
 mod reads;
 
-pub use reads::{HistoryPage, Placement, QueuePage, Start};
+pub use reads::{HistoryPage, Placement, QueuePage, Start, projected_order};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use scheduler_api::{Event as WireEvent, MoveTarget, QueueEvent, TaskChange, TaskStatus};
+use scheduler_api::{
+    BulkAction, Event as WireEvent, MAX_SELECTION_IDS, MoveTarget, QueueEvent, Selection,
+    TaskChange, TaskStatus,
+};
 use tokio::sync::{Notify, watch};
 
 use crate::backends::Backends;
@@ -34,7 +37,28 @@ use crate::sdnext::GenerateOutput;
 use crate::settings::SettingsService;
 use crate::store::tasks::{self, TaskEdit};
 use crate::store::transitions::{self, Applied, RunOutputs};
-use crate::store::{Store, listing, order, rows, settings as stored};
+use crate::store::{Store, StoreError, bulk, listing, order, rows, settings as stored};
+
+/// A selection is ids or a filter (not both, not neither), `except` only with a filter, and
+/// at most [`MAX_SELECTION_IDS`] ids.
+fn check_selection(sel: &Selection) -> Result<(), HostError> {
+    match (sel.ids.is_empty(), &sel.filter) {
+        (true, None) => Err(HostError::Invalid(
+            "an empty selection: give `ids` or a `filter`".into(),
+        )),
+        (false, Some(_)) => Err(HostError::Invalid(
+            "give `ids` or a `filter`, not both".into(),
+        )),
+        (false, None) if !sel.except.is_empty() => {
+            Err(HostError::Invalid("`except` goes with a `filter`".into()))
+        }
+        (false, None) if sel.ids.len() > MAX_SELECTION_IDS => Err(HostError::TooLarge(format!(
+            "{} ids: at most {MAX_SELECTION_IDS}; select by filter instead",
+            sel.ids.len()
+        ))),
+        _ => Ok(()),
+    }
+}
 
 /// The queue.
 pub struct Queue {
@@ -273,6 +297,125 @@ impl Queue {
             }
             other => Err(HostError::Internal(format!("delete decided {other:?}"))),
         }
+    }
+
+    /// The tasks of a group, in the order they were enqueued (404 for an unknown group).
+    pub async fn group(&self, group_id: String) -> Result<Vec<TaskRow>, HostError> {
+        let rows = self
+            .store
+            .read(move |c| bulk::group_rows(c, &group_id))
+            .await?;
+        if rows.is_empty() {
+            return Err(HostError::NotFound);
+        }
+        Ok(rows)
+    }
+
+    /// The ids a selection names, in its listing's order (404 for an unknown id, 422 for
+    /// a selection that is not exactly ids or a filter, 413 for too many ids).
+    pub async fn resolve(&self, sel: Selection) -> Result<Vec<String>, HostError> {
+        check_selection(&sel)?;
+        Ok(self.store.read(move |c| bulk::resolve(c, &sel)).await?)
+    }
+
+    /// Full rows of the selected tasks (exports, zips).
+    pub async fn selected_rows(&self, sel: Selection) -> Result<Vec<TaskRow>, HostError> {
+        check_selection(&sel)?;
+        Ok(self
+            .store
+            .read(move |c| {
+                let ids = bulk::resolve(c, &sel)?;
+                bulk::full_rows(c, &ids)
+            })
+            .await?)
+    }
+
+    /// One action on every selected task, in one transaction (a task whose state does not
+    /// allow it refuses the whole request, 409, and nothing changes). Returns how many and,
+    /// for requeue, the new tasks' ids.
+    pub async fn bulk(
+        &self,
+        action: BulkAction,
+        sel: Selection,
+    ) -> Result<(usize, Vec<String>), HostError> {
+        check_selection(&sel)?;
+        let policy = self.settings.policy();
+        let new_ids = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
+        let made = new_ids.clone();
+        let outcome = self
+            .store
+            .call(move |c| {
+                let ids = bulk::resolve(c, &sel)?;
+                let mut deleted = Vec::new();
+                match action {
+                    BulkAction::Delete => deleted = bulk::delete(c, &ids, &policy)?,
+                    BulkAction::Requeue => {
+                        let fresh: Vec<String> = ids
+                            .iter()
+                            .map(|_| uuid::Uuid::new_v4().to_string())
+                            .collect();
+                        bulk::requeue(c, &ids, &fresh, crate::model::spec::copy_name)?;
+                        *made.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
+                    }
+                    BulkAction::Bookmark => bulk::bookmark(c, &ids, true)?,
+                    BulkAction::Unbookmark => bulk::bookmark(c, &ids, false)?,
+                    BulkAction::MoveTop => bulk::move_to(c, &ids, true)?,
+                    BulkAction::MoveBottom => bulk::move_to(c, &ids, false)?,
+                }
+                // Statuses for the events of the label changes.
+                let statuses = match action {
+                    BulkAction::Bookmark | BulkAction::Unbookmark => ids
+                        .iter()
+                        .map(|id| Ok((id.clone(), rows::require(c, id, false)?.status())))
+                        .collect::<Result<Vec<_>, StoreError>>()?,
+                    _ => Vec::new(),
+                };
+                Ok((ids, deleted, statuses))
+            })
+            .await?;
+        let (ids, deleted, statuses) = outcome;
+        let fresh = std::mem::take(&mut *new_ids.lock().unwrap_or_else(|p| p.into_inner()));
+        match action {
+            BulkAction::Delete => {
+                let mut gone = Vec::new();
+                for (id, before, applied) in &deleted {
+                    match &applied.transition {
+                        Transition::Interrupt { backend } => {
+                            self.backends.interrupt(id, backend.as_deref())
+                        }
+                        Transition::Remove { files } => {
+                            if *files {
+                                gone.push(id.clone());
+                            }
+                            self.events.task(id, *before, TaskChange::Deleted, None);
+                        }
+                        _ => {}
+                    }
+                }
+                self.files.remove_tasks(gone).await;
+            }
+            BulkAction::Requeue => {
+                for id in &fresh {
+                    self.events
+                        .task(id, TaskStatus::Pending, TaskChange::Created, None);
+                }
+            }
+            BulkAction::Bookmark | BulkAction::Unbookmark => {
+                for (id, status) in &statuses {
+                    self.events.task(id, *status, TaskChange::Updated, None);
+                }
+            }
+            BulkAction::MoveTop | BulkAction::MoveBottom => {
+                for id in &ids {
+                    self.events
+                        .task(id, TaskStatus::Pending, TaskChange::Moved, None);
+                }
+            }
+        }
+        self.queue_event();
+        self.wake();
+        self.events.flush().await;
+        Ok((ids.len(), fresh))
     }
 
     /// Moves a pending task.

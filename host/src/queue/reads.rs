@@ -4,20 +4,23 @@
 //! [`crate::model::policy::project`], the function the claims use, over the pool as it is
 //! now ([`PoolView`]).
 
-use scheduler_api::{HistoryFilter, Projection};
+use std::sync::Arc;
+
+use scheduler_api::{HistoryFilter, HistorySort, Projection};
 
 use super::Queue;
+use crate::backends::Backend;
 use crate::backends::view::PoolView;
 use crate::error::HostError;
 use crate::model::cursor::Cursor;
-use crate::model::policy;
+use crate::model::policy::{self, Rules, Slot};
 use crate::model::search::{Scope, fts_match, fts_query};
 use crate::model::{Candidate, TaskRow, now_ms};
 use crate::store::transitions::LOOKAHEAD;
 use crate::store::{StoreError, listing, rows, settings as stored, tasks};
 
 /// Where a listing page starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Start {
     /// Skip this many (old clients).
     Offset(i64),
@@ -86,21 +89,33 @@ fn plain(t: &TaskRow, position: i64) -> Placement {
     }
 }
 
+/// The look-ahead window (in rank order) in the order the scheduling policy will run it,
+/// over `backends` as they are now (the seats of the view are `backends` in that order):
+/// [`policy::project`], the function the claims use. The queue listing and the ETA
+/// ([`crate::eta`]) both follow this order.
+pub fn projected_order(
+    backends: &[Arc<Backend>],
+    window: &[TaskRow],
+    rules: &Rules,
+    now: i64,
+) -> (PoolView, Vec<Slot>) {
+    let view = PoolView::of(backends);
+    let cands: Vec<Candidate> = window.iter().map(TaskRow::candidate).collect();
+    let (waiting, seats) = view.policy_input(&cands);
+    let free: Vec<i64> = view.seats.iter().map(|s| s.free_in_ms).collect();
+    let pace: Vec<i64> = view.seats.iter().map(|s| s.ms_per_task).collect();
+    let slots = policy::project(&waiting, &seats, &free, &pace, rules, now);
+    (view, slots)
+}
+
 impl Queue {
     /// The window (in rank order) in the policy's order: `(index into window, placement)`
     /// with positions counted after `running` tasks; priorities are the window's ranks,
     /// handed out in that order, so `priority` sorts like the order things will run.
     pub(super) fn project(&self, window: &[TaskRow], running: i64) -> Vec<(usize, Placement)> {
-        let view = PoolView::of(&self.backends.all());
-        let cands: Vec<Candidate> = window.iter().map(TaskRow::candidate).collect();
-        let (waiting, seats) = view.policy_input(&cands);
-        let free: Vec<i64> = view.seats.iter().map(|s| s.free_in_ms).collect();
-        let pace: Vec<i64> = view.seats.iter().map(|s| s.ms_per_task).collect();
-        let slots = policy::project(
-            &waiting,
-            &seats,
-            &free,
-            &pace,
+        let (view, slots) = projected_order(
+            &self.backends.all(),
+            window,
             &self.settings.rules(),
             now_ms(),
         );
@@ -305,6 +320,7 @@ impl Queue {
     pub async fn history(
         &self,
         filter: HistoryFilter,
+        sort: HistorySort,
         q: Option<String>,
         limit: i64,
         start: Start,
@@ -316,9 +332,32 @@ impl Queue {
                     Start::After(cur) => (Some(cur), 0),
                     Start::Offset(o) => (None, o),
                 };
+                let searching = q.as_deref().and_then(fts_query).is_some();
+                if sort == HistorySort::Checkpoint && !searching {
+                    let after = match &cursor {
+                        Some(Cursor::Checkpoint {
+                            checkpoint,
+                            finished_at,
+                            seq,
+                        }) => Some((checkpoint.as_deref(), *finished_at, *seq)),
+                        _ => None,
+                    };
+                    let (rows, total) =
+                        listing::history_by_checkpoint(c, filter, after, limit, offset)?;
+                    let next = match rows.last() {
+                        Some(t) if rows.len() as i64 == limit && limit > 0 => {
+                            Some(Cursor::Checkpoint {
+                                checkpoint: t.checkpoint.clone(),
+                                finished_at: t.life.finished_at.unwrap_or(0),
+                                seq: t.seq,
+                            })
+                        }
+                        _ => None,
+                    };
+                    return Ok(HistoryPage { rows, total, next });
+                }
                 let (rows, total) =
                     listing::history_page(c, filter, q.as_deref(), cursor.as_ref(), limit, offset)?;
-                let searching = q.as_deref().and_then(fts_query).is_some();
                 let next = match rows.last() {
                     Some(t) if rows.len() as i64 == limit && limit > 0 => Some(if searching {
                         Cursor::Seq(t.seq)

@@ -196,6 +196,39 @@ impl Results {
             .map_err(|e| HostError::Internal(format!("zip: {e}")))
     }
 
+    /// A zip of the stored files of these tasks (finished ones with images), each in a
+    /// folder named by its task id, in an anonymous temporary file; `None` when none of them
+    /// has a file (409).
+    pub async fn zip_many(&self, tasks: Vec<TaskRow>) -> Result<std::fs::File, HostError> {
+        let mut entries = Vec::new();
+        for row in tasks
+            .iter()
+            .filter(|t| results_available(t.status()).is_ok())
+        {
+            for img in &row.images {
+                if let Some(p) = self.files.file_path(&row.id, &img.file_name) {
+                    entries.push((
+                        p,
+                        ImageRowRef {
+                            file_name: format!("{}/{}", row.id, img.file_name),
+                            infotext: String::new(),
+                        },
+                    ));
+                }
+            }
+        }
+        if entries.is_empty() {
+            return Err(HostError::Conflict(
+                "None of the selected tasks has result files".into(),
+            ));
+        }
+        let dir = self.files.root().to_path_buf();
+        tokio::task::spawn_blocking(move || build_zip(&dir, &entries))
+            .await
+            .map_err(|e| HostError::Internal(e.to_string()))?
+            .map_err(|e| HostError::Internal(format!("zip: {e}")))
+    }
+
     /// One stored image file as stored, or its thumbnail (made now when missing); `None`
     /// when the task has no such image, its file is gone or it cannot be thumbnailed (404);
     /// an unknown task is an error (404).

@@ -52,8 +52,14 @@ pub fn make(src: &Path, dst: &Path) -> Result<(), ImageError> {
     limits.max_alloc = Some(MAX_ALLOC);
     reader.limits(limits);
     let img = reader.decode().map_err(|e| codec(&e))?;
-    let small = img.thumbnail(THUMB_SIZE, THUMB_SIZE).into_rgb8();
-    drop(img);
+    // Never enlarged: a small image keeps its size (only re-encoded).
+    let small = if img.width() <= THUMB_SIZE && img.height() <= THUMB_SIZE {
+        img.into_rgb8()
+    } else {
+        let s = img.thumbnail(THUMB_SIZE, THUMB_SIZE).into_rgb8();
+        drop(img);
+        s
+    };
     let tmp = dst.with_extension("jpg.tmp");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| codec(&e))?);
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, QUALITY)
@@ -197,10 +203,18 @@ mod tests {
             format: "png".into(),
         };
         assert_eq!(t.ensure("t1", &ghost).await, None);
+        // A small image keeps its size; one past the decode limit has no thumbnail.
+        let rows2 = files
+            .write_images("t2", &[png(40, 30), png(MAX_SIDE + 1, 1)], &[])
+            .unwrap();
+        let small = t.ensure("t2", &rows2[0]).await.expect("a thumbnail");
+        let img = image::open(&small).unwrap();
+        assert_eq!((img.width(), img.height()), (40, 30));
+        assert_eq!(t.ensure("t2", &rows2[1]).await, None);
         // An empty file (a crash mid-write) is made again.
         let p = files.file_path("t1", "0.thumb.jpg").unwrap();
         std::fs::write(&p, b"").unwrap();
         assert!(t.ensure("t1", &rows[0]).await.is_some());
-        assert_eq!(t.made(), 7);
+        assert_eq!(t.made(), 8);
     }
 }

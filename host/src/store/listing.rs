@@ -247,6 +247,34 @@ pub fn history_page(
     Ok((rows, counts(conn)?.history(filter)))
 }
 
+/// One page of finished tasks by checkpoint title (tasks that take whatever is loaded
+/// first), newest first within a checkpoint, after `after` (`checkpoint, finished_at, seq`
+/// of the last task shown) or skipping `offset`, with the total for the filter.
+pub fn history_by_checkpoint(
+    conn: &Connection,
+    filter: HistoryFilter,
+    after: Option<(Option<&str>, i64, i64)>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<TaskRow>, i64), StoreError> {
+    let keyset = if after.is_some() {
+        " AND ((?1 IS NULL AND checkpoint IS NOT NULL) OR checkpoint > ?1 \
+         OR (checkpoint IS ?1 AND (finished_at, seq) < (?2, ?3)))"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT {} FROM tasks INDEXED BY tasks_history_by_checkpoint WHERE {} AND {}{keyset} \
+         ORDER BY checkpoint, finished_at DESC, seq DESC LIMIT ?4 OFFSET ?5",
+        *LIST_COLS,
+        *status::FINISHED,
+        history_cond(filter)
+    );
+    let (ck, f, s) = after.unwrap_or((None, 0, 0));
+    let rows = rows_of(conn, &sql, params![ck, f, s, limit, offset])?;
+    Ok((rows, counts(conn)?.history(filter)))
+}
+
 /// Full-text matches of `m` (built by [`fts_match`] for `scope`): the page is taken inside
 /// the index (after `after_seq` when given), then joined; the total is counted there too.
 pub fn search(

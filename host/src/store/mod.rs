@@ -9,6 +9,9 @@
 //! - [`transitions`]: writing what [`crate::model::transition::decide`] decided — the one
 //!   statement that sets `status` — plus the claim, recovery, release and bulk changes;
 //! - [`order`]: moves and "run now";
+//! - [`bulk`]: selections (ids, or a listing's filter) and the bulk changes over them,
+//!   groups, full rows for exports;
+//! - [`speed`]: each backend's measured speed (the queue's ETA);
 //! - [`status`]: the status predicates every query uses;
 //! - [`settings`]: settings and the pause flag; [`backends`]: the backends added through the
 //!   API; [`events`]: the event log;
@@ -24,12 +27,14 @@
 //! network or the file system beyond the database, or hold a connection across an `.await`.
 
 pub mod backends;
+pub mod bulk;
 pub mod events;
 pub mod listing;
 pub mod order;
 pub mod outbox;
 pub mod rows;
 pub mod settings;
+pub mod speed;
 pub mod status;
 pub mod tasks;
 pub mod transitions;
@@ -130,6 +135,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0006_policy_and_pool",
         include_str!("../../migrations/0006_policy_and_pool.sql"),
+    ),
+    (
+        "0007_workbench",
+        include_str!("../../migrations/0007_workbench.sql"),
     ),
 ];
 

@@ -65,16 +65,23 @@ fn rank_before(tx: &Connection, over: &str, moving: &str) -> Result<i64, StoreEr
 /// Moves a pending task to the top, the bottom, or just before another pending task.
 pub fn move_task(conn: &mut Connection, id: &str, target: &MoveTarget) -> Result<(), StoreError> {
     let tx = conn.savepoint()?;
-    allow(&tx, id, &Event::Move)?;
+    move_in(&tx, id, target)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The move of [`move_task`], inside the caller's transaction (bulk moves).
+pub(super) fn move_in(tx: &Connection, id: &str, target: &MoveTarget) -> Result<(), StoreError> {
+    allow(tx, id, &Event::Move)?;
     // "Move to top" goes before the policy's choices, and so does a task dragged in among
     // tasks that go first (before a pinned or run-now task); any other move leaves the
     // order to the policy.
     let (rank, pinned) = match target {
-        MoveTarget::Top => (rank_at_head(first_pending_rank(&tx)?), true),
-        MoveTarget::Bottom => (rank_at_end(last_rank(&tx)?), false),
+        MoveTarget::Top => (rank_at_head(first_pending_rank(tx)?), true),
+        MoveTarget::Bottom => (rank_at_end(last_rank(tx)?), false),
         MoveTarget::Before(over) if over == id => return Ok(()),
         MoveTarget::Before(over) => {
-            allow(&tx, over, &Event::Move).map_err(|e| match e {
+            allow(tx, over, &Event::Move).map_err(|e| match e {
                 StoreError::Refused(r) => {
                     StoreError::Conflict(format!("Task {over} is {}", r.status().as_str()))
                 }
@@ -85,14 +92,13 @@ pub fn move_task(conn: &mut Connection, id: &str, target: &MoveTarget) -> Result
                 [over],
                 |r| r.get(0),
             )?;
-            (rank_before(&tx, over, id)?, first)
+            (rank_before(tx, over, id)?, first)
         }
     };
     tx.execute(
         "UPDATE tasks SET rank = ?2, run_next = NULL, pinned = ?4, updated_at = ?3 WHERE id = ?1",
         params![id, rank, now_ms(), pinned],
     )?;
-    tx.commit()?;
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use crate::model::{ImageRow, Lifecycle, TaskRow};
 const COLS: &str = "id, type, status, name, {request}, {snapshot}, page_snapshot IS NOT NULL, \
     checkpoint, vae, callback_url, rank, force_run, bookmarked, attempts, backend, error, {result}, \
     created_at, updated_at, started_at, finished_at, run_next, next_run_at, seq, pinned, overtakes, \
-    overtaken_at";
+    overtaken_at, group_id";
 
 /// Columns of a listing row: the request without its image fields (every field the image
 /// walker knows, see [`images::sql_paths`]), no snapshot, no `info`.
@@ -77,6 +77,7 @@ pub(super) fn map_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
         info: json_col(r.get(16)?),
         created_at: r.get(17)?,
         updated_at: r.get(18)?,
+        group_id: r.get(27)?,
         images: Vec::new(),
     })
 }

@@ -43,7 +43,8 @@ pub(super) fn insert_in(tx: &Connection, tasks: &[NewTask]) -> Result<(), StoreE
     let mut rank = last_rank(tx)?;
     let mut stmt = tx.prepare_cached(
         "INSERT INTO tasks (id, type, status, name, request, page_snapshot, checkpoint, vae, callback_url, \
-         rank, bookmarked, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+         rank, bookmarked, created_at, updated_at, group_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
     )?;
     for t in tasks {
         let r = rank_at_end(rank);
@@ -64,7 +65,8 @@ pub(super) fn insert_in(tx: &Connection, tasks: &[NewTask]) -> Result<(), StoreE
             t.callback_url,
             r,
             t.bookmarked,
-            now
+            now,
+            t.group_id
         ])?;
     }
     Ok(())
@@ -101,7 +103,8 @@ pub fn prune_idempotency(conn: &Connection, before_ms: i64) -> Result<usize, Sto
     )?)
 }
 
-/// Inserts a copy of a task (new id, pending, not bookmarked, `name`) at the end.
+/// Inserts a copy of a task (new id, pending, not bookmarked, `name`, in no group) at the
+/// end.
 pub fn insert_copy(
     conn: &mut Connection,
     id: &str,
@@ -109,9 +112,22 @@ pub fn insert_copy(
     name: impl FnOnce(Option<&str>) -> Option<String>,
 ) -> Result<(), StoreError> {
     let tx = conn.savepoint()?;
-    let task = require(&tx, id, true)?;
+    insert_copy_in(&tx, id, new_id, name, None)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The copy of [`insert_copy`], inside a transaction, in `group_id`.
+pub(super) fn insert_copy_in(
+    tx: &Connection,
+    id: &str,
+    new_id: &str,
+    name: impl FnOnce(Option<&str>) -> Option<String>,
+    group_id: Option<String>,
+) -> Result<(), StoreError> {
+    let task = require(tx, id, true)?;
     insert_in(
-        &tx,
+        tx,
         &[NewTask {
             id: new_id.to_owned(),
             task_type: task.task_type,
@@ -122,10 +138,9 @@ pub fn insert_copy(
             vae: task.vae,
             callback_url: task.callback_url,
             bookmarked: false,
+            group_id,
         }],
-    )?;
-    tx.commit()?;
-    Ok(())
+    )
 }
 
 // ---------------------------------------------------------------------------------------

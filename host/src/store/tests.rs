@@ -31,6 +31,7 @@ fn new_task(id: &str, prompt: &str) -> NewTask {
         vae: None,
         callback_url: None,
         bookmarked: false,
+        group_id: None,
     }
 }
 

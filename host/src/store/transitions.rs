@@ -153,7 +153,7 @@ fn write(
     Ok(false)
 }
 
-fn apply_in(
+pub(super) fn apply_in(
     tx: &Connection,
     id: &str,
     event: &Event,

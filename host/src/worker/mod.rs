@@ -60,6 +60,8 @@ impl Backoff {
 /// What a worker works with.
 #[derive(Clone)]
 pub struct Deps {
+    /// Measured speeds (recorded after each run that ends done).
+    pub eta: Arc<crate::eta::Eta>,
     /// The queue (claims, releases, run ends).
     pub queue: Arc<Queue>,
     /// Every backend (for eligibility and interrupt requests).
@@ -138,6 +140,8 @@ pub struct Worker {
     last_run_end: Option<std::time::Instant>,
     /// Finishers hold a clone; the run loop waits for all of them at shutdown.
     finishers: mpsc::Sender<()>,
+    /// What the last run measured (its checkpoint load and generation), for the ETA.
+    timing: Option<crate::eta::RunTiming>,
 }
 
 impl Worker {
@@ -151,6 +155,7 @@ impl Worker {
             stalled: None,
             last_run_end: None,
             finishers,
+            timing: None,
         }
     }
 
@@ -491,9 +496,14 @@ impl Worker {
         if self.deps.backends.interrupt_requested(&task.id) {
             return Outcome::Finished(RunEnd::Interrupted, None);
         }
+        self.timing = None;
+        let load_started = std::time::Instant::now();
+        let loaded_before = self.backend.status().loaded.clone();
         if let Err(o) = self.ensure_checkpoint(task).await {
             return o;
         }
+        let switched = self.backend.status().loaded != loaded_before;
+        let load_ms = switched.then(|| load_started.elapsed().as_secs_f64() * 1000.0);
         if self.deps.backends.interrupt_requested(&task.id) {
             return Outcome::Finished(RunEnd::Interrupted, None);
         }
@@ -610,6 +620,10 @@ impl Worker {
         };
         let _ = stop_tx.send(true);
         poller.abort();
+        self.timing = Some(crate::eta::RunTiming {
+            gen_ms: started.elapsed().as_secs_f64() * 1000.0,
+            load_ms,
+        });
         self.last_run_end = Some(std::time::Instant::now());
         if !matches!(result, Outcome::Release(_)) {
             self.backoff.reset();
@@ -685,13 +699,21 @@ impl Worker {
         Outcome::Finished(RunEnd::Done, Some(out))
     }
 
-    fn spawn_finisher(&self, task: TaskRow, end: RunEnd, output: Option<GenerateOutput>) {
+    fn spawn_finisher(&mut self, task: TaskRow, end: RunEnd, output: Option<GenerateOutput>) {
         let deps = self.deps.clone();
         let guard = self.finishers.clone();
         let ended_at = now_ms();
+        let timing = self.timing.take().filter(|_| end == RunEnd::Done);
+        let backend = self.backend.url.clone();
         tokio::spawn(async move {
             match deps.queue.finish(&task, end, output, ended_at).await {
                 Ok(_) => {
+                    // A run that ended done measures the backend's speed (for the ETA).
+                    if let Some(t) = timing
+                        && let Err(e) = deps.eta.record(&backend, &task, t).await
+                    {
+                        tracing::warn!("recording the speed of {backend}: {e}");
+                    }
                     if deps.queue.is_drained().await.unwrap_or(false)
                         && let Err(e) = deps.results.apply_retention().await
                     {

@@ -97,6 +97,7 @@ async fn callbacks_never_target_the_host_itself_or_link_local_addresses() {
                         vae: None,
                         callback_url: Some(own.clone()),
                         bookmarked: false,
+                        group_id: None,
                     }],
                     None,
                 )

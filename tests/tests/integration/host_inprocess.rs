@@ -790,6 +790,7 @@ async fn a_task_left_running_by_a_crash_runs_again_first() {
                     vae: None,
                     callback_url: None,
                     bookmarked: false,
+                    group_id: None,
                 };
                 agent_scheduler::store::tasks::insert_tasks(c, &[t("first"), t("second")], None)?;
                 agent_scheduler::store::transitions::claim_next(c, "old", 0, |w, _| {

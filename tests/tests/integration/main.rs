@@ -25,6 +25,7 @@ mod host_queue;
 mod host_resilience;
 mod host_security;
 mod host_support;
+mod host_workbench;
 mod live_capture;
 mod live_sdnext;
 mod sdnext_client;

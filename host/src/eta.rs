@@ -1,0 +1,220 @@
+//! The ETA service: records each backend's measured speed after every finished run, and
+//! answers `GET /queue/eta` — each pending task's expected start and the queue's end —
+//! from those speeds, following the order the scheduler will run the tasks in
+//! ([`crate::queue::projected_order`], the projection `/queue` shows, for the look-ahead
+//! window; queue order beyond it). The arithmetic is
+//! [`crate::model::eta`]; this module only gathers its inputs.
+//!
+//! Cost: the look-ahead window is read whole, the rest of the queue as a lean scan of the
+//! fields the work needs; an answer is reused for [`REUSE_MS`] (a panel asks after every
+//! queue change), so a 100,000-task queue costs one scan every few seconds at most.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use scheduler_api::{BackendSpeed, EtaResponse, TaskEta};
+
+use crate::backends::Backends;
+use crate::error::HostError;
+use crate::model::eta::{Clock, Job, Speed, checkpoint_key, plan, work};
+use crate::model::policy::Activity;
+use crate::model::{TaskRow, now_ms};
+use crate::queue::projected_order;
+use crate::settings::SettingsService;
+use crate::store::transitions::LOOKAHEAD;
+use crate::store::{Store, listing, speed};
+
+/// How long an answer is reused (ms).
+pub const REUSE_MS: i64 = 2_000;
+
+/// The most tasks an answer lists one by one.
+pub const MAX_LISTED: i64 = 1_000;
+
+/// The ETA service.
+pub struct Eta {
+    store: Store,
+    backends: Arc<Backends>,
+    settings: Arc<SettingsService>,
+    last: Mutex<Option<(i64, i64, EtaResponse)>>,
+}
+
+/// What one finished run measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunTiming {
+    /// Generation time (ms), from sending the request to its answer.
+    pub gen_ms: f64,
+    /// The checkpoint load before it (ms), when there was one.
+    pub load_ms: Option<f64>,
+}
+
+impl Eta {
+    /// The service.
+    pub fn new(store: Store, backends: Arc<Backends>, settings: Arc<SettingsService>) -> Eta {
+        Eta {
+            store,
+            backends,
+            settings,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Records a finished run of `task` on `backend` (off the worker's path).
+    pub async fn record(
+        &self,
+        backend: &str,
+        task: &TaskRow,
+        timing: RunTiming,
+    ) -> Result<(), HostError> {
+        let w = work(task.task_type, &task.request);
+        let backend = backend.to_owned();
+        self.store
+            .call(move |c| {
+                let mut s = speed::get(c, &backend)?.with_run(timing.gen_ms, w);
+                if let Some(l) = timing.load_ms {
+                    s = s.with_load(l);
+                }
+                speed::put(c, &backend, &s)
+            })
+            .await?;
+        self.invalidate();
+        Ok(())
+    }
+
+    /// Each pending task's expected start (the first `limit` in run order) and the queue's
+    /// expected end.
+    pub async fn estimate(&self, limit: i64) -> Result<EtaResponse, HostError> {
+        let limit = limit.clamp(0, MAX_LISTED);
+        let now = now_ms();
+        if let Some((at, l, r)) = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+            && now - at < REUSE_MS
+            && l >= limit
+        {
+            let mut r = r;
+            r.tasks.truncate(limit as usize);
+            return Ok(r);
+        }
+        let (window, tail, running, speeds) = self
+            .store
+            .read(|c| {
+                let window = listing::pending_rows(c, None, LOOKAHEAD, 0)?;
+                let after = window.last().map(|t| (t.rank, t.seq));
+                let tail = match after {
+                    Some(a) if window.len() as i64 == LOOKAHEAD => speed::pending_work_after(c, a)?,
+                    _ => Vec::new(),
+                };
+                Ok((window, tail, listing::running_rows(c)?, speed::all(c)?))
+            })
+            .await?;
+        let speeds: HashMap<String, Speed> = speeds.into_iter().collect();
+        let backends = self.backends.all();
+        // The window in the order the scheduler will run it: the projection the queue
+        // listing shows (the policy's function, the settings' rules, the pool as it is;
+        // its seats are `backends` in order).
+        let (view, order) = projected_order(&backends, &window, &self.settings.rules(), now);
+        let mut clocks: Vec<Clock> = backends
+            .iter()
+            .zip(&view.seats)
+            .map(|(b, seat)| Clock {
+                free_in_ms: 0.0,
+                loaded: seat.loaded.as_deref().map(|l| checkpoint_key(l).to_owned()),
+                speed: speeds.get(&b.url).copied().unwrap_or_default(),
+                active: seat.activity != Activity::Away,
+            })
+            .collect();
+        let typical = crate::model::eta::fallback(&clocks);
+        // What each backend still has to do of its running task.
+        for t in &running {
+            let Some(s) = backends
+                .iter()
+                .position(|b| t.life.backend.as_deref() == Some(b.url.as_str()))
+            else {
+                continue;
+            };
+            let rate = clocks[s]
+                .speed
+                .ms_per_mpx_step
+                .or(typical.and_then(|t| t.ms_per_mpx_step))
+                .unwrap_or(0.0);
+            let elapsed = t.life.started_at.map_or(0, |st| now - st) as f64;
+            clocks[s].free_in_ms = (rate * work(t.task_type, &t.request) - elapsed).max(0.0);
+            let ck = t
+                .checkpoint
+                .as_deref()
+                .map(|c| checkpoint_key(c).to_owned());
+            if ck.is_some() {
+                clocks[s].loaded = ck;
+            }
+        }
+        let mut ids: Vec<&str> = Vec::with_capacity(order.len());
+        let mut jobs: Vec<Job> = Vec::with_capacity(order.len() + tail.len());
+        for slot in &order {
+            let t = &window[slot.index];
+            ids.push(&t.id);
+            jobs.push(Job {
+                work: work(t.task_type, &t.request),
+                checkpoint: t
+                    .checkpoint
+                    .as_deref()
+                    .map(|c| checkpoint_key(c).to_owned()),
+                seat: slot.seat,
+            });
+        }
+        jobs.extend(tail.iter().map(|(ty, req, ck)| Job {
+            work: work(*ty, req),
+            checkpoint: ck.as_deref().map(|c| checkpoint_key(c).to_owned()),
+            seat: None,
+        }));
+        let planned = plan(&jobs, &mut clocks);
+        let pending = (window.len() + tail.len()) as i64;
+        let queue_ends_at = if pending == 0 || planned.iter().any(Option::is_none) {
+            None
+        } else {
+            planned
+                .iter()
+                .flatten()
+                .map(|p| p.end_ms)
+                .fold(None, |m: Option<f64>, e| Some(m.map_or(e, |m| m.max(e))))
+                .map(|e| now + e as i64)
+        };
+        let tasks = ids
+            .iter()
+            .zip(&planned)
+            .take(MAX_LISTED as usize)
+            .map(|(id, p)| TaskEta {
+                id: (*id).to_owned(),
+                starts_at: p.map(|p| now + p.start_ms as i64),
+                ends_at: p.map(|p| now + p.end_ms as i64),
+                backend: p.map(|p| backends[p.seat].url.clone()),
+                loads_checkpoint: p.is_some_and(|p| p.loads),
+            })
+            .collect();
+        let answer = EtaResponse {
+            now,
+            queue_ends_at,
+            pending,
+            tasks,
+            backends: backends
+                .iter()
+                .map(|b| {
+                    let s = speeds.get(&b.url).copied().unwrap_or_default();
+                    BackendSpeed {
+                        url: b.url.clone(),
+                        ms_per_megapixel_step: s.ms_per_mpx_step,
+                        load_ms: s.load_ms,
+                        samples: s.samples,
+                    }
+                })
+                .collect(),
+        };
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((now, MAX_LISTED, answer.clone()));
+        let mut r = answer;
+        r.tasks.truncate(limit as usize);
+        Ok(r)
+    }
+
+    /// Forgets the reused answer (a run ended, a backend's speed changed).
+    pub fn invalidate(&self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
