@@ -107,6 +107,16 @@ async fn queued(c: &Client, prompt: &str) -> String {
     c.enqueue(TaskType::Txt2img, &r).await.unwrap().task_id
 }
 
+/// Writes the image of a `data:image/png;base64,` URL to `path`.
+fn write_png(path: &std::path::Path, data_url: &str) {
+    use base64::Engine;
+    let b64 = data_url.strip_prefix("data:image/png;base64,").unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
 async fn wait_status(c: &Client, id: &str, status: TaskStatus) {
     wait_for(&format!("task {id} {}", status.as_str()), LONG, || async {
         c.task(id).await.is_ok_and(|t| t.status == status)
@@ -143,6 +153,8 @@ async fn enqueue_with_flags_waits_and_saves_the_images() {
             "fox",
             "--batch",
             "2",
+            "--count",
+            "1",
             "--out",
             dir.to_str().unwrap(),
             "--json",
@@ -161,7 +173,7 @@ async fn enqueue_with_flags_waits_and_saves_the_images() {
     let stored = s.host.client.clone().task_request(&id).await.unwrap();
     let want = json!({"prompt": "a red fox", "negative_prompt": "blurry", "steps": 3,
         "cfg_scale": 6.5, "seed": -1, "width": 64, "height": 96, "sampler_name": "Euler a",
-        "batch_size": 2});
+        "batch_size": 2, "n_iter": 1});
     for (k, v) in want.as_object().unwrap() {
         assert_eq!(&stored.request[k], v, "field {k}: {:?}", stored.request);
     }
@@ -223,12 +235,16 @@ async fn enqueue_reads_json_from_a_file_or_stdin_and_fans_out_checkpoints() {
     );
 
     let png = png_data_url();
+    let input = dir.path().join("in.png");
+    write_png(&input, &png);
     let r = cli_env(
         &[
             "enqueue",
             "img2img",
             "--json",
             "-",
+            "--init-image",
+            input.to_str().unwrap(),
             "--set",
             "denoising_strength=0.4",
             "--set",
@@ -237,7 +253,7 @@ async fn enqueue_reads_json_from_a_file_or_stdin_and_fans_out_checkpoints() {
             "note=plain text",
         ],
         &[("AGENT_SCHEDULER_URL", &url)],
-        Some(&json!({"prompt": "from stdin", "init_images": [png]}).to_string()),
+        Some(&json!({"prompt": "from stdin"}).to_string()),
     )
     .await;
     assert_code(&r, 0);
@@ -276,14 +292,7 @@ async fn enqueue_control_queues_units_with_controls_field_names_and_saves_the_im
     let dir = tempfile::tempdir().unwrap();
     let png = png_data_url();
     let input = dir.path().join("in.png");
-    {
-        use base64::Engine;
-        let b64 = png.strip_prefix("data:image/png;base64,").unwrap();
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .unwrap();
-        std::fs::write(&input, bytes).unwrap();
-    }
+    write_png(&input, &png);
     let units = dir.path().join("units.json");
     let unit = json!({"unit_type": "controlnet", "process": "Canny", "model": "tiny-controlnet",
                       "strength": 1.0, "image": png});
