@@ -36,6 +36,9 @@ pub struct BackendStatus {
     pub last_error: Option<String>,
     /// The task it runs now (set when claimed, cleared when its request returned).
     pub running: Option<RunningOn>,
+    /// Its last run ended and it is claiming its next task (the checkpoint that run had):
+    /// still busy with work of that checkpoint for the policy, until its claim answers.
+    pub between: Option<Option<String>>,
     /// What it did since the host started.
     pub figures: Figures,
     /// Takes no new task (the running one, if any, was given back).
@@ -166,6 +169,11 @@ impl Backend {
         self.status.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Its claim answered (a task or nothing): it is no longer between two runs.
+    pub fn claimed(&self) {
+        self.status().between = None;
+    }
+
     /// Marks `task` as running here (after its claim).
     pub fn start_run(&self, task: &crate::model::TaskRow) {
         self.status().running = Some(RunningOn {
@@ -184,6 +192,9 @@ impl Backend {
         }
         if let Some(r) = s.running.take() {
             s.figures.busy_ms += r.started.elapsed().as_millis() as u64;
+            // Ran to its end: its worker claims again at once, as the same checkpoint's
+            // backend (a task given back leaves it idle).
+            s.between = done.map(|_| r.checkpoint);
         }
         s.figures.runs += 1;
         match done {

@@ -60,7 +60,13 @@ impl PoolView {
                     let pace = b.ms_per_task();
                     let takes = b.takes_work();
                     let s = b.status();
-                    running.push(s.running.as_ref().map(|r| r.checkpoint.clone()));
+                    // Busy: running a task, or between two runs (claiming its next).
+                    running.push(
+                        s.running
+                            .as_ref()
+                            .map(|r| r.checkpoint.clone())
+                            .or_else(|| s.between.clone()),
+                    );
                     SeatView {
                         url: b.url.clone(),
                         loaded: s.loaded.as_deref().map(|l| strip_hash(l).to_owned()),

@@ -12,10 +12,11 @@
 //! 4. a task overtaken [`Rules::max_overtakes`] times, or first overtaken
 //!    [`Rules::max_wait_ms`] ago, goes first (the starvation bound);
 //! 5. otherwise the first task whose checkpoint (and VAE) the backend has loaded;
-//! 6. otherwise the first task not reserved for another backend: a task waits for another
-//!    backend only when that backend has its checkpoint loaded and is idle or busy with the
-//!    same checkpoint (one task per such backend), so no load is spent on it; any other
-//!    task is taken (a checkpoint switch).
+//! 6. otherwise the first task not kept for another backend: a task whose checkpoint is
+//!    loaded on another backend waits for it only while that backend is busy with work of
+//!    the same checkpoint (one task per such backend: the one it takes next without a
+//!    load); any other task is taken, by any idle backend that lists its checkpoint (a
+//!    checkpoint switch). An idle backend keeps nothing: it takes its own work itself.
 //!
 //! Every eligible task ahead of the one chosen is overtaken once ([`Choice::overtaken`]).
 //! With one checkpoint (or grouping off) the order is exactly FIFO.
@@ -156,8 +157,8 @@ pub fn pick(
     if let Some(i) = (0..tasks.len()).find(|&i| eligible(i) && seat.has_loaded(&tasks[i])) {
         return Some(choose(i));
     }
-    // Each other backend with the checkpoint loaded, idle or busy with the same one, keeps
-    // the first such task for itself.
+    // Each other backend busy with a checkpoint (loaded) keeps the first task of that
+    // checkpoint for itself; an idle or away backend keeps nothing.
     let mut reserved_by = vec![false; seats.len()];
     for i in order {
         let t = &tasks[i];
@@ -167,11 +168,7 @@ pub fn pick(
                 && s.runs(i)
                 && t.checkpoint.is_some()
                 && s.has_loaded(t)
-                && match &s.activity {
-                    Activity::Idle => true,
-                    Activity::Busy(k) => k == &t.checkpoint,
-                    Activity::Away => false,
-                }
+                && matches!(&s.activity, Activity::Busy(k) if k == &t.checkpoint)
         });
         match keeper {
             Some(o) => reserved_by[o] = true,

@@ -507,10 +507,12 @@ impl Queue {
     ) -> Result<Option<TaskRow>, HostError> {
         if self.disk.is_full() {
             // On hold: a run's files could not be written now.
+            backend.claimed();
             return Ok(None);
         }
         let view = PoolView::of(&self.backends.all());
         let Some(me) = view.index_of(&backend.url) else {
+            backend.claimed();
             return Ok(None);
         };
         let rules = self.settings.rules();
@@ -531,7 +533,9 @@ impl Queue {
                     })
                 })
             })
-            .await?;
+            .await;
+        backend.claimed();
+        let claimed = claimed?;
         if let Some(t) = &claimed {
             backend.start_run(t);
             self.events.task(

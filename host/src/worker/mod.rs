@@ -292,6 +292,7 @@ impl Worker {
             return step;
         }
         if !self.backend.takes_work() {
+            self.backend.claimed();
             return Step::Idle;
         }
         let claimed = self.deps.queue.claim(&self.backend).await;

@@ -313,3 +313,57 @@ async fn loads_and_runs_are_counted_per_backend() {
     assert_eq!((b.loads, b.tasks_done, b.tasks_failed), (3, 4, 0));
     assert!(b.busy_ms > 0);
 }
+
+#[tokio::test]
+async fn a_task_waits_for_a_backend_busy_with_its_checkpoint_only_while_it_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A has `a` loaded; B has `b` loaded; both list both.
+    let a = fake(
+        &[
+            "--step-ms",
+            "5",
+            "--checkpoint",
+            "a",
+            "--checkpoint",
+            "b",
+            "--loaded",
+            "a",
+        ]
+        .map(String::from),
+    )
+    .await;
+    let b = fake(&fast("b")).await;
+    let host = HostProcess::spawn(dir.path(), &[a.url()], &[]).await;
+    let c = host.client.clone();
+    // A runs a long `a` task; B joins.
+    let long = enqueue(&c, "long", json!({"checkpoint": "a", "steps": 300})).await;
+    wait_task_status(&c, &long, TaskStatus::Running, LONG).await;
+    c.add_backend(&b.url()).await.expect("add");
+    // One more `a` task: A is busy with `a`, so it waits for A (no load on B).
+    let next = enqueue(&c, "next", json!({"checkpoint": "a", "steps": 1})).await;
+    let t = wait_done(&c, &next).await;
+    assert_eq!(t.backend.as_deref(), Some(a.url().as_str()), "waited for A");
+    assert!(b.stats().await.loads.is_empty(), "B loaded nothing");
+
+    // Two `a` tasks while A is busy with `a`: the first waits for A, the second goes to the
+    // idle B, which loads `a` for it.
+    c.backend_action(routes::BACKEND_DISABLE, "added-1")
+        .await
+        .expect("disable B");
+    let long2 = enqueue(&c, "long2", json!({"checkpoint": "a", "steps": 300})).await;
+    wait_task_status(&c, &long2, TaskStatus::Running, LONG).await;
+    let kept = enqueue(&c, "kept", json!({"checkpoint": "a", "steps": 1})).await;
+    let taken = enqueue(&c, "taken", json!({"checkpoint": "a", "steps": 1})).await;
+    c.backend_action(routes::BACKEND_ENABLE, "added-1")
+        .await
+        .expect("enable B");
+    let t = wait_done(&c, &taken).await;
+    assert_eq!(
+        t.backend.as_deref(),
+        Some(b.url().as_str()),
+        "an idle B takes it"
+    );
+    assert_eq!(b.stats().await.loads, ["a"]);
+    wait_done(&c, &kept).await;
+    wait_done(&c, &long2).await;
+}

@@ -129,13 +129,18 @@ fn a_task_waits_for_a_backend_busy_with_its_checkpoint_only() {
     // Down: its loaded checkpoint keeps nothing.
     s[1].activity = Activity::Away;
     assert_eq!(pick(&q, &s, 0, &r, false, 0).unwrap().index, 0);
-    // Only x tasks and backend 1 idle with x: one is kept, the other goes to backend 0.
-    let q = vec![task("x"), task("x")];
-    s[1].activity = Activity::Idle;
-    assert_eq!(pick(&q, &s, 0, &r, false, 0).unwrap().index, 1);
+    // Only one x, backend 1 busy with x: it waits for backend 1, backend 0 has nothing.
     let q = vec![task("x")];
+    s[1].activity = Activity::Busy(Some("x".into()));
     assert_eq!(pick(&q, &s, 0, &r, false, 0), None);
+    // Backend 1 idle with x loaded: it keeps nothing; either idle backend takes the x.
+    s[1].activity = Activity::Idle;
+    assert_eq!(pick(&q, &s, 0, &r, false, 0).unwrap().index, 0);
     assert_eq!(pick(&q, &s, 1, &r, false, 0).unwrap().index, 0);
+    // Backend 0 does not list x: it never takes it, kept or not.
+    let mut s0 = s.clone();
+    s0[0].runs = vec![false];
+    assert_eq!(pick(&q, &s0, 0, &r, false, 0), None);
 }
 
 #[test]
