@@ -584,6 +584,7 @@ async fn dispatch(root: &Path, scale: usize) {
     println!("== dispatch: fake answering at once");
     let cases = [
         ("dispatch-3k", 0usize, 3_000usize),
+        ("dispatch-30k", 0, 30_000),
         ("dispatch-pending", 0, scale),
         ("big", scale, scale),
     ];
