@@ -14,6 +14,7 @@ use std::sync::Arc;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use scheduler_api::MessageResponse;
 
 /// The page's Content-Security-Policy: its own scripts and wasm, styles (Yew writes `style`
 /// attributes), images from itself and the object/data URLs it makes, API calls to itself.
@@ -103,7 +104,7 @@ async fn serve_file(app: &WebApp, sub: &str, name: &str) -> Response {
 #[utoipa::path(get, path = scheduler_api::routes::WEBAPP, tag = "web app", operation_id = "get_webapp",
     responses(
         (status = 200, description = "The web app's page.", content_type = "text/html"),
-        (status = 404, description = "The web app is not built (run `bash frontend/build.sh`).", content_type = "text/html"),
+        (status = 404, description = "The web app is not built (run `bash frontend/build.sh`); the error body names the fix.", body = MessageResponse),
     ))]
 pub async fn page(State(app): State<Arc<WebApp>>) -> Response {
     let page = match app.dir() {
