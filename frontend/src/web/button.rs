@@ -15,18 +15,58 @@
 //!
 //! The children of the button ignore the pointer, so the element at the button's centre is
 //! the button itself.
+//!
+//! This module depends on nothing of the content script: the content script hands it the
+//! layout ([`Layout`]) and what a press does ([`Hooks`]) through [`configure`].
+
+use std::cell::Cell;
 
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{Document, Element};
 
-use super::content;
 use super::util;
 use crate::capture::Tab;
 use crate::state::Placement;
 
 fn doc() -> Document {
     util::document()
+}
+
+/// Where the button goes and whether the checkpoint dropdown shows (from the options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Beside or above Generate.
+    pub placement: Placement,
+    /// No checkpoint dropdown.
+    pub hide_checkpoint: bool,
+}
+
+/// What the button and the dropdown do when used: supplied by the content script.
+#[derive(Debug, Clone, Copy)]
+pub struct Hooks {
+    /// A click on the button of a tab.
+    pub enqueue: fn(Tab),
+    /// A right-click on the button of a tab, at these client coordinates.
+    pub menu: fn(Tab, i32, i32),
+    /// Fills a checkpoint `<select>` with the known checkpoints.
+    pub fill_checkpoints: fn(&Element),
+    /// The ↻ button: reload the checkpoint list.
+    pub refresh_checkpoints: fn(),
+}
+
+thread_local! {
+    static CONFIG: Cell<Option<(Layout, Hooks)>> = const { Cell::new(None) };
+}
+
+/// Sets the layout and the hooks [`ensure_buttons`] places the buttons with. Until it is
+/// called, no button is placed.
+pub fn configure(layout: Layout, hooks: Hooks) {
+    CONFIG.with(|c| c.set(Some((layout, hooks))));
+}
+
+fn config() -> Option<(Layout, Hooks)> {
+    CONFIG.with(Cell::get)
 }
 
 /// The SD.Next theme a tab's Generate button lives in.
@@ -97,21 +137,22 @@ pub fn remove_all() {
 /// window resized) and every 2 s.
 pub fn ensure_buttons() {
     let d = doc();
-    let Some(c) = content::ctx() else { return };
+    let Some((layout, hooks)) = config() else {
+        return;
+    };
+    let placement = layout.placement;
     for tab in Tab::ALL {
         let Some(generate) = d.get_element_by_id(&format!("{}_generate", tab.prefix())) else {
             continue;
         };
-        let placement = c.opts.borrow().placement;
-        let hide_ckpt = c.opts.borrow().hide_checkpoint;
         let th = theme(tab);
-        let Some(btn) = button(tab).or_else(|| make_button(tab, th)) else {
+        let Some(btn) = button(tab).or_else(|| make_button(tab, th, hooks)) else {
             continue;
         };
-        let ckpt = if hide_ckpt {
+        let ckpt = if layout.hide_checkpoint {
             None
         } else {
-            ckpt_box(tab).or_else(|| make_ckpt(tab))
+            ckpt_box(tab).or_else(|| make_ckpt(tab, hooks))
         };
         let Some(wrap) = wrapper(tab).or_else(|| make_wrapper(tab)) else {
             continue;
@@ -465,7 +506,7 @@ fn make_wrapper(tab: Tab) -> Option<Element> {
     Some(wrap)
 }
 
-fn make_ckpt(tab: Tab) -> Option<Element> {
+fn make_ckpt(tab: Tab, hooks: Hooks) -> Option<Element> {
     let d = doc();
     let p = tab.prefix();
     let k = d.create_element("div").ok()?;
@@ -479,16 +520,16 @@ fn make_ckpt(tab: Tab) -> Option<Element> {
         "style",
         "min-width:0;max-width:100%;flex:1 1 auto;font-size:12px;height:32px;",
     );
-    content::fill_select(&sel);
+    (hooks.fill_checkpoints)(&sel);
     let _ = k.append_child(&sel);
     let refresh = d.create_element("button").ok()?;
     refresh.set_text_content(Some("↻"));
     let _ = refresh.set_attribute("title", "Refresh checkpoints");
     let _ = refresh.set_attribute("type", "button");
     let _ = refresh.set_attribute("style", "flex:0 0 auto;cursor:pointer;min-width:28px;");
-    let on_refresh = Closure::<dyn FnMut(web_sys::Event)>::new(|e: web_sys::Event| {
+    let on_refresh = Closure::<dyn FnMut(web_sys::Event)>::new(move |e: web_sys::Event| {
         e.prevent_default();
-        wasm_bindgen_futures::spawn_local(content::load_titles());
+        (hooks.refresh_checkpoints)();
     });
     let _ = refresh.add_event_listener_with_callback("click", on_refresh.as_ref().unchecked_ref());
     on_refresh.forget();
@@ -511,7 +552,7 @@ fn button_id(tab: Tab, th: Theme) -> String {
     }
 }
 
-fn make_button(tab: Tab, th: Theme) -> Option<Element> {
+fn make_button(tab: Tab, th: Theme, hooks: Hooks) -> Option<Element> {
     let d = doc();
     let p = tab.prefix();
     let btn = d.create_element("button").ok()?;
@@ -551,14 +592,14 @@ fn make_button(tab: Tab, th: Theme) -> Option<Element> {
     let on_click = Closure::<dyn FnMut(web_sys::MouseEvent)>::new(move |e: web_sys::MouseEvent| {
         e.prevent_default();
         e.stop_propagation();
-        wasm_bindgen_futures::spawn_local(content::do_enqueue(tab, None, None));
+        (hooks.enqueue)(tab);
     });
     let _ = btn.add_event_listener_with_callback("click", on_click.as_ref().unchecked_ref());
     on_click.forget();
     let on_menu = Closure::<dyn FnMut(web_sys::MouseEvent)>::new(move |e: web_sys::MouseEvent| {
         e.prevent_default();
         e.stop_propagation();
-        content::show_menu(tab, e.client_x(), e.client_y());
+        (hooks.menu)(tab, e.client_x(), e.client_y());
     });
     let _ = btn.add_event_listener_with_callback("contextmenu", on_menu.as_ref().unchecked_ref());
     on_menu.forget();

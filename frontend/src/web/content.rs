@@ -26,8 +26,8 @@ const QUIET_MS: f64 = 700.0;
 const MAX_SETTLE_MS: f64 = 20_000.0;
 
 /// The content script's state.
-pub(crate) struct Ctx {
-    pub(crate) opts: RefCell<ExtOptions>,
+struct Ctx {
+    opts: RefCell<ExtOptions>,
     titles: RefCell<Vec<String>>,
     last_mutation: Cell<f64>,
     ensure_pending: Cell<bool>,
@@ -38,7 +38,7 @@ thread_local! {
     static CTX: RefCell<Option<Rc<Ctx>>> = const { RefCell::new(None) };
 }
 
-pub(crate) fn ctx() -> Option<Rc<Ctx>> {
+fn ctx() -> Option<Rc<Ctx>> {
     CTX.with(|c| c.borrow().clone())
 }
 
@@ -85,6 +85,7 @@ async fn run() {
         shadow,
     });
     CTX.with(|x| *x.borrow_mut() = Some(c.clone()));
+    configure_buttons(&c.opts.borrow());
     install_message_listener();
     observe_mutations();
 
@@ -134,7 +135,26 @@ async fn run() {
     wasm_bindgen_futures::spawn_local(load_titles());
 }
 
-pub(crate) async fn load_titles() {
+/// What the Enqueue buttons do (the button module knows nothing of this one).
+const BUTTON_HOOKS: button::Hooks = button::Hooks {
+    enqueue: |tab| wasm_bindgen_futures::spawn_local(do_enqueue(tab, None, None)),
+    menu: show_menu,
+    fill_checkpoints: fill_select,
+    refresh_checkpoints: || wasm_bindgen_futures::spawn_local(load_titles()),
+};
+
+/// Hands the options' layout and the hooks to the button module.
+fn configure_buttons(opts: &ExtOptions) {
+    button::configure(
+        button::Layout {
+            placement: opts.placement,
+            hide_checkpoint: opts.hide_checkpoint,
+        },
+        BUTTON_HOOKS,
+    );
+}
+
+async fn load_titles() {
     if let Ok(titles) = chrome::ask_worker::<Vec<String>>(&ToWorker::Checkpoints).await {
         if let Some(c) = ctx() {
             *c.titles.borrow_mut() = titles;
@@ -147,7 +167,7 @@ pub(crate) async fn load_titles() {
     }
 }
 
-pub(crate) fn fill_select(sel: &Element) {
+fn fill_select(sel: &Element) {
     let Some(c) = ctx() else { return };
     let Some(sel) = sel.dyn_ref::<HtmlSelectElement>() else {
         return;
@@ -226,11 +246,7 @@ pub async fn enqueue(
     chrome::ask_worker(&ToWorker::Enqueue { task_type, request }).await
 }
 
-pub(crate) async fn do_enqueue(
-    tab: Tab,
-    name: Option<String>,
-    checkpoint: Option<CheckpointChoice>,
-) {
+async fn do_enqueue(tab: Tab, name: Option<String>, checkpoint: Option<CheckpointChoice>) {
     let btn = button::button(tab);
     if let Some(b) = &btn {
         let _ = b.set_attribute("data-sdq-state", "sending");
@@ -309,6 +325,7 @@ fn storage_listener() {
             && let Some(c) = ctx()
         {
             *c.opts.borrow_mut() = ExtOptions::from_json(new);
+            configure_buttons(&c.opts.borrow());
             // Rebuild the wrappers with the new placement / dropdown option.
             button::remove_all();
             ensure_buttons();
@@ -425,7 +442,7 @@ fn close_menu() {
     }
 }
 
-pub(crate) fn show_menu(tab: Tab, x: i32, y: i32) {
+fn show_menu(tab: Tab, x: i32, y: i32) {
     close_menu();
     let Some(c) = ctx() else { return };
     let Ok(menu) = doc().create_element("div") else {
