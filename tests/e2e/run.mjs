@@ -175,6 +175,61 @@ for (const [label, url] of [['modern', env('MODERN_URL')], ['standard', env('STA
     assert(!('init_control' in stored.data.request), 'no init image beside the unit');
     await host.call('DELETE', `/agent-scheduler/v1/task/${encodeURIComponent(id)}`);
   });
+  await check(`${label}: what the kit cannot run live (a T2I Adapter unit, the Detailer's settings): captured request vs expected body`, async () => {
+    const png = 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
+    const set = await page.evaluate(() => {
+      // The second Control Type tab (T2I Adapter) selected, as a click would leave it.
+      const tabs = document.getElementById('control-tabs');
+      const btns = [...tabs.querySelector(':scope > .tab-nav').querySelectorAll('button')];
+      btns.forEach((b, i) => b.classList.toggle('selected', i === 1));
+      const item = tabs.querySelectorAll(':scope > .tabitem')[1];
+      const q = (id) => item.querySelector(`[id="${id}"]`);
+      const put = (id, v) => { const i = q(id)?.querySelector('input'); if (!i) return false; i.value = v; return true; };
+      const on = q('control_unit-0-enabled')?.querySelector('input[type=checkbox]');
+      if (!on) return 'no unit 0 in the T2I Adapter tab';
+      on.checked = true;
+      if (!put('control_unit-0-process_name', 'Canny') || !put('control_unit-0-model_name', 'Canny')) return 'no unit fields';
+      const st = q('control_unit-0-strength')?.querySelector('input[type=number]');
+      if (!st) return 'no unit strength';
+      st.value = '0.8';
+      const factor = [...item.querySelectorAll('.block')].find((b) => b.querySelector('[data-testid="block-info"]')?.textContent.trim() === 'Control factor');
+      if (!factor) return 'no Control factor';
+      factor.querySelector('input[type=number]').value = '0.65';
+      // The Detailer of the Control tab: enabled, strength, classes, max detected, renoise.
+      const num = (id, v) => { const i = document.querySelector(`#${id} input[type=number]`); if (!i) return false; i.value = v; return true; };
+      const det = document.querySelector('#control_detailer_enabled input[type=checkbox]');
+      if (!det) return 'no control_detailer_enabled';
+      det.checked = true;
+      if (!num('control_detailer_strength', '0.45') || !num('control_detailer_max', '3') || !num('control_detailer_renoise', '1.1')) return 'no detailer numbers';
+      const cls = document.querySelector('#control_detailer_classes textarea, #control_detailer_classes input');
+      if (!cls) return 'no detailer classes';
+      cls.value = 'face';
+      return 'ok';
+    });
+    assertEq(set, 'ok', 'recorded page prepared');
+    const [id] = await clickEnqueue(page, 'control', 'js');
+    try {
+      const stored = (await host.get(`/agent-scheduler/v1/task/${encodeURIComponent(id)}/request`)).data.request;
+      assertEq(stored.unit_type, 't2i adapter', 'unit type');
+      assertEq(stored.control.length, 1, 'one unit');
+      const u = stored.control[0];
+      // The T2I Adapter tab's units have no mode/start/end (SD.Next's own page).
+      assertEq(Object.keys(u).sort().join(','), 'factor,image,model,process,strength,unit_type', 'unit fields');
+      assertEq(u.strength, 0.8, 'strength');
+      assertEq(u.unit_type, 't2i adapter', 'unit_type');
+      assertEq(u.process, 'Canny', 'process');
+      assertEq(u.model, 'Canny', 'model');
+      assertEq(u.factor, 0.65, 'factor (Control factor)');
+      assertEq(u.image, png, 'the unit gets the shared input');
+      assertEq(stored.detailer_enabled, true, 'detailer_enabled');
+      assertEq(stored.detailer_strength, 0.45, 'detailer_strength');
+      assertEq(stored.detailer_max, 3, 'detailer_max');
+      assertEq(stored.detailer_sigma_adjust, 1.1, 'detailer_sigma_adjust (Renoise)');
+      assertEq(stored.detailer_classes, 'face', 'detailer_classes');
+    } finally {
+      await host.call('DELETE', `/agent-scheduler/v1/task/${encodeURIComponent(id)}`);
+    }
+  });
   if (page) await page.close();
 }
 

@@ -435,9 +435,39 @@ async fn read_control(snap: &mut Snapshot) {
 /// arguments become data URLs.
 async fn read_scripts(tab: Tab, snap: &mut Snapshot) {
     let p = tab.prefix();
-    if let Some(s) = bridge::call("script", json!({ "tab": p }))
+    if let Some(mut s) = bridge::call("script", json!({ "tab": p }))
         && s.get("title").and_then(Value::as_str).is_some()
     {
+        // Image arguments (the Face script's gallery, a script's image or files) go as data
+        // URLs: SD.Next's scripts decode base64 strings; the page's own values are server
+        // file objects the API cannot resolve.
+        if let Some(args) = s.get_mut("args").and_then(Value::as_array_mut) {
+            for a in args.iter_mut() {
+                let ty = a.get("type").and_then(Value::as_str).unwrap_or_default();
+                if !matches!(ty, "gallery" | "image" | "file") {
+                    continue;
+                }
+                let v = a.get("value").cloned().unwrap_or(Value::Null);
+                a["value"] = match (ty, &v) {
+                    (_, Value::Null) => Value::Null,
+                    ("image", _) => gradio_image(&v).await.map_or(Value::Null, Value::String),
+                    (_, Value::Array(items)) => {
+                        let mut urls = Vec::new();
+                        for it in items {
+                            // A gallery item is `[file, caption]` or the file itself.
+                            let f = it.as_array().and_then(|x| x.first()).unwrap_or(it);
+                            if let Some(u) = gradio_image(f).await {
+                                urls.push(Value::String(u));
+                            }
+                        }
+                        Value::Array(urls)
+                    }
+                    _ => gradio_image(&v)
+                        .await
+                        .map_or(Value::Array(vec![]), |u| json!([u])),
+                };
+            }
+        }
         snap.insert(SCRIPT.into(), s);
     }
     if let Some(mut g) = bridge::call(

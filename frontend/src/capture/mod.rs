@@ -34,7 +34,7 @@ pub mod control;
 pub mod dom;
 
 use scheduler_api::{EnqueueRequest, TaskType, checkpoint_in_folder, checkpoint_segments};
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Number, Value, json};
 use std::collections::BTreeMap;
 
 /// Locator → raw value as read from the page.
@@ -199,6 +199,8 @@ pub const CHECKPOINT_ID: &str = "setting_sd_model_checkpoint";
 pub const VAE_ID: &str = "setting_sd_vae";
 /// Inpaint-upload mask image.
 pub const MASK_ID: &str = "img_inpaint_mask";
+/// img2img's mask alpha (the Composite mode's mask strength; the API has no such field).
+pub const MASK_ALPHA_ID: &str = "img2img_mask_alpha";
 /// The img2img input of the selected mode (`{image, mask?}`).
 pub const IMG2IMG_INPUT: &str = "@img2img_input";
 /// The selected img2img mode tab.
@@ -247,6 +249,23 @@ pub const FIELDS: &[Field] = &[
     both!("detailer_steps", Int, "detailer_steps"),
     both!("detailer_strength", Float, "detailer_strength"),
     both!("detailer_resolution", Int, "detailer_resolution"),
+    // The Detailer's other settings are global options in the page (saved as they change,
+    // read when a job runs); the task keeps the values shown at Enqueue as request fields.
+    both!("detailer_models", Tokens, "detailers"),
+    both!("detailer_classes", Text, "detailer_classes"),
+    both!("detailer_segmentation", Bool, "detailer_seg"),
+    both!("detailer_include_detections", Bool, "detailer_save"),
+    both!("detailer_merge", Bool, "detailer_merge"),
+    both!("detailer_sort", Bool, "detailer_sort"),
+    both!("detailer_max", Int, "detailer_max"),
+    both!("detailer_padding", Int, "detailer_padding"),
+    both!("detailer_blur", Int, "detailer_blur"),
+    both!("detailer_conf", Float, "detailer_conf"),
+    both!("detailer_iou", Float, "detailer_iou"),
+    both!("detailer_min_size", Float, "detailer_min_size"),
+    both!("detailer_max_size", Float, "detailer_max_size"),
+    both!("detailer_sigma_adjust", Float, "detailer_renoise"),
+    both!("detailer_sigma_adjust_max", Float, "detailer_renoise_end"),
     // Latent corrections (HDR).
     both!("hdr_mode", Index(HDR_MODES), "hdr_mode"),
     both!("hdr_brightness", Float, "hdr_brightness"),
@@ -427,7 +446,8 @@ pub const LEFT_OUT: &[(&str, &str)] = &[
     ),
     (
         "img2img_mask_alpha",
-        "the Composite mode's mask strength is applied while capturing the mask",
+        "no API field (SD.Next's UI applies it in the Composite mode only); it goes into the \
+         infotext with the other mask settings, as Generate writes it",
     ),
     (
         "img2img batch inputs (files, folders)",
@@ -725,6 +745,9 @@ pub fn ids_for(tab: Tab) -> Vec<(&'static str, Kind)> {
                 push(id, fld.kind);
             }
         }
+        if tab == Tab::Img2img {
+            push(MASK_ALPHA_ID, Float);
+        }
     }
     out
 }
@@ -762,6 +785,7 @@ pub fn build_request(
             if !params.contains_key("init_images") {
                 return Err(CaptureError::NoInitImage);
             }
+            mask_infotext(snapshot, &mut params);
         }
         if let Some(ip) = control::ip_adapters(snapshot) {
             params.insert("ip_adapter".into(), ip);
@@ -820,6 +844,40 @@ fn img2img_images(snapshot: &Snapshot, params: &mut Map<String, Value>) {
     }
     if let Some(m) = mask {
         params.insert("mask".into(), Value::String(m.to_owned()));
+    }
+}
+
+/// SD.Next's img2img Generate (its UI function, not the API) writes the mask settings into
+/// the infotext: `Mask blur`, `Mask alpha`, `Mask padding`, `Mask invert`, `Mask area`. The
+/// API takes `extra` attributes for the processing object, so a masked task carries the same
+/// `extra_generation_params` and its images say what Generate's would (the mask itself and
+/// its settings are the request's own fields). Any other `extra` is kept.
+fn mask_infotext(snapshot: &Snapshot, params: &mut Map<String, Value>) {
+    if !params.contains_key("mask") {
+        return;
+    }
+    let num = |k: &str, d: i64| params.get(k).and_then(Value::as_i64).unwrap_or(d);
+    let invert = num("inpainting_mask_invert", 0);
+    let area = params
+        .get("inpaint_full_res")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let alpha = snapshot
+        .get(MASK_ALPHA_ID)
+        .and_then(|raw| convert(Float, raw))
+        .unwrap_or(json!(1.0));
+    let settings = json!({
+        "Mask blur": num("mask_blur", 4),
+        "Mask alpha": alpha,
+        "Mask padding": num("inpaint_full_res_padding", 32),
+        "Mask invert": if invert == 1 { "invert" } else { "masked" },
+        "Mask area": if area { "masked" } else { "full" },
+    });
+    let extra = params
+        .entry("extra")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(e) = extra {
+        e.entry("extra_generation_params").or_insert(settings);
     }
 }
 

@@ -603,3 +603,96 @@ fn mapped_ids_exist_in_recorded_pages() {
         assert!(html.contains("<title>SD.Next"), "{theme}: title");
     }
 }
+
+#[test]
+fn a_mask_writes_its_settings_into_the_infotext_like_generate() {
+    // SD.Next's img2img UI adds `Mask blur/alpha/padding/invert/area` to the infotext; the
+    // API does not, so the request carries them as `extra.extra_generation_params`.
+    let sn = snap(&[
+        ("img2img_prompt", s("p")),
+        (IMG2IMG_MODE, json!(1)),
+        (
+            IMG2IMG_INPUT,
+            json!({"image": "data:image/png;base64,IMG", "mask": "data:image/png;base64,MASK"}),
+        ),
+        ("img2img_mask_blur", s("8")),
+        (MASK_ALPHA_ID, s("1")),
+        ("img2img_inpaint_full_res", json!(1)),
+        ("img2img_inpaint_full_res_padding", s("16")),
+        ("img2img_mask_mode", json!(1)),
+    ]);
+    let (_, req) = build_request(Tab::Img2img, &sn, &CaptureOptions::default()).unwrap();
+    assert_eq!(
+        req.params["extra"],
+        json!({"extra_generation_params": {"Mask blur": 8, "Mask alpha": 1.0,
+            "Mask padding": 16, "Mask invert": "invert", "Mask area": "masked"}})
+    );
+    // No mask: no mask settings in the infotext (as Generate).
+    let mut plain = sn.clone();
+    plain.insert(IMG2IMG_MODE.into(), json!(0));
+    plain.insert(
+        IMG2IMG_INPUT.into(),
+        json!({"image": "data:image/png;base64,IMG"}),
+    );
+    let (_, req) = build_request(Tab::Img2img, &plain, &CaptureOptions::default()).unwrap();
+    assert!(
+        !req.params.contains_key("extra"),
+        "{:?}",
+        req.params.get("extra")
+    );
+}
+
+#[test]
+fn the_detailer_settings_shown_at_enqueue_travel_with_the_task() {
+    // In the page they are global options (saved as they change); the task keeps them.
+    for (tab, p) in [(Tab::Txt2img, "txt2img"), (Tab::Control, "control")] {
+        let mut sn = if tab == Tab::Control {
+            control_snapshot()
+        } else {
+            txt2img_defaults()
+        };
+        for (id, v) in [
+            ("detailer_enabled", json!(true)),
+            ("detailers", json!(["face-yolo8n", "hand_yolov8n"])),
+            ("detailer_classes", s("face")),
+            ("detailer_seg", json!(true)),
+            ("detailer_save", json!(false)),
+            ("detailer_merge", json!(true)),
+            ("detailer_sort", json!(false)),
+            ("detailer_max", s("3")),
+            ("detailer_padding", s("20")),
+            ("detailer_blur", s("10")),
+            ("detailer_conf", s("0.6")),
+            ("detailer_iou", s("0.5")),
+            ("detailer_min_size", s("0.05")),
+            ("detailer_max_size", s("0.9")),
+            ("detailer_renoise", s("1.1")),
+            ("detailer_renoise_end", s("0.8")),
+        ] {
+            sn.insert(format!("{p}_{id}"), v);
+        }
+        let (_, req) = build_request(tab, &sn, &CaptureOptions::default()).unwrap();
+        let got: Map<String, Value> = req
+            .params
+            .iter()
+            .filter(|(k, _)| k.starts_with("detailer_") && k.as_str() != "detailer_enabled")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .filter(|(k, _)| {
+                !["detailer_prompt", "detailer_negative", "detailer_steps"].contains(&k.as_str())
+                    && !k.starts_with("detailer_strength")
+                    && !k.starts_with("detailer_resolution")
+            })
+            .collect();
+        assert_eq!(
+            Value::Object(got),
+            json!({"detailer_models": ["face-yolo8n", "hand_yolov8n"], "detailer_classes": "face",
+                "detailer_segmentation": true, "detailer_include_detections": false,
+                "detailer_merge": true, "detailer_sort": false, "detailer_max": 3,
+                "detailer_padding": 20, "detailer_blur": 10, "detailer_conf": 0.6,
+                "detailer_iou": 0.5, "detailer_min_size": 0.05, "detailer_max_size": 0.9,
+                "detailer_sigma_adjust": 1.1, "detailer_sigma_adjust_max": 0.8}),
+            "{p}"
+        );
+        assert_eq!(req.params["detailer_enabled"], json!(true), "{p}");
+    }
+}
