@@ -1,3 +1,3 @@
-import init, { start_options } from './pkg/pages.js';
+import init, { start_options } from './pkg/popup.js';
 
-init({ module_or_path: './pkg/pages_bg.wasm' }).then(() => start_options());
+init({ module_or_path: './pkg/popup_bg.wasm' }).then(() => start_options());

@@ -3,10 +3,15 @@
 #   target/extension/       the shipped extension (and target/extension.zip)
 #   target/extension-test/  the same plus the test-only hooks (feature `test-hooks`), which the
 #                           browser tests load; never shipped.
+#   target/webapp/          the task panel as a web app, which the host serves at `/` (it finds
+#                           this folder beside its own binary's folder): frontend/webapp/* plus
+#                           the shipped panel and viewer modules, ui.css and the icons.
 # One wasm module per extension context, each its own thin cdylib over the frontend rlib with
 # only that context's feature: pkg/content_bg.wasm (frontend/content: the content script, loaded
-# into every SD.Next page), pkg/pages_bg.wasm (frontend/pages: panel, popup, options) and
-# pkg/sw_bg.wasm (frontend/sw: the service worker).
+# into every SD.Next page), pkg/panel_bg.wasm (frontend/panel: the task panel, also the web
+# app), pkg/viewer_bg.wasm (frontend/viewer: the panel's modals — viewer, group sheet, edit
+# form — loaded on first use), pkg/popup_bg.wasm (frontend/popup: the popup and the options
+# page) and pkg/sw_bg.wasm (frontend/sw: the service worker).
 #   cargo (wasm-release: opt-level z, LTO, 1 CGU) -> wasm-bindgen --target web -> wasm-opt -Oz
 #   -> copy extension-manifest/* -> zip.   Idempotent; never writes outside target/.
 #   bash frontend/build.sh [shipped|test|all]   (default all)
@@ -25,7 +30,7 @@ variant() {
   mkdir -p "$out/pkg"
   # One cargo run per module: each resolves the frontend's features on its own, so a module
   # carries only its context's code.
-  for pair in frontend-content:content frontend-pages:pages frontend-sw:sw; do
+  for pair in frontend-content:content frontend-panel:panel frontend-viewer:viewer frontend-popup:popup frontend-sw:sw; do
     local crate=${pair%%:*} name=${pair##*:}
     cargo build --profile wasm-release --target wasm32-unknown-unknown -p "$crate" --locked "${features[@]}"
     wasm-bindgen --target web --no-typescript --out-dir "$out/pkg" --out-name "$name" \
@@ -53,6 +58,15 @@ if [ "$which" = all ] || [ "$which" = shipped ]; then
     echo "wasm: $(stat -c %s "$w") bytes raw, $(gzip -9c "$w" | wc -c) bytes gzip -9 (pkg/$(basename "$w"))"
   done
   echo "zip:  $target_dir/extension.zip"
+  # The web app: the same panel module, served by the host at `/`.
+  web="$target_dir/webapp"
+  rm -rf "$web"
+  mkdir -p "$web/pkg" "$web/icons"
+  cp "$root"/frontend/webapp/* "$web/"
+  cp "$out/ui.css" "$web/"
+  cp "$out"/icons/*.png "$web/icons/"
+  cp "$out"/pkg/panel.js "$out"/pkg/panel_bg.wasm "$out"/pkg/viewer.js "$out"/pkg/viewer_bg.wasm "$web/pkg/"
+  echo "web app: $web (served by the host at /)"
   echo "Load it: chrome://extensions → Developer mode → Load unpacked → $out"
 fi
 

@@ -5,7 +5,7 @@
 //! `{"ok": false, "error": "…"}`. Pure serde, compiled natively and for wasm32, so both ends
 //! and the native tests share one definition.
 
-use scheduler_api::{EnqueueRequest, TaskType};
+use scheduler_api::{EnqueueRequest, Task, TaskType};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -136,6 +136,44 @@ impl<T: DeserializeOwned> Reply<T> {
 /// `Reply<()>`'s success as JSON (`{"ok": true}`).
 pub fn ok_reply() -> Value {
     serde_json::json!({"ok": true})
+}
+
+/// What the panel asks the modal module to show (the viewer, a group's comparison sheet,
+/// the edit form): the modal module is its own wasm module (the panel alone would pass the
+/// size limit), loaded when first needed; this crosses between them as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModalSpec {
+    /// The host's base URL.
+    pub base: String,
+    /// Its bearer token (empty: none).
+    pub token: String,
+    /// Whether this is the web app (no "send to").
+    pub web: bool,
+    /// What to show.
+    pub modal: Modal,
+}
+
+/// One modal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Modal {
+    /// The full-size viewer over these tasks, opened at `start`.
+    Viewer {
+        /// The list it walks through.
+        tasks: Vec<Task>,
+        /// The task it opens on.
+        start: usize,
+    },
+    /// The comparison sheet of a group.
+    Sheet {
+        /// The group.
+        group_id: String,
+    },
+    /// The edit form of a pending task.
+    Edit {
+        /// The task.
+        task: Box<Task>,
+    },
 }
 
 #[cfg(test)]

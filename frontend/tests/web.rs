@@ -7,7 +7,9 @@
 use std::rc::Rc;
 
 use frontend::capture::{self, CaptureOptions, Tab, build_request, dom};
-use frontend::web::ui::history::{HistoryList, HistoryListProps};
+use frontend::state::{Col, Columns};
+use frontend::web::host::{Host, Platform};
+use frontend::web::ui::history::{ListKind, ROW_H, TaskList, TaskListProps};
 use scheduler_api::{Task, TaskStatus, TaskType, WireTime};
 use serde_json::{Map, json};
 use wasm_bindgen_test::*;
@@ -167,14 +169,26 @@ async fn history_list_with_10000_tasks_renders_a_window() {
     let root = fixture("");
     root.set_attribute("style", "height:600px;display:flex;flex-direction:column")
         .unwrap();
-    let props = HistoryListProps {
+    let props = TaskListProps {
+        kind: ListKind::History,
         rows: rows.clone(),
         total: 10_000,
+        // No thumbnails: there is no host here.
+        cols: Columns::default().with(Col::Thumb, false),
+        host: Host {
+            base: "http://127.0.0.1:9".into(),
+            token: String::new(),
+            platform: Platform::Extension,
+        },
+        picked: Default::default(),
+        on_pick: Default::default(),
+        on_pick_all: Default::default(),
         on_need_more: Default::default(),
         on_action: Default::default(),
+        eta: None,
     };
     let t0 = now();
-    let handle = yew::Renderer::<HistoryList>::with_root_and_props(root.clone(), props).render();
+    let handle = yew::Renderer::<TaskList>::with_root_and_props(root.clone(), props).render();
     let mut n = 0;
     for _ in 0..200 {
         n = root.query_selector_all(".hrow").unwrap().length();
@@ -191,7 +205,7 @@ async fn history_list_with_10000_tasks_renders_a_window() {
     let list = root.query_selector(".vlist").unwrap().unwrap();
     assert_eq!(list.get_attribute("data-total").as_deref(), Some("10000"));
     // Scrolling to the middle renders that window.
-    list.set_scroll_top(44 * 5000);
+    list.set_scroll_top(ROW_H as i32 * 5000);
     list.dispatch_event(&web_sys::Event::new("scroll").unwrap())
         .unwrap();
     let mut found = false;

@@ -49,6 +49,8 @@ pub struct QueueModel {
     pub hold_reason: Option<String>,
     /// Total pending + running as the host counts it.
     pub total: i64,
+    /// Where the next page of pending tasks starts (keyset cursor), if there is one.
+    pub next_cursor: Option<String>,
     /// Latest progress of a running task.
     pub progress: Option<ProgressEvent>,
     /// Latest preview of a running task.
@@ -67,6 +69,7 @@ impl QueueModel {
         self.paused = r.paused;
         self.hold_reason = r.hold_reason.clone();
         self.total = r.total_pending_tasks;
+        self.next_cursor = r.next_cursor.clone();
         let keep = |id: &str| self.running.iter().any(|t| t.id == id);
         if self.progress.as_ref().is_some_and(|p| !keep(&p.task_id)) {
             self.progress = None;
@@ -74,6 +77,19 @@ impl QueueModel {
         if self.preview.as_ref().is_some_and(|p| !keep(&p.task_id)) {
             self.preview = None;
         }
+    }
+
+    /// Appends a further page of pending tasks (scrolling down a long queue).
+    pub fn append_pending(&mut self, r: QueueResponse) {
+        let known: std::collections::HashSet<String> =
+            self.pending.iter().map(|t| t.id.clone()).collect();
+        self.pending.extend(
+            r.pending_tasks
+                .into_iter()
+                .filter(|t| t.status == TaskStatus::Pending && !known.contains(&t.id)),
+        );
+        self.total = r.total_pending_tasks;
+        self.next_cursor = r.next_cursor;
     }
 
     /// Applies one host event; returns what must be re-fetched.
@@ -202,9 +218,34 @@ pub fn filter_label(f: HistoryFilter) -> &'static str {
     }
 }
 
-/// `name ?? id`.
+/// What a row leads with: the name, else the prompt's first line, else the id.
 pub fn task_label(t: &Task) -> &str {
-    t.name.as_deref().filter(|n| !n.is_empty()).unwrap_or(&t.id)
+    t.name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .or_else(|| {
+            t.params
+                .get("prompt")
+                .and_then(|v| v.as_str())
+                .and_then(|p| p.trim().lines().next())
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+        })
+        .unwrap_or(&t.id)
+}
+
+/// The prompt, when the row's label is the task's name (shown under it).
+pub fn task_prompt(t: &Task) -> Option<&str> {
+    t.name.as_deref().filter(|n| !n.is_empty())?;
+    t.params
+        .get("prompt")
+        .and_then(|v| v.as_str())
+        .filter(|p| !p.trim().is_empty())
+}
+
+/// `14:05` — a clock time of epoch milliseconds, from the local `(hours, minutes)`.
+pub fn fmt_hm(h: u32, m: u32) -> String {
+    format!("{h:02}:{m:02}")
 }
 
 /// A short text of a task's parameters for the list.
@@ -252,6 +293,27 @@ pub fn fmt_eta(eta: Option<f64>) -> String {
             }
         }
         _ => "–".into(),
+    }
+}
+
+/// The next `(task, image)` from `(t, i)` one step forward or back, over tasks with
+/// `counts[t]` images each (a task without images still takes one step).
+pub fn viewer_step(counts: &[u32], (t, i): (usize, usize), forward: bool) -> (usize, usize) {
+    let n = |t: usize| counts.get(t).copied().unwrap_or(0).max(1) as usize;
+    if forward {
+        if i + 1 < n(t) {
+            (t, i + 1)
+        } else if t + 1 < counts.len() {
+            (t + 1, 0)
+        } else {
+            (t, i)
+        }
+    } else if i > 0 {
+        (t, i - 1)
+    } else if t > 0 {
+        (t - 1, n(t - 1) - 1)
+    } else {
+        (t, i)
     }
 }
 

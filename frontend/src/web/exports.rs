@@ -9,7 +9,7 @@ use wasm_bindgen_futures::future_to_promise;
 
 #[cfg(feature = "content")]
 use super::content;
-#[cfg(feature = "pages")]
+#[cfg(any(feature = "panel", feature = "popup", feature = "viewer"))]
 use super::ui;
 #[cfg(feature = "sw")]
 use super::{chrome, sw};
@@ -22,21 +22,37 @@ pub fn start_content() {
 }
 
 /// Task panel entry (`panel.html`, also embedded in the page's drawer).
-#[cfg(feature = "pages")]
+#[cfg(feature = "panel")]
 #[wasm_bindgen]
 pub fn start_panel() {
-    ui::panel::mount();
+    ui::panel::mount(crate::web::host::Platform::Extension);
+}
+
+/// The web app's entry (`app.html`, served by the host at `/`): the same panel, talking to
+/// the host it was loaded from, with a token login when the host asks for one.
+#[cfg(feature = "panel")]
+#[wasm_bindgen]
+pub fn start_webapp() {
+    ui::panel::mount(crate::web::host::Platform::Web);
+}
+
+/// The modal module's entry: shows the viewer, a group sheet or the edit form over the
+/// panel (`spec` is a `messages::ModalSpec` as JSON; the page's loader calls this).
+#[cfg(feature = "viewer")]
+#[wasm_bindgen]
+pub fn open_modal(spec: String) {
+    ui::modal::open(&spec);
 }
 
 /// Popup entry (`popup.html`).
-#[cfg(feature = "pages")]
+#[cfg(feature = "popup")]
 #[wasm_bindgen]
 pub fn start_popup() {
     ui::popup::mount();
 }
 
 /// Options page entry (`options.html`).
-#[cfg(feature = "pages")]
+#[cfg(feature = "popup")]
 #[wasm_bindgen]
 pub fn start_options() {
     ui::options::mount();

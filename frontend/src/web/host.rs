@@ -1,11 +1,26 @@
-//! Where the host is: the extension options' URL and token, and the typed client
-//! (`scheduler-api`, `fetch` transport) over them. Used only from extension contexts (service
-//! worker, panel, popup, options): the host sees `Origin: chrome-extension://<id>` and needs
-//! no CORS. The content script asks the service worker instead (`crate::messages`).
+//! Where the host is, and the typed client (`scheduler-api`, `fetch` transport) over it.
+//!
+//! In the extension (service worker, panel, popup, options) the options give the URL and
+//! token: the host sees `Origin: chrome-extension://<id>` and needs no CORS; the content
+//! script asks the service worker instead (`crate::messages`). In the web app the host
+//! serves at `/`, the host is the page's own origin and the token is the one typed into the
+//! login form, kept in `sessionStorage` (never a cookie: another site cannot send it).
 
 use scheduler_api::client::Client;
 
 use crate::state::ExtOptions;
+
+/// Where the panel runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    /// An extension page (`chrome.*` available; the SD.Next page can be filled).
+    Extension,
+    /// The web app served by the host (no `chrome.*`).
+    Web,
+}
+
+/// The `sessionStorage` key of the web app's token.
+const TOKEN_KEY: &str = "agent-scheduler-token";
 
 /// The host connection settings (compared by value, so views re-connect when they change).
 #[derive(Debug, Clone, PartialEq)]
@@ -14,6 +29,8 @@ pub struct Host {
     pub base: String,
     /// Bearer token (empty = none).
     pub token: String,
+    /// Where the panel runs.
+    pub platform: Platform,
 }
 
 impl Host {
@@ -22,7 +39,41 @@ impl Host {
         Host {
             base: o.base(),
             token: o.token.trim().to_owned(),
+            platform: Platform::Extension,
         }
+    }
+
+    /// The web app's host: the page's origin, with the session's token.
+    pub fn web() -> Host {
+        let w = web_sys::window();
+        Host {
+            base: w
+                .as_ref()
+                .and_then(|w| w.location().origin().ok())
+                .unwrap_or_default(),
+            token: w
+                .and_then(|w| w.session_storage().ok().flatten())
+                .and_then(|s| s.get_item(TOKEN_KEY).ok().flatten())
+                .unwrap_or_default(),
+            platform: Platform::Web,
+        }
+    }
+
+    /// The web app's host with a new token, remembered for this browser tab's session.
+    pub fn web_with_token(token: &str) -> Host {
+        if let Some(s) = web_sys::window().and_then(|w| w.session_storage().ok().flatten()) {
+            let _ = if token.is_empty() {
+                s.remove_item(TOKEN_KEY)
+            } else {
+                s.set_item(TOKEN_KEY, token)
+            };
+        }
+        Host::web()
+    }
+
+    /// Whether this is the web app.
+    pub fn is_web(&self) -> bool {
+        self.platform == Platform::Web
     }
 
     /// From the stored options.

@@ -11,6 +11,6 @@ pub mod exports;
 pub mod host;
 #[cfg(feature = "sw")]
 pub mod sw;
-#[cfg(feature = "pages")]
+#[cfg(any(feature = "panel", feature = "popup", feature = "viewer"))]
 pub mod ui;
 pub mod util;

@@ -43,3 +43,52 @@ pub fn fmt_time(t: &scheduler_api::WireTime) -> String {
     }
     d.to_locale_string("default", &opts).into()
 }
+
+/// Epoch milliseconds of a task time (ISO or epoch); 0 when it does not parse.
+pub fn ms_of(t: &scheduler_api::WireTime) -> i64 {
+    match t {
+        scheduler_api::WireTime::Epoch(ms) => *ms,
+        scheduler_api::WireTime::Iso(s) => {
+            let v = js_sys::Date::parse(s);
+            if v.is_nan() { 0 } else { v as i64 }
+        }
+    }
+}
+
+/// A clock time (`03:40`) of epoch milliseconds, in the browser's time zone.
+pub fn fmt_clock(ms: i64) -> String {
+    let d = js_sys::Date::new(&JsValue::from_f64(ms as f64));
+    if d.get_time().is_nan() {
+        return "—".into();
+    }
+    let clock = crate::state::queue::fmt_hm(d.get_hours(), d.get_minutes());
+    // Another day: say which.
+    let today = js_sys::Date::new_0();
+    if d.get_date() != today.get_date() || (ms as f64 - today.get_time()).abs() > 86_400_000.0 {
+        format!("{} {clock}", fmt_day(&d))
+    } else {
+        clock
+    }
+}
+
+fn fmt_day(d: &js_sys::Date) -> String {
+    let opts = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&opts, &"weekday".into(), &"short".into());
+    d.to_locale_date_string("default", &opts).into()
+}
+
+/// `localStorage[key]` (works in extension pages and the web app alike).
+pub fn stored(key: &str) -> Option<String> {
+    web_sys::window()?
+        .local_storage()
+        .ok()??
+        .get_item(key)
+        .ok()?
+}
+
+/// Sets `localStorage[key]`.
+pub fn store(key: &str, value: &str) {
+    if let Some(s) = web_sys::window().and_then(|w| w.local_storage().ok().flatten()) {
+        let _ = s.set_item(key, value);
+    }
+}

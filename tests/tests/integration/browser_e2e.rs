@@ -100,7 +100,9 @@ fn require_prerequisites(root: &Path) {
     let built = [
         "manifest.json",
         "pkg/content_bg.wasm",
-        "pkg/pages_bg.wasm",
+        "pkg/panel_bg.wasm",
+        "pkg/viewer_bg.wasm",
+        "pkg/popup_bg.wasm",
         "pkg/sw_bg.wasm",
     ]
     .iter()

@@ -170,8 +170,15 @@ fn history_filters() {
 fn labels_eta_and_notifications() {
     let mut t = task("id1", TaskStatus::Done);
     assert_eq!(task_label(&t), "id1");
+    t.params
+        .insert("prompt".into(), "  a red fox\nin snow, detailed  ".into());
+    assert_eq!(task_label(&t), "a red fox", "the prompt's first line");
     t.name = Some("night".into());
     assert_eq!(task_label(&t), "night");
+    t.name = Some(String::new());
+    assert_eq!(task_label(&t), "a red fox");
+    t.params.insert("prompt".into(), "   ".into());
+    assert_eq!(task_label(&t), "id1");
     assert_eq!(fmt_eta(Some(65.2)), "1m 05s");
     assert_eq!(fmt_eta(Some(4.0)), "4s");
     assert_eq!(fmt_eta(None), "–");
@@ -221,4 +228,51 @@ fn percent_is_whole_and_one_decimal() {
     assert_eq!(percent(0.996), ("100".into(), "99.6".into()));
     assert_eq!(percent(1.7), ("100".into(), "100.0".into()));
     assert_eq!(percent(f64::NAN), ("0".into(), "0.0".into()));
+}
+
+#[test]
+fn further_pages_append_without_duplicates() {
+    let mut m = model();
+    m.append_pending(QueueResponse {
+        current_task_id: None,
+        current_task_ids: vec![],
+        pending_tasks: vec![
+            task("c", TaskStatus::Pending),
+            task("d", TaskStatus::Pending),
+            task("r", TaskStatus::Running),
+        ],
+        total_pending_tasks: 9,
+        paused: false,
+        hold_reason: None,
+        next_cursor: Some("r5_9_12".into()),
+        lookahead: 0,
+    });
+    let ids: Vec<&str> = m.pending.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c", "d"]);
+    assert_eq!(m.total, 9);
+    assert_eq!(m.next_cursor.as_deref(), Some("r5_9_12"));
+}
+
+#[test]
+fn viewer_arrows_walk_images_then_tasks() {
+    let counts = [2, 0, 3];
+    assert_eq!(viewer_step(&counts, (0, 0), true), (0, 1));
+    assert_eq!(viewer_step(&counts, (0, 1), true), (1, 0));
+    assert_eq!(viewer_step(&counts, (1, 0), true), (2, 0));
+    assert_eq!(
+        viewer_step(&counts, (2, 2), true),
+        (2, 2),
+        "stays at the end"
+    );
+    assert_eq!(viewer_step(&counts, (2, 0), false), (1, 0));
+    assert_eq!(
+        viewer_step(&counts, (1, 0), false),
+        (0, 1),
+        "last image before"
+    );
+    assert_eq!(
+        viewer_step(&counts, (0, 0), false),
+        (0, 0),
+        "stays at the start"
+    );
 }

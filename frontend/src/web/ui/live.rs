@@ -8,13 +8,15 @@ use std::rc::Rc;
 
 use scheduler_api::client::{ClientError, StreamItem};
 use scheduler_api::{
-    Event, HistoryFilter, HistoryResponse, ListQuery, MessageResponse, QueueResponse, Task,
+    BackendInfo, EtaResponse, Event, HistoryQuery, HistoryResponse, ListQuery, MessageResponse,
+    QueueResponse, Task,
 };
 use yew::prelude::*;
 
+pub use super::notify::spawn;
 use crate::state::ExtOptions;
 use crate::state::{MoveTarget, QueueModel};
-use crate::web::host::{Host, error_text};
+use crate::web::host::{Host, Platform, error_text};
 use crate::web::{chrome, util};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -28,6 +30,29 @@ pub enum Conn {
     Online,
     /// Not reachable (with the reason).
     Offline(String),
+    /// The host wants a (different) bearer token.
+    Unauthorized,
+}
+
+impl Conn {
+    /// From a failed call: 401 means the token is missing or wrong.
+    pub fn from_error(e: &ClientError) -> Conn {
+        if e.status() == Some(401) {
+            Conn::Unauthorized
+        } else {
+            Conn::Offline(error_text(e))
+        }
+    }
+
+    /// The `data-conn` word.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Conn::Online => "online",
+            Conn::Connecting => "connecting",
+            Conn::Offline(_) => "offline",
+            Conn::Unauthorized => "unauthorized",
+        }
+    }
 }
 
 /// Everything the panel shows.
@@ -36,6 +61,10 @@ pub struct LiveState {
     pub q: QueueModel,
     pub hist: Rc<Vec<Task>>,
     pub hist_total: i64,
+    /// Where the next history page starts (keyset cursor), if there is one.
+    pub hist_next: Option<String>,
+    pub eta: Option<Rc<EtaResponse>>,
+    pub backends: Rc<Vec<BackendInfo>>,
     pub q_gen: u32,
     pub h_gen: u32,
     pub conn: Conn,
@@ -50,6 +79,9 @@ impl Default for LiveState {
             q: QueueModel::default(),
             hist: Rc::new(vec![]),
             hist_total: 0,
+            hist_next: None,
+            eta: None,
+            backends: Rc::new(vec![]),
             q_gen: 0,
             h_gen: 0,
             conn: Conn::Connecting,
@@ -63,6 +95,9 @@ impl Default for LiveState {
 /// What can happen to the live state.
 pub enum Action {
     Queue(QueueResponse),
+    QueueMore(QueueResponse),
+    Eta(EtaResponse),
+    Backends(Vec<BackendInfo>),
     History { resp: HistoryResponse, append: bool },
     Event(Event),
     Move(String, MoveTarget),
@@ -80,11 +115,15 @@ impl Reducible for LiveState {
         let mut s = (*self).clone();
         match action {
             Action::Queue(r) => s.q.set_queue(r),
+            Action::QueueMore(r) => s.q.append_pending(r),
+            Action::Eta(e) => s.eta = Some(Rc::new(e)),
+            Action::Backends(b) => s.backends = Rc::new(b),
             Action::History { resp, append } => {
                 let mut v = if append { (*s.hist).clone() } else { vec![] };
                 v.extend(resp.tasks);
                 s.hist = Rc::new(v);
                 s.hist_total = resp.total;
+                s.hist_next = resp.next_cursor;
             }
             Action::Event(ev) => {
                 s.events_seen += 1;
@@ -135,7 +174,7 @@ fn act_boxed(
     d: UseReducerDispatcher<LiveState>,
     call: std::pin::Pin<Box<dyn Future<Output = Result<MessageResponse, ClientError>>>>,
 ) {
-    wasm_bindgen_futures::spawn_local(async move {
+    spawn(async move {
         match call.await {
             Ok(m) => push_toast(&d, m.message, false),
             Err(e) => push_toast(&d, error_text(&e), true),
@@ -167,21 +206,25 @@ pub fn toggle_pause(
 pub fn push_toast(d: &UseReducerDispatcher<LiveState>, text: impl Into<String>, err: bool) {
     d.dispatch(Action::Toast(text.into(), err));
     let d = d.clone();
-    wasm_bindgen_futures::spawn_local(async move {
+    spawn(async move {
         util::sleep_ms(3500).await;
         d.dispatch(Action::DropOldestToast);
     });
 }
 
-/// Loads the host settings from chrome.storage.
+/// The host: in the extension, from the stored options (followed while open); in the web
+/// app, the page's origin with the session's token (the login form sets a new one).
 #[hook]
-pub fn use_host() -> Option<Host> {
-    let host = use_state(|| None::<Host>);
+pub fn use_host(platform: Platform) -> UseStateHandle<Option<Host>> {
+    let host = use_state(|| (platform == Platform::Web).then(Host::web));
     {
         let host = host.clone();
         use_effect_with((), move |_| {
+            if platform == Platform::Web {
+                return;
+            }
             let h2 = host.clone();
-            wasm_bindgen_futures::spawn_local(async move {
+            spawn(async move {
                 h2.set(Some(Host::load().await));
             });
             // Follow option changes (host URL, token) while open.
@@ -197,22 +240,29 @@ pub fn use_host() -> Option<Host> {
                 });
             chrome::storage_on_changed_add_listener(cb.as_ref().unchecked_ref());
             cb.forget();
-            || ()
         });
     }
-    (*host).clone()
+    host
 }
 
-/// The history page the panel shows: its filter, page size and search.
-pub type HistoryQuery = (HistoryFilter, ListQuery);
+/// The history page the panel shows: its filter and sort, page size and search.
+pub type HistView = (HistoryQuery, ListQuery);
 
-/// The live state: fetches `/queue` (and, when `history` is given, the history query) and
-/// holds the event stream while mounted.
+/// What [`use_live`] loads besides the event stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wants {
+    /// `/queue` page size.
+    pub queue_limit: i64,
+    /// The history page, if shown.
+    pub history: Option<HistView>,
+    /// Whether to load `/queue/eta` (after each queue reload and every 30 s).
+    pub eta: bool,
+}
+
+/// The live state: fetches `/queue` (and what `wants` asks for) and holds the event stream
+/// while mounted.
 #[hook]
-pub fn use_live(
-    host: Option<Host>,
-    history_query: Option<HistoryQuery>,
-) -> UseReducerHandle<LiveState> {
+pub fn use_live(host: Option<Host>, wants: Wants) -> UseReducerHandle<LiveState> {
     let state = use_reducer(LiveState::default);
     // Event stream (reconnects by itself; every (re)connect reloads the lists).
     {
@@ -221,7 +271,7 @@ pub fn use_live(
             let alive = Rc::new(Cell::new(true));
             if let Some(host) = host.clone() {
                 let alive = alive.clone();
-                wasm_bindgen_futures::spawn_local(async move {
+                spawn(async move {
                     let mut stream = host.api().events(None).backoff(500, 8000);
                     while alive.get() {
                         let Some(item) = stream.next().await else {
@@ -240,9 +290,7 @@ pub fn use_live(
                             StreamItem::Lost(ClientError::StreamEnded) => {
                                 d.dispatch(Action::Conn(Conn::Connecting))
                             }
-                            StreamItem::Lost(e) => {
-                                d.dispatch(Action::Conn(Conn::Offline(error_text(&e))))
-                            }
+                            StreamItem::Lost(e) => d.dispatch(Action::Conn(Conn::from_error(&e))),
                         }
                     }
                 });
@@ -250,36 +298,59 @@ pub fn use_live(
             move || alive.set(false)
         });
     }
-    // Queue.
+    // Queue (first page; more pages are appended by the list as it scrolls), then the ETA.
     {
         let d = state.dispatcher();
+        let (limit, eta) = (wants.queue_limit, wants.eta);
+        let loaded = state.q.pending.len() as i64;
         use_effect_with((host.clone(), state.q_gen), move |(host, _)| {
             if let Some(host) = host.clone() {
-                wasm_bindgen_futures::spawn_local(async move {
+                spawn(async move {
                     let q = ListQuery {
-                        limit: Some(1000),
+                        limit: Some(loaded.clamp(limit, limit.max(1000))),
                         ..ListQuery::default()
                     };
                     match host.api().queue(&q).await {
                         Ok(r) => d.dispatch(Action::Queue(r)),
-                        Err(e) => d.dispatch(Action::Conn(Conn::Offline(error_text(&e)))),
+                        Err(e) => d.dispatch(Action::Conn(Conn::from_error(&e))),
+                    }
+                    if eta {
+                        if let Ok(e) = host.api().eta(Some(limit.max(200))).await {
+                            d.dispatch(Action::Eta(e));
+                        }
+                        if let Ok(b) = host.api().backends().await {
+                            d.dispatch(Action::Backends(b));
+                        }
                     }
                 });
             }
             || ()
         });
     }
+    // The ETA moves with time too: every 30 s.
+    {
+        let d = state.dispatcher();
+        let eta = wants.eta;
+        use_effect_with((host.clone(), eta), move |(host, eta)| {
+            let t = (*eta && host.is_some()).then(|| {
+                gloo::timers::callback::Interval::new(30_000, move || {
+                    d.dispatch(Action::ReloadQueue)
+                })
+            });
+            move || drop(t)
+        });
+    }
     // History (first page; more pages are appended by the list as it scrolls).
     {
         let d = state.dispatcher();
-        use_effect_with((host, state.h_gen, history_query), move |(host, _, q)| {
+        use_effect_with((host, state.h_gen, wants.history), move |(host, _, q)| {
             if let (Some(host), Some((filter, q))) = (host.clone(), q.clone()) {
-                wasm_bindgen_futures::spawn_local(async move {
+                spawn(async move {
                     let q = ListQuery {
                         offset: Some(0),
                         ..q
                     };
-                    if let Ok(resp) = host.api().history(filter, &q).await {
+                    if let Ok(resp) = host.api().history_with(&filter, &q).await {
                         d.dispatch(Action::History {
                             resp,
                             append: false,

@@ -12,7 +12,7 @@ use crate::web::host::{Host, error_text};
 
 /// Mounts the options page.
 pub fn mount() {
-    super::mount_on_app::<OptionsApp>();
+    super::mount_on_app::<OptionsApp>(());
 }
 
 fn input_value(node: &NodeRef, id: &str) -> String {

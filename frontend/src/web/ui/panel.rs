@@ -1,128 +1,90 @@
-//! The task panel: Queue (running task with progress/ETA/preview, pending list with
-//! drag-and-drop, run, delete/interrupt, clear, pause/resume, export/import, inline edit)
-//! and History (filter, host-side search, bookmark, rename, requeue, delete, clear, detail
-//! view with gallery, infotext, zip, send to txt2img/img2img). Runs as an extension page
-//! (`panel.html`), embedded in the SD.Next page's drawer or opened as a tab.
+//! The task panel: Queue (running tasks with progress, ETA and preview; the pending list with
+//! expected starts, drag-and-drop, run, edit, delete; clear, pause/resume, export/import;
+//! the backends' states) and History (filter, sort, host-side search, list or gallery,
+//! bookmark, rename, requeue, delete, clear), multi-select with bulk actions (one request
+//! each), the full-size viewer and the comparison sheets of groups.
+//!
+//! Runs as an extension page (`panel.html`, also in the SD.Next page's drawer) and as the
+//! web app the host serves at `/` (`app.html`: same origin, a token login when the host
+//! wants one, no "send to" since there is no SD.Next page to fill).
+//!
+//! Size matters here (every shipped wasm module stays under 200,000 bytes gzip): the
+//! panel's buttons, selects and inputs carry a `data-cmd` word and the root has one handler
+//! per event kind ([`run`]), instead of a closure per control.
 
 use std::rc::Rc;
 
+use scheduler_api::client::Method;
 use scheduler_api::{
-    ImportRequest, ListQuery, MessageResponse, ResultImage, Task, TaskStatus, UpdateTaskRequest,
+    BackendState, BulkAction, BulkRequest, HistoryQuery, HistorySort, ImportRequest, ListName,
+    ListQuery, MessageResponse, Selection, SelectionFilter, Task, routes,
 };
-use serde_json::{Map, Value};
 use wasm_bindgen::JsCast;
-use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
+use wasm_bindgen::prelude::Closure;
+use web_sys::{Element, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use super::history::{HistAction, HistoryList};
+use super::gallery::Gallery;
+use super::history::{ListKind, RowAction, TaskList};
 use super::live::{
-    Action, Conn, LiveState, Toasts, act, push_toast, toggle_pause, use_host, use_live,
+    Action, Conn, LiveState, Toasts, Wants, act, push_toast, spawn, use_host, use_live,
 };
-use crate::messages::{Filled, ToWorker};
+use super::notify::{RELOAD_EVENT, TOAST_EVENT};
+use crate::messages::{Modal, ModalSpec};
 use crate::state::queue::{fmt_eta, percent, task_summary};
-use crate::state::{HistoryFilter, drop_target, filter_label, task_label};
-use crate::web::host::{Host, blob, error_text};
-use crate::web::{chrome, util};
+use crate::state::{Click, Col, Columns, HistoryFilter, Picked, filter_label, task_label};
+use crate::web::host::{Host, Platform, error_text};
+use crate::web::util::{self, fmt_clock};
 
-/// Mounts the panel (or, in the test build, with `?bench=N`, the history list over N
-/// synthetic tasks, recording its first render time in `body[data-first-render-ms]`).
-pub fn mount() {
+/// The `localStorage` key of the shown columns.
+const COLUMNS_KEY: &str = "agent-scheduler-columns";
+
+/// Mounts the panel (or, in the test build, with `?bench=N`, the bench page).
+pub fn mount(platform: Platform) {
     #[cfg(feature = "test-hooks")]
-    if bench::requested() {
+    if super::bench::requested() {
         return;
     }
-    super::mount_on_app::<PanelApp>();
+    super::mount_on_app::<PanelApp>(PanelProps { platform });
 }
 
-/// Test hook: `?bench=N` renders the history list over N synthetic tasks.
-#[cfg(feature = "test-hooks")]
-mod bench {
-    use super::*;
-    use serde_json::json;
+use super::confirm;
 
-    /// Starts the bench when the URL asks for it.
-    pub fn requested() -> bool {
-        let search = web_sys::window()
-            .and_then(|w| w.location().search().ok())
-            .unwrap_or_default();
-        if let Some(n) = search
-            .trim_start_matches('?')
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("bench="))
-            .and_then(|n| n.parse::<usize>().ok())
-        {
-            wasm_bindgen_futures::spawn_local(bench(n));
-            return true;
-        }
-        false
-    }
-
-    fn bench_task(i: usize) -> Task {
-        let mut params = Map::new();
-        params.insert("prompt".into(), json!(format!("benchmark prompt {i}")));
-        params.insert("steps".into(), json!(20));
-        params.insert("width".into(), json!(512));
-        params.insert("height".into(), json!(512));
-        Task {
-            id: format!("bench-{i:05}"),
-            api_task_id: None,
-            api_task_callback: None,
-            name: None,
-            task_type: scheduler_api::TaskType::Txt2img,
-            status: TaskStatus::Done,
-            params,
-            priority: i as i64,
-            position: None,
-            result: None,
-            bookmarked: false,
-            created_at: scheduler_api::WireTime::Epoch(0),
-            updated_at: scheduler_api::WireTime::Epoch(0),
-            attempts: 1,
-            backend: None,
-            error: None,
-            image_count: 1,
-            has_page_snapshot: false,
-            next_run_at: None,
-            projection: None,
-            group_id: None,
-            started_at: None,
-            finished_at: None,
+/// Starts a browser download of bytes.
+pub fn download_bytes(bytes: &[u8], content_type: &str, name: &str) -> Result<(), String> {
+    let b = crate::web::host::blob(bytes, content_type)?;
+    let url = web_sys::Url::create_object_url_with_blob(&b).map_err(|e| format!("{e:?}"))?;
+    let d = util::document();
+    if let Ok(a) = d.create_element("a") {
+        let _ = a.set_attribute("href", &url);
+        let _ = a.set_attribute("download", name);
+        if let Some(a) = a.dyn_ref::<web_sys::HtmlElement>() {
+            a.click();
         }
     }
+    Ok(())
+}
 
-    async fn bench(n: usize) {
-        use crate::web::ui::history::HistoryListProps;
-        let d = util::document();
-        let Some(root) = d.get_element_by_id("app") else {
-            return;
-        };
-        let _ = root.set_attribute("style", "height:100vh;display:flex;flex-direction:column");
-        let rows = Rc::new((0..n).map(bench_task).collect::<Vec<_>>());
-        let t0 = util::perf_now();
-        let props = HistoryListProps {
-            rows,
-            total: n as i64,
-            on_need_more: Callback::noop(),
-            on_action: Callback::noop(),
-        };
-        let _handle =
-            yew::Renderer::<HistoryList>::with_root_and_props(root.clone(), props).render();
-        for _ in 0..1000 {
-            if root.query_selector(".hrow").ok().flatten().is_some() {
-                break;
-            }
-            util::sleep_ms(0).await;
-        }
-        let ms = util::perf_now() - t0;
-        let rendered = root
-            .query_selector_all(".hrow")
-            .map(|l| l.length())
-            .unwrap_or(0);
-        if let Some(b) = d.body() {
-            let _ = b.set_attribute("data-first-render-ms", &format!("{ms:.1}"));
-            let _ = b.set_attribute("data-rendered-rows", &rendered.to_string());
-        }
-        std::mem::forget(_handle);
+/// Rows a viewer gets either side of the one it opens on (it walks through them).
+const VIEWER_SPAN: usize = 100;
+
+/// Asks the page's loader (`sdqOpenModal`, in `panel.js` / `app.js`) to show a modal: the
+/// modal module is its own wasm module, loaded on first use.
+fn open_modal(host: &Host, modal: Modal) {
+    let spec = ModalSpec {
+        base: host.base.clone(),
+        token: host.token.clone(),
+        web: host.is_web(),
+        modal,
+    };
+    let opened = serde_json::to_string(&spec).ok().and_then(|json| {
+        let f = js_sys::Reflect::get(&js_sys::global(), &"sdqOpenModal".into()).ok()?;
+        f.dyn_ref::<js_sys::Function>()?
+            .call1(&wasm_bindgen::JsValue::NULL, &json.into())
+            .ok()
+    });
+    if opened.is_none() {
+        super::notify::toast("The viewer could not be loaded", true);
     }
 }
 
@@ -132,42 +94,250 @@ enum View {
     History,
 }
 
-fn confirm(msg: &str) -> bool {
-    web_sys::window()
-        .and_then(|w| w.confirm_with_message(msg).ok())
-        .unwrap_or(false)
+/// Props of [`PanelApp`].
+#[derive(Properties, PartialEq)]
+pub struct PanelProps {
+    /// Extension page or web app.
+    pub platform: Platform,
 }
 
-fn download(blob: &web_sys::Blob, name: &str) {
-    let Ok(url) = web_sys::Url::create_object_url_with_blob(blob) else {
-        return;
-    };
-    let d = util::document();
-    if let Ok(a) = d.create_element("a") {
-        let _ = a.set_attribute("href", &url);
-        let _ = a.set_attribute("download", name);
-        if let Some(a) = a.dyn_ref::<web_sys::HtmlElement>() {
-            a.click();
+/// Everything a command changes or reads: the hooks' handles (cheap to clone).
+#[derive(Clone)]
+struct Ctx {
+    host: Host,
+    host_state: UseStateHandle<Option<Host>>,
+    d: UseReducerDispatcher<LiveState>,
+    view: UseStateHandle<View>,
+    gallery: UseStateHandle<bool>,
+    filter: UseStateHandle<HistoryFilter>,
+    sort: UseStateHandle<HistorySort>,
+    search: UseStateHandle<String>,
+    cols: UseStateHandle<Columns>,
+    cols_open: UseStateHandle<bool>,
+    picked: UseStateHandle<Picked>,
+    /// The current list's selection as the host reads it.
+    selection: Selection,
+    /// How many tasks it holds.
+    count: usize,
+}
+
+/// The element a `data-cmd` event came from, and its word.
+fn cmd_of(e: &Event) -> Option<(Element, String)> {
+    let el = e
+        .target()?
+        .dyn_into::<Element>()
+        .ok()?
+        .closest("[data-cmd]")
+        .ok()??;
+    let cmd = el.get_attribute("data-cmd")?;
+    Some((el, cmd))
+}
+
+fn value_of(el: &Element) -> String {
+    el.dyn_ref::<HtmlSelectElement>()
+        .map(|s| s.value())
+        .or_else(|| el.dyn_ref::<HtmlInputElement>().map(|i| i.value()))
+        .unwrap_or_default()
+}
+
+/// Downloads what `GET`/`POST path` answers, as it comes (an export stays the host's JSON).
+fn download_answer(c: &Ctx, method: Method, path: &'static str, body: Option<Selection>) {
+    let (host, d) = (c.host.clone(), c.d.clone());
+    spawn(async move {
+        let api = host.api();
+        let mut req = api.raw(method, path);
+        if let Some(sel) = &body {
+            req = match req.json(sel) {
+                Ok(r) => r,
+                Err(e) => return push_toast(&d, error_text(&e), true),
+            };
         }
+        let zip = path == routes::TASKS_ZIP;
+        let (ct, name) = if zip {
+            ("application/zip", "agent-scheduler-results")
+        } else {
+            ("application/json", "agent-scheduler")
+        };
+        let name = format!(
+            "{name}-{}.{}",
+            js_sys::Date::now() as u64,
+            if zip { "zip" } else { "json" }
+        );
+        let r = match req.send().await {
+            Ok(resp) if resp.is_success() => download_bytes(&resp.body, ct, &name),
+            Ok(resp) => Err(
+                scheduler_api::client::ClientError::refused(resp.status, &resp.body).to_string(),
+            ),
+            Err(e) => Err(error_text(&e)),
+        };
+        match r {
+            Ok(()) => push_toast(&d, "Downloaded", false),
+            Err(e) => push_toast(&d, format!("Download failed: {e}"), true),
+        }
+    });
+}
+
+/// Runs the command of a control (`data-cmd`): one place for every button, select and input
+/// of the panel.
+fn run(c: &Ctx, cmd: &str, el: &Element, paused: bool) {
+    let api = c.host.api();
+    let d = &c.d;
+    let bulk = |action: BulkAction| {
+        let req = BulkRequest {
+            action,
+            selection: c.selection.clone(),
+        };
+        let api = c.host.api();
+        act(d, async move {
+            api.bulk(&req).await.map(|r| MessageResponse::ok(r.message))
+        });
+        c.picked.set(Picked::default());
+    };
+    match cmd {
+        "pause" => act(d, async move {
+            if paused {
+                api.resume().await
+            } else {
+                api.pause().await
+            }
+        }),
+        "tab-queue" => c.view.set(View::Queue),
+        "tab-history" => c.view.set(View::History),
+        "cols" => c.cols_open.set(!*c.cols_open),
+        "col" => {
+            let on = el
+                .dyn_ref::<HtmlInputElement>()
+                .is_some_and(|i| i.checked());
+            if let Some(col) = el
+                .get_attribute("data-col")
+                .and_then(|k| Col::ALL.into_iter().find(|c| c.key() == k))
+            {
+                let next = c.cols.with(col, on);
+                util::store(COLUMNS_KEY, &next.to_text());
+                c.cols.set(next);
+            }
+        }
+        "refresh" => d.dispatch(Action::ReloadAll),
+        "mode" => c.gallery.set(!*c.gallery),
+        "filter" => c
+            .filter
+            .set(HistoryFilter::parse(&value_of(el)).unwrap_or_default()),
+        "sort" => c.sort.set(if value_of(el) == "checkpoint" {
+            HistorySort::Checkpoint
+        } else {
+            HistorySort::Time
+        }),
+        "search" => c.search.set(value_of(el)),
+        "queue-clear" if confirm("Delete every pending task that is not bookmarked?") => {
+            act(d, async move { api.clear_queue().await })
+        }
+        "history-clear" if confirm("Delete every finished task that is not bookmarked?") => {
+            act(d, async move { api.clear_history().await })
+        }
+        "requeue-failed" => act(d, async move { api.requeue_failed().await }),
+        "export" => download_answer(c, Method::Get, routes::EXPORT, None),
+        "import" => {
+            let Some(input) = el.dyn_ref::<HtmlInputElement>() else {
+                return;
+            };
+            let Some(file) = input.files().and_then(|f| f.get(0)) else {
+                return;
+            };
+            input.set_value("");
+            let d = d.clone();
+            spawn(async move {
+                let text = wasm_bindgen_futures::JsFuture::from(file.text())
+                    .await
+                    .ok()
+                    .and_then(|t| t.as_string());
+                if let Some(content) = text {
+                    act(&d, async move {
+                        api.import(&ImportRequest { content })
+                            .await
+                            .map(|r| MessageResponse::ok(r.message))
+                    });
+                }
+            });
+        }
+        "interrupt" => {
+            let id = el.get_attribute("data-id").unwrap_or_default();
+            act(d, async move { api.delete_task(&id).await })
+        }
+        "sign-out" => c.host_state.set(Some(Host::web_with_token(""))),
+        "bulk-top" => bulk(BulkAction::MoveTop),
+        "bulk-bottom" => bulk(BulkAction::MoveBottom),
+        "bulk-requeue" => bulk(BulkAction::Requeue),
+        "bulk-bookmark" => bulk(BulkAction::Bookmark),
+        "bulk-delete" if confirm(&format!("Delete {} tasks?", c.count)) => bulk(BulkAction::Delete),
+        "bulk-export" => download_answer(
+            c,
+            Method::Post,
+            routes::TASKS_EXPORT,
+            Some(c.selection.clone()),
+        ),
+        "bulk-zip" => download_answer(
+            c,
+            Method::Post,
+            routes::TASKS_ZIP,
+            Some(c.selection.clone()),
+        ),
+        "bulk-clear" => c.picked.set(Picked::default()),
+        _ => {}
+    }
+}
+
+/// The web app's login form (the host was started with `--token`).
+fn login(tried: bool, host_state: &UseStateHandle<Option<Host>>) -> Html {
+    let onsubmit = {
+        let host_state = host_state.clone();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let token = util::document()
+                .get_element_by_id("sdq-token")
+                .map(|i| value_of(&i))
+                .unwrap_or_default();
+            host_state.set(Some(Host::web_with_token(token.trim())));
+        })
+    };
+    html! {
+        <div class="panel" data-conn="unauthorized" data-platform="web">
+            <form class="login" id="sdq-login" {onsubmit}>
+                <h2>{"Agent Scheduler"}</h2>
+                <p>{"This host asks for its access token (the one it was started with: "}<code>{"--token"}</code>{")."}</p>
+                { if tried { html! { <p class="error">{"That token was refused."}</p> } } else { html! {} } }
+                <label>{"Token"}<input id="sdq-token" type="password" autocomplete="current-password" required=true /></label>
+                <button type="submit" id="sdq-login-submit">{"Sign in"}</button>
+                <p class="meta">{"Kept for this browser tab only (sessionStorage, no cookie). Without TLS the token crosses the network in clear: use it on a trusted LAN."}</p>
+            </form>
+        </div>
     }
 }
 
 /// The panel root.
 #[function_component(PanelApp)]
-pub fn panel_app() -> Html {
-    let host = use_host();
+pub fn panel_app(p: &PanelProps) -> Html {
+    let host_state = use_host(p.platform);
+    let host = (*host_state).clone();
     let view = use_state(|| View::Queue);
+    let gallery = use_state(|| false);
     let filter = use_state(HistoryFilter::default);
+    let sort = use_state(HistorySort::default);
     let search = use_state(String::new);
     let search_q = use_state(String::new);
     let page = use_state(|| 50u32);
+    let cols = use_state(|| Columns::parse(util::stored(COLUMNS_KEY).as_deref()));
+    let cols_open = use_state(|| false);
+    let picked_q = use_state(Picked::default);
+    let picked_h = use_state(Picked::default);
     {
-        let page = page.clone();
+        let (page, platform) = (page.clone(), p.platform);
         use_effect_with((), move |_| {
-            wasm_bindgen_futures::spawn_local(async move {
-                page.set(chrome::load_options().await.page_size.clamp(10, 1000));
-            });
-            || ()
+            if platform == Platform::Extension {
+                spawn(async move {
+                    let size = crate::web::chrome::load_options().await.page_size;
+                    page.set(size.clamp(10, 1000));
+                });
+            }
         });
     }
     // Debounced search: answered by the host (`?q=`).
@@ -179,672 +349,454 @@ pub fn panel_app() -> Html {
             move || drop(t)
         });
     }
-    let hq: (HistoryFilter, ListQuery) = (
-        *filter,
+    // A new filter, sort or search is a new list: nothing of it is selected yet.
+    {
+        let picked_h = picked_h.clone();
+        use_effect_with((*filter, *sort, (*search_q).clone()), move |_| {
+            picked_h.set(Picked::default())
+        });
+    }
+    let q_text = Some((*search_q).clone()).filter(|q| !q.is_empty());
+    let hq = (
+        HistoryQuery {
+            status: Some(*filter),
+            sort: Some(*sort),
+        },
         ListQuery {
             limit: Some(i64::from(*page)),
-            offset: None,
-            q: Some((*search_q).clone()).filter(|q| !q.is_empty()),
+            q: q_text.clone(),
             ..ListQuery::default()
         },
     );
-    let live = use_live(host.clone(), Some(hq.clone()));
-    let detail = use_state(|| None::<String>);
-    let editing = use_state(|| None::<Task>);
-
+    let live = use_live(
+        host.clone(),
+        Wants {
+            queue_limit: 200,
+            history: Some(hq.clone()),
+            eta: true,
+        },
+    );
+    // Toasts and reloads asked by the modals (another wasm module).
+    {
+        let d = live.dispatcher();
+        use_effect_with((), move |_| {
+            let on_toast = {
+                let d = d.clone();
+                Closure::<dyn Fn(web_sys::CustomEvent)>::new(move |e: web_sys::CustomEvent| {
+                    let v = crate::web::chrome::from_js(&e.detail());
+                    let text = v["text"].as_str().unwrap_or_default().to_owned();
+                    push_toast(&d, text, v["error"].as_bool().unwrap_or(false));
+                })
+            };
+            let on_reload =
+                Closure::<dyn Fn(web_sys::CustomEvent)>::new(move |_: web_sys::CustomEvent| {
+                    d.dispatch(Action::ReloadAll)
+                });
+            if let Some(w) = web_sys::window() {
+                let _ = w.add_event_listener_with_callback(
+                    TOAST_EVENT,
+                    on_toast.as_ref().unchecked_ref(),
+                );
+                let _ = w.add_event_listener_with_callback(
+                    RELOAD_EVENT,
+                    on_reload.as_ref().unchecked_ref(),
+                );
+            }
+            on_toast.forget();
+            on_reload.forget();
+        });
+    }
     let Some(host) = host else {
         return html! { <div class="panel loading">{"Loading…"}</div> };
     };
+    if host.is_web() && live.conn == Conn::Unauthorized {
+        return login(!host.token.is_empty(), &host_state);
+    }
     let d = live.dispatcher();
+    let q = &live.q;
+    let queue = *view == View::Queue;
+    let pending_total = (q.total - q.running.len() as i64).max(q.pending.len() as i64);
+    let pending = Rc::new(q.pending.clone());
+    let (picked, sel_filter, list_total) = if queue {
+        (
+            picked_q.clone(),
+            SelectionFilter {
+                list: ListName::Queue,
+                status: None,
+                q: None,
+            },
+            pending_total,
+        )
+    } else {
+        (
+            picked_h.clone(),
+            SelectionFilter {
+                list: ListName::History,
+                status: Some(*filter),
+                q: q_text.clone(),
+            },
+            live.hist_total,
+        )
+    };
+    let count = picked.count(list_total.max(0) as usize);
+    let ctx = Ctx {
+        host: host.clone(),
+        host_state: host_state.clone(),
+        d: d.clone(),
+        view: view.clone(),
+        gallery: gallery.clone(),
+        filter: filter.clone(),
+        sort: sort.clone(),
+        search: search.clone(),
+        cols: cols.clone(),
+        cols_open: cols_open.clone(),
+        picked: picked.clone(),
+        selection: picked.to_selection(sel_filter),
+        count,
+    };
+    let paused = q.paused;
+    let on_cmd = |c: &Ctx| {
+        let c = c.clone();
+        Callback::from(move |e: Event| {
+            if let Some((el, cmd)) = cmd_of(&e) {
+                run(&c, &cmd, &el, paused);
+            }
+        })
+    };
+    let onclick = {
+        let c = ctx.clone();
+        Callback::from(move |e: MouseEvent| {
+            // Changes come from onchange/oninput; a click on them is not a command.
+            if let Some((el, cmd)) = cmd_of(&e)
+                && !matches!(el.tag_name().as_str(), "SELECT" | "INPUT")
+            {
+                run(&c, &cmd, &el, paused);
+            }
+        })
+    };
+    let onchange = on_cmd(&ctx);
+    let oninput = {
+        let c = ctx.clone();
+        Callback::from(move |e: InputEvent| {
+            if let Some((el, cmd)) = cmd_of(&e) {
+                run(&c, &cmd, &el, paused);
+            }
+        })
+    };
+    // Row picking and row actions (shared by both lists).
+    let pick_cb = |picked: &UseStateHandle<Picked>, rows: Rc<Vec<Task>>| {
+        let picked = picked.clone();
+        Callback::from(move |(i, id, how): (usize, String, Click)| {
+            let order: Vec<&str> = rows.iter().map(|t| t.id.as_str()).collect();
+            let mut p = (*picked).clone();
+            p.click(&order, i, &id, how);
+            picked.set(p);
+        })
+    };
+    let pick_all_cb = |picked: &UseStateHandle<Picked>| {
+        let picked = picked.clone();
+        Callback::from(move |on: bool| {
+            let mut p = Picked::default();
+            if on {
+                p.select_all();
+            }
+            picked.set(p);
+        })
+    };
+    let on_row = {
+        let (host, d) = (host.clone(), d.clone());
+        let (hist, pending) = (live.hist.clone(), pending.clone());
+        Callback::from(move |a: RowAction| {
+            let api = host.api();
+            match a {
+                RowAction::Open(i) => {
+                    let from = i.saturating_sub(VIEWER_SPAN);
+                    let tasks = hist
+                        .iter()
+                        .skip(from)
+                        .take(2 * VIEWER_SPAN + 1)
+                        .cloned()
+                        .collect();
+                    open_modal(
+                        &host,
+                        Modal::Viewer {
+                            tasks,
+                            start: i - from,
+                        },
+                    );
+                }
+                RowAction::Edit(i) => {
+                    if let Some(t) = pending.get(i) {
+                        open_modal(
+                            &host,
+                            Modal::Edit {
+                                task: Box::new(t.clone()),
+                            },
+                        );
+                    }
+                }
+                RowAction::Sheet(group_id) => open_modal(&host, Modal::Sheet { group_id }),
+                RowAction::Bookmark(id, on) => act(&d, async move { api.bookmark(&id, on).await }),
+                RowAction::Rename(id, name) => act(&d, async move { api.rename(&id, &name).await }),
+                RowAction::Requeue(id) => act(&d, async move {
+                    api.requeue(&id)
+                        .await
+                        .map(|r| MessageResponse::ok(r.message))
+                }),
+                RowAction::Delete(id) => act(&d, async move { api.delete_task(&id).await }),
+                RowAction::Run(id) => act(&d, async move { api.run_task(&id).await }),
+                RowAction::Move(id, target) => {
+                    d.dispatch(Action::Move(id.clone(), target.clone()));
+                    act(&d, async move { api.move_task(&id, &target).await });
+                }
+            }
+        })
+    };
+    let running_n = q.running.len() as i64;
+    // More rows as the list scrolls: from the last page's keyset cursor (the same cost at
+    // any depth), else by offset.
+    let need_more = |history: bool| {
+        let (host, d, hq) = (host.clone(), d.clone(), hq.clone());
+        let cursor = if history {
+            live.hist_next.clone()
+        } else {
+            q.next_cursor.clone()
+        };
+        Callback::from(move |offset: usize| {
+            let (host, d, hq, cursor) = (host.clone(), d.clone(), hq.clone(), cursor.clone());
+            spawn(async move {
+                let api = host.api();
+                let offset = cursor.is_none().then_some(offset as i64);
+                if history {
+                    let q = ListQuery {
+                        offset,
+                        cursor,
+                        ..hq.1
+                    };
+                    if let Ok(resp) = api.history_with(&hq.0, &q).await {
+                        d.dispatch(Action::History { resp, append: true });
+                    }
+                } else {
+                    // The running tasks come first in `/queue`.
+                    let q = ListQuery {
+                        limit: Some(200),
+                        offset: offset.map(|o| o + running_n),
+                        cursor,
+                        q: None,
+                    };
+                    if let Ok(resp) = api.queue(&q).await {
+                        d.dispatch(Action::QueueMore(resp));
+                    }
+                }
+            });
+        })
+    };
     let conn = match &live.conn {
         Conn::Online => {
-            html! { <span class="conn online" title="Connected to the host">{"● online"}</span> }
+            html! { <span class="conn online" title={host.base.clone()}>{"● online"}</span> }
         }
         Conn::Connecting => html! { <span class="conn">{"○ connecting"}</span> },
         Conn::Offline(e) => {
             html! { <span class="conn offline" title={e.clone()}>{"● offline"}</span> }
         }
+        Conn::Unauthorized => html! { <span class="conn offline">{"● token refused"}</span> },
     };
-    let pause = toggle_pause(&host, &d, live.q.paused);
-    let tab_btn = |v: View, label: &str, count: String| {
-        let view2 = view.clone();
+    let queue_end = match live.eta.as_deref().and_then(|e| e.queue_ends_at) {
+        _ if pending_total == 0 && q.running.is_empty() => "queue empty".to_owned(),
+        Some(ms) => format!("queue ends ≈ {}", fmt_clock(ms)),
+        None => "queue ends —".to_owned(),
+    };
+    let hint = match &live.conn {
+        Conn::Offline(e) if host.is_web() => {
+            html! { <div class="hint">{ format!("The host does not answer ({e}).") }</div> }
+        }
+        Conn::Offline(e) => {
+            html! { <div class="hint">{ format!("Host not reachable ({e}). Start it with: ") }
+            <code>{"cargo run --release -p agent-scheduler -- serve"}</code></div> }
+        }
+        Conn::Unauthorized => {
+            html! { <div class="hint">{"The host wants a token: set it in the extension's options."}</div> }
+        }
+        _ => html! {},
+    };
+    let body = if queue {
+        let backends = live.backends.iter().map(|b| {
+            let state = match b.state {
+                BackendState::Up => "up",
+                BackendState::Loading => "loading",
+                BackendState::Down => "down",
+                BackendState::Stalled => "stalled",
+                BackendState::Unknown => "unknown",
+            };
+            let title = format!(
+                "{state} · {} · {}",
+                b.loaded_checkpoint.as_deref().unwrap_or("no checkpoint loaded"),
+                b.last_error.as_deref().unwrap_or("no error")
+            );
+            let short = b.url.split("://").last().unwrap_or(&b.url).to_owned();
+            html! { <span class={format!("backend {state}")} {title}>{ format!("● {short} {state}") }</span> }
+        });
         html! {
-            <button class={classes!("tab", (*view == v).then_some("active"))} id={format!("sdq-tab-{}", label.to_lowercase())}
-                onclick={Callback::from(move |_| view2.set(v))}>{ label }{" "}<small>{ count }</small></button>
+            <div class="queue">
+                <div class="toolbar">
+                    <button id="sdq-queue-clear" data-cmd="queue-clear">{"Clear"}</button>
+                    <button id="sdq-export" data-cmd="export">{"Export"}</button>
+                    <label class="button">{"Import"}<input id="sdq-import" data-cmd="import" type="file" accept="application/json" hidden=true /></label>
+                    <button data-cmd="refresh" title="Refresh">{"⟳"}</button>
+                    <span class="spacer"></span>
+                    <span class="count" id="sdq-counts">{ format!("{} running · {} pending", q.running.len(), pending_total) }</span>
+                    <span class="count eta" id="sdq-queue-end" title="From each backend's measured speed and checkpoint loads, in the order the tasks will run">{ queue_end.clone() }</span>
+                </div>
+                <div class="backends" id="sdq-backends">{ for backends }</div>
+                { for q.running.iter().map(|t| running_card(t, &live)) }
+                { if pending_total == 0 { html! { <div class="empty">{"No pending tasks"}</div> } } else { html! {
+                    <TaskList kind={ListKind::Queue} rows={pending.clone()} total={pending_total} cols={*cols}
+                        host={host.clone()} picked={(*picked_q).clone()} on_pick={pick_cb(&picked_q, pending.clone())}
+                        on_pick_all={pick_all_cb(&picked_q)} on_need_more={need_more(false)} on_action={on_row.clone()}
+                        eta={live.eta.clone()} />
+                } } }
+            </div>
+        }
+    } else {
+        let list = if *gallery {
+            html! { <Gallery rows={live.hist.clone()} total={live.hist_total} host={host.clone()}
+            picked={(*picked_h).clone()} on_pick={pick_cb(&picked_h, live.hist.clone())}
+            on_need_more={need_more(true)} on_action={on_row.clone()} /> }
+        } else {
+            html! { <TaskList kind={ListKind::History} rows={live.hist.clone()} total={live.hist_total} cols={*cols}
+            host={host.clone()} picked={(*picked_h).clone()} on_pick={pick_cb(&picked_h, live.hist.clone())}
+            on_pick_all={pick_all_cb(&picked_h)} on_need_more={need_more(true)} on_action={on_row.clone()} /> }
+        };
+        let by_ckpt = *sort == HistorySort::Checkpoint;
+        html! {
+            <div class="history">
+                <div class="toolbar">
+                    <select id="sdq-filter" data-cmd="filter" aria-label="Show">
+                        { for HistoryFilter::ALL.iter().map(|f| html! {
+                            <option value={f.as_str()} selected={*f == *filter}>{ filter_label(*f) }</option>
+                        }) }
+                    </select>
+                    <select id="sdq-sort" data-cmd="sort" aria-label="Sort">
+                        <option value="time" selected={!by_ckpt}>{"Newest first"}</option>
+                        <option value="checkpoint" selected={by_ckpt}>{"By checkpoint"}</option>
+                    </select>
+                    <input id="sdq-search" data-cmd="search" type="search" placeholder="Search prompt, name, checkpoint…"
+                        value={(*search).clone()} />
+                    <button id="sdq-mode" data-cmd="mode" title="List or gallery">{ if *gallery { "☰ List" } else { "▦ Gallery" } }</button>
+                    <button id="sdq-requeue-failed" data-cmd="requeue-failed">{"Requeue failed"}</button>
+                    <button id="sdq-history-clear" data-cmd="history-clear">{"Clear"}</button>
+                    <button data-cmd="refresh" title="Refresh">{"⟳"}</button>
+                </div>
+                { list }
+            </div>
         }
     };
-    let offline_hint = if let Conn::Offline(e) = &live.conn {
-        html! { <div class="hint">{ format!("Host not reachable ({e}). Start it with: ") }
-        <code>{"cargo run --release -p agent-scheduler -- serve"}</code></div> }
+    let bulk_bar = if picked.is_empty() {
+        html! {}
+    } else {
+        html! {
+            <div class="bulk" id="sdq-bulk" data-count={count.to_string()}>
+                <strong>{ format!("{count} selected") }</strong>
+                { if queue { html! { <>
+                    <button id="sdq-bulk-top" data-cmd="bulk-top">{"⤒ Top"}</button>
+                    <button id="sdq-bulk-bottom" data-cmd="bulk-bottom">{"⤓ Bottom"}</button>
+                </> } } else { html! { <>
+                    <button id="sdq-bulk-requeue" data-cmd="bulk-requeue">{"↩ Requeue"}</button>
+                    <button id="sdq-bulk-bookmark" data-cmd="bulk-bookmark">{"★ Bookmark"}</button>
+                    <button id="sdq-bulk-zip" data-cmd="bulk-zip">{"Download zip"}</button>
+                </> } } }
+                <button id="sdq-bulk-export" data-cmd="bulk-export">{"Export"}</button>
+                <button id="sdq-bulk-delete" class="danger" data-cmd="bulk-delete">{"✕ Delete"}</button>
+                <button id="sdq-bulk-clear" data-cmd="bulk-clear" title="Clear the selection">{"Deselect"}</button>
+            </div>
+        }
+    };
+    let cols_menu = if *cols_open {
+        html! { <div class="menu" id="sdq-columns-menu">{ for Col::ALL.iter().map(|c| html! {
+            <label class="check"><input type="checkbox" data-cmd="col" data-col={c.key()} checked={cols.shows(*c)} />{ c.label(queue) }</label>
+        }) }</div> }
     } else {
         html! {}
     };
-    let body = match *view {
-        View::Queue => {
-            html! { <QueueView host={host.clone()} live={live.clone()} editing={editing.clone()} /> }
+    let tab = |v: View, id: &'static str, label: &'static str, n: i64| {
+        html! {
+            <button class={if *view == v { "tab active" } else { "tab" }} id={format!("sdq-tab-{id}")} data-cmd={format!("tab-{id}")}>
+                { label }{" "}<small>{ n.to_string() }</small>
+            </button>
         }
-        View::History => {
-            let on_action = {
-                let (host, d, detail) = (host.clone(), d.clone(), detail.clone());
-                Callback::from(move |a: HistAction| {
-                    let api = host.api();
-                    match a {
-                        HistAction::Bookmark(id, on) => {
-                            act(&d, async move { api.bookmark(&id, on).await })
-                        }
-                        HistAction::Rename(id, name) => {
-                            act(&d, async move { api.rename(&id, &name).await })
-                        }
-                        HistAction::Requeue(id) => act(&d, async move {
-                            api.requeue(&id)
-                                .await
-                                .map(|r| MessageResponse::ok(r.message))
-                        }),
-                        HistAction::Delete(id) => {
-                            act(&d, async move { api.delete_task(&id).await })
-                        }
-                        HistAction::Open(id) => detail.set(Some(id)),
-                    }
-                })
-            };
-            let on_need_more = {
-                let (host, d, hq) = (host.clone(), d.clone(), hq.clone());
-                Callback::from(move |offset: usize| {
-                    let (host, d, hq) = (host.clone(), d.clone(), hq.clone());
-                    wasm_bindgen_futures::spawn_local(async move {
-                        let (filter, q) = hq;
-                        let q = ListQuery {
-                            offset: Some(offset as i64),
-                            ..q
-                        };
-                        if let Ok(resp) = host.api().history(filter, &q).await {
-                            d.dispatch(Action::History { resp, append: true });
-                        }
-                    });
-                })
-            };
-            let on_filter = {
-                let filter = filter.clone();
-                Callback::from(move |e: Event| {
-                    if let Some(s) = e
-                        .target()
-                        .and_then(|t| t.dyn_into::<HtmlSelectElement>().ok())
-                    {
-                        filter.set(HistoryFilter::parse(&s.value()).unwrap_or_default());
-                    }
-                })
-            };
-            let on_search = {
-                let search = search.clone();
-                Callback::from(move |e: InputEvent| {
-                    if let Some(i) = e
-                        .target()
-                        .and_then(|t| t.dyn_into::<HtmlInputElement>().ok())
-                    {
-                        search.set(i.value());
-                    }
-                })
-            };
-            let requeue_failed = {
-                let (host, d) = (host.clone(), d.clone());
-                Callback::from(move |_| {
-                    let api = host.api();
-                    act(&d, async move { api.requeue_failed().await })
-                })
-            };
-            let clear = {
-                let (host, d) = (host.clone(), d.clone());
-                Callback::from(move |_| {
-                    if confirm("Delete every finished task that is not bookmarked?") {
-                        let api = host.api();
-                        act(&d, async move { api.clear_history().await });
-                    }
-                })
-            };
-            let refresh = {
-                let d = d.clone();
-                Callback::from(move |_| d.dispatch(Action::ReloadHistory))
-            };
-            html! {
-                <div class="history">
-                    <div class="toolbar">
-                        <select id="sdq-filter" onchange={on_filter}>
-                            { for HistoryFilter::ALL.iter().map(|f| html! {
-                                <option value={f.as_str()} selected={*f == *filter}>{ filter_label(*f) }</option>
-                            }) }
-                        </select>
-                        <input id="sdq-search" type="search" placeholder="Search prompt, name, checkpoint…"
-                            value={(*search).clone()} oninput={on_search} />
-                        <button id="sdq-requeue-failed" onclick={requeue_failed}>{"Requeue failed"}</button>
-                        <button id="sdq-history-clear" onclick={clear}>{"Clear"}</button>
-                        <button onclick={refresh} title="Refresh">{"⟳"}</button>
-                    </div>
-                    <HistoryList rows={live.hist.clone()} total={live.hist_total} {on_need_more} {on_action} />
-                </div>
-            }
-        }
-    };
-    let detail_view = match (*detail).clone() {
-        Some(id) => {
-            let close = {
-                let detail = detail.clone();
-                Callback::from(move |_| detail.set(None))
-            };
-            let k = id.clone();
-            html! { <DetailView key={k} {id} host={host.clone()} live={live.clone()} on_close={close} /> }
-        }
-        None => html! {},
-    };
-    let edit_view = match (*editing).clone() {
-        Some(t) => {
-            let close = {
-                let editing = editing.clone();
-                Callback::from(move |_| editing.set(None))
-            };
-            let k = t.id.clone();
-            html! { <EditView key={k} task={t} host={host.clone()} live={live.clone()} on_close={close} /> }
-        }
-        None => html! {},
     };
     html! {
-        <div class="panel" data-conn={match &live.conn { Conn::Online => "online", Conn::Connecting => "connecting", Conn::Offline(_) => "offline" }}
-             data-paused={live.q.paused.to_string()}>
+        <div class={if host.is_web() { "panel web" } else { "panel" }} data-conn={live.conn.word()}
+             data-paused={paused.to_string()} data-platform={if host.is_web() { "web" } else { "extension" }}
+             {onclick} {onchange} {oninput}>
             <header>
                 <strong>{"Agent Scheduler"}</strong>
                 { conn }
+                <span class="count eta">{ queue_end }</span>
                 <span class="spacer"></span>
-                <button id="sdq-pause" class={classes!(live.q.paused.then_some("paused"))} onclick={pause}>
-                    { if live.q.paused { "▶ Resume" } else { "❚❚ Pause" } }
+                { if host.is_web() && !host.token.is_empty() { html! {
+                    <button id="sdq-sign-out" data-cmd="sign-out" title="Forget the token in this tab">{"Sign out"}</button>
+                } } else { html! {} } }
+                <button id="sdq-pause" class={if paused { "paused" } else { "" }} data-cmd="pause">
+                    { if paused { "▶ Resume" } else { "❚❚ Pause" } }
                 </button>
             </header>
-            { offline_hint }
-            { live.q.hold_reason.clone().map(|r| html! {
+            { hint }
+            { q.hold_reason.as_ref().map(|r| html! {
                 <div class="hold" id="sdq-hold" role="status">
                     { format!("On hold: {r}. The host starts no task until this is resolved, then resumes by itself.") }
                 </div>
             }).unwrap_or_default() }
             <nav class="tabs">
-                { tab_btn(View::Queue, "Queue", format!("{}", live.q.running.len() + live.q.pending.len())) }
-                { tab_btn(View::History, "History", format!("{}", live.hist_total)) }
+                { tab(View::Queue, "queue", "Queue", q.running.len() as i64 + pending_total) }
+                { tab(View::History, "history", "History", live.hist_total) }
+                <span class="spacer"></span>
+                <button id="sdq-columns" class="tab" data-cmd="cols" title="Columns">{"Columns ▾"}</button>
+                { cols_menu }
             </nav>
             <main>{ body }</main>
-            { detail_view }
-            { edit_view }
+            { bulk_bar }
             <Toasts toasts={live.toasts.clone()} />
         </div>
     }
 }
 
-/// "attempt N failed · next try HH:MM" for a task that failed a try and waits to retry.
-fn retry_note(t: &Task) -> Html {
-    if t.attempts == 0 && t.next_run_at.is_none() {
-        return html! {};
-    }
-    let next = t
-        .next_run_at
+/// The running task: the live preview, label, progress bar, step and ETA, interrupt.
+fn running_card(t: &Task, live: &UseReducerHandle<LiveState>) -> Html {
+    let q = &live.q;
+    let prog = q.progress.as_ref().filter(|pr| pr.task_id == t.id);
+    let (pct, pct1) = percent(prog.map_or(0.0, |pr| pr.progress));
+    let preview = q
+        .preview
         .as_ref()
-        .map(|n| format!(" · next try {}", util::fmt_time(n)))
-        .unwrap_or_default();
-    let plural = if t.attempts == 1 { "" } else { "s" };
-    html! {
-        <span class="retry" data-attempts={t.attempts.to_string()} title={t.error.clone().unwrap_or_default()}>
-            { format!("{} failed attempt{plural}{next}", t.attempts) }
-        </span>
+        .filter(|pv| pv.task_id == t.id)
+        .map(|pv| pv.image.clone());
+    let mut meta = format!("{pct}%");
+    if let Some(pr) = prog {
+        meta.push_str(&format!(
+            " · step {}/{} · ETA {}",
+            pr.step,
+            pr.steps,
+            fmt_eta(pr.eta_s)
+        ));
     }
-}
-
-#[derive(Properties, PartialEq)]
-struct QueueProps {
-    host: Host,
-    live: UseReducerHandle<LiveState>,
-    editing: UseStateHandle<Option<Task>>,
-}
-
-#[function_component(QueueView)]
-fn queue_view(p: &QueueProps) -> Html {
-    let drag = use_state(|| None::<String>);
-    let gap = use_state(|| None::<usize>);
-    let d = p.live.dispatcher();
-    let q = &p.live.q;
-    let host = p.host.clone();
-
-    let running = q.running.iter().map(|t| {
-        let prog = q.progress.as_ref().filter(|pr| pr.task_id == t.id);
-        let (pct, pct1) = percent(prog.map_or(0.0, |pr| pr.progress));
-        let preview = q.preview.as_ref().filter(|pv| pv.task_id == t.id).map(|pv| pv.image.clone());
-        let interrupt = {
-            let (host, d, id) = (host.clone(), d.clone(), t.id.clone());
-            Callback::from(move |_| {
-                let (api, id) = (host.api(), id.clone());
-                act(&d, async move { api.delete_task(&id).await })
-            })
-        };
-        html! {
-            <div class="running" key={t.id.clone()} data-task-id={t.id.clone()}>
+    if let Some(b) = &t.backend {
+        meta.push_str(&format!(" · on {b}"));
+    }
+    if t.attempts > 0 {
+        meta.push_str(&format!(" · attempt {}", t.attempts + 1));
+    }
+    html! {
+        <div class="running" key={t.id.clone()} data-task-id={t.id.clone()}>
+            { preview.map(|src| html! { <img class="preview" src={src} alt="preview" /> }).unwrap_or_default() }
+            <div class="rmain">
                 <div class="row1">
-                    <span class="label">{ task_label(t) }</span>
-                    <button class="interrupt" title="Interrupt" onclick={interrupt}>{"✖"}</button>
+                    <span class="label" title={t.id.clone()}>{ task_label(t) }</span>
+                    <button class="interrupt" title="Interrupt" data-cmd="interrupt" data-id={t.id.clone()}>{"✖"}</button>
                 </div>
                 <div class="summary">{ task_summary(t) }</div>
                 <div class="bar"><div class="fill" style={format!("width:{pct1}%")}></div></div>
-                <div class="meta" data-progress={pct.clone()}>
-                    { format!("{pct}%") }
-                    { prog.map(|pr| format!(" · step {}/{} · ETA {}", pr.step, pr.steps, fmt_eta(pr.eta_s))).unwrap_or_default() }
-                </div>
-                { preview.map(|src| html! { <img class="preview" src={src} alt="preview" /> }).unwrap_or_default() }
-            </div>
-        }
-    });
-
-    let ids: Vec<String> = q.pending.iter().map(|t| t.id.clone()).collect();
-    let pending = q.pending.iter().enumerate().map(|(i, t)| {
-        let id = t.id.clone();
-        let ondragstart = {
-            let (drag, id) = (drag.clone(), id.clone());
-            Callback::from(move |e: DragEvent| {
-                if let Some(dt) = e.data_transfer() {
-                    let _ = dt.set_data("text/plain", &id);
-                    dt.set_effect_allowed("move");
-                }
-                drag.set(Some(id.clone()));
-            })
-        };
-        let ondragover = {
-            let gap = gap.clone();
-            Callback::from(move |e: DragEvent| {
-                e.prevent_default();
-                let below = e
-                    .current_target()
-                    .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
-                    .map(|el| {
-                        let r = el.get_bounding_client_rect();
-                        (e.client_y() as f64) > r.top() + r.height() / 2.0
-                    })
-                    .unwrap_or(false);
-                let g = i + usize::from(below);
-                if *gap != Some(g) {
-                    gap.set(Some(g));
-                }
-            })
-        };
-        let ondrop = {
-            let (drag, gap, ids, host, d) = (drag.clone(), gap.clone(), ids.clone(), host.clone(), d.clone());
-            Callback::from(move |e: DragEvent| {
-                e.prevent_default();
-                let dragged = (*drag).clone().or_else(|| e.data_transfer().and_then(|dt| dt.get_data("text/plain").ok()));
-                let g = (*gap).unwrap_or(i);
-                drag.set(None);
-                gap.set(None);
-                let Some(dragged) = dragged else { return };
-                let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-                if let Some(target) = drop_target(&refs, &dragged, g) {
-                    d.dispatch(Action::Move(dragged.clone(), target.clone()));
-                    let api = host.api();
-                    act(&d, async move { api.move_task(&dragged, &target).await });
-                }
-            })
-        };
-        let ondragend = {
-            let (drag, gap) = (drag.clone(), gap.clone());
-            Callback::from(move |_: DragEvent| {
-                drag.set(None);
-                gap.set(None);
-            })
-        };
-        let run = {
-            let (host, d, id) = (host.clone(), d.clone(), id.clone());
-            Callback::from(move |_| {
-                let (api, id) = (host.api(), id.clone());
-                act(&d, async move { api.run_task(&id).await })
-            })
-        };
-        let delete = {
-            let (host, d, id) = (host.clone(), d.clone(), id.clone());
-            Callback::from(move |_| {
-                let (api, id) = (host.api(), id.clone());
-                act(&d, async move { api.delete_task(&id).await })
-            })
-        };
-        let edit = {
-            let (editing, t) = (p.editing.clone(), t.clone());
-            Callback::from(move |_| editing.set(Some(t.clone())))
-        };
-        let marker = match *gap {
-            Some(g) if g == i => "drop-above",
-            Some(g) if g == i + 1 && i + 1 == ids.len() => "drop-below",
-            _ => "",
-        };
-        html! {
-            <div key={id.clone()} class={classes!("prow", marker, (drag.as_deref() == Some(id.as_str())).then_some("dragging"))}
-                data-task-id={id.clone()} draggable="true" {ondragstart} {ondragover} {ondrop} {ondragend}>
-                <span class="handle" title="Drag to reorder">{"⠿"}</span>
-                <div class="main" ondblclick={edit.clone()}>
-                    <span class="label">{ task_label(t) }</span>
-                    <span class="summary">{ task_summary(t) }</span>
-                    { retry_note(t) }
-                </div>
-                <span class="time" title="Queued at">{ util::fmt_time(&t.created_at) }</span>
-                <button class="run" title="Run now" onclick={run}>{"▶"}</button>
-                <button class="edit" title="Edit" onclick={edit}>{"✎"}</button>
-                <button class="delete" title="Delete" onclick={delete}>{"✕"}</button>
-            </div>
-        }
-    });
-
-    let clear = {
-        let (host, d) = (host.clone(), d.clone());
-        Callback::from(move |_| {
-            if confirm("Delete every pending task that is not bookmarked?") {
-                let api = host.api();
-                act(&d, async move { api.clear_queue().await });
-            }
-        })
-    };
-    let export = {
-        let (host, d) = (host.clone(), d.clone());
-        Callback::from(move |_| {
-            let (host, d) = (host.clone(), d.clone());
-            wasm_bindgen_futures::spawn_local(async move {
-                let exported = host
-                    .api()
-                    .export(None, None)
-                    .await
-                    .map_err(|e| error_text(&e))
-                    .and_then(|items| serde_json::to_vec_pretty(&items).map_err(|e| e.to_string()))
-                    .and_then(|bytes| blob(&bytes, "application/json"));
-                match exported {
-                    Ok(b) => {
-                        download(
-                            &b,
-                            &format!("agent-scheduler-{}.json", js_sys::Date::now() as u64),
-                        );
-                        push_toast(&d, "Exported", false);
-                    }
-                    Err(e) => push_toast(&d, format!("Export failed: {e}"), true),
-                }
-            });
-        })
-    };
-    let import = {
-        let (host, d) = (host.clone(), d.clone());
-        Callback::from(move |e: Event| {
-            let Some(input) = e
-                .target()
-                .and_then(|t| t.dyn_into::<HtmlInputElement>().ok())
-            else {
-                return;
-            };
-            let Some(file) = input.files().and_then(|f| f.get(0)) else {
-                return;
-            };
-            input.set_value("");
-            let (host, d) = (host.clone(), d.clone());
-            wasm_bindgen_futures::spawn_local(async move {
-                let text = wasm_bindgen_futures::JsFuture::from(file.text())
-                    .await
-                    .ok()
-                    .and_then(|t| t.as_string());
-                let Some(content) = text else { return };
-                let api = host.api();
-                act(&d, async move {
-                    api.import(&ImportRequest { content })
-                        .await
-                        .map(|r| MessageResponse {
-                            success: r.success,
-                            message: r.message,
-                            code: None,
-                        })
-                });
-            });
-        })
-    };
-    let refresh = {
-        let d = d.clone();
-        Callback::from(move |_| d.dispatch(Action::ReloadQueue))
-    };
-    html! {
-        <div class="queue">
-            <div class="toolbar">
-                <button id="sdq-queue-clear" onclick={clear}>{"Clear"}</button>
-                <button id="sdq-export" onclick={export}>{"Export"}</button>
-                <label class="button">{"Import"}<input id="sdq-import" type="file" accept="application/json" onchange={import} hidden=true /></label>
-                <button onclick={refresh} title="Refresh">{"⟳"}</button>
-                <span class="spacer"></span>
-                <span class="count" id="sdq-counts">{ format!("{} running · {} pending", q.running.len(), q.pending.len()) }</span>
-            </div>
-            { for running }
-            <div class="pending" id="sdq-pending">
-                { if q.pending.is_empty() { html! { <div class="empty">{"No pending tasks"}</div> } } else { html! {} } }
-                { for pending }
-            </div>
-        </div>
-    }
-}
-
-#[derive(Properties, PartialEq)]
-struct DetailProps {
-    id: String,
-    host: Host,
-    live: UseReducerHandle<LiveState>,
-    on_close: Callback<()>,
-}
-
-#[function_component(DetailView)]
-fn detail_view(p: &DetailProps) -> Html {
-    let task = use_state(|| None::<Task>);
-    let images = use_state(Vec::<ResultImage>::new);
-    let sel = use_state(|| 0usize);
-    {
-        let (task, images, host, id) = (task.clone(), images.clone(), p.host.clone(), p.id.clone());
-        use_effect_with(id.clone(), move |_| {
-            wasm_bindgen_futures::spawn_local(async move {
-                let api = host.api();
-                if let Ok(t) = api.task(&id).await {
-                    let done = t.status == TaskStatus::Done;
-                    task.set(Some(t));
-                    if done && let Ok(res) = api.results(&id).await {
-                        images.set(res);
-                    }
-                }
-            });
-            || ()
-        });
-    }
-    let d = p.live.dispatcher();
-    let close = {
-        let c = p.on_close.clone();
-        Callback::from(move |_| c.emit(()))
-    };
-    let Some(t) = (*task).clone() else {
-        return html! { <div class="modal detail"><button class="close" onclick={close}>{"✕"}</button>{"Loading…"}</div> };
-    };
-    let zip = {
-        let (host, d, id) = (p.host.clone(), d.clone(), t.id.clone());
-        Callback::from(move |_| {
-            let (host, d, id) = (host.clone(), d.clone(), id.clone());
-            wasm_bindgen_futures::spawn_local(async move {
-                let zip = host
-                    .api()
-                    .results_zip(&id)
-                    .await
-                    .map_err(|e| error_text(&e))
-                    .and_then(|bytes| blob(&bytes, "application/zip"));
-                match zip {
-                    Ok(b) => download(&b, &format!("results-{id}.zip")),
-                    Err(e) => push_toast(&d, format!("Zip failed: {e}"), true),
-                }
-            });
-        })
-    };
-    let send = |tab: &'static str| {
-        let (d, params, id) = (d.clone(), t.params.clone(), t.id.clone());
-        Callback::from(move |_| {
-            let (d, params, id) = (d.clone(), params.clone(), id.clone());
-            wasm_bindgen_futures::spawn_local(async move {
-                // With the task id the worker fetches the full request (images included).
-                let msg = ToWorker::FillPage {
-                    tab: tab.to_owned(),
-                    params,
-                    task_id: Some(id),
-                };
-                match chrome::ask_worker::<Filled>(&msg).await {
-                    Ok(_) => push_toast(&d, format!("Sent to {tab}"), false),
-                    Err(e) => push_toast(&d, e, true),
-                }
-            });
-        })
-    };
-    let infotext = images
-        .get(*sel)
-        .map(|i| i.infotext.clone())
-        .unwrap_or_default();
-    html! {
-        <div class="modal detail" id="sdq-detail" data-task-id={t.id.clone()}>
-            <button class="close" onclick={close}>{"✕"}</button>
-            <h3>{ task_label(&t) }</h3>
-            <div class="meta">{ format!("{} · {} · {}", t.task_type.as_str(), t.status.as_str(), task_summary(&t)) }</div>
-            { t.error.clone().map(|e| html! { <div class="error">{ format!("Error: {e}") }</div> }).unwrap_or_default() }
-            <div class="gallery" id="sdq-gallery">
-                { for images.iter().enumerate().map(|(i, im)| {
-                    let sel = sel.clone();
-                    html! { <img class={classes!((*sel == i).then_some("selected"))} src={im.image.clone()} alt={format!("result {i}")}
-                        onclick={Callback::from(move |_| sel.set(i))} /> }
-                }) }
-            </div>
-            <textarea class="infotext" id="sdq-infotext" readonly=true value={infotext} />
-            <div class="actions">
-                <button id="sdq-zip" onclick={zip} disabled={images.is_empty()}>{"Download zip"}</button>
-                <button id="sdq-send-txt2img" onclick={send("txt2img")}>{"Send to txt2img"}</button>
-                <button id="sdq-send-img2img" onclick={send("img2img")}>{"Send to img2img"}</button>
-            </div>
-            <details><summary>{"Request"}</summary><pre>{ serde_json::to_string_pretty(&t.params).unwrap_or_default() }</pre></details>
-        </div>
-    }
-}
-
-#[derive(Properties, PartialEq)]
-struct EditProps {
-    task: Task,
-    host: Host,
-    live: UseReducerHandle<LiveState>,
-    on_close: Callback<()>,
-}
-
-fn value_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Inline edit of a pending task: every field of its request, its name and checkpoint;
-/// saved as a shallow merge (`PUT /task/{id}`), only the changed fields.
-#[function_component(EditView)]
-fn edit_view(p: &EditProps) -> Html {
-    let node = use_node_ref();
-    let d = p.live.dispatcher();
-    let t = Rc::new(p.task.clone());
-    let keys: Vec<(String, Value)> = {
-        let mut k: Vec<(String, Value)> = t
-            .params
-            .iter()
-            .filter(|(k, _)| k.as_str() != "checkpoint" && k.as_str() != "vae")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        k.sort_by(|a, b| a.0.cmp(&b.0));
-        k
-    };
-    let save = {
-        let (node, host, d, t, close) = (
-            node.clone(),
-            p.host.clone(),
-            d.clone(),
-            t.clone(),
-            p.on_close.clone(),
-        );
-        Callback::from(move |_| {
-            let Some(form) = node.cast::<web_sys::Element>() else {
-                return;
-            };
-            let mut params = Map::new();
-            let mut name = None;
-            let mut checkpoint = None;
-            if let Ok(list) = form.query_selector_all("[data-field]") {
-                for i in 0..list.length() {
-                    let Some(el) = list
-                        .item(i)
-                        .and_then(|n| n.dyn_into::<web_sys::Element>().ok())
-                    else {
-                        continue;
-                    };
-                    let key = el.get_attribute("data-field").unwrap_or_default();
-                    let text = el
-                        .dyn_ref::<HtmlTextAreaElement>()
-                        .map(|x| x.value())
-                        .or_else(|| el.dyn_ref::<HtmlInputElement>().map(|x| x.value()))
-                        .unwrap_or_default();
-                    match key.as_str() {
-                        "@name" => {
-                            if Some(text.as_str()) != t.name.as_deref() {
-                                name = Some(text);
-                            }
-                        }
-                        "@checkpoint" => {
-                            let old = t
-                                .params
-                                .get("checkpoint")
-                                .and_then(|c| c.as_str())
-                                .unwrap_or("");
-                            if text != old {
-                                checkpoint = Some(text);
-                            }
-                        }
-                        k => {
-                            let old = t.params.get(k).cloned().unwrap_or(Value::Null);
-                            let new = match &old {
-                                Value::String(_) => Value::String(text),
-                                _ => serde_json::from_str(&text).unwrap_or(Value::String(text)),
-                            };
-                            if new != old {
-                                params.insert(k.to_owned(), new);
-                            }
-                        }
-                    }
-                }
-            }
-            let edit = UpdateTaskRequest {
-                name,
-                checkpoint,
-                params: Some(params).filter(|p| !p.is_empty()),
-            };
-            let (api, id) = (host.api(), t.id.clone());
-            act(&d, async move { api.update_task(&id, &edit).await });
-            close.emit(());
-        })
-    };
-    let cancel = {
-        let c = p.on_close.clone();
-        Callback::from(move |_| c.emit(()))
-    };
-    html! {
-        <div class="modal edit" id="sdq-edit" data-task-id={t.id.clone()} ref={node}>
-            <h3>{ format!("Edit {}", task_label(&t)) }</h3>
-            <label>{"name"}<input data-field="@name" value={t.name.clone().unwrap_or_default()} /></label>
-            <label>{"checkpoint"}<input data-field="@checkpoint"
-                value={t.params.get("checkpoint").and_then(|c| c.as_str()).unwrap_or_default().to_owned()} /></label>
-            <div class="fields">
-                { for keys.iter().map(|(k, v)| {
-                    let text = value_text(v);
-                    if k.contains("prompt") || text.len() > 60 {
-                        html! { <label>{ k.clone() }<textarea data-field={k.clone()} value={text} /></label> }
-                    } else {
-                        html! { <label>{ k.clone() }<input data-field={k.clone()} value={text} /></label> }
-                    }
-                }) }
-            </div>
-            <div class="actions">
-                <button id="sdq-edit-save" onclick={save}>{"Save"}</button>
-                <button onclick={cancel}>{"Cancel"}</button>
+                <div class="meta" data-progress={pct}>{ meta }</div>
             </div>
         </div>
     }
