@@ -166,13 +166,19 @@ impl Eta {
         }));
         let planned = plan(&jobs, &mut clocks);
         let pending = (window.len() + tail.len()) as i64;
-        let queue_ends_at = if pending == 0 || planned.iter().any(Option::is_none) {
+        // The queue ends when the last backend is done: its last planned task, or (nothing
+        // pending) its running task. No estimate without a measured run.
+        let queue_ends_at = if (pending == 0 && running.is_empty())
+            || typical.is_none()
+            || planned.iter().any(Option::is_none)
+        {
             None
         } else {
-            planned
+            clocks
                 .iter()
-                .flatten()
-                .map(|p| p.end_ms)
+                .filter(|c| c.active)
+                .map(|c| c.free_in_ms)
+                .chain(planned.iter().flatten().map(|p| p.end_ms))
                 .fold(None, |m: Option<f64>, e| Some(m.map_or(e, |m| m.max(e))))
                 .map(|e| now + e as i64)
         };

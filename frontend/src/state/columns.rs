@@ -196,8 +196,8 @@ impl Columns {
         })
     }
 
-    /// `grid-template-columns` of a row: selection box, [handle,] the label, the shown
-    /// columns, the actions.
+    /// `grid-template-columns` of a row: selection box, [handle (queue),] the label, the
+    /// shown columns, the actions.
     pub fn template(self, handle: bool) -> String {
         let mut t = String::from("26px ");
         if handle {
@@ -208,7 +208,9 @@ impl Columns {
             t.push(' ');
             t.push_str(c.track());
         }
-        t.push_str(" auto");
+        // The actions have a fixed width (three buttons in the queue, four in the history:
+        // the group button shows on some rows only), so every row's cells line up.
+        t.push_str(if handle { " 92px" } else { " 124px" });
         t
     }
 }
@@ -267,7 +269,7 @@ mod tests {
         assert_eq!(Columns::parse(Some("")).shown().count(), 0);
         assert_eq!(
             Columns(0).with(Col::Steps, true).template(true),
-            "26px 16px minmax(120px,1fr) 44px auto"
+            "26px 16px minmax(120px,1fr) 44px 92px"
         );
     }
 }

@@ -213,7 +213,9 @@ pub fn task_list(p: &TaskListProps) -> Html {
     let onclick = {
         let (rows, pick, act) = (rows.clone(), p.on_pick.clone(), p.on_action.clone());
         Callback::from(move |e: MouseEvent| {
-            let Some((i, _, a)) = row_of(&e) else { return };
+            let Some((i, target, a)) = row_of(&e) else {
+                return;
+            };
             let Some(t) = rows.get(i) else { return };
             let id = t.id.clone();
             let how = click_of(&e);
@@ -242,6 +244,9 @@ pub fn task_list(p: &TaskListProps) -> Html {
                     e.prevent_default();
                     return pick.emit((i, id, how));
                 }
+                // The label is double-clicked to rename: a click on it opens nothing (the
+                // viewer would cover the row before the second click).
+                _ if target.closest(".label").ok().flatten().is_some() => return,
                 _ => RowAction::Open(i),
             };
             stop(&e);

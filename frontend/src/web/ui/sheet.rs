@@ -46,6 +46,26 @@ pub fn sheet(p: &SheetProps) -> Html {
             });
         });
     }
+    // Esc closes it, like the viewer.
+    {
+        let close = p.on_close.clone();
+        use_effect_with((), move |_| {
+            let cb = wasm_bindgen::closure::Closure::<dyn FnMut(web_sys::KeyboardEvent)>::new(
+                move |e: web_sys::KeyboardEvent| {
+                    if e.key() == "Escape" {
+                        e.prevent_default();
+                        close.emit(());
+                    }
+                },
+            );
+            let doc = crate::web::util::document();
+            let _ = doc.add_event_listener_with_callback("keydown", cb.as_ref().unchecked_ref());
+            move || {
+                let _ =
+                    doc.remove_event_listener_with_callback("keydown", cb.as_ref().unchecked_ref());
+            }
+        });
+    }
     // One handler for every control (`data-act`).
     let onclick = {
         let (tasks, host) = (tasks.clone(), p.host.clone());
