@@ -4,6 +4,7 @@
 
 mod api_client;
 mod browser_e2e;
+mod browser_workbench;
 mod cli;
 mod fake_behaviour;
 mod fake_fixtures;

@@ -1,0 +1,114 @@
+//! Browser end-to-end for the panel as a workbench (issue 10): `tests/e2e/workbench.mjs` in
+//! real headless Chromium with the extension's test build, against the REAL host (`serve`,
+//! which serves the web app at `/` from `target/webapp`, found beside its binary) driving the
+//! fake SD.Next, and a second host with `--token`. The script checks thumbnails, columns,
+//! sorting, the gallery, the viewer's keys, the group sheet, a multi-select move in one
+//! request, the ETA, the web app at 1600 px and 360 px, the token login, the hold banners, the
+//! popup and the 10,000-row bench; this test asserts its exit status and the host's state.
+//! Fails (never skips) when the extension or the web app is not built, or Chromium is missing.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use scheduler_tests::harness::{FakeProcess, HostProcess, prerequisite};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workbench_end_to_end_in_headless_chromium() {
+    let root = workspace_root();
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let built = [
+        "target/extension-test/pkg/panel_bg.wasm",
+        "target/extension-test/pkg/viewer_bg.wasm",
+        "target/extension-test/pkg/popup_bg.wasm",
+        "target/webapp/pkg/panel_bg.wasm",
+        "target/webapp/pkg/viewer_bg.wasm",
+        "target/webapp/app.html",
+    ]
+    .iter()
+    .all(|f| root.join(f).is_file());
+    prerequisite(
+        "the extension's test build and the web app (target/extension-test, target/webapp)",
+        built.then_some(()),
+        "bash frontend/build.sh",
+    );
+    prerequisite(
+        "playwright-core",
+        root.join("tests/e2e/node_modules/playwright-core")
+            .is_dir()
+            .then_some(()),
+        "bash .ci/setup (npm ci --prefix tests/e2e)",
+    );
+    prerequisite(
+        &format!("Chromium at {chromium}"),
+        Path::new(&chromium).exists().then_some(()),
+        "bash .ci/setup (apt-get install chromium)",
+    );
+    let fake =
+        FakeProcess::spawn(&["--step-ms", "20", "--checkpoint", "a", "--checkpoint", "b"]).await;
+    let data = tempfile::tempdir().expect("tempdir");
+    let host = HostProcess::spawn(data.path(), &[fake.url()], &[]).await;
+    let data2 = tempfile::tempdir().expect("tempdir");
+    let token_host =
+        HostProcess::spawn(data2.path(), &[fake.url()], &["--token", "wb-secret"]).await;
+
+    let shots = root.join("target/screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let results = shots.join("workbench-results.json");
+    let _ = std::fs::remove_file(&results);
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg("workbench.mjs")
+        .current_dir(root.join("tests/e2e"))
+        .env("EXT_DIR", root.join("target/extension-test"))
+        .env("HOST_URL", host.url())
+        .env("FAKE_URL", fake.url())
+        .env("TOKEN_HOST_URL", token_host.url())
+        .env("TOKEN", "wb-secret")
+        .env("SHOT_DIR", &shots)
+        .env("RESULTS", &results)
+        .kill_on_drop(true);
+    let status = tokio::time::timeout(Duration::from_secs(400), cmd.status())
+        .await
+        .expect("the browser run finished within 400 s")
+        .expect("run node");
+    if let Ok(text) = std::fs::read_to_string(&results) {
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        eprintln!("workbench figures: {}", v["figures"]);
+    }
+    assert!(
+        status.success(),
+        "workbench e2e failed ({status}); see the ok/FAIL lines above and {}\nhost stderr:\n{}",
+        shots.display(),
+        host.server.stderr()
+    );
+    // The host's own view: the queue was resumed from the 360 px page and drained.
+    let q = host
+        .client
+        .queue(&scheduler_api::ListQuery::default())
+        .await
+        .expect("queue");
+    assert!(!q.paused, "resumed from the phone-sized page");
+    for shot in [
+        "webapp-1600-history.png",
+        "webapp-1600-queue.png",
+        "webapp-360-queue.png",
+        "webapp-360-history.png",
+        "webapp-gallery.png",
+        "webapp-viewer.png",
+        "webapp-group-sheet.png",
+        "webapp-login.png",
+        "webapp-hold-disk-full.png",
+        "webapp-hold-backend-stalled.png",
+        "popup-running.png",
+        "popup-hold-disk-full.png",
+        "popup-hold-backend-stalled.png",
+    ] {
+        assert!(shots.join(shot).is_file(), "screenshot {shot}");
+    }
+}
