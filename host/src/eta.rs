@@ -6,8 +6,8 @@
 //! [`crate::model::eta`]; this module only gathers its inputs.
 //!
 //! Cost: the look-ahead window is read whole, the rest of the queue as a lean scan of the
-//! fields the work needs; an answer is reused for [`REUSE_MS`] (a panel asks after every
-//! queue change), so a 100,000-task queue costs one scan every few seconds at most.
+//! fields the work needs; an answer is reused for [`REUSE_MS`] while no event was emitted
+//! since (a panel asks after every queue change, and then gets a fresh one), so a 100,000-task queue costs one scan every few seconds at most.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,6 +16,7 @@ use scheduler_api::{BackendSpeed, EtaResponse, TaskEta};
 
 use crate::backends::Backends;
 use crate::error::HostError;
+use crate::events::EventHub;
 use crate::model::eta::{Clock, Job, Speed, checkpoint_key, plan, work};
 use crate::model::policy::Activity;
 use crate::model::{TaskRow, now_ms};
@@ -35,7 +36,9 @@ pub struct Eta {
     store: Store,
     backends: Arc<Backends>,
     settings: Arc<SettingsService>,
-    last: Mutex<Option<(i64, i64, EtaResponse)>>,
+    events: EventHub,
+    /// The last answer: when, at which [`EventHub::version`], what.
+    last: Mutex<Option<(i64, u64, EtaResponse)>>,
 }
 
 /// What one finished run measured.
@@ -49,11 +52,17 @@ pub struct RunTiming {
 
 impl Eta {
     /// The service.
-    pub fn new(store: Store, backends: Arc<Backends>, settings: Arc<SettingsService>) -> Eta {
+    pub fn new(
+        store: Store,
+        backends: Arc<Backends>,
+        settings: Arc<SettingsService>,
+        events: EventHub,
+    ) -> Eta {
         Eta {
             store,
             backends,
             settings,
+            events,
             last: Mutex::new(None),
         }
     }
@@ -85,9 +94,11 @@ impl Eta {
     pub async fn estimate(&self, limit: i64) -> Result<EtaResponse, HostError> {
         let limit = limit.clamp(0, MAX_LISTED);
         let now = now_ms();
-        if let Some((at, l, r)) = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        // Read before the queue is: a change after this makes the answer stale.
+        let version = self.events.version();
+        if let Some((at, v, r)) = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
             && now - at < REUSE_MS
-            && l >= limit
+            && v == version
         {
             let mut r = r;
             r.tasks.truncate(limit as usize);
@@ -212,8 +223,7 @@ impl Eta {
                 })
                 .collect(),
         };
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((now, MAX_LISTED, answer.clone()));
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, version, answer.clone()));
         let mut r = answer;
         r.tasks.truncate(limit as usize);
         Ok(r)

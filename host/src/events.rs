@@ -27,6 +27,8 @@ pub struct EventHub {
     tx: broadcast::Sender<Arc<Published>>,
     writer: mpsc::UnboundedSender<Msg>,
     store: Store,
+    /// How many stored events were emitted: a change counter readers can compare.
+    changes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What a client that missed events after an id gets.
@@ -66,6 +68,7 @@ impl EventHub {
             tx,
             writer,
             store: store.clone(),
+            changes: Arc::default(),
         };
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
@@ -152,9 +155,17 @@ impl EventHub {
                 let _ = self.tx.send(Arc::new(Published { id: None, event }));
             }
             _ => {
+                self.changes
+                    .fetch_add(1, std::sync::atomic::Ordering::Release);
                 let _ = self.writer.send(Msg::Event(event));
             }
         }
+    }
+
+    /// A counter of the changes events were emitted for (each is emitted after its change
+    /// is written): an answer computed after reading `version()` is current while it stays.
+    pub fn version(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Emits a `task` event.

@@ -165,6 +165,7 @@ pub async fn run(
         store.clone(),
         backends.clone(),
         settings.clone(),
+        events.clone(),
     ));
     let deps = worker::Deps {
         eta: eta.clone(),

@@ -204,8 +204,10 @@ await check('ETA: each pending task\'s expected start and the queue\'s end from 
     return t.includes('≈') ? t : null;
   });
   results.figures.queue_end_text = end.trim();
-  const starts = await web.$$eval('.prow .c-time', (c) => c.map((x) => x.textContent.trim()));
-  assert(starts.length > 0 && starts.every((s) => s && s !== '—'), `starts: ${starts}`);
+  await until('every pending row shows its expected start', async () => {
+    const starts = await web.$$eval('.prow .c-time', (c) => c.map((x) => x.textContent.trim()));
+    return starts.length === eta.pending && starts.every((s) => /^\d\d:\d\d/.test(s)) ? starts : null;
+  });
   await shot(web, 'webapp-1600-queue.png');
 });
 

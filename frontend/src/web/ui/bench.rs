@@ -147,12 +147,15 @@ async fn bench(n: usize) {
         let mut top = 0;
         while top + view < end && steps < 2000 {
             top += view;
-            let want = ((top as u32 / ROW_H) as usize)
-                .saturating_sub(8)
-                .to_string();
             let t = util::perf_now();
             list.set_scroll_top(top);
             let _ = list.dispatch_event(&web_sys::Event::new("scroll").expect("event"));
+            // The window the list computes for where the browser really scrolled to (the
+            // last step is clamped at the bottom).
+            let at = list.scroll_top().max(0) as u32;
+            let want = crate::state::window(at, view as u32, ROW_H, n, 8)
+                .start
+                .to_string();
             until(1000, || {
                 list.get_attribute("data-start").as_deref() == Some(&want)
             })
