@@ -63,8 +63,10 @@ await check('web app at / (1600 px): history rows lead with name or prompt and s
   await web.waitForSelector('.panel[data-conn="online"][data-platform="web"]', { timeout: 30000 });
   await web.click('#sdq-tab-history');
   const want = done.length + groupIds.length;
-  await until('thumbnails decoded', () => web.$$eval('.hrow img.thumb', (ims) => ims.filter((i) => i.complete && i.naturalWidth > 0 && i.src.startsWith('blob:')).length), 30000)
-    .then((n) => assert(n >= want, `${n} thumbnails < ${want}`));
+  await until(`${want} thumbnails decoded`, async () => {
+    const n = await web.$$eval('.hrow img.thumb', (ims) => ims.filter((i) => i.complete && i.naturalWidth > 0 && i.src.startsWith('blob:')).length);
+    return n >= want;
+  }, 30000);
   const fox = await web.textContent(`.hrow[data-task-id="${done[0]}"] .label`);
   assertEq(fox, 'fox', 'a named task leads with its name');
   const owl = await web.textContent(`.hrow[data-task-id="${done[1]}"] .label`);
