@@ -253,6 +253,32 @@ await check('web app at 360 px: fits the width and acts on the queue (resume)', 
   await m.close();
 });
 
+await check('multi-select: shift-click a range; "select all" in the filter and delete (confirmed) in ONE request by the filter', async () => {
+  await closeModals(web);
+  await host.post(`${Q}/queue/pause`);
+  for (let i = 0; i < 5; i++) await enq({ prompt: `to delete ${i}` });
+  await web.click('#sdq-tab-queue');
+  await until('five pending rows', async () => (await web.$$('.prow[data-task-id]')).length === 5);
+  const order = await web.$$eval('.prow[data-task-id]', (r) => r.map((x) => x.dataset.taskId));
+  await web.click(`.prow[data-task-id="${order[0]}"] .summary`);
+  await web.click(`.prow[data-task-id="${order[2]}"] .summary`, { modifiers: ['Shift'] });
+  await until('shift-click picks the range', async () => JSON.stringify(await web.$$eval('.prow.picked', (r) => r.map((x) => x.dataset.taskId))) === JSON.stringify(order.slice(0, 3)));
+  await web.click('#sdq-bulk-clear');
+  await until('nothing picked', async () => (await web.$$('.prow.picked')).length === 0);
+  await web.click('.queue-list .select-all');
+  await web.waitForSelector('#sdq-bulk');
+  bulkRequests.length = 0;
+  let asked = '';
+  web.once('dialog', (d) => { asked = d.message(); d.accept(); });
+  await web.click('#sdq-bulk-delete');
+  await until('the host queue is empty', async () => (await host.queue()).total_pending_tasks === 0);
+  assertEq(asked, 'Delete 5 tasks?', 'the confirmation');
+  assertEq(bulkRequests.length, 1, 'one request');
+  const body = JSON.parse(bulkRequests[0]);
+  assertEq([body.action, body.selection.filter?.list, body.selection.ids ?? []], ['delete', 'queue', []], 'by the filter, no ids');
+  await host.post(`${Q}/queue/resume`);
+});
+
 await check('token host: login form, token in sessionStorage (no cookie), images via fetch into blob: URLs', async () => {
   const url = env('TOKEN_HOST_URL');
   const token = env('TOKEN');
