@@ -89,7 +89,10 @@ impl EventHub {
                         .iter()
                         .map(|e| (e.name().to_owned(), e.data_json()))
                         .collect();
-                    let ids = match store.call(move |c| log::insert_events(c, &rows)).await {
+                    let ids = match store
+                        .call_light(move |c| log::insert_events(c, &rows))
+                        .await
+                    {
                         Ok(ids) => ids.into_iter().map(Some).collect(),
                         Err(e) => {
                             tracing::warn!("storing events: {e}");
@@ -140,7 +143,8 @@ impl EventHub {
     }
 
     /// Waits until every event emitted before this call is stored (so an answer sent after
-    /// it never describes a change whose event could be lost in a crash).
+    /// it never describes a change whose event could be lost in a crash of the process; the
+    /// event log is a light commit, see [`Store::call_light`]).
     pub async fn flush(&self) {
         let (ack, done) = oneshot::channel();
         if self.writer.send(Msg::Flush(ack)).is_ok() {

@@ -529,7 +529,7 @@ async fn big(root: &Path, scale: usize) {
 /// The store's claim at N pending (in-process, on a copy of the database): the look-ahead
 /// window, the policy's pick for a backend with checkpoint `a` loaded, the overtakes, the
 /// claim itself.
-fn claim(root: &Path, scale: usize) {
+async fn claim(root: &Path, scale: usize) {
     use agent_scheduler::backends::view::{PoolView, SeatView};
     use agent_scheduler::model::now_ms;
     use agent_scheduler::model::policy::{Activity, Rules, pick};
@@ -545,8 +545,9 @@ fn claim(root: &Path, scale: usize) {
     let start = Instant::now();
     for _ in 0..500 {
         let t = Instant::now();
+        // As the host's worker claims: a light commit (see `Store::call_light`).
         let got = store
-            .call_sync(|c| {
+            .call_light(|c| {
                 let view = PoolView {
                     seats: vec![SeatView {
                         url: "http://bench".into(),
@@ -567,6 +568,7 @@ fn claim(root: &Path, scale: usize) {
                     })
                 })
             })
+            .await
             .expect("claim");
         v.push(ms(t.elapsed()));
         assert!(got.is_some());
@@ -779,7 +781,7 @@ fn main() {
             hetero().await;
         }
         if on("claim") {
-            claim(&root, scale);
+            claim(&root, scale).await;
         }
         if on("big") {
             big(&root, scale).await;

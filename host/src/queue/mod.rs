@@ -518,9 +518,11 @@ impl Queue {
         let rules = self.settings.rules();
         let now = now_ms();
         let url = backend.url.clone();
+        // A light commit: a claim lost in a power cut leaves the task pending, which is
+        // where a task running at a power cut goes at the next start anyway.
         let claimed = self
             .store
-            .call(move |c| {
+            .call_light(move |c| {
                 transitions::claim_next(c, &url, now, |window, paused| {
                     let (waiting, mut seats) = view.policy_input(window);
                     // It is claiming: whatever it was doing is over.

@@ -210,9 +210,21 @@ enum CommitFailed {
 type Finish = Box<dyn FnOnce(Option<CommitFailed>) + Send>;
 /// The disk the store reports full-disk failures to, once the host has one.
 type DiskSlot = Arc<std::sync::OnceLock<Arc<crate::disk::Disk>>>;
-/// A write job: runs on the writer's connection inside its own savepoint; says whether it
-/// succeeded (otherwise its savepoint is rolled back) and how to deliver its answer.
-type Job = Box<dyn FnOnce(&mut Connection) -> (bool, Finish) + Send>;
+/// A write job's work: runs on the writer's connection inside its own savepoint; says
+/// whether it succeeded (otherwise its savepoint is rolled back) and how to deliver its
+/// answer.
+type Work = Box<dyn FnOnce(&mut Connection) -> (bool, Finish) + Send>;
+
+/// A write job and how its commit must reach the disk.
+struct Job {
+    /// Answered only once the commit is on the disk (fsync: survives a power cut). A light
+    /// job's commit is in the WAL file when answered (survives the process's crash or
+    /// SIGKILL) and reaches the disk with the next durable commit or checkpoint; the WAL
+    /// keeps commits in order, so a power cut can only lose the last light commits, never
+    /// one before a durable commit.
+    durable: bool,
+    work: Work,
+}
 
 /// The database handle: a writer thread with the only read-write connection (group
 /// commit) and a pool of read-only connections. Cheap to clone; the connections close when
@@ -271,6 +283,8 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, disk: DiskSlot) {
             other => CommitFailed::Other(other.to_string()),
         }
     };
+    // The connection's `synchronous` setting (FULL at open).
+    let mut synced = true;
     while let Ok(first) = rx.recv() {
         apply_fault(&conn, disk.get().map(|d| &**d));
         let mut group = vec![first];
@@ -278,6 +292,15 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, disk: DiskSlot) {
             match rx.try_recv() {
                 Ok(j) => group.push(j),
                 Err(_) => break,
+            }
+        }
+        // One durable job makes the whole group's commit durable.
+        let durable = group.iter().any(|j| j.durable);
+        if durable != synced {
+            let level = if durable { "FULL" } else { "NORMAL" };
+            match conn.pragma_update(None, "synchronous", level) {
+                Ok(()) => synced = durable,
+                Err(e) => tracing::error!("store: cannot set synchronous={level}: {e}"),
             }
         }
         let grouped = conn.execute_batch("BEGIN IMMEDIATE").is_ok();
@@ -288,7 +311,8 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, disk: DiskSlot) {
                 tracing::error!("store: cannot open a savepoint: {e}");
                 continue;
             }
-            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut conn)));
+            let work = job.work;
+            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| work(&mut conn)));
             let (ok, finish) = match outcome {
                 Ok((ok, finish)) => (ok, Some(finish)),
                 Err(_) => {
@@ -372,13 +396,18 @@ impl Store {
         Ok(tx)
     }
 
-    fn job<T, F>(&self, f: F, deliver: impl FnOnce(Result<T, StoreError>) + Send + 'static) -> Job
+    fn job<T, F>(
+        &self,
+        durable: bool,
+        f: F,
+        deliver: impl FnOnce(Result<T, StoreError>) + Send + 'static,
+    ) -> Job
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let disk = self.disk.clone();
-        Box::new(move |conn| {
+        let work: Work = Box::new(move |conn| {
             let r = f(conn).map_err(|e| classify(e, disk.get().map(|d| &**d)));
             let ok = r.is_ok();
             let finish: Finish = Box::new(move |failed| {
@@ -389,18 +418,39 @@ impl Store {
                 })
             });
             (ok, finish)
-        })
+        });
+        Job { durable, work }
     }
 
     /// Runs a write `f` on the writer's connection (inside its own savepoint of a group
-    /// commit) and answers once the group is durably committed.
+    /// commit) and answers once the group is durably committed (on the disk).
     pub async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit(true, f).await
+    }
+
+    /// Like [`Store::call`] for a write whose loss in a power cut (not in a crash of the
+    /// process: it is in the WAL file when answered) is harmless: a claim (a task running at
+    /// a power cut goes back to the queue at the next start anyway) and the event log. It
+    /// does not wait for the disk.
+    pub async fn call_light<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(false, f).await
+    }
+
+    async fn submit<T, F>(&self, durable: bool, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let job = self.job(f, move |r| {
+        let job = self.job(durable, f, move |r| {
             let _ = tx.send(r);
         });
         self.writer
@@ -419,7 +469,7 @@ impl Store {
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = mpsc::sync_channel(1);
-        let job = self.job(f, move |r| {
+        let job = self.job(true, f, move |r| {
             let _ = tx.send(r);
         });
         self.writer

@@ -241,6 +241,41 @@ fn file_database_uses_wal() {
     assert_eq!(mode, "wal");
 }
 
+/// A light write commits without waiting for the disk (synchronous NORMAL) and is visible
+/// to readers at once; a durable write commits with synchronous FULL again.
+#[tokio::test]
+async fn light_writes_skip_the_fsync_and_durable_ones_keep_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("q.sqlite3")).unwrap();
+    let sync = |c: &mut Connection| -> Result<i64, StoreError> {
+        Ok(c.query_row("PRAGMA synchronous", [], |r| r.get(0))?)
+    };
+    // 1 = NORMAL, 2 = FULL.
+    assert_eq!(s.call_light(sync).await.unwrap(), 1);
+    s.call_light(|c| {
+        c.execute(
+            "INSERT INTO settings (key, value) VALUES ('light', '1')",
+            [],
+        )?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let value: String = s
+        .read(|c| {
+            Ok(
+                c.query_row("SELECT value FROM settings WHERE key = 'light'", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(value, "1", "a light commit is visible to readers");
+    assert_eq!(s.call(sync).await.unwrap(), 2);
+    assert_eq!(s.call_sync(sync).unwrap(), 2);
+}
+
 #[test]
 fn moves_top_bottom_and_before() {
     let mut c = setup(&["a", "b", "c", "d"]);
