@@ -2,6 +2,7 @@
 // SD.Next (started by tests/tests/integration/browser_workbench.rs, which passes):
 //   EXT_DIR   target/extension-test        HOST_URL        the host (no token), serving / from target/webapp
 //   FAKE_URL  the fake SD.Next              TOKEN_HOST_URL  a host with --token TOKEN
+//   DATA_DIR  the host's data folder (a check deletes a task's image files)
 //   SHOT_DIR  where screenshots go          RESULTS         JSON file with checks and figures
 // Checks, each on what the host answers: thumbnails in the rows (only `?size=thumb` requests
 // from lists), columns remembered, history sorted by checkpoint, the gallery, the viewer's keys,
@@ -277,6 +278,28 @@ await check('multi-select: shift-click a range; "select all" in the filter and d
   const body = JSON.parse(bulkRequests[0]);
   assertEq([body.action, body.selection.filter?.list, body.selection.ids ?? []], ['delete', 'queue', []], 'by the filter, no ids');
   await host.post(`${Q}/queue/resume`);
+});
+
+await check('a task whose image files were deleted shows a placeholder, never a broken image', async () => {
+  const dir = path.join(env('DATA_DIR'), 'results', done[0]);
+  for (const f of fs.readdirSync(dir)) fs.rmSync(path.join(dir, f));
+  const r = await fetch(`${host.base}${Q}/task/${done[0]}/images/0?size=thumb`);
+  assertEq(r.status, 404, 'the host answers 404');
+  // A fresh look (this browser cached the thumbnail while the file existed: routing turns
+  // Chromium's HTTP cache off for the page).
+  const p = await ctx.newPage();
+  await p.setViewportSize({ width: 1600, height: 900 });
+  await p.route('**/*', (r) => r.continue());
+  await p.goto(`${host.base}/`);
+  await p.waitForSelector('.panel[data-conn="online"]', { timeout: 30000 });
+  await p.click('#sdq-tab-history');
+  await p.fill('#sdq-search', 'red fox');
+  await p.waitForSelector(`.hrow[data-task-id="${done[0]}"] .thumb.noimg`, { timeout: 30000 });
+  await until('the search shows that task alone', async () => (await p.$$('.hrow[data-task-id]')).length === 1);
+  await shot(p, 'webapp-deleted-image-placeholder.png');
+  const broken = await p.$$eval('img', (ims) => ims.filter((i) => i.complete && i.naturalWidth === 0).map((i) => i.src));
+  assertEq(broken, [], 'no broken image');
+  await p.close();
 });
 
 await check('token host: login form, token in sessionStorage (no cookie), images via fetch into blob: URLs', async () => {

@@ -68,6 +68,7 @@ async fn workbench_end_to_end_in_headless_chromium() {
         .env("EXT_DIR", root.join("target/extension-test"))
         .env("HOST_URL", host.url())
         .env("FAKE_URL", fake.url())
+        .env("DATA_DIR", data.path())
         .env("TOKEN_HOST_URL", token_host.url())
         .env("TOKEN", "wb-secret")
         .env("SHOT_DIR", &shots)
@@ -108,6 +109,7 @@ async fn workbench_end_to_end_in_headless_chromium() {
         "popup-running.png",
         "popup-hold-disk-full.png",
         "popup-hold-backend-stalled.png",
+        "webapp-deleted-image-placeholder.png",
     ] {
         assert!(shots.join(shot).is_file(), "screenshot {shot}");
     }
