@@ -48,6 +48,9 @@ use utoipa::OpenApi;
         scheduler_api::TaskResult,
         scheduler_api::ErrorCode,
         scheduler_api::HistoryFilter,
+        // Query parameters refer to these by name (`IntoParams` does not register them).
+        scheduler_api::HistorySort,
+        scheduler_api::ImageSize,
     ))
 )]
 struct ApiDoc;
@@ -301,6 +304,36 @@ mod tests {
         assert_eq!(codes, ["200", "400", "401", "403", "413", "422", "507"]);
         // The docs page names the img2img body although its schema is refined (allOf).
         assert!(docs_html().contains("<td>EnqueueRequest (refined)</td>"));
+    }
+
+    /// Every `$ref` of the document names a schema it defines (an unresolvable one makes the
+    /// document invalid, and schemathesis skips what it describes).
+    #[test]
+    fn every_reference_resolves() {
+        fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+            match v {
+                Value::Object(o) => {
+                    if let Some(Value::String(r)) = o.get("$ref") {
+                        out.push(r);
+                    }
+                    o.values().for_each(|x| refs(x, out));
+                }
+                Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+                _ => {}
+            }
+        }
+        let doc = document();
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(!all.is_empty());
+        let missing: Vec<&str> = all
+            .into_iter()
+            .filter(|r| {
+                let name = r.strip_prefix("#/components/schemas/").unwrap_or(r);
+                !doc["components"]["schemas"][name].is_object()
+            })
+            .collect();
+        assert_eq!(missing, Vec::<&str>::new());
     }
 
     /// The documented inline-image pattern only admits what `model::spec` accepts.

@@ -5,7 +5,8 @@
 //! For every image field of every task type (txt2img, img2img, control), a URL or a file path
 //! is refused with 422 naming the concrete nested path (`control[1].image`,
 //! `ip_adapter[1].images[1]`) by enqueue, by `PUT /task/{id}` and by import (a rejection with
-//! the reason), and nothing changes; the same field with base64 or a data URL is accepted;
+//! the reason), and nothing changes; a string where a list or an object leads to the field is
+//! refused naming that place; the same field with base64 or a data URL is accepted;
 //! and the listings (`/queue`, `/history`, `/task/{id}`) carry none of the image data, lists
 //! longer than the SQL-side bound included.
 
@@ -147,6 +148,110 @@ fn the_generator_reaches_every_field_where_the_walker_looks() {
         assert_eq!(leaf, [&at], "{field}");
         assert_eq!(at.ends_with(']'), field.ends_with("[]"), "{field} → {at}");
     }
+    let messages: Vec<String> = wrong_containers("ip_adapter[].images[]")
+        .into_iter()
+        .map(|(_, _, m)| m)
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "ip_adapter must be a list",
+            "ip_adapter[1] must be an object",
+            "ip_adapter[1].images must be a list"
+        ]
+    );
+    let messages: Vec<String> = wrong_containers("face.source_images[]")
+        .into_iter()
+        .map(|(_, _, m)| m)
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "face must be an object",
+            "face.source_images must be a list"
+        ]
+    );
+}
+
+/// Every place on the way to an image field where the walker expects a container (`face` an
+/// object, `control` a list, `control[1]` an object, `ip_adapter[1].images` a list), holding a
+/// string instead: the top-level key, its value, and the host's message.
+fn wrong_containers(field: &str) -> Vec<(String, Value, String)> {
+    /// `Some(key)` for an object key, `None` for "each element of a list".
+    fn steps(field: &str) -> Vec<Option<&str>> {
+        let mut out = Vec::new();
+        for seg in field.split('.') {
+            match seg.strip_suffix("[]") {
+                Some(k) => out.extend([Some(k), None]),
+                None => out.push(Some(seg)),
+            }
+        }
+        out
+    }
+    /// The value below `steps[i..]`; on the bad branch the value at `cut` is a string.
+    fn build(steps: &[Option<&str>], i: usize, bad: bool, cut: usize) -> Value {
+        if bad && i == cut {
+            return json!("not a container");
+        }
+        match steps.get(i) {
+            None => json!(PNG),
+            Some(Some(k)) => json!({ *k: build(steps, i + 1, bad, cut) }),
+            Some(None) => json!([
+                build(steps, i + 1, false, cut),
+                build(steps, i + 1, bad, cut)
+            ]),
+        }
+    }
+    let st = steps(field);
+    (1..st.len())
+        .map(|cut| {
+            let v = build(&st, 0, true, cut);
+            let (top, value) = v
+                .as_object()
+                .and_then(|o| o.iter().next())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .expect("one top-level key");
+            let mut at = String::new();
+            for s in &st[..cut] {
+                match s {
+                    Some(k) if at.is_empty() => at.push_str(k),
+                    Some(k) => at.push_str(&format!(".{k}")),
+                    None => at.push_str("[1]"),
+                }
+            }
+            let what = if st[cut].is_none() {
+                "a list"
+            } else {
+                "an object"
+            };
+            (top, value, format!("{at} must be {what}"))
+        })
+        .collect()
+}
+
+/// Enqueue: a string where the walker expects a list or an object on the way to any image
+/// field is a 422 naming that place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_refuses_a_wrong_container_on_the_way_to_every_field_by_its_path() {
+    let h = InProcessHost::start(&["a"]).await;
+    h.api.pause().await.expect("pause");
+    let mut n = 0;
+    for t in TYPES {
+        for field in IMAGE_FIELDS {
+            for (top, value, message) in wrong_containers(field) {
+                let e = refused(
+                    h.api.enqueue(t, &request(body_with(t, &top, value))).await,
+                    422,
+                    &message,
+                );
+                assert_eq!(e.code, Some(ErrorCode::Invalid), "{t:?} {field}");
+                n += 1;
+            }
+        }
+    }
+    assert!(n >= TYPES.len() * IMAGE_FIELDS.len(), "{n} cases");
+    assert_eq!(h.queue_ids().await, Vec::<String>::new(), "nothing queued");
+    h.stop().await;
 }
 
 /// Enqueue: every non-image in every field of every type is a 422 naming the field's path,
