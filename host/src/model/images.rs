@@ -5,7 +5,8 @@
 //!   URLs or reads paths); anything else is refused with the field's path
 //!   (`control[1].image`, `ip_adapter[0].images[2]`).
 //! - [`strip`]: removes every image field from a request (listings, events, the CLI's
-//!   tables: image data can be megabytes).
+//!   tables: image data can be megabytes), and nulls the inline images among positional
+//!   script arguments ([`SCRIPT_ARG_FIELDS`]).
 //! - [`sql_paths`]: the same fields as SQLite JSON paths, so listings leave the image data
 //!   in the database instead of reading it ([`strip`] still runs after, for arrays longer
 //!   than [`SQL_ARRAY_BOUND`]).
@@ -37,6 +38,12 @@ pub const IMAGE_FIELDS: &[&str] = &[
     "face.source_images[]",
     "face_id.source_images[]",
 ];
+
+/// Fields of positional script arguments (`script_args`: the Face script's gallery or a
+/// script's image argument travel there as data URLs; `alwayson_scripts`' `args`): any
+/// inline image anywhere inside them is image data, which [`strip`] replaces with `null`
+/// (positions kept). Not validated: a script's text argument may well be a URL or a path.
+pub const SCRIPT_ARG_FIELDS: &[&str] = &["script_args", "alwayson_scripts"];
 
 /// Array elements listed as SQLite paths by [`sql_paths`] (per `[]`).
 pub const SQL_ARRAY_BOUND: usize = 16;
@@ -154,14 +161,30 @@ fn strip_at(v: &mut Value, rest: &[Step<'_>]) {
     }
 }
 
+/// Replaces every inline image inside `v`, however nested, with `null`.
+fn null_images(v: &mut Value) {
+    match v {
+        Value::String(s) if is_inline_image(s) => *v = Value::Null,
+        Value::Array(a) => a.iter_mut().for_each(null_images),
+        Value::Object(o) => o.values_mut().for_each(null_images),
+        _ => {}
+    }
+}
+
 /// Removes every image field (a list of images goes as a whole: `init_images`, a unit's
-/// `image`, an adapter's `images`).
+/// `image`, an adapter's `images`), and nulls the images among script arguments
+/// ([`SCRIPT_ARG_FIELDS`]).
 pub fn strip(request: &mut Map<String, Value>) {
     let mut root = Value::Object(std::mem::take(request));
     for path in IMAGE_FIELDS {
         strip_at(&mut root, &steps(path));
     }
-    if let Value::Object(o) = root {
+    if let Value::Object(mut o) = root {
+        for f in SCRIPT_ARG_FIELDS {
+            if let Some(v) = o.get_mut(*f) {
+                null_images(v);
+            }
+        }
         *request = o;
     }
 }
@@ -275,6 +298,22 @@ mod tests {
             Value::Object(r),
             json!({"prompt": "p", "control": [{"model": "m", "strength": 0.5}],
                    "ip_adapter": [{"adapter": "a", "scale": 0.4}], "face": {"mode": "FaceID"}})
+        );
+    }
+
+    #[test]
+    fn strip_nulls_the_images_among_script_arguments() {
+        let data = format!("data:image/png;base64,{PNG}");
+        let mut r = obj(json!({
+            "script_name": "Face", "script_args": [1, "a prompt", "https://x/y.png", data, [data, PNG], {"g": [PNG]}],
+            "alwayson_scripts": {"s": {"args": [true, data]}},
+        }));
+        strip(&mut r);
+        assert_eq!(
+            Value::Object(r),
+            json!({"script_name": "Face",
+                   "script_args": [1, "a prompt", "https://x/y.png", null, [null, null], {"g": [null]}],
+                   "alwayson_scripts": {"s": {"args": [true, null]}}})
         );
     }
 

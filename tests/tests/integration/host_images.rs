@@ -8,9 +8,9 @@
 //! the reason), and nothing changes; a string where a list or an object leads to the field is
 //! refused naming that place; the same field with base64 or a data URL is accepted;
 //! and the listings (`/queue`, `/history`, `/task/{id}`) carry none of the image data, lists
-//! longer than the SQL-side bound included.
+//! longer than the SQL-side bound and images among script arguments included.
 
-use agent_scheduler::model::images::{IMAGE_FIELDS, SQL_ARRAY_BOUND, images};
+use agent_scheduler::model::images::{IMAGE_FIELDS, SCRIPT_ARG_FIELDS, SQL_ARRAY_BOUND, images};
 use scheduler_api::client::Method;
 use scheduler_api::{
     EnqueueRequest, ErrorCode, HistoryFilter, ImportRejection, ImportRequest, ListQuery,
@@ -395,8 +395,9 @@ async fn import_rejects_a_non_image_in_every_field_of_every_type_with_the_path()
 }
 
 /// The listings strip every field the walker knows: a task of each type with every image
-/// field filled (lists longer than the bound the SQL side removes element by element) shows
-/// no image data in `/queue`, `/history` or `/task/{id}`, while its stored request keeps all.
+/// field filled (lists longer than the bound the SQL side removes element by element) and
+/// images among its script arguments shows no image data in `/queue`, `/history` or
+/// `/task/{id}`, while its stored request keeps all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listings_carry_no_image_data_from_any_field() {
     let h = InProcessHost::start(&["a"]).await;
@@ -411,6 +412,9 @@ async fn listings_carry_no_image_data_from_any_field() {
                 // The outermost list is long (inner lists have 2 elements).
                 let (top, value, _) = fill(field, n, &json!(PNG));
                 merge(&mut b, &top, value);
+            }
+            for f in SCRIPT_ARG_FIELDS {
+                b.insert((*f).to_owned(), script_args());
             }
             let all = images(&b).expect("well-formed").len();
             assert!(all >= IMAGE_FIELDS.len() * 2, "{t:?}: {all} images");
@@ -479,8 +483,22 @@ async fn listings_carry_no_image_data_from_any_field() {
             .map(|(p, _)| p)
             .collect();
         assert_eq!(left, Vec::<String>::new(), "{}", t.id);
+        for f in SCRIPT_ARG_FIELDS {
+            assert_eq!(
+                t.params[*f],
+                json!([1, "a text", "https://example.com/a.png", null, [null, null], {"args": [null]}]),
+                "{}: {f}",
+                t.id
+            );
+        }
     }
     h.stop().await;
+}
+
+/// Positional script arguments with images among them (the Face script's gallery, an image
+/// argument), and text that is not an image.
+fn script_args() -> Value {
+    json!([1, "a text", "https://example.com/a.png", data_url(), [data_url(), PNG], {"args": [data_url()]}])
 }
 
 /// Puts `value` at `top`, merging objects and element-wise lists of objects (so `control[]`'s
