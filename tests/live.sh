@@ -8,9 +8,12 @@
 #   THEMES="Standard" LIVE_PARTS=button bash tests/live.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-kit=${SDNEXT_KIT:-$root/../shared/tools/sdnext}
+# ../shared beside the checkout (the main checkout), or two levels up (a worktree in wt/NAME).
+shared=$root/../shared
+[ -d "$shared" ] || shared=$root/../../shared
+kit=${SDNEXT_KIT:-$shared/tools/sdnext}
 url=${SDNEXT_URL:-http://127.0.0.1:17860}
-lock=${SDNEXT_LOCK:-$root/../sdnext.lock}
+lock=${SDNEXT_LOCK:-$shared/../sdnext.lock}
 themes=${THEMES:-Modern Standard}
 
 option() {
@@ -21,7 +24,8 @@ set_options() {
 }
 restart() {
   echo "live: restarting the kit for theme $1 (lock $lock)"
-  flock "$lock" bash -c "bash '$kit/stop.sh' && bash '$kit/start.sh'"
+  # -o: SD.Next (started inside) must not inherit the lock, or it holds it while it runs.
+  flock -o "$lock" bash -c "bash '$kit/stop.sh' && bash '$kit/start.sh'"
 }
 
 curl -sf "$url/sdapi/v1/sd-models" >/dev/null || { echo "live: no SD.Next at $url (bash $kit/start.sh)" >&2; exit 1; }

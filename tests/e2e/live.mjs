@@ -46,8 +46,11 @@ const pre = theme.toLowerCase();
 
 async function visible(sel) {
   return page.evaluate((sel) => {
-    const e = document.querySelector(sel);
+    let e = document.querySelector(sel);
     if (!e) return false;
+    const sized = (x) => { const q = x.getBoundingClientRect(); return q.width > 0 && q.height > 0; };
+    // A Gradio block can be a 0×0 box around its field (Standard theme): judge the field.
+    if (!sized(e)) e = [...e.querySelectorAll('textarea, input, select, canvas, img, button')].find(sized) || e;
     const r = e.getBoundingClientRect();
     if (r.width <= 0 || r.height <= 0) return false;
     for (let a = e; a; a = a.parentElement) {

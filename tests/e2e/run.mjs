@@ -71,6 +71,9 @@ async function placement(page, p) {
       label: b.innerText.trim(),
       inGroup: !!(group && group.contains(b)),
       adjacent: g.nextElementSibling === wrap,
+      // Standard: a line of its own inside the Generate box, after Generate ("beside").
+      besideStandard: !!wrap && !!g.closest(`#${p}_generate_box`)?.contains(wrap)
+        && !!(g.compareDocumentPosition(wrap) & Node.DOCUMENT_POSITION_FOLLOWING),
     };
   }, p);
 }
@@ -116,7 +119,7 @@ for (const [label, url] of [['modern', env('MODERN_URL')], ['standard', env('STA
       // Modern: beside Generate in its toolbar, never in the label-hiding Enqueue portal slot
       // (the recorded page is re-parsed from serialized HTML, which moves nested buttons).
       if (label === 'modern') assert(pl.besideModernGenerate && !pl.inSlot, `${p}: not beside the Modern Generate: ${JSON.stringify(pl)}`);
-      else assert(pl.adjacent, `${p}: not right after Generate: ${JSON.stringify(pl)}`);
+      else assert(pl.besideStandard, `${p}: not beside Generate in its box: ${JSON.stringify(pl)}`);
     }
     await page.screenshot({ path: path.join(SHOT_DIR, `${label}-page.png`) });
   });
@@ -239,7 +242,7 @@ const ids = [];
 await check('mini: Enqueue appears beside Generate (after the late moves)', async () => {
   for (const p of ['txt2img', 'img2img', 'control']) {
     const pl = await placement(mini, p);
-    assert(pl.present && pl.adjacent, `${p}: ${JSON.stringify(pl)}`);
+    assert(pl.present && pl.besideStandard, `${p}: ${JSON.stringify(pl)}`);
   }
   await mini.screenshot({ path: path.join(SHOT_DIR, 'mini-page.png') });
 });
@@ -620,12 +623,12 @@ await check('options: hide the checkpoint dropdown and place the button above Ge
   await until('re-placed above the Generate row without a dropdown', () => mini.evaluate(() => {
     const w = document.querySelector('[data-sdq-wrap="txt2img"]');
     const box = document.getElementById('txt2img_generate_box');
-    return !!w && !w.querySelector('select') && w.nextElementSibling === box;
+    return !!w && !w.querySelector('select') && box.firstElementChild === w;
   }));
   await setOpts({ hide_checkpoint: false, placement: 'beside_generate' });
   await until('back beside Generate with the dropdown', () => mini.evaluate(() => {
     const w = document.querySelector('[data-sdq-wrap="txt2img"]');
-    return !!w && !!w.querySelector('select') && document.getElementById('txt2img_generate').nextElementSibling === w;
+    return !!w && !!w.querySelector('select') && document.getElementById('txt2img_generate_box').lastElementChild === w;
   }));
 });
 

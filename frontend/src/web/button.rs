@@ -10,8 +10,9 @@
 //!   an `sd-button` with SD.Next's own `icon-enqueue` and a label; the checkpoint dropdown goes
 //!   to the toolbar's free left end, where it shrinks first. "Above Generate" puts both in a row
 //!   above the toolbar.
-//! - **Standard**: Generate sits in `#<p>_generate_box`; the wrapper (dropdown, ↻, button) goes
-//!   right after it ("beside") or right before the box ("above").
+//! - **Standard**: Generate sits in `#<p>_generate_box`, a one-line row as wide as its buttons;
+//!   the wrapper (dropdown, ↻, button) takes a line of its own inside that box, under the
+//!   Generate row ("beside") or over it ("above").
 //!
 //! The children of the button ignore the pointer, so the element at the button's centre is
 //! the button itself.
@@ -218,6 +219,25 @@ fn put_first(parent: &Element, el: &Element) {
     }
 }
 
+/// Makes `el` the last child of `parent` unless it already is.
+fn put_last(parent: &Element, el: &Element) {
+    if parent.last_element_child().as_ref() != Some(el) {
+        let _ = parent.append_with_node_1(el);
+    }
+}
+
+/// Sets CSS properties on one of SD.Next's own elements, keeping its other inline styles.
+fn set_style_props(el: &Element, props: &[(&str, &str)]) {
+    if let Some(h) = el.dyn_ref::<web_sys::HtmlElement>() {
+        let st = h.style();
+        for (k, v) in props {
+            if st.get_property_value(k).ok().as_deref() != Some(*v) {
+                let _ = st.set_property(k, v);
+            }
+        }
+    }
+}
+
 /// Makes `children` the children of `parent`, in order, moving only what is out of place.
 fn put_children(parent: &Element, children: &[&Element]) {
     for (i, ch) in children.iter().enumerate() {
@@ -251,6 +271,10 @@ const CKPT_BELOW_CSS: &str = "display:flex;gap:4px;align-items:center;min-width:
 const WRAP_BELOW_MODERN_CSS: &str =
     "display:flex;justify-content:flex-end;align-items:center;gap:4px;padding:2px 4px 0;";
 const WRAP_CSS: &str = "display:flex;gap:4px;align-items:stretch;min-width:120px;flex:1 1 auto;";
+/// Standard: a line of its own inside the Generate box.
+const WRAP_LINE_CSS: &str = "display:flex;gap:4px;align-items:stretch;min-width:0;flex:1 1 100%;";
+/// Standard: the dropdown takes what the button leaves of the line.
+const CKPT_LINE_CSS: &str = "display:flex;gap:4px;align-items:stretch;min-width:0;flex:1 1 auto;";
 const WRAP_ABOVE_MODERN_CSS: &str = "display:flex;gap:6px;align-items:center;\
      justify-content:flex-end;padding:4px 4px 0;";
 
@@ -266,7 +290,8 @@ fn place(
     let d = doc();
     let p = tab.prefix();
     if let Some(k) = ckpt
-        && !(th == Theme::Modern && placement == Placement::BesideGenerate)
+        && th == Theme::Modern
+        && placement == Placement::AboveGenerate
     {
         set_style(k, CKPT_CSS);
     }
@@ -361,15 +386,31 @@ fn place(
             put_children(wrap, &kids);
         }
         (Theme::Standard, placement) => {
-            set_style(wrap, WRAP_CSS);
-            match placement {
-                Placement::BesideGenerate => put_after(generate, wrap),
-                Placement::AboveGenerate => {
-                    let box_ = d
-                        .get_element_by_id(&format!("{p}_generate_box"))
-                        .unwrap_or_else(|| generate.clone());
-                    put_before(&box_, wrap);
+            // SD.Next's Generate box is a one-line row (Generate, Reprocess) as wide as its
+            // buttons: the wrapper takes a line of its own inside it, under ("beside") or over
+            // ("above") that row, so neither the dropdown nor the button is squeezed.
+            let box_ = d
+                .get_element_by_id(&format!("{p}_generate_box"))
+                .filter(|b| b.contains(Some(generate)));
+            match box_ {
+                Some(b) => {
+                    set_style_props(&b, &[("flex-wrap", "wrap"), ("flex", "1 1 100%")]);
+                    set_style(wrap, WRAP_LINE_CSS);
+                    match placement {
+                        Placement::BesideGenerate => put_last(&b, wrap),
+                        Placement::AboveGenerate => put_first(&b, wrap),
+                    }
                 }
+                None => {
+                    set_style(wrap, WRAP_CSS);
+                    match placement {
+                        Placement::BesideGenerate => put_after(generate, wrap),
+                        Placement::AboveGenerate => put_before(generate, wrap),
+                    }
+                }
+            }
+            if let Some(k) = ckpt {
+                set_style(k, CKPT_LINE_CSS);
             }
             let kids: Vec<&Element> = ckpt.into_iter().chain([btn]).collect();
             put_children(wrap, &kids);
