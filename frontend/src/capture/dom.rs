@@ -534,6 +534,7 @@ fn fire(el: &Element, name: &str) {
 /// else by setting the inputs and firing the `input`/`change` events Gradio listens to.
 pub fn write_raw(locator: &str, kind: Kind, v: &Value) -> bool {
     let plain_id = !locator.contains('/') && !locator.starts_with('@');
+    let mut set_by_page = false;
     if plain_id {
         let page_value = match (kind, v) {
             (Kind::Radio | Kind::RadioBool, Value::Number(n)) => {
@@ -548,11 +549,17 @@ pub fn write_raw(locator: &str, kind: Kind, v: &Value) -> bool {
         if let Some(pv) = page_value
             && bridge::set(locator, &pv)
         {
-            return true;
+            // A text box the user typed into since the component last got a value keeps
+            // showing the typed text when the new value equals the component's old one
+            // (Svelte skips an unchanged prop): write its field too, as typing would.
+            if kind != Kind::Text {
+                return true;
+            }
+            set_by_page = true;
         }
     }
     let Some(el) = find(locator) else {
-        return false;
+        return set_by_page;
     };
     match kind {
         Kind::Bool => {
@@ -626,9 +633,9 @@ pub fn write_raw(locator: &str, kind: Kind, v: &Value) -> bool {
                 fire(&el, "input");
                 any = true;
             }
-            any
+            any || set_by_page
         }
-        _ => false,
+        _ => set_by_page,
     }
 }
 
