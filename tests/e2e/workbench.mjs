@@ -2,6 +2,7 @@
 // SD.Next (started by tests/tests/integration/browser_workbench.rs, which passes):
 //   EXT_DIR   target/extension-test        HOST_URL        the host (no token), serving / from target/webapp
 //   FAKE_URL  the fake SD.Next              TOKEN_HOST_URL  a host with --token TOKEN
+//   FAKE2_URL a second fake SD.Next, added to the pool from the panel
 //   DATA_DIR  the host's data folder (a check deletes a task's image files)
 //   SHOT_DIR  where screenshots go          RESULTS         JSON file with checks and figures
 // Checks, each on what the host answers: thumbnails in the rows (only `?size=thumb` requests
@@ -9,7 +10,8 @@
 // the group sheet, multi-select "move to top" in ONE request, the ETA, the web app at / at
 // 1600 px and 360 px acting on the queue, the token login (sessionStorage, no cookie, images
 // through fetch into blob: URLs), the hold banners, the popup's running task and last results,
-// (the 10,000-row bench is run.mjs's). Every wait is a condition with a deadline.
+// the backends section (add with the host's 422 shown, drain, enable, disable, remove, at 1600 px
+// and 360 px), (the 10,000-row bench is run.mjs's). Every wait is a condition with a deadline.
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, serviceWorker, until, Host, check, failed, results, assert, assertEq } from './lib.mjs';
@@ -356,6 +358,92 @@ await check('popup: the running task with its progress bar and preview, the last
   await host.call('DELETE', `${Q}/task/${t.task_id}`);
   await fake({ step_ms: 20 });
   await popup.close();
+});
+
+// A control a person can use: visible, inside the viewport, and the element at its centre.
+const usable = async (p, sel, width) => {
+  const el = p.locator(sel);
+  assert(await el.isVisible(), `${sel} visible`);
+  const box = await el.boundingBox();
+  assert(box && box.x >= 0 && box.x + box.width <= width && box.y >= 0, `${sel} inside the viewport: ${JSON.stringify(box)}`);
+  const hit = await el.evaluate((e, { x, y }) => e.contains(document.elementFromPoint(x, y)), { x: box.x + box.width / 2, y: box.y + box.height / 2 });
+  assert(hit, `${sel} is the element at its centre`);
+};
+
+await check('backends section: add a second fake (the host\'s 422 shown first), its state and figures; drain, enable, disable, remove; at 1600 px and 360 px', async () => {
+  await closeModals(web);
+  const B = `${Q}/backends`;
+  const listed = () => host.get(B);
+  await web.goto(`${host.base}/`);
+  await web.waitForSelector('.panel[data-conn="online"]', { timeout: 30000 });
+  await web.click('#sdq-tab-queue');
+  await web.click('#sdq-backends-section summary');
+  await web.waitForSelector('.brow[data-backend-id="flag-1"]');
+  await usable(web, '#sdq-backend-url', 1600);
+  assertEq(await web.textContent('label[for="sdq-backend-url"]'), 'Add backend', 'the field\'s label');
+  // A URL the host refuses: its 422 under the field, nothing added.
+  await web.fill('#sdq-backend-url', 'ftp://nowhere');
+  await web.click('#sdq-backend-add');
+  const err = await until('the host\'s refusal shown', async () => (await web.textContent('#sdq-backend-error').catch(() => '')) || null);
+  assert(err.startsWith('422 url must be an SD.Next base URL'), `error shown: ${err}`);
+  assertEq((await listed()).map((b) => b.id), ['flag-1'], 'nothing added');
+  // The second fake, with credentials: never shown back.
+  const second = new URL(FAKE2_URL);
+  const withCreds = `http://night:s3cret@${second.host}`;
+  await web.fill('#sdq-backend-url', withCreds);
+  await web.click('#sdq-backend-add');
+  await web.waitForSelector('#sdq-backend-error', { state: 'detached' });
+  const added = await until('the host lists it up', async () => {
+    const b = (await listed()).find((x) => x.source === 'added');
+    return b && b.state === 'up' ? b : null;
+  });
+  assertEq(added.url, `http://${second.host}`, 'listed without its credentials');
+  const row = `.brow[data-backend-id="${added.id}"]`;
+  await until('the panel shows it up and enabled', async () => (await web.getAttribute(row, 'data-state').catch(() => null)) === 'up' && (await web.getAttribute(row, 'data-admin')) === 'enabled', 10000);
+  assertEq(await web.inputValue('#sdq-backend-url'), '', 'the field is cleared');
+  const text = await web.textContent('#sdq-backends-section');
+  assert(!text.includes('s3cret'), 'no credentials in the panel');
+  assert(/\d+ done · \d+ failed · \d+ loads · busy /.test(await web.textContent(`${row} .bfig`)), 'figures shown');
+  const flagFig = await web.textContent('.brow[data-backend-id="flag-1"] .bfig');
+  const flag = (await listed()).find((b) => b.id === 'flag-1');
+  assert(flagFig.startsWith(`${flag.tasks_done} done · ${flag.tasks_failed} failed · ${flag.loads} loads`), `the host's figures: ${flagFig} vs ${JSON.stringify(flag)}`);
+  await shot(web, 'backends-1600.png');
+
+  // The same at phone width: every control usable.
+  const m = await ctx.newPage();
+  await m.setViewportSize({ width: 360, height: 740 });
+  await m.goto(`${host.base}/`);
+  await m.waitForSelector('.panel[data-conn="online"]', { timeout: 30000 });
+  await m.click('#sdq-backends-section summary');
+  await m.waitForSelector(row);
+  for (const sel of ['#sdq-backend-url', '#sdq-backend-add', `${row} button[data-cmd="backend-drain"]`, `${row} button[data-cmd="backend-disable"]`, `${row} button[data-cmd="backend-remove"]`]) await usable(m, sel, 360);
+  const over = await m.evaluate(() => document.scrollingElement.scrollWidth);
+  assert(over <= 360, `no horizontal scroll: ${over}`);
+  await shot(m, 'backends-360.png');
+  await m.close();
+
+  // Drain (idle: disabled at once), enable, disable: each as the host answers.
+  for (const [cmd, want] of [['drain', 'disabled'], ['enable', 'enabled'], ['disable', 'disabled']]) {
+    await web.click(`${row} button[data-cmd="backend-${cmd}"]`);
+    await until(`${cmd}: the host has it ${want}`, async () => {
+      const b = (await listed()).find((x) => x.id === added.id);
+      return b.enabled === (want === 'enabled') && !b.draining;
+    });
+    await until(`${cmd}: the panel shows it ${want}`, async () => (await web.getAttribute(row, 'data-admin')) === want, 10000);
+  }
+  // A --backend one: the confirmation says it comes back at the next start; declined, it stays.
+  let asked = '';
+  web.once('dialog', (d) => { asked = d.message(); d.dismiss(); });
+  await web.click('.brow[data-backend-id="flag-1"] button[data-cmd="backend-remove"]');
+  await until('asked', async () => asked || null);
+  assert(asked.includes('--backend: it comes back when the host restarts'), `the question: ${asked}`);
+  assertEq((await listed()).map((b) => b.id), ['flag-1', added.id], 'declined: nothing removed');
+  // Remove the added one (confirmed).
+  web.once('dialog', (d) => { asked = d.message(); d.accept(); });
+  await web.click(`${row} button[data-cmd="backend-remove"]`);
+  await until('the host lists the flag backend alone', async () => JSON.stringify((await listed()).map((b) => b.id)) === '["flag-1"]');
+  assert(asked.startsWith(`Remove backend http://${second.host}?`), `the question: ${asked}`);
+  await web.waitForSelector(row, { state: 'detached', timeout: 10000 });
 });
 
 await check('no uncaught errors in the pages', async () => {

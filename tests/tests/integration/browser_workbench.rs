@@ -4,7 +4,9 @@
 //! fake SD.Next, and a second host with `--token`. The script checks thumbnails, columns,
 //! sorting, the gallery, the viewer's keys, the group sheet, a multi-select move in one
 //! request, the ETA, the web app at 1600 px and 360 px, the token login, the hold banners, the
-//! popup and the 10,000-row bench; this test asserts its exit status and the host's state.
+//! popup, the backends section (a second fake added, drained, enabled, disabled and removed
+//! from the panel) and the 10,000-row bench; this test asserts its exit status and the
+//! host's state.
 //! Fails (never skips) when the extension or the web app is not built, or Chromium is missing.
 
 use std::path::{Path, PathBuf};
@@ -52,6 +54,8 @@ async fn workbench_end_to_end_in_headless_chromium() {
     );
     let fake =
         FakeProcess::spawn(&["--step-ms", "20", "--checkpoint", "a", "--checkpoint", "b"]).await;
+    // Added to the pool from the panel's backends section.
+    let fake2 = FakeProcess::spawn(&["--step-ms", "20"]).await;
     let data = tempfile::tempdir().expect("tempdir");
     let host = HostProcess::spawn(data.path(), &[fake.url()], &[]).await;
     let data2 = tempfile::tempdir().expect("tempdir");
@@ -68,6 +72,7 @@ async fn workbench_end_to_end_in_headless_chromium() {
         .env("EXT_DIR", root.join("target/extension-test"))
         .env("HOST_URL", host.url())
         .env("FAKE_URL", fake.url())
+        .env("FAKE2_URL", fake2.url())
         .env("DATA_DIR", data.path())
         .env("TOKEN_HOST_URL", token_host.url())
         .env("TOKEN", "wb-secret")
@@ -95,6 +100,10 @@ async fn workbench_end_to_end_in_headless_chromium() {
         .await
         .expect("queue");
     assert!(!q.paused, "resumed from the phone-sized page");
+    // The backend added from the panel was removed from it: the `--backend` one is alone.
+    let pool = host.client.backends().await.expect("backends");
+    let ids: Vec<&str> = pool.iter().map(|b| b.id.as_str()).collect();
+    assert_eq!(ids, ["flag-1"], "the pool after the panel's add and remove");
     for shot in [
         "webapp-1600-history.png",
         "webapp-1600-queue.png",
@@ -110,6 +119,8 @@ async fn workbench_end_to_end_in_headless_chromium() {
         "popup-hold-disk-full.png",
         "popup-hold-backend-stalled.png",
         "webapp-deleted-image-placeholder.png",
+        "backends-1600.png",
+        "backends-360.png",
     ] {
         assert!(shots.join(shot).is_file(), "screenshot {shot}");
     }

@@ -9,6 +9,8 @@ pub mod notify;
 #[cfg(any(feature = "panel", feature = "popup"))]
 pub mod live;
 
+#[cfg(feature = "panel")]
+pub mod backends;
 #[cfg(all(feature = "panel", feature = "test-hooks"))]
 mod bench;
 #[cfg(feature = "panel")]

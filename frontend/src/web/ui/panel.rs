@@ -1,8 +1,9 @@
 //! The task panel: Queue (running tasks with progress, ETA and preview; the pending list with
 //! expected starts, drag-and-drop, run, edit, delete; clear, pause/resume, export/import;
-//! the backends' states) and History (filter, sort, host-side search, list or gallery,
-//! bookmark, rename, requeue, delete, clear), multi-select with bulk actions (one request
-//! each), the full-size viewer and the comparison sheets of groups.
+//! the backends' section: state, figures, add, disable / drain / enable / remove) and
+//! History (filter, sort, host-side search, list or gallery, bookmark, rename, requeue,
+//! delete, clear), multi-select with bulk actions (one request each), the full-size viewer
+//! and the comparison sheets of groups.
 //!
 //! Runs as an extension page (`panel.html`, also in the SD.Next page's drawer) and as the
 //! web app the host serves at `/` (`app.html`: same origin, a token login when the host
@@ -16,8 +17,8 @@ use std::rc::Rc;
 
 use scheduler_api::client::Method;
 use scheduler_api::{
-    BackendState, BulkAction, BulkRequest, HistoryQuery, HistorySort, ImportRequest, ListName,
-    ListQuery, MessageResponse, Selection, SelectionFilter, Task, routes,
+    BulkAction, BulkRequest, HistoryQuery, HistorySort, ImportRequest, ListName, ListQuery,
+    MessageResponse, Selection, SelectionFilter, Task, routes,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::Closure;
@@ -115,6 +116,8 @@ struct Ctx {
     cols: UseStateHandle<Columns>,
     cols_open: UseStateHandle<bool>,
     picked: UseStateHandle<Picked>,
+    /// The host's refusal of the last backend added.
+    bk_err: UseStateHandle<Option<String>>,
     /// The current list's selection as the host reads it.
     selection: Selection,
     /// How many tasks it holds.
@@ -180,8 +183,11 @@ fn download_answer(c: &Ctx, method: Method, path: &'static str, body: Option<Sel
 /// Runs the command of a control (`data-cmd`): one place for every button, select and input
 /// of the panel.
 fn run(c: &Ctx, cmd: &str, el: &Element, paused: bool) {
-    let api = c.host.api();
     let d = &c.d;
+    if cmd.starts_with("backend-") && super::backends::run(&c.host, d, &c.bk_err, cmd, el) {
+        return;
+    }
+    let api = c.host.api();
     let bulk = |action: BulkAction| {
         let req = BulkRequest {
             action,
@@ -329,6 +335,7 @@ pub fn panel_app(p: &PanelProps) -> Html {
     let cols_open = use_state(|| false);
     let picked_q = use_state(Picked::default);
     let picked_h = use_state(Picked::default);
+    let bk_err = use_state(|| None::<String>);
     {
         let (page, platform) = (page.clone(), p.platform);
         use_effect_with((), move |_| {
@@ -406,6 +413,28 @@ pub fn panel_app(p: &PanelProps) -> Html {
             on_reload.forget();
         });
     }
+    // The open backends section follows the pool (states and figures change without a
+    // queue event): every 3 s while it is open.
+    {
+        let d = live.dispatcher();
+        use_effect_with(host.clone(), move |host| {
+            let host = host.clone();
+            let t = gloo::timers::callback::Interval::new(3000, move || {
+                let open = util::document()
+                    .get_element_by_id("sdq-backends-section")
+                    .is_some_and(|e| e.has_attribute("open"));
+                if let (true, Some(h)) = (open, host.clone()) {
+                    let d = d.clone();
+                    spawn(async move {
+                        if let Ok(b) = h.api().backends().await {
+                            d.dispatch(Action::Backends(b));
+                        }
+                    });
+                }
+            });
+            move || drop(t)
+        });
+    }
     let Some(host) = host else {
         return html! { <div class="panel loading">{"Loading…"}</div> };
     };
@@ -451,6 +480,7 @@ pub fn panel_app(p: &PanelProps) -> Html {
         cols: cols.clone(),
         cols_open: cols_open.clone(),
         picked: picked.clone(),
+        bk_err: bk_err.clone(),
         selection: picked.to_selection(sel_filter),
         count,
     };
@@ -620,22 +650,6 @@ pub fn panel_app(p: &PanelProps) -> Html {
         _ => html! {},
     };
     let body = if queue {
-        let backends = live.backends.iter().map(|b| {
-            let state = match b.state {
-                BackendState::Up => "up",
-                BackendState::Loading => "loading",
-                BackendState::Down => "down",
-                BackendState::Stalled => "stalled",
-                BackendState::Unknown => "unknown",
-            };
-            let title = format!(
-                "{state} · {} · {}",
-                b.loaded_checkpoint.as_deref().unwrap_or("no checkpoint loaded"),
-                b.last_error.as_deref().unwrap_or("no error")
-            );
-            let short = b.url.split("://").last().unwrap_or(&b.url).to_owned();
-            html! { <span class={format!("backend {state}")} {title}>{ format!("● {short} {state}") }</span> }
-        });
         html! {
             <div class="queue">
                 <div class="toolbar">
@@ -647,7 +661,7 @@ pub fn panel_app(p: &PanelProps) -> Html {
                     <span class="count" id="sdq-counts">{ format!("{} running · {} pending", q.running.len(), pending_total) }</span>
                     <span class="count eta" id="sdq-queue-end" title="From each backend's measured speed and checkpoint loads, in the order the tasks will run">{ queue_end.clone() }</span>
                 </div>
-                <div class="backends" id="sdq-backends">{ for backends }</div>
+                { super::backends::section(&live.backends, bk_err.as_deref()) }
                 { for q.running.iter().map(|t| running_card(t, &live)) }
                 { if pending_total == 0 { html! { <div class="empty">{"No pending tasks"}</div> } } else { html! {
                     <TaskList kind={ListKind::Queue} rows={pending.clone()} total={pending_total} cols={*cols}
