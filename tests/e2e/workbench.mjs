@@ -20,6 +20,7 @@ const env = (k, d) => process.env[k] ?? d;
 const EXT_DIR = path.resolve(env('EXT_DIR', '../../target/extension-test'));
 const host = new Host(env('HOST_URL', 'http://127.0.0.1:7861'));
 const FAKE_URL = env('FAKE_URL');
+const FAKE2_URL = env('FAKE2_URL');
 const SHOT_DIR = path.resolve(env('SHOT_DIR', '../../target/screenshots'));
 const Q = '/agent-scheduler/v1';
 fs.mkdirSync(SHOT_DIR, { recursive: true });

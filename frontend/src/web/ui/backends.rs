@@ -123,10 +123,10 @@ pub fn section(backends: &[BackendInfo], err: Option<&str>) -> Html {
                     <span class="meta">{ if b.source == BackendSource::Flag { "--backend" } else { "added" } }</span>
                 </div>
                 <div class="meta bfig">{ format!(
-                    "{} done · {} failed · {} loads · busy {} · {}",
+                    "{} done · {} failed · {} loads · busy {} · loaded: {}",
                     b.tasks_done, b.tasks_failed, b.loads,
                     fmt_eta(Some(b.busy_ms as f64 / 1000.0)),
-                    b.loaded_checkpoint.as_deref().unwrap_or("no checkpoint loaded"),
+                    b.loaded_checkpoint.as_deref().unwrap_or("none"),
                 ) }</div>
                 { b.last_error.as_ref().map(|e| html! { <div class="meta berr">{ format!("Last error: {e}") }</div> }).unwrap_or_default() }
                 <div class="acts">
