@@ -63,6 +63,28 @@ pub fn prerequisite<T>(what: &str, found: Option<T>, how: &str) -> T {
     }
 }
 
+/// The prerequisites of a browser end-to-end test, each a [`prerequisite`]: the frontend
+/// build it loads (`build`, named for the message, with its `files` relative to the workspace
+/// `root`), playwright-core under `tests/e2e`, and Chromium (`$CHROMIUM`, else
+/// `/usr/bin/chromium`).
+pub fn require_browser(root: &Path, build: &str, files: &[&str]) {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let built = files.iter().all(|f| root.join(f).is_file());
+    prerequisite(build, built.then_some(()), "bash frontend/build.sh");
+    prerequisite(
+        "playwright-core",
+        root.join("tests/e2e/node_modules/playwright-core")
+            .is_dir()
+            .then_some(()),
+        "bash .ci/setup (npm ci --prefix tests/e2e)",
+    );
+    prerequisite(
+        &format!("Chromium at {chromium}"),
+        Path::new(&chromium).exists().then_some(()),
+        "bash .ci/setup (apt-get install chromium)",
+    );
+}
+
 /// Like [`wait_until`] for a boolean condition.
 pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where

@@ -11,7 +11,7 @@
 //! Fails (a missing prerequisite, never a silent skip) when the extension is not built,
 //! `npm ci --prefix tests/e2e` has not run, Chromium is missing, or `../shared` is absent.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,15 +20,9 @@ use axum::extract::Path as UrlPath;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use scheduler_tests::harness::{FakeProcess, HostProcess, prerequisite};
+use scheduler_tests::fixtures::workspace_root;
+use scheduler_tests::harness::{FakeProcess, HostProcess, prerequisite, require_browser};
 use tokio::sync::Mutex;
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
 
 fn recorded(name: &str) -> Option<PathBuf> {
     let p = scheduler_tests::fixtures::shared_dir()
@@ -93,43 +87,21 @@ async fn page_server(host: Arc<Mutex<HostProcess>>) -> String {
     format!("http://{addr}")
 }
 
-/// Fails the test when the built extension, playwright-core or Chromium is missing.
-fn require_prerequisites(root: &Path) {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let ext = root.join("target/extension-test");
-    let built = [
-        "manifest.json",
-        "pkg/content_bg.wasm",
-        "pkg/panel_bg.wasm",
-        "pkg/viewer_bg.wasm",
-        "pkg/popup_bg.wasm",
-        "pkg/sw_bg.wasm",
-    ]
-    .iter()
-    .all(|f| ext.join(f).is_file());
-    prerequisite(
-        "the extension's test build (target/extension-test)",
-        built.then_some(()),
-        "bash frontend/build.sh",
-    );
-    prerequisite(
-        "playwright-core",
-        root.join("tests/e2e/node_modules/playwright-core")
-            .is_dir()
-            .then_some(()),
-        "bash .ci/setup (npm ci --prefix tests/e2e)",
-    );
-    prerequisite(
-        &format!("Chromium at {chromium}"),
-        Path::new(&chromium).exists().then_some(()),
-        "bash .ci/setup (apt-get install chromium)",
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extension_end_to_end_in_headless_chromium() {
     let root = workspace_root();
-    require_prerequisites(&root);
+    require_browser(
+        &root,
+        "the extension's test build (target/extension-test)",
+        &[
+            "target/extension-test/manifest.json",
+            "target/extension-test/pkg/content_bg.wasm",
+            "target/extension-test/pkg/panel_bg.wasm",
+            "target/extension-test/pkg/viewer_bg.wasm",
+            "target/extension-test/pkg/popup_bg.wasm",
+            "target/extension-test/pkg/sw_bg.wasm",
+        ],
+    );
     let checkpoints = ["a", "b"];
     let fake = FakeProcess::spawn(&[
         "--step-ms",

@@ -9,48 +9,25 @@
 //! host's state.
 //! Fails (never skips) when the extension or the web app is not built, or Chromium is missing.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use scheduler_tests::harness::{FakeProcess, HostProcess, prerequisite};
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
+use scheduler_tests::fixtures::workspace_root;
+use scheduler_tests::harness::{FakeProcess, HostProcess, require_browser};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workbench_end_to_end_in_headless_chromium() {
     let root = workspace_root();
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let built = [
-        "target/extension-test/pkg/panel_bg.wasm",
-        "target/extension-test/pkg/viewer_bg.wasm",
-        "target/extension-test/pkg/popup_bg.wasm",
-        "target/webapp/pkg/panel_bg.wasm",
-        "target/webapp/pkg/viewer_bg.wasm",
-        "target/webapp/app.html",
-    ]
-    .iter()
-    .all(|f| root.join(f).is_file());
-    prerequisite(
+    require_browser(
+        &root,
         "the extension's test build and the web app (target/extension-test, target/webapp)",
-        built.then_some(()),
-        "bash frontend/build.sh",
-    );
-    prerequisite(
-        "playwright-core",
-        root.join("tests/e2e/node_modules/playwright-core")
-            .is_dir()
-            .then_some(()),
-        "bash .ci/setup (npm ci --prefix tests/e2e)",
-    );
-    prerequisite(
-        &format!("Chromium at {chromium}"),
-        Path::new(&chromium).exists().then_some(()),
-        "bash .ci/setup (apt-get install chromium)",
+        &[
+            "target/extension-test/pkg/panel_bg.wasm",
+            "target/extension-test/pkg/viewer_bg.wasm",
+            "target/extension-test/pkg/popup_bg.wasm",
+            "target/webapp/pkg/panel_bg.wasm",
+            "target/webapp/pkg/viewer_bg.wasm",
+            "target/webapp/app.html",
+        ],
     );
     let fake =
         FakeProcess::spawn(&["--step-ms", "20", "--checkpoint", "a", "--checkpoint", "b"]).await;
