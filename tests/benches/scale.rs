@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 // ---------------------------------------------------------------------------------------
 // Small helpers
 
+/// Latencies in ms, sorted: the percentiles every timed figure prints.
 struct Dist {
     v: Vec<f64>,
 }
@@ -47,6 +48,25 @@ impl Dist {
             self.v.len()
         )
     }
+}
+
+/// Times `f(0)`, `f(1)`, … (each returns its own latency in ms) up to `n` times or until
+/// `budget` has passed (after at least 5), and prints the figure `name` with p50, p95, p99
+/// and max.
+async fn measure<F, Fut>(name: &str, n: usize, budget: Duration, mut f: F)
+where
+    F: FnMut(usize) -> Fut,
+    Fut: std::future::Future<Output = f64>,
+{
+    let start = Instant::now();
+    let mut v = Vec::with_capacity(n);
+    for i in 0..n {
+        v.push(f(i).await);
+        if start.elapsed() > budget && v.len() >= 5 {
+            break;
+        }
+    }
+    figure(name, Dist::new(v).line());
 }
 
 fn ms(d: Duration) -> f64 {
@@ -104,6 +124,20 @@ impl Http {
         (t, serde_json::from_slice(&b).unwrap_or(Value::Null))
     }
 
+    /// [`measure`] of one enqueue (txt2img, 1 step, checkpoint `a`) at a time, the `i`-th
+    /// with the prompt `"{prompt} {i}"`.
+    async fn measure_enqueue(&self, name: &str, n: usize, budget: Duration, prompt: &str) {
+        measure(name, n, budget, |i| async move {
+            self.post(
+                routes::QUEUE_TXT2IMG,
+                &txt2img(&format!("{prompt} {i}"), 1, Some("a")),
+            )
+            .await
+            .0
+        })
+        .await;
+    }
+
     async fn delete(&self, path: &str) -> f64 {
         let (t, status, b) = self.timed(reqwest::Method::DELETE, path, None).await;
         assert_eq!(
@@ -140,14 +174,18 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn copy_db(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
+/// A fresh copy of a seeded database at `root/<name>` for one run (the seed stays as it is).
+fn run_copy(root: &Path, db: &BigDb, name: &str) -> PathBuf {
+    let work = root.join(name);
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).expect("mkdir");
     for f in ["queue.sqlite3", "queue.sqlite3-wal", "queue.sqlite3-shm"] {
-        let src = from.join(f);
+        let src = db.dir.join(f);
         if src.exists() {
-            std::fs::copy(&src, to.join(f)).expect("copy database");
+            std::fs::copy(&src, work.join(f)).expect("copy database");
         }
     }
+    work
 }
 
 fn txt2img(prompt: &str, steps: u32, checkpoint: Option<&str>) -> Value {
@@ -352,29 +390,11 @@ const FAKE_INSTANT: &[&str] = &[
     "a",
 ];
 
-async fn measure<F, Fut>(n: usize, budget: Duration, mut f: F) -> Dist
-where
-    F: FnMut(usize) -> Fut,
-    Fut: std::future::Future<Output = f64>,
-{
-    let start = Instant::now();
-    let mut v = Vec::with_capacity(n);
-    for i in 0..n {
-        v.push(f(i).await);
-        if start.elapsed() > budget && v.len() >= 5 {
-            break;
-        }
-    }
-    Dist::new(v)
-}
-
 /// Latencies of the API at N pending + N finished.
 async fn big(root: &Path, scale: usize) {
     println!("== big: API latencies at {scale} pending + {scale} finished (keep-alive client)");
     let db = seeded_db(root, "big", scale, scale);
-    let work = root.join("big-run");
-    let _ = std::fs::remove_dir_all(&work);
-    copy_db(&db.dir, &work);
+    let work = run_copy(root, &db, "big-run");
     let fake = FakeProcess::spawn(FAKE_INSTANT).await;
     let host = HostProcess::spawn(&work, &[fake.url()], &["--start-paused"]).await;
     let h = Http::new(&host.url());
@@ -384,67 +404,56 @@ async fn big(root: &Path, scale: usize) {
         h.get(&format!("{}?limit=50", routes::QUEUE)).await;
         h.get(&format!("{}?limit=50", routes::HISTORY)).await;
     }
-    let d = measure(100, budget, |_| async {
-        h.get(&format!("{}?limit=50", routes::QUEUE)).await.0
-    })
-    .await;
-    figure("queue page (limit 50)", d.line());
     let (_, q) = h.get(&format!("{}?limit=1", routes::QUEUE)).await;
     let total = q["total_pending_tasks"].as_i64().unwrap_or(0);
-    let d = measure(30, budget, |_| async {
-        h.get(&format!(
-            "{}?limit=50&offset={}",
-            routes::QUEUE,
-            (total - 50).max(0)
-        ))
-        .await
-        .0
-    })
-    .await;
-    figure("queue last page (offset)", d.line());
-    let d = measure(100, budget, |_| async {
-        h.get(&format!("{}?limit=50", routes::HISTORY)).await.0
-    })
-    .await;
-    figure("history page (limit 50)", d.line());
-    let d = measure(30, budget, |_| async {
-        h.get(&format!(
-            "{}?limit=50&offset={}",
-            routes::HISTORY,
-            scale - 50
-        ))
-        .await
-        .0
-    })
-    .await;
-    figure("history last page (offset)", d.line());
-    let d = measure(50, budget, |_| async {
-        h.get(&format!("{}?limit=50&q={COMMON_WORD}", routes::HISTORY))
-            .await
-            .0
-    })
-    .await;
-    figure(&format!("history search `{COMMON_WORD}`"), d.line());
-    let d = measure(50, budget, |_| async {
-        h.get(&format!("{}?limit=50&q=castle%20riv", routes::HISTORY))
-            .await
-            .0
-    })
-    .await;
-    figure("history search `castle riv` (prefix)", d.line());
-    let d = measure(50, budget, |_| async {
-        h.get(&format!("{}?limit=50&q={COMMON_WORD}", routes::QUEUE))
-            .await
-            .0
-    })
-    .await;
-    figure(&format!("queue search `{COMMON_WORD}`"), d.line());
+    let (queue, history) = (routes::QUEUE, routes::HISTORY);
+    let last_pending = (total - 50).max(0);
+    let pages = [
+        (
+            "queue page (limit 50)".to_owned(),
+            100,
+            format!("{queue}?limit=50"),
+        ),
+        (
+            "queue last page (offset)".into(),
+            30,
+            format!("{queue}?limit=50&offset={last_pending}"),
+        ),
+        (
+            "history page (limit 50)".into(),
+            100,
+            format!("{history}?limit=50"),
+        ),
+        (
+            "history last page (offset)".into(),
+            30,
+            format!("{history}?limit=50&offset={}", scale - 50),
+        ),
+        (
+            format!("history search `{COMMON_WORD}`"),
+            50,
+            format!("{history}?limit=50&q={COMMON_WORD}"),
+        ),
+        (
+            "history search `castle riv` (prefix)".into(),
+            50,
+            format!("{history}?limit=50&q=castle%20riv"),
+        ),
+        (
+            format!("queue search `{COMMON_WORD}`"),
+            50,
+            format!("{queue}?limit=50&q={COMMON_WORD}"),
+        ),
+    ];
+    for (name, n, path) in pages {
+        measure(&name, n, budget, |_| async { h.get(&path).await.0 }).await;
+    }
 
     let pending = &db.seeded.pending;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut picks: Vec<usize> = (0..400).map(|_| rng.below(pending.len())).collect();
     picks.dedup();
-    let d = measure(100, budget, |i| {
+    measure("move before another task (random)", 100, budget, |i| {
         let (a, b) = (
             &pending[picks[i % picks.len()]],
             &pending[picks[(i + 1) % picks.len()]],
@@ -454,24 +463,21 @@ async fn big(root: &Path, scale: usize) {
         async move { h.post(&path, &json!({})).await.0 }
     })
     .await;
-    figure("move before another task (random)", d.line());
     let anchor = pending[pending.len() / 2].clone();
-    let d = measure(100, budget, |i| {
+    measure("move into the same place (100 moves)", 100, budget, |i| {
         let a = pending[(i * 37 + 11) % pending.len()].clone();
         let path = routes::move_path(&a, &anchor);
         let h = h.clone();
         async move { h.post(&path, &json!({})).await.0 }
     })
     .await;
-    figure("move into the same place (100 moves)", d.line());
-    let d = measure(50, budget, |i| {
+    measure("move to top", 50, budget, |i| {
         let path = routes::move_path(&pending[(i * 53 + 7) % pending.len()], "top");
         let h = h.clone();
         async move { h.post(&path, &json!({})).await.0 }
     })
     .await;
-    figure("move to top", d.line());
-    let d = measure(50, budget, |i| {
+    measure("position of a task at the end", 50, budget, |i| {
         let path = fill(
             routes::TASK_POSITION,
             &[("id", &pending[pending.len() - 1 - i])],
@@ -480,8 +486,7 @@ async fn big(root: &Path, scale: usize) {
         async move { h.get(&path).await.0 }
     })
     .await;
-    figure("position of a task at the end", d.line());
-    let d = measure(20, budget, |i| {
+    measure("pause / resume", 20, budget, |i| {
         let h = h.clone();
         async move {
             let r = if i % 2 == 0 {
@@ -494,9 +499,8 @@ async fn big(root: &Path, scale: usize) {
         }
     })
     .await;
-    figure("pause / resume", d.line());
     pause(&h).await;
-    let d = measure(100, budget, |i| {
+    measure("delete a pending task", 100, budget, |i| {
         let path = fill(
             routes::TASK,
             &[(
@@ -508,20 +512,8 @@ async fn big(root: &Path, scale: usize) {
         async move { h.delete(&path).await }
     })
     .await;
-    figure("delete a pending task", d.line());
-    let d = measure(100, budget, |i| {
-        let h = h.clone();
-        async move {
-            h.post(
-                routes::QUEUE_TXT2IMG,
-                &txt2img(&format!("late {i}"), 1, Some("a")),
-            )
-            .await
-            .0
-        }
-    })
-    .await;
-    figure("enqueue one task", d.line());
+    h.measure_enqueue("enqueue one task", 100, budget, "late")
+        .await;
     drop(host);
     let _ = std::fs::remove_dir_all(&work);
 }
@@ -537,46 +529,46 @@ async fn claim(root: &Path, scale: usize) {
     use agent_scheduler::store::transitions::{Choice, claim_next};
     println!("== claim: the store's claim at {scale} pending + {scale} finished");
     let db = seeded_db(root, "big", scale, scale);
-    let work = root.join("claim-run");
-    let _ = std::fs::remove_dir_all(&work);
-    copy_db(&db.dir, &work);
+    let work = run_copy(root, &db, "claim-run");
     let store = Store::open(&work.join("queue.sqlite3")).expect("open");
-    let mut v = Vec::new();
-    let start = Instant::now();
-    for _ in 0..500 {
-        let t = Instant::now();
-        // As the host's worker claims: a light commit (see `Store::call_light`).
-        let got = store
-            .call_light(|c| {
-                let view = PoolView {
-                    seats: vec![SeatView {
-                        url: "http://bench".into(),
-                        loaded: Some("a".into()),
-                        vae: None,
-                        activity: Activity::Idle,
-                        models: None,
-                        free_in_ms: 0,
-                        ms_per_task: 1000,
-                    }],
-                };
-                let now = now_ms();
-                claim_next(c, "http://bench", now, |w, paused| {
-                    let (waiting, seats) = view.policy_input(w);
-                    pick(&waiting, &seats, 0, &Rules::default(), paused, now).map(|c| Choice {
-                        index: c.index,
-                        overtaken: c.overtaken,
+    let shared = &store;
+    measure(
+        "claim of the next task",
+        500,
+        Duration::from_secs(30),
+        |_| async move {
+            let t = Instant::now();
+            // As the host's worker claims: a light commit (see `Store::call_light`).
+            let got = shared
+                .call_light(|c| {
+                    let view = PoolView {
+                        seats: vec![SeatView {
+                            url: "http://bench".into(),
+                            loaded: Some("a".into()),
+                            vae: None,
+                            activity: Activity::Idle,
+                            models: None,
+                            free_in_ms: 0,
+                            ms_per_task: 1000,
+                        }],
+                    };
+                    let now = now_ms();
+                    claim_next(c, "http://bench", now, |w, paused| {
+                        let (waiting, seats) = view.policy_input(w);
+                        pick(&waiting, &seats, 0, &Rules::default(), paused, now).map(|c| Choice {
+                            index: c.index,
+                            overtaken: c.overtaken,
+                        })
                     })
                 })
-            })
-            .await
-            .expect("claim");
-        v.push(ms(t.elapsed()));
-        assert!(got.is_some());
-        if start.elapsed() > Duration::from_secs(30) {
-            break;
-        }
-    }
-    figure("claim of the next task", Dist::new(v).line());
+                .await
+                .expect("claim");
+            let took = ms(t.elapsed());
+            assert!(got.is_some());
+            took
+        },
+    )
+    .await;
     drop(store);
     let _ = std::fs::remove_dir_all(&work);
 }
@@ -592,9 +584,7 @@ async fn dispatch(root: &Path, scale: usize) {
     ];
     for (name, finished, pending) in cases {
         let db = seeded_db(root, name, finished, pending);
-        let work = root.join(format!("{name}-run"));
-        let _ = std::fs::remove_dir_all(&work);
-        copy_db(&db.dir, &work);
+        let work = run_copy(root, &db, &format!("{name}-run"));
         let fake = FakeProcess::spawn(FAKE_INSTANT).await;
         let host = HostProcess::spawn(&work, &[fake.url()], &["--start-paused"]).await;
         let h = Http::new(&host.url());
@@ -673,28 +663,20 @@ async fn enqueue() {
         ),
     );
     let h = Http::new(&base);
-    let v = measure(100, Duration::from_secs(10), |i| {
-        let h = h.clone();
-        async move {
-            h.post(
-                routes::QUEUE_TXT2IMG,
-                &txt2img(&format!("single {i}"), 1, Some("a")),
-            )
-            .await
-            .0
-        }
-    })
+    h.measure_enqueue(
+        &format!("enqueue one client at {n} pending"),
+        100,
+        Duration::from_secs(10),
+        "single",
+    )
     .await;
-    figure(&format!("enqueue one client at {n} pending"), v.line());
 }
 
 /// Memory and start-up on the large database, and after importing 10k tasks.
 async fn rss(root: &Path, scale: usize) {
     println!("== rss: host memory and start-up at {scale} + {scale}");
     let db = seeded_db(root, "big", scale, scale);
-    let work = root.join("rss-run");
-    let _ = std::fs::remove_dir_all(&work);
-    copy_db(&db.dir, &work);
+    let work = run_copy(root, &db, "rss-run");
     let fake = FakeProcess::spawn(FAKE_INSTANT).await;
     let t = Instant::now();
     let host = HostProcess::spawn(&work, &[fake.url()], &["--start-paused"]).await;
