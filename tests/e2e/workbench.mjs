@@ -11,7 +11,8 @@
 // 1600 px and 360 px acting on the queue, the token login (sessionStorage, no cookie, images
 // through fetch into blob: URLs), the hold banners, the popup's running task and last results,
 // the backends section (add with the host's 422 shown, drain, enable, disable, remove, at 1600 px
-// and 360 px), (the 10,000-row bench is run.mjs's). Every wait is a condition with a deadline.
+// and 360 px; Enter in the URL field adds like the Add button), (the 10,000-row bench is
+// run.mjs's). Every wait is a condition with a deadline.
 import fs from 'node:fs';
 import path from 'node:path';
 import { launch, serviceWorker, until, Host, check, failed, results, assert, assertEq } from './lib.mjs';
@@ -371,7 +372,7 @@ const usable = async (p, sel, width) => {
   assert(hit, `${sel} is the element at its centre`);
 };
 
-await check('backends section: add a second fake (the host\'s 422 shown first), its state and figures; drain, enable, disable, remove; at 1600 px and 360 px', async () => {
+await check('backends section: add a second fake (the host\'s 422 shown first), its state and figures; drain, enable, disable, remove; at 1600 px and 360 px; Enter in the field adds', async () => {
   await closeModals(web);
   const B = `${Q}/backends`;
   const listed = () => host.get(B);
@@ -445,6 +446,25 @@ await check('backends section: add a second fake (the host\'s 422 shown first), 
   await until('the host lists the flag backend alone', async () => JSON.stringify((await listed()).map((b) => b.id)) === '["flag-1"]');
   assert(asked.startsWith(`Remove backend http://${second.host}?`), `the question: ${asked}`);
   await web.waitForSelector(row, { state: 'detached', timeout: 10000 });
+
+  // Enter in the field adds it like the Add button: one request, on the same page (the form
+  // submission goes nowhere).
+  const adds = [];
+  const onAdd = (r) => { if (r.method() === 'POST' && new URL(r.url()).pathname === B) adds.push(r.url()); };
+  web.on('request', onAdd);
+  await web.evaluate(() => { window.sdqSamePage = true; });
+  await web.fill('#sdq-backend-url', withCreds);
+  await web.press('#sdq-backend-url', 'Enter');
+  const again = await until('Enter: the host lists it again', async () => (await listed()).find((x) => x.source === 'added') ?? null);
+  assertEq(again.url, `http://${second.host}`, 'Enter: the field\'s URL added');
+  await web.waitForSelector(`.brow[data-backend-id="${again.id}"]`, { timeout: 10000 });
+  assertEq(await web.inputValue('#sdq-backend-url'), '', 'Enter: the field is cleared');
+  web.off('request', onAdd);
+  assertEq(adds.length, 1, 'Enter: one POST /backends');
+  assertEq(await web.evaluate(() => window.sdqSamePage), true, 'Enter: no page load');
+  assertEq(await web.$('#sdq-backend-error'), null, 'Enter: no error shown');
+  await host.call('DELETE', `${B}/${encodeURIComponent(again.id)}`);
+  await until('removed again: the flag backend alone', async () => JSON.stringify((await listed()).map((b) => b.id)) === '["flag-1"]');
 });
 
 await check('no uncaught errors in the pages', async () => {

@@ -5,7 +5,7 @@
 //! sorting, the gallery, the viewer's keys, the group sheet, a multi-select move in one
 //! request, the ETA, the web app at 1600 px and 360 px, the token login, the hold banners, the
 //! popup, the backends section (a second fake added, drained, enabled, disabled and removed
-//! from the panel) and the 10,000-row bench; this test asserts its exit status and the
+//! from the panel, then added again with Enter in the URL field) and the 10,000-row bench; this test asserts its exit status and the
 //! host's state.
 //! Fails (never skips) when the extension or the web app is not built, or Chromium is missing.
 

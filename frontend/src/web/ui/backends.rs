@@ -141,12 +141,14 @@ pub fn section(backends: &[BackendInfo], err: Option<&str>) -> Html {
         <details class="pool" id="sdq-backends-section">
             <summary><span class="btitle">{ format!("Backends ({})", backends.len()) }</span>
                 <span class="backends" id="sdq-backends">{ for strip }</span></summary>
-            <div class="badd">
+            // A form: Enter in the field clicks its submit button, Add (the panel's click
+            // handler runs it); the submission itself goes nowhere.
+            <form class="badd" onsubmit={Callback::from(|e: SubmitEvent| e.prevent_default())}>
                 <label for="sdq-backend-url">{"Add backend"}</label>
                 <input id="sdq-backend-url" type="text" inputmode="url" autocomplete="off" spellcheck="false"
                     placeholder="http://[user:password@]host:7860" />
-                <button id="sdq-backend-add" data-cmd="backend-add">{"Add"}</button>
-            </div>
+                <button id="sdq-backend-add" type="submit" data-cmd="backend-add">{"Add"}</button>
+            </form>
             { err.map(|e| html! { <div class="error" id="sdq-backend-error" role="alert">{ e }</div> }).unwrap_or_default() }
             { for rows }
         </details>

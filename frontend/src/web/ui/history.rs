@@ -189,6 +189,13 @@ pub fn task_list(p: &TaskListProps) -> Html {
         });
     }
     let queue = p.kind == ListKind::Queue;
+    // Pending tasks have no image yet: the queue list has no image column (an empty one
+    // would only push the other columns aside).
+    let cols = if queue {
+        p.cols.with(Col::Thumb, false)
+    } else {
+        p.cols
+    };
     let total = (p.total.max(0) as usize).max(p.rows.len());
     let w = window(*scroll, *viewport, ROW_H, total, 8);
     {
@@ -385,16 +392,15 @@ pub fn task_list(p: &TaskListProps) -> Html {
         });
         let mut summary = String::new();
         push_el(&mut summary, "span", "summary", "", &sub);
-        let thumb = (!queue && p.cols.shows(Col::Thumb)).then(|| {
+        let thumb = cols.shows(Col::Thumb).then(|| {
             let has = t.status == TaskStatus::Done && t.image_count > 0;
             let version = t.finished_at.as_ref().map_or(0, ms_of);
             html! { <div class="cell c-thumb"><Thumb host={p.host.clone()} id={id.clone()} has_image={has} {version} /></div> }
         });
         let mut rest = String::with_capacity(512);
-        for c in p.cols.shown() {
+        for c in cols.shown() {
             let class = format!("cell c-{}", c.key());
             let (text, title) = match c {
-                Col::Thumb if queue => (String::new(), String::new()),
                 Col::Thumb => continue,
                 Col::Created => (fmt_time(&t.created_at), "Queued at".into()),
                 Col::Time if queue => starts(eta, &id),
@@ -481,7 +487,7 @@ pub fn task_list(p: &TaskListProps) -> Html {
             cb.emit(on);
         })
     };
-    let head_cells = p.cols.shown().map(|c| {
+    let head_cells = cols.shown().map(|c| {
         html! { <div class={format!("cell c-{}", c.key())}>{ c.label(queue) }</div> }
     });
     let mut list_class = String::from(if queue {
@@ -489,11 +495,11 @@ pub fn task_list(p: &TaskListProps) -> Html {
     } else {
         "tlist history-list"
     });
-    if queue || !p.cols.shows(Col::Thumb) {
+    if !cols.shows(Col::Thumb) {
         list_class.push_str(" nothumb");
     }
     html! {
-        <div class={list_class} style={format!("--cols:{}", p.cols.template(queue))}>
+        <div class={list_class} style={format!("--cols:{}", cols.template(queue))}>
             <div class="trow thead">
                 <span class="sel" title="Select every task of this list (with its filter and search)">
                     <input type="checkbox" class="select-all" checked={all} onclick={on_all} aria-label="Select all" />

@@ -726,7 +726,8 @@ pub fn panel_app(p: &PanelProps) -> Html {
         }
     };
     let cols_menu = if *cols_open {
-        html! { <div class="menu" id="sdq-columns-menu">{ for Col::ALL.iter().map(|c| html! {
+        let offered = Col::ALL.iter().filter(|c| !(queue && **c == Col::Thumb));
+        html! { <div class="menu" id="sdq-columns-menu">{ for offered.map(|c| html! {
             <label class="check"><input type="checkbox" data-cmd="col" data-col={c.key()} checked={cols.shows(*c)} />{ c.label(queue) }</label>
         }) }</div> }
     } else {
