@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::Worker;
 use super::outcome::Outcome;
-use crate::model::{RunEnd, TaskRow};
+use crate::model::TaskRow;
 use crate::sdnext::{SdModel, resolve_checkpoint, strip_hash};
 
 impl Worker {
@@ -24,10 +24,7 @@ impl Worker {
         if stale {
             match client.loaded_checkpoint().await {
                 Ok(l) => self.backend.status().loaded = l.map(|l| l.title),
-                Err(e) if e.is_outage() => {
-                    self.outage(&e);
-                    return Err(Outcome::Release(e.to_string()));
-                }
+                Err(e) if e.is_outage() => return Err(self.released(&e)),
                 Err(_) => {}
             }
         }
@@ -41,11 +38,8 @@ impl Worker {
                         self.set_state(BackendState::Loading, None);
                         return Err(Outcome::Release("backend has no model loaded yet".into()));
                     }
-                    Err(e) if e.is_outage() => {
-                        self.outage(&e);
-                        return Err(Outcome::Release(e.to_string()));
-                    }
-                    Err(e) => return Err(Outcome::Finished(RunEnd::Failed(e.to_string()), None)),
+                    Err(e) if e.is_outage() => return Err(self.released(&e)),
+                    Err(e) => return Err(Outcome::failed(e.to_string())),
                 }
             }
             return self.ensure_vae(task, None).await;
@@ -57,17 +51,11 @@ impl Worker {
                 Ok(models) => match resolve_checkpoint(&models, wanted) {
                     Some(m) => m.clone(),
                     None => {
-                        return Err(Outcome::Finished(
-                            RunEnd::Failed(format!("checkpoint not found: {wanted}")),
-                            None,
-                        ));
+                        return Err(Outcome::failed(format!("checkpoint not found: {wanted}")));
                     }
                 },
-                Err(e) if e.is_outage() => {
-                    self.outage(&e);
-                    return Err(Outcome::Release(e.to_string()));
-                }
-                Err(e) => return Err(Outcome::Finished(RunEnd::Failed(e.to_string()), None)),
+                Err(e) if e.is_outage() => return Err(self.released(&e)),
+                Err(e) => return Err(Outcome::failed(e.to_string())),
             },
         };
         let loaded = self.backend.status().loaded.clone();
@@ -94,20 +82,14 @@ impl Worker {
             Ok(other) => {
                 self.backend.status().loaded = other.as_ref().map(|l| l.title.clone());
                 let _ = self.backend.refresh_models().await;
-                Err(Outcome::Finished(
-                    RunEnd::Failed(format!(
-                        "checkpoint switch failed: wanted {}, backend has {}",
-                        model.title,
-                        other.map(|l| l.title).unwrap_or_else(|| "no model".into())
-                    )),
-                    None,
-                ))
+                Err(Outcome::failed(format!(
+                    "checkpoint switch failed: wanted {}, backend has {}",
+                    model.title,
+                    other.map(|l| l.title).unwrap_or_else(|| "no model".into())
+                )))
             }
-            Err(e) if e.is_outage() => {
-                self.outage(&e);
-                Err(Outcome::Release(e.to_string()))
-            }
-            Err(e) => Err(Outcome::Finished(RunEnd::Failed(e.to_string()), None)),
+            Err(e) if e.is_outage() => Err(self.released(&e)),
+            Err(e) => Err(Outcome::failed(e.to_string())),
         }
     }
 
@@ -128,15 +110,9 @@ impl Worker {
             if !BUILTIN.iter().any(|b| b.eq_ignore_ascii_case(vae)) {
                 match self.backend.client.sd_vaes().await {
                     Ok(list) if !list.iter().any(|v| v == vae) => {
-                        return Err(Outcome::Finished(
-                            RunEnd::Failed(format!("vae not found: {vae}")),
-                            None,
-                        ));
+                        return Err(Outcome::failed(format!("vae not found: {vae}")));
                     }
-                    Err(e) if e.is_outage() => {
-                        self.outage(&e);
-                        return Err(Outcome::Release(e.to_string()));
-                    }
+                    Err(e) if e.is_outage() => return Err(self.released(&e)),
                     _ => {}
                 }
             }
@@ -156,14 +132,8 @@ impl Worker {
                 }
                 Ok(())
             }
-            Err(e) if e.is_outage() => {
-                self.outage(&e);
-                Err(Outcome::Release(e.to_string()))
-            }
-            Err(e) => Err(Outcome::Finished(
-                RunEnd::Failed(format!("setting options failed: {e}")),
-                None,
-            )),
+            Err(e) if e.is_outage() => Err(self.released(&e)),
+            Err(e) => Err(Outcome::failed(format!("setting options failed: {e}"))),
         }
     }
 }

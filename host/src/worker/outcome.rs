@@ -8,7 +8,7 @@ use scheduler_api::BackendState;
 use super::{Step, Worker};
 use crate::model::spec::expected_images;
 use crate::model::{RunEnd, TaskRow, now_ms};
-use crate::sdnext::GenerateOutput;
+use crate::sdnext::{GenerateOutput, RemoteError};
 
 /// How a run ended, before the finisher records it.
 pub(super) enum Outcome {
@@ -21,7 +21,20 @@ pub(super) enum Outcome {
     Errored(String),
 }
 
+impl Outcome {
+    /// The run failed, with no output to keep.
+    pub(super) fn failed(reason: impl Into<String>) -> Outcome {
+        Outcome::Finished(RunEnd::Failed(reason.into()), None)
+    }
+}
+
 impl Worker {
+    /// The backend went down (`e` is an outage): the task is given back without an attempt.
+    pub(super) fn released(&mut self, e: &RemoteError) -> Outcome {
+        self.outage(e);
+        Outcome::Release(e.to_string())
+    }
+
     /// Ends a run: records the backend's figures, then gives the task back, counts the
     /// failed attempt, or spawns the finisher (a task the user stopped never goes back).
     pub(super) async fn settle(&mut self, task: TaskRow, mut outcome: Outcome) -> Step {
@@ -80,16 +93,10 @@ impl Worker {
                     }
                     Outcome::Release("backend has no model loaded (not ready)".into())
                 }
-                Err(e) if e.is_outage() => {
-                    self.outage(&e);
-                    Outcome::Release(e.to_string())
-                }
-                _ => Outcome::Finished(
-                    RunEnd::Failed(format!(
-                        "SD.Next returned no images (expected {expected}); see its log"
-                    )),
-                    None,
-                ),
+                Err(e) if e.is_outage() => self.released(&e),
+                _ => Outcome::failed(format!(
+                    "SD.Next returned no images (expected {expected}); see its log"
+                )),
             };
         }
         let out = with_processed_maps(out);

@@ -89,10 +89,7 @@ impl Worker {
                         }
                     }
                 }
-                Err(e) if e.is_outage() => {
-                    self.outage(&e);
-                    break Outcome::Release(e.to_string());
-                }
+                Err(e) if e.is_outage() => break self.released(&e),
                 // SD.Next `058a7f0`: `/control` without `xyz` fails before it generates
                 // anything; the same request with `"xyz": {}` runs the plain generation.
                 Err(RemoteError::Http {
@@ -109,7 +106,7 @@ impl Worker {
                     self.backend.remember_control_needs_xyz();
                     add_xyz = true;
                 }
-                Err(e) => break Outcome::Finished(RunEnd::Failed(format!("SD.Next: {e}")), None),
+                Err(e) => break Outcome::failed(format!("SD.Next: {e}")),
                 Ok(out) => break self.judge(task, out).await,
             }
         };
