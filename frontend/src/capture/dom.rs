@@ -534,7 +534,6 @@ fn fire(el: &Element, name: &str) {
 /// else by setting the inputs and firing the `input`/`change` events Gradio listens to.
 pub fn write_raw(locator: &str, kind: Kind, v: &Value) -> bool {
     let plain_id = !locator.contains('/') && !locator.starts_with('@');
-    let mut set_by_page = false;
     if plain_id {
         let page_value = match (kind, v) {
             (Kind::Radio | Kind::RadioBool, Value::Number(n)) => {
@@ -549,17 +548,11 @@ pub fn write_raw(locator: &str, kind: Kind, v: &Value) -> bool {
         if let Some(pv) = page_value
             && bridge::set(locator, &pv)
         {
-            // A text box the user typed into since the component last got a value keeps
-            // showing the typed text when the new value equals the component's old one
-            // (Svelte skips an unchanged prop): write its field too, as typing would.
-            if kind != Kind::Text {
-                return true;
-            }
-            set_by_page = true;
+            return true;
         }
     }
     let Some(el) = find(locator) else {
-        return set_by_page;
+        return false;
     };
     match kind {
         Kind::Bool => {
@@ -633,9 +626,9 @@ pub fn write_raw(locator: &str, kind: Kind, v: &Value) -> bool {
                 fire(&el, "input");
                 any = true;
             }
-            any || set_by_page
+            any
         }
-        _ => set_by_page,
+        _ => false,
     }
 }
 
