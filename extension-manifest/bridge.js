@@ -23,6 +23,14 @@
     if ($$ && $$.props && 'value' in $$.props) return $$.ctx[$$.props.value];
     return comp ? comp.props.value : null;
   };
+  // Sets a component's value as the page's own code does. Gradio's Blocks keeps each
+  // component's props in its config and passes them down again whenever it re-renders (the
+  // token counter, any event): a value given only to the instance is undone then, back to what
+  // the user last typed. So the config's copy changes too.
+  const setValue = (comp, value) => {
+    if (comp.props) comp.props.value = value;
+    comp.instance.$set({ value });
+  };
   // JSON-safe copy (drops DOM nodes, functions, blobs; keeps data URLs and plain data).
   const plain = (v, depth = 0) => {
     if (v === null || v === undefined) return null;
@@ -75,7 +83,7 @@
     set: ({ id, value }) => {
       const comp = byElemId(id);
       if (!comp || !comp.instance || typeof comp.instance.$set !== 'function') return false;
-      comp.instance.$set({ value });
+      setValue(comp, value);
       return true;
     },
     choices: ({ id }) => {
@@ -112,7 +120,7 @@
         }
         const comp = target && byElemId(target.id);
         if (comp && comp.instance && typeof comp.instance.$set === 'function') {
-          comp.instance.$set({ value: a.value });
+          setValue(comp, a.value);
           n += 1;
         }
       });
