@@ -335,6 +335,19 @@ async function geometry(p) {
     }
     const style = getComputedStyle(b);
     const label = b.innerText.trim();
+    // The open tab's checkpoint dropdown: usable where it is.
+    const k = document.getElementById(`sdq-${p}-ckpt`);
+    const kr = k && k.getBoundingClientRect();
+    const kc = kr && kr.width > 0 && document.elementFromPoint(kr.x + kr.width / 2, kr.y + kr.height / 2);
+    const ckpt = !k ? null : kc === k ? 'usable' : `hidden or covered (${kc ? (kc.id || kc.className) : 'nothing'})`;
+    // The other tabs' dropdowns do not show.
+    const others = ['txt2img', 'img2img', 'control'].filter((o) => o !== p)
+      .filter((o) => { const x = document.getElementById(`sdq-${o}-ckpt`); return x && x.getBoundingClientRect().width > 0; });
+    // SD.Next's Styles row (when its section shows) is not pushed under anything.
+    const st = document.querySelector(`#${p}_styles input`);
+    const sr = st && st.getBoundingClientRect();
+    const sc = sr && sr.width > 0 && document.elementFromPoint(sr.x + sr.width / 2, sr.y + sr.height / 2);
+    const styles = !sr || sr.width === 0 ? 'not shown' : sc && sc.closest(`#${p}_styles`) ? 'free' : `covered by ${sc ? (sc.id || sc.className) : 'nothing'}`;
     const icon = b.querySelector('.mask-icon');
     return {
       present: true,
@@ -352,6 +365,10 @@ async function geometry(p) {
       fit: b.dataset.sdqFit || null,
       inGroup: !!b.closest(`#${p}_generate_group`),
       inBox: !!b.closest(`#${p}_generate_box`),
+      beforeGenerate: r.right <= gr.left + 0.5,
+      ckpt,
+      otherCkpts: others,
+      styles,
     };
   }, p);
 }
@@ -387,12 +404,19 @@ if (PARTS.has('button')) {
           assert(g.centre === 'the button', `the element at its centre is ${g.centre}`);
           assert(g.inViewport && !g.clippedBy, `not inside the viewport/its column: ${JSON.stringify(g)}`);
           assert(g.visible && (g.label === 'Enqueue' || g.icon), `not visible or unlabelled: ${JSON.stringify(g)}`);
+          assertEq(g.ckpt, 'usable', `the checkpoint dropdown: ${JSON.stringify(g)}`);
+          assertEq(g.otherCkpts, [], 'other tabs\' dropdowns showing');
+          assert(!g.styles.startsWith('covered'), `SD.Next's Styles row: ${g.styles}`);
           if (placement === 'beside_generate') {
             if (modern && g.fit !== 'below') assert(g.inGroup && Math.abs(g.dy) <= 2 && g.dx >= 0 && g.dx <= 8, `not beside Generate: ${JSON.stringify(g)}`);
             if (modern && g.fit === 'below') assert(g.dy > 0 && g.dy <= 60, `not right under the toolbar: ${JSON.stringify(g)}`);
-            if (!modern) assert(g.inBox, `not in the Generate box: ${JSON.stringify(g)}`);
-          } else {
+            // Standard: in the Generate row, after Generate and Reprocess.
+            if (!modern) assert(g.inBox && Math.abs(g.dy) <= 2 && g.dx >= 0, `not in the Generate row after Generate: ${JSON.stringify(g)}`);
+          } else if (modern) {
             assert(g.dy < 0, `not above Generate: ${JSON.stringify(g)}`);
+          } else {
+            // "Between prompt and Generate": the prompt is on the row's left in Standard.
+            assert(g.inBox && Math.abs(g.dy) <= 2 && g.beforeGenerate, `not between the prompt and Generate: ${JSON.stringify(g)}`);
           }
         });
       }

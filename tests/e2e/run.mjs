@@ -71,9 +71,10 @@ async function placement(page, p) {
       label: b.innerText.trim(),
       inGroup: !!(group && group.contains(b)),
       adjacent: g.nextElementSibling === wrap,
-      // Standard: a line of its own inside the Generate box, after Generate ("beside").
-      besideStandard: !!wrap && !!g.closest(`#${p}_generate_box`)?.contains(wrap)
-        && !!(g.compareDocumentPosition(wrap) & Node.DOCUMENT_POSITION_FOLLOWING),
+      // Standard: in the Generate box's row, after Generate ("beside"); the dropdown in the
+      // quicksettings row.
+      besideStandard: !!g.closest(`#${p}_generate_box`)?.contains(b)
+        && !!(g.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING),
     };
   }, p);
 }
@@ -616,19 +617,22 @@ await check('token: the options token is sent as Authorization: Bearer', async (
   await panel.waitForSelector('.panel[data-conn="online"][data-paused="false"]', { timeout: 30000 });
 });
 
-await check('options: hide the checkpoint dropdown and place the button above Generate', async () => {
+await check('options: hide the checkpoint dropdown and place the button between the prompt and Generate', async () => {
   await mini.bringToFront();
   const setOpts = (o) => sw.evaluate((o) => chrome.storage.local.get('options').then((x) => chrome.storage.local.set({ options: { ...x.options, ...o } })), o);
   await setOpts({ hide_checkpoint: true, placement: 'above_generate' });
-  await until('re-placed above the Generate row without a dropdown', () => mini.evaluate(() => {
-    const w = document.querySelector('[data-sdq-wrap="txt2img"]');
+  // "Between prompt and Generate": the prompt is on the left of the Standard Generate row.
+  await until('re-placed before Generate without a dropdown', () => mini.evaluate(() => {
+    const b = document.querySelector('button[data-sdq-tab="txt2img"]');
     const box = document.getElementById('txt2img_generate_box');
-    return !!w && !w.querySelector('select') && box.firstElementChild === w;
+    return !document.querySelector('#sdq-txt2img-ckpt') && box.firstElementChild === b;
   }));
   await setOpts({ hide_checkpoint: false, placement: 'beside_generate' });
-  await until('back beside Generate with the dropdown', () => mini.evaluate(() => {
+  await until('back beside Generate, the dropdown in the quicksettings row', () => mini.evaluate(() => {
+    const b = document.querySelector('button[data-sdq-tab="txt2img"]');
     const w = document.querySelector('[data-sdq-wrap="txt2img"]');
-    return !!w && !!w.querySelector('select') && document.getElementById('txt2img_generate_box').lastElementChild === w;
+    return !!w && !!w.querySelector('select') && !!w.closest('#quicksettings')
+      && document.getElementById('txt2img_generate_box').lastElementChild === b;
   }));
 });
 

@@ -10,7 +10,12 @@
 //!   an `sd-button` with SD.Next's own `icon-enqueue` and a label; the checkpoint dropdown goes
 //!   to the toolbar's free left end, where it shrinks first. "Above Generate" puts both in a row
 //!   above the toolbar.
-//! - **Standard**: Generate sits in `#<p>_generate_box`, a one-line row as wide as its buttons;
+//! - **Standard**: Generate sits in `#<p>_generate_box`, a one-line row (Generate, Reprocess) at the
+//!   top of an actions column exactly as tall as the prompts beside it; the Networks panel opens
+//!   at a fixed offset right under that column's Styles row, so a line added to the column puts
+//!   Styles under it. The button joins the Generate row (after Reprocess, or before Generate for
+//!   "between prompt and Generate") and the dropdown goes to the quicksettings row beside "Base
+//!   model", labelled "Enqueue with", shown for the open tab only. On a page without those rows
 //!   the wrapper (dropdown, ↻, button) takes a line of its own inside that box, under the
 //!   Generate row ("beside") or over it ("above").
 //!
@@ -110,8 +115,9 @@ pub fn button(tab: Tab) -> Option<Element> {
     by_attr("data-sdq-tab", tab)
 }
 
-/// The wrapper of `tab` (holds the dropdown and the button in the Standard and "above"
-/// placements; empty and hidden in the Modern "beside" placement).
+/// The wrapper of `tab`: the dropdown and the button in the Modern "above" placement and on
+/// pages without SD.Next's rows; the labelled dropdown in the Standard quicksettings row;
+/// empty and hidden in the Modern "beside" placement.
 pub fn wrapper(tab: Tab) -> Option<Element> {
     by_attr("data-sdq-wrap", tab)
 }
@@ -275,6 +281,11 @@ const WRAP_CSS: &str = "display:flex;gap:4px;align-items:stretch;min-width:120px
 const WRAP_LINE_CSS: &str = "display:flex;gap:4px;align-items:stretch;min-width:0;flex:1 1 100%;";
 /// Standard: the dropdown takes what the button leaves of the line.
 const CKPT_LINE_CSS: &str = "display:flex;gap:4px;align-items:stretch;min-width:0;flex:1 1 auto;";
+/// Standard: a tab's dropdown in the quicksettings row, labelled above like "Base model".
+const WRAP_QUICK_CSS: &str = "display:flex;flex-direction:column;justify-content:center;\
+     gap:2px;flex:0 0 260px;margin:0 8px;";
+const QUICK_LABEL_CSS: &str = "font-size:var(--block-label-text-size,12px);\
+     color:var(--block-label-text-color,inherit);pointer-events:none;white-space:nowrap;";
 const WRAP_ABOVE_MODERN_CSS: &str = "display:flex;gap:6px;align-items:center;\
      justify-content:flex-end;padding:4px 4px 0;";
 
@@ -386,36 +397,114 @@ fn place(
             put_children(wrap, &kids);
         }
         (Theme::Standard, placement) => {
-            // SD.Next's Generate box is a one-line row (Generate, Reprocess) as wide as its
-            // buttons: the wrapper takes a line of its own inside it, under ("beside") or over
-            // ("above") that row, so neither the dropdown nor the button is squeezed.
+            // SD.Next's actions column is exactly as tall as the two prompts beside it, and
+            // the Networks panel opens at a fixed offset right under its Styles row: any line
+            // added to the column pushes Styles under that panel. So nothing adds a line: the
+            // button joins the Generate row (after Reprocess, "beside"; before Generate,
+            // "between the prompt and Generate", as the prompt is on its left), and the
+            // dropdown goes to the quicksettings row beside SD.Next's own "Base model".
             let box_ = d
                 .get_element_by_id(&format!("{p}_generate_box"))
                 .filter(|b| b.contains(Some(generate)));
-            match box_ {
-                Some(b) => {
-                    set_style_props(&b, &[("flex-wrap", "wrap"), ("flex", "1 1 100%")]);
-                    set_style(wrap, WRAP_LINE_CSS);
+            let quick = d.get_element_by_id("quicksettings");
+            match (box_, quick) {
+                (Some(b), Some(q)) => {
                     match placement {
-                        Placement::BesideGenerate => put_last(&b, wrap),
-                        Placement::AboveGenerate => put_first(&b, wrap),
+                        Placement::BesideGenerate => put_last(&b, btn),
+                        Placement::AboveGenerate => put_first(&b, btn),
                     }
+                    put_last(&q, wrap);
+                    // One tab's dropdown shows: the tab that is open.
+                    let shown = ckpt.is_some() && is_shown(generate);
+                    set_style(
+                        wrap,
+                        if shown {
+                            WRAP_QUICK_CSS
+                        } else {
+                            "display:none"
+                        },
+                    );
+                    if let Some(k) = ckpt {
+                        set_style(k, CKPT_LINE_CSS);
+                        let label = wrap
+                            .query_selector(".sdq-quick-label")
+                            .ok()
+                            .flatten()
+                            .or_else(make_quick_label);
+                        let kids: Vec<&Element> = label.iter().chain([k]).collect();
+                        put_children(wrap, &kids);
+                    }
+                    watch_tabs();
                 }
-                None => {
-                    set_style(wrap, WRAP_CSS);
-                    match placement {
-                        Placement::BesideGenerate => put_after(generate, wrap),
-                        Placement::AboveGenerate => put_before(generate, wrap),
+                (box_, _) => {
+                    // A page shaped otherwise: the wrapper (dropdown, button) takes a line of
+                    // its own in the Generate box, or sits next to Generate.
+                    match box_ {
+                        Some(b) => {
+                            set_style_props(&b, &[("flex-wrap", "wrap"), ("flex", "1 1 100%")]);
+                            set_style(wrap, WRAP_LINE_CSS);
+                            match placement {
+                                Placement::BesideGenerate => put_last(&b, wrap),
+                                Placement::AboveGenerate => put_first(&b, wrap),
+                            }
+                        }
+                        None => {
+                            set_style(wrap, WRAP_CSS);
+                            match placement {
+                                Placement::BesideGenerate => put_after(generate, wrap),
+                                Placement::AboveGenerate => put_before(generate, wrap),
+                            }
+                        }
                     }
+                    if let Some(k) = ckpt {
+                        set_style(k, CKPT_LINE_CSS);
+                    }
+                    let kids: Vec<&Element> = ckpt.into_iter().chain([btn]).collect();
+                    put_children(wrap, &kids);
                 }
             }
-            if let Some(k) = ckpt {
-                set_style(k, CKPT_LINE_CSS);
-            }
-            let kids: Vec<&Element> = ckpt.into_iter().chain([btn]).collect();
-            put_children(wrap, &kids);
         }
     }
+}
+
+/// Whether an element is laid out (its tab is open).
+fn is_shown(el: &Element) -> bool {
+    let r = el.get_bounding_client_rect();
+    r.width() > 0.0 || r.height() > 0.0
+}
+
+/// The label of a tab's dropdown in the quicksettings row, in SD.Next's own label style.
+fn make_quick_label() -> Option<Element> {
+    let l = doc().create_element("span").ok()?;
+    let _ = l.set_attribute("class", "sdq-quick-label");
+    let _ = l.set_attribute("style", QUICK_LABEL_CSS);
+    l.set_text_content(Some("Enqueue with"));
+    Some(l)
+}
+
+thread_local! {
+    static TABS_WATCHED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Re-places after a press on a tab button (the Standard theme shows the open tab's dropdown
+/// only), once Gradio has switched the tab: on the next frame.
+fn watch_tabs() {
+    if TABS_WATCHED.with(|w| w.replace(true)) {
+        return;
+    }
+    let on_click = Closure::<dyn FnMut(web_sys::Event)>::new(|e: web_sys::Event| {
+        let in_nav = e
+            .target()
+            .and_then(|t| t.dyn_into::<Element>().ok())
+            .and_then(|t| t.closest(".tab-nav").ok().flatten())
+            .is_some();
+        if in_nav && let Some(w) = web_sys::window() {
+            let next = Closure::once_into_js(ensure_buttons);
+            let _ = w.request_animation_frame(next.unchecked_ref());
+        }
+    });
+    let _ = doc().add_event_listener_with_callback("click", on_click.as_ref().unchecked_ref());
+    on_click.forget();
 }
 
 /// How much of the extension fits in the Modern toolbar beside SD.Next's own buttons.
