@@ -484,6 +484,27 @@ fn show_menu(tab: Tab, x: i32, y: i32) {
         let _ = menu.append_child(&b);
     }
     let _ = c.shadow.append_child(&menu);
+    // Opened at the pointer, but kept inside the window: the button can sit at its right edge.
+    if let Some(w) = web_sys::window() {
+        let vw = w.inner_width().ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
+        let vh = w
+            .inner_height()
+            .ok()
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0);
+        let r = menu.get_bounding_client_rect();
+        let left = if r.right() > vw - 4.0 {
+            (vw - r.width() - 4.0).max(0.0)
+        } else {
+            f64::from(x)
+        };
+        let top = if r.bottom() > vh - 4.0 {
+            (f64::from(y) - r.height()).max(0.0)
+        } else {
+            f64::from(y)
+        };
+        let _ = menu.set_attribute("style", &format!("left:{left:.0}px;top:{top:.0}px"));
+    }
 }
 
 // ---- messages from the service worker ----
