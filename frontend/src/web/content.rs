@@ -484,7 +484,9 @@ fn show_menu(tab: Tab, x: i32, y: i32) {
         let _ = menu.append_child(&b);
     }
     let _ = c.shadow.append_child(&menu);
-    // Opened at the pointer, but kept inside the window: the button can sit at its right edge.
+    // Opened at the pointer, and flipped to its left (above) when it would leave the window,
+    // as a context menu does: the button can sit at the window's right edge, and the menu must
+    // not cover the point pressed (a second right-click there reopens it).
     if let Some(w) = web_sys::window() {
         let vw = w.inner_width().ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
         let vh = w
@@ -494,12 +496,12 @@ fn show_menu(tab: Tab, x: i32, y: i32) {
             .unwrap_or(0.0);
         let r = menu.get_bounding_client_rect();
         let left = if r.right() > vw - 4.0 {
-            (vw - r.width() - 4.0).max(0.0)
+            (f64::from(x) - r.width() - 1.0).max(0.0)
         } else {
             f64::from(x)
         };
         let top = if r.bottom() > vh - 4.0 {
-            (f64::from(y) - r.height()).max(0.0)
+            (f64::from(y) - r.height() - 1.0).max(0.0)
         } else {
             f64::from(y)
         };

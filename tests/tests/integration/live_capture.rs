@@ -9,11 +9,10 @@
 //! `SDNEXT_URL=http://127.0.0.1:17860 cargo test -p scheduler-tests --test integration -- --ignored live_`
 //! (set `server_rate_limit` to 0 on the kit first: the table makes ~100 generations).
 
-use std::path::Path;
 use std::time::Duration;
 
 use scheduler_tests::fixtures::workspace_root;
-use scheduler_tests::harness::{HostProcess, prerequisite};
+use scheduler_tests::harness::{HostProcess, prerequisite, require_browser};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs SDNEXT_URL (a running SD.Next), the built extension and Chromium"]
@@ -24,24 +23,10 @@ async fn live_the_extension_on_the_real_sdnext_page() {
         "bash ../shared/tools/sdnext/start.sh, then SDNEXT_URL=http://127.0.0.1:17860",
     );
     let root = workspace_root();
-    prerequisite(
-        "the built extension",
-        root.join("target/extension/manifest.json")
-            .is_file()
-            .then_some(()),
-        "bash frontend/build.sh",
-    );
-    prerequisite(
-        "playwright-core",
-        root.join("tests/e2e/node_modules/playwright-core")
-            .is_dir()
-            .then_some(()),
-        "npm ci --prefix tests/e2e",
-    );
-    prerequisite(
-        "Chromium",
-        Path::new("/usr/bin/chromium").exists().then_some(()),
-        "apt-get install chromium",
+    require_browser(
+        &root,
+        "the built extension (target/extension)",
+        &["target/extension/manifest.json"],
     );
     let data = tempfile::tempdir().expect("tempdir");
     let host = HostProcess::spawn(data.path(), std::slice::from_ref(&sdnext), &[]).await;
