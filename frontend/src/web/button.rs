@@ -426,6 +426,11 @@ fn place(
                     );
                     if let Some(k) = ckpt {
                         set_style(k, CKPT_LINE_CSS);
+                        // The Standard CSS greys a bare select's text like a disabled one:
+                        // the page's own text colour, as "Base model" has.
+                        if let Some(sel) = k.query_selector("select").ok().flatten() {
+                            set_style_props(&sel, &[("color", "var(--body-text-color)")]);
+                        }
                         let label = wrap
                             .query_selector(".sdq-quick-label")
                             .ok()
