@@ -284,8 +284,8 @@ const CKPT_LINE_CSS: &str = "display:flex;gap:4px;align-items:stretch;min-width:
 /// Standard: a tab's dropdown in the quicksettings row, labelled above like "Base model".
 const WRAP_QUICK_CSS: &str = "display:flex;flex-direction:column;justify-content:center;\
      gap:2px;flex:0 0 260px;margin:0 8px;";
-const QUICK_LABEL_CSS: &str = "font-size:var(--block-label-text-size,12px);\
-     color:var(--block-label-text-color,inherit);pointer-events:none;white-space:nowrap;";
+const QUICK_LABEL_CSS: &str = "font-size:var(--block-title-text-size,14px);\
+     color:var(--block-title-text-color,inherit);pointer-events:none;white-space:nowrap;";
 const WRAP_ABOVE_MODERN_CSS: &str = "display:flex;gap:6px;align-items:center;\
      justify-content:flex-end;padding:4px 4px 0;";
 
@@ -426,10 +426,18 @@ fn place(
                     );
                     if let Some(k) = ckpt {
                         set_style(k, CKPT_LINE_CSS);
-                        // The Standard CSS greys a bare select's text like a disabled one:
-                        // the page's own text colour, as "Base model" has.
+                        // A bare select is white there, under the page's light text: the
+                        // page's own field colours, as "Base model" has.
                         if let Some(sel) = k.query_selector("select").ok().flatten() {
-                            set_style_props(&sel, &[("color", "var(--body-text-color)")]);
+                            set_style_props(
+                                &sel,
+                                &[
+                                    ("color", "var(--body-text-color)"),
+                                    ("background-color", "var(--input-background-fill)"),
+                                    ("border", "1px solid var(--input-border-color)"),
+                                    ("border-radius", "var(--input-radius)"),
+                                ],
+                            );
                         }
                         let label = wrap
                             .query_selector(".sdq-quick-label")
