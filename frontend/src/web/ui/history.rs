@@ -504,7 +504,8 @@ pub fn task_list(p: &TaskListProps) -> Html {
                 <span class="sel" title="Select every task of this list (with its filter and search)">
                     <input type="checkbox" class="select-all" checked={all} onclick={on_all} aria-label="Select all" />
                 </span>
-                { if queue { html! { <span></span> } } else { html! {} } }
+                // The drag handles' column: empty here, hidden with the handles on narrow screens.
+                { if queue { html! { <span class="handle-slot"></span> } } else { html! {} } }
                 <div class="main">{ if count > 0 { format!("{count} selected") } else { format!("{total} tasks") } }</div>
                 { for head_cells }
                 <div class="acts"></div>
