@@ -266,7 +266,8 @@ const MODERN_BTN_CSS: &str = "display:flex;align-items:center;gap:6px;padding:0 
      flex:0 0 auto;width:auto;cursor:pointer;white-space:nowrap;";
 const MODERN_ICON_CSS: &str = "display:flex;align-items:center;justify-content:center;\
      padding:0;flex:0 0 auto;width:36px;cursor:pointer;";
-const STANDARD_BTN_CSS: &str = "flex:1 1 auto;min-height:36px;cursor:pointer;white-space:nowrap;";
+/// Standard: shares the Generate row equally with Generate and Reprocess (their `flex: 1 1 0%`).
+const STANDARD_BTN_CSS: &str = "flex:1 1 0%;min-height:36px;cursor:pointer;white-space:nowrap;";
 const CKPT_CSS: &str = "display:flex;gap:4px;align-items:stretch;min-width:0;";
 /// In the Modern toolbar the dropdown takes the free space at its left end and shrinks first.
 const CKPT_MODERN_CSS: &str = "display:flex;gap:4px;align-items:center;min-width:0;\
