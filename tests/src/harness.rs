@@ -85,6 +85,56 @@ pub fn require_browser(root: &Path, build: &str, files: &[&str]) {
     );
 }
 
+/// One `tests/e2e` node script run: the screenshot folder (`target/screenshots`), the script's
+/// results file there (removed first), and the command with the variables every script reads
+/// (`EXT_DIR`, `HOST_URL`, `SHOT_DIR`, `RESULTS`); the caller adds its own.
+pub struct E2eRun {
+    /// The node command, ready for more `.env(..)`.
+    pub cmd: Command,
+    /// Where the script writes its screenshots.
+    pub shots: PathBuf,
+    /// The JSON the script writes at the end (`figures` and checks).
+    pub results: PathBuf,
+}
+
+impl E2eRun {
+    /// `script` under `tests/e2e`, loading the extension build `ext` (relative to `root`),
+    /// talking to the host at `host_url`, writing `results` into the screenshot folder.
+    pub fn new(root: &Path, script: &str, ext: &str, host_url: &str, results: &str) -> E2eRun {
+        let shots = root.join("target/screenshots");
+        std::fs::create_dir_all(&shots).expect("screenshot dir");
+        let results = shots.join(results);
+        let _ = std::fs::remove_file(&results);
+        let mut cmd = Command::new("node");
+        cmd.arg(script)
+            .current_dir(root.join("tests/e2e"))
+            .env("EXT_DIR", root.join(ext))
+            .env("HOST_URL", host_url)
+            .env("SHOT_DIR", &shots)
+            .env("RESULTS", &results)
+            .kill_on_drop(true);
+        E2eRun {
+            cmd,
+            shots,
+            results,
+        }
+    }
+
+    /// Runs the script within `limit` and prints its figures (`what`: the run's name);
+    /// the caller asserts on the exit status.
+    pub async fn run(&mut self, what: &str, limit: Duration) -> std::process::ExitStatus {
+        let status = tokio::time::timeout(limit, self.cmd.status())
+            .await
+            .unwrap_or_else(|_| panic!("the {what} run finished within {} s", limit.as_secs()))
+            .expect("run node");
+        if let Ok(text) = std::fs::read_to_string(&self.results) {
+            let v: Value = serde_json::from_str(&text).unwrap_or_default();
+            eprintln!("{what} figures: {}", v["figures"]);
+        }
+        status
+    }
+}
+
 /// Like [`wait_until`] for a boolean condition.
 pub async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where

@@ -21,7 +21,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use scheduler_tests::fixtures::workspace_root;
-use scheduler_tests::harness::{FakeProcess, HostProcess, prerequisite, require_browser};
+use scheduler_tests::harness::{E2eRun, FakeProcess, HostProcess, prerequisite, require_browser};
 use tokio::sync::Mutex;
 
 fn recorded(name: &str) -> Option<PathBuf> {
@@ -122,26 +122,22 @@ async fn extension_end_to_end_in_headless_chromium() {
     let host = Arc::new(Mutex::new(host));
     let pages = page_server(host.clone()).await;
 
-    let shots = root.join("target/screenshots");
-    std::fs::create_dir_all(&shots).expect("screenshot dir");
-    let results = shots.join("e2e-results.json");
-    let _ = std::fs::remove_file(&results);
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg("run.mjs")
-        .current_dir(root.join("tests/e2e"))
-        .env("EXT_DIR", root.join("target/extension-test"))
-        .env("HOST_URL", &host_url)
-        .env("PAGES_URL", &pages)
+    let mut run = E2eRun::new(
+        &root,
+        "run.mjs",
+        "target/extension-test",
+        &host_url,
+        "e2e-results.json",
+    );
+    let cmd = &mut run.cmd;
+    cmd.env("PAGES_URL", &pages)
         .env("FAKE_URL", fake.url())
         .env("TOKEN_HOST_URL", token_host.url())
         .env("TOKEN", "e2e-secret")
         .env("EXPECTED_EXTENSION_ID", scheduler_api::EXTENSION_ID)
         .env("MINI_URL", format!("{pages}/mini"))
         .env("CSP_URL", format!("{pages}/mini-csp"))
-        .env("CHECKPOINTS", checkpoints.join(","))
-        .env("SHOT_DIR", &shots)
-        .env("RESULTS", &results)
-        .kill_on_drop(true);
+        .env("CHECKPOINTS", checkpoints.join(","));
     for page in ["modern-dom.html", "standard-dom.html"] {
         prerequisite(
             &format!("the recorded SD.Next page {page}"),
@@ -151,18 +147,11 @@ async fn extension_end_to_end_in_headless_chromium() {
     }
     cmd.env("MODERN_URL", format!("{pages}/modern"));
     cmd.env("STANDARD_URL", format!("{pages}/standard"));
-    let status = tokio::time::timeout(Duration::from_secs(300), cmd.status())
-        .await
-        .expect("the browser run finished within 300 s")
-        .expect("run node");
-    if let Ok(text) = std::fs::read_to_string(&results) {
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        eprintln!("browser e2e figures: {}", v["figures"]);
-    }
+    let status = run.run("browser e2e", Duration::from_secs(300)).await;
     assert!(
         status.success(),
         "browser e2e failed ({status}); see the ok/FAIL lines above and {}\nhost stderr:\n{}",
-        shots.display(),
+        run.shots.display(),
         host.lock().await.server.stderr()
     );
 
@@ -213,6 +202,6 @@ async fn extension_end_to_end_in_headless_chromium() {
         "panel-running.png",
         "popup-offline.png",
     ] {
-        assert!(shots.join(shot).is_file(), "screenshot {shot}");
+        assert!(run.shots.join(shot).is_file(), "screenshot {shot}");
     }
 }

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use scheduler_tests::fixtures::workspace_root;
-use scheduler_tests::harness::{FakeProcess, HostProcess, require_browser};
+use scheduler_tests::harness::{E2eRun, FakeProcess, HostProcess, require_browser};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workbench_end_to_end_in_headless_chromium() {
@@ -39,35 +39,24 @@ async fn workbench_end_to_end_in_headless_chromium() {
     let token_host =
         HostProcess::spawn(data2.path(), &[fake.url()], &["--token", "wb-secret"]).await;
 
-    let shots = root.join("target/screenshots");
-    std::fs::create_dir_all(&shots).expect("screenshot dir");
-    let results = shots.join("workbench-results.json");
-    let _ = std::fs::remove_file(&results);
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg("workbench.mjs")
-        .current_dir(root.join("tests/e2e"))
-        .env("EXT_DIR", root.join("target/extension-test"))
-        .env("HOST_URL", host.url())
+    let mut run = E2eRun::new(
+        &root,
+        "workbench.mjs",
+        "target/extension-test",
+        &host.url(),
+        "workbench-results.json",
+    );
+    run.cmd
         .env("FAKE_URL", fake.url())
         .env("FAKE2_URL", fake2.url())
         .env("DATA_DIR", data.path())
         .env("TOKEN_HOST_URL", token_host.url())
-        .env("TOKEN", "wb-secret")
-        .env("SHOT_DIR", &shots)
-        .env("RESULTS", &results)
-        .kill_on_drop(true);
-    let status = tokio::time::timeout(Duration::from_secs(400), cmd.status())
-        .await
-        .expect("the browser run finished within 400 s")
-        .expect("run node");
-    if let Ok(text) = std::fs::read_to_string(&results) {
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        eprintln!("workbench figures: {}", v["figures"]);
-    }
+        .env("TOKEN", "wb-secret");
+    let status = run.run("workbench", Duration::from_secs(400)).await;
     assert!(
         status.success(),
         "workbench e2e failed ({status}); see the ok/FAIL lines above and {}\nhost stderr:\n{}",
-        shots.display(),
+        run.shots.display(),
         host.server.stderr()
     );
     // The host's own view: the queue was resumed from the 360 px page and drained.
@@ -99,6 +88,6 @@ async fn workbench_end_to_end_in_headless_chromium() {
         "backends-1600.png",
         "backends-360.png",
     ] {
-        assert!(shots.join(shot).is_file(), "screenshot {shot}");
+        assert!(run.shots.join(shot).is_file(), "screenshot {shot}");
     }
 }

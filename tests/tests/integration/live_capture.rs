@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use scheduler_tests::fixtures::workspace_root;
-use scheduler_tests::harness::{HostProcess, prerequisite, require_browser};
+use scheduler_tests::harness::{E2eRun, HostProcess, prerequisite, require_browser};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs SDNEXT_URL (a running SD.Next), the built extension and Chromium"]
@@ -30,30 +30,22 @@ async fn live_the_extension_on_the_real_sdnext_page() {
     );
     let data = tempfile::tempdir().expect("tempdir");
     let host = HostProcess::spawn(data.path(), std::slice::from_ref(&sdnext), &[]).await;
-    let shots = root.join("target/screenshots");
-    std::fs::create_dir_all(&shots).expect("screenshot dir");
-    let results = shots.join("live-results.json");
-    let _ = std::fs::remove_file(&results);
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg("live.mjs")
-        .current_dir(root.join("tests/e2e"))
-        .env("EXT_DIR", root.join("target/extension"))
-        .env("HOST_URL", host.url())
-        .env("SDNEXT_URL", &sdnext)
-        .env("SHOT_DIR", &shots)
-        .env("RESULTS", &results)
-        .kill_on_drop(true);
+    let mut run = E2eRun::new(
+        &root,
+        "live.mjs",
+        "target/extension",
+        &host.url(),
+        "live-results.json",
+    );
+    run.cmd.env("SDNEXT_URL", &sdnext);
     if let Ok(parts) = std::env::var("LIVE_PARTS") {
-        cmd.env("PARTS", parts);
+        run.cmd.env("PARTS", parts);
     }
-    let status = tokio::time::timeout(Duration::from_secs(3600), cmd.status())
-        .await
-        .expect("the live run finished within an hour")
-        .expect("run node");
+    let status = run.run("live", Duration::from_secs(3600)).await;
     assert!(
         status.success(),
         "the live run failed ({status}); see the ok/FAIL lines above, {} and the host's stderr:\n{}",
-        results.display(),
+        run.results.display(),
         host.server.stderr()
     );
 }
