@@ -5,7 +5,7 @@
 #                           browser tests load; never shipped.
 #   target/webapp/          the task panel as a web app, which the host serves at `/` (it finds
 #                           this folder beside its own binary's folder): frontend/webapp/* plus
-#                           the shipped panel and viewer modules, ui.css and the icons.
+#                           the shipped panel and viewer modules, ui.css, modals.js and the icons.
 # One wasm module per extension context, each its own thin cdylib over the frontend rlib with
 # only that context's feature: pkg/content_bg.wasm (frontend/content: the content script, loaded
 # into every SD.Next page), pkg/panel_bg.wasm (frontend/panel: the task panel, also the web
@@ -63,7 +63,7 @@ if [ "$which" = all ] || [ "$which" = shipped ]; then
   rm -rf "$web"
   mkdir -p "$web/pkg" "$web/icons"
   cp "$root"/frontend/webapp/* "$web/"
-  cp "$out/ui.css" "$web/"
+  cp "$out/ui.css" "$out/modals.js" "$web/"
   cp "$out"/icons/*.png "$web/icons/"
   cp "$out"/pkg/panel.js "$out"/pkg/panel_bg.wasm "$out"/pkg/viewer.js "$out"/pkg/viewer_bg.wasm "$web/pkg/"
   echo "web app: $web (served by the host at /)"

@@ -416,7 +416,7 @@ fn place(
                     }
                     put_last(&q, wrap);
                     // One tab's dropdown shows: the tab that is open.
-                    let shown = ckpt.is_some() && is_shown(generate);
+                    let shown = ckpt.is_some() && util::is_shown(generate);
                     set_style(
                         wrap,
                         if shown {
@@ -479,12 +479,6 @@ fn place(
             }
         }
     }
-}
-
-/// Whether an element is laid out (its tab is open).
-fn is_shown(el: &Element) -> bool {
-    let r = el.get_bounding_client_rect();
-    r.width() > 0.0 || r.height() > 0.0
 }
 
 /// The label of a tab's dropdown in the quicksettings row, in SD.Next's own label style.

@@ -22,6 +22,16 @@ pub async fn sleep_ms(ms: u32) {
     gloo::timers::future::TimeoutFuture::new(ms).await;
 }
 
+/// The element matching `selector` at or above an event's target: the control a delegated
+/// handler was pressed through.
+pub fn closest_target(e: &web_sys::Event, selector: &str) -> Option<web_sys::Element> {
+    e.target()?
+        .dyn_into::<web_sys::Element>()
+        .ok()?
+        .closest(selector)
+        .ok()?
+}
+
 /// Whether an element is rendered with a size (visible tab).
 pub fn is_shown(el: &web_sys::Element) -> bool {
     let r = el.get_bounding_client_rect();

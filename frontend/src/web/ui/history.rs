@@ -158,11 +158,8 @@ fn row_of(e: &Event) -> Option<(usize, web_sys::Element, Option<String>)> {
     let target = e.target()?.dyn_into::<web_sys::Element>().ok()?;
     let row = target.closest(".trow[data-index]").ok()??;
     let i = row.get_attribute("data-index")?.parse().ok()?;
-    let act = target
-        .closest("[data-act]")
-        .ok()
-        .flatten()
-        .and_then(|a| a.get_attribute("data-act"));
+    let act =
+        crate::web::util::closest_target(e, "[data-act]").and_then(|a| a.get_attribute("data-act"));
     Some((i, target, act))
 }
 

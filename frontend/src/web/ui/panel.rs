@@ -126,12 +126,7 @@ struct Ctx {
 
 /// The element a `data-cmd` event came from, and its word.
 fn cmd_of(e: &Event) -> Option<(Element, String)> {
-    let el = e
-        .target()?
-        .dyn_into::<Element>()
-        .ok()?
-        .closest("[data-cmd]")
-        .ok()??;
+    let el = crate::web::util::closest_target(e, "[data-cmd]")?;
     let cmd = el.get_attribute("data-cmd")?;
     Some((el, cmd))
 }

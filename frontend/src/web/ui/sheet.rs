@@ -71,11 +71,7 @@ pub fn sheet(p: &SheetProps) -> Html {
         let (tasks, host) = (tasks.clone(), p.host.clone());
         let (close, open) = (p.on_close.clone(), p.on_open.clone());
         Callback::from(move |e: MouseEvent| {
-            let Some(el) = e
-                .target()
-                .and_then(|x| x.dyn_into::<web_sys::Element>().ok())
-                .and_then(|x| x.closest("[data-act]").ok().flatten())
-            else {
+            let Some(el) = crate::web::util::closest_target(&e, "[data-act]") else {
                 return;
             };
             let list = match &*tasks {

@@ -160,11 +160,7 @@ pub fn viewer(p: &ViewerProps) -> Html {
         );
         let (host, close, on_sheet) = (p.host.clone(), p.on_close.clone(), p.on_sheet.clone());
         Callback::from(move |e: MouseEvent| {
-            let Some(el) = e
-                .target()
-                .and_then(|x| x.dyn_into::<web_sys::Element>().ok())
-                .and_then(|x| x.closest("[data-act]").ok().flatten())
-            else {
+            let Some(el) = crate::web::util::closest_target(&e, "[data-act]") else {
                 return;
             };
             let act = el.get_attribute("data-act").unwrap_or_default();
