@@ -46,27 +46,64 @@ where
     }
 }
 
+/// Whether this run is CI's (`CI=true`), where a missing prerequisite fails a test.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
 /// A test's prerequisite (a built extension, Chromium, the recorded fixtures in
-/// `../shared`): returns its value, or fails the test with what is missing and how to get it.
-/// A normal test never skips itself and passes (`bash .ci/setup` installs every
-/// prerequisite; CI runs with `CI=true`); opt-in tiers are `#[ignore = "why"]` instead.
+/// `../shared`): returns its value when found. When it is missing, the test fails under
+/// `CI=true` (CI installs every prerequisite: `bash .ci/setup`) and elsewhere prints
+/// `skipped: …` with what is missing and how to get it, and gets `None` so it can return:
+/// `let Some(dir) = available(…) else { return };`.
+pub fn available<T>(what: &str, found: Option<T>, how: &str) -> Option<T> {
+    if found.is_none() {
+        if in_ci() {
+            panic!("missing prerequisite in CI: {what} (get it with: {how})");
+        }
+        eprintln!("skipped: missing prerequisite: {what} (get it with: {how})");
+    }
+    found
+}
+
+/// What an opt-in tier (`#[ignore = "why"]`, run on request) needs, such as `SDNEXT_URL`:
+/// returns it, or fails the test with what is missing and how to get it (whoever asked for
+/// the tier wants it to run). Normal tests use [`available`] instead.
 pub fn prerequisite<T>(what: &str, found: Option<T>, how: &str) -> T {
     match found {
         Some(v) => v,
-        None => {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-            panic!(
-                "missing prerequisite{}: {what} (get it with: {how})",
-                if ci { " in CI" } else { "" }
-            )
-        }
+        None => panic!(
+            "missing prerequisite{}: {what} (get it with: {how})",
+            if in_ci() { " in CI" } else { "" }
+        ),
     }
 }
 
-/// The prerequisites of a browser end-to-end test, each a [`prerequisite`]: the frontend
-/// build it loads (`build`, named for the message, with its `files` relative to the workspace
+/// The prerequisites of a browser end-to-end test, each [`available`]: the frontend build it
+/// loads (`build`, named for the message, with its `files` relative to the workspace
 /// `root`), playwright-core under `tests/e2e`, and Chromium (`$CHROMIUM`, else
-/// `/usr/bin/chromium`).
+/// `/usr/bin/chromium`). False: the test returns (skipped, outside CI).
+pub fn browser_available(root: &Path, build: &str, files: &[&str]) -> bool {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let built = files.iter().all(|f| root.join(f).is_file());
+    available(build, built.then_some(()), "bash frontend/build.sh").is_some()
+        && available(
+            "playwright-core",
+            root.join("tests/e2e/node_modules/playwright-core")
+                .is_dir()
+                .then_some(()),
+            "bash .ci/setup (npm ci --prefix tests/e2e)",
+        )
+        .is_some()
+        && available(
+            &format!("Chromium at {chromium}"),
+            Path::new(&chromium).exists().then_some(()),
+            "bash .ci/setup (apt-get install chromium)",
+        )
+        .is_some()
+}
+
+/// [`browser_available`] for an opt-in tier: each missing prerequisite fails the test.
 pub fn require_browser(root: &Path, build: &str, files: &[&str]) {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let built = files.iter().all(|f| root.join(f).is_file());
@@ -146,6 +183,18 @@ where
         async move { f.await.then_some(()) }
     })
     .await
+}
+
+/// An address where connecting is refused, held: a socket bound to `127.0.0.1:0` that never
+/// listens, so no other socket can take the port while the returned socket lives (binding a
+/// port, closing it and hoping nobody takes it would race with the other tests).
+pub fn refusing_address() -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind 127.0.0.1:0");
+    let addr = socket.local_addr().expect("its address");
+    (socket, addr)
 }
 
 /// The directory holding this build's binaries (`target/<profile>/`), derived from the
