@@ -1,6 +1,6 @@
 //! Capture: SD.Next's form values, read by element id, mapped to API request fields.
 //!
-//! The DOM side (wasm only, [`dom`]) reads a [`Snapshot`]: locator → raw value as the page
+//! The DOM side (wasm only, `dom`) reads a [`Snapshot`]: locator → raw value as the page
 //! shows it (strings for text boxes, sliders, numbers and dropdowns; booleans for checkboxes;
 //! string arrays for multiselects; numbers for radio groups (the checked one's index); data URLs
 //! for images). Everything else here is pure Rust over that snapshot, driven by the tables —

@@ -112,7 +112,7 @@ pub struct PanelProps {
 }
 
 /// What the panel's controls ask for: one variant per button, select and input (the
-/// backends section's own are [`BackendMsg`]). The panel root applies them ([`apply`]).
+/// backends section's own are [`BackendMsg`]). The panel root applies them (`apply`).
 #[derive(Clone)]
 pub enum PanelMsg {
     /// Pause, or resume when paused.
