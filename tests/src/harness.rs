@@ -702,8 +702,10 @@ impl CallbackPost {
     }
 }
 
-/// A tiny HTTP server recording multipart POSTs (any path). It answers with the status set
-/// by [`CallbackReceiver::set_status`] (200 by default), so delivery retries can be tested.
+/// A tiny HTTP server recording multipart POSTs (any path; a request that is not multipart is
+/// recorded without parts, one whose multipart body was cut off is not recorded). It answers
+/// with the status set by [`CallbackReceiver::set_status`] (200 by default), so delivery
+/// retries can be tested.
 pub struct CallbackReceiver {
     addr: SocketAddr,
     posts: Arc<Mutex<Vec<CallbackPost>>>,
@@ -762,16 +764,25 @@ impl CallbackReceiver {
             let mut parts = Vec::new();
             use axum::extract::FromRequest;
             if let Ok(mut mp) = Multipart::from_request(req, &()).await {
-                while let Ok(Some(field)) = mp.next_field().await {
+                loop {
+                    let field = match mp.next_field().await {
+                        Ok(Some(f)) => f,
+                        Ok(None) => break,
+                        // A multipart body cut off (its sender died or gave up): not a
+                        // delivery, so not recorded (it counts as an arrival).
+                        Err(_) => return axum::response::Response::new(axum::body::Body::empty()),
+                    };
                     let name = field.name().unwrap_or("").to_string();
                     let file_name = field.file_name().map(str::to_string);
                     let content_type = field.content_type().map(str::to_string);
-                    let data = field.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+                    let Ok(data) = field.bytes().await else {
+                        return axum::response::Response::new(axum::body::Body::empty());
+                    };
                     parts.push(CallbackPart {
                         name,
                         file_name,
                         content_type,
-                        data,
+                        data: data.to_vec(),
                     });
                 }
             }
