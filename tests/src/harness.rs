@@ -1,12 +1,15 @@
-//! Harness for tests that run the REAL binaries as child processes (restart via SIGKILL,
-//! outage, security, end to end), plus helpers shared by every integration test:
-//! [`wait_until`], [`raw`] requests beside the typed client, and a [`CallbackReceiver`].
+//! Harness for tests that run the REAL binaries as child processes (SIGKILL and restart,
+//! signals, the log, the command line, connection limits, the browser end to end), plus
+//! helpers shared by every integration test: [`wait_until`], [`raw`] requests beside the
+//! typed client, a [`CallbackReceiver`], [`refusing_address`], and the prerequisites
+//! ([`available`]: fail under `CI=true`, skip elsewhere).
 //!
 //! - [`FakeProcess::spawn`] starts `fake-sdnext`, [`HostProcess::spawn`] starts
 //!   `agent-scheduler serve`; both pass `--listen 127.0.0.1:0` (unless told otherwise) and read
 //!   the first stdout line `listening on http://ADDR`. Children are killed on drop.
 //! - `sigkill()` kills a child hard; `restart()` starts it again with the same arguments on the
-//!   same port (the binaries bind with `SO_REUSEADDR`).
+//!   same port (the binaries bind with `SO_REUSEADDR`; the port is free between the two, so
+//!   the few process restarts keep it: the in-process fake's outage never releases it).
 
 use std::future::Future;
 use std::net::SocketAddr;
