@@ -84,12 +84,14 @@ pub fn prerequisite<T>(what: &str, found: Option<T>, how: &str) -> T {
 
 /// The prerequisites of a browser end-to-end test, each [`available`]: the frontend build it
 /// loads (`build`, named for the message, with its `files` relative to the workspace
-/// `root`), playwright-core under `tests/e2e`, and Chromium (`$CHROMIUM`, else
-/// `/usr/bin/chromium`). False: the test returns (skipped, outside CI).
+/// `root`), playwright-core under `tests/e2e`, Chromium (`$CHROMIUM`, else
+/// `/usr/bin/chromium`) and the binaries it starts. False: the test returns (skipped,
+/// outside CI).
 pub fn browser_available(root: &Path, build: &str, files: &[&str]) -> bool {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let built = files.iter().all(|f| root.join(f).is_file());
-    available(build, built.then_some(()), "bash frontend/build.sh").is_some()
+    binaries_available()
+        && available(build, built.then_some(()), "bash frontend/build.sh").is_some()
         && available(
             "playwright-core",
             root.join("tests/e2e/node_modules/playwright-core")
@@ -209,6 +211,21 @@ pub fn bin_dir() -> PathBuf {
         dir.pop();
     }
     dir
+}
+
+/// Whether the binaries the process tests start are built (`cargo build --workspace
+/// --bins`), an [`available`] prerequisite: false, the test returns (outside CI).
+pub fn binaries_available() -> bool {
+    let dir = bin_dir();
+    ["agent-scheduler", "fake-sdnext"].iter().all(|name| {
+        let p = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        available(
+            &format!("the {name} binary at {}", p.display()),
+            p.is_file().then_some(()),
+            "cargo build --workspace --bins",
+        )
+        .is_some()
+    })
 }
 
 /// Path of the `agent-scheduler` binary; panics with a hint when it is not built.

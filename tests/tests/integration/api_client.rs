@@ -396,6 +396,9 @@ async fn an_unreachable_host_is_its_own_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_stream_is_typed_resumes_after_an_id_and_reconnects_after_a_restart() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let fake = scheduler_tests::harness::FakeProcess::spawn(FAST_A).await;
     let mut host = HostProcess::spawn(dir.path(), &[fake.url()], &["--start-paused"]).await;

@@ -126,6 +126,9 @@ async fn wait_status(c: &Client, id: &str, status: TaskStatus) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueue_with_flags_waits_and_saves_the_images() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = Stack::start(FAST_A, &[]).await;
     let url = s.url.clone();
     let out = tempfile::tempdir().unwrap();
@@ -197,6 +200,9 @@ async fn enqueue_with_flags_waits_and_saves_the_images() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueue_reads_json_from_a_file_or_stdin_and_fans_out_checkpoints() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = paused_ab().await;
     let url = s.url.clone();
     let api = s.client().clone();
@@ -286,6 +292,9 @@ async fn enqueue_reads_json_from_a_file_or_stdin_and_fans_out_checkpoints() {
 /// end with `--out`; a unit image that is a URL is the host's 422 naming the unit (exit 3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueue_control_queues_units_with_controls_field_names_and_saves_the_images() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = Stack::start(FAST_A, &[]).await;
     let url = s.url.clone();
     let api = s.client().clone();
@@ -387,6 +396,9 @@ async fn enqueue_control_queues_units_with_controls_field_names_and_saves_the_im
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_flags_and_unreadable_input_exit_2_and_an_unreachable_host_4() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = Stack::start(FAST_A, &["--start-paused"]).await;
     let url = s.url.clone();
     for args in [
@@ -433,6 +445,9 @@ async fn bad_flags_and_unreadable_input_exit_2_and_an_unreachable_host_4() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_that_fails_makes_wait_and_watch_exit_5() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = Stack::start(FAST_A, &[]).await;
     let url = s.url.clone();
     s.fake().configure(&FakeConfigPatch {
@@ -460,6 +475,9 @@ async fn a_task_that_fails_makes_wait_and_watch_exit_5() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ls_show_and_history_list_what_the_host_has() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = paused_ab().await;
     let url = s.url.clone();
     let api = s.client().clone();
@@ -526,6 +544,9 @@ async fn ls_show_and_history_list_what_the_host_has() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_control_subcommands_change_the_host() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = paused_ab().await;
     let url = s.url.clone();
     let api = s.client().clone();
@@ -599,6 +620,9 @@ async fn queue_control_subcommands_change_the_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_follows_tasks_until_they_end_or_the_queue_is_idle() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = paused_ab().await;
     let url = s.url.clone();
     let api = s.client().clone();
@@ -653,6 +677,9 @@ async fn watch_follows_tasks_until_they_end_or_the_queue_is_idle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_settings_export_and_import_round_trip() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = paused_ab().await;
     let url = s.url.clone();
     let api = s.client().clone();
@@ -770,6 +797,9 @@ async fn results_settings_export_and_import_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_comes_from_the_flag_or_the_environment() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = Stack::start(FAST_A, &["--token", "s3cret"]).await;
     let url = s.url.clone();
     let r = cli(&url, &["ls"]).await;
@@ -804,6 +834,9 @@ async fn the_token_comes_from_the_flag_or_the_environment() {
 /// `<id> deleted` on stdout).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_deleted_while_waited_for_exits_5() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = paused_ab().await;
     let url = s.url.clone();
     let api = s.client().clone();
@@ -859,6 +892,9 @@ async fn wait_for_id(api: &Client) -> String {
 /// `--help` and `help SUBCOMMAND` answer 0 with the exit-status table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn help_lists_the_subcommands_and_the_exit_statuses() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let r = cli_env(&["--help"], &[], None).await;
     assert_code(&r, 0);
     for sub in [

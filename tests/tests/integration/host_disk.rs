@@ -131,6 +131,9 @@ async fn a_full_disk_holds_the_queue_answers_507_and_loses_nothing() {
 /// reads, says why it will not run tasks, and recovers once space returns.
 #[tokio::test]
 async fn the_host_starts_on_a_full_disk_and_runs_when_space_returns() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let fake = FakeProcess::spawn(&["--step-ms", "20", "--checkpoint", "a", "--loaded", "a"]).await;
     let mut first = HostProcess::spawn(dir.path(), &[fake.url()], &[]).await;
@@ -170,6 +173,9 @@ async fn the_host_starts_on_a_full_disk_and_runs_when_space_returns() {
 #[tokio::test]
 #[ignore = "mounts a tmpfs (root and mount(8) needed): cargo test -- --ignored tmpfs"]
 async fn tmpfs_data_directory_filled_up_holds_and_resumes() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let mnt = tempfile::tempdir().expect("tempdir");
     let ok = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])

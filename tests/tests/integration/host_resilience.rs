@@ -10,6 +10,9 @@ use crate::host_support::*;
 
 #[tokio::test]
 async fn sigkill_mid_task_loses_nothing_and_reruns_only_the_interrupted_task_first() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let mut s = ProcessStack::start(
         &["--step-ms", "25", "--checkpoint", "a", "--loaded", "a"],
         &[],
@@ -110,6 +113,9 @@ fn created(events: &[(Option<u64>, Event)]) -> Vec<String> {
 
 #[tokio::test]
 async fn the_event_stream_replays_what_a_client_missed() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let mut s = ProcessStack::start(FAST_A, &[]).await;
     let c = s.client().clone();
     pause(&c).await;

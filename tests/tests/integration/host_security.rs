@@ -115,6 +115,9 @@ async fn a_token_is_required_when_configured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listening_beyond_loopback_without_a_token_is_refused_at_start() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let fake = FakeProcess::spawn(&["--checkpoint", "a"]).await;
     let dir = tempfile::tempdir().unwrap();
     let args = vec![
