@@ -71,12 +71,16 @@ pub fn serve_flags(config: &mut Config, flags: &[&str]) {
                 );
             }
             "--backend" => config.backends.push(value().to_owned()),
+            // At least 1, as the binary reads them.
             "--max-connections" => {
-                config.limits.max_connections = value().parse().expect("--max-connections N")
+                config.limits.max_connections = value()
+                    .parse::<usize>()
+                    .expect("--max-connections N")
+                    .max(1)
             }
             "--header-read-timeout" => {
-                config.limits.header_read_timeout =
-                    Duration::from_secs(value().parse().expect("--header-read-timeout S"))
+                let s = value().parse::<u64>().expect("--header-read-timeout S");
+                config.limits.header_read_timeout = Duration::from_secs(s.max(1))
             }
             "--webapp" => config.webapp = Some(value().into()),
             other => panic!("serve flag {other} is not known to inprocess::serve_flags"),
