@@ -6,6 +6,7 @@ mod api_client;
 mod browser_e2e;
 mod browser_workbench;
 mod cli;
+mod contract_table;
 mod fake_behaviour;
 mod fake_fixtures;
 mod harness_host;
