@@ -358,6 +358,9 @@ pub struct SettingsArgs {
     /// Seconds before the first retry of a task whose request failed (doubles per try).
     #[arg(long, value_name = "SECONDS")]
     pub retry_backoff_s: Option<u32>,
+    /// Items one import may hold (1-1000000); a larger import is refused whole.
+    #[arg(long, value_name = "N")]
+    pub import_max_items: Option<u32>,
     #[command(flatten)]
     pub out: Output,
     #[command(flatten)]

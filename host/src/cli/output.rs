@@ -184,6 +184,7 @@ pub fn settings(s: &Settings) {
             .map_or("none".to_owned(), |t| t.to_string())
     );
     println!("max_answer_mib          {}", s.max_answer_mib);
+    println!("import_max_items        {}", s.import_max_items);
 }
 
 /// One event of `watch` as a text line.

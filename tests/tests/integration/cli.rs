@@ -700,7 +700,7 @@ async fn results_settings_export_and_import_round_trip() {
     assert_code(&r, 0);
     assert_eq!(
         r.stdout,
-        "start_paused            false\nhistory_retention_days  never\nauto_requeue_failed     true\nmax_attempts            5\nretry_backoff_s         10\ninterrupt_grace_s       5\nstall_timeout_s         600\nstall_recheck_s         60\ntask_timeout_s          none\nmax_answer_mib          512\n"
+        "start_paused            false\nhistory_retention_days  never\nauto_requeue_failed     true\nmax_attempts            5\nretry_backoff_s         10\ninterrupt_grace_s       5\nstall_timeout_s         600\nstall_recheck_s         60\ntask_timeout_s          none\nmax_answer_mib          512\nimport_max_items        10000\n"
     );
     let s2 = api.settings().await.unwrap();
     assert_eq!(

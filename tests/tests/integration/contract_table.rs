@@ -66,15 +66,30 @@ fn contract_table_has_each_task_types_model_and_the_nested_units() {
     assert_eq!(field(TaskType::Txt2img, "steps"), "int|null");
     assert_eq!(field(TaskType::Txt2img, "prompt"), "string|null");
     assert_eq!(field(TaskType::Txt2img, "cfg_scale"), "number|null");
-    assert_eq!(field(TaskType::Txt2img, "ip_adapter"), "[@ItemIPAdapter]|null");
+    assert_eq!(
+        field(TaskType::Txt2img, "ip_adapter"),
+        "[@ItemIPAdapter]|null"
+    );
     assert_eq!(field(TaskType::Img2img, "denoising_strength"), "number");
     assert_eq!(field(TaskType::Img2img, "face_id"), "@ItemFace|null");
     assert_eq!(field(TaskType::Control, "control"), "[@ItemControl]|null");
     assert_eq!(field(TaskType::Control, "batch_count"), "int");
     assert_eq!(field(TaskType::Control, "inputs"), "[never]|null");
     let unit = s.model("ItemControl").unwrap();
-    assert_eq!(contract::schema::ty_text(&unit.field("strength").unwrap().ty), "number");
+    assert_eq!(
+        contract::schema::ty_text(&unit.field("strength").unwrap().ty),
+        "number"
+    );
     let ip = s.model("ItemIPAdapter").unwrap();
-    assert_eq!(contract::schema::ty_text(&ip.field("scale").unwrap().ty), "number{>=0,<=1}");
-    assert!(s.model("ItemFace").unwrap().field("source_images").unwrap().required);
+    assert_eq!(
+        contract::schema::ty_text(&ip.field("scale").unwrap().ty),
+        "number{>=0,<=1}"
+    );
+    assert!(
+        s.model("ItemFace")
+            .unwrap()
+            .field("source_images")
+            .unwrap()
+            .required
+    );
 }

@@ -91,7 +91,10 @@ fn float_str(s: &str) -> Option<f64> {
         None => (mantissa, None),
     };
     let ok_part = |p: &str| p.is_empty() || digits(p);
-    if !ok_part(whole) || !frac.is_none_or(ok_part) || (whole.is_empty() && frac.is_none_or(str::is_empty)) {
+    if !ok_part(whole)
+        || !frac.is_none_or(ok_part)
+        || (whole.is_empty() && frac.is_none_or(str::is_empty))
+    {
         return None;
     }
     if let Some(e) = exp {

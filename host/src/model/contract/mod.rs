@@ -11,7 +11,7 @@
 //! SD.Next's `create_model_from_signature` types it.
 //!
 //! A check is pure: [`Contract::check`] runs the schema ([`validate`]), the checks SD.Next
-//! lacks where it crashes ([`validate::crash_checks`]) and the names against the pool's
+//! lacks where it crashes or runs nothing ([`validate::crash_checks`]) and the names against the pool's
 //! lists ([`names`]); a refusal is a [`Violation`] (the JSON path and a reason).
 
 pub mod coerce;
@@ -42,6 +42,8 @@ pub struct Violation {
     pub path: String,
     /// The whole reason.
     pub message: String,
+    /// A name no list of the pool has (a list may be stale: worth refreshing).
+    pub unknown_name: bool,
 }
 
 impl Violation {
@@ -50,6 +52,7 @@ impl Violation {
         Violation {
             path: path.to_owned(),
             message,
+            unknown_name: false,
         }
     }
 }
@@ -123,13 +126,16 @@ impl Contract {
     ) -> Result<(), Violation> {
         let mut first = None;
         let passes = self.schemas.is_empty()
-            || self.schemas.iter().any(|s| match validate::check_schema(s, kind, request) {
-                Ok(()) => true,
-                Err(e) => {
-                    first.get_or_insert(e);
-                    false
-                }
-            });
+            || self
+                .schemas
+                .iter()
+                .any(|s| match validate::check_schema(s, kind, request) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        first.get_or_insert(e);
+                        false
+                    }
+                });
         if !passes && let Some(e) = first {
             return Err(e);
         }
@@ -159,12 +165,42 @@ mod tests {
     fn the_issues_examples_are_refused_and_their_twins_pass() {
         let c = Contract::default();
         let cases: &[(TaskType, Value, &str, Value)] = &[
-            (TaskType::Txt2img, json!({"steps": "many"}), "steps", json!({"steps": "20"})),
-            (TaskType::Txt2img, json!({"width": "wide"}), "width", json!({"width": 64})),
-            (TaskType::Txt2img, json!({"seed": "abc"}), "seed", json!({"seed": "-1"})),
-            (TaskType::Txt2img, json!({"cfg_scale": "high"}), "cfg_scale", json!({"cfg_scale": "7"})),
-            (TaskType::Txt2img, json!({"prompt": 123}), "prompt", json!({"prompt": "123"})),
-            (TaskType::Txt2img, json!({"batch_size": 0}), "batch_size", json!({"batch_size": 1})),
+            (
+                TaskType::Txt2img,
+                json!({"steps": "many"}),
+                "steps",
+                json!({"steps": "20"}),
+            ),
+            (
+                TaskType::Txt2img,
+                json!({"width": "wide"}),
+                "width",
+                json!({"width": 64}),
+            ),
+            (
+                TaskType::Txt2img,
+                json!({"seed": "abc"}),
+                "seed",
+                json!({"seed": "-1"}),
+            ),
+            (
+                TaskType::Txt2img,
+                json!({"cfg_scale": "high"}),
+                "cfg_scale",
+                json!({"cfg_scale": "7"}),
+            ),
+            (
+                TaskType::Txt2img,
+                json!({"prompt": 123}),
+                "prompt",
+                json!({"prompt": "123"}),
+            ),
+            (
+                TaskType::Txt2img,
+                json!({"batch_size": 0}),
+                "batch_size",
+                json!({"batch_size": 1}),
+            ),
             (
                 TaskType::Img2img,
                 json!({"denoising_strength": "half"}),
@@ -179,7 +215,9 @@ mod tests {
             ),
         ];
         for (kind, bad, path, good) in cases {
-            let e = c.check(*kind, bad.as_object().unwrap(), None, None).unwrap_err();
+            let e = c
+                .check(*kind, bad.as_object().unwrap(), None, None)
+                .unwrap_err();
             assert_eq!(e.path, *path, "{bad}");
             c.check(*kind, good.as_object().unwrap(), None, None)
                 .unwrap_or_else(|e| panic!("{good}: {e}"));
@@ -195,7 +233,10 @@ mod tests {
             schemas: vec![strict.clone()],
             names: Names::default(),
         };
-        assert!(one.check(TaskType::Txt2img, body.as_object().unwrap(), None, None).is_err());
+        assert!(
+            one.check(TaskType::Txt2img, body.as_object().unwrap(), None, None)
+                .is_err()
+        );
         let both = Contract {
             schemas: vec![strict, lax],
             names: Names::default(),

@@ -76,10 +76,13 @@ fn some_of(list: &[String]) -> String {
 }
 
 fn unknown(path: &str, what: &str, name: &str, list: &[String]) -> Violation {
-    Violation::new(
-        path,
-        format!("unknown {what} {name}; known: {}", some_of(list)),
-    )
+    Violation {
+        unknown_name: true,
+        ..Violation::new(
+            path,
+            format!("unknown {what} {name}; known: {}", some_of(list)),
+        )
+    }
 }
 
 /// A sampler name as SD.Next's API resolves it: exactly, or in any case; never a
@@ -101,7 +104,9 @@ fn upscaler_key(s: &str) -> String {
 }
 
 fn text<'a>(req: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    req.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+    req.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// Checks the names of a request (and of its task's checkpoint and VAE).
@@ -129,6 +134,23 @@ pub fn check_names(
         let mut fields = vec!["sampler_name"];
         if kind != TaskType::Control {
             fields.push("hr_sampler_name");
+            // txt2img/img2img resolve `sampler_name or sampler_index`: an empty name falls
+            // back to `sampler_index` (0 by default), which must then be a name.
+            if req.get("sampler_name").and_then(Value::as_str) == Some("") {
+                match req.get("sampler_index").and_then(Value::as_str) {
+                    Some(s) if sampler_known(list, s) => {}
+                    Some(s) => return Err(unknown("sampler_index", "sampler", s, list)),
+                    None => {
+                        return Err(Violation::new(
+                            "sampler_name",
+                            format!(
+                                "sampler_name is empty (SD.Next then needs a sampler name in sampler_index); known: {}",
+                                some_of(list)
+                            ),
+                        ));
+                    }
+                }
+            }
         }
         for f in fields {
             if let Some(s) = text(req, f)
@@ -192,46 +214,96 @@ mod tests {
             checkpoints: cks,
             samplers: Some(vec!["Euler a".into(), "DDIM".into(), "UniPC".into()]),
             vaes: Some(vec!["sdxl-vae".into()]),
-            upscalers: Some(vec!["None".into(), "Latent (bilinear)".into(), "ESRGAN 4x".into()]),
+            upscalers: Some(vec![
+                "None".into(),
+                "Latent (bilinear)".into(),
+                "ESRGAN 4x".into(),
+            ]),
             controlnets: Some(vec!["tiny-controlnet".into()]),
         }
     }
 
-    fn check(kind: TaskType, body: Value, ck: Option<&str>, vae: Option<&str>) -> Result<(), Violation> {
+    fn check(
+        kind: TaskType,
+        body: Value,
+        ck: Option<&str>,
+        vae: Option<&str>,
+    ) -> Result<(), Violation> {
         check_names(&names(), kind, body.as_object().unwrap(), ck, vae)
     }
 
     #[test]
     fn unknown_names_are_refused_with_what_is_known() {
-        let e = check(TaskType::Txt2img, json!({"sampler_name": "NoSuchSampler"}), None, None)
-            .unwrap_err();
+        let e = check(
+            TaskType::Txt2img,
+            json!({"sampler_name": "NoSuchSampler"}),
+            None,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(e.path, "sampler_name");
-        assert_eq!(e.message, "unknown sampler NoSuchSampler; known: Euler a, DDIM, UniPC");
+        assert_eq!(
+            e.message,
+            "unknown sampler NoSuchSampler; known: Euler a, DDIM, UniPC"
+        );
         let e = check(TaskType::Txt2img, json!({}), Some("no-such-model"), None).unwrap_err();
         assert_eq!(
             (e.path.as_str(), e.message.as_str()),
-            ("checkpoint", "unknown checkpoint no-such-model; known: tiny-sd15, sdxl/base")
+            (
+                "checkpoint",
+                "unknown checkpoint no-such-model; known: tiny-sd15, sdxl/base"
+            )
         );
         assert_eq!(
-            check(TaskType::Txt2img, json!({}), None, Some("nope")).unwrap_err().path,
+            check(TaskType::Txt2img, json!({}), None, Some("nope"))
+                .unwrap_err()
+                .path,
             "vae"
         );
         assert_eq!(
-            check(TaskType::Txt2img, json!({"hr_upscaler": "4x-Nope"}), None, None)
-                .unwrap_err()
-                .path,
+            check(
+                TaskType::Txt2img,
+                json!({"hr_upscaler": "4x-Nope"}),
+                None,
+                None
+            )
+            .unwrap_err()
+            .path,
             "hr_upscaler"
         );
         assert_eq!(
-            check(TaskType::Control, json!({"control": [{"model": "tiny-controlnet"}, {"model": "nope"}]}), None, None)
-                .unwrap_err()
-                .path,
+            check(
+                TaskType::Control,
+                json!({"control": [{"model": "tiny-controlnet"}, {"model": "nope"}]}),
+                None,
+                None
+            )
+            .unwrap_err()
+            .path,
             "control[1].model"
         );
+        for body in [
+            json!({"sampler_name": ""}),
+            json!({"sampler_name": "None"}),
+            json!({"sampler_name": "", "sampler_index": 0}),
+        ] {
+            assert_eq!(
+                check(TaskType::Txt2img, body.clone(), None, None)
+                    .unwrap_err()
+                    .path,
+                "sampler_name",
+                "{body}"
+            );
+        }
         assert_eq!(
-            check(TaskType::Txt2img, json!({"sampler_name": "── Euler ──"}), None, None)
-                .unwrap_err()
-                .path,
+            check(
+                TaskType::Txt2img,
+                json!({"sampler_name": "── Euler ──"}),
+                None,
+                None
+            )
+            .unwrap_err()
+            .path,
             "sampler_name"
         );
     }
@@ -246,8 +318,28 @@ mod tests {
             Some("sdxl-vae"),
         )
         .unwrap();
-        check(TaskType::Txt2img, json!({"sampler_name": "Default"}), None, Some("Automatic")).unwrap();
-        check(TaskType::Txt2img, json!({"hr_upscaler": "esrgan-4x"}), None, None).unwrap();
+        check(
+            TaskType::Txt2img,
+            json!({"sampler_name": "Default"}),
+            None,
+            Some("Automatic"),
+        )
+        .unwrap();
+        check(
+            TaskType::Txt2img,
+            json!({"hr_upscaler": "esrgan-4x"}),
+            None,
+            None,
+        )
+        .unwrap();
+        check(
+            TaskType::Txt2img,
+            json!({"sampler_name": "", "sampler_index": "DDIM"}),
+            None,
+            None,
+        )
+        .unwrap();
+        check(TaskType::Control, json!({"sampler_name": ""}), None, None).unwrap();
         check(
             TaskType::Control,
             json!({"control": [{"model": "None"}, {"model": ""}, {"unit_type": "xs", "model": "whatever"}]}),
@@ -263,7 +355,9 @@ mod tests {
         check_names(
             &none,
             TaskType::Txt2img,
-            json!({"sampler_name": "NoSuchSampler", "hr_upscaler": "x"}).as_object().unwrap(),
+            json!({"sampler_name": "NoSuchSampler", "hr_upscaler": "x"})
+                .as_object()
+                .unwrap(),
             Some("no-such-model"),
             Some("nope"),
         )
@@ -273,6 +367,9 @@ mod tests {
     #[test]
     fn long_lists_are_cut() {
         let list: Vec<String> = (0..114).map(|i| format!("s{i}")).collect();
-        assert_eq!(some_of(&list), "s0, s1, s2, s3, s4, s5, s6, s7, … (114 in all)");
+        assert_eq!(
+            some_of(&list),
+            "s0, s1, s2, s3, s4, s5, s6, s7, … (114 in all)"
+        );
     }
 }

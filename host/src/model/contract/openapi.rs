@@ -53,7 +53,8 @@ pub fn from_openapi(doc: &Value, supplement: &Schema) -> Result<Schema, String> 
         schema.set_root(kind, &name);
         queue.push_back(name);
     }
-    if schema.root_name(TaskType::Txt2img).is_none() && schema.root_name(TaskType::Img2img).is_none()
+    if schema.root_name(TaskType::Txt2img).is_none()
+        && schema.root_name(TaskType::Img2img).is_none()
     {
         return Err("the document has no txt2img or img2img request model".into());
     }
@@ -248,19 +249,23 @@ mod tests {
         let s = from_openapi(&doc(true), &Schema::default()).unwrap();
         assert_eq!(
             s.to_table(),
-            "txt2img T\nimg2img T\ncontrol C\n\nmodel T\n  steps int|null\n  sampler_name string\n  \
-             ip_adapter [@IP]|null\n  init_images [any]\n  mask any\n  mode enum[\"a\",\"b\"]\n  old int|null\n\n\
-             model C\n  batch_count int\n\nmodel IP\n  scale number{>=0,<=1} required\n  end number{>0,<=1}\n"
+            "txt2img T\nimg2img T\ncontrol C\n\nmodel T\n  init_images [any]\n  ip_adapter [@IP]|null\n  \
+             mask any\n  mode enum[\"a\",\"b\"]\n  old int|null\n  sampler_name string\n  steps int|null\n\n\
+             model C\n  batch_count int\n\nmodel IP\n  end number{>0,<=1}\n  scale number{>=0,<=1} required\n"
         );
         assert!(s.model("Unused").is_none());
     }
 
     #[test]
     fn a_model_the_document_only_names_comes_from_the_supplement() {
-        let sup = Schema::from_table("control C\n\nmodel C\n  batch_count int\n  unit @IP\n").unwrap();
+        let sup =
+            Schema::from_table("control C\n\nmodel C\n  batch_count int\n  unit @IP\n").unwrap();
         let s = from_openapi(&doc(false), &sup).unwrap();
         assert!(s.root(TaskType::Control).unwrap().field("unit").is_some());
-        assert!(s.model("IP").unwrap().field("scale").is_some(), "IP from the document");
+        assert!(
+            s.model("IP").unwrap().field("scale").is_some(),
+            "IP from the document"
+        );
         let bare = from_openapi(&doc(false), &Schema::default()).unwrap();
         assert!(bare.root(TaskType::Control).is_none());
     }

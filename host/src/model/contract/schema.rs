@@ -429,10 +429,7 @@ impl TyParser<'_> {
         if self.s.get(self.i) != Some(&b'{') {
             return Ok(b);
         }
-        let end = self.src[self.i..]
-            .find('}')
-            .ok_or("expected `}`")?
-            + self.i;
+        let end = self.src[self.i..].find('}').ok_or("expected `}`")? + self.i;
         for part in self.src[self.i + 1..end].split(',') {
             let (slot, num) = if let Some(n) = part.strip_prefix(">=") {
                 (&mut b.min, n)
@@ -487,8 +484,17 @@ mod tests {
         assert_eq!(s.to_table(), text);
         assert!(s.root(TaskType::Txt2img).unwrap().field("steps").is_some());
         assert!(s.root(TaskType::Img2img).is_none());
-        assert!(s.root(TaskType::Control).is_none(), "C is named, not defined");
-        assert!(s.model("F").unwrap().field("source_images").unwrap().required);
+        assert!(
+            s.root(TaskType::Control).is_none(),
+            "C is named, not defined"
+        );
+        assert!(
+            s.model("F")
+                .unwrap()
+                .field("source_images")
+                .unwrap()
+                .required
+        );
     }
 
     #[test]
@@ -499,7 +505,12 @@ mod tests {
         )
         .unwrap();
         live.fill_from(&table);
-        assert!(live.root(TaskType::Control).unwrap().field("unit").is_some());
+        assert!(
+            live.root(TaskType::Control)
+                .unwrap()
+                .field("unit")
+                .is_some()
+        );
         assert!(live.model("U").is_some());
         assert!(
             live.root(TaskType::Txt2img).unwrap().field("y").is_none(),

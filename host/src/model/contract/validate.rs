@@ -1,7 +1,7 @@
 //! A request checked against a [`Schema`]: every field the schema knows, at any depth
 //! (`control[0].strength`, `ip_adapter[1].scale`, `face.source_images`), by SD.Next's own
 //! acceptance rules ([`super::coerce`]); fields it does not know pass through. Then the
-//! checks SD.Next lacks where it crashes ([`crash_checks`]).
+//! checks SD.Next lacks where it crashes or runs nothing ([`crash_checks`]).
 
 use scheduler_api::TaskType;
 use serde_json::{Map, Value};
@@ -74,16 +74,15 @@ fn noun(ty: &Ty) -> String {
         Ty::List(_) => "a list".into(),
         Ty::Enum(vs) => format!(
             "one of {}",
-            vs.iter().map(Value::to_string).collect::<Vec<_>>().join(", ")
+            vs.iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Ty::Never => "absent".into(),
         Ty::Union(ts) => {
             // `T|null` reads as T: null is implied where it is allowed.
-            let names: Vec<String> = ts
-                .iter()
-                .filter(|t| **t != Ty::Null)
-                .map(noun)
-                .collect();
+            let names: Vec<String> = ts.iter().filter(|t| **t != Ty::Null).map(noun).collect();
             names.join(" or ")
         }
     }
@@ -99,11 +98,19 @@ fn wrong(path: &str, ty: &Ty, v: &Value) -> Violation {
             ),
         );
     }
-    Violation::new(path, format!("{path} must be {}, got {}", noun(ty), shown(v)))
+    Violation::new(
+        path,
+        format!("{path} must be {}, got {}", noun(ty), shown(v)),
+    )
 }
 
 fn check_bounds(path: &str, b: &Bounds, x: f64, v: &Value) -> Result<(), Violation> {
-    let fail = |what: String| Err(Violation::new(path, format!("{path} must be {what}, got {}", shown(v))));
+    let fail = |what: String| {
+        Err(Violation::new(
+            path,
+            format!("{path} must be {what}, got {}", shown(v)),
+        ))
+    };
     let num = |x: f64| {
         if x.fract() == 0.0 && x.abs() < 1e15 {
             format!("{}", x as i64)
@@ -196,28 +203,44 @@ fn same_shape(ty: &Ty, v: &Value) -> bool {
     }
 }
 
-/// The checks SD.Next lacks where it crashes instead of refusing. Measured on SD.Next
-/// `058a7f0`: `batch_size: 0` is a 500 "list index out of range" (see the README of the
-/// contract for every value tried).
+/// The checks SD.Next lacks where it crashes or runs nothing, measured on SD.Next
+/// `058a7f0` (CPU kit, tiny models):
+///
+/// | request | SD.Next's answer |
+/// | --- | --- |
+/// | txt2img/img2img `batch_size` or `n_iter` 0 or -1 (also `"0"`, `false`) | 500 "list index out of range" |
+/// | txt2img `width`/`height` -64, -8 | 200 with no images |
+/// | txt2img `width`/`height` 0 | 200: runs at the default size (accepted here) |
+/// | txt2img `steps` 0 or -1 | 200 with an image (accepted here) |
+/// | Control `batch_count` or `batch_size` 0 | 200 with no images |
+/// | Control `width_before`/`height_before` 0 or -64 | 200 with no images |
 pub fn crash_checks(kind: TaskType, req: &Map<String, Value>) -> Result<(), Violation> {
-    let at_least_one: &[&str] = match kind {
-        TaskType::Txt2img | TaskType::Img2img => &["batch_size", "n_iter", "width", "height"],
-        TaskType::Control => &["batch_size", "batch_count", "width_before", "height_before"],
+    let (at_least_one, not_negative): (&[&str], &[&str]) = match kind {
+        TaskType::Txt2img | TaskType::Img2img => (&["batch_size", "n_iter"], &["width", "height"]),
+        TaskType::Control => (
+            &["batch_size", "batch_count", "width_before", "height_before"],
+            &[],
+        ),
     };
-    for key in at_least_one {
-        let Some(v) = req.get(*key) else { continue };
-        if let Some(x) = coerce::int(v)
-            && x < 1.0
-        {
-            let what = if key.starts_with("width") || key.starts_with("height") {
-                "greater than 0"
-            } else {
-                "at least 1"
-            };
-            return Err(Violation::new(
-                key,
-                format!("{key} must be {what}, got {}", shown(v)),
-            ));
+    for (keys, min) in [(at_least_one, 1.0), (not_negative, 0.0)] {
+        for key in keys {
+            let Some(v) = req.get(*key) else { continue };
+            if let Some(x) = coerce::int(v)
+                && x < min
+            {
+                let what = match (
+                    min == 1.0,
+                    key.starts_with("width") || key.starts_with("height"),
+                ) {
+                    (true, true) => "greater than 0",
+                    (true, false) => "at least 1",
+                    (false, _) => "at least 0",
+                };
+                return Err(Violation::new(
+                    key,
+                    format!("{key} must be {what}, got {}", shown(v)),
+                ));
+            }
         }
     }
     Ok(())
@@ -250,7 +273,10 @@ mod tests {
         let t = TaskType::Txt2img;
         assert_eq!(
             refused(t, json!({"steps": "many"})),
-            ("steps".into(), "steps must be an integer, got \"many\"".into())
+            (
+                "steps".into(),
+                "steps must be an integer, got \"many\"".into()
+            )
         );
         assert_eq!(
             refused(t, json!({"prompt": 123})),
@@ -274,7 +300,10 @@ mod tests {
         );
         assert_eq!(
             refused(t, json!({"ip_adapter": [{"scale": 0.5}, {"scale": 1.5}]})),
-            ("ip_adapter[1].scale".into(), "ip_adapter[1].scale must be at most 1, got 1.5".into())
+            (
+                "ip_adapter[1].scale".into(),
+                "ip_adapter[1].scale must be at most 1, got 1.5".into()
+            )
         );
         assert_eq!(
             refused(t, json!({"ip_adapter": [{"end": 0}]})).1,
@@ -282,7 +311,10 @@ mod tests {
         );
         assert_eq!(
             refused(t, json!({"face": {}})),
-            ("face.source_images".into(), "face.source_images is required".into())
+            (
+                "face.source_images".into(),
+                "face.source_images is required".into()
+            )
         );
         assert_eq!(
             refused(t, json!({"face": "x"})).1,
@@ -293,8 +325,14 @@ mod tests {
             "sampler_index must be an integer or a string, got 1.5"
         );
         assert_eq!(
-            refused(TaskType::Control, json!({"control": [{"strength": "strong"}]})),
-            ("control[0].strength".into(), "control[0].strength must be a number, got \"strong\"".into())
+            refused(
+                TaskType::Control,
+                json!({"control": [{"strength": "strong"}]})
+            ),
+            (
+                "control[0].strength".into(),
+                "control[0].strength must be a number, got \"strong\"".into()
+            )
         );
         assert_eq!(
             refused(TaskType::Control, json!({"inputs": ["aGVsbG8="]})).0,
@@ -315,7 +353,10 @@ mod tests {
                    "no_such_field": {"anything": [1, 2]}, "styles": null}),
         );
         ok(TaskType::Txt2img, json!({"steps": 20.0, "seed": "abc"}));
-        ok(TaskType::Control, json!({"inputs": null, "control": [{"strength": 1}]}));
+        ok(
+            TaskType::Control,
+            json!({"inputs": null, "control": [{"strength": 1}]}),
+        );
         ok(TaskType::Control, json!({"inputs": []}));
         ok(TaskType::Img2img, json!({"steps": "many"})); // no img2img model known: passes
     }
@@ -324,18 +365,45 @@ mod tests {
     fn crash_checks_refuse_what_sd_next_cannot_run() {
         let c = |kind, body: Value| crash_checks(kind, body.as_object().unwrap());
         assert_eq!(
-            c(TaskType::Txt2img, json!({"batch_size": 0})).unwrap_err().message,
+            c(TaskType::Txt2img, json!({"batch_size": 0}))
+                .unwrap_err()
+                .message,
             "batch_size must be at least 1, got 0"
         );
         assert_eq!(
-            c(TaskType::Txt2img, json!({"width": "0"})).unwrap_err().message,
-            "width must be greater than 0, got \"0\""
+            c(TaskType::Txt2img, json!({"width": "-64"}))
+                .unwrap_err()
+                .message,
+            "width must be at least 0, got \"-64\""
         );
         assert_eq!(
-            c(TaskType::Control, json!({"batch_count": 0})).unwrap_err().path,
+            c(TaskType::Control, json!({"width_before": 0}))
+                .unwrap_err()
+                .message,
+            "width_before must be greater than 0, got 0"
+        );
+        assert_eq!(
+            c(TaskType::Txt2img, json!({"n_iter": false}))
+                .unwrap_err()
+                .path,
+            "n_iter"
+        );
+        assert_eq!(
+            c(TaskType::Control, json!({"batch_count": 0}))
+                .unwrap_err()
+                .path,
             "batch_count"
         );
-        c(TaskType::Txt2img, json!({"batch_size": 1, "n_iter": "2", "width": 64})).unwrap();
+        c(
+            TaskType::Txt2img,
+            json!({"batch_size": 1, "n_iter": "2", "width": 64}),
+        )
+        .unwrap();
+        c(
+            TaskType::Txt2img,
+            json!({"width": 0, "height": 0, "steps": 0}),
+        )
+        .unwrap(); // runs
         c(TaskType::Control, json!({"n_iter": 0})).unwrap(); // not a Control field
     }
 
