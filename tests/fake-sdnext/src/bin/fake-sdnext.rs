@@ -4,7 +4,7 @@
 //! ```text
 //! fake-sdnext --listen 127.0.0.1:0 --step-ms 20 --checkpoint a --checkpoint b \
 //!             [--vae v] [--loaded a | --no-model] [--auth user:pass] [--load-ms N] [--lose-first-interrupt]
-//!             [--limits SIDE,STEPS,IMAGES]
+//!             [--limits SIDE,STEPS,IMAGES] [--openapi FILE]
 //! ```
 //! The first stdout line is `listening on http://ADDR`.
 
@@ -15,7 +15,7 @@ use fake_sdnext::{FakeConfig, FakeSdNext};
 
 const USAGE: &str = "usage: fake-sdnext [--listen ADDR] [--step-ms N] [--load-ms N] \
 [--checkpoint TITLE]... [--vae NAME]... [--loaded TITLE | --no-model] [--auth USER:PASS] [--lose-first-interrupt] \
-[--limits SIDE,STEPS,IMAGES]";
+[--limits SIDE,STEPS,IMAGES] [--openapi FILE]";
 
 fn parse_args() -> Result<FakeConfig, String> {
     let mut cfg = FakeConfig {
@@ -69,6 +69,12 @@ fn parse_args() -> Result<FakeConfig, String> {
                 cfg.auth = Some((u.to_string(), p.to_string()));
             }
             "--lose-first-interrupt" => cfg.lose_first_interrupt = true,
+            "--openapi" => {
+                let f = value("--openapi")?;
+                let text = std::fs::read(&f).map_err(|e| format!("--openapi {f}: {e}"))?;
+                cfg.openapi =
+                    Some(serde_json::from_slice(&text).map_err(|e| format!("--openapi {f}: {e}"))?);
+            }
             "--limits" => {
                 let v = value("--limits")?;
                 let n: Vec<i64> = v
