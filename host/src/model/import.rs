@@ -138,6 +138,9 @@ enum Outer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Inner {
     Start,
+    /// The content does not start with `[`: kept whole (bounded by the body limit, no tree)
+    /// to tell "not JSON" (with serde's reason) from "JSON, but not an array".
+    NotArray,
     /// After `[` (`first`) or `,`: an item (or, right after `[`, the end).
     Item {
         first: bool,
@@ -168,6 +171,7 @@ pub struct ImportReader {
     high: Option<u16>,
     inner: Inner,
     item: Vec<u8>,
+    not_array: Vec<u8>,
     items: usize,
     /// Bytes of the body read so far (for messages).
     offset: usize,
@@ -195,6 +199,7 @@ impl ImportReader {
             high: None,
             inner: Inner::Start,
             item: Vec::new(),
+            not_array: Vec::new(),
             items: 0,
             offset: 0,
         }
@@ -483,8 +488,12 @@ impl ImportReader {
             Inner::Start => match b {
                 _ if ws(b) => {}
                 b'[' => self.inner = Inner::Item { first: true },
-                _ => return Err(self.not_array()),
+                _ => {
+                    self.not_array.push(b);
+                    self.inner = Inner::NotArray;
+                }
             },
+            Inner::NotArray => self.not_array.push(b),
             Inner::Item { first } => match b {
                 _ if ws(b) => {}
                 b']' if first => self.inner = Inner::End,
@@ -598,9 +607,17 @@ impl ImportReader {
         }
         match self.inner {
             Inner::End => Ok(()),
-            Inner::Start => Err(ReadError::Invalid(
-                "Import failed: content is not JSON: empty".into(),
-            )),
+            Inner::Start | Inner::NotArray => {
+                let text = std::mem::take(&mut self.not_array);
+                Err(
+                    match serde_json::from_slice::<serde::de::IgnoredAny>(&text) {
+                        Ok(_) => self.not_array(),
+                        Err(e) => ReadError::Invalid(format!(
+                            "Import failed: content is not JSON: {e}"
+                        )),
+                    },
+                )
+            }
             _ => Err(self.not_json("unexpected end")),
         }
     }
@@ -673,6 +690,16 @@ mod reader_tests {
         let invalid = |b: &[u8]| matches!(read(b, 3), Err(ReadError::Invalid(_)));
         let malformed = |b: &[u8]| matches!(read(b, 3), Err(ReadError::Malformed(_)));
         assert!(invalid(br#"{"content": "{\"a\": 1}"}"#), "not an array");
+        assert_eq!(
+            read(br#"{"content": "{\"a\": 1}"}"#, 2).unwrap_err(),
+            ReadError::Invalid("Import failed: content is not a JSON array".into())
+        );
+        assert_eq!(
+            read(br#"{"content": "nope"}"#, 2).unwrap_err(),
+            ReadError::Invalid(
+                "Import failed: content is not JSON: expected ident at line 1 column 2".into()
+            )
+        );
         assert!(invalid(br#"{"content": "nope"}"#), "not JSON");
         assert!(invalid(br#"{"content": "[1 2]"}"#), "missing comma");
         assert!(invalid(br#"{"content": "[1,]"}"#), "trailing comma");

@@ -136,6 +136,9 @@ pub struct FakeConfigPatch {
     /// on by default, like the recorded server); `false` is a fixed SD.Next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_xyz_bug: Option<bool>,
+    /// Replace the VAE list (`/sdapi/v1/sd-vae`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vaes: Option<Vec<String>>,
     /// Replace the document `GET /openapi.json` serves (a newer SD.Next's request models).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openapi: Option<serde_json::Value>,

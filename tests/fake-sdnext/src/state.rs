@@ -250,6 +250,9 @@ impl Shared {
         if p.release_hangs == Some(true) {
             g.hang_epoch += 1;
         }
+        if let Some(v) = &p.vaes {
+            g.vaes = v.clone();
+        }
         if let Some(v) = &p.openapi {
             g.openapi = Some(v.clone());
         }
