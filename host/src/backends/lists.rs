@@ -6,6 +6,8 @@
 //! no list has); and [`Backends::contract`], the pool's [`Contract`] snapshot, rebuilt only
 //! when a list, a schema or the set of enabled backends changed.
 //!
+//! Locks: a backend's lists and its status are never held together.
+//!
 //! A list is checked only once every enabled backend has given it (a backend that has not
 //! answered may list the name); the schemas are the enabled backends' own, or the committed
 //! table while none has served one.
@@ -128,6 +130,18 @@ impl Backend {
         self.door.lists().schema_asked = false;
     }
 
+    /// Where its request contract comes from (`openapi`: its own document; `table`: the
+    /// committed one), once its lists were read.
+    pub fn contract_source(&self) -> Option<&'static str> {
+        let l = self.door.lists();
+        l.refreshed?;
+        Some(if l.schema.is_some() {
+            "openapi"
+        } else {
+            "table"
+        })
+    }
+
     /// Whether its lists are older than `age` (or were never fetched).
     pub fn lists_older_than(&self, age: Duration) -> bool {
         self.door
@@ -190,7 +204,8 @@ impl Backends {
     /// [`LISTS_MISS_AGE`] in the background (the next request sees them).
     pub fn refresh_on_miss(&self) {
         for b in self.all() {
-            if !b.status().disabled && b.lists_older_than(LISTS_MISS_AGE) {
+            let disabled = b.status().disabled;
+            if !disabled && b.lists_older_than(LISTS_MISS_AGE) {
                 tokio::spawn(async move { b.refresh_lists().await });
             }
         }
@@ -201,6 +216,9 @@ fn build(enabled: &[&Arc<Backend>]) -> Contract {
     if enabled.is_empty() {
         return Contract::default();
     }
+    // The status locks first, released before the lists are locked (never both held).
+    let models: Vec<Option<Vec<SdModel>>> =
+        enabled.iter().map(|b| b.status().models.clone()).collect();
     let lists: Vec<std::sync::MutexGuard<'_, Lists>> =
         enabled.iter().map(|b| b.door.lists()).collect();
     let mut schemas: Vec<Arc<Schema>> = Vec::new();
@@ -212,8 +230,6 @@ fn build(enabled: &[&Arc<Backend>]) -> Contract {
     if schemas.is_empty() {
         schemas.push(contract::committed());
     }
-    let models: Vec<Option<Vec<SdModel>>> =
-        enabled.iter().map(|b| b.status().models.clone()).collect();
     let (checkpoint_known, checkpoints) = if models.iter().all(Option::is_some) {
         let all: Vec<SdModel> = models.into_iter().flatten().flatten().collect();
         let mut titles: Vec<String> = Vec::new();

@@ -119,6 +119,8 @@ impl Backend {
 
     /// `GET /backends` for this one, given the running tasks as `(id, backend)`.
     pub fn info(&self, running: &[(String, Option<String>)]) -> BackendInfo {
+        // Its own lock, not held with the status lock.
+        let contract = self.contract_source().map(str::to_owned);
         let s = self.status();
         BackendInfo {
             url: self.url.clone(),
@@ -143,6 +145,7 @@ impl Backend {
             tasks_failed: s.figures.failed,
             loads: s.figures.loads,
             busy_ms: s.figures.busy_ms,
+            contract,
         }
     }
 

@@ -31,9 +31,13 @@ pub fn error(e: &CliError, json: bool) {
                 body.message
             );
             if json {
-                print_json(&json!({
+                let mut v = json!({
                     "success": false, "status": status, "message": body.message, "code": body.code,
-                }));
+                });
+                if let Some(p) = &body.path {
+                    v["path"] = json!(p);
+                }
+                print_json(&v);
             }
         }
         other => {

@@ -612,9 +612,9 @@ impl ImportReader {
                 Err(
                     match serde_json::from_slice::<serde::de::IgnoredAny>(&text) {
                         Ok(_) => self.not_array(),
-                        Err(e) => ReadError::Invalid(format!(
-                            "Import failed: content is not JSON: {e}"
-                        )),
+                        Err(e) => {
+                            ReadError::Invalid(format!("Import failed: content is not JSON: {e}"))
+                        }
                     },
                 )
             }

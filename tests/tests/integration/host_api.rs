@@ -201,7 +201,12 @@ async fn history_filters_bookmarks_renames_requeues_and_clears() {
     let ok1 = enqueue(c, "alpha cat", json!({})).await;
     let ok2 = enqueue(c, "beta dog", json!({})).await;
     // Passes the door, fails at SD.Next (422 "Always on script not found").
-    let bad = enqueue(c, "gamma", json!({"alwayson_scripts": {"nope": {"args": []}}})).await;
+    let bad = enqueue(
+        c,
+        "gamma",
+        json!({"alwayson_scripts": {"nope": {"args": []}}}),
+    )
+    .await;
     resume(c).await;
     wait_done(c, &ok1).await;
     wait_done(c, &ok2).await;

@@ -428,7 +428,16 @@ async fn a_lost_interrupt_is_sent_again() {
 #[tokio::test]
 async fn failures_are_reported_with_reasons() {
     let s = Stack::start(
-        &["--step-ms", "1", "--checkpoint", "a", "--checkpoint", "gone", "--loaded", "a"],
+        &[
+            "--step-ms",
+            "1",
+            "--checkpoint",
+            "a",
+            "--checkpoint",
+            "gone",
+            "--loaded",
+            "a",
+        ],
         &[],
     )
     .await;
@@ -437,11 +446,11 @@ async fn failures_are_reported_with_reasons() {
     pause(c).await;
     let unknown_ck = enqueue(c, "x", json!({"checkpoint": "gone"})).await;
     s.fake
-        .configure(
-            &serde_json::from_value(json!({"checkpoints": ["a"]})).expect("patch"),
-        )
+        .configure(&serde_json::from_value(json!({"checkpoints": ["a"]})).expect("patch"))
         .await;
-    c.checkpoints().await.expect("the host reads the list again");
+    c.checkpoints()
+        .await
+        .expect("the host reads the list again");
     resume(c).await;
     let t = wait_finished(c, &unknown_ck).await;
     assert_eq!(t.status, TaskStatus::Failed);

@@ -16,6 +16,7 @@ mod host_backends;
 mod host_callbacks;
 mod host_control;
 mod host_disk;
+mod host_door;
 mod host_faults;
 mod host_hostile_input;
 mod host_http_limits;

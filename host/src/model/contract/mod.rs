@@ -72,9 +72,12 @@ pub fn supplement() -> &'static Schema {
 }
 
 /// A backend's live document read into a schema: what it lacks (the Control request model
-/// of SD.Next `058a7f0`) comes from the committed table.
+/// of SD.Next `058a7f0`, a task type's route) comes from the committed table.
 pub fn live_schema(doc: &Value) -> Result<Schema, String> {
-    openapi::from_openapi(doc, &committed())
+    let table = committed();
+    let mut s = openapi::from_openapi(doc, &table)?;
+    s.fill_from(&table);
+    Ok(s)
 }
 
 /// The committed table's text for an SD.Next document (what the generator writes).
