@@ -5,10 +5,11 @@
 use scheduler_api::{EnqueueRequest, TaskType};
 use serde_json::{Map, Value, json};
 
-/// A tiny PNG as a data URL (8×8, an init image or a Control unit's input).
+/// A small PNG as a data URL (64×64, an init image or a Control unit's input; SD.Next
+/// cannot encode an 8×8 init image: 500 "Cannot handle this data type").
 pub fn png() -> String {
     use base64::Engine;
-    let img = image::RgbImage::from_fn(8, 8, |x, y| {
+    let img = image::RgbImage::from_fn(64, 64, |x, y| {
         image::Rgb([if x == y { 255 } else { 200 }, 30, 30])
     });
     let mut bytes = Vec::new();
