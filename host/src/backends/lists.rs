@@ -47,12 +47,26 @@ pub struct Lists {
 }
 
 /// The per-backend part of the door's state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Door {
+    /// Unique per backend ever made (the contract cache's key; an address could be reused).
+    id: u64,
     lists: Mutex<Lists>,
     /// Bumped whenever a list, the schema or the checkpoints change.
     generation: AtomicU64,
     refreshing: AtomicBool,
+}
+
+impl Default for Door {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Door {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            lists: Mutex::default(),
+            generation: AtomicU64::new(0),
+            refreshing: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Door {
@@ -134,7 +148,14 @@ impl Backend {
     /// committed one), once its lists were read.
     pub fn contract_source(&self) -> Option<&'static str> {
         let l = self.door.lists();
-        l.refreshed?;
+        let read = l.samplers.is_some()
+            || l.vaes.is_some()
+            || l.upscalers.is_some()
+            || l.controlnets.is_some()
+            || l.schema_asked;
+        if !read {
+            return None;
+        }
         Some(if l.schema.is_some() {
             "openapi"
         } else {
@@ -154,7 +175,7 @@ impl Backend {
 /// The pool's contract, cached with the key it was built for.
 #[derive(Default)]
 pub(super) struct ContractCache {
-    built: Mutex<Option<(Vec<(usize, u64, bool)>, Arc<Contract>)>>,
+    built: Mutex<Option<(Vec<(u64, u64, bool)>, Arc<Contract>)>>,
 }
 
 /// The union of a list over backends, when every one of them has given it.
@@ -174,11 +195,11 @@ impl Backends {
     /// The contract the door checks against now (no I/O: cached lists and schemas).
     pub fn contract(&self) -> Arc<Contract> {
         let list = self.all();
-        let key: Vec<(usize, u64, bool)> = list
+        let key: Vec<(u64, u64, bool)> = list
             .iter()
             .map(|b| {
                 (
-                    Arc::as_ptr(b) as usize,
+                    b.door.id,
                     b.door.generation.load(Ordering::Relaxed),
                     !b.status().disabled,
                 )

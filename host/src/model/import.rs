@@ -277,6 +277,16 @@ impl ImportReader {
                     self.key.push(b);
                     self.outer = Outer::InKey { escape: true };
                 } else if b == b'"' {
+                    // An escaped key (`"cont\u0065nt"`) reads as serde reads it.
+                    if self.key.contains(&b'\\') {
+                        let mut quoted = Vec::with_capacity(self.key.len() + 2);
+                        quoted.push(b'"');
+                        quoted.extend_from_slice(&self.key);
+                        quoted.push(b'"');
+                        self.key = serde_json::from_slice::<String>(&quoted)
+                            .map(String::into_bytes)
+                            .unwrap_or_default();
+                    }
                     self.outer = Outer::Colon;
                 } else if self.key.len() < 256 {
                     self.key.push(b);
@@ -668,6 +678,8 @@ mod reader_tests {
         let b =
             br#"{"x": {"content": "no"}, "y": [1, "]"], "z": -1.5, "content": "[1]", "w": "\"}"}"#;
         assert_eq!(read(b, 1).unwrap(), vec![json!(1)]);
+        let b = br#"{"cont\u0065nt": "[2]"}"#;
+        assert_eq!(read(b, 1).unwrap(), vec![json!(2)]);
     }
 
     #[test]
