@@ -236,20 +236,21 @@ impl Intake {
                 "Import failed: content is not JSON: item {index}: {e}"
             ))
         })?;
-        let parsed: Result<(Option<String>, bool, TaskSpec), (String, Option<String>)> =
-            match import_item(&item).and_then(|it| {
-                let spec = TaskSpec::parse(it.task_type, it.body)?;
-                Ok((it.id, it.bookmarked, spec))
-            }) {
-                Err(e) => Err((e.0, None)),
-                Ok((id, bookmarked, spec)) => match self.check_contract(contract, &spec) {
-                    Err(v) => Err((v.message, Some(v.path))),
-                    Ok(()) => match self.check_callback(spec.callback_url.as_deref()).await {
-                        Err(e) => Err((e.0, None)),
-                        Ok(()) => Ok((id, bookmarked, spec)),
-                    },
+        // Kept: (id, bookmarked, spec); rejected: (reason, path).
+        type Parsed = Result<(Option<String>, bool, TaskSpec), (String, Option<String>)>;
+        let parsed: Parsed = match import_item(&item).and_then(|it| {
+            let spec = TaskSpec::parse(it.task_type, it.body)?;
+            Ok((it.id, it.bookmarked, spec))
+        }) {
+            Err(e) => Err((e.0, None)),
+            Ok((id, bookmarked, spec)) => match self.check_contract(contract, &spec) {
+                Err(v) => Err((v.message, Some(v.path))),
+                Ok(()) => match self.check_callback(spec.callback_url.as_deref()).await {
+                    Err(e) => Err((e.0, None)),
+                    Ok(()) => Ok((id, bookmarked, spec)),
                 },
-            };
+            },
+        };
         match parsed {
             Ok((id, bookmarked, spec)) => got.tasks.push(NewTask {
                 id: id.unwrap_or_default(),

@@ -172,10 +172,14 @@ impl Backend {
     }
 }
 
+/// What a contract was built from: each backend's id, lists generation and whether it
+/// was enabled.
+type ContractKey = Vec<(u64, u64, bool)>;
+
 /// The pool's contract, cached with the key it was built for.
 #[derive(Default)]
 pub(super) struct ContractCache {
-    built: Mutex<Option<(Vec<(u64, u64, bool)>, Arc<Contract>)>>,
+    built: Mutex<Option<(ContractKey, Arc<Contract>)>>,
 }
 
 /// The union of a list over backends, when every one of them has given it.
@@ -195,7 +199,7 @@ impl Backends {
     /// The contract the door checks against now (no I/O: cached lists and schemas).
     pub fn contract(&self) -> Arc<Contract> {
         let list = self.all();
-        let key: Vec<(u64, u64, bool)> = list
+        let key: ContractKey = list
             .iter()
             .map(|b| {
                 (

@@ -118,24 +118,26 @@ fn check_bounds(path: &str, b: &Bounds, x: f64, v: &Value) -> Result<(), Violati
             format!("{x}")
         }
     };
-    // NaN passes no bound (pydantic: `nan <= 1` is false).
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    // NaN passes no bound (pydantic: `nan <= 1` is false): `partial_cmp` is `None` then.
+    let cmp = |m: f64| x.partial_cmp(&m);
     if let Some(m) = b.min
-        && !(x >= m)
+        && !matches!(cmp(m), Some(Greater | Equal))
     {
         return fail(format!("at least {}", num(m)));
     }
     if let Some(m) = b.gt
-        && !(x > m)
+        && cmp(m) != Some(Greater)
     {
         return fail(format!("greater than {}", num(m)));
     }
     if let Some(m) = b.max
-        && !(x <= m)
+        && !matches!(cmp(m), Some(Less | Equal))
     {
         return fail(format!("at most {}", num(m)));
     }
     if let Some(m) = b.lt
-        && !(x < m)
+        && cmp(m) != Some(Less)
     {
         return fail(format!("less than {}", num(m)));
     }
