@@ -1,5 +1,6 @@
 //! The error of the host's services; `http/error.rs` maps each variant to one status.
 
+use crate::model::contract::Violation;
 use crate::model::{Invalid, Refusal};
 use crate::store::StoreError;
 
@@ -18,6 +19,9 @@ pub enum HostError {
     /// The request is well-formed but invalid (422).
     #[error("{0}")]
     Invalid(String),
+    /// The request breaks SD.Next's request contract: the field's path and why (422).
+    #[error(transparent)]
+    Violation(Violation),
     /// The request is malformed (400).
     #[error("{0}")]
     BadRequest(String),
@@ -45,6 +49,7 @@ impl From<StoreError> for HostError {
             StoreError::Refused(r) => HostError::Conflict(r.to_string()),
             StoreError::Conflict(m) => HostError::Conflict(m),
             StoreError::Invalid(m) => HostError::Invalid(m),
+            StoreError::Violation(v) => HostError::Violation(v),
             StoreError::DiskFull => HostError::disk_full(),
             other => HostError::Store(other),
         }
@@ -65,6 +70,12 @@ impl HostError {
 impl From<Invalid> for HostError {
     fn from(e: Invalid) -> Self {
         HostError::Invalid(e.0)
+    }
+}
+
+impl From<Violation> for HostError {
+    fn from(v: Violation) -> Self {
+        HostError::Violation(v)
     }
 }
 

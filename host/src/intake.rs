@@ -1,10 +1,19 @@
 //! The intake service: enqueue (with checkpoint expansion and idempotency keys) and import.
-//! Bodies arrive typed ([`EnqueueRequest`]); [`TaskSpec::parse`] gives them meaning.
+//! Bodies arrive typed ([`EnqueueRequest`]); [`TaskSpec::parse`] gives them meaning, and the
+//! pool's request contract ([`crate::model::contract`]) checks them before anything is
+//! written: a refusal names the field's path and leaves no task, event or idempotency key.
+//! An import is read as a stream ([`ImportReader`]): one item at a time, each checked like
+//! an enqueue, at most `import_max_items` of them.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use scheduler_api::{EnqueueRequest, EnqueueResponse, ImportRejection, ImportResponse, TaskType};
+use axum::body::Bytes;
+use futures::{Stream, StreamExt};
+use scheduler_api::{
+    EnqueueRequest, EnqueueResponse, IMPORT_REJECTIONS_SHOWN, ImportRejection, ImportResponse,
+    TaskType,
+};
 use serde_json::Value;
 
 use crate::backends::Backends;
@@ -12,7 +21,8 @@ use crate::callbacks::check_url;
 use crate::error::HostError;
 use crate::model::Invalid;
 use crate::model::callback::CallbackRules;
-use crate::model::import::import_item;
+use crate::model::contract::{Contract, Violation};
+use crate::model::import::{ImportReader, ReadError, import_item};
 use crate::model::spec::{expand_checkpoints, expansion_ids};
 use crate::model::{CheckpointSpec, NewTask, TaskSpec};
 use crate::queue::Queue;
@@ -24,6 +34,14 @@ pub struct Intake {
     queue: Arc<Queue>,
     backends: Arc<Backends>,
     callback_rules: Arc<CallbackRules>,
+}
+
+/// What an import gathered so far.
+#[derive(Default)]
+struct Gathered {
+    tasks: Vec<NewTask>,
+    rejected: Vec<ImportRejection>,
+    rejected_count: usize,
 }
 
 impl Intake {
@@ -50,6 +68,27 @@ impl Intake {
         }
     }
 
+    /// Checks a parsed body against the pool's request contract (types, the checks SD.Next
+    /// lacks, names); a name no list has refreshes the lists in the background.
+    fn check_contract(&self, contract: &Contract, spec: &TaskSpec) -> Result<(), Violation> {
+        let checkpoint = match &spec.checkpoint {
+            CheckpointSpec::Title(t) => Some(t.as_str()),
+            _ => None,
+        };
+        contract
+            .check(
+                spec.task_type,
+                &spec.request,
+                checkpoint,
+                spec.vae.as_deref(),
+            )
+            .inspect_err(|v| {
+                if v.unknown_name {
+                    self.backends.refresh_on_miss();
+                }
+            })
+    }
+
     /// Enqueues a body (expanding `*` / `<folder>/*`), idempotently per key.
     pub async fn enqueue(
         &self,
@@ -68,6 +107,7 @@ impl Intake {
             }
         }
         let spec = TaskSpec::parse(task_type, body)?;
+        self.check_contract(&self.backends.contract(), &spec)?;
         self.check_callback(spec.callback_url.as_deref()).await?;
         let titles: Vec<String> = if spec.checkpoint.is_pattern() {
             self.backends
@@ -118,56 +158,43 @@ impl Intake {
         }
     }
 
-    /// Imports an export array; every rejected item is reported, valid ones are appended.
-    pub async fn import(&self, content: &str) -> Result<ImportResponse, HostError> {
-        let items: Vec<Value> = match serde_json::from_str::<Value>(content) {
-            Ok(Value::Array(a)) => a,
-            Ok(_) => {
-                return Err(HostError::Invalid(
-                    "Import failed: content is not a JSON array".into(),
-                ));
+    /// Imports an export (`{"content": "<JSON text of an array>"}`) read from `body` as it
+    /// arrives: each item is checked like an enqueue; rejected ones are counted and the
+    /// first [`IMPORT_REJECTIONS_SHOWN`] reported; the valid ones are appended at the end,
+    /// in one write. More than `max_items` items: 413, nothing imported.
+    pub async fn import<S>(&self, mut body: S, max_items: u32) -> Result<ImportResponse, HostError>
+    where
+        S: Stream<Item = Result<Bytes, HostError>> + Unpin,
+    {
+        let contract = self.backends.contract();
+        let mut reader = ImportReader::new();
+        let mut items: Vec<Vec<u8>> = Vec::new();
+        let mut got = Gathered::default();
+        let mut index = 0usize;
+        let mut end = false;
+        while !end {
+            match body.next().await {
+                Some(chunk) => reader.feed(&chunk?, &mut items).map_err(read_error)?,
+                None => {
+                    reader.finish(&mut items).map_err(read_error)?;
+                    end = true;
+                }
             }
-            Err(e) => {
-                return Err(HostError::Invalid(format!(
-                    "Import failed: content is not JSON: {e}"
+            if reader.items() > max_items as usize {
+                return Err(HostError::TooLarge(format!(
+                    "the import holds more than {max_items} items (setting import_max_items); nothing was imported"
                 )));
             }
-        };
-        let mut rejected = Vec::new();
-        let mut tasks: Vec<NewTask> = Vec::new();
-        for (index, item) in items.iter().enumerate() {
-            let mut parsed = import_item(item).and_then(|it| {
-                let spec = TaskSpec::parse(it.task_type, it.body)?;
-                Ok((it.id, it.bookmarked, spec))
-            });
-            if let Ok((_, _, spec)) = &parsed
-                && let Err(e) = self.check_callback(spec.callback_url.as_deref()).await
-            {
-                parsed = Err(e);
-            }
-            match parsed {
-                Ok((id, bookmarked, spec)) => tasks.push(NewTask {
-                    id: id.unwrap_or_default(),
-                    task_type: spec.task_type,
-                    name: spec.name,
-                    request: spec.request,
-                    page_snapshot: spec.page_snapshot,
-                    checkpoint: match spec.checkpoint {
-                        CheckpointSpec::Title(t) => Some(t),
-                        _ => None,
-                    },
-                    vae: spec.vae,
-                    callback_url: spec.callback_url,
-                    bookmarked,
-                    group_id: None,
-                }),
-                Err(e) => rejected.push(ImportRejection {
-                    index,
-                    id: item.get("id").and_then(Value::as_str).map(str::to_owned),
-                    reason: e.0,
-                }),
+            for item in items.drain(..) {
+                self.import_one(index, &item, &contract, &mut got).await?;
+                index += 1;
             }
         }
+        let Gathered {
+            mut tasks,
+            rejected,
+            rejected_count,
+        } = got;
         // Keep ids that are free; give the others new ones.
         let taken = self
             .queue
@@ -188,11 +215,78 @@ impl Intake {
             message: format!(
                 "Imported {} tasks; {} rejected",
                 imported.len(),
-                rejected.len()
+                rejected_count
             ),
             imported,
             rejected,
+            rejected_count,
         })
+    }
+
+    /// One item of an import: kept as a task, or counted (and listed) as rejected.
+    async fn import_one(
+        &self,
+        index: usize,
+        raw: &[u8],
+        contract: &Contract,
+        got: &mut Gathered,
+    ) -> Result<(), HostError> {
+        let item: Value = serde_json::from_slice(raw).map_err(|e| {
+            HostError::Invalid(format!(
+                "Import failed: content is not JSON: item {index}: {e}"
+            ))
+        })?;
+        // Kept: (id, bookmarked, spec); rejected: (reason, path).
+        type Parsed = Result<(Option<String>, bool, TaskSpec), (String, Option<String>)>;
+        let parsed: Parsed = match import_item(&item).and_then(|it| {
+            let spec = TaskSpec::parse(it.task_type, it.body)?;
+            Ok((it.id, it.bookmarked, spec))
+        }) {
+            Err(e) => Err((e.0, None)),
+            Ok((id, bookmarked, spec)) => match self.check_contract(contract, &spec) {
+                Err(v) => Err((v.message, Some(v.path))),
+                Ok(()) => match self.check_callback(spec.callback_url.as_deref()).await {
+                    Err(e) => Err((e.0, None)),
+                    Ok(()) => Ok((id, bookmarked, spec)),
+                },
+            },
+        };
+        match parsed {
+            Ok((id, bookmarked, spec)) => got.tasks.push(NewTask {
+                id: id.unwrap_or_default(),
+                task_type: spec.task_type,
+                name: spec.name,
+                request: spec.request,
+                page_snapshot: spec.page_snapshot,
+                checkpoint: match spec.checkpoint {
+                    CheckpointSpec::Title(t) => Some(t),
+                    _ => None,
+                },
+                vae: spec.vae,
+                callback_url: spec.callback_url,
+                bookmarked,
+                group_id: None,
+            }),
+            Err((reason, path)) => {
+                got.rejected_count += 1;
+                if got.rejected.len() < IMPORT_REJECTIONS_SHOWN {
+                    got.rejected.push(ImportRejection {
+                        index,
+                        id: item.get("id").and_then(Value::as_str).map(str::to_owned),
+                        reason,
+                        path,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_error(e: ReadError) -> HostError {
+    match e {
+        ReadError::Malformed(m) => HostError::BadRequest(format!("malformed JSON body: {m}")),
+        ReadError::Invalid(m) => HostError::Invalid(m),
     }
 }
 

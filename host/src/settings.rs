@@ -107,6 +107,9 @@ impl SettingsService {
                 .map(|v| range("task_timeout_s (or null)", v, 604_800))
                 .transpose()?;
         }
+        if let Some(v) = patch.import_max_items {
+            s.import_max_items = range("import_max_items", v, 1_000_000)?;
+        }
         if let Some(v) = patch.group_by_checkpoint {
             s.group_by_checkpoint = v;
         }

@@ -439,7 +439,7 @@ await host.post('/agent-scheduler/v1/queue/resume');
 await check('service worker: notifications for a failed task and for the finished queue', async () => {
   sw = await serviceWorker(ctx);
   await sw.evaluate(() => new Promise((r) => chrome.notifications.getAll((all) => { for (const id of Object.keys(all)) chrome.notifications.clear(id); r(); })));
-  const r = await host.post('/agent-scheduler/v1/queue/txt2img', { prompt: 'will fail', checkpoint: 'no-such-checkpoint', steps: 2 });
+  const r = await host.post('/agent-scheduler/v1/queue/txt2img', { prompt: 'will fail', alwayson_scripts: { nope: { args: [] } }, steps: 2 });
   await until('task failed', async () => (await host.task(r.task_id)).status === 'failed', 30000);
   const log = await until('"Task failed" and "Queue finished" notifications', async () => {
     const l = await sw.evaluate(() => self.__sdqNotifications || []);

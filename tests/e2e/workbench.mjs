@@ -47,7 +47,7 @@ done.push((await enq({ prompt: 'a red fox in the snow', name: 'fox', cfg_scale: 
 done.push((await enq({ prompt: 'a green owl at night', sampler_name: 'Euler a' })).task_id);
 const grouped = await enq({ prompt: 'a lighthouse, every checkpoint', checkpoint: '*' });
 const groupIds = grouped.task_ids;
-const failedId = (await enq({ prompt: 'will fail', checkpoint: 'no-such-checkpoint' })).task_id;
+const failedId = (await enq({ prompt: 'will fail', alwayson_scripts: { nope: { args: [] } } })).task_id;
 await until('the night\'s work is finished', async () => {
   const h = await host.history();
   return [...done, ...groupIds, failedId].every((id) => h.tasks.some((t) => t.id === id));

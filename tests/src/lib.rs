@@ -4,6 +4,7 @@
 //! `fake-sdnext`); it does not depend on the host.
 //!
 //! - [`bulk`]: large queues written straight through the host's store (benchmarks).
+//! - [`door`]: the requests SD.Next refuses, each with its path, reason and valid twin.
 //! - [`fixtures`]: where the recorded SD.Next data lives (`../shared/fixtures`).
 //! - [`inprocess`]: the real host inside the test process (`agent_scheduler::run` on port 0),
 //!   driven through the typed client.
@@ -11,6 +12,7 @@
 //!   processes, wait on conditions, talk to the host with typed requests.
 
 pub mod bulk;
+pub mod door;
 pub mod fixtures;
 pub mod harness;
 pub mod inprocess;

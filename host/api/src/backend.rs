@@ -62,6 +62,12 @@ pub struct BackendInfo {
     /// started.
     #[serde(default)]
     pub busy_ms: u64,
+    /// Additive: where the request contract the host checks requests against comes from
+    /// for this backend, once it has read the backend's lists: `openapi` (the backend's own
+    /// `/openapi.json`) or `table` (the table built into the host); null until then (names
+    /// are not checked against its lists yet).
+    #[serde(default)]
+    pub contract: Option<String>,
 }
 
 fn yes() -> bool {

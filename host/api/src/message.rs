@@ -23,6 +23,10 @@ pub struct MessageResponse {
     /// Additive, on errors: a stable machine-readable code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<ErrorCode>,
+    /// Additive, on a request refused at the door (422): the JSON path of the field the
+    /// message is about (`steps`, `control[0].strength`, `checkpoint`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 impl MessageResponse {
@@ -32,6 +36,7 @@ impl MessageResponse {
             success: true,
             message: message.into(),
             code: None,
+            path: None,
         }
     }
 }

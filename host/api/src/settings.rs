@@ -50,6 +50,14 @@ pub struct Settings {
     /// A task first overtaken this many minutes ago goes first. Default 30.
     #[serde(default = "default_max_overtaken_minutes")]
     pub max_overtaken_minutes: u32,
+    /// Items one `POST /import` may hold; past it the import is refused (413) and nothing
+    /// is imported. Default 10000.
+    #[serde(default = "default_import_max_items")]
+    pub import_max_items: u32,
+}
+
+fn default_import_max_items() -> u32 {
+    Settings::default().import_max_items
 }
 
 fn default_group_by_checkpoint() -> bool {
@@ -100,6 +108,7 @@ impl Default for Settings {
             group_by_checkpoint: true,
             max_overtakes: 32,
             max_overtaken_minutes: 30,
+            import_max_items: 10_000,
         }
     }
 }
@@ -157,6 +166,9 @@ pub struct SettingsPatch {
     /// See [`Settings::max_overtaken_minutes`] (0..=10080).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_overtaken_minutes: Option<u32>,
+    /// See [`Settings::import_max_items`] (1..=1000000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_max_items: Option<u32>,
 }
 
 mod double_option {

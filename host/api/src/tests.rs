@@ -93,6 +93,7 @@ fn error_body_is_success_false_with_message() {
         success: false,
         message: "Task not found".into(),
         code: Some(ErrorCode::TaskNotFound),
+        path: None,
     };
     assert_eq!(
         serde_json::to_value(e).unwrap(),

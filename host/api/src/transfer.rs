@@ -22,10 +22,17 @@ pub struct ImportResponse {
     /// Ids of the tasks imported.
     #[serde(default)]
     pub imported: Vec<String>,
-    /// Items that were not imported, with the reason.
+    /// Items that were not imported, with the reason: the first
+    /// [`IMPORT_REJECTIONS_SHOWN`] of them.
     #[serde(default)]
     pub rejected: Vec<ImportRejection>,
+    /// Additive: how many items were rejected in all (`rejected` lists the first ones).
+    #[serde(default)]
+    pub rejected_count: usize,
 }
+
+/// How many rejected items an import answer lists at most (`rejected_count` counts all).
+pub const IMPORT_REJECTIONS_SHOWN: usize = 1000;
 
 /// One rejected import item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +44,10 @@ pub struct ImportRejection {
     pub id: Option<String>,
     /// Why it was rejected.
     pub reason: String,
+    /// Additive: the JSON path of the field refused, inside the item's request
+    /// (`steps`, `control[0].strength`), when a field was the reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// One item of `GET /export` (the original's array shape; dates in epoch seconds).

@@ -1,5 +1,7 @@
 //! The backends service: the configured SD.Next servers, what the host knows about each
-//! ([`BackendStatus`]), the union of their checkpoints and samplers, and interrupt requests.
+//! ([`BackendStatus`]), the union of their checkpoints and samplers, interrupt requests, and
+//! what the door checks requests against ([`lists`]: name lists, request schemas, the pool's
+//! contract).
 //!
 //! Owns: per-backend state that only lives in memory (reachability, loaded checkpoint,
 //! cached model list, last error, the task it runs, its figures) and the set of running
@@ -8,6 +10,7 @@
 //! Must not: decide which task runs where (the policy does, in `model::policy`; the
 //! database's `running` rows are the record) or touch the store.
 
+pub mod lists;
 pub mod view;
 
 use std::collections::{HashMap, HashSet};
@@ -89,6 +92,8 @@ pub struct Backend {
     /// Learnt from the first Control task: this SD.Next answers [`crate::sdnext::CONTROL_XYZ_BUG`] to a
     /// `/control` request without `xyz` (see [`Backend::control_needs_xyz`]).
     control_needs_xyz: std::sync::atomic::AtomicBool,
+    /// Its name lists and request schema, for the door ([`lists`]).
+    door: lists::Door,
 }
 
 impl Backend {
@@ -108,11 +113,14 @@ impl Backend {
             removed: std::sync::atomic::AtomicBool::new(false),
             status: Mutex::new(BackendStatus::default()),
             control_needs_xyz: std::sync::atomic::AtomicBool::new(false),
+            door: lists::Door::default(),
         })
     }
 
     /// `GET /backends` for this one, given the running tasks as `(id, backend)`.
     pub fn info(&self, running: &[(String, Option<String>)]) -> BackendInfo {
+        // Its own lock, not held with the status lock.
+        let contract = self.contract_source().map(str::to_owned);
         let s = self.status();
         BackendInfo {
             url: self.url.clone(),
@@ -137,6 +145,7 @@ impl Backend {
             tasks_failed: s.figures.failed,
             loads: s.figures.loads,
             busy_ms: s.figures.busy_ms,
+            contract,
         }
     }
 
@@ -235,6 +244,9 @@ impl Backend {
     pub async fn refresh_models(&self) -> Result<Vec<SdModel>, RemoteError> {
         let models = self.client.sd_models().await?;
         let mut s = self.status();
+        if s.models.as_ref() != Some(&models) {
+            self.door.bump();
+        }
         s.models = Some(models.clone());
         s.models_at = Some(Instant::now());
         Ok(models)
@@ -245,6 +257,7 @@ impl Backend {
 pub struct Backends {
     list: std::sync::RwLock<Vec<Arc<Backend>>>,
     interrupts: Mutex<HashSet<String>>,
+    contract: lists::ContractCache,
 }
 
 impl std::fmt::Debug for Backends {
@@ -260,6 +273,7 @@ impl Backends {
         Backends {
             list: std::sync::RwLock::new(list),
             interrupts: Mutex::new(HashSet::new()),
+            contract: lists::ContractCache::default(),
         }
     }
 

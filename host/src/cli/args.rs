@@ -121,7 +121,11 @@ Examples:
   agent-scheduler enqueue txt2img --json request.json --checkpoint 'sdxl/*' --wait
   jq '.prompt = \"x\"' base.json | agent-scheduler enqueue img2img --json - --init-image in.png
   agent-scheduler enqueue control --json units.json --init-image in.png --size 1024x1024 --wait
-    (units.json: {\"control\": [{\"process\": \"Canny\", \"model\": \"...\", \"image\": \"data:image/png;base64,...\"}]})
+    (units.json: {\"control\": [{\"process\": \"Canny\", \"model\": \"...\"}]}: each unit
+    without an image gets in.png)
+
+A request SD.Next would refuse is refused by the host before it is queued (exit 3): the
+message names the field (steps must be an integer, got \"many\"; unknown sampler X; known: ...).
 
 ", super::exit_help!()))]
 pub struct EnqueueArgs {
@@ -170,7 +174,8 @@ pub struct EnqueueArgs {
     /// Number of batches (`n_iter`, for control `batch_count`).
     #[arg(long)]
     pub count: Option<u32>,
-    /// An input image file (img2img: `init_images`, control: `inputs`); repeatable.
+    /// An input image file (img2img: `init_images`; control: the `image` of each unit that
+    /// has none, else `init_control`); repeatable.
     #[arg(long = "init-image", value_name = "FILE")]
     pub init_images: Vec<PathBuf>,
     /// Denoising strength (img2img, control).
@@ -358,6 +363,9 @@ pub struct SettingsArgs {
     /// Seconds before the first retry of a task whose request failed (doubles per try).
     #[arg(long, value_name = "SECONDS")]
     pub retry_backoff_s: Option<u32>,
+    /// Items one import may hold (1-1000000); a larger import is refused whole.
+    #[arg(long, value_name = "N")]
+    pub import_max_items: Option<u32>,
     #[command(flatten)]
     pub out: Output,
     #[command(flatten)]

@@ -432,6 +432,7 @@ async fn settings(a: SettingsArgs) -> Result<i32, CliError> {
         auto_requeue_failed: a.auto_requeue,
         max_attempts: a.max_attempts,
         retry_backoff_s: a.retry_backoff_s,
+        import_max_items: a.import_max_items,
         ..SettingsPatch::default()
     };
     let s = if patch == SettingsPatch::default() {

@@ -54,13 +54,12 @@ fn size(s: &str) -> Result<(u32, u32), CliError> {
     Ok((w.parse().map_err(|_| bad())?, h.parse().map_err(|_| bad())?))
 }
 
-/// The request field names a flag writes, by task type: SD.Next's `/control` names the size,
-/// the batch count and the input images differently from txt2img/img2img.
+/// The request field names a flag writes, by task type: SD.Next's `/control` names the size
+/// and the batch count differently from txt2img/img2img (its input images: [`control_inputs`]).
 struct Names {
     width: &'static str,
     height: &'static str,
     count: &'static str,
-    images: &'static str,
 }
 
 fn names(kind: TaskType) -> Names {
@@ -69,14 +68,35 @@ fn names(kind: TaskType) -> Names {
             width: "width_before",
             height: "height_before",
             count: "batch_count",
-            images: "inputs",
         },
         TaskType::Txt2img | TaskType::Img2img => Names {
             width: "width",
             height: "height",
             count: "n_iter",
-            images: "init_images",
         },
+    }
+}
+
+/// `--init-image` of a Control task, as SD.Next's API takes an input (its `inputs` field is
+/// typed as server-side images: base64 there is a 422): each unit without an `image` (or
+/// `override`) gets one, in order (the last one repeats); with no such unit, the images are
+/// the init images, `init_control` (as the extension sends a Control input without units).
+fn control_inputs(params: &mut serde_json::Map<String, Value>, images: Vec<String>) {
+    let mut given = 0;
+    if let Some(Value::Array(units)) = params.get_mut("control") {
+        for unit in units.iter_mut().filter_map(Value::as_object_mut) {
+            let has = ["image", "override"]
+                .iter()
+                .any(|f| unit.get(*f).is_some_and(|v| !v.is_null()));
+            if !has {
+                let i = given.min(images.len() - 1);
+                unit.insert("image".into(), json!(images[i]));
+                given += 1;
+            }
+        }
+    }
+    if given == 0 {
+        params.insert("init_control".into(), json!(images));
     }
 }
 
@@ -131,14 +151,11 @@ pub fn build_request(a: &EnqueueArgs) -> Result<EnqueueRequest, CliError> {
     if let Some(v) = a.denoise {
         put("denoising_strength", json!(v));
     }
-    if !a.init_images.is_empty() {
-        let images = a
-            .init_images
-            .iter()
-            .map(|f| data_url(f))
-            .collect::<Result<Vec<_>, _>>()?;
-        put(names.images, json!(images));
-    }
+    let images = a
+        .init_images
+        .iter()
+        .map(|f| data_url(f))
+        .collect::<Result<Vec<_>, _>>()?;
     for kv in &a.set {
         let (k, v) = kv
             .split_once('=')
@@ -153,6 +170,14 @@ pub fn build_request(a: &EnqueueArgs) -> Result<EnqueueRequest, CliError> {
                 )));
             }
             k => put(k, value),
+        }
+    }
+    if !images.is_empty() {
+        match a.kind {
+            TaskType::Control => control_inputs(&mut req.params, images),
+            _ => {
+                req.params.insert("init_images".into(), json!(images));
+            }
         }
     }
     if let Some(v) = &a.checkpoint {
@@ -173,6 +198,28 @@ pub fn build_request(a: &EnqueueArgs) -> Result<EnqueueRequest, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_inputs_go_to_the_units_without_an_image_else_to_init_control() {
+        let mut p = json!({"control": [{"model": "m"}, {"image": "kept"}, {"model": "n"}]})
+            .as_object()
+            .cloned()
+            .unwrap();
+        control_inputs(&mut p, vec!["i1".into(), "i2".into()]);
+        assert_eq!(
+            Value::Object(p),
+            json!({"control": [{"model": "m", "image": "i1"}, {"image": "kept"}, {"model": "n", "image": "i2"}]})
+        );
+        let mut p = json!({"control": [{"image": "kept"}]})
+            .as_object()
+            .cloned()
+            .unwrap();
+        control_inputs(&mut p, vec!["i1".into()]);
+        assert_eq!(p["init_control"], json!(["i1"]));
+        let mut p = serde_json::Map::new();
+        control_inputs(&mut p, vec!["i1".into()]);
+        assert_eq!(Value::Object(p), json!({"init_control": ["i1"]}));
+    }
 
     #[test]
     fn sizes_parse_and_bad_ones_are_usage_errors() {

@@ -31,9 +31,13 @@ pub fn error(e: &CliError, json: bool) {
                 body.message
             );
             if json {
-                print_json(&json!({
+                let mut v = json!({
                     "success": false, "status": status, "message": body.message, "code": body.code,
-                }));
+                });
+                if let Some(p) = &body.path {
+                    v["path"] = json!(p);
+                }
+                print_json(&v);
             }
         }
         other => {
@@ -184,6 +188,7 @@ pub fn settings(s: &Settings) {
             .map_or("none".to_owned(), |t| t.to_string())
     );
     println!("max_answer_mib          {}", s.max_answer_mib);
+    println!("import_max_items        {}", s.import_max_items);
 }
 
 /// One event of `watch` as a text line.

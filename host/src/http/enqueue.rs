@@ -32,15 +32,17 @@ async fn enqueue(
 
 /// Enqueue a txt2img task.
 ///
-/// Every SD.Next field passes through; `checkpoint` `*` or `<folder>/*` makes one task per
-/// checkpoint. The `Idempotency-Key` header returns the first answer again.
+/// Every SD.Next field passes through, checked first against SD.Next's own request contract
+/// (the backend's `/openapi.json`, else the committed table; names against the pool's lists);
+/// `checkpoint` `*` or `<folder>/*` makes one task per checkpoint. The `Idempotency-Key`
+/// header returns the first answer again.
 #[utoipa::path(post, path = scheduler_api::routes::QUEUE_TXT2IMG, tag = "enqueue",
     operation_id = "enqueue_txt2img",
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes the enqueue idempotent (at most 200 visible ASCII characters).")),
     request_body = EnqueueRequest,
     responses(
         (status = 200, description = "The new task ids.", body = EnqueueResponse),
-        (status = 422, description = "A field is invalid.", body = MessageResponse),
+        (status = 422, description = "The request breaks SD.Next's request contract (a wrong type, a value SD.Next cannot run, an unknown checkpoint, sampler, VAE or upscaler): `path` names the field. Nothing is written.", body = MessageResponse),
         (status = 503, description = "A checkpoint pattern needs a reachable backend.", body = MessageResponse),
     ))]
 pub async fn txt2img(
@@ -60,7 +62,7 @@ pub async fn txt2img(
     request_body = EnqueueRequest,
     responses(
         (status = 200, description = "The new task ids.", body = EnqueueResponse),
-        (status = 422, description = "A field is invalid.", body = MessageResponse),
+        (status = 422, description = "The request breaks SD.Next's request contract (a wrong type, a value SD.Next cannot run, an unknown checkpoint, sampler, VAE or upscaler): `path` names the field. Nothing is written.", body = MessageResponse),
         (status = 503, description = "A checkpoint pattern needs a reachable backend.", body = MessageResponse),
     ))]
 pub async fn img2img(
@@ -79,7 +81,7 @@ pub async fn img2img(
     request_body = EnqueueRequest,
     responses(
         (status = 200, description = "The new task ids.", body = EnqueueResponse),
-        (status = 422, description = "A field is invalid (an image field names its path, e.g. `control[0].image`; a unit without an image).", body = MessageResponse),
+        (status = 422, description = "The request breaks SD.Next's request contract (`path` names the field, e.g. `control[0].strength`), or an image field is not inline (`control[0].image`; a unit without an image). Nothing is written.", body = MessageResponse),
         (status = 503, description = "A checkpoint pattern needs a reachable backend.", body = MessageResponse),
     ))]
 pub async fn control(

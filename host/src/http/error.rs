@@ -23,6 +23,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// Message.
     pub message: String,
+    /// The JSON path of the field refused at the door, if any.
+    pub path: Option<String>,
 }
 
 impl ApiError {
@@ -32,6 +34,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            path: None,
         }
     }
 
@@ -66,6 +69,10 @@ impl From<HostError> for ApiError {
             HostError::Missing(m) => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, m),
             HostError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, m),
             HostError::Invalid(m) => ApiError::invalid(m),
+            HostError::Violation(v) => ApiError {
+                path: Some(v.path),
+                ..ApiError::invalid(v.message)
+            },
             HostError::BadRequest(m) => ApiError::bad_request(m),
             HostError::TooLarge(m) => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge, m)
@@ -106,6 +113,7 @@ impl IntoResponse for ApiError {
                 success: false,
                 message: self.message,
                 code: Some(self.code),
+                path: self.path,
             }),
         )
             .into_response()
@@ -165,6 +173,7 @@ pub async fn normalize_errors(resp: Response) -> Response {
         success: false,
         message,
         code: Some(code_for(status)),
+        path: None,
     })
     .unwrap_or_default();
     let mut resp = Response::from_parts(parts, Body::from(body));

@@ -133,6 +133,7 @@ fn json_error(status: u16) -> Option<Vec<u8>> {
         success: false,
         message: message.to_owned(),
         code: Some(code),
+        path: None,
     })
     .ok()?;
     let mut out = format!(

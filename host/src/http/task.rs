@@ -13,6 +13,7 @@ use scheduler_api::{
 use super::error::{ApiError, ApiJson, ApiQuery};
 use super::wire::{self, TimeFmt};
 use super::{ok, task_id};
+use crate::backends::Backends;
 use crate::model::CheckpointSpec;
 use crate::queue::Queue;
 use crate::store::tasks::TaskEdit;
@@ -85,10 +86,11 @@ pub async fn position(
         (status = 200, description = "Updated.", body = MessageResponse),
         (status = 404, description = "No such task.", body = MessageResponse),
         (status = 409, description = "The task is not pending.", body = MessageResponse),
-        (status = 422, description = "A field is invalid.", body = MessageResponse),
+        (status = 422, description = "A field is invalid: the merged request breaks SD.Next's request contract (`path` names the field) or an image is not inline.", body = MessageResponse),
     ))]
 pub async fn update(
     State(queue): Q,
+    State(backends): State<Arc<Backends>>,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UpdateTaskRequest>,
 ) -> Answer {
@@ -107,6 +109,8 @@ pub async fn update(
         name: req.name.map(|n| Some(n).filter(|n| !n.trim().is_empty())),
         checkpoint,
         params: req.params,
+        // The merged request is checked like an enqueue (SD.Next's contract, the names).
+        contract: Some(backends.contract()),
     };
     queue.edit(id, edit).await?;
     Ok(ok("Task updated."))
@@ -164,6 +168,7 @@ pub async fn requeue_failed(State(queue): Q) -> Answer {
             success: false,
             message: "No failed tasks".into(),
             code: None,
+            path: None,
         }));
     }
     Ok(ok(format!("Requeued {n} failed tasks")))

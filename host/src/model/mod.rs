@@ -16,6 +16,8 @@
 //!   validation, stripping for listings, SQL paths).
 //! - [`import`]: reading one item of an export (ours or the original's).
 //! - [`search`]: free text to a full-text query limited to one listing.
+//! - [`contract`]: SD.Next's request contract (each backend's `/openapi.json`, or the
+//!   committed table) and the check every way in runs before anything is written.
 //! - [`callback`]: where a callback may go (the host itself, link-local and metadata
 //!   addresses never; loopback and private ones not beyond loopback unless allowed).
 //!
@@ -23,6 +25,7 @@
 //! HTTP (`http/`).
 
 pub mod callback;
+pub mod contract;
 pub mod cursor;
 pub mod eta;
 pub mod images;

@@ -282,7 +282,20 @@ impl SdClient {
         timeout: Option<Duration>,
         cap: u64,
     ) -> Result<Bytes, RemoteError> {
-        let mut rb = self.inner.http.request(method, self.endpoint(path));
+        self.call_url(method, self.endpoint(path), body, timeout, cap)
+            .await
+    }
+
+    /// [`Self::call_capped`] for any URL of this backend.
+    async fn call_url(
+        &self,
+        method: Method,
+        url: String,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+        cap: u64,
+    ) -> Result<Bytes, RemoteError> {
+        let mut rb = self.inner.http.request(method, url);
         if let Some((u, p)) = &self.inner.auth {
             rb = rb.basic_auth(u, Some(p));
         }
@@ -407,6 +420,37 @@ impl SdClient {
         self.call(Method::POST, "interrupt", None, Some(CONTROL_TIMEOUT))
             .await?;
         Ok(())
+    }
+
+    /// `GET /sdapi/v1/upscalers`: the upscaler names (`None` among them).
+    pub async fn upscalers(&self) -> Result<Vec<String>, RemoteError> {
+        parse::name_list(&self.get_json("upscalers").await?, "upscalers")
+    }
+
+    /// `GET /sdapi/v1/controlnets?model_type=all`: every ControlNet model name, whatever
+    /// model type is loaded (SD.Next lists only the loaded type's by default).
+    pub async fn controlnets(&self) -> Result<Vec<String>, RemoteError> {
+        parse::name_list(
+            &self.get_json("controlnets?model_type=all").await?,
+            "controlnets",
+        )
+    }
+
+    /// `GET /openapi.json` (beside `/sdapi`, under the subpath if any): SD.Next's own API
+    /// document, its request models included. `Http { status: 404 }` when SD.Next runs
+    /// without its docs (`SD_NODOCS`).
+    pub async fn openapi(&self) -> Result<Value, RemoteError> {
+        let url = format!("{}/openapi.json", self.inner.base);
+        let b = self
+            .call_url(
+                Method::GET,
+                url,
+                None,
+                Some(CONTROL_TIMEOUT),
+                CONTROL_ANSWER_CAP,
+            )
+            .await?;
+        parse::json(&b)
     }
 
     /// `POST /sdapi/v1/refresh-checkpoints` (204): rescan the model folders.

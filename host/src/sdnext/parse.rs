@@ -132,6 +132,20 @@ pub(crate) fn samplers(v: &Value) -> Result<Vec<String>, RemoteError> {
         .collect())
 }
 
+/// A list of names: strings, or objects with a `name` (`/upscalers`, `/controlnets`).
+pub(crate) fn name_list(v: &Value, what: &str) -> Result<Vec<String>, RemoteError> {
+    let list = v.as_array().ok_or_else(|| {
+        RemoteError::Decode(format!("{what}: expected an array, got {}", kind(v)))
+    })?;
+    Ok(list
+        .iter()
+        .filter_map(|s| match s {
+            Value::String(n) => Some(n.clone()),
+            other => opt_str(other, "name"),
+        })
+        .collect())
+}
+
 pub(crate) fn vaes(v: &Value) -> Result<Vec<String>, RemoteError> {
     let list = v.as_array().ok_or_else(|| {
         RemoteError::Decode(format!("sd-vae: expected an array, got {}", kind(v)))

@@ -73,6 +73,10 @@ pub enum StoreError {
     /// The change is invalid (validated inside the transaction).
     #[error("{0}")]
     Invalid(String),
+    /// The changed request breaks SD.Next's request contract (checked inside the
+    /// transaction).
+    #[error(transparent)]
+    Violation(crate::model::contract::Violation),
     /// The writer thread or a blocking thread died (a bug).
     #[error("store worker: {0}")]
     Join(String),

@@ -209,6 +209,9 @@ pub struct TaskEdit {
     pub checkpoint: Option<Option<String>>,
     /// Shallow patch of the request.
     pub params: Option<Map<String, Value>>,
+    /// The request contract the edited task must still meet (checked on the merged
+    /// request, its checkpoint and VAE, inside the transaction; `None`: not checked).
+    pub contract: Option<std::sync::Arc<crate::model::contract::Contract>>,
 }
 
 /// Applies an edit to a pending task (the transition function refuses other states).
@@ -228,6 +231,16 @@ pub fn edit_task(conn: &mut Connection, id: &str, edit: TaskEdit) -> Result<(), 
         .or(lifted.checkpoint.map(Some))
         .unwrap_or(task.checkpoint);
     let vae = lifted.vae.or(task.vae);
+    if let Some(contract) = &edit.contract {
+        contract
+            .check(
+                task.task_type,
+                &request,
+                checkpoint.as_deref(),
+                vae.as_deref(),
+            )
+            .map_err(StoreError::Violation)?;
+    }
     tx.execute(
         "UPDATE tasks SET request = ?2, name = ?3, checkpoint = ?4, vae = ?5, updated_at = ?6 WHERE id = ?1",
         params![

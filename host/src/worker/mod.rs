@@ -199,7 +199,17 @@ impl Worker {
         }
         self.down = false;
         self.backoff.reset();
+        // Up (again): its SD.Next may be another version; the door's lists and schema are
+        // fetched beside the work.
+        self.backend.forget_schema();
+        self.refresh_lists();
         None
+    }
+
+    /// Refreshes the backend's name lists in the background.
+    fn refresh_lists(&self) {
+        let b = self.backend.clone();
+        tokio::spawn(async move { b.refresh_lists().await });
     }
 
     /// One step: claim the next task this backend can run and run it.
@@ -211,6 +221,12 @@ impl Worker {
             && let Some(step) = self.probe().await
         {
             return step;
+        }
+        if self
+            .backend
+            .lists_older_than(crate::backends::lists::LISTS_MAX_AGE)
+        {
+            self.refresh_lists();
         }
         if !self.backend.takes_work() {
             self.backend.claimed();

@@ -10,7 +10,7 @@ use crate::{FakeConfig, Limits};
 /// The binary's usage line.
 pub const USAGE: &str = "usage: fake-sdnext [--listen ADDR] [--step-ms N] [--load-ms N] \
 [--checkpoint TITLE]... [--vae NAME]... [--loaded TITLE | --no-model] [--auth USER:PASS] [--lose-first-interrupt] \
-[--limits SIDE,STEPS,IMAGES]";
+[--limits SIDE,STEPS,IMAGES] [--openapi FILE]";
 
 impl FakeConfig {
     /// Parses the binary's options (`--key value` or `--key=value`; `-h`/`--help` is the
@@ -72,6 +72,13 @@ impl FakeConfig {
                     cfg.auth = Some((u.to_string(), p.to_string()));
                 }
                 "--lose-first-interrupt" => cfg.lose_first_interrupt = true,
+                "--openapi" => {
+                    let f = value("--openapi")?;
+                    let text = std::fs::read(&f).map_err(|e| format!("--openapi {f}: {e}"))?;
+                    cfg.openapi = Some(
+                        serde_json::from_slice(&text).map_err(|e| format!("--openapi {f}: {e}"))?,
+                    );
+                }
                 "--limits" => {
                     let v = value("--limits")?;
                     let n: Vec<i64> = v

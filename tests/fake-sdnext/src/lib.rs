@@ -14,6 +14,8 @@
 //! - `/interrupt` answers 204; the job stops at its next step and returns one latent-sized
 //!   placeholder image with two infotexts. An interrupt can be configured to get lost.
 //! - Error bodies and status codes as recorded (404 sampler, 422 validation, 400 img2img, 401).
+//! - The lists SD.Next's clients read: samplers, VAEs, upscalers, ControlNet models
+//!   (`/controlnets?model_type=all`), and `/openapi.json` when configured (else 404).
 //!
 //! Test hooks live under `/fake/…`: `GET /fake/stats`, `DELETE /fake/stats`, `POST /fake/config`.
 //! In process, [`FakeHandle::go_down`] and [`FakeHandle::come_back`] switch an outage on the
@@ -57,6 +59,9 @@ pub struct FakeConfig {
     /// make the fake allocate gigabytes or sample for hours); beyond them txt2img/img2img
     /// answer 422 in FastAPI's shape, as SD.Next's own validation does.
     pub limits: Option<Limits>,
+    /// The API document `GET /openapi.json` serves (SD.Next's, with its request models);
+    /// `None`: 404, as an SD.Next started without its docs (`SD_NODOCS`).
+    pub openapi: Option<serde_json::Value>,
 }
 
 /// Bounds on one generation request; see [`FakeConfig::limits`].
@@ -82,6 +87,7 @@ impl Default for FakeConfig {
             lose_first_interrupt: false,
             vaes: Vec::new(),
             limits: None,
+            openapi: None,
         }
     }
 }
@@ -135,6 +141,12 @@ pub struct FakeConfigPatch {
     /// on by default, like the recorded server); `false` is a fixed SD.Next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_xyz_bug: Option<bool>,
+    /// Replace the VAE list (`/sdapi/v1/sd-vae`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vaes: Option<Vec<String>>,
+    /// Replace the document `GET /openapi.json` serves (a newer SD.Next's request models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openapi: Option<serde_json::Value>,
 }
 
 /// How a generation request misbehaves (`POST /fake/config {"faults": [...]}`): the faults

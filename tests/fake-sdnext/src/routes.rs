@@ -63,6 +63,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/sdapi/v1/sd-models", get(sd_models))
         .route("/sdapi/v1/samplers", get(samplers))
         .route("/sdapi/v1/sd-vae", get(sd_vae))
+        .route("/sdapi/v1/upscalers", get(upscalers))
+        .route("/sdapi/v1/controlnets", get(controlnets))
+        .route("/openapi.json", get(openapi))
         .route("/sdapi/v1/unload-checkpoint", post(unload_checkpoint))
         .route("/sdapi/v1/reload-checkpoint", post(no_content))
         .route("/sdapi/v1/sampler", get(sampler))
@@ -190,6 +193,89 @@ async fn sd_vae(State(s): St) -> Response {
             .map(|v| json!({"model_name": v, "filename": format!("/srv/fake/models/VAE/{v}.safetensors")}))
             .collect(),
     ))
+}
+
+/// Upscaler names the fake lists: SD.Next `058a7f0`'s (the kit's `/sdapi/v1/upscalers`).
+const UPSCALERS: &[&str] = &[
+    "None",
+    "Resize Nearest",
+    "Resize Lanczos",
+    "Resize Bicubic",
+    "Resize Bilinear",
+    "Resize Hamming",
+    "Resize Box",
+    "Resize Sharpfin MKS2021",
+    "Resize Sharpfin Lanczos3",
+    "Latent Nearest",
+    "Latent Nearest exact",
+    "Latent Area",
+    "Latent Bilinear",
+    "Latent Bicubic",
+    "Latent Bilinear antialias",
+    "Latent Bicubic antialias",
+    "Asymmetric VAE v1",
+    "Asymmetric VAE v2",
+    "WAN Asymmetric Upscale",
+    "DCC Interpolation",
+    "VIPS Lanczos 2",
+    "VIPS Lanczos 3",
+    "VIPS Mitchell",
+    "VIPS MagicKernelSharp 2013",
+    "VIPS MagicKernelSharp 2021",
+    "HQX Interpolation",
+    "ICB Interpolation",
+    "Spandrel 4x RealPLKSR NomosWebPhoto",
+    "Spandrel 2x RealPLKSR AnimeSharpV2",
+    "Aura SR 4x",
+    "ESRGAN 4x GAN",
+    "ESRGAN 4x Ultrasharp",
+    "ESRGAN 4x Valar",
+    "ESRGAN 4x Box",
+    "ESRGAN 4x BigFace V3",
+    "ESRGAN 4x Remacri",
+    "ESRGAN 4x NMKD Siax",
+    "ESRGAN 4x NMKD Superscale",
+    "ESRGAN 4x NMKD YandereNeoXL",
+    "ESRGAN 8x NMKD Faces",
+    "ESRGAN 8x Superscale",
+    "ESRGAN 8x HugePaint",
+    "SeedVR2 3B",
+    "SeedVR2 7B",
+    "SeedVR2 7B Sharp",
+    "SwinIR 4x GAN",
+    "SwinIR 4x PSNR",
+    "SCUNet GAN",
+    "SCUNet PSNR",
+    "Diffusion Latent Upscaler 2x",
+    "Diffusion Latent Upscaler 4x",
+];
+
+async fn upscalers() -> Response {
+    ok(Value::Array(
+        UPSCALERS
+            .iter()
+            .map(|n| json!({"name": n, "model_name": null, "model_path": null, "model_url": null, "scale": 4.0}))
+            .collect(),
+    ))
+}
+
+/// ControlNet model names: SD.Next's predefined ones for the loaded model type, then the
+/// local folders; `model_type=all` lists every type's (a subset here).
+async fn controlnets(Query(q): Query<HashMap<String, String>>) -> Response {
+    let mut names = vec!["Canny", "Depth", "OpenPose", "Tile"];
+    if q.get("model_type").map(String::as_str) == Some("all") {
+        names.extend(["Canny XL", "Xinsir Union XL", "InstantX Union F1"]);
+    }
+    names.push("tiny-controlnet");
+    ok(json!(names))
+}
+
+async fn openapi(State(s): St) -> Response {
+    let doc = s.lock().openapi.clone();
+    match doc {
+        Some(doc) => ok(doc),
+        None => not_found().await,
+    }
 }
 
 async fn unload_checkpoint(State(s): St) -> StatusCode {

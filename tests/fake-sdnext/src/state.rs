@@ -115,6 +115,8 @@ pub(crate) struct Inner {
     pub stuck_control: bool,
     /// `/control` refuses requests without `xyz` (SD.Next `058a7f0`).
     pub control_xyz_bug: bool,
+    /// What `/openapi.json` serves (404 when `None`).
+    pub openapi: Option<Value>,
     pub rng: u64,
     pub stats: FakeStats,
     pub log: Vec<String>,
@@ -174,6 +176,7 @@ impl Shared {
             job_timestamp: timestamp_string(),
             stuck_control: false,
             control_xyz_bug: true,
+            openapi: cfg.openapi.clone(),
             rng: seed,
             stats: FakeStats::default(),
             log: Vec::new(),
@@ -246,6 +249,12 @@ impl Shared {
         }
         if p.release_hangs == Some(true) {
             g.hang_epoch += 1;
+        }
+        if let Some(v) = &p.vaes {
+            g.vaes = v.clone();
+        }
+        if let Some(v) = &p.openapi {
+            g.openapi = Some(v.clone());
         }
         if let Some(v) = p.control_xyz_bug {
             g.control_xyz_bug = v;

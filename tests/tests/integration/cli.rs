@@ -288,8 +288,9 @@ async fn enqueue_reads_json_from_a_file_or_stdin_and_fans_out_checkpoints() {
 }
 
 /// Control tasks from the command line: units from `--json FILE`, the flags written under
-/// `/control`'s own names (`inputs`, `width_before`/`height_before`, `batch_count`), run to the
-/// end with `--out`; a unit image that is a URL is the host's 422 naming the unit (exit 3).
+/// `/control`'s own names (`width_before`/`height_before`, `batch_count`; `--init-image` is
+/// the image of the unit that has none: SD.Next's `inputs` takes no base64), run to the end
+/// with `--out`; a unit image that is a URL is the host's 422 naming the unit (exit 3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueue_control_queues_units_with_controls_field_names_and_saves_the_images() {
     if !scheduler_tests::harness::binaries_available() {
@@ -304,7 +305,7 @@ async fn enqueue_control_queues_units_with_controls_field_names_and_saves_the_im
     write_png(&input, &png);
     let units = dir.path().join("units.json");
     let unit = json!({"unit_type": "controlnet", "process": "Canny", "model": "tiny-controlnet",
-                      "strength": 1.0, "image": png});
+                      "strength": 1.0});
     std::fs::write(
         &units,
         json!({"prompt": "a control fox", "control": [unit]}).to_string(),
@@ -357,12 +358,21 @@ async fn enqueue_control_queues_units_with_controls_field_names_and_saves_the_im
     }
     let stored = api.task_request(&id).await.unwrap();
     assert_eq!(stored.task_type, TaskType::Control);
+    let mut with_image = unit.clone();
+    with_image["image"] = json!(png);
     let want = json!({"prompt": "a control fox", "steps": 2, "width_before": 64,
-        "height_before": 96, "batch_count": 1, "inputs": [png], "control": [unit]});
+        "height_before": 96, "batch_count": 1, "control": [with_image]});
     for (k, v) in want.as_object().unwrap() {
         assert_eq!(&stored.request[k], v, "field {k}");
     }
-    for k in ["width", "height", "n_iter", "init_images"] {
+    for k in [
+        "width",
+        "height",
+        "n_iter",
+        "init_images",
+        "inputs",
+        "init_control",
+    ] {
         assert_eq!(stored.request.get(k), None, "no txt2img name {k}");
     }
 
@@ -722,7 +732,7 @@ async fn results_settings_export_and_import_round_trip() {
     assert_code(&r, 0);
     assert_eq!(
         r.stdout,
-        "start_paused            false\nhistory_retention_days  never\nauto_requeue_failed     true\nmax_attempts            5\nretry_backoff_s         10\ninterrupt_grace_s       5\nstall_timeout_s         600\nstall_recheck_s         60\ntask_timeout_s          none\nmax_answer_mib          512\n"
+        "start_paused            false\nhistory_retention_days  never\nauto_requeue_failed     true\nmax_attempts            5\nretry_backoff_s         10\ninterrupt_grace_s       5\nstall_timeout_s         600\nstall_recheck_s         60\ntask_timeout_s          none\nmax_answer_mib          512\nimport_max_items        10000\n"
     );
     let s2 = api.settings().await.unwrap();
     assert_eq!(

@@ -18,6 +18,8 @@ async fn paused_stack() -> Stack {
             "a",
             "--checkpoint",
             "b",
+            "--vae",
+            "v1",
             "--loaded",
             "a",
         ],
@@ -200,7 +202,13 @@ async fn history_filters_bookmarks_renames_requeues_and_clears() {
     let c = s.client();
     let ok1 = enqueue(c, "alpha cat", json!({})).await;
     let ok2 = enqueue(c, "beta dog", json!({})).await;
-    let bad = enqueue(c, "gamma", json!({"sampler_name": "Nope"})).await;
+    // Passes the door, fails at SD.Next (422 "Always on script not found").
+    let bad = enqueue(
+        c,
+        "gamma",
+        json!({"alwayson_scripts": {"nope": {"args": []}}}),
+    )
+    .await;
     resume(c).await;
     wait_done(c, &ok1).await;
     wait_done(c, &ok2).await;

@@ -126,7 +126,12 @@ async fn auto_requeue_of_failed_tasks_stops_at_max_attempts() {
         (settings.auto_requeue_failed, settings.max_attempts),
         (true, 2)
     );
-    let id = enqueue(c, "always fails", json!({"sampler_name": "Nope"})).await;
+    let id = enqueue(
+        c,
+        "always fails",
+        json!({"alwayson_scripts": {"nope": {"args": []}}}),
+    )
+    .await;
     wait_for("two failed attempts", LONG, || async {
         c.task(&id)
             .await

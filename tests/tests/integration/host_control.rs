@@ -149,7 +149,7 @@ async fn control_tasks_expand_edit_requeue_export_and_import() {
         cks.push(t.params["checkpoint"].clone());
     }
     assert_eq!(cks, [json!("a"), json!("b")]);
-    let unit = json!({"unit_type": "controlnet", "model": "other", "process": "",
+    let unit = json!({"unit_type": "controlnet", "model": "Depth", "process": "",
                       "image": format!("data:image/png;base64,{PNG_1PX}")});
     let edit = |units: Value| UpdateTaskRequest {
         params: Some(
@@ -168,7 +168,7 @@ async fn control_tasks_expand_edit_requeue_export_and_import() {
     let units = stored.request["control"].as_array().expect("units");
     assert_eq!(
         (units.len(), units[1]["model"].clone()),
-        (2, json!("other"))
+        (2, json!("Depth"))
     );
     refused(
         h.api

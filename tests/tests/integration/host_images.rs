@@ -119,6 +119,28 @@ fn refusal(at: &str) -> String {
     format!("{at} must be base64 or a data URL (URLs and file paths are not accepted)")
 }
 
+/// Fields SD.Next's request contract refuses whatever they hold: Control's `inputs` and
+/// `inits` are typed as server-side images (SD.Next answers 422 "Input should be an instance
+/// of Image" to base64 there), so even good images are a 422 at the door, naming the first.
+fn contract_refuses(t: TaskType, field: &str) -> bool {
+    t == TaskType::Control && matches!(field, "inputs[]" | "inits[]")
+}
+
+/// The contract's refusal of such a field: its first element's path.
+fn assert_contract_refusal<T: std::fmt::Debug>(
+    r: Result<T, scheduler_api::client::ClientError>,
+    field: &str,
+) {
+    let e = r.expect_err("the contract refuses it");
+    let body = e.body().expect("a refusal body");
+    assert_eq!(e.status(), Some(422), "{field}: {e}");
+    assert_eq!(
+        body.path.as_deref(),
+        Some(format!("{}[0]", field.trim_end_matches("[]")).as_str()),
+        "{field}: {e}"
+    );
+}
+
 /// Every case: (type, field, bad value) with the body's top-level key and value, and the path.
 fn cases() -> Vec<(TaskType, &'static str, &'static str, String, Value, String)> {
     let mut out = Vec::new();
@@ -276,16 +298,21 @@ async fn enqueue_refuses_a_non_image_in_every_field_of_every_type_by_its_path() 
         assert_eq!(e.code, Some(ErrorCode::Invalid), "{t:?} {field} {bad}");
     }
     assert_eq!(h.queue_ids().await, Vec::<String>::new(), "nothing queued");
+    let mut accepted = 0;
     for t in TYPES {
         for field in IMAGE_FIELDS {
             let (top, value, _) = fill(field, 2, &json!(PNG));
-            h.api
-                .enqueue(t, &request(body_with(t, &top, value)))
-                .await
-                .unwrap_or_else(|e| panic!("{t:?} {field} with images: {e}"));
+            let r = h.api.enqueue(t, &request(body_with(t, &top, value))).await;
+            if contract_refuses(t, field) {
+                assert_contract_refusal(r, field);
+                continue;
+            }
+            r.unwrap_or_else(|e| panic!("{t:?} {field} with images: {e}"));
+            accepted += 1;
         }
     }
-    assert_eq!(h.queue_ids().await.len(), TYPES.len() * IMAGE_FIELDS.len());
+    assert_eq!(accepted, TYPES.len() * IMAGE_FIELDS.len() - 2);
+    assert_eq!(h.queue_ids().await.len(), accepted);
     h.stop().await;
 }
 
@@ -335,10 +362,12 @@ async fn put_refuses_a_non_image_in_every_field_of_every_type_by_its_path() {
                 params: Some(params),
                 ..UpdateTaskRequest::default()
             };
-            h.api
-                .update_task(id, &edit)
-                .await
-                .unwrap_or_else(|e| panic!("{t:?} {field} with images: {e}"));
+            let r = h.api.update_task(id, &edit).await;
+            if contract_refuses(*t, field) {
+                assert_contract_refusal(r, field);
+                continue;
+            }
+            r.unwrap_or_else(|e| panic!("{t:?} {field} with images: {e}"));
             let now = h.api.task_request(id).await.expect("request").request;
             assert_eq!(now[&top], value, "{t:?} {field}");
         }
@@ -362,11 +391,16 @@ async fn import_rejects_a_non_image_in_every_field_of_every_type_with_the_path()
         })
         .collect();
     let mut good = 0;
+    let mut refused_by_contract = Vec::new();
     for t in TYPES {
         for field in IMAGE_FIELDS {
             let (top, value, _) = fill(field, 2, &json!(data_url()));
+            if contract_refuses(t, field) {
+                refused_by_contract.push((items.len(), *field));
+            } else {
+                good += 1;
+            }
             items.push(json!({"type": t.as_str(), "params": body_with(t, &top, value)}));
-            good += 1;
         }
     }
     let content = serde_json::to_string(&items).expect("json");
@@ -382,13 +416,26 @@ async fn import_rejects_a_non_image_in_every_field_of_every_type_with_the_path()
             index: i,
             id: Some(format!("bad-{i}")),
             reason: refusal(at),
+            path: None,
         })
         .collect();
-    assert_eq!(r.rejected, want);
+    assert_eq!(r.rejected[..cases.len()], want[..]);
+    // Good images in Control's inputs / inits: the contract's rejection, with the path.
+    let by_contract: Vec<(usize, Option<String>)> = r.rejected[cases.len()..]
+        .iter()
+        .map(|x| (x.index, x.path.clone()))
+        .collect();
+    let want: Vec<(usize, Option<String>)> = refused_by_contract
+        .iter()
+        .map(|(i, f)| (*i, Some(format!("{}[0]", f.trim_end_matches("[]")))))
+        .collect();
+    assert_eq!(by_contract, want);
+    let rejected = cases.len() + refused_by_contract.len();
+    assert_eq!(r.rejected_count, rejected);
     assert_eq!(r.imported.len(), good);
     assert_eq!(
         r.message,
-        format!("Imported {good} tasks; {} rejected", cases.len())
+        format!("Imported {good} tasks; {rejected} rejected")
     );
     assert_eq!(h.queue_ids().await.len(), good);
     h.stop().await;
@@ -408,16 +455,22 @@ async fn listings_carry_no_image_data_from_any_field() {
     for t in TYPES {
         for (n, ids) in [(2, &mut short_ids), (long, &mut long_ids)] {
             let mut b = base(t);
-            for field in IMAGE_FIELDS {
+            for field in IMAGE_FIELDS.iter().filter(|f| !contract_refuses(t, f)) {
                 // The outermost list is long (inner lists have 2 elements).
                 let (top, value, _) = fill(field, n, &json!(PNG));
                 merge(&mut b, &top, value);
             }
             for f in SCRIPT_ARG_FIELDS {
-                b.insert((*f).to_owned(), script_args());
+                // Each in the shape SD.Next takes: a list, or scripts by title with `args`.
+                let v = if *f == "alwayson_scripts" {
+                    json!({"freeu": {"args": script_args()}})
+                } else {
+                    script_args()
+                };
+                b.insert((*f).to_owned(), v);
             }
             let all = images(&b).expect("well-formed").len();
-            assert!(all >= IMAGE_FIELDS.len() * 2, "{t:?}: {all} images");
+            assert!(all >= (IMAGE_FIELDS.len() - 2) * 2, "{t:?}: {all} images");
             let id = h
                 .api
                 .enqueue(t, &request(b))
@@ -483,13 +536,15 @@ async fn listings_carry_no_image_data_from_any_field() {
             .map(|(p, _)| p)
             .collect();
         assert_eq!(left, Vec::<String>::new(), "{}", t.id);
+        let nulled =
+            json!([1, "a text", "https://example.com/a.png", null, [null, null], {"args": [null]}]);
         for f in SCRIPT_ARG_FIELDS {
-            assert_eq!(
-                t.params[*f],
-                json!([1, "a text", "https://example.com/a.png", null, [null, null], {"args": [null]}]),
-                "{}: {f}",
-                t.id
-            );
+            let want = if *f == "alwayson_scripts" {
+                json!({"freeu": {"args": nulled.clone()}})
+            } else {
+                nulled.clone()
+            };
+            assert_eq!(t.params[*f], want, "{}: {f}", t.id);
         }
     }
     h.stop().await;

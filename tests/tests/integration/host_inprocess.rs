@@ -409,11 +409,26 @@ async fn checkpoints_expand_switch_only_at_transitions_and_unknown_ones_fail_wit
             .await,
         );
     }
+    // `zzz` is listed while the task is queued (the door takes it), then gone by its claim.
+    let listed = |extra: &[&str]| FakeConfigPatch {
+        checkpoints: Some(
+            ["a", "b", "anime/c", "anime2/d"]
+                .iter()
+                .chain(extra)
+                .map(|s| s.to_string())
+                .collect(),
+        ),
+        ..FakeConfigPatch::default()
+    };
+    h.fake().configure(&listed(&["zzz"]));
+    c.checkpoints().await.expect("the host reads the list");
     let bad = enqueue(
         &h,
         json!({"prompt": "bad", "override_settings": {"sd_model_checkpoint": "zzz"}}),
     )
     .await;
+    h.fake().configure(&listed(&[]));
+    c.checkpoints().await.expect("the host reads the list");
     c.resume().await.expect("resume");
     for id in &ids {
         h.wait_status(id, TaskStatus::Done).await;
@@ -702,7 +717,7 @@ async fn progress_events_flow_while_a_task_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_vae_is_set_only_when_it_changes_and_unknown_ones_fail() {
     let f = FakeSdNext::start(FakeConfig {
-        vaes: vec!["v1".into()],
+        vaes: vec!["v1".into(), "gone".into()],
         ..FakeConfig::with_checkpoints(&["a"])
     })
     .await
@@ -717,12 +732,17 @@ async fn a_task_vae_is_set_only_when_it_changes_and_unknown_ones_fail() {
         json!({"prompt": "v", "override_settings": {"sd_vae": "v1"}}),
     )
     .await;
-    let bad = enqueue(&h, json!({"prompt": "v", "vae": "nope"})).await;
+    // Listed at enqueue (the door takes it), gone by the claim (the worker asks again).
+    let bad = enqueue(&h, json!({"prompt": "v", "vae": "gone"})).await;
+    h.fake().configure(&FakeConfigPatch {
+        vaes: Some(vec!["v1".into()]),
+        ..FakeConfigPatch::default()
+    });
     h.api.resume().await.expect("resume");
     h.wait_status(&one, TaskStatus::Done).await;
     h.wait_status(&two, TaskStatus::Done).await;
     let t = h.wait_status(&bad, TaskStatus::Failed).await;
-    assert_eq!(t.error.as_deref(), Some("vae not found: nope"));
+    assert_eq!(t.error.as_deref(), Some("vae not found: gone"));
     let posts = h.fake().stats().options_posts;
     let vae_posts = posts.iter().filter(|o| o.contains_key("sd_vae")).count();
     assert_eq!(vae_posts, 1, "{posts:?}");

@@ -97,7 +97,7 @@ async fn callbacks_arrive_with_their_files_for_done_and_failed_tasks() {
     let bad = enqueue(
         c,
         "cb bad",
-        json!({"sampler_name": "No Such Sampler", "callback_url": rx.url("/failed")}),
+        json!({"alwayson_scripts": {"nope": {"args": []}}, "callback_url": rx.url("/failed")}),
     )
     .await;
     wait_done(c, &ok).await;
@@ -402,16 +402,34 @@ async fn a_lost_interrupt_is_sent_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_reported_with_reasons() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(
+        &[
+            "--step-ms",
+            "1",
+            "--checkpoint",
+            "a",
+            "--checkpoint",
+            "gone",
+            "--loaded",
+            "a",
+        ],
+        &[],
+    )
+    .await;
     let c = s.client();
-    let unknown_ck = enqueue(c, "x", json!({"checkpoint": "does-not-exist"})).await;
+    // A checkpoint listed at enqueue (the door takes it) and gone by the claim.
+    pause(c).await;
+    let unknown_ck = enqueue(c, "x", json!({"checkpoint": "gone"})).await;
+    s.fake()
+        .configure(&serde_json::from_value(json!({"checkpoints": ["a"]})).expect("patch"));
+    c.checkpoints()
+        .await
+        .expect("the host reads the list again");
+    resume(c).await;
     let t = wait_finished(c, &unknown_ck).await;
     assert_eq!(
         (t.status, t.error.as_deref()),
-        (
-            TaskStatus::Failed,
-            Some("checkpoint not found: does-not-exist")
-        )
+        (TaskStatus::Failed, Some("checkpoint not found: gone"))
     );
     let st = s.fake().stats();
     assert!(
@@ -420,14 +438,15 @@ async fn failures_are_reported_with_reasons() {
     );
     assert_eq!(st.loaded.as_deref(), Some("a"));
 
-    let sampler = enqueue(c, "y", json!({"sampler_name": "Nope"})).await;
-    let t = wait_finished(c, &sampler).await;
+    // Passes the door, refused by SD.Next.
+    let script = enqueue(c, "y", json!({"alwayson_scripts": {"nope": {"args": []}}})).await;
+    let t = wait_finished(c, &script).await;
     // SD.Next's reason is kept.
     assert_eq!(
         (t.status, t.error.as_deref()),
         (
             TaskStatus::Failed,
-            Some("SD.Next: HTTP 404: Sampler not found")
+            Some("SD.Next: HTTP 422: Always on script not found: nope")
         )
     );
     let h = get(c, &format!("{}{}", routes::HISTORY, "?status=failed"))

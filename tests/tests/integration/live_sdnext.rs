@@ -71,3 +71,68 @@ async fn live_a_small_txt2img_task_runs_to_done_with_its_image() {
     );
     h.shut_down().await;
 }
+
+/// The door against the real SD.Next: each of the examples (SD.Next refuses them
+/// with 422/404, or crashes: `batch_size: 0` is its 500) is refused by the host with its
+/// path, and nothing is queued; each valid twin runs to done on the real SD.Next. The kit
+/// serves its `/openapi.json`, so the contract is the backend's own document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real SD.Next: SDNEXT_URL=… cargo test -- --ignored live_"]
+async fn live_the_door_refuses_each_example_and_its_twin_runs_to_done() {
+    use scheduler_api::client::ClientError;
+    use scheduler_tests::door::{examples, message_matches};
+    let h = InProcessHost::start_against(&sdnext_url(), tempfile::tempdir().expect("tmp"), |c| {
+        c.start_paused = true
+    })
+    .await;
+    let c = &h.api;
+    let backend = wait_until(
+        "the host has read the live SD.Next's lists and document",
+        Duration::from_secs(120),
+        || async {
+            c.backends()
+                .await
+                .ok()
+                .and_then(|b| b.into_iter().next())
+                .filter(|b| b.contract.is_some() && b.loaded_checkpoint.is_some())
+        },
+    )
+    .await;
+    assert_eq!(backend.contract.as_deref(), Some("openapi"), "{backend:?}");
+    let loaded = backend.loaded_checkpoint.expect("a model is loaded");
+    let all = examples(&loaded);
+    for e in &all {
+        match c.enqueue(e.kind, &e.bad_body()).await {
+            Err(ClientError::Refused { status, body }) => {
+                assert_eq!(
+                    (status, body.path.as_deref()),
+                    (422, Some(e.path)),
+                    "{}: {body:?}",
+                    e.name
+                );
+                assert!(message_matches(e, &body.message), "{}: {body:?}", e.name);
+            }
+            other => panic!("{}: expected the door's 422, got {other:?}", e.name),
+        }
+    }
+    let queued = c.queue(&Default::default()).await.expect("queue");
+    assert_eq!(queued.total_pending_tasks, 0, "nothing queued");
+    let mut ids = Vec::new();
+    for e in &all {
+        ids.push(
+            c.enqueue(e.kind, &e.good_body())
+                .await
+                .unwrap_or_else(|err| panic!("{}'s twin: {err}", e.name))
+                .task_id,
+        );
+    }
+    c.resume().await.expect("resume");
+    for (e, id) in all.iter().zip(&ids) {
+        let t = wait_until("the twin ends", Duration::from_secs(300), || async {
+            c.task(id).await.ok().filter(|t| t.status.is_finished())
+        })
+        .await;
+        assert_eq!(t.status, TaskStatus::Done, "{}'s twin: {t:?}", e.name);
+    }
+    h.shut_down().await;
+}

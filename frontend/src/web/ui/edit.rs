@@ -1,5 +1,7 @@
 //! Inline edit of a pending task: every field of its request, its name and checkpoint;
-//! saved as a shallow merge (`PUT /task/{id}`), only the changed fields.
+//! saved as a shallow merge (`PUT /task/{id}`), only the changed fields. A refusal (the
+//! host checks the merged request against SD.Next's contract) keeps the form open with the
+//! host's reason under it and the refused field marked.
 
 use std::rc::Rc;
 
@@ -9,9 +11,9 @@ use wasm_bindgen::JsCast;
 use web_sys::{HtmlInputElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
-use super::notify::act;
+use super::notify::{reload, spawn, toast};
 use crate::state::task_label;
-use crate::web::host::Host;
+use crate::web::host::{Host, error_text};
 
 #[derive(Properties, PartialEq)]
 /// Props of [`EditView`].
@@ -35,6 +37,8 @@ fn value_text(v: &Value) -> String {
 #[function_component(EditView)]
 pub fn edit_view(p: &EditProps) -> Html {
     let node = use_node_ref();
+    // The host's refusal: its reason, and the request field its path starts with.
+    let refused = use_state(|| None::<(String, Option<String>)>);
     let t = Rc::new(p.task.clone());
     let keys: Vec<(String, Value)> = {
         let mut k: Vec<(String, Value)> = t
@@ -48,6 +52,7 @@ pub fn edit_view(p: &EditProps) -> Html {
     };
     let save = {
         let (node, host, t, close) = (node.clone(), p.host.clone(), t.clone(), p.on_close.clone());
+        let refused = refused.clone();
         Callback::from(move |_| {
             let Some(form) = node.cast::<web_sys::Element>() else {
                 return;
@@ -104,8 +109,23 @@ pub fn edit_view(p: &EditProps) -> Html {
                 params: Some(params).filter(|p| !p.is_empty()),
             };
             let (api, id) = (host.api(), t.id.clone());
-            act(async move { api.update_task(&id, &edit).await });
-            close.emit(());
+            let (close, refused) = (close.clone(), refused.clone());
+            spawn(async move {
+                match api.update_task(&id, &edit).await {
+                    Ok(m) => {
+                        toast(m.message, false);
+                        reload();
+                        close.emit(());
+                    }
+                    Err(e) => {
+                        let field = e
+                            .body()
+                            .and_then(|b| b.path.clone())
+                            .map(|p| p.split(['.', '[']).next().unwrap_or_default().to_owned());
+                        refused.set(Some((error_text(&e), field)));
+                    }
+                }
+            });
         })
     };
     let cancel = {
@@ -121,13 +141,18 @@ pub fn edit_view(p: &EditProps) -> Html {
             <div class="fields">
                 { for keys.iter().map(|(k, v)| {
                     let text = value_text(v);
+                    let bad = refused.as_ref().and_then(|(_, f)| f.as_deref()) == Some(k.as_str());
+                    let class = bad.then_some("invalid");
                     if k.contains("prompt") || text.len() > 60 {
-                        html! { <label>{ k.clone() }<textarea data-field={k.clone()} value={text} /></label> }
+                        html! { <label class={class}>{ k.clone() }<textarea data-field={k.clone()} value={text} /></label> }
                     } else {
-                        html! { <label>{ k.clone() }<input data-field={k.clone()} value={text} /></label> }
+                        html! { <label class={class}>{ k.clone() }<input data-field={k.clone()} value={text} /></label> }
                     }
                 }) }
             </div>
+            if let Some((reason, _)) = &*refused {
+                <p class="error" id="sdq-edit-error" role="alert">{ reason.clone() }</p>
+            }
             <div class="actions">
                 <button id="sdq-edit-save" onclick={save}>{"Save"}</button>
                 <button onclick={cancel}>{"Cancel"}</button>

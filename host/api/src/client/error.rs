@@ -89,6 +89,7 @@ impl ClientError {
                     text.chars().take(300).collect()
                 },
                 code: None,
+                path: None,
             }
         });
         ClientError::Refused { status, body }

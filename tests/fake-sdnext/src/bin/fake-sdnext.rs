@@ -4,7 +4,7 @@
 //! ```text
 //! fake-sdnext --listen 127.0.0.1:0 --step-ms 20 --checkpoint a --checkpoint b \
 //!             [--vae v] [--loaded a | --no-model] [--auth user:pass] [--load-ms N] [--lose-first-interrupt]
-//!             [--limits SIDE,STEPS,IMAGES]
+//!             [--limits SIDE,STEPS,IMAGES] [--openapi FILE]
 //! ```
 //! The first stdout line is `listening on http://ADDR`.
 
