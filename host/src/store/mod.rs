@@ -11,6 +11,7 @@
 //! - [`order`]: moves and "run now";
 //! - [`bulk`]: selections (ids, or a listing's filter) and the bulk changes over them,
 //!   groups, full rows for exports;
+//! - [`export`]: exports and zips in pages (keyset over the queue, a byte budget per page);
 //! - [`speed`]: each backend's measured speed (the queue's ETA);
 //! - [`status`]: the status predicates every query uses;
 //! - [`settings`]: settings and the pause flag; [`backends`]: the backends added through the
@@ -29,6 +30,7 @@
 pub mod backends;
 pub mod bulk;
 pub mod events;
+pub mod export;
 pub mod listing;
 pub mod order;
 pub mod outbox;

@@ -4,6 +4,7 @@
 
 mod api_client;
 mod bounds_connections;
+mod bounds_exports;
 mod browser_e2e;
 mod browser_workbench;
 mod cli;
