@@ -1,11 +1,14 @@
 //! A full disk (issue 7, finding 6), injected by the host's test-only hook: the store and
 //! the results writer fail with "no space" (`POST /agent-scheduler/v1/test/faults`, served
-//! only by builds with the `fault-injection` feature started with
-//! `AGENT_SCHEDULER_TEST_FAULTS`). Plus a real tmpfs data directory where mounting works.
+//! only by builds with the `fault-injection` feature — the tests crate's dev-dependency, so
+//! these hosts run in-process — started with test faults). Plus a real tmpfs data directory
+//! where mounting works.
 
+use agent_scheduler::config::TestFaults;
 use scheduler_api::client::Client;
 use scheduler_api::{HistoryFilter, TaskStatus, routes};
 use scheduler_tests::harness::{FakeProcess, HostProcess, wait_for, wait_task_status, wait_until};
+use scheduler_tests::inprocess::InProcessHost;
 use serde_json::json;
 
 use crate::host_support::*;
@@ -41,14 +44,11 @@ async fn wait_hold(c: &Client, want: Option<&str>) {
 async fn a_full_disk_holds_the_queue_answers_507_and_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let fake = FakeProcess::spawn(&["--step-ms", "5", "--checkpoint", "a", "--loaded", "a"]).await;
-    let host = HostProcess::spawn_with_env(
-        dir.path(),
-        &[fake.url()],
-        &[],
-        &[("AGENT_SCHEDULER_TEST_FAULTS", "1")],
-    )
+    let host = InProcessHost::start_against(&fake.url(), dir, |c| {
+        c.test_faults = Some(TestFaults { disk_full: false })
+    })
     .await;
-    let c = host.client.clone();
+    let c = host.api.clone();
     let first = enqueue(&c, "before", json!({})).await;
     wait_done(&c, &first).await;
 
@@ -141,23 +141,14 @@ async fn the_host_starts_on_a_full_disk_and_runs_when_space_returns() {
     wait_task_status(&c, &long, TaskStatus::Running, LONG).await;
     first.sigkill().await;
 
-    let host = HostProcess::spawn_with_env(
-        dir.path(),
-        &[fake.url()],
-        &[],
-        &[("AGENT_SCHEDULER_TEST_FAULTS", "disk_full")],
-    )
+    let host = InProcessHost::start_against(&fake.url(), dir, |c| {
+        c.test_faults = Some(TestFaults { disk_full: true })
+    })
     .await;
-    let c = host.client.clone();
+    let c = host.api.clone();
     let q = queue(&c).await;
     assert_eq!(q.hold_reason.as_deref(), Some("disk full"));
     assert_eq!(q.total_pending_tasks, 2, "reads work");
-    wait_for(
-        "the host to say why it does not run tasks",
-        LONG,
-        || async { host.server.stderr().contains("tasks will not run") },
-    )
-    .await;
     let t = c.task(&other).await.expect("task");
     assert_eq!(t.status, TaskStatus::Pending, "nothing runs on hold");
     inject(&c, false, false).await;

@@ -6,6 +6,7 @@ mod api_client;
 mod bounds_callbacks;
 mod bounds_connections;
 mod bounds_exports;
+mod bounds_faults_route;
 mod browser_e2e;
 mod browser_workbench;
 mod cli;
