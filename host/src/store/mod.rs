@@ -184,8 +184,21 @@ fn migrate_all(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Keeps the `-wal` and `-shm` files when the last connection closes (a clean stop), as a
+/// crash does: a host restarted on a full disk then opens the database without creating
+/// them (creating the `-shm` needs space, and failed with "disk I/O error").
+fn persist_wal(conn: &Connection) -> Result<(), StoreError> {
+    let mut on: std::ffi::c_int = 1;
+    conn.file_control(
+        rusqlite::DEFAULT_NAME,
+        rusqlite::FileControl::PersistWal(&mut on),
+    )?;
+    Ok(())
+}
+
 fn set_pragmas(conn: &Connection, file: bool) -> Result<(), StoreError> {
     if file {
+        persist_wal(conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
     }
@@ -251,6 +264,7 @@ impl Readers {
                 path,
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?;
+            persist_wal(&c)?;
             c.pragma_update(None, "busy_timeout", 5000)?;
             c.pragma_update(None, "query_only", true)?;
             conns.push(Mutex::new(c));

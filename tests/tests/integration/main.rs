@@ -7,6 +7,7 @@ mod bounds_callbacks;
 mod bounds_connections;
 mod bounds_exports;
 mod bounds_faults_route;
+mod bounds_full_disk;
 mod browser_e2e;
 mod browser_workbench;
 mod cli;
