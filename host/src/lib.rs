@@ -125,7 +125,7 @@ pub async fn run(
     let mut list = Vec::new();
     for (i, url) in config.backends.iter().enumerate() {
         let b = Backend::with_id(url, format!("flag-{}", i + 1), BackendSource::Flag)
-            .map_err(|e| RunError::Config(format!("backend {url}: {e}")))?;
+            .map_err(|e| RunError::Config(format!("backend {}: {e}", sdnext::redacted(url))))?;
         list.push(Arc::new(b));
     }
     let backends = Arc::new(Backends::new(list));

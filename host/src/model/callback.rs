@@ -151,6 +151,39 @@ fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
     }
 }
 
+/// Host names of cloud metadata services (they resolve to link-local addresses; refused as
+/// written, before any lookup).
+pub const METADATA_NAMES: &[&str] = &[
+    "metadata.google.internal",
+    "metadata.goog",
+    "metadata",
+    "instance-data",
+    "instance-data.ec2.internal",
+    "metadata.azure.internal",
+];
+
+/// Why an address may not be an SD.Next backend: link-local and metadata addresses in every
+/// form (an IPv6 form carrying an IPv4 address is that address). Loopback and private
+/// networks are allowed: that is where SD.Next lives.
+pub fn backend_address_refused(ip: IpAddr) -> Option<String> {
+    let ip = canonical(ip);
+    link_local_or_metadata(ip)
+        .then(|| format!("a backend must not be a link-local or metadata address ({ip})"))
+}
+
+/// Why a backend URL's host (as written: an IP literal or a name) may not be a backend:
+/// [`backend_address_refused`] for an IP, or a metadata service's name.
+pub fn backend_host_refused(host: &str) -> Option<String> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return backend_address_refused(ip);
+    }
+    let name = bare.trim_end_matches('.').to_ascii_lowercase();
+    METADATA_NAMES
+        .contains(&name.as_str())
+        .then(|| format!("a backend must not be a cloud metadata service ({name})"))
+}
+
 fn link_local_or_metadata(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => a.is_link_local(),
@@ -384,6 +417,32 @@ mod tests {
             assert!(check(&wide, url).is_err(), "{url}");
         }
         assert_eq!(check(&wide, "http://[64:ff9b::8.8.8.8]/x"), Ok(()));
+    }
+
+    #[test]
+    fn backends_follow_the_link_local_and_metadata_rules() {
+        for host in [
+            "169.254.169.254",
+            "169.254.1.1",
+            "[fe80::1]",
+            "[::ffff:169.254.169.254]",
+            "[64:ff9b::a9fe:a9fe]",
+            "[fd00:ec2::254]",
+            "metadata.google.internal",
+            "Metadata.Google.Internal.",
+        ] {
+            assert!(backend_host_refused(host).is_some(), "{host}");
+        }
+        for host in [
+            "127.0.0.1",
+            "[::1]",
+            "10.0.0.5",
+            "192.168.1.20",
+            "localhost",
+            "sdnext.lan",
+        ] {
+            assert_eq!(backend_host_refused(host), None, "{host}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! `scheduler_tests` library (`harness`, `fixtures`); the fake SD.Next is the `fake_sdnext` crate.
 
 mod api_client;
+mod bounds_backends;
 mod bounds_callbacks;
 mod bounds_connections;
 mod bounds_exports;
