@@ -60,26 +60,36 @@ pub fn pending_page(
     budget: usize,
 ) -> Result<Vec<TaskRow>, StoreError> {
     let cap = i64::try_from(limit).unwrap_or(i64::MAX);
-    let pending = status::is(TaskStatus::Pending);
     let mut stmt;
     let mut rows = match from {
         PendingFrom::Offset(offset) => {
-            stmt = conn.prepare(&format!(
-                "SELECT {} FROM tasks WHERE {pending} ORDER BY rank, seq LIMIT ?1 OFFSET ?2",
-                *FULL_COLS
-            ))?;
+            stmt = conn.prepare(&pending_page_sql(false))?;
             stmt.query(params![cap, offset])?
         }
         PendingFrom::After(rank, seq) => {
-            stmt = conn.prepare(&format!(
-                "SELECT {} FROM tasks WHERE {pending} AND (rank, seq) > (?2, ?3) \
-                 ORDER BY rank, seq LIMIT ?1",
-                *FULL_COLS
-            ))?;
+            stmt = conn.prepare(&pending_page_sql(true))?;
             stmt.query(params![cap, rank, seq])?
         }
     };
     take_budgeted(&mut rows, limit, budget)
+}
+
+/// The query of [`pending_page`]: the first page (`LIMIT ?1 OFFSET ?2`) or a later one
+/// (after `(rank, seq) = (?2, ?3)`).
+pub(super) fn pending_page_sql(after: bool) -> String {
+    let pending = status::is(TaskStatus::Pending);
+    if after {
+        format!(
+            "SELECT {} FROM tasks WHERE {pending} AND (rank, seq) > (?2, ?3) \
+             ORDER BY rank, seq LIMIT ?1",
+            *FULL_COLS
+        )
+    } else {
+        format!(
+            "SELECT {} FROM tasks WHERE {pending} ORDER BY rank, seq LIMIT ?1 OFFSET ?2",
+            *FULL_COLS
+        )
+    }
 }
 
 /// Full rows (requests with their images, snapshots) of the first of `ids`, in that order,

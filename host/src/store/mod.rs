@@ -142,6 +142,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_workbench",
         include_str!("../../migrations/0007_workbench.sql"),
     ),
+    (
+        "0009_task_id_nocase",
+        include_str!("../../migrations/0009_task_id_nocase.sql"),
+    ),
 ];
 
 /// Applies every migration newer than `PRAGMA user_version`, each in its own transaction.

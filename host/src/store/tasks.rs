@@ -17,7 +17,11 @@ use crate::model::{Lifecycle, NewTask, TaskRow, now_ms};
 /// Whether a task id exists.
 pub fn task_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
     Ok(conn
-        .query_row("SELECT 1 FROM tasks WHERE id = ?1", [id], |_| Ok(()))
+        .query_row(
+            "SELECT 1 FROM tasks WHERE lower(id) = lower(?1)",
+            [id],
+            |_| Ok(()),
+        )
         .optional()?
         .is_some())
 }

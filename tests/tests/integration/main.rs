@@ -9,6 +9,7 @@ mod bounds_connections;
 mod bounds_exports;
 mod bounds_faults_route;
 mod bounds_full_disk;
+mod bounds_ids;
 mod browser_e2e;
 mod browser_workbench;
 mod cli;
