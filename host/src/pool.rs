@@ -64,7 +64,11 @@ impl Pool {
         deps: Deps,
         finishers: mpsc::Sender<()>,
     ) -> Result<Pool, HostError> {
-        let added = store.call_sync(|c| stored::added_backends(c))?;
+        // Read through a read connection (the host starts on a full disk); the in-memory
+        // store's writer reads.
+        let added = store
+            .read_sync(stored::added_backends)
+            .or_else(|_| store.call_sync(|c| stored::added_backends(c)))?;
         for a in added {
             match Backend::with_id(&a.url, added_id(a.id), BackendSource::Added) {
                 Ok(b) => {
