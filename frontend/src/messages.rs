@@ -1,11 +1,17 @@
-//! The `chrome.runtime` messages between the extension's contexts, one variant per need
-//! (no generic relay): the content script and the panel ask the service worker
-//! ([`ToWorker`]); the service worker asks the content script of an SD.Next tab
-//! ([`ToContent`]). Every answer is a [`Reply`]: `{"ok": true, "data": …}` or
-//! `{"ok": false, "error": "…"}`. Pure serde, compiled natively and for wasm32, so both ends
-//! and the native tests share one definition.
+//! What crosses between the extension's contexts and modules, typed once and pure serde
+//! (compiled natively and for wasm32, so both ends and the native tests share one
+//! definition):
+//! - the `chrome.runtime` messages, one variant per need (no generic relay): the content
+//!   script and the panel's modals ("Send to") ask the service worker ([`ToWorker`]); the
+//!   service worker asks the content script of an SD.Next tab ([`ToContent`]). Every answer
+//!   is a [`Reply`]: `{"ok": true, "data": …}` or `{"ok": false, "error": "…"}`. A tab is a
+//!   [`Tab`] (its prefix on the wire), so a message naming another is refused whole;
+//! - what the panel asks its modal module to show ([`ModalSpec`]), handed over as JSON by
+//!   the page's loader (`sdqOpenModal`), not by `chrome.runtime`.
 
 use scheduler_api::{EnqueueRequest, Task, TaskType};
+
+use crate::capture::Tab;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -27,8 +33,8 @@ pub enum ToWorker {
     /// Fill the SD.Next tab's form with a task's parameters (panel: "Send to txt2img /
     /// img2img"). Answer: [`Filled`].
     FillPage {
-        /// `txt2img`, `img2img` or `control`.
-        tab: String,
+        /// The tab to fill.
+        tab: Tab,
         /// The task's parameters (a listing's: without images).
         params: Map<String, Value>,
         /// The task: the worker then fills from its full stored request (images, the
@@ -44,14 +50,14 @@ pub enum ToWorker {
 pub enum ToContent {
     /// Capture the form of a tab (`None`: the visible one). Answer: [`Captured`].
     Capture {
-        /// `txt2img`, `img2img` or `control`.
+        /// The tab to read.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        tab: Option<String>,
+        tab: Option<Tab>,
     },
     /// Fill the form of a tab with a task's parameters. Answer: [`Filled`].
     Fill {
-        /// `txt2img`, `img2img` or `control`.
-        tab: String,
+        /// The tab to fill.
+        tab: Tab,
         /// The task's parameters.
         params: Map<String, Value>,
     },
@@ -71,7 +77,7 @@ pub struct Captured {
     /// The endpoint the request is for.
     pub task_type: TaskType,
     /// The tab it was read from.
-    pub tab: String,
+    pub tab: Tab,
     /// The enqueue body.
     pub request: EnqueueRequest,
 }
@@ -184,7 +190,7 @@ mod tests {
     #[test]
     fn messages_are_tagged_by_type_in_kebab_case() {
         let m = ToWorker::FillPage {
-            tab: "img2img".into(),
+            tab: Tab::Img2img,
             params: json!({"prompt": "p"}).as_object().unwrap().clone(),
             task_id: None,
         };
@@ -196,7 +202,16 @@ mod tests {
             json!({"type": "fill-page", "tab": "control", "params": {}, "task_id": "t1"}),
         )
         .unwrap();
-        assert!(matches!(with_task, ToWorker::FillPage { task_id: Some(ref t), .. } if t == "t1"));
+        assert!(
+            matches!(with_task, ToWorker::FillPage { tab: Tab::Control, task_id: Some(ref t), .. } if t == "t1")
+        );
+        // A tab the extension does not know is refused with the message.
+        assert!(
+            serde_json::from_value::<ToWorker>(
+                json!({"type": "fill-page", "tab": "extras", "params": {}})
+            )
+            .is_err()
+        );
         let mut request = EnqueueRequest {
             checkpoint: Some("*".into()),
             ..EnqueueRequest::default()

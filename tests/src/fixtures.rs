@@ -26,12 +26,25 @@ pub fn shared_dir() -> PathBuf {
     if above.is_dir() { above } else { beside }
 }
 
-/// The fixture folder; a test that needs it fails when it is absent (a prerequisite).
-pub fn sdnext_api_fixtures() -> PathBuf {
+/// The recorded API fixtures (`shared/fixtures/sdnext/api`, with its `INDEX.tsv`), an
+/// [`available`](crate::harness::available) prerequisite: `None` (the test returns) when
+/// absent outside CI; absent under `CI=true`, the test fails.
+pub fn sdnext_api_fixtures() -> Option<PathBuf> {
     let dir = shared_dir().join("fixtures/sdnext/api");
-    crate::harness::prerequisite(
+    crate::harness::available(
         &format!("the recorded SD.Next fixtures at {}", dir.display()),
         dir.join("INDEX.tsv").is_file().then_some(dir.clone()),
-        "the project's shared/ folder beside the repository, as ../shared",
+        "the project's shared/ folder beside the repository, as ../shared, or SHARED_DIR",
+    )
+}
+
+/// One recorded SD.Next page (`shared/fixtures/sdnext/ui/NAME`), an
+/// [`available`](crate::harness::available) prerequisite.
+pub fn sdnext_ui_page(name: &str) -> Option<PathBuf> {
+    let p = shared_dir().join("fixtures/sdnext/ui").join(name);
+    crate::harness::available(
+        &format!("the recorded SD.Next page {}", p.display()),
+        p.is_file().then_some(p.clone()),
+        "the project's shared/ folder beside the repository, as ../shared, or SHARED_DIR",
     )
 }

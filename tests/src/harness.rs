@@ -1,12 +1,15 @@
-//! Harness for tests that run the REAL binaries as child processes (restart via SIGKILL,
-//! outage, security, end to end), plus helpers shared by every integration test:
-//! [`wait_until`], [`raw`] requests beside the typed client, and a [`CallbackReceiver`].
+//! Harness for tests that run the REAL binaries as child processes (SIGKILL and restart,
+//! signals, the log, the command line, connection limits, the browser end to end), plus
+//! helpers shared by every integration test: [`wait_until`], [`raw`] requests beside the
+//! typed client, a [`CallbackReceiver`], [`refusing_address`], and the prerequisites
+//! ([`available`]: fail under `CI=true`, skip elsewhere).
 //!
 //! - [`FakeProcess::spawn`] starts `fake-sdnext`, [`HostProcess::spawn`] starts
 //!   `agent-scheduler serve`; both pass `--listen 127.0.0.1:0` (unless told otherwise) and read
 //!   the first stdout line `listening on http://ADDR`. Children are killed on drop.
 //! - `sigkill()` kills a child hard; `restart()` starts it again with the same arguments on the
-//!   same port (the binaries bind with `SO_REUSEADDR`).
+//!   same port (the binaries bind with `SO_REUSEADDR`; the port is free between the two, so
+//!   the few process restarts keep it: the in-process fake's outage never releases it).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -46,27 +49,66 @@ where
     }
 }
 
+/// Whether this run is CI's (`CI=true`), where a missing prerequisite fails a test.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
 /// A test's prerequisite (a built extension, Chromium, the recorded fixtures in
-/// `../shared`): returns its value, or fails the test with what is missing and how to get it.
-/// A normal test never skips itself and passes (`bash .ci/setup` installs every
-/// prerequisite; CI runs with `CI=true`); opt-in tiers are `#[ignore = "why"]` instead.
+/// `../shared`): returns its value when found. When it is missing, the test fails under
+/// `CI=true` (CI installs every prerequisite: `bash .ci/setup`) and elsewhere prints
+/// `skipped: …` with what is missing and how to get it, and gets `None` so it can return:
+/// `let Some(dir) = available(…) else { return };`.
+pub fn available<T>(what: &str, found: Option<T>, how: &str) -> Option<T> {
+    if found.is_none() {
+        if in_ci() {
+            panic!("missing prerequisite in CI: {what} (get it with: {how})");
+        }
+        eprintln!("skipped: missing prerequisite: {what} (get it with: {how})");
+    }
+    found
+}
+
+/// What an opt-in tier (`#[ignore = "why"]`, run on request) needs, such as `SDNEXT_URL`:
+/// returns it, or fails the test with what is missing and how to get it (whoever asked for
+/// the tier wants it to run). Normal tests use [`available`] instead.
 pub fn prerequisite<T>(what: &str, found: Option<T>, how: &str) -> T {
     match found {
         Some(v) => v,
-        None => {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-            panic!(
-                "missing prerequisite{}: {what} (get it with: {how})",
-                if ci { " in CI" } else { "" }
-            )
-        }
+        None => panic!(
+            "missing prerequisite{}: {what} (get it with: {how})",
+            if in_ci() { " in CI" } else { "" }
+        ),
     }
 }
 
-/// The prerequisites of a browser end-to-end test, each a [`prerequisite`]: the frontend
-/// build it loads (`build`, named for the message, with its `files` relative to the workspace
-/// `root`), playwright-core under `tests/e2e`, and Chromium (`$CHROMIUM`, else
-/// `/usr/bin/chromium`).
+/// The prerequisites of a browser end-to-end test, each [`available`]: the frontend build it
+/// loads (`build`, named for the message, with its `files` relative to the workspace
+/// `root`), playwright-core under `tests/e2e`, Chromium (`$CHROMIUM`, else
+/// `/usr/bin/chromium`) and the binaries it starts. False: the test returns (skipped,
+/// outside CI).
+pub fn browser_available(root: &Path, build: &str, files: &[&str]) -> bool {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let built = files.iter().all(|f| root.join(f).is_file());
+    binaries_available()
+        && available(build, built.then_some(()), "bash frontend/build.sh").is_some()
+        && available(
+            "playwright-core",
+            root.join("tests/e2e/node_modules/playwright-core")
+                .is_dir()
+                .then_some(()),
+            "bash .ci/setup (npm ci --prefix tests/e2e)",
+        )
+        .is_some()
+        && available(
+            &format!("Chromium at {chromium}"),
+            Path::new(&chromium).exists().then_some(()),
+            "bash .ci/setup (apt-get install chromium)",
+        )
+        .is_some()
+}
+
+/// [`browser_available`] for an opt-in tier: each missing prerequisite fails the test.
 pub fn require_browser(root: &Path, build: &str, files: &[&str]) {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let built = files.iter().all(|f| root.join(f).is_file());
@@ -148,6 +190,18 @@ where
     .await
 }
 
+/// An address where connecting is refused, held: a socket bound to `127.0.0.1:0` that never
+/// listens, so no other socket can take the port while the returned socket lives (binding a
+/// port, closing it and hoping nobody takes it would race with the other tests).
+pub fn refusing_address() -> (tokio::net::TcpSocket, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind 127.0.0.1:0");
+    let addr = socket.local_addr().expect("its address");
+    (socket, addr)
+}
+
 /// The directory holding this build's binaries (`target/<profile>/`), derived from the
 /// running test executable (`target/<profile>/deps/<test>`).
 pub fn bin_dir() -> PathBuf {
@@ -157,6 +211,21 @@ pub fn bin_dir() -> PathBuf {
         dir.pop();
     }
     dir
+}
+
+/// Whether the binaries the process tests start are built (`cargo build --workspace
+/// --bins`), an [`available`] prerequisite: false, the test returns (outside CI).
+pub fn binaries_available() -> bool {
+    let dir = bin_dir();
+    ["agent-scheduler", "fake-sdnext"].iter().all(|name| {
+        let p = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        available(
+            &format!("the {name} binary at {}", p.display()),
+            p.is_file().then_some(()),
+            "cargo build --workspace --bins",
+        )
+        .is_some()
+    })
 }
 
 /// Path of the `agent-scheduler` binary; panics with a hint when it is not built.
@@ -653,8 +722,10 @@ impl CallbackPost {
     }
 }
 
-/// A tiny HTTP server recording multipart POSTs (any path). It answers with the status set
-/// by [`CallbackReceiver::set_status`] (200 by default), so delivery retries can be tested.
+/// A tiny HTTP server recording multipart POSTs (any path; a request that is not multipart is
+/// recorded without parts, one whose multipart body was cut off is not recorded). It answers
+/// with the status set by [`CallbackReceiver::set_status`] (200 by default), so delivery
+/// retries can be tested.
 pub struct CallbackReceiver {
     addr: SocketAddr,
     posts: Arc<Mutex<Vec<CallbackPost>>>,
@@ -713,16 +784,25 @@ impl CallbackReceiver {
             let mut parts = Vec::new();
             use axum::extract::FromRequest;
             if let Ok(mut mp) = Multipart::from_request(req, &()).await {
-                while let Ok(Some(field)) = mp.next_field().await {
+                loop {
+                    let field = match mp.next_field().await {
+                        Ok(Some(f)) => f,
+                        Ok(None) => break,
+                        // A multipart body cut off (its sender died or gave up): not a
+                        // delivery, so not recorded (it counts as an arrival).
+                        Err(_) => return axum::response::Response::new(axum::body::Body::empty()),
+                    };
                     let name = field.name().unwrap_or("").to_string();
                     let file_name = field.file_name().map(str::to_string);
                     let content_type = field.content_type().map(str::to_string);
-                    let data = field.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+                    let Ok(data) = field.bytes().await else {
+                        return axum::response::Response::new(axum::body::Body::empty());
+                    };
                     parts.push(CallbackPart {
                         name,
                         file_name,
                         content_type,
-                        data,
+                        data: data.to_vec(),
                     });
                 }
             }

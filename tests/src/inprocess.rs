@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use agent_scheduler::RunError;
-use agent_scheduler::config::Config;
+use agent_scheduler::config::{Config, Secret};
 use fake_sdnext::{FakeConfig, FakeHandle, FakeSdNext};
 use scheduler_api::client::{Client, ClientError};
 use scheduler_api::{MessageResponse, Task, TaskStatus};
@@ -38,11 +38,72 @@ pub async fn fake(checkpoints: &[&str]) -> FakeHandle {
         .expect("the fake SD.Next starts")
 }
 
+/// Starts an in-process fake SD.Next configured with the `fake-sdnext` binary's options
+/// (`["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"]`), on a free port.
+pub async fn fake_with_args(args: &[&str]) -> FakeHandle {
+    let config =
+        FakeConfig::from_args(args).unwrap_or_else(|e| panic!("fake-sdnext options {args:?}: {e}"));
+    FakeSdNext::start(config)
+        .await
+        .expect("the fake SD.Next starts")
+}
+
+/// Applies `agent-scheduler serve` flags to an in-process host's configuration, as the
+/// binary spells them: `--start-paused`, `--token T`, `--allow-origin O`,
+/// `--allow-callback-host H`, `--backend URL`, `--max-connections N`,
+/// `--header-read-timeout S`, `--webapp DIR`. Any other word fails the test.
+pub fn serve_flags(config: &mut Config, flags: &[&str]) {
+    let mut it = flags.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || -> &str {
+            it.next()
+                .unwrap_or_else(|| panic!("serve flag {flag} needs a value"))
+        };
+        match *flag {
+            "--start-paused" => config.start_paused = true,
+            "--token" => config.token = Some(Secret(value().to_owned())),
+            "--allow-origin" => config.allow_origins.push(value().to_owned()),
+            "--allow-callback-host" => {
+                let v = value();
+                config.allow_callback_hosts.push(
+                    agent_scheduler::model::callback::AllowedHost::parse(v)
+                        .unwrap_or_else(|e| panic!("--allow-callback-host {v}: {e}")),
+                );
+            }
+            "--backend" => config.backends.push(value().to_owned()),
+            // At least 1, as the binary reads them.
+            "--max-connections" => {
+                config.limits.max_connections = value()
+                    .parse::<usize>()
+                    .expect("--max-connections N")
+                    .max(1)
+            }
+            "--header-read-timeout" => {
+                let s = value().parse::<u64>().expect("--header-read-timeout S");
+                config.limits.header_read_timeout = Duration::from_secs(s.max(1))
+            }
+            "--webapp" => config.webapp = Some(value().into()),
+            other => panic!("serve flag {other} is not known to inprocess::serve_flags"),
+        }
+    }
+}
+
 impl InProcessHost {
     /// A host on a new data folder driving a new fake with these checkpoints.
     pub async fn start(checkpoints: &[&str]) -> InProcessHost {
         let f = fake(checkpoints).await;
         InProcessHost::start_with(f, tempfile::tempdir().expect("tempdir"), |_| {}).await
+    }
+
+    /// A host on a new data folder driving a new fake, both set up with their binaries'
+    /// options: `fake_args` as `fake-sdnext` takes them ([`fake_with_args`]), `serve_args` as
+    /// `agent-scheduler serve` does ([`serve_flags`]).
+    pub async fn start_args(fake_args: &[&str], serve_args: &[&str]) -> InProcessHost {
+        let f = fake_with_args(fake_args).await;
+        InProcessHost::start_with(f, tempfile::tempdir().expect("tempdir"), |c| {
+            serve_flags(c, serve_args)
+        })
+        .await
     }
 
     /// A host on `dir` driving `fake`, with its configuration edited first.
@@ -81,6 +142,20 @@ impl InProcessHost {
             stop: Some(tx),
             join,
         }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("http://127.0.0.1:PORT")
+    }
+
+    /// The typed client (the same as [`Self::api`]).
+    pub fn client(&self) -> &Client {
+        &self.api
     }
 
     /// The fake SD.Next it drives.

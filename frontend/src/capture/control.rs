@@ -12,6 +12,7 @@
 //! - The API takes the input image in a unit's `image` (`inputs` is typed as a PIL image and
 //!   answers 422 to base64), so each active unit without its own image gets the shared input.
 
+use scheduler_api::field;
 use serde_json::{Map, Value, json};
 
 use super::{CaptureError, Kind, Snapshot, convert, image_of};
@@ -242,8 +243,6 @@ pub const CONTROL_TYPE: &str = "@control_type";
 pub const SCRIPT: &str = "@script";
 /// The IP adapter group's labelled arguments.
 pub const IP: &str = "@ip";
-/// Stored beside `script_args`: the label of each argument, in the same order.
-pub const SCRIPT_ARG_LABELS: &str = "script_arg_labels";
 
 /// The Control Type tabs, in page order, as `unit_type` words.
 pub const UNIT_TYPES: &[&str] = &["controlnet", "t2i adapter", "xs", "lite", "reference"];
@@ -594,7 +593,7 @@ pub fn ip_adapters(snapshot: &Snapshot) -> Option<Value> {
     (!out.is_empty()).then_some(Value::Array(out))
 }
 
-/// `script_name`, `script_args` and [`SCRIPT_ARG_LABELS`] from the selected script.
+/// `script_name`, `script_args` and [`field::SCRIPT_ARG_LABELS`] from the selected script.
 pub fn script_fields(snapshot: &Snapshot, params: &mut Map<String, Value>) {
     let Some(s) = snapshot.get(SCRIPT) else {
         return;
@@ -620,7 +619,7 @@ pub fn script_fields(snapshot: &Snapshot, params: &mut Map<String, Value>) {
         ),
     );
     params.insert(
-        SCRIPT_ARG_LABELS.into(),
+        field::SCRIPT_ARG_LABELS.into(),
         Value::Array(
             args.iter()
                 .map(|a| a.get("label").cloned().unwrap_or(Value::Null))

@@ -6,7 +6,7 @@
 //! order, multiselects `.token` elements, images an `img` (or canvases). Blocks without an
 //! `elem_id` are found by their label inside a known container. Images that only the page's
 //! own state holds (a mask drawn on a canvas, the Kanvas input, a unit's image) come through
-//! the page-world [`bridge`](super::bridge), with the DOM as the fallback.
+//! the page-world [`super::bridge`], with the DOM as the fallback.
 
 use serde_json::{Map, Value, json};
 use wasm_bindgen::JsCast;

@@ -1,6 +1,6 @@
 //! Capture: SD.Next's form values, read by element id, mapped to API request fields.
 //!
-//! The DOM side (wasm only, [`dom`]) reads a [`Snapshot`]: locator → raw value as the page
+//! The DOM side (wasm only, `dom`) reads a [`Snapshot`]: locator → raw value as the page
 //! shows it (strings for text boxes, sliders, numbers and dropdowns; booleans for checkboxes;
 //! string arrays for multiselects; numbers for radio groups (the checked one's index); data URLs
 //! for images). Everything else here is pure Rust over that snapshot, driven by the tables —
@@ -40,8 +40,10 @@ use std::collections::BTreeMap;
 /// Locator → raw value as read from the page.
 pub type Snapshot = BTreeMap<String, Value>;
 
-/// The generation tab the Enqueue button belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The generation tab the Enqueue button belongs to; in messages, its prefix (`txt2img`,
+/// `img2img`, `control`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Tab {
     /// Text → image.
     Txt2img,
@@ -458,9 +460,13 @@ pub const LEFT_OUT: &[(&str, &str)] = &[
 /// SD.Next's resize-mode choices, in index order.
 pub const RESIZE_MODES: &[&str] = &["None", "Fixed", "Crop", "Fill", "Outpaint", "Context aware"];
 
-/// The checkpoint choice of the extension's dropdown.
+/// What the extension's checkpoint dropdown offers (its `value` strings: [`Self::to_value`]).
+/// Not the wire's choice ([`scheduler_api::CheckpointChoice`], the syntax of an enqueue
+/// body's `checkpoint`): `Current` is read from the page when the task is queued, and
+/// [`build_request`] turns the others into the wire's value (`Runtime` → none, `All` → `*`,
+/// `Folder` → `<folder>/*`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum CheckpointChoice {
+pub enum DropdownChoice {
     /// The quicksettings value at enqueue time.
     #[default]
     Current,
@@ -474,30 +480,30 @@ pub enum CheckpointChoice {
     Folder(String),
 }
 
-impl CheckpointChoice {
+impl DropdownChoice {
     /// The dropdown `value` string of this choice.
     pub fn to_value(&self) -> String {
         match self {
-            CheckpointChoice::Current => "@current".into(),
-            CheckpointChoice::Runtime => "@runtime".into(),
-            CheckpointChoice::All => "@all".into(),
-            CheckpointChoice::Title(t) => format!("t:{t}"),
-            CheckpointChoice::Folder(d) => format!("d:{d}"),
+            DropdownChoice::Current => "@current".into(),
+            DropdownChoice::Runtime => "@runtime".into(),
+            DropdownChoice::All => "@all".into(),
+            DropdownChoice::Title(t) => format!("t:{t}"),
+            DropdownChoice::Folder(d) => format!("d:{d}"),
         }
     }
 
     /// Parses a dropdown `value` string.
-    pub fn from_value(v: &str) -> CheckpointChoice {
+    pub fn from_value(v: &str) -> DropdownChoice {
         match v {
-            "@runtime" => CheckpointChoice::Runtime,
-            "@all" => CheckpointChoice::All,
+            "@runtime" => DropdownChoice::Runtime,
+            "@all" => DropdownChoice::All,
             _ => {
                 if let Some(t) = v.strip_prefix("t:") {
-                    CheckpointChoice::Title(t.into())
+                    DropdownChoice::Title(t.into())
                 } else if let Some(d) = v.strip_prefix("d:") {
-                    CheckpointChoice::Folder(d.into())
+                    DropdownChoice::Folder(d.into())
                 } else {
-                    CheckpointChoice::Current
+                    DropdownChoice::Current
                 }
             }
         }
@@ -509,20 +515,20 @@ impl CheckpointChoice {
 pub fn checkpoint_options(titles: &[String]) -> Vec<(String, String)> {
     let mut out = vec![
         (
-            CheckpointChoice::Current.to_value(),
+            DropdownChoice::Current.to_value(),
             "Current checkpoint".to_owned(),
         ),
         (
-            CheckpointChoice::Runtime.to_value(),
+            DropdownChoice::Runtime.to_value(),
             "Runtime checkpoint".to_owned(),
         ),
     ];
     for t in titles {
-        out.push((CheckpointChoice::Title(t.clone()).to_value(), t.clone()));
+        out.push((DropdownChoice::Title(t.clone()).to_value(), t.clone()));
     }
     for (dir, n) in checkpoint_folders(titles) {
         out.push((
-            CheckpointChoice::Folder(dir.clone()).to_value(),
+            DropdownChoice::Folder(dir.clone()).to_value(),
             format!("{dir} ({n})"),
         ));
     }
@@ -550,8 +556,8 @@ pub fn checkpoint_folders(titles: &[String]) -> Vec<(String, usize)> {
 /// Options of one capture.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CaptureOptions {
-    /// The checkpoint choice.
-    pub checkpoint: CheckpointChoice,
+    /// The dropdown's checkpoint choice.
+    pub checkpoint: DropdownChoice,
     /// Task name.
     pub name: Option<String>,
 }
@@ -800,13 +806,11 @@ pub fn build_request(
     };
     req.vae = quick(VAE_ID);
     req.checkpoint = match &opts.checkpoint {
-        CheckpointChoice::Current => quick(CHECKPOINT_ID).filter(|c| !c.trim().is_empty()),
-        CheckpointChoice::Runtime => None,
-        CheckpointChoice::All => scheduler_api::CheckpointChoice::All.to_value(),
-        CheckpointChoice::Title(t) => Some(t.clone()),
-        CheckpointChoice::Folder(d) => {
-            scheduler_api::CheckpointChoice::Folder(d.clone()).to_value()
-        }
+        DropdownChoice::Current => quick(CHECKPOINT_ID).filter(|c| !c.trim().is_empty()),
+        DropdownChoice::Runtime => None,
+        DropdownChoice::All => scheduler_api::CheckpointChoice::All.to_value(),
+        DropdownChoice::Title(t) => Some(t.clone()),
+        DropdownChoice::Folder(d) => scheduler_api::CheckpointChoice::Folder(d.clone()).to_value(),
     };
     req.name = opts.name.clone().filter(|n| !n.trim().is_empty());
     req.page_snapshot = Some(snapshot_json(snapshot));
@@ -978,7 +982,7 @@ pub fn fill_extras(params: &Map<String, Value>) -> FillExtras {
                 .cloned()
                 .unwrap_or_default();
             let labels = params
-                .get(control::SCRIPT_ARG_LABELS)
+                .get(scheduler_api::field::SCRIPT_ARG_LABELS)
                 .and_then(|v| v.as_array())
                 .cloned()
                 .unwrap_or_default();

@@ -13,14 +13,17 @@ use crate::state::ExtOptions;
 extern "C" {
     #[wasm_bindgen(js_namespace = ["chrome", "runtime"], js_name = sendMessage, catch)]
     fn runtime_send_message_raw(msg: &JsValue) -> Result<Promise, JsValue>;
+    /// `chrome.runtime.getURL(path)`: the extension's URL of one of its files.
     #[wasm_bindgen(js_namespace = ["chrome", "runtime"], js_name = getURL)]
     pub fn runtime_get_url(path: &str) -> String;
+    /// `chrome.runtime.onMessage.addListener(cb)`: the messages of the other contexts.
     #[wasm_bindgen(js_namespace = ["chrome", "runtime", "onMessage"], js_name = addListener)]
     pub fn on_message_add_listener(cb: &Function);
     #[wasm_bindgen(js_namespace = ["chrome", "storage", "local"], js_name = get)]
     fn storage_local_get(keys: &JsValue) -> Promise;
     #[wasm_bindgen(js_namespace = ["chrome", "storage", "local"], js_name = set)]
     fn storage_local_set(items: &JsValue) -> Promise;
+    /// `chrome.storage.onChanged.addListener(cb)`: the options changed.
     #[wasm_bindgen(js_namespace = ["chrome", "storage", "onChanged"], js_name = addListener)]
     pub fn storage_on_changed_add_listener(cb: &Function);
     #[wasm_bindgen(js_namespace = ["chrome", "tabs"], js_name = sendMessage, catch)]

@@ -15,7 +15,7 @@ use web_sys::{Document, Element, HtmlElement, HtmlSelectElement, ShadowRoot};
 use super::button::ensure_buttons;
 use super::{button, chrome, util};
 use crate::capture::{
-    self, CaptureOptions, CheckpointChoice, Tab, build_request, checkpoint_options, dom,
+    self, CaptureOptions, DropdownChoice, Tab, build_request, checkpoint_options, dom,
 };
 use crate::messages::{Captured, Filled, Reply, ToContent, ToWorker};
 use crate::state::{ExtOptions, Shortcut};
@@ -185,7 +185,7 @@ fn fill_select(sel: &Element) {
         sel.set_value(&keep);
     }
     if sel.value().is_empty() {
-        sel.set_value(&CheckpointChoice::Current.to_value());
+        sel.set_value(&DropdownChoice::Current.to_value());
     }
 }
 
@@ -223,11 +223,11 @@ fn observe_mutations() {
     cb.forget();
 }
 
-fn choice_for(tab: Tab) -> CheckpointChoice {
+fn choice_for(tab: Tab) -> DropdownChoice {
     doc()
         .get_element_by_id(&format!("sdq-{}-ckpt", tab.prefix()))
         .and_then(|s| s.dyn_into::<HtmlSelectElement>().ok())
-        .map(|s| CheckpointChoice::from_value(&s.value()))
+        .map(|s| DropdownChoice::from_value(&s.value()))
         .unwrap_or_default()
 }
 
@@ -235,7 +235,7 @@ fn choice_for(tab: Tab) -> CheckpointChoice {
 pub async fn enqueue(
     tab: Tab,
     name: Option<String>,
-    checkpoint: Option<CheckpointChoice>,
+    checkpoint: Option<DropdownChoice>,
 ) -> Result<EnqueueResponse, String> {
     let snap = dom::read_snapshot(tab).await;
     let opts = CaptureOptions {
@@ -246,7 +246,7 @@ pub async fn enqueue(
     chrome::ask_worker(&ToWorker::Enqueue { task_type, request }).await
 }
 
-async fn do_enqueue(tab: Tab, name: Option<String>, checkpoint: Option<CheckpointChoice>) {
+async fn do_enqueue(tab: Tab, name: Option<String>, checkpoint: Option<DropdownChoice>) {
     let btn = button::button(tab);
     if let Some(b) = &btn {
         let _ = b.set_attribute("data-sdq-state", "sending");
@@ -475,7 +475,7 @@ fn show_menu(tab: Tab, x: i32, y: i32) {
                 _ => wasm_bindgen_futures::spawn_local(do_enqueue(
                     tab,
                     None,
-                    Some(CheckpointChoice::All),
+                    Some(DropdownChoice::All),
                 )),
             }
         });
@@ -533,23 +533,19 @@ async fn on_message(msg: Value) -> Value {
     };
     match msg {
         ToContent::Capture { tab } => {
-            let tab = tab
-                .as_deref()
-                .and_then(Tab::parse)
-                .unwrap_or_else(active_tab);
+            let tab = tab.unwrap_or_else(active_tab);
             let snap = dom::read_snapshot(tab).await;
             reply(
                 build_request(tab, &snap, &CaptureOptions::default())
                     .map(|(task_type, request)| Captured {
                         task_type,
-                        tab: tab.prefix().to_owned(),
+                        tab,
                         request,
                     })
                     .map_err(|e| e.to_string()),
             )
         }
         ToContent::Fill { tab, params } => {
-            let tab = Tab::parse(&tab).unwrap_or(Tab::Txt2img);
             let n = fill_page(tab, &params);
             toast(&format!("Filled {n} fields of {}", tab.prefix()), false);
             reply(Ok(Filled { filled: n }))
@@ -598,7 +594,7 @@ fn fill_page(tab: Tab, params: &serde_json::Map<String, Value>) -> usize {
             .get_element_by_id(&format!("sdq-{}-ckpt", tab.prefix()))
             .and_then(|s| s.dyn_into::<HtmlSelectElement>().ok())
     {
-        let v = CheckpointChoice::Title(ck.clone()).to_value();
+        let v = DropdownChoice::Title(ck.clone()).to_value();
         sel.set_value(&v);
         if sel.value() != v
             && let Ok(o) = doc().create_element("option")

@@ -1,6 +1,5 @@
 //! Browser-side code (wasm32 only): chrome.* bindings, the host connection, the content
 //! script, the service worker and the Yew apps.
-#![allow(missing_docs)]
 
 #[cfg(feature = "content")]
 pub mod button;

@@ -4,8 +4,10 @@ use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
 extern "C" {
+    /// `performance.now()`: milliseconds since the page started, sub-millisecond.
     #[wasm_bindgen(js_namespace = performance, js_name = now)]
     pub fn perf_now() -> f64;
+    /// `console.log(s)`.
     #[wasm_bindgen(js_namespace = console, js_name = log)]
     pub fn console_log(s: &str);
 }

@@ -16,6 +16,10 @@ pub mod field {
     pub const CALLBACK_URL: &str = "callback_url";
     /// [`super::EnqueueRequest::page_snapshot`].
     pub const PAGE_SNAPSHOT: &str = "page_snapshot";
+    /// Ours, in `params` beside `script_args`: each script argument's label as the page shows
+    /// it, in the same order (the extension writes it; the host keeps it with the task and
+    /// never sends it to SD.Next).
+    pub const SCRIPT_ARG_LABELS: &str = "script_arg_labels";
 }
 
 /// Host-only fields accepted in an enqueue body, beside every SD.Next request field.

@@ -35,8 +35,6 @@ pub mod sd_field {
     pub const BATCH_COUNT: &str = "batch_count";
     /// SD.Next `058a7f0`'s Control API needs this object (see the worker).
     pub const XYZ: &str = "xyz";
-    /// Ours, beside `script_args`: each argument's label from the page (never sent).
-    pub const SCRIPT_ARG_LABELS: &str = "script_arg_labels";
     /// Images per batch.
     pub const BATCH_SIZE: &str = "batch_size";
 }

@@ -128,7 +128,7 @@ impl Worker {
 /// the server, and never a per-request checkpoint override.
 fn request_body(request: &Map<String, Value>) -> Value {
     let mut body = request.clone();
-    body.remove(sd_field::SCRIPT_ARG_LABELS);
+    body.remove(scheduler_api::field::SCRIPT_ARG_LABELS);
     body.insert(sd_field::SEND_IMAGES.into(), Value::Bool(true));
     body.insert(sd_field::SAVE_IMAGES.into(), Value::Bool(false));
     body.remove(sd_field::SD_MODEL_CHECKPOINT);

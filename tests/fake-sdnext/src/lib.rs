@@ -16,8 +16,12 @@
 //! - Error bodies and status codes as recorded (404 sampler, 422 validation, 400 img2img, 401).
 //!
 //! Test hooks live under `/fake/…`: `GET /fake/stats`, `DELETE /fake/stats`, `POST /fake/config`.
+//! In process, [`FakeHandle::go_down`] and [`FakeHandle::come_back`] switch an outage on the
+//! same port (connecting refused, open connections cut).
 
+mod args;
 mod imaging;
+mod listener;
 mod routes;
 mod state;
 
@@ -26,6 +30,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use args::USAGE;
 pub use imaging::{decode_png_text, image_dimensions};
 
 /// Start-up configuration of the fake.
@@ -314,13 +319,16 @@ impl FakeStats {
 pub struct FakeSdNext;
 
 impl FakeSdNext {
-    /// Binds `config.listen` and serves in a background task.
+    /// Binds `config.listen` (with `SO_REUSEADDR`; port 0 picks a free port, then holds it
+    /// through outages) and serves in a background task.
     pub async fn start(config: FakeConfig) -> std::io::Result<FakeHandle> {
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let listener = listener::bind(config.listen)?;
         Self::start_on(listener, config).await
     }
 
-    /// Serves on an already bound listener in a background task.
+    /// Serves on an already bound listener in a background task. (An outage,
+    /// [`FakeHandle::go_down`], keeps the port only when it was bound explicitly, as
+    /// [`FakeSdNext::start`] does.)
     pub async fn start_on(
         listener: tokio::net::TcpListener,
         config: FakeConfig,
@@ -328,9 +336,16 @@ impl FakeSdNext {
         let addr = listener.local_addr()?;
         let shared = Arc::new(state::Shared::new(&config));
         let app = routes::router(shared.clone());
+        let socket = Arc::new(listener.into_std()?);
+        let (line, line_rx) = tokio::sync::watch::channel(listener::Line { up: true, epoch: 0 });
+        let switchable = listener::Switchable {
+            socket: socket.clone(),
+            line: line_rx,
+            current: None,
+        };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
+            let _ = axum::serve(switchable, app)
                 .with_graceful_shutdown(async move {
                     let _ = rx.await;
                 })
@@ -339,6 +354,8 @@ impl FakeSdNext {
         Ok(FakeHandle {
             addr,
             shared,
+            socket,
+            line,
             shutdown: Some(tx),
             task,
         })
@@ -349,6 +366,8 @@ impl FakeSdNext {
 pub struct FakeHandle {
     addr: SocketAddr,
     shared: Arc<state::Shared>,
+    socket: Arc<std::net::TcpListener>,
+    line: tokio::sync::watch::Sender<listener::Line>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -377,6 +396,29 @@ impl FakeHandle {
     /// Applies a run-time configuration change.
     pub fn configure(&self, patch: &FakeConfigPatch) {
         self.shared.apply_patch(patch);
+    }
+
+    /// An outage: the fake stops listening (connecting is refused) but keeps its port, every
+    /// open connection is cut and the running job is interrupted; its state (checkpoints,
+    /// statistics, faults) is kept for [`Self::come_back`].
+    pub fn go_down(&self) {
+        self.shared.interrupt_all();
+        self.line.send_modify(|l| {
+            l.up = false;
+            l.epoch += 1;
+        });
+        listener::stop_listening(&self.socket).expect("the fake stops listening");
+    }
+
+    /// Ends an outage: listening again on the same port.
+    pub fn come_back(&self) {
+        listener::listen_again(&self.socket).expect("the fake listens again");
+        self.line.send_modify(|l| l.up = true);
+    }
+
+    /// Whether the fake is listening (not in an outage).
+    pub fn is_up(&self) -> bool {
+        self.line.borrow().up
     }
 
     /// Stops the server and waits until the listener is closed. Open connections are closed

@@ -1,6 +1,7 @@
-//! The typed client of `scheduler-api` (feature `client`) against the real host binary and
-//! the fake SD.Next: every route through its method, the typed error, the raw escape hatch,
-//! bearer tokens and the event stream with `Last-Event-ID` resume and reconnect.
+//! The typed client of `scheduler-api` (feature `client`) against the host in this process
+//! and the fake SD.Next: every route through its method, the typed error, the raw escape
+//! hatch, bearer tokens and the event stream with `Last-Event-ID` resume, and its reconnect
+//! after the real host binary is killed and restarted.
 
 use scheduler_api::client::{Client, ClientError, Method, StreamItem};
 use scheduler_api::{
@@ -70,7 +71,7 @@ async fn next_matching(
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_queue_and_task_route_answers_typed() {
     let s = Stack::start(
         &[
@@ -86,7 +87,7 @@ async fn every_queue_and_task_route_answers_typed() {
         &[],
     )
     .await;
-    let c = s.host.client.clone();
+    let c = s.client().clone();
 
     assert_eq!(c.pause().await.unwrap().message, "Queue paused.");
     let h = c.health().await.unwrap();
@@ -261,10 +262,10 @@ async fn every_queue_and_task_route_answers_typed() {
     assert!(!c.health().await.unwrap().paused);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_images_history_and_requeue_through_the_client() {
     let s = Stack::start(FAST_A, &[]).await;
-    let c = s.host.client.clone();
+    let c = s.client().clone();
     let id = c
         .enqueue(TaskType::Txt2img, &request("a red fox"))
         .await
@@ -338,26 +339,26 @@ async fn results_images_history_and_requeue_through_the_client() {
 
     let backends = c.backends().await.unwrap();
     assert_eq!(backends.len(), 1);
-    assert_eq!(backends[0].url, s.fake.url());
+    assert_eq!(backends[0].url, s.fake().url());
     assert_eq!(c.sd_models().await.unwrap(), vec!["a".to_owned()]);
     let cps = c.checkpoints().await.unwrap();
     assert_eq!(cps.len(), 1);
-    assert_eq!(cps[0].backends, vec![s.fake.url()]);
+    assert_eq!(cps[0].backends, vec![s.fake().url()]);
     assert!(!c.samplers().await.unwrap().is_empty());
     let doc = c.openapi().await.unwrap();
     assert!(doc["paths"][routes::QUEUE].is_object(), "{}", doc["paths"]);
     assert!(c.docs().await.unwrap().contains("<html"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_is_sent_and_a_missing_one_is_refused_with_401() {
     let s = Stack::start(FAST_A, &["--token", "s3cret"]).await;
-    let anonymous = s.host.client.clone();
+    let anonymous = s.client().clone();
     assert_eq!(
         refused(anonymous.queue(&ListQuery::default()).await.unwrap_err()),
         (401, Some(ErrorCode::Unauthorized))
     );
-    let c = s.host.client.clone().with_token(Some("s3cret".into()));
+    let c = s.client().clone().with_token(Some("s3cret".into()));
     assert_eq!(
         c.queue(&ListQuery::default())
             .await
@@ -383,12 +384,9 @@ async fn a_token_is_sent_and_a_missing_one_is_refused_with_401() {
     assert_eq!(raw.header("www-authenticate"), Some("Bearer"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_host_is_its_own_error() {
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let (_held, addr) = scheduler_tests::harness::refusing_address();
     let c = Client::new(&addr.to_string());
     assert_eq!(c.base(), format!("http://{addr}"));
     let e = c.health().await.unwrap_err();
@@ -396,8 +394,11 @@ async fn an_unreachable_host_is_its_own_error() {
     assert_eq!(e.status(), None);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_event_stream_is_typed_resumes_after_an_id_and_reconnects_after_a_restart() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let fake = scheduler_tests::harness::FakeProcess::spawn(FAST_A).await;
     let mut host = HostProcess::spawn(dir.path(), &[fake.url()], &["--start-paused"]).await;

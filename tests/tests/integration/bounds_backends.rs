@@ -54,7 +54,7 @@ async fn backend_with_error(c: &scheduler_api::client::Client, id: &str) -> Back
 
 #[tokio::test]
 async fn link_local_and_metadata_backends_are_refused_loopback_and_private_allowed() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = ProcessStack::start(FAST_A, &[]).await;
     let c = s.client();
     for url in [
         "http://169.254.169.254",

@@ -7,17 +7,18 @@
 //! popup, the backends section (a second fake added, drained, enabled, disabled and removed
 //! from the panel, then added again with Enter in the URL field) and the 10,000-row bench; this test asserts its exit status and the
 //! host's state.
-//! Fails (never skips) when the extension or the web app is not built, or Chromium is missing.
+//! A missing prerequisite (the extension or the web app not built, Chromium missing) fails
+//! it under `CI=true` and skips it with a printed message elsewhere.
 
 use std::time::Duration;
 
 use scheduler_tests::fixtures::workspace_root;
-use scheduler_tests::harness::{E2eRun, FakeProcess, HostProcess, require_browser};
+use scheduler_tests::harness::{E2eRun, FakeProcess, HostProcess, browser_available};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workbench_end_to_end_in_headless_chromium() {
     let root = workspace_root();
-    require_browser(
+    if !browser_available(
         &root,
         "the extension's test build and the web app (target/extension-test, target/webapp)",
         &[
@@ -28,7 +29,9 @@ async fn workbench_end_to_end_in_headless_chromium() {
             "target/webapp/pkg/viewer_bg.wasm",
             "target/webapp/app.html",
         ],
-    );
+    ) {
+        return;
+    }
     let fake =
         FakeProcess::spawn(&["--step-ms", "20", "--checkpoint", "a", "--checkpoint", "b"]).await;
     // Added to the pool from the panel's backends section.

@@ -1,6 +1,6 @@
 //! The command line (`agent-scheduler enqueue|ls|show|watch|…`): the REAL binary's
-//! subcommands against a real host driving the fake SD.Next, with exact exit statuses
-//! (0 ok, 2 usage, 3 refused, 4 unreachable, 5 a task ended failed).
+//! subcommands (a process each) against the host in this process driving the fake SD.Next,
+//! with exact exit statuses (0 ok, 2 usage, 3 refused, 4 unreachable, 5 a task ended failed).
 
 use std::process::Stdio;
 
@@ -124,10 +124,13 @@ async fn wait_status(c: &Client, id: &str, status: TaskStatus) {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueue_with_flags_waits_and_saves_the_images() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = Stack::start(FAST_A, &[]).await;
-    let url = s.host.url();
+    let url = s.url.clone();
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("shots");
     let r = cli(
@@ -170,7 +173,7 @@ async fn enqueue_with_flags_waits_and_saves_the_images() {
     assert_eq!(v["files"][0]["path"], json!(first));
     assert_eq!(&std::fs::read(&first).unwrap()[..2], &[0xFF, 0xD8]);
     assert!(dir.join(format!("{id}-1.jpg")).is_file());
-    let stored = s.host.client.clone().task_request(&id).await.unwrap();
+    let stored = s.client().clone().task_request(&id).await.unwrap();
     let want = json!({"prompt": "a red fox", "negative_prompt": "blurry", "steps": 3,
         "cfg_scale": 6.5, "seed": -1, "width": 64, "height": 96, "sampler_name": "Euler a",
         "batch_size": 2, "n_iter": 1});
@@ -190,16 +193,19 @@ async fn enqueue_with_flags_waits_and_saves_the_images() {
     assert_code(&r, 0);
     let id = r.stdout.trim().to_owned();
     assert_eq!(
-        s.host.client.clone().task(&id).await.unwrap().params["prompt"],
+        s.client().clone().task(&id).await.unwrap().params["prompt"],
         "quiet"
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueue_reads_json_from_a_file_or_stdin_and_fans_out_checkpoints() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = paused_ab().await;
-    let url = s.host.url();
-    let api = s.host.client.clone();
+    let url = s.url.clone();
+    let api = s.client().clone();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("req.json");
     std::fs::write(
@@ -284,11 +290,14 @@ async fn enqueue_reads_json_from_a_file_or_stdin_and_fans_out_checkpoints() {
 /// Control tasks from the command line: units from `--json FILE`, the flags written under
 /// `/control`'s own names (`inputs`, `width_before`/`height_before`, `batch_count`), run to the
 /// end with `--out`; a unit image that is a URL is the host's 422 naming the unit (exit 3).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueue_control_queues_units_with_controls_field_names_and_saves_the_images() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = Stack::start(FAST_A, &[]).await;
-    let url = s.host.url();
-    let api = s.host.client.clone();
+    let url = s.url.clone();
+    let api = s.client().clone();
     let dir = tempfile::tempdir().unwrap();
     let png = png_data_url();
     let input = dir.path().join("in.png");
@@ -385,10 +394,13 @@ async fn enqueue_control_queues_units_with_controls_field_names_and_saves_the_im
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_flags_and_unreadable_input_exit_2_and_an_unreachable_host_4() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = Stack::start(FAST_A, &["--start-paused"]).await;
-    let url = s.host.url();
+    let url = s.url.clone();
     for args in [
         &["enqueue", "txt2img", "--size", "512"][..],
         &["enqueue", "txt2img", "--json", "/no/such/file.json"],
@@ -410,8 +422,7 @@ async fn bad_flags_and_unreadable_input_exit_2_and_an_unreachable_host_4() {
     .await;
     assert_code(&r, 2);
     assert_eq!(
-        s.host
-            .client
+        s.client()
             .queue(&Default::default())
             .await
             .unwrap()
@@ -420,10 +431,8 @@ async fn bad_flags_and_unreadable_input_exit_2_and_an_unreachable_host_4() {
         "nothing was queued"
     );
 
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", l.local_addr().unwrap())
-    };
+    let (_held, addr) = scheduler_tests::harness::refusing_address();
+    let closed = format!("http://{addr}");
     let r = cli(&closed, &["ls"]).await;
     assert_code(&r, 4);
     assert!(r.stderr.contains("host not reachable"), "{r:?}");
@@ -434,16 +443,17 @@ async fn bad_flags_and_unreadable_input_exit_2_and_an_unreachable_host_4() {
     assert_code(&r, 4);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_that_fails_makes_wait_and_watch_exit_5() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = Stack::start(FAST_A, &[]).await;
-    let url = s.host.url();
-    s.fake
-        .configure(&FakeConfigPatch {
-            fail_next_with_empty: Some(CountOrBool::Count(1)),
-            ..FakeConfigPatch::default()
-        })
-        .await;
+    let url = s.url.clone();
+    s.fake().configure(&FakeConfigPatch {
+        fail_next_with_empty: Some(CountOrBool::Count(1)),
+        ..FakeConfigPatch::default()
+    });
     let r = cli(
         &url,
         &[
@@ -456,18 +466,21 @@ async fn a_task_that_fails_makes_wait_and_watch_exit_5() {
     let id = line.split(' ').next().unwrap().to_owned();
     assert!(line.starts_with(&format!("{id} failed: ")), "{r:?}");
     assert_eq!(
-        s.host.client.clone().task(&id).await.unwrap().status,
+        s.client().clone().task(&id).await.unwrap().status,
         TaskStatus::Failed
     );
     let r = cli(&url, &["watch", &id]).await;
     assert_code(&r, 5);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ls_show_and_history_list_what_the_host_has() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = paused_ab().await;
-    let url = s.host.url();
-    let api = s.host.client.clone();
+    let url = s.url.clone();
+    let api = s.client().clone();
     let one = queued(&api, "first zebra").await;
     let two = queued(&api, "second okapi").await;
 
@@ -529,11 +542,14 @@ async fn ls_show_and_history_list_what_the_host_has() {
     assert_eq!(r.stdout.lines().last(), Some("1 of 1 finished task(s)"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_control_subcommands_change_the_host() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = paused_ab().await;
-    let url = s.host.url();
-    let api = s.host.client.clone();
+    let url = s.url.clone();
+    let api = s.client().clone();
     let a = queued(&api, "a").await;
     let b = queued(&api, "b").await;
     let c = queued(&api, "c").await;
@@ -602,11 +618,14 @@ async fn queue_control_subcommands_change_the_host() {
     assert!(api.health().await.unwrap().paused);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_follows_tasks_until_they_end_or_the_queue_is_idle() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = paused_ab().await;
-    let url = s.host.url();
-    let api = s.host.client.clone();
+    let url = s.url.clone();
+    let api = s.client().clone();
     let r = cli(&url, &["watch", "--until-idle"]).await;
     assert_code(&r, 0);
     assert_eq!(r.stdout, "", "an idle queue ends the watch at once");
@@ -656,11 +675,14 @@ async fn watch_follows_tasks_until_they_end_or_the_queue_is_idle() {
     assert_code(&r, 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_settings_export_and_import_round_trip() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = paused_ab().await;
-    let url = s.host.url();
-    let api = s.host.client.clone();
+    let url = s.url.clone();
+    let api = s.client().clone();
     let done = queued(&api, "to keep").await;
     let pending = queued(&api, "to export").await;
     api.run_task(&done).await.unwrap();
@@ -773,10 +795,13 @@ async fn results_settings_export_and_import_round_trip() {
     assert!(r.stderr.contains("(422 invalid)"), "{r:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_comes_from_the_flag_or_the_environment() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = Stack::start(FAST_A, &["--token", "s3cret"]).await;
-    let url = s.host.url();
+    let url = s.url.clone();
     let r = cli(&url, &["ls"]).await;
     assert_code(&r, 3);
     assert!(r.stderr.contains("(401 unauthorized)"), "{r:?}");
@@ -807,11 +832,14 @@ async fn the_token_comes_from_the_flag_or_the_environment() {
 
 /// A task waited for that is deleted ends `enqueue --wait` and `watch ID` with 5 (and
 /// `<id> deleted` on stdout).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_deleted_while_waited_for_exits_5() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let s = paused_ab().await;
-    let url = s.host.url();
-    let api = s.host.client.clone();
+    let url = s.url.clone();
+    let api = s.client().clone();
     let spawn = |args: &[&str]| {
         tokio::process::Command::new(host_binary())
             .args(args)
@@ -862,8 +890,11 @@ async fn wait_for_id(api: &Client) -> String {
 }
 
 /// `--help` and `help SUBCOMMAND` answer 0 with the exit-status table.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn help_lists_the_subcommands_and_the_exit_statuses() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let r = cli_env(&["--help"], &[], None).await;
     assert_code(&r, 0);
     for sub in [

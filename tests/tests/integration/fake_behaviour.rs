@@ -271,6 +271,9 @@ async fn a_lost_interrupt_needs_a_resend() {
 
 #[tokio::test]
 async fn binary_cli_hooks_and_restart_on_the_same_port() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let mut fake = FakeProcess::spawn(&[
         "--step-ms",
         "1",
@@ -395,4 +398,41 @@ async fn a_job_runs_on_when_its_client_goes_away() {
     let p = h.get("/sdapi/v1/progress?skip_current_image=true").await;
     assert_eq!(p["state"]["job"], json!(""), "idle again afterwards");
     assert_eq!(fake.stats().generations[0].images, 1);
+}
+
+/// The in-process outage: while down the port refuses connections and open ones are cut
+/// (the port stays bound, so no automatically chosen port is ever it); back up, the same
+/// address answers again, on kept and fresh connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_keeps_the_port_refuses_connections_and_ends() {
+    let fake = FakeSdNext::start(FakeConfig::with_checkpoints(&["a"]))
+        .await
+        .expect("start fake");
+    let http = Http::new(&fake);
+    // A connection opened before the outage (kept alive by the client's pool).
+    assert_eq!(http.get("/sdapi/v1/version").await["app"], "sd.next");
+    fake.go_down();
+    assert!(!fake.is_up());
+    let e = http
+        .c
+        .get(format!("{}/sdapi/v1/version", http.base))
+        .send()
+        .await
+        .expect_err("down");
+    let fresh = reqwest::Client::new()
+        .get(format!("{}/sdapi/v1/version", http.base))
+        .send()
+        .await
+        .expect_err("down");
+    assert!(fresh.is_connect(), "refused: {fresh:?}");
+    assert!(e.is_connect() || e.is_request(), "{e:?}");
+    fake.come_back();
+    assert!(fake.is_up());
+    assert_eq!(http.get("/sdapi/v1/version").await["app"], "sd.next");
+    let fresh = reqwest::Client::new()
+        .get(format!("{}/sdapi/v1/version", http.base))
+        .send()
+        .await
+        .expect("back up");
+    assert_eq!(fresh.status().as_u16(), 200);
 }

@@ -567,7 +567,9 @@ async fn reproduce() -> BTreeMap<String, Got> {
 
 #[tokio::test]
 async fn fake_answers_have_the_recorded_shapes() {
-    let dir = sdnext_api_fixtures();
+    let Some(dir) = sdnext_api_fixtures() else {
+        return;
+    };
     let rows = read_index(&dir);
     assert!(rows.len() >= 40, "INDEX.tsv has {} rows", rows.len());
     let got = reproduce().await;
@@ -643,7 +645,9 @@ async fn fake_answers_have_the_recorded_shapes() {
 #[tokio::test]
 async fn recorded_values_that_matter() {
     // Values (not just shapes) the host relies on, checked against the same fixtures.
-    let dir = sdnext_api_fixtures();
+    let Some(dir) = sdnext_api_fixtures() else {
+        return;
+    };
     let got = reproduce().await;
     let body = |f: &str| -> Value { serde_json::from_slice(&got[f].body).unwrap() };
     let real = |f: &str| -> Value {

@@ -9,6 +9,9 @@ use serde_json::json;
 
 #[tokio::test]
 async fn host_process_runs_a_task_and_restarts_on_the_same_port() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let fake =
         FakeProcess::spawn(&["--step-ms", "1", "--checkpoint", "a", "--checkpoint", "b"]).await;
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,6 @@
 //! The harness helpers themselves: the callback receiver, `wait_until`, route filling.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use scheduler_api::routes;
 use scheduler_tests::harness::{CallbackReceiver, fill, wait_until};
@@ -48,21 +48,27 @@ async fn callback_receiver_records_multipart_posts() {
 }
 
 #[tokio::test]
-async fn wait_until_returns_as_soon_as_the_condition_holds() {
-    let start = Instant::now();
-    let v = wait_until("a counter", Duration::from_secs(5), || {
-        let elapsed = start.elapsed();
-        async move { (elapsed >= Duration::from_millis(20)).then_some(42) }
+async fn wait_until_returns_the_first_value_the_condition_gives() {
+    // The condition holds at its third check: that check's value comes back and there is no
+    // fourth check.
+    let checks = std::cell::Cell::new(0u32);
+    let v = wait_until("the third check", Duration::from_secs(5), || {
+        checks.set(checks.get() + 1);
+        let n = checks.get();
+        async move { (n == 3).then_some(n * 14) }
     })
     .await;
-    assert_eq!(v, 42);
-    assert!(start.elapsed() < Duration::from_secs(2));
+    assert_eq!((v, checks.get()), (42, 3));
     let timed_out = tokio::spawn(async {
         wait_until("never", Duration::from_millis(30), || async { None::<()> }).await
     })
     .await;
-    let err = timed_out.unwrap_err();
-    assert!(err.is_panic(), "a missed deadline fails the test");
+    // A missed deadline fails the test, naming what it waited for.
+    let payload = timed_out.unwrap_err().into_panic();
+    assert_eq!(
+        payload.downcast_ref::<String>().map(String::as_str),
+        Some("timed out after 30ms waiting for: never")
+    );
 }
 
 #[test]

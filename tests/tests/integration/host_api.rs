@@ -32,7 +32,7 @@ fn is_error_body(v: &Value) -> bool {
     v["success"] == false && v["message"].as_str().is_some_and(|m| !m.is_empty())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_listing_pages_and_positions_and_keeps_original_types() {
     let s = paused_stack().await;
     let c = s.client();
@@ -82,7 +82,7 @@ async fn queue_listing_pages_and_positions_and_keeps_original_types() {
     assert_eq!(missing.status, 404);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moves_put_tasks_top_bottom_and_before_another() {
     let s = paused_stack().await;
     let c = s.client();
@@ -134,7 +134,7 @@ async fn moves_put_tasks_top_bottom_and_before_another() {
     assert_eq!(bad.status, 404);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn editing_is_a_shallow_merge_on_pending_tasks_only() {
     let s = paused_stack().await;
     let c = s.client();
@@ -194,7 +194,7 @@ async fn editing_is_a_shallow_merge_on_pending_tasks_only() {
     assert_eq!(missing.status, 404);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_filters_bookmarks_renames_requeues_and_clears() {
     let s = paused_stack().await;
     let c = s.client();
@@ -339,7 +339,7 @@ async fn history_filters_bookmarks_renames_requeues_and_clears() {
     assert_eq!(queue_ids(c).await, vec![keep]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bodies_get_clear_errors_and_change_nothing() {
     let s = paused_stack().await;
     let c = s.client();
@@ -370,30 +370,43 @@ async fn bad_bodies_get_clear_errors_and_change_nothing() {
         )
     );
 
+    let refusal = |a: Answer| (a.status, a.body["code"].clone(), a.body["message"].clone());
+    let invalid = |m: &str| (422, json!("invalid"), json!(m));
     let a = post(c, routes::QUEUE_IMG2IMG, &json!({"prompt": "no init"})).await;
-    assert_eq!(a.status, 422, "{}", a.body);
-    assert!(is_error_body(&a.body));
+    assert_eq!(refusal(a), invalid("img2img needs init_images"));
+    let not_inline =
+        "init_images[0] must be base64 or a data URL (URLs and file paths are not accepted)";
     let a = post(
         c,
         routes::QUEUE_IMG2IMG,
         &json!({"init_images": ["http://example.invalid/x.png"]}),
     )
     .await;
-    assert_eq!(a.status, 422, "URLs are refused: {}", a.body);
+    assert_eq!(refusal(a), invalid(not_inline), "URLs are refused");
     let a = post(
         c,
         routes::QUEUE_IMG2IMG,
         &json!({"init_images": ["/etc/passwd"]}),
     )
     .await;
-    assert_eq!(a.status, 422, "file paths are refused");
+    assert_eq!(refusal(a), invalid(not_inline), "file paths are refused");
     let a = post(
         c,
         routes::QUEUE_TXT2IMG,
         &json!({"prompt": "x", "callback_url": "file:///tmp/x"}),
     )
     .await;
-    assert_eq!(a.status, 422);
+    assert_eq!(
+        refusal(a),
+        invalid("callback_url must be an http or https URL")
+    );
+    let a = post(
+        c,
+        routes::QUEUE_TXT2IMG,
+        &json!({"prompt": "x", "checkpoint": "nofolder/*"}),
+    )
+    .await;
+    assert_eq!(refusal(a), invalid("no checkpoints in folder `nofolder`"));
 
     // 1 MiB is the limit for txt2img.
     let big = json!({"prompt": "x".repeat(2 * 1024 * 1024)});
@@ -428,10 +441,17 @@ async fn bad_bodies_get_clear_errors_and_change_nothing() {
         "only the valid task was queued"
     );
     let nf = get(c, "/agent-scheduler/v1/nope").await;
-    assert_eq!(nf.status, 404);
+    assert_eq!(
+        (
+            nf.status,
+            nf.body["code"].clone(),
+            nf.body["message"].clone()
+        ),
+        (404, json!("not_found"), json!("Not found"))
+    );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overrides_are_lifted_into_the_task_and_idempotency_keys_dedupe() {
     let s = paused_stack().await;
     let c = s.client();
@@ -465,7 +485,7 @@ async fn overrides_are_lifted_into_the_task_and_idempotency_keys_dedupe() {
     assert_eq!(q.pending_tasks[0].id, id);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_settings_backends_and_docs() {
     let s = paused_stack().await;
     let c = s.client();
@@ -500,7 +520,7 @@ async fn lists_settings_backends_and_docs() {
 
     let b: Vec<BackendInfo> = get(c, routes::BACKENDS).await.json();
     assert_eq!(b.len(), 1);
-    assert_eq!(b[0].url, s.fake.url());
+    assert_eq!(b[0].url, s.fake().url());
 
     let api = get(c, routes::OPENAPI).await;
     assert_eq!(api.status, 200);

@@ -1,18 +1,24 @@
-//! Several backends, backends that are not ready or rate-limit, and bounded auto-requeue.
+//! Several backends, a backend that is not ready, and bounded auto-requeue (the host in this
+//! process, driving in-process fakes; rate limits: host_faults.rs).
 
 use scheduler_api::{ListQuery, SettingsPatch, TaskStatus, TaskType};
-use scheduler_tests::harness::{FakeProcess, HostProcess, wait_for, wait_until};
+use scheduler_tests::harness::{wait_for, wait_until};
+use scheduler_tests::inprocess::{InProcessHost, fake_with_args};
 use serde_json::json;
 
 use crate::host_support::*;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_run_on_a_backend_that_lists_their_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let f1 = FakeProcess::spawn(&["--step-ms", "20", "--checkpoint", "a", "--loaded", "a"]).await;
-    let f2 = FakeProcess::spawn(&["--step-ms", "20", "--checkpoint", "b", "--loaded", "b"]).await;
-    let host = HostProcess::spawn(dir.path(), &[f1.url(), f2.url()], &[]).await;
-    let c = &host.client;
+    let f1 = fake_with_args(&["--step-ms", "20", "--checkpoint", "a", "--loaded", "a"]).await;
+    let f2 = fake_with_args(&["--step-ms", "20", "--checkpoint", "b", "--loaded", "b"]).await;
+    let (u1, u2) = (f1.url(), f2.url());
+    let host = InProcessHost::start_with(f1, tempfile::tempdir().unwrap(), |c| {
+        c.backends.push(u2.clone())
+    })
+    .await;
+    let c = host.client();
+    let f1 = host.fake();
     let models = c.sd_models().await.expect("sd-models");
     assert_eq!(models, vec!["a", "b"], "the union of both backends");
     pause(c).await;
@@ -53,27 +59,24 @@ async fn tasks_run_on_a_backend_that_lists_their_checkpoint() {
     for id in ids.iter().chain(all.task_ids.iter()) {
         let t = wait_done(c, id).await;
         let ck = t.params["checkpoint"].as_str().unwrap().to_owned();
-        let expect = if ck == "a" { f1.url() } else { f2.url() };
+        let expect = if ck == "a" { &u1 } else { &u2 };
         assert_eq!(t.backend.as_deref(), Some(expect.as_str()), "{t:?}");
     }
-    let (s1, s2) = (f1.stats().await, f2.stats().await);
-    assert!(
-        s1.loads.is_empty() && s2.loads.is_empty(),
-        "no switches needed"
+    let (s1, s2) = (f1.stats(), f2.stats());
+    assert_eq!((s1.loads, s2.loads), (vec![], vec![]), "no switches needed");
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(s1.prompts),
+        ["every", "on a 0", "on a 1", "on a 2"],
+        "each backend ran exactly its checkpoint's tasks"
     );
-    assert!(
-        s1.prompts
-            .iter()
-            .all(|p| p.contains("on a") || p == "every")
-    );
-    assert!(
-        s2.prompts
-            .iter()
-            .all(|p| p.contains("on b") || p == "every")
-    );
+    assert_eq!(sorted(s2.prompts), ["every", "on b 0", "on b 1", "on b 2"]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_without_a_model_makes_tasks_wait_not_fail() {
     let s = Stack::start(&["--step-ms", "1", "--checkpoint", "a", "--no-model"], &[]).await;
     let c = s.client();
@@ -81,9 +84,8 @@ async fn a_backend_without_a_model_makes_tasks_wait_not_fail() {
     // The fake answers 200 with no images while no model is loaded; the host must not fail
     // the task for that. Load a model behind the host's back, as a user would.
     wait_for("the host to have asked the backend", LONG, || async {
-        s.fake
+        s.fake()
             .stats()
-            .await
             .count_requests("GET", "/sdapi/v1/checkpoint")
             > 0
     })
@@ -98,7 +100,7 @@ async fn a_backend_without_a_model_makes_tasks_wait_not_fail() {
     .await;
     assert_eq!(t.status, TaskStatus::Pending);
     let r = reqwest::Client::new()
-        .post(format!("{}/sdapi/v1/options", s.fake.url()))
+        .post(format!("{}/sdapi/v1/options", s.fake().url()))
         .json(&json!({"sd_model_checkpoint": "a"}))
         .send()
         .await
@@ -108,25 +110,7 @@ async fn a_backend_without_a_model_makes_tasks_wait_not_fail() {
     assert_eq!(t.attempts, 0);
 }
 
-#[tokio::test]
-async fn rate_limits_are_retried() {
-    let s = Stack::start(FAST_A, &[]).await;
-    s.fake
-        .configure(&serde_json::from_value(json!({"rate_limit_next": 2})).unwrap())
-        .await;
-    let id = enqueue(s.client(), "after a 429", json!({})).await;
-    let t = wait_done(s.client(), &id).await;
-    assert_eq!(t.attempts, 0, "a 429 is not a failed attempt");
-    assert!(
-        s.fake
-            .stats()
-            .await
-            .count_requests("POST", "/sdapi/v1/txt2img")
-            >= 3
-    );
-}
-
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_requeue_of_failed_tasks_stops_at_max_attempts() {
     let s = Stack::start(FAST_A, &[]).await;
     let c = s.client();
@@ -151,7 +135,7 @@ async fn auto_requeue_of_failed_tasks_stops_at_max_attempts() {
     .await;
     let ok = enqueue(c, "afterwards", json!({})).await;
     wait_done(c, &ok).await;
-    let st = s.fake.stats().await;
+    let st = s.fake().stats();
     let tries = st
         .requests
         .iter()

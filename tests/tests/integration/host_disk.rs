@@ -1,14 +1,14 @@
 //! A full disk (issue 7, finding 6), injected by the host's test-only hook: the store and
 //! the results writer fail with "no space" (`POST /agent-scheduler/v1/test/faults`, served
 //! only by builds with the `fault-injection` feature — the tests crate's dev-dependency, so
-//! these hosts run in-process — started with test faults). Plus a real tmpfs data directory
-//! where mounting works.
+//! the hosts run in this process, with `Config::test_faults`). Plus a real tmpfs data
+//! directory where mounting works.
 
 use agent_scheduler::config::TestFaults;
 use scheduler_api::client::Client;
 use scheduler_api::{HistoryFilter, TaskStatus, routes};
 use scheduler_tests::harness::{FakeProcess, HostProcess, wait_for, wait_task_status, wait_until};
-use scheduler_tests::inprocess::InProcessHost;
+use scheduler_tests::inprocess::{InProcessHost, fake_with_args};
 use serde_json::json;
 
 use crate::host_support::*;
@@ -40,15 +40,15 @@ async fn wait_hold(c: &Client, want: Option<&str>) {
 /// Writes answer 507 with a clear message and change nothing; the queue is on hold (not
 /// paused) and resumes by itself when space returns. A run whose files cannot be written
 /// goes back to pending without counting an attempt, and runs again later.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_holds_the_queue_answers_507_and_loses_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let fake = FakeProcess::spawn(&["--step-ms", "5", "--checkpoint", "a", "--loaded", "a"]).await;
-    let host = InProcessHost::start_against(&fake.url(), dir, |c| {
+    let fake = fake_with_args(&["--step-ms", "5", "--checkpoint", "a", "--loaded", "a"]).await;
+    // As `AGENT_SCHEDULER_TEST_FAULTS=1` does for the binary.
+    let host = InProcessHost::start_with(fake, tempfile::tempdir().expect("tempdir"), |c| {
         c.test_faults = Some(TestFaults { disk_full: false })
     })
     .await;
-    let c = host.api.clone();
+    let (c, fake) = (host.client().clone(), host.fake());
     let first = enqueue(&c, "before", json!({})).await;
     wait_done(&c, &first).await;
 
@@ -110,7 +110,6 @@ async fn a_full_disk_holds_the_queue_answers_507_and_loses_nothing() {
     inject(&c, true, false).await;
     wait_for("the fake to answer the run", LONG, || async {
         fake.stats()
-            .await
             .generations
             .iter()
             .any(|g| g.prompt == "nothing fits")
@@ -120,7 +119,7 @@ async fn a_full_disk_holds_the_queue_answers_507_and_loses_nothing() {
     inject(&c, false, false).await;
     let t = wait_done(&c, &slow).await;
     assert_eq!(t.attempts, 0);
-    let prompts = fake.stats().await.prompts;
+    let prompts = fake.stats().prompts;
     assert_eq!(
         prompts.iter().filter(|p| *p == "nothing fits").count(),
         2,
@@ -132,6 +131,9 @@ async fn a_full_disk_holds_the_queue_answers_507_and_loses_nothing() {
 /// reads, says why it will not run tasks, and recovers once space returns.
 #[tokio::test]
 async fn the_host_starts_on_a_full_disk_and_runs_when_space_returns() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let fake = FakeProcess::spawn(&["--step-ms", "20", "--checkpoint", "a", "--loaded", "a"]).await;
     let mut first = HostProcess::spawn(dir.path(), &[fake.url()], &[]).await;
@@ -141,11 +143,13 @@ async fn the_host_starts_on_a_full_disk_and_runs_when_space_returns() {
     wait_task_status(&c, &long, TaskStatus::Running, LONG).await;
     first.sigkill().await;
 
+    // The fault route is in test builds only: the restarted host runs in this process (as
+    // `AGENT_SCHEDULER_TEST_FAULTS=disk_full` did for a binary with the feature).
     let host = InProcessHost::start_against(&fake.url(), dir, |c| {
         c.test_faults = Some(TestFaults { disk_full: true })
     })
     .await;
-    let c = host.api.clone();
+    let c = host.client().clone();
     let q = queue(&c).await;
     assert_eq!(q.hold_reason.as_deref(), Some("disk full"));
     assert_eq!(q.total_pending_tasks, 2, "reads work");
@@ -162,6 +166,9 @@ async fn the_host_starts_on_a_full_disk_and_runs_when_space_returns() {
 #[tokio::test]
 #[ignore = "mounts a tmpfs (root and mount(8) needed): cargo test -- --ignored tmpfs"]
 async fn tmpfs_data_directory_filled_up_holds_and_resumes() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let mnt = tempfile::tempdir().expect("tempdir");
     let ok = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])

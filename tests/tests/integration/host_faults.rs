@@ -1,5 +1,6 @@
-//! Nothing wedges the night's queue (issue 7): misbehaving backends against the real host
-//! and fake SD.Next processes. One test per finding.
+//! Nothing wedges the night's queue (issue 7): misbehaving backends against the host in this
+//! process and in-process fakes (the poison-task test against the processes: their log shows
+//! that nothing panics). One test per finding.
 
 use fake_sdnext::{FakeConfigPatch, Fault, FaultRule};
 use scheduler_api::client::Client;
@@ -14,22 +15,24 @@ async fn settings(c: &Client, patch: serde_json::Value) {
     c.update_settings(&patch).await.expect("settings");
 }
 
-async fn faults(s: &Stack, rules: Vec<FaultRule>) {
-    s.fake
-        .configure(&FakeConfigPatch {
-            faults: Some(rules),
-            ..FakeConfigPatch::default()
-        })
-        .await;
+fn faults(fake: &fake_sdnext::FakeHandle, rules: Vec<FaultRule>) {
+    fake.configure(&FakeConfigPatch {
+        faults: Some(rules),
+        ..FakeConfigPatch::default()
+    });
 }
 
 /// Finding 1: a request that fails after it was sent, with the backend up, counts an
 /// attempt; the task waits out a growing backoff (carrying `next_run_at`) while the tasks
 /// behind it run, and fails with the reason after `max_attempts`. Each fault mode is a
 /// poison task of its own; all of them are in the queue at once.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_tasks_fail_after_max_attempts_and_the_queue_moves_on() {
-    let s = Stack::start(FAST_A, &["--start-paused"]).await;
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
+    // A process: its log shows that the host never panics.
+    let s = ProcessStack::start(FAST_A, &["--start-paused"]).await;
     let c = s.client().clone();
     settings(&c, json!({"max_attempts": 3, "retry_backoff_s": 2})).await;
     let modes = [
@@ -40,14 +43,17 @@ async fn poison_tasks_fail_after_max_attempts_and_the_queue_moves_on() {
         ("gateway timeout", Fault::Status { status: 504 }),
         ("garbage json", Fault::GarbageJson),
     ];
-    faults(
-        &s,
-        modes
-            .iter()
-            .map(|(p, f)| FaultRule::poison(p, f.clone()))
-            .collect(),
-    )
-    .await;
+    s.fake
+        .configure(&FakeConfigPatch {
+            faults: Some(
+                modes
+                    .iter()
+                    .map(|(p, f)| FaultRule::poison(p, f.clone()))
+                    .collect(),
+            ),
+            ..FakeConfigPatch::default()
+        })
+        .await;
     let mut poison = Vec::new();
     for (prompt, _) in &modes {
         poison.push(enqueue(&c, prompt, json!({})).await);
@@ -103,23 +109,26 @@ async fn wait_until_task(
 
 /// Finding 1, the other side: 429 stays back-off-and-retry (no attempt counted), and a
 /// request that cannot even connect is an outage (no attempt).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_and_outages_count_no_attempt() {
-    let mut s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FAST_A, &[]).await;
     let c = s.client().clone();
     settings(&c, json!({"max_attempts": 1})).await;
-    s.fake
-        .configure(&FakeConfigPatch {
-            rate_limit_next: Some(fake_sdnext::CountOrBool::Count(3)),
-            rate_limit_retry_after: Some(0),
-            ..FakeConfigPatch::default()
-        })
-        .await;
+    s.fake().configure(&FakeConfigPatch {
+        rate_limit_next: Some(fake_sdnext::CountOrBool::Count(3)),
+        rate_limit_retry_after: Some(0),
+        ..FakeConfigPatch::default()
+    });
     let limited = enqueue(&c, "rate limited", json!({})).await;
     let t = wait_done(&c, &limited).await;
     assert_eq!(t.attempts, 0);
+    assert_eq!(
+        s.fake().stats().count_requests("POST", "/sdapi/v1/txt2img"),
+        4,
+        "three answered 429, the fourth ran"
+    );
 
-    s.fake.sigkill().await;
+    s.fake().go_down();
     let waits = enqueue(&c, "waits out the outage", json!({})).await;
     wait_for(
         "the task to wait, pending, without an attempt",
@@ -131,7 +140,7 @@ async fn rate_limits_and_outages_count_no_attempt() {
         },
     )
     .await;
-    s.fake.restart().await;
+    s.fake().come_back();
     let t = wait_done(&c, &waits).await;
     assert_eq!(t.attempts, 0, "an outage counts no attempt");
 }
@@ -139,23 +148,21 @@ async fn rate_limits_and_outages_count_no_attempt() {
 /// Finding 2: DELETE ends a task within 15 s even when the backend never answers; the
 /// abandoned request holds the backend only until its progress shows it idle, and the next
 /// task then runs on it.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_generation_is_interrupted_and_the_next_task_runs() {
     let s = Stack::start(FAST_A, &[]).await;
     let c = s.client().clone();
     settings(&c, json!({"interrupt_grace_s": 2})).await;
     faults(
-        &s,
+        s.fake(),
         vec![FaultRule::poison("hangs", Fault::HangHonoursInterrupt)],
-    )
-    .await;
+    );
     let hung = enqueue(&c, "hangs", json!({"steps": 50})).await;
     let next = enqueue(&c, "next", json!({})).await;
     wait_task_status(&c, &hung, TaskStatus::Running, LONG).await;
     wait_for("the fake to run the hung job", LONG, || async {
-        s.fake
+        s.fake()
             .stats()
-            .await
             .faulted_prompts
             .contains(&"hangs".to_owned())
     })
@@ -171,46 +178,41 @@ async fn a_hung_generation_is_interrupted_and_the_next_task_runs() {
     )
     .await;
     let t = wait_done(&c, &next).await;
-    assert_eq!(t.backend.as_deref(), Some(s.fake.url().as_str()));
+    assert_eq!(t.backend.as_deref(), Some(s.fake().url().as_str()));
 }
 
 /// Finding 2: a backend whose job ignores interrupts is `stalled` after the request is
 /// abandoned and gets no task while its progress shows the job; the other backend carries
 /// on; once the job ends, the stalled backend takes tasks again.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_that_ignores_interrupts_stalls_and_the_other_carries_on() {
     use scheduler_api::{BackendInfo, BackendState};
-    use scheduler_tests::harness::{FakeProcess, HostProcess};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let f1 = FakeProcess::spawn(FAST_A).await;
-    let f2 = FakeProcess::spawn(FAST_A).await;
+    use scheduler_tests::inprocess::{InProcessHost, fake_with_args};
+    let f1 = fake_with_args(FAST_A).await;
+    let f2 = fake_with_args(FAST_A).await;
     let stuck_rule = FaultRule {
         fault: Fault::HangIgnoresInterrupt,
         prompt: Some("stuck".into()),
         count: Some(1),
     };
     for f in [&f1, &f2] {
-        f.configure(&FakeConfigPatch {
-            faults: Some(vec![stuck_rule.clone()]),
-            ..FakeConfigPatch::default()
-        })
-        .await;
+        faults(f, vec![stuck_rule.clone()]);
     }
-    let host = HostProcess::spawn(dir.path(), &[f1.url(), f2.url()], &[]).await;
-    let c = host.client.clone();
+    let u2 = f2.url();
+    let host = InProcessHost::start_with(f1, tempfile::tempdir().expect("tempdir"), |c| {
+        c.backends.push(u2)
+    })
+    .await;
+    let f1 = host.fake();
+    let c = host.client().clone();
     settings(&c, json!({"interrupt_grace_s": 1, "stall_recheck_s": 1})).await;
     let stuck = enqueue(&c, "stuck", json!({})).await;
     let running = wait_task_status(&c, &stuck, TaskStatus::Running, LONG).await;
     let x = running.backend.clone().expect("a backend runs it");
-    let (hung_fake, other) = if x == f1.url() {
-        (&f1, &f2)
-    } else {
-        (&f2, &f1)
-    };
+    let (hung_fake, other) = if x == f1.url() { (f1, &f2) } else { (&f2, f1) };
     wait_for("the fake to run the stuck job", LONG, || async {
         hung_fake
             .stats()
-            .await
             .faulted_prompts
             .contains(&"stuck".to_owned())
     })
@@ -246,12 +248,10 @@ async fn a_backend_that_ignores_interrupts_stalls_and_the_other_carries_on() {
         );
     }
     // The job ends: the stalled backend is idle again and takes work.
-    hung_fake
-        .configure(&FakeConfigPatch {
-            release_hangs: Some(true),
-            ..FakeConfigPatch::default()
-        })
-        .await;
+    hung_fake.configure(&FakeConfigPatch {
+        release_hangs: Some(true),
+        ..FakeConfigPatch::default()
+    });
     wait_for("the stalled backend to be up again", LONG, || async {
         let b: Vec<BackendInfo> = c.backends().await.expect("backends");
         b.iter().any(|b| b.url == x && b.state == BackendState::Up)
@@ -261,12 +261,15 @@ async fn a_backend_that_ignores_interrupts_stalls_and_the_other_carries_on() {
 
 /// Finding 2: the stall watchdog interrupts and fails a task whose progress stops changing;
 /// the overall per-task timeout does the same for a task that runs too long.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stall_watchdog_and_the_task_timeout_fail_a_task_and_the_queue_moves_on() {
     let s = Stack::start(FAST_A, &[]).await;
     let c = s.client().clone();
     settings(&c, json!({"stall_timeout_s": 2, "interrupt_grace_s": 2})).await;
-    faults(&s, vec![FaultRule::poison("frozen", Fault::FrozenProgress)]).await;
+    faults(
+        s.fake(),
+        vec![FaultRule::poison("frozen", Fault::FrozenProgress)],
+    );
     let frozen = enqueue(&c, "frozen", json!({"steps": 20})).await;
     let after = enqueue(&c, "after the frozen one", json!({})).await;
     let t = wait_finished(&c, &frozen).await;
@@ -294,19 +297,18 @@ async fn the_stall_watchdog_and_the_task_timeout_fail_a_task_and_the_queue_moves
 /// Finding 7: a generation answer beyond `max_answer_mib` fails the task with the reason
 /// without being read; an answer under the cap is read (the peak memory of a 256 MiB answer
 /// is measured by the `faults` bench).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_beyond_the_cap_fails_the_task_and_the_queue_moves_on() {
     let s = Stack::start(FAST_A, &[]).await;
     let c = s.client().clone();
     settings(&c, json!({"max_answer_mib": 2})).await;
     faults(
-        &s,
+        s.fake(),
         vec![
             FaultRule::poison("huge", Fault::HugeAnswer { mib: 3 }),
             FaultRule::poison("large", Fault::HugeAnswer { mib: 1 }),
         ],
-    )
-    .await;
+    );
     let huge = enqueue(&c, "huge", json!({})).await;
     let large = enqueue(&c, "large", json!({})).await;
     let t = wait_finished(&c, &huge).await;
@@ -324,23 +326,21 @@ async fn an_answer_beyond_the_cap_fails_the_task_and_the_queue_moves_on() {
 
 /// Finding 2: with its only backend stalled (a job that ignores interrupts), the queue shows
 /// `hold_reason: "backend stalled"` until the job ends; then the next task runs.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_only_backend_holds_the_queue_until_it_is_idle() {
     let s = Stack::start(FAST_A, &[]).await;
     let c = s.client().clone();
     settings(&c, json!({"interrupt_grace_s": 1, "stall_recheck_s": 1})).await;
     faults(
-        &s,
+        s.fake(),
         vec![FaultRule::poison("stuck", Fault::HangIgnoresInterrupt)],
-    )
-    .await;
+    );
     let stuck = enqueue(&c, "stuck", json!({})).await;
     let next = enqueue(&c, "next", json!({})).await;
     wait_task_status(&c, &stuck, TaskStatus::Running, LONG).await;
     wait_for("the fake to run the stuck job", LONG, || async {
-        s.fake
+        s.fake()
             .stats()
-            .await
             .faulted_prompts
             .contains(&"stuck".to_owned())
     })
@@ -362,12 +362,10 @@ async fn a_stalled_only_backend_holds_the_queue_until_it_is_idle() {
         TaskStatus::Pending,
         "a stalled backend gets no task"
     );
-    s.fake
-        .configure(&FakeConfigPatch {
-            release_hangs: Some(true),
-            ..FakeConfigPatch::default()
-        })
-        .await;
+    s.fake().configure(&FakeConfigPatch {
+        release_hangs: Some(true),
+        ..FakeConfigPatch::default()
+    });
     wait_done(&c, &next).await;
     assert_eq!(queue(&c).await.hold_reason, None);
 }

@@ -1,4 +1,4 @@
-//! Hostile input against the real host process (issue 7, finding 9 and the enqueue
+//! Hostile input against the host in this process (issue 7, finding 9 and the enqueue
 //! bodies): property tests over search strings and enqueue bodies. No input may produce a
 //! 5xx, and a refused enqueue leaves the queue unchanged.
 

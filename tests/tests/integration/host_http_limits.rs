@@ -63,6 +63,9 @@ fn accepted_on(pid: u32, port: u16) -> usize {
 
 #[tokio::test]
 async fn slow_headers_time_out_connections_are_capped_and_early_errors_are_json() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let fake = scheduler_tests::harness::FakeProcess::spawn(FAST_A).await;
     let host = HostProcess::spawn(

@@ -1,4 +1,4 @@
-//! The checkpoint-aware order through the real binaries: one load per checkpoint, the
+//! The checkpoint-aware order through the host in this process: one load per checkpoint, the
 //! listing shows the order that runs (with switch points), strict FIFO as a setting, "move
 //! to top" first, the starvation bound, and cursor paging over the projected window.
 
@@ -23,6 +23,18 @@ const ABC: &[&str] = &[
     "--loaded",
     "a",
 ];
+
+/// A paused host over [`ABC`], once it knows that `a` is loaded (the order the listing
+/// projects depends on it; before the first probe answers, nothing is known loaded).
+async fn abc_paused() -> Stack {
+    let s = Stack::start(ABC, &["--start-paused"]).await;
+    wait_until("the host to know that `a` is loaded", LONG, || async {
+        let b = s.client().backends().await.ok()?;
+        (b[0].loaded_checkpoint.as_deref() == Some("a")).then_some(())
+    })
+    .await;
+    s
+}
 
 /// 5 prompts × "Queue with all checkpoints" (the order a user produces: prompt by prompt).
 async fn five_prompts_all_checkpoints(s: &Stack) -> Vec<String> {
@@ -53,9 +65,9 @@ async fn wait_all_done(s: &Stack, n: usize) {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_load_per_checkpoint_and_the_listing_shows_what_runs() {
-    let s = Stack::start(ABC, &["--start-paused"]).await;
+    let s = abc_paused().await;
     let c = s.client();
     let ids = five_prompts_all_checkpoints(&s).await;
     assert_eq!(ids.len(), 15);
@@ -83,7 +95,7 @@ async fn one_load_per_checkpoint_and_the_listing_shows_what_runs() {
         assert_eq!(t.position, Some(i as i64));
         let p = t.projection.as_ref().expect("a projection in the window");
         assert_eq!(p.order, i as i64);
-        assert_eq!(p.backend.as_deref(), Some(s.fake.url().as_str()));
+        assert_eq!(p.backend.as_deref(), Some(s.fake().url().as_str()));
     }
     assert!(
         q.pending_tasks
@@ -102,7 +114,7 @@ async fn one_load_per_checkpoint_and_the_listing_shows_what_runs() {
 
     resume(c).await;
     wait_all_done(&s, 15).await;
-    let stats = s.fake.stats().await;
+    let stats = s.fake().stats();
     assert_eq!(stats.loads, ["b", "c"], "one load per checkpoint");
     // What ran is what the listing showed.
     let mut ran = Vec::new();
@@ -120,9 +132,9 @@ async fn one_load_per_checkpoint_and_the_listing_shows_what_runs() {
     assert_eq!(ran, shown);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grouping_off_is_strict_fifo() {
-    let s = Stack::start(ABC, &["--start-paused"]).await;
+    let s = abc_paused().await;
     let c = s.client();
     let settings = c
         .update_settings(&SettingsPatch {
@@ -143,12 +155,12 @@ async fn grouping_off_is_strict_fifo() {
     assert_eq!(switches, 14);
     resume(c).await;
     wait_all_done(&s, 15).await;
-    assert_eq!(s.fake.stats().await.checkpoint_loads, 14);
+    assert_eq!(s.fake().stats().checkpoint_loads, 14);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn move_to_top_runs_first_and_a_drag_changes_where_it_runs() {
-    let s = Stack::start(ABC, &["--start-paused"]).await;
+    let s = abc_paused().await;
     let c = s.client();
     let b1 = enqueue(c, "b1", json!({"checkpoint": "b", "steps": 1})).await;
     let a1 = enqueue(c, "a1", json!({"checkpoint": "a", "steps": 1})).await;
@@ -184,12 +196,12 @@ async fn move_to_top_runs_first_and_a_drag_changes_where_it_runs() {
     );
     resume(c).await;
     wait_all_done(&s, 4).await;
-    assert_eq!(s.fake.stats().await.prompts, ["a1", "a2", "b1", "c1"]);
+    assert_eq!(s.fake().stats().prompts, ["a1", "a2", "b1", "c1"]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overtaken_task_goes_first_after_the_bound() {
-    let s = Stack::start(ABC, &["--start-paused"]).await;
+    let s = abc_paused().await;
     let c = s.client();
     c.update_settings(&SettingsPatch {
         max_overtakes: Some(2),
@@ -210,7 +222,7 @@ async fn an_overtaken_task_goes_first_after_the_bound() {
     );
     resume(c).await;
     wait_all_done(&s, 5).await;
-    assert_eq!(s.fake.stats().await.prompts, ["a0", "a1", "b", "a2", "a3"]);
+    assert_eq!(s.fake().stats().prompts, ["a0", "a1", "b", "a2", "a3"]);
     // The bound is a setting with a range.
     let err = c
         .update_settings(&SettingsPatch {
@@ -225,9 +237,9 @@ async fn an_overtaken_task_goes_first_after_the_bound() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cursor_pages_cross_the_window_without_gaps() {
-    let s = Stack::start(ABC, &["--start-paused"]).await;
+    let s = abc_paused().await;
     let c = s.client();
     let mut bodies = Vec::new();
     for i in 0..130 {

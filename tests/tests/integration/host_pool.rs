@@ -1,11 +1,12 @@
-//! The pool of backends through the real binaries: backends added at run time take work,
-//! are persisted and come back after a restart, never show their credentials, and their
+//! The pool of backends: backends added at run time take work, are persisted and come back
+//! after a SIGKILL and restart (the real binaries), never show their credentials, and their
 //! origin is allowed; disable, drain and remove; a backend that goes down leaves its work to
-//! the others; per-backend figures.
+//! the others; per-backend figures (the host in this process, driving in-process fakes).
 
 use scheduler_api::client::{Client, Method};
 use scheduler_api::{BackendInfo, BackendSource, HistoryFilter, SettingsPatch, TaskStatus, routes};
 use scheduler_tests::harness::{FakeProcess, HostProcess, wait_task_status, wait_until};
+use scheduler_tests::inprocess::{InProcessHost, fake_with_args};
 use serde_json::json;
 
 use crate::host_support::*;
@@ -31,6 +32,11 @@ async fn fake(args: &[String]) -> FakeProcess {
     FakeProcess::spawn(&a).await
 }
 
+async fn in_process(args: &[String]) -> fake_sdnext::FakeHandle {
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    fake_with_args(&a).await
+}
+
 async fn backends(c: &Client) -> Vec<BackendInfo> {
     c.backends().await.expect("backends")
 }
@@ -54,6 +60,9 @@ async fn wait_all_done(c: &Client, n: i64) {
 
 #[tokio::test]
 async fn an_added_backend_takes_work_persists_and_never_shows_its_credentials() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     let f1 = fake(&fast("a")).await;
     let mut args = fast("a");
@@ -192,13 +201,12 @@ async fn an_added_backend_takes_work_persists_and_never_shows_its_credentials() 
     assert_eq!(ids, ["flag-1"]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disabling_a_busy_backend_hands_its_task_to_another_and_drain_finishes_first() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let slow = FakeProcess::spawn(&["--step-ms", "40", "--checkpoint", "a", "--loaded", "a"]).await;
-    let other = FakeProcess::spawn(&["--step-ms", "2", "--checkpoint", "a", "--loaded", "a"]).await;
-    let host = HostProcess::spawn(dir.path(), &[slow.url()], &[]).await;
-    let c = host.client.clone();
+    let slow = fake_with_args(&["--step-ms", "40", "--checkpoint", "a", "--loaded", "a"]).await;
+    let other = fake_with_args(&["--step-ms", "2", "--checkpoint", "a", "--loaded", "a"]).await;
+    let host = InProcessHost::start_with(slow, tempfile::tempdir().expect("tempdir"), |_| {}).await;
+    let (c, slow) = (host.client().clone(), host.fake());
     // The slow backend alone takes the long task.
     let long = enqueue(&c, "long", json!({"steps": 500})).await;
     wait_task_status(&c, &long, TaskStatus::Running, LONG).await;
@@ -210,10 +218,7 @@ async fn disabling_a_busy_backend_hands_its_task_to_another_and_drain_finishes_f
     let t = wait_done(&c, &long).await;
     assert_eq!(t.backend.as_deref(), Some(other.url().as_str()));
     assert_eq!(t.attempts, 0, "giving a task back is no attempt");
-    assert!(
-        slow.stats().await.interrupts >= 1,
-        "SD.Next was asked to stop"
-    );
+    assert!(slow.stats().interrupts >= 1, "SD.Next was asked to stop");
 
     // Drain: the running task finishes where it runs, then the backend takes nothing.
     c.backend_action(routes::BACKEND_ENABLE, "flag-1")
@@ -246,13 +251,17 @@ async fn disabling_a_busy_backend_hands_its_task_to_another_and_drain_finishes_f
     assert_eq!(t.backend.as_deref(), Some(other.url().as_str()));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_that_goes_down_leaves_its_work_to_the_others() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut fa = fake(&fast("a")).await;
-    let fb = fake(&fast("b")).await;
-    let host = HostProcess::spawn(dir.path(), &[fa.url(), fb.url()], &["--start-paused"]).await;
-    let c = host.client.clone();
+    let fa = in_process(&fast("a")).await;
+    let fb = in_process(&fast("b")).await;
+    let fb_url = fb.url();
+    let host = InProcessHost::start_with(fa, tempfile::tempdir().expect("tempdir"), |c| {
+        c.start_paused = true;
+        c.backends.push(fb_url);
+    })
+    .await;
+    let (c, fa) = (host.client().clone(), host.fake());
     wait_until("both backends up", LONG, || async {
         let b = backends(&c).await;
         b.iter()
@@ -265,21 +274,17 @@ async fn a_backend_that_goes_down_leaves_its_work_to_the_others() {
         ids.push(enqueue(&c, &format!("a{i}"), json!({"checkpoint": "a"})).await);
     }
     // The backend with `a` loaded goes away before anything runs.
-    fa.sigkill().await;
+    fa.go_down();
     resume(&c).await;
     for id in &ids {
         let t = wait_done(&c, id).await;
         assert_eq!(t.backend.as_deref(), Some(fb.url().as_str()));
         assert_eq!(t.attempts, 0);
     }
-    assert_eq!(
-        fb.stats().await.loads,
-        ["a"],
-        "one load on the backend left"
-    );
+    assert_eq!(fb.stats().loads, ["a"], "one load on the backend left");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loads_and_runs_are_counted_per_backend() {
     let s = Stack::start(
         &[
@@ -307,34 +312,30 @@ async fn loads_and_runs_are_counted_per_backend() {
     }
     resume(c).await;
     wait_all_done(c, 4).await;
-    let stats = s.fake.stats().await;
+    let stats = s.fake().stats();
     assert_eq!(stats.loads, ["b", "a", "b"]);
     let b = &backends(c).await[0];
     assert_eq!((b.loads, b.tasks_done, b.tasks_failed), (3, 4, 0));
     assert!(b.busy_ms > 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_waits_for_a_backend_busy_with_its_checkpoint_only_while_it_is() {
-    let dir = tempfile::tempdir().expect("tempdir");
     // A has `a` loaded; B has `b` loaded; both list both.
-    let a = fake(
-        &[
-            "--step-ms",
-            "5",
-            "--checkpoint",
-            "a",
-            "--checkpoint",
-            "b",
-            "--loaded",
-            "a",
-        ]
-        .map(String::from),
-    )
+    let a = fake_with_args(&[
+        "--step-ms",
+        "5",
+        "--checkpoint",
+        "a",
+        "--checkpoint",
+        "b",
+        "--loaded",
+        "a",
+    ])
     .await;
-    let b = fake(&fast("b")).await;
-    let host = HostProcess::spawn(dir.path(), &[a.url()], &[]).await;
-    let c = host.client.clone();
+    let b = in_process(&fast("b")).await;
+    let host = InProcessHost::start_with(a, tempfile::tempdir().expect("tempdir"), |_| {}).await;
+    let (c, a) = (host.client().clone(), host.fake());
     // A runs a long `a` task; B joins.
     let long = enqueue(&c, "long", json!({"checkpoint": "a", "steps": 300})).await;
     wait_task_status(&c, &long, TaskStatus::Running, LONG).await;
@@ -343,7 +344,7 @@ async fn a_task_waits_for_a_backend_busy_with_its_checkpoint_only_while_it_is() 
     let next = enqueue(&c, "next", json!({"checkpoint": "a", "steps": 1})).await;
     let t = wait_done(&c, &next).await;
     assert_eq!(t.backend.as_deref(), Some(a.url().as_str()), "waited for A");
-    assert!(b.stats().await.loads.is_empty(), "B loaded nothing");
+    assert!(b.stats().loads.is_empty(), "B loaded nothing");
 
     // Two `a` tasks while A is busy with `a`: the first waits for A, the second goes to the
     // idle B, which loads `a` for it.
@@ -363,7 +364,7 @@ async fn a_task_waits_for_a_backend_busy_with_its_checkpoint_only_while_it_is() 
         Some(b.url().as_str()),
         "an idle B takes it"
     );
-    assert_eq!(b.stats().await.loads, ["a"]);
+    assert_eq!(b.stats().loads, ["a"]);
     wait_done(&c, &kept).await;
     wait_done(&c, &long2).await;
 }

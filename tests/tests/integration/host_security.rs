@@ -1,5 +1,5 @@
-//! Who may drive the queue: Origin and Host checks, the bearer token, and the refusal to
-//! listen beyond loopback without a token.
+//! Who may drive the queue: Origin and Host checks and the bearer token (the host in this
+//! process), and the binary's refusal to listen beyond loopback without a token (a process).
 
 use scheduler_api::{EXTENSION_ORIGIN, routes};
 use scheduler_tests::harness::{ChildServer, FakeProcess, host_binary};
@@ -15,7 +15,7 @@ async fn status_with(
 ) -> u16 {
     // A browser's request (Origin, Host): outside what the typed client sends.
     let c = reqwest::Client::new();
-    let mut r = c.request(method.clone(), format!("{}{path}", s.host.url()));
+    let mut r = c.request(method.clone(), format!("{}{path}", s.url));
     for (k, v) in headers {
         r = r.header(*k, v);
     }
@@ -25,7 +25,7 @@ async fn status_with(
     r.send().await.expect("request").status().as_u16()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_origin_is_refused_and_the_extension_and_programs_pass() {
     let s = Stack::start(FAST_A, &["--allow-origin", "http://trusted.example:9000"]).await;
     pause(s.client()).await;
@@ -48,7 +48,7 @@ async fn a_foreign_origin_is_refused_and_the_extension_and_programs_pass() {
         status_with(&s, reqwest::Method::GET, routes::QUEUE, &[]).await,
         200
     );
-    let backend = [("origin", s.fake.url())];
+    let backend = [("origin", s.fake().url())];
     assert_eq!(
         status_with(&s, reqwest::Method::GET, routes::QUEUE, &backend).await,
         200
@@ -67,7 +67,7 @@ async fn a_foreign_origin_is_refused_and_the_extension_and_programs_pass() {
         403
     );
     // DNS rebinding: a loopback host only answers to loopback names.
-    let port = s.host.server.addr().port();
+    let port = s.port();
     let rebind = [("host", format!("evil.example:{port}"))];
     assert_eq!(
         status_with(&s, reqwest::Method::GET, routes::QUEUE, &rebind).await,
@@ -81,11 +81,26 @@ async fn a_foreign_origin_is_refused_and_the_extension_and_programs_pass() {
     assert_eq!(queue_ids(s.client()).await.len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_is_required_when_configured() {
     let s = Stack::start(FAST_A, &["--token", "s3cret"]).await;
     let none = status_with(&s, reqwest::Method::GET, routes::QUEUE, &[]).await;
     assert_eq!(none, 401);
+    let e = s
+        .client()
+        .queue(&scheduler_api::ListQuery::default())
+        .await
+        .expect_err("no token");
+    assert_eq!(
+        (e.status(), e.body().map(|b| (b.message.as_str(), b.code))),
+        (
+            Some(401),
+            Some((
+                "missing or wrong bearer token",
+                Some(scheduler_api::ErrorCode::Unauthorized)
+            ))
+        )
+    );
     let wrong = [("authorization", "Bearer nope".to_owned())];
     assert_eq!(
         status_with(&s, reqwest::Method::GET, routes::QUEUE, &wrong).await,
@@ -98,8 +113,11 @@ async fn a_token_is_required_when_configured() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listening_beyond_loopback_without_a_token_is_refused_at_start() {
+    if !scheduler_tests::harness::binaries_available() {
+        return;
+    }
     let fake = FakeProcess::spawn(&["--checkpoint", "a"]).await;
     let dir = tempfile::tempdir().unwrap();
     let args = vec![

@@ -1,5 +1,7 @@
-//! Shared set-up for the host integration tests: a fake SD.Next process and the real host
-//! process on a fresh data directory, plus small helpers over the host's API.
+//! Shared set-up for the host integration tests: the host in this process driving an
+//! in-process fake SD.Next ([`Stack`], the default), or both as real processes
+//! ([`ProcessStack`], for what only a process shows: SIGKILL and restart, signals, its log),
+//! on a fresh data directory; plus small helpers over the host's API.
 
 use std::time::Duration;
 
@@ -7,6 +9,7 @@ use scheduler_api::client::{Client, Method};
 use scheduler_api::{EnqueueRequest, ListQuery, Task, TaskStatus, TaskType};
 pub use scheduler_tests::harness::Answer;
 use scheduler_tests::harness::{FakeProcess, HostProcess, fill, raw, wait_until};
+use scheduler_tests::inprocess::InProcessHost;
 use serde_json::{Value, json};
 
 /// A fake SD.Next with one checkpoint `a`, loaded, 1 ms per step.
@@ -15,8 +18,29 @@ pub const FAST_A: &[&str] = &["--step-ms", "1", "--checkpoint", "a", "--loaded",
 /// Generous deadline for conditions in these tests (2-core CI machine).
 pub const LONG: Duration = Duration::from_secs(60);
 
-/// A fake SD.Next plus the host driving it, on a temporary data directory.
-pub struct Stack {
+/// The host in this process ([`InProcessHost`]: `agent_scheduler::run` on port 0, a
+/// temporary data directory) driving an in-process fake SD.Next; its fields and methods
+/// through `Deref` (`dir`, `fake()`, `client()`, `stop()`…).
+pub struct Stack(InProcessHost);
+
+impl Stack {
+    /// The fake set up with `fake-sdnext`'s options (`FAKE_ARGS`), the host with
+    /// `agent-scheduler serve`'s flags (`HOST_ARGS`): the same words as [`ProcessStack`].
+    pub async fn start(fake_args: &[&str], host_args: &[&str]) -> Stack {
+        Stack(InProcessHost::start_args(fake_args, host_args).await)
+    }
+}
+
+impl std::ops::Deref for Stack {
+    type Target = InProcessHost;
+    fn deref(&self) -> &InProcessHost {
+        &self.0
+    }
+}
+
+/// A fake SD.Next process plus the host process driving it, on a temporary data directory:
+/// for the tests whose subject is a process (SIGKILL and restart, SIGTERM, its log).
+pub struct ProcessStack {
     /// The data directory (removed on drop).
     pub dir: tempfile::TempDir,
     /// The fake SD.Next.
@@ -25,13 +49,13 @@ pub struct Stack {
     pub host: HostProcess,
 }
 
-impl Stack {
+impl ProcessStack {
     /// Starts `fake-sdnext FAKE_ARGS` and `agent-scheduler serve --backend <fake> HOST_ARGS`.
-    pub async fn start(fake_args: &[&str], host_args: &[&str]) -> Stack {
+    pub async fn start(fake_args: &[&str], host_args: &[&str]) -> ProcessStack {
         let dir = tempfile::tempdir().expect("tempdir");
         let fake = FakeProcess::spawn(fake_args).await;
         let host = HostProcess::spawn(dir.path(), &[fake.url()], host_args).await;
-        Stack { dir, fake, host }
+        ProcessStack { dir, fake, host }
     }
 
     /// The host's typed client.

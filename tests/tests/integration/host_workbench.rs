@@ -1,4 +1,4 @@
-//! The workbench's host side, through HTTP against the real host process: thumbnails,
+//! The workbench's host side, through HTTP against the host in this process: thumbnails,
 //! groups of multi-checkpoint enqueues, bulk actions on a selection (ids or a filter),
 //! exports and zips of a selection, the queue's ETA, the history by checkpoint, and the web
 //! app served at `/`.
@@ -11,7 +11,7 @@ use scheduler_api::{
     HistoryQuery, HistoryResponse, HistorySort, ListName, ListQuery, Selection, SelectionFilter,
     TaskStatus, TaskType, routes,
 };
-use scheduler_tests::harness::{HostProcess, fill, wait_until};
+use scheduler_tests::harness::{fill, wait_until};
 use serde_json::{Value, json};
 
 use crate::host_support::*;
@@ -24,7 +24,7 @@ fn bulk_body(action: BulkAction, selection: Selection) -> Value {
     serde_json::to_value(BulkRequest { action, selection }).unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thumbnails_are_jpegs_made_once_beside_the_image_cached_and_gone_with_the_task() {
     let s = Stack::start(FAST_A, &[]).await;
     let c = s.client();
@@ -111,7 +111,7 @@ async fn thumbnails_are_jpegs_made_once_beside_the_image_cached_and_gone_with_th
     assert_eq!(get(c, &thumb(&id, 0)).await.status, 404);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multi_checkpoint_enqueue_is_a_group_with_its_own_listing() {
     let s = Stack::start(
         &[
@@ -211,7 +211,7 @@ async fn a_multi_checkpoint_enqueue_is_a_group_with_its_own_listing() {
     assert_eq!(c.task(&imported.imported[0]).await.unwrap().group_id, None);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_actions_act_on_ids_or_a_filter_in_one_request_and_refusals_change_nothing() {
     let s = Stack::start(FAST_A, &["--start-paused"]).await;
     let c = s.client();
@@ -384,7 +384,7 @@ async fn bulk_actions_act_on_ids_or_a_filter_in_one_request_and_refusals_change_
     assert!(s.dir.path().join("results").join(&p[3]).exists());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_selection_exports_and_zips_its_results_in_one_request() {
     let s = Stack::start(FAST_A, &[]).await;
     let c = s.client();
@@ -435,7 +435,7 @@ async fn a_selection_exports_and_zips_its_results_in_one_request() {
     assert_eq!(r.status, 409, "{}", r.body);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_eta_is_absent_before_any_run_then_follows_measured_speed_and_loads() {
     let s = Stack::start(
         &[
@@ -518,9 +518,12 @@ async fn the_eta_is_absent_before_any_run_then_follows_measured_speed_and_loads(
     let loads: Vec<bool> = e.tasks.iter().map(|t| t.loads_checkpoint).collect();
     assert_eq!(loads, [false, true, false]);
     assert_eq!(e.tasks[0].backend.as_ref(), Some(&e.backends[0].url));
-    // `limit` bounds the listed tasks, not the queue's end.
+    // `limit` bounds the listed tasks, not the queue's end (both counted from their `now`).
     let one = c.eta(Some(1)).await.unwrap();
-    assert_eq!((one.tasks.len(), one.queue_ends_at), (1, Some(ends)));
+    assert_eq!(
+        (one.tasks.len(), one.queue_ends_at.map(|t| t - one.now)),
+        (1, Some(ends - e.now))
+    );
     assert_eq!(
         get(c, &format!("{}?limit=x", routes::QUEUE_ETA))
             .await
@@ -529,7 +532,7 @@ async fn the_eta_is_absent_before_any_run_then_follows_measured_speed_and_loads(
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_history_sorts_by_checkpoint_in_keyset_pages() {
     let s = Stack::start(
         &[
@@ -611,19 +614,12 @@ fn fake_webapp() -> tempfile::TempDir {
     d
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_app_is_served_at_the_root_and_opens_without_the_token() {
     let app = fake_webapp();
-    let dir = tempfile::tempdir().unwrap();
-    let fake = scheduler_tests::harness::FakeProcess::spawn(FAST_A).await;
     let webapp = app.path().display().to_string();
-    let host = HostProcess::spawn(
-        dir.path(),
-        &[fake.url()],
-        &["--token", "s3cret", "--webapp", &webapp],
-    )
-    .await;
-    let anon = Client::new(&host.url());
+    let host = Stack::start(FAST_A, &["--token", "s3cret", "--webapp", &webapp]).await;
+    let anon = Client::new(&host.url);
     // The page and its files need no token (the page asks for it).
     let page = anon.raw(Method::Get, "/").send().await.unwrap();
     assert_eq!(page.status, 200);
@@ -667,9 +663,9 @@ async fn the_web_app_is_served_at_the_root_and_opens_without_the_token() {
             .status,
         401
     );
-    let authed = Client::new(&host.url()).with_token(Some("s3cret".into()));
+    let authed = Client::new(&host.url).with_token(Some("s3cret".into()));
     // The page's own origin may call the API (its POSTs carry `Origin`); another may not.
-    let own = format!("http://{}", host.server.addr());
+    let own = host.url.clone();
     let ok = authed
         .raw(Method::Post, routes::QUEUE_PAUSE)
         .header("Origin", &own)
@@ -686,14 +682,12 @@ async fn the_web_app_is_served_at_the_root_and_opens_without_the_token() {
     assert_eq!(foreign.status, 403);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_built_web_app_the_root_says_how_to_build_it() {
     let empty = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let fake = scheduler_tests::harness::FakeProcess::spawn(FAST_A).await;
     let webapp = empty.path().display().to_string();
-    let host = HostProcess::spawn(dir.path(), &[fake.url()], &["--webapp", &webapp]).await;
-    let r = host.client.raw(Method::Get, "/").send().await.unwrap();
+    let host = Stack::start(FAST_A, &["--webapp", &webapp]).await;
+    let r = host.client().raw(Method::Get, "/").send().await.unwrap();
     assert_eq!(r.status, 404);
     assert!(String::from_utf8_lossy(&r.body).contains("bash frontend/build.sh"));
 }

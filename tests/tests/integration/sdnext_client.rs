@@ -6,7 +6,7 @@ use agent_scheduler::results::image::{image_ext, read_png_parameters};
 use agent_scheduler::sdnext::{RemoteError, SdClient, resolve_checkpoint};
 use fake_sdnext::{CountOrBool, FakeConfig, FakeConfigPatch, FakeSdNext, image_dimensions};
 use scheduler_api::TaskType;
-use scheduler_tests::harness::{FakeProcess, wait_until};
+use scheduler_tests::harness::wait_until;
 use serde_json::{Map, Value, json};
 
 fn opts(v: Value) -> Map<String, Value> {
@@ -276,10 +276,7 @@ async fn errors_are_typed() {
     assert!(empty.images.is_empty());
 
     // A closed port is an outage.
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let (_held, addr) = scheduler_tests::harness::refusing_address();
     let down = SdClient::new(&format!("http://{addr}")).unwrap();
     let e = down.version().await.unwrap_err();
     assert!(matches!(e, RemoteError::Unreachable(_)), "{e:?}");
@@ -329,9 +326,10 @@ async fn credentials_in_the_url_become_basic_auth() {
     assert!(SdClient::new("ftp://x").is_err());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_backend_mid_generation_is_an_outage() {
-    let mut fake = FakeProcess::spawn(&["--step-ms", "5", "--checkpoint", "a"]).await;
+    let fake =
+        scheduler_tests::inprocess::fake_with_args(&["--step-ms", "5", "--checkpoint", "a"]).await;
     let c = SdClient::new(&fake.url()).unwrap();
     let c2 = c.clone();
     let job = tokio::spawn(async move {
@@ -345,24 +343,28 @@ async fn killed_backend_mid_generation_is_an_outage() {
         c.progress(true).await.ok().filter(|p| p.job == "Inference")
     })
     .await;
-    fake.sigkill().await;
+    // The backend dies: its port refuses connections, the open ones are cut.
+    fake.go_down();
     let e = tokio::time::timeout(Duration::from_secs(10), job)
         .await
         .expect("generate returns when the backend dies")
         .unwrap()
         .unwrap_err();
+    assert!(matches!(e, RemoteError::Dropped(_)), "{e:?}");
     assert!(e.is_outage(), "{e:?}");
-    assert!(c.version().await.unwrap_err().is_outage());
+    let e = c.version().await.unwrap_err();
+    assert!(matches!(e, RemoteError::Unreachable(_)), "{e:?}");
+    assert!(e.is_outage());
 
-    // Same port, fresh state: the client reconnects.
-    fake.restart().await;
+    // Back on the same port: the client reconnects.
+    fake.come_back();
     assert_eq!(c.version().await.unwrap()["app"], json!("sd.next"));
     let out = c
         .generate(TaskType::Txt2img, &json!({"prompt": "again", "steps": 1}))
         .await
         .unwrap();
     assert_eq!(out.images.len(), 1);
-    assert_eq!(fake.stats().await.prompts, vec!["again"]);
+    assert_eq!(fake.stats().prompts, vec!["doomed", "again"]);
 }
 
 #[tokio::test]

@@ -1,11 +1,12 @@
 //! The panel's collapsible "Backends" section: the pool's SD.Next backends with their state
 //! and figures (tasks done and failed, checkpoint loads, busy time, last error), a form that
 //! adds one (`POST /backends`; the host's refusal is shown under it) and, per backend,
-//! disable / drain / enable / remove (confirmed). Its buttons are `data-cmd` words run by
-//! [`run`] from the panel's one click handler.
+//! disable / drain / enable / remove (confirmed). Its controls send [`BackendMsg`]s, which
+//! the panel hands to [`apply`]; each button also carries its word in `data-cmd`
+//! (`backend-drain`, …) for the browser tests to find it.
 
 use scheduler_api::{BackendInfo, BackendSource, BackendState, MessageResponse, routes};
-use web_sys::{Element, HtmlInputElement};
+use web_sys::HtmlInputElement;
 use yew::prelude::*;
 
 use super::confirm;
@@ -36,25 +37,39 @@ fn admin(b: &BackendInfo) -> &'static str {
     }
 }
 
-/// Runs a backend command (`backend-add`, `backend-enable|disable|drain|remove`); false when
-/// `cmd` is not one.
-pub fn run(
+/// What the backends section's controls ask for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendMsg {
+    /// Add the backend typed in the form (`POST /backends`).
+    Add,
+    /// Enable, disable or drain one: the route and the backend's id and URL.
+    Admin(&'static str, String),
+    /// Remove one (asks first): its id, URL and whether it came from `--backend`.
+    Remove {
+        /// Its id.
+        id: String,
+        /// Its URL (for the question).
+        url: String,
+        /// Given with `--backend` (it comes back at the host's restart).
+        flag: bool,
+    },
+}
+
+/// Does what a [`BackendMsg`] asks; `err` shows the host's refusal of an added backend.
+pub fn apply(
     host: &Host,
     d: &UseReducerDispatcher<LiveState>,
     err: &UseStateHandle<Option<String>>,
-    cmd: &str,
-    el: &Element,
-) -> bool {
+    msg: BackendMsg,
+) {
     let api = host.api();
-    let id = el.get_attribute("data-id").unwrap_or_default();
-    let url = el.get_attribute("data-url").unwrap_or_default();
-    let route = match cmd {
-        "backend-add" => {
+    match msg {
+        BackendMsg::Add => {
             let Some(input) = util::document()
                 .get_element_by_id("sdq-backend-url")
                 .and_then(|i| wasm_bindgen::JsCast::dyn_into::<HtmlInputElement>(i).ok())
             else {
-                return true;
+                return;
             };
             let (d, err) = (d.clone(), err.clone());
             let url = input.value().trim().to_owned();
@@ -69,13 +84,17 @@ pub fn run(
                     Err(e) => err.set(Some(error_text(&e))),
                 }
             });
-            return true;
         }
-        "backend-enable" => routes::BACKEND_ENABLE,
-        "backend-disable" => routes::BACKEND_DISABLE,
-        "backend-drain" => routes::BACKEND_DRAIN,
-        "backend-remove" => {
-            let why = if el.has_attribute("data-flag") {
+        BackendMsg::Admin(route, id) => act(d, async move {
+            let b = api.backend_action(route, &id).await?;
+            Ok(MessageResponse::ok(format!(
+                "Backend {} {}",
+                b.url,
+                admin(&b)
+            )))
+        }),
+        BackendMsg::Remove { id, url, flag } => {
+            let why = if flag {
                 "It was given with --backend: it comes back when the host restarts."
             } else {
                 "The host forgets it."
@@ -85,24 +104,13 @@ pub fn run(
             )) {
                 act(d, async move { api.remove_backend(&id).await });
             }
-            return true;
         }
-        _ => return false,
-    };
-    act(d, async move {
-        let b = api.backend_action(route, &id).await?;
-        Ok(MessageResponse::ok(format!(
-            "Backend {} {}",
-            b.url,
-            admin(&b)
-        )))
-    });
-    true
+    }
 }
 
 /// The section: a summary line with each backend's state, then (opened) the add form and a
 /// row per backend.
-pub fn section(backends: &[BackendInfo], err: Option<&str>) -> Html {
+pub fn section(backends: &[BackendInfo], err: Option<&str>, on: &Callback<BackendMsg>) -> Html {
     let strip = backends.iter().map(|b| {
         let state = health(b);
         let short = b.url.split("://").last().unwrap_or(&b.url);
@@ -110,10 +118,17 @@ pub fn section(backends: &[BackendInfo], err: Option<&str>) -> Html {
     });
     let rows = backends.iter().map(|b| {
         let (state, adm) = (health(b), admin(b));
-        let btn = |cmd: &'static str, label: &'static str| {
-            html! { <button data-cmd={format!("backend-{cmd}")} data-id={b.id.clone()} data-url={b.url.clone()}
-                data-flag={(b.source == BackendSource::Flag).then_some("")}
+        let btn = |cmd: &'static str, label: &'static str, msg: BackendMsg| {
+            let on = on.clone();
+            html! { <button data-cmd={format!("backend-{cmd}")}
+                onclick={Callback::from(move |_| on.emit(msg.clone()))}
                 aria-label={format!("{label} {}", b.url)}>{ label }</button> }
+        };
+        let admin_msg = |route: &'static str| BackendMsg::Admin(route, b.id.clone());
+        let remove = BackendMsg::Remove {
+            id: b.id.clone(),
+            url: b.url.clone(),
+            flag: b.source == BackendSource::Flag,
         };
         html! {
             <div class="brow" key={b.id.clone()} data-backend-id={b.id.clone()} data-state={state} data-admin={adm}>
@@ -130,24 +145,34 @@ pub fn section(backends: &[BackendInfo], err: Option<&str>) -> Html {
                 ) }</div>
                 { b.last_error.as_ref().map(|e| html! { <div class="meta berr">{ format!("Last error: {e}") }</div> }).unwrap_or_default() }
                 <div class="acts">
-                    { if b.enabled && !b.draining { html! { <>{ btn("drain", "Drain") }{ btn("disable", "Disable") }</> } }
-                      else { btn("enable", "Enable") } }
-                    { btn("remove", "Remove") }
+                    { if b.enabled && !b.draining { html! { <>
+                        { btn("drain", "Drain", admin_msg(routes::BACKEND_DRAIN)) }
+                        { btn("disable", "Disable", admin_msg(routes::BACKEND_DISABLE)) }
+                      </> } }
+                      else { btn("enable", "Enable", admin_msg(routes::BACKEND_ENABLE)) } }
+                    { btn("remove", "Remove", remove) }
                 </div>
             </div>
         }
     });
+    let submit = {
+        let on = on.clone();
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            on.emit(BackendMsg::Add);
+        })
+    };
     html! {
         <details class="pool" id="sdq-backends-section">
             <summary><span class="btitle">{ format!("Backends ({})", backends.len()) }</span>
                 <span class="backends" id="sdq-backends">{ for strip }</span></summary>
-            // A form: Enter in the field clicks its submit button, Add (the panel's click
-            // handler runs it); the submission itself goes nowhere.
-            <form class="badd" onsubmit={Callback::from(|e: SubmitEvent| e.prevent_default())}>
+            // A form: Add and Enter in the field both submit it; the submission goes nowhere
+            // but to the host's `POST /backends`.
+            <form class="badd" onsubmit={submit}>
                 <label for="sdq-backend-url">{"Add backend"}</label>
                 <input id="sdq-backend-url" type="text" inputmode="url" autocomplete="off" spellcheck="false"
                     placeholder="http://[user:password@]host:7860" />
-                <button id="sdq-backend-add" type="submit" data-cmd="backend-add">{"Add"}</button>
+                <button id="sdq-backend-add" type="submit">{"Add"}</button>
             </form>
             { err.map(|e| html! { <div class="error" id="sdq-backend-error" role="alert">{ e }</div> }).unwrap_or_default() }
             { for rows }

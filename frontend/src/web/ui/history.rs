@@ -148,7 +148,7 @@ fn status_chip(t: &Task) -> (String, String) {
     }
 }
 
-/// Raw markup (the caller escapes every task text with [`esc`]).
+/// Raw markup (the caller escapes every task text with [`esc`](crate::state::markup::esc)).
 pub fn raw(s: String) -> Html {
     Html::from_html_unchecked(s.into())
 }

@@ -58,18 +58,29 @@ impl Conn {
 /// Everything the panel shows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LiveState {
+    /// The queue: running tasks, the pending page, progress, pause and hold.
     pub q: QueueModel,
+    /// The history rows loaded so far (pages appended as the list scrolls).
     pub hist: Rc<Vec<Task>>,
+    /// How many finished tasks the history's filter matches.
     pub hist_total: i64,
     /// Where the next history page starts (keyset cursor), if there is one.
     pub hist_next: Option<String>,
+    /// The queue's expected starts and end (`GET /queue/eta`).
     pub eta: Option<Rc<EtaResponse>>,
+    /// The pool's backends.
     pub backends: Rc<Vec<BackendInfo>>,
+    /// Bumped when the queue must be fetched again.
     pub q_gen: u32,
+    /// Bumped when the history must be fetched again.
     pub h_gen: u32,
+    /// The connection to the host.
     pub conn: Conn,
+    /// The toasts shown: (id, text, is an error), oldest first, at most 5.
     pub toasts: Vec<(u32, String, bool)>,
+    /// The id of the last toast.
     pub next_toast: u32,
+    /// Events applied so far (the test hooks read it).
     pub events_seen: u32,
 }
 
@@ -94,18 +105,36 @@ impl Default for LiveState {
 
 /// What can happen to the live state.
 pub enum Action {
+    /// A fresh `/queue` page.
     Queue(QueueResponse),
+    /// The next `/queue` page (appended).
     QueueMore(QueueResponse),
+    /// A fresh `/queue/eta`.
     Eta(EtaResponse),
+    /// A fresh `/backends`.
     Backends(Vec<BackendInfo>),
-    History { resp: HistoryResponse, append: bool },
+    /// A `/history` page: the first one, or the next one appended.
+    History {
+        /// The page.
+        resp: HistoryResponse,
+        /// Whether it follows the rows already loaded.
+        append: bool,
+    },
+    /// An event from the host's stream.
     Event(Event),
+    /// A task moved here before the host confirms it (the list answers at once).
     Move(String, MoveTarget),
+    /// The connection changed.
     Conn(Conn),
+    /// Show a toast (text, is an error).
     Toast(String, bool),
+    /// Drop the oldest toast (they leave after a while).
     DropOldestToast,
+    /// Fetch the queue again.
     ReloadQueue,
+    /// Fetch the history again.
     ReloadHistory,
+    /// Fetch both again.
     ReloadAll,
 }
 
@@ -367,6 +396,7 @@ pub fn use_live(host: Option<Host>, wants: Wants) -> UseReducerHandle<LiveState>
 /// The toasts area.
 #[derive(Properties, PartialEq)]
 pub struct ToastsProps {
+    /// (id, text, is an error), oldest first.
     pub toasts: Vec<(u32, String, bool)>,
 }
 

@@ -222,8 +222,11 @@ pub fn viewer(p: &ViewerProps) -> Html {
                     }
                 }
                 tab @ ("txt2img" | "img2img") => {
+                    let Some(tab) = crate::capture::Tab::parse(tab) else {
+                        return;
+                    };
                     let msg = ToWorker::FillPage {
-                        tab: tab.to_owned(),
+                        tab,
                         params: t.params.clone(),
                         // With the task id the worker fetches the full request (images
                         // included).
@@ -297,7 +300,7 @@ pub fn viewer(p: &ViewerProps) -> Html {
 
 fn msg_tab(m: &ToWorker) -> &str {
     match m {
-        ToWorker::FillPage { tab, .. } => tab,
+        ToWorker::FillPage { tab, .. } => tab.prefix(),
         _ => "",
     }
 }

@@ -4,8 +4,8 @@
 //! the event stream with `Last-Event-ID` reconnect ([`EventStream`]), and [`Client::raw`] for
 //! requests the typed methods cannot express (malformed bodies, odd headers, old aliases).
 //!
-//! The transport is reqwest on native targets ([`ReqwestTransport`]) and `fetch` on wasm32
-//! ([`FetchTransport`]); [`Client::with_transport`] takes any other [`Transport`].
+//! The transport is reqwest on native targets (`ReqwestTransport`) and `fetch` on wasm32
+//! (`FetchTransport`); [`Client::with_transport`] takes any other [`Transport`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), scheduler_api::client::ClientError> {
