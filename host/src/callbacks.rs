@@ -221,9 +221,11 @@ async fn resolve_checked(
 async fn deliver(files: &ResultFiles, rules: &CallbackRules, d: &Delivery) -> Result<(), Failure> {
     let (host, addr) = resolve_checked(rules, &d.url).await?;
     // A client of its own: the name is pinned to the address just checked, no redirects,
-    // no credentials of the host.
+    // no proxy (a proxy would resolve the name itself, past the check), no credentials of
+    // the host.
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .connect_timeout(Duration::from_secs(10))
         .resolve(&host, addr)
         .build()

@@ -125,7 +125,7 @@ pub async fn run(
     let mut list = Vec::new();
     for (i, url) in config.backends.iter().enumerate() {
         let b = Backend::with_id(url, format!("flag-{}", i + 1), BackendSource::Flag)
-            .map_err(|e| RunError::Config(format!("backend {url}: {e}")))?;
+            .map_err(|e| RunError::Config(format!("backend {}: {e}", sdnext::redacted(url))))?;
         list.push(Arc::new(b));
     }
     let backends = Arc::new(Backends::new(list));
@@ -236,9 +236,16 @@ pub async fn run(
         config.token.as_ref().map(|t| t.0.clone()),
     )
     .with_pool(backends.clone());
+    // The test-only fault route, behind the same guard as every route; only in builds with
+    // the `fault-injection` feature (the tests crate's dev-dependency), only when asked.
     #[cfg(feature = "fault-injection")]
-    let test_disk = config.test_faults.as_ref().map(|_| disk.clone());
-    let app = http::router(
+    let test_routes = match &config.test_faults {
+        Some(_) => http::test_faults::router(disk.clone()),
+        None => axum::Router::new(),
+    };
+    #[cfg(not(feature = "fault-injection"))]
+    let test_routes = axum::Router::new();
+    let app = http::router_with(
         http::AppState {
             queue: queue.clone(),
             intake,
@@ -252,12 +259,8 @@ pub async fn run(
             shutdown: shutdown_rx,
         },
         security,
+        test_routes,
     );
-    #[cfg(feature = "fault-injection")]
-    let app = match test_disk {
-        Some(d) => app.merge(http::test_faults::router(d)),
-        None => app,
-    };
     let signal_tx = shutdown_tx.clone();
     let served = http::serve::serve(listener, app, config.limits, async move {
         shutdown.await;

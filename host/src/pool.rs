@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::backends::{Backend, Backends};
 use crate::error::HostError;
 use crate::queue::Queue;
+use crate::sdnext::RemoteError;
 use crate::store::{Store, backends as stored};
 use crate::worker::{Deps, Worker};
 
@@ -63,7 +64,11 @@ impl Pool {
         deps: Deps,
         finishers: mpsc::Sender<()>,
     ) -> Result<Pool, HostError> {
-        let added = store.call_sync(|c| stored::added_backends(c))?;
+        // Read through a read connection (the host starts on a full disk); the in-memory
+        // store's writer reads.
+        let added = store
+            .read_sync(stored::added_backends)
+            .or_else(|_| store.call_sync(|c| stored::added_backends(c)))?;
         for a in added {
             match Backend::with_id(&a.url, added_id(a.id), BackendSource::Added) {
                 Ok(b) => {
@@ -119,7 +124,15 @@ impl Pool {
                 "url must be an SD.Next base URL: http(s)://[user:pass@]host[:port][/path]".into(),
             )
         };
-        let probe = Backend::new(&url).map_err(|_| refused())?;
+        let probe = Backend::new(&url).map_err(|e| match e {
+            RemoteError::Refused(why) => HostError::Invalid(why),
+            _ => refused(),
+        })?;
+        // A name is looked up once here: one that leads to a link-local or metadata address is
+        // refused like the address (a name that does not resolve now is taken: it is down).
+        if let Some(why) = refused_by_lookup(&probe.client.origin()).await {
+            return Err(HostError::Invalid(why));
+        }
         if self.backends.all().iter().any(|b| b.url == probe.url) {
             return Err(HostError::Conflict(format!(
                 "{} is in the pool already",
@@ -214,4 +227,25 @@ impl Pool {
             .unwrap_or_else(|p| p.into_inner())
             .take();
     }
+}
+
+/// Why the addresses a backend's `scheme://host:port` resolves to are refused (link-local
+/// or metadata), if they are; nothing when the name does not resolve within 5 s.
+async fn refused_by_lookup(origin: &str) -> Option<String> {
+    let u = url::Url::parse(origin).ok()?;
+    let host = match u.host()? {
+        url::Host::Domain(d) => d.to_owned(),
+        _ => return None,
+    };
+    let port = u.port_or_known_default()?;
+    let addrs = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::net::lookup_host((host.as_str(), port)),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    addrs
+        .into_iter()
+        .find_map(|a| crate::model::callback::backend_address_refused(a.ip()))
 }

@@ -18,7 +18,11 @@ pub struct SettingsService {
 impl SettingsService {
     /// Loads the stored settings.
     pub fn load(store: Store) -> Result<SettingsService, StoreError> {
-        let s = store.call_sync(|c| stored::load_settings(c))?;
+        // Read through a read connection: on a full disk the writer may not commit even a
+        // read (the host must still start). The in-memory store has none: its writer reads.
+        let s = store
+            .read_sync(stored::load_settings)
+            .or_else(|_| store.call_sync(|c| stored::load_settings(c)))?;
         Ok(SettingsService {
             store,
             current: watch::channel(s).0,

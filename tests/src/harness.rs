@@ -562,7 +562,7 @@ impl HostProcess {
         Self::spawn_full(data_dir, backends, extra_args, listen, &[]).await
     }
 
-    /// Like [`Self::spawn`] with environment variables (e.g. `AGENT_SCHEDULER_TEST_FAULTS`).
+    /// Like [`Self::spawn`] with environment variables (e.g. `HTTP_PROXY`).
     pub async fn spawn_with_env(
         data_dir: &Path,
         backends: &[String],

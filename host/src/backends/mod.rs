@@ -136,7 +136,7 @@ impl Backend {
                 .as_ref()
                 .map(|m| m.iter().map(|m| m.title.clone()).collect())
                 .unwrap_or_default(),
-            last_error: s.last_error.clone(),
+            last_error: s.last_error.as_deref().map(crate::sdnext::shown_error),
             id: self.id.clone(),
             source: self.source,
             enabled: !s.disabled,

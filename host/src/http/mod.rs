@@ -163,10 +163,17 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The router with its state, guard and error normalisation.
 pub fn router(state: AppState, security: Security) -> Router {
+    router_with(state, security, Router::new())
+}
+
+/// [`router`] plus `extra` routes (the test-only fault route), behind the same guard (Host,
+/// Origin, token) and error normalisation as every other route.
+pub fn router_with(state: AppState, security: Security, extra: Router) -> Router {
     let (app, _) = api().split_for_parts();
     app.fallback(|| async { axum::http::StatusCode::NOT_FOUND })
         .layer(DefaultBodyLimit::max(SMALL_BODY))
         .with_state(state)
+        .merge(extra)
         .layer(axum::middleware::map_response(error::normalize_errors))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(security),

@@ -39,8 +39,7 @@ pub async fn results(
 ) -> Result<Response, ApiError> {
     let id = task_id(&id)?;
     if q.wants_zip() {
-        let file = results.zip(&id).await?;
-        let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+        let stream = results.zip(&id).await?;
         return Ok((
             [
                 (header::CONTENT_TYPE, "application/zip".to_owned()),

@@ -2,30 +2,43 @@
 //! timeout, and makes the answers hyper writes on its own (before any handler runs) use the
 //! same `{"success": false, "message", "code"}` body as every other error.
 //!
-//! - `--max-connections N` (default 1,024): at the cap the loop stops accepting (new
-//!   connections wait in the kernel's backlog) until one closes.
+//! - `--max-connections N` (default 1,024): at the cap the oldest idle connection is closed to
+//!   make room for the next one — first one that has not sent a whole request head yet, else
+//!   one between requests; a connection with a request in flight (an event stream included)
+//!   is never closed. When every connection has a request in flight, the loop stops accepting
+//!   (new connections wait in the kernel's backlog) until one ends or goes idle. So silent
+//!   connections never lock a working client out.
 //! - `--header-read-timeout SECONDS` (default 30): a connection that has not sent a whole
-//!   request head in that time is closed (slow-header clients).
+//!   request head in that time is closed (slow-header clients). For the first request the
+//!   time runs from the accept (a connection that sends nothing, or only the HTTP/2 preface,
+//!   is closed too); for later ones on an HTTP/1 connection, hyper's timer from the end of
+//!   the previous answer.
 //! - hyper answers a malformed request (400), a URI too long (414) or headers too large
 //!   (431) itself, with an empty body; [`JsonErrors`] rewrites exactly those answers.
 //!
 //! Graceful shutdown: stop accepting, let requests in flight end (bounded by
 //! [`DRAIN_TIMEOUT`]).
 
+use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::{Body, Bytes};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use scheduler_api::{ErrorCode, MessageResponse};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
 
 /// The default connection cap.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
@@ -59,7 +72,8 @@ pub async fn serve(
     limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let cap = limits.max_connections.max(1);
+    let tracker = Arc::new(Tracker::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -68,14 +82,7 @@ pub async fn serve(
         .header_read_timeout(limits.header_read_timeout);
     let service = TowerToHyperService::new(app);
     tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = &mut shutdown => break,
-        };
+    'accept: loop {
         let (stream, _) = tokio::select! {
             a = listener.accept() => match a {
                 Ok(a) => a,
@@ -88,15 +95,51 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        // Room for the new one: at the cap, the oldest idle connection makes way; when every
+        // connection has a request in flight, wait for one to end or go idle.
+        loop {
+            let changed = tracker.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if tracker.len() < cap {
+                break;
+            }
+            tracker.evict_oldest_idle();
+            tokio::select! {
+                _ = changed => {}
+                _ = &mut shutdown => break 'accept,
+            }
+        }
         let _ = stream.set_nodelay(true);
+        let state = tracker.open();
         let io = TokioIo::new(JsonErrors::new(stream));
-        let conn = builder
-            .serve_connection_with_upgrades(io, service.clone())
-            .into_owned();
+        let svc = Tracked {
+            inner: service.clone(),
+            state: state.clone(),
+        };
+        let conn = builder.serve_connection_with_upgrades(io, svc).into_owned();
         let conn = graceful.watch(conn);
+        let tracker = tracker.clone();
+        let silent_for = limits.header_read_timeout;
         tokio::spawn(async move {
-            let _ = conn.await;
-            drop(permit);
+            // The header-read timeout from the accept on: a connection that sends nothing, or
+            // only the HTTP/2 preface, never reaches hyper's HTTP/1 timer (which starts when
+            // hyper reads a head, after the protocol is known).
+            let silent = {
+                let state = state.clone();
+                async move {
+                    tokio::time::sleep(silent_for).await;
+                    if state.requests.load(Ordering::Acquire) > 0 {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = conn => {}
+                _ = state.evict.notified() => {}
+                _ = silent => {}
+            }
+            tracker.close(state.id);
         });
     }
     drop(listener);
@@ -107,6 +150,159 @@ pub async fn serve(
         tracing::info!("requests still open after {DRAIN_TIMEOUT:?}: closing them");
     }
     Ok(())
+}
+
+/// The open connections, oldest first, and what each is doing.
+#[derive(Default)]
+struct Tracker {
+    conns: Mutex<BTreeMap<u64, Arc<ConnState>>>,
+    next: AtomicU64,
+    /// A connection closed or went idle: the accept loop may have room.
+    changed: Arc<Notify>,
+}
+
+/// One connection's state.
+struct ConnState {
+    id: u64,
+    /// Requests whose head arrived (0: the connection has not sent a whole head yet).
+    requests: AtomicU64,
+    /// Requests whose answer is not finished yet (an event stream is in flight while open).
+    in_flight: AtomicUsize,
+    /// Asked to close at the cap.
+    evicted: AtomicBool,
+    evict: Notify,
+    /// The tracker's `changed`.
+    changed: Arc<Notify>,
+}
+
+impl Tracker {
+    fn open(&self) -> Arc<ConnState> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let state = Arc::new(ConnState {
+            id,
+            requests: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            evicted: AtomicBool::new(false),
+            evict: Notify::new(),
+            changed: self.changed.clone(),
+        });
+        self.lock().insert(id, state.clone());
+        state
+    }
+
+    fn close(&self, id: u64) {
+        self.lock().remove(&id);
+        self.changed.notify_one();
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<ConnState>>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Closes the oldest connection that has not sent a whole request head, else the oldest
+    /// one between requests; one with a request in flight is never closed. Returns whether
+    /// one was asked to close (it leaves the table when its task ends).
+    fn evict_oldest_idle(&self) -> bool {
+        let conns = self.lock();
+        if conns.values().any(|c| c.evicted.load(Ordering::Acquire)) {
+            // One is already closing: its room is on the way.
+            return false;
+        }
+        let idle = |c: &&Arc<ConnState>| {
+            !c.evicted.load(Ordering::Acquire) && c.in_flight.load(Ordering::Acquire) == 0
+        };
+        let victim = conns
+            .values()
+            .filter(idle)
+            .find(|c| c.requests.load(Ordering::Acquire) == 0)
+            .or_else(|| conns.values().find(idle));
+        match victim {
+            Some(c) => {
+                c.evicted.store(true, Ordering::Release);
+                c.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Counts a request in flight from its head to the end of its answer's body.
+struct InFlight {
+    state: Arc<ConnState>,
+}
+
+impl InFlight {
+    fn start(state: Arc<ConnState>) -> InFlight {
+        state.requests.fetch_add(1, Ordering::AcqRel);
+        state.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight { state }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.state.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.state.changed.notify_one();
+        }
+    }
+}
+
+/// The app as a hyper service that marks each connection's requests in flight.
+#[derive(Clone)]
+struct Tracked {
+    inner: TowerToHyperService<Router>,
+    state: Arc<ConnState>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for Tracked {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let guard = InFlight::start(self.state.clone());
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let resp = answer.await?;
+            Ok(resp.map(|body| {
+                Body::new(Guarded {
+                    inner: body,
+                    _guard: guard,
+                })
+            }))
+        })
+    }
+}
+
+/// An answer's body that keeps its request in flight until it is finished or dropped.
+struct Guarded {
+    inner: Body,
+    _guard: InFlight,
+}
+
+impl HttpBody for Guarded {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// The body hyper's own error answers get.
@@ -228,6 +424,35 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for JsonErrors<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn at_the_cap_the_oldest_silent_connection_goes_first_and_busy_ones_never() {
+        let t = Tracker::default();
+        let busy = t.open();
+        let _busy_request = InFlight::start(busy.clone());
+        let between = t.open();
+        drop(InFlight::start(between.clone()));
+        let silent = t.open();
+        let later = t.open();
+        assert!(t.evict_oldest_idle());
+        assert!(
+            silent.evicted.load(Ordering::Acquire),
+            "the oldest silent one"
+        );
+        // While it closes, no other is asked.
+        assert!(!t.evict_oldest_idle());
+        t.close(silent.id);
+        assert!(t.evict_oldest_idle());
+        assert!(later.evicted.load(Ordering::Acquire));
+        t.close(later.id);
+        // Then the one between requests; the busy one never.
+        assert!(t.evict_oldest_idle());
+        assert!(between.evicted.load(Ordering::Acquire));
+        t.close(between.id);
+        assert!(!t.evict_oldest_idle());
+        assert!(!busy.evicted.load(Ordering::Acquire));
+        assert_eq!(t.len(), 1);
+    }
 
     #[test]
     fn only_hypers_empty_error_answers_are_rewritten() {

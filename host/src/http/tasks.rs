@@ -55,7 +55,7 @@ pub async fn bulk(
 }
 
 /// The selected tasks as export items (the shape of `GET /export`: `POST /import` takes them
-/// back as new pending tasks).
+/// back as new pending tasks), streamed whatever the selection's size.
 #[utoipa::path(post, path = scheduler_api::routes::TASKS_EXPORT, tag = "tasks", operation_id = "export_selection",
     request_body = Selection,
     responses(
@@ -68,9 +68,14 @@ pub async fn bulk(
 pub async fn export(
     State(queue): State<Arc<Queue>>,
     ApiJson(sel): ApiJson<Selection>,
-) -> Result<Json<Vec<ExportItem>>, ApiError> {
-    let rows = queue.selected_rows(sel).await?;
-    Ok(Json(rows.iter().map(wire::export_item).collect()))
+) -> Result<Response, ApiError> {
+    let ids = queue.resolve(sel).await?;
+    super::transfer::stream_export(super::transfer::ExportRows::Ids {
+        queue,
+        ids: Arc::new(ids),
+        next: 0,
+    })
+    .await
 }
 
 /// The result files of the selected tasks as one zip (a folder per task).
@@ -89,9 +94,8 @@ pub async fn zip(
     State(results): State<Arc<Results>>,
     ApiJson(sel): ApiJson<Selection>,
 ) -> Result<Response, ApiError> {
-    let rows = queue.selected_rows(sel).await?;
-    let file = results.zip_many(rows).await?;
-    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+    let ids = queue.resolve(sel).await?;
+    let stream = results.zip_many(ids).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/zip"),

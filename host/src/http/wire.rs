@@ -101,24 +101,24 @@ pub fn task(row: &TaskRow, fmt: TimeFmt, placed: Option<&Placement>) -> Task {
 }
 
 /// An export item: the full request plus host fields in `params`, dates in epoch seconds.
-pub fn export_item(row: &TaskRow) -> ExportItem {
-    let mut params = row.request.clone();
+pub fn export_item(row: TaskRow) -> ExportItem {
+    let mut params = row.request;
     params.insert(
         field::CHECKPOINT.into(),
-        row.checkpoint.clone().map_or(Value::Null, Value::String),
+        row.checkpoint.map_or(Value::Null, Value::String),
     );
     params.insert(
         field::VAE.into(),
-        row.vae.clone().map_or(Value::Null, Value::String),
+        row.vae.map_or(Value::Null, Value::String),
     );
-    if let Some(s) = &row.page_snapshot {
-        params.insert(field::PAGE_SNAPSHOT.into(), s.clone());
+    if let Some(s) = row.page_snapshot {
+        params.insert(field::PAGE_SNAPSHOT.into(), s);
     }
     ExportItem {
-        id: row.id.clone(),
+        id: row.id,
         api_task_id: None,
-        api_task_callback: row.callback_url.clone(),
-        name: row.name.clone(),
+        api_task_callback: row.callback_url,
+        name: row.name,
         task_type: row.task_type.as_str().to_owned(),
         status: Some(TaskStatus::Pending.as_str().to_owned()),
         params: Value::Object(params),

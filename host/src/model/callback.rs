@@ -98,15 +98,43 @@ pub fn target(url: &str) -> Result<Target, Invalid> {
     })
 }
 
-/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+/// An IPv6 address that carries an IPv4 address as that IPv4 address, so every rule sees
+/// the address a packet would really reach: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
+/// (`::a.b.c.d`, not `::` or `::1`), NAT64 (`64:ff9b::/96` and the local-use
+/// `64:ff9b:1::/48`, the IPv4 address in the last 32 bits) and 6to4 (`2002:AABB:CCDD::/48`,
+/// the IPv4 address in bits 16–47). Any other address is itself.
 pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
+        IpAddr::V6(v6) => embedded_v4(v6).map_or(ip, IpAddr::V4),
         v4 => v4,
     }
+}
+
+/// The IPv4 address an IPv6 address carries (see [`canonical`]).
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let bits = u128::from(v6);
+    let last = Ipv4Addr::from((bits & 0xFFFF_FFFF) as u32);
+    let seg = v6.segments();
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    // IPv4-compatible: ::/96, except the unspecified and loopback addresses.
+    if bits >> 32 == 0 && bits > 1 {
+        return Some(last);
+    }
+    // NAT64 well-known prefix 64:ff9b::/96.
+    if bits >> 32 == 0x0064_ff9b_0000_0000_0000_0000 {
+        return Some(last);
+    }
+    // Local-use NAT64 64:ff9b:1::/48.
+    if seg[0] == 0x0064 && seg[1] == 0xff9b && seg[2] == 0x0001 {
+        return Some(last);
+    }
+    // 6to4: 2002:AABB:CCDD::/48.
+    if seg[0] == 0x2002 {
+        return Some(Ipv4Addr::from(((bits >> 80) & 0xFFFF_FFFF) as u32));
+    }
+    None
 }
 
 fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
@@ -123,6 +151,39 @@ fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
     }
 }
 
+/// Host names of cloud metadata services (they resolve to link-local addresses; refused as
+/// written, before any lookup).
+pub const METADATA_NAMES: &[&str] = &[
+    "metadata.google.internal",
+    "metadata.goog",
+    "metadata",
+    "instance-data",
+    "instance-data.ec2.internal",
+    "metadata.azure.internal",
+];
+
+/// Why an address may not be an SD.Next backend: link-local and metadata addresses in every
+/// form (an IPv6 form carrying an IPv4 address is that address). Loopback and private
+/// networks are allowed: that is where SD.Next lives.
+pub fn backend_address_refused(ip: IpAddr) -> Option<String> {
+    let ip = canonical(ip);
+    link_local_or_metadata(ip)
+        .then(|| format!("a backend must not be a link-local or metadata address ({ip})"))
+}
+
+/// Why a backend URL's host (as written: an IP literal or a name) may not be a backend:
+/// [`backend_address_refused`] for an IP, or a metadata service's name.
+pub fn backend_host_refused(host: &str) -> Option<String> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return backend_address_refused(ip);
+    }
+    let name = bare.trim_end_matches('.').to_ascii_lowercase();
+    METADATA_NAMES
+        .contains(&name.as_str())
+        .then(|| format!("a backend must not be a cloud metadata service ({name})"))
+}
+
 fn link_local_or_metadata(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => a.is_link_local(),
@@ -137,11 +198,18 @@ fn link_local_or_metadata(ip: IpAddr) -> bool {
 fn private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => a.is_private() || in_net(ip, IpAddr::V4(Ipv4Addr::new(100, 64, 0, 0)), 10),
-        IpAddr::V6(_) => in_net(
-            ip,
-            IpAddr::V6(Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0)),
-            7,
-        ),
+        // Unique local fc00::/7, and the deprecated site-local fec0::/10.
+        IpAddr::V6(_) => {
+            in_net(
+                ip,
+                IpAddr::V6(Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0)),
+                7,
+            ) || in_net(
+                ip,
+                IpAddr::V6(Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0)),
+                10,
+            )
+        }
     }
 }
 
@@ -290,6 +358,91 @@ mod tests {
         assert!(check(&allowed, "http://127.0.0.1:7861/x").is_err());
         let all = rules("0.0.0.0:7861", &["169.254.0.0/16"]);
         assert!(check(&all, "http://169.254.169.254/").is_err());
+    }
+
+    #[test]
+    fn every_embedded_ipv4_is_checked_as_that_ipv4() {
+        let v4 = |s: &str| IpAddr::V4(s.parse().unwrap());
+        let v6 = |s: &str| canonical(IpAddr::V6(s.parse().unwrap()));
+        assert_eq!(
+            v6("::ffff:169.254.169.254"),
+            v4("169.254.169.254"),
+            "mapped"
+        );
+        assert_eq!(v6("::169.254.169.254"), v4("169.254.169.254"), "compatible");
+        assert_eq!(v6("::a9fe:a9fe"), v4("169.254.169.254"), "compatible, hex");
+        assert_eq!(
+            v6("64:ff9b::169.254.169.254"),
+            v4("169.254.169.254"),
+            "NAT64"
+        );
+        assert_eq!(
+            v6("64:ff9b:1::a9fe:a9fe"),
+            v4("169.254.169.254"),
+            "local NAT64"
+        );
+        assert_eq!(v6("2002:a9fe:a9fe::1"), v4("169.254.169.254"), "6to4");
+        assert_eq!(v6("2002:7f00:1::"), v4("127.0.0.1"), "6to4 loopback");
+        assert_eq!(v6("64:ff9b::7f00:1"), v4("127.0.0.1"));
+        // Not embedding anything.
+        assert_eq!(v6("::1"), IpAddr::V6(Ipv6Addr::LOCALHOST));
+        assert_eq!(v6("::"), IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        assert_eq!(v6("2001:db8::1"), "2001:db8::1".parse::<IpAddr>().unwrap());
+
+        let r = rules("127.0.0.1:7861", &[]);
+        for url in [
+            "http://[::ffff:169.254.169.254]/x",
+            "http://[::169.254.169.254]/x",
+            "http://[64:ff9b::169.254.169.254]/x",
+            "http://[64:ff9b:1::a9fe:a9fe]/x",
+            "http://[2002:a9fe:a9fe::]/x",
+        ] {
+            let e = check(&r, url).unwrap_err();
+            assert!(
+                e.contains("link-local or metadata address (169.254.169.254)"),
+                "{url}: {e}"
+            );
+        }
+        // The host itself behind a NAT64 or 6to4 form.
+        assert!(check(&r, "http://[64:ff9b::7f00:1]:7861/x").is_err());
+        assert!(check(&r, "http://[2002:7f00:1::]:7861/x").is_err());
+        // Beyond loopback, private networks in any form, site-local included.
+        let wide = rules("0.0.0.0:7861", &[]);
+        for url in [
+            "http://[64:ff9b::10.0.0.7]/x",
+            "http://[::10.0.0.7]/x",
+            "http://[2002:c0a8:909::]/x",
+            "http://[fec0::1]/x",
+        ] {
+            assert!(check(&wide, url).is_err(), "{url}");
+        }
+        assert_eq!(check(&wide, "http://[64:ff9b::8.8.8.8]/x"), Ok(()));
+    }
+
+    #[test]
+    fn backends_follow_the_link_local_and_metadata_rules() {
+        for host in [
+            "169.254.169.254",
+            "169.254.1.1",
+            "[fe80::1]",
+            "[::ffff:169.254.169.254]",
+            "[64:ff9b::a9fe:a9fe]",
+            "[fd00:ec2::254]",
+            "metadata.google.internal",
+            "Metadata.Google.Internal.",
+        ] {
+            assert!(backend_host_refused(host).is_some(), "{host}");
+        }
+        for host in [
+            "127.0.0.1",
+            "[::1]",
+            "10.0.0.5",
+            "192.168.1.20",
+            "localhost",
+            "sdnext.lan",
+        ] {
+            assert_eq!(backend_host_refused(host), None, "{host}");
+        }
     }
 
     #[test]

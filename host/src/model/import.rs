@@ -85,7 +85,8 @@ pub fn import_item(item: &Value) -> Result<ImportItem, Invalid> {
         .get("id")
         .and_then(Value::as_str)
         .filter(|i| valid_task_id(i))
-        .map(str::to_owned);
+        // Ids are one id whatever their case: kept lower case.
+        .map(str::to_ascii_lowercase);
     Ok(ImportItem {
         id,
         task_type,

@@ -166,11 +166,33 @@ impl Queue {
         Ok(self.store.read(stored::is_paused).await?)
     }
 
-    /// Pending tasks for export, in queue order, full requests included.
-    pub async fn export(&self, limit: i64, offset: i64) -> Result<Vec<TaskRow>, HostError> {
+    /// One page of pending tasks for export, in queue order, full requests included: at
+    /// most `limit` rows and about `budget` bytes of requests (exports stream page by page).
+    pub async fn export_page(
+        &self,
+        from: crate::store::export::PendingFrom,
+        limit: usize,
+        budget: usize,
+    ) -> Result<Vec<TaskRow>, HostError> {
         Ok(self
             .store
-            .read(move |c| tasks::export_pending(c, limit, offset))
+            .read(move |c| crate::store::export::pending_page(c, from, limit, budget))
+            .await?)
+    }
+
+    /// Full rows of `ids[start..]` within about `budget` bytes (at least one id), a task
+    /// deleted since skipped; returns them and how many ids were consumed.
+    pub async fn rows_page(
+        &self,
+        ids: std::sync::Arc<Vec<String>>,
+        start: usize,
+        budget: usize,
+    ) -> Result<(Vec<TaskRow>, usize), HostError> {
+        Ok(self
+            .store
+            .read(move |c| {
+                crate::store::export::full_rows_page(c, ids.get(start..).unwrap_or(&[]), budget)
+            })
             .await?)
     }
 
@@ -316,18 +338,6 @@ impl Queue {
     pub async fn resolve(&self, sel: Selection) -> Result<Vec<String>, HostError> {
         check_selection(&sel)?;
         Ok(self.store.read(move |c| bulk::resolve(c, &sel)).await?)
-    }
-
-    /// Full rows of the selected tasks (exports, zips).
-    pub async fn selected_rows(&self, sel: Selection) -> Result<Vec<TaskRow>, HostError> {
-        check_selection(&sel)?;
-        Ok(self
-            .store
-            .read(move |c| {
-                let ids = bulk::resolve(c, &sel)?;
-                bulk::full_rows(c, &ids)
-            })
-            .await?)
     }
 
     /// One action on every selected task, in one transaction (a task whose state does not

@@ -9,6 +9,7 @@
 pub mod files;
 pub mod image;
 pub mod thumbs;
+pub mod zipstream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +25,7 @@ use crate::events::EventHub;
 use crate::model::transition::results_available;
 use crate::model::{TaskRow, now_ms};
 use crate::settings::SettingsService;
-use crate::store::{Store, rows, tasks, transitions};
+use crate::store::{Store, export, rows, tasks, transitions};
 
 /// One stored image file: its bytes, content type and validator.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,7 +137,7 @@ impl Results {
     async fn finished(
         &self,
         id: &str,
-    ) -> Result<(TaskRow, Vec<(std::path::PathBuf, ImageRowRef)>), HostError> {
+    ) -> Result<(TaskRow, Vec<(std::path::PathBuf, String)>), HostError> {
         let i = id.to_owned();
         let row = self
             .store
@@ -147,86 +148,133 @@ impl Results {
             .images
             .iter()
             .filter_map(|img| {
-                self.files.file_path(&row.id, &img.file_name).map(|p| {
-                    (
-                        p,
-                        ImageRowRef {
-                            file_name: img.file_name.clone(),
-                            infotext: img.infotext.clone(),
-                        },
-                    )
-                })
+                self.files
+                    .file_path(&row.id, &img.file_name)
+                    .map(|p| (p, img.infotext.clone()))
             })
             .collect();
         Ok((row, entries))
     }
 
     /// The images of a finished task as PNG data URLs with the infotext in their
-    /// `parameters` chunk (409 unless finished).
+    /// `parameters` chunk (409 unless finished). Each image is read and re-encoded through
+    /// the thumbnails' gate: one decode at a time in the whole host.
     pub async fn images(&self, id: &str) -> Result<Vec<ResultImage>, HostError> {
         let (_, entries) = self.finished(id).await?;
-        tokio::task::spawn_blocking(move || {
-            entries
-                .into_iter()
-                .filter_map(|(path, img)| {
+        let mut out = Vec::with_capacity(entries.len());
+        for (path, infotext) in entries {
+            let text = infotext.clone();
+            let png = self
+                .thumbs
+                .decode(move || {
                     let bytes = std::fs::read(&path).ok()?;
-                    let png = image::to_png_with_parameters(&bytes, &img.infotext).ok()?;
-                    Some(ResultImage {
-                        image: format!(
-                            "data:image/png;base64,{}",
-                            base64::engine::general_purpose::STANDARD.encode(png)
-                        ),
-                        infotext: img.infotext,
-                    })
+                    image::to_png_with_parameters(&bytes, &text).ok()
                 })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| HostError::Internal(e.to_string()))
-    }
-
-    /// A zip of the stored files of a finished task, in an anonymous temporary file
-    /// (409 unless finished).
-    pub async fn zip(&self, id: &str) -> Result<std::fs::File, HostError> {
-        let (_, entries) = self.finished(id).await?;
-        let dir = self.files.root().to_path_buf();
-        tokio::task::spawn_blocking(move || build_zip(&dir, &entries))
-            .await
-            .map_err(|e| HostError::Internal(e.to_string()))?
-            .map_err(|e| HostError::Internal(format!("zip: {e}")))
-    }
-
-    /// A zip of the stored files of these tasks (finished ones with images), each in a
-    /// folder named by its task id, in an anonymous temporary file; `None` when none of them
-    /// has a file (409).
-    pub async fn zip_many(&self, tasks: Vec<TaskRow>) -> Result<std::fs::File, HostError> {
-        let mut entries = Vec::new();
-        for row in tasks
-            .iter()
-            .filter(|t| results_available(t.status()).is_ok())
-        {
-            for img in &row.images {
-                if let Some(p) = self.files.file_path(&row.id, &img.file_name) {
-                    entries.push((
-                        p,
-                        ImageRowRef {
-                            file_name: format!("{}/{}", row.id, img.file_name),
-                            infotext: String::new(),
-                        },
-                    ));
-                }
+                .await
+                .flatten();
+            if let Some(png) = png {
+                out.push(ResultImage {
+                    image: format!(
+                        "data:image/png;base64,{}",
+                        base64::engine::general_purpose::STANDARD.encode(png)
+                    ),
+                    infotext,
+                });
             }
         }
-        if entries.is_empty() {
+        Ok(out)
+    }
+
+    /// A zip of the stored files of a finished task (409 unless finished), streamed as it
+    /// is written: nothing goes to disk, memory stays bounded whatever the files' sizes.
+    pub async fn zip(&self, id: &str) -> Result<ZipBody, HostError> {
+        let (row, _) = self.finished(id).await?;
+        Ok(self.zip_stream(vec![row.id], false))
+    }
+
+    /// A zip of the stored files of these tasks (finished ones with images, in this order),
+    /// each in a folder named by its task id, streamed as it is written (nothing goes to
+    /// disk, memory stays bounded whatever the selection's size); 409 when none of them has
+    /// a file.
+    pub async fn zip_many(&self, ids: Vec<String>) -> Result<ZipBody, HostError> {
+        // Is there anything to zip? Looked up chunk by chunk, up to the first file found.
+        let mut found = false;
+        for chunk in ids.chunks(ZIP_CHUNK) {
+            let chunk = chunk.to_vec();
+            let lists = self
+                .store
+                .read(move |c| export::result_files(c, &chunk))
+                .await?;
+            found = lists.iter().any(|(id, status, images)| {
+                results_available(*status).is_ok()
+                    && images.iter().any(|img| {
+                        self.files
+                            .file_path(id, &img.file_name)
+                            .is_some_and(|p| p.is_file())
+                    })
+            });
+            if found {
+                break;
+            }
+        }
+        if !found {
             return Err(HostError::Conflict(
                 "None of the selected tasks has result files".into(),
             ));
         }
-        let dir = self.files.root().to_path_buf();
-        tokio::task::spawn_blocking(move || build_zip(&dir, &entries))
-            .await
-            .map_err(|e| HostError::Internal(e.to_string()))?
-            .map_err(|e| HostError::Internal(format!("zip: {e}")))
+        Ok(self.zip_stream(ids, true))
+    }
+
+    /// Writes the zip of `ids`' result files on a blocking thread into a small channel: the
+    /// rows are read [`ZIP_CHUNK`] tasks at a time, each file copied in 64 KiB pieces, and the
+    /// writer waits while the client has not taken the previous pieces.
+    fn zip_stream(&self, ids: Vec<String>, folders: bool) -> ZipBody {
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+        let store = self.store.clone();
+        let files = self.files.clone();
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let mut zip = zipstream::ZipStream::new(ChannelWriter::new(tx.clone()));
+            let written = (|| -> std::io::Result<()> {
+                for chunk in ids.chunks(ZIP_CHUNK) {
+                    let chunk = chunk.to_vec();
+                    let lists = rt
+                        .block_on(store.read(move |c| export::result_files(c, &chunk)))
+                        .map_err(std::io::Error::other)?;
+                    for (id, status, images) in lists {
+                        if results_available(status).is_err() {
+                            continue;
+                        }
+                        for img in images {
+                            let Some(path) = files.file_path(&id, &img.file_name) else {
+                                continue;
+                            };
+                            // Gone since (history cleared): left out.
+                            let Ok(file) = std::fs::File::open(&path) else {
+                                continue;
+                            };
+                            let modified = file
+                                .metadata()
+                                .and_then(|m| m.modified())
+                                .unwrap_or(std::time::UNIX_EPOCH);
+                            let name = if folders {
+                                format!("{id}/{}", img.file_name)
+                            } else {
+                                img.file_name.clone()
+                            };
+                            zip.add(&name, file, modified)?;
+                        }
+                    }
+                }
+                zip.finish()?.flush_last()
+            })();
+            if let Err(e) = written {
+                // The client went away, or a read failed: the body ends with an error (the
+                // client sees a broken transfer, never a zip that looks whole).
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        tokio_stream::wrappers::ReceiverStream::new(rx)
     }
 
     /// One stored image file as stored, or its thumbnail (made now when missing); `None`
@@ -317,30 +365,57 @@ impl Results {
     }
 }
 
-/// What a zip or a data URL needs of an image row.
-struct ImageRowRef {
-    file_name: String,
-    infotext: String,
+/// Tasks whose image rows are read at a time while a zip is written.
+const ZIP_CHUNK: usize = 256;
+
+/// A zip being streamed: 64 KiB pieces, or the error that ended it.
+pub type ZipBody = tokio_stream::wrappers::ReceiverStream<std::io::Result<bytes::Bytes>>;
+
+/// A blocking writer that sends 64 KiB pieces into a bounded channel (waiting while it is
+/// full); fails once the receiver is gone.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    buf: Vec<u8>,
 }
 
-fn build_zip(
-    dir: &std::path::Path,
-    entries: &[(std::path::PathBuf, ImageRowRef)],
-) -> Result<std::fs::File, String> {
-    use std::io::{Seek, Write};
-    let file = tempfile::tempfile_in(dir).map_err(|e| e.to_string())?;
-    let mut zw = zip::ZipWriter::new(file);
-    let opts =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (path, img) in entries {
-        let Ok(bytes) = std::fs::read(path) else {
-            continue;
-        };
-        zw.start_file(img.file_name.as_str(), opts)
-            .map_err(|e| e.to_string())?;
-        zw.write_all(&bytes).map_err(|e| e.to_string())?;
+/// The size of one piece sent.
+const PIECE: usize = 64 << 10;
+
+impl ChannelWriter {
+    fn new(tx: tokio::sync::mpsc::Sender<std::io::Result<bytes::Bytes>>) -> ChannelWriter {
+        ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(PIECE),
+        }
     }
-    let mut file = zw.finish().map_err(|e| e.to_string())?;
-    file.rewind().map_err(|e| e.to_string())?;
-    Ok(file)
+
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(PIECE));
+        self.tx
+            .blocking_send(Ok(bytes::Bytes::from(piece)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))
+    }
+
+    /// Sends what is left.
+    fn flush_last(mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len().min(PIECE - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == PIECE {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -111,6 +111,20 @@ impl Thumbnailer {
         self.made.load(Ordering::SeqCst)
     }
 
+    /// Runs `decode` (a blocking image decode or re-encode) through the gate: one at a time in
+    /// the whole host, thumbnails included. `None` if it panicked.
+    pub async fn decode<T: Send + 'static>(
+        &self,
+        decode: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let _permit = self.gate.acquire().await.ok()?;
+        let now = self.decoding.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        let out = tokio::task::spawn_blocking(decode).await.ok();
+        self.decoding.fetch_sub(1, Ordering::SeqCst);
+        out
+    }
+
     /// The thumbnail of a stored image, made now if it is missing; `None` when the image
     /// file is gone or cannot be thumbnailed (the caller answers 404).
     pub async fn ensure(&self, task_id: &str, img: &ImageRow) -> Option<PathBuf> {
@@ -171,6 +185,34 @@ mod tests {
         assert!(is_thumb_of("1.thumb.jpg", ["0.png", "1.jpg"].into_iter()));
         assert!(!is_thumb_of("2.thumb.jpg", ["0.png", "1.jpg"].into_iter()));
         assert!(!is_thumb_of("0.png", ["0.png"].into_iter()));
+    }
+
+    #[tokio::test]
+    async fn other_decodes_share_the_gate_with_thumbnails() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = ResultFiles::new(dir.path());
+        let rows = files
+            .write_images("t1", &[png(900, 600), png(910, 600)], &[])
+            .unwrap();
+        let t = std::sync::Arc::new(Thumbnailer::new(files.clone()));
+        let mut joins = Vec::new();
+        for i in 0..6 {
+            let t = t.clone();
+            let r = rows[i % 2].clone();
+            joins.push(tokio::spawn(async move {
+                if i < 2 {
+                    t.ensure("t1", &r).await.map(|_| 0)
+                } else {
+                    t.decode(move || image::load_from_memory(&png(800, 800)).map(|i| i.width()))
+                        .await
+                        .and_then(Result::ok)
+                }
+            }));
+        }
+        for j in joins {
+            assert!(j.await.unwrap().is_some());
+        }
+        assert_eq!(t.peak_decodes(), 1, "one decode at a time, whoever asks");
     }
 
     #[tokio::test]

@@ -137,6 +137,9 @@ pub enum RemoteError {
         /// `Retry-After` in seconds, when sent.
         retry_after_s: Option<u64>,
     },
+    /// The backend URL is not allowed (a link-local or metadata address).
+    #[error("{0}")]
+    Refused(String),
     /// Any other non-2xx answer, with SD.Next's `detail`/`error` message.
     #[error("HTTP {status}: {message}")]
     Http {
@@ -197,17 +200,21 @@ impl SdClient {
         } else {
             format!("http://{raw}")
         };
+        let shown = redacted(raw);
         let mut u = Url::parse(&with_scheme)
-            .map_err(|e| RemoteError::Decode(format!("invalid backend URL {raw:?}: {e}")))?;
+            .map_err(|e| RemoteError::Decode(format!("invalid backend URL {shown:?}: {e}")))?;
         if u.scheme() != "http" && u.scheme() != "https" {
             return Err(RemoteError::Decode(format!(
-                "invalid backend URL {raw:?}: scheme must be http or https"
+                "invalid backend URL {shown:?}: scheme must be http or https"
             )));
         }
         let host = u
             .host_str()
-            .ok_or_else(|| RemoteError::Decode(format!("invalid backend URL {raw:?}: no host")))?
+            .ok_or_else(|| RemoteError::Decode(format!("invalid backend URL {shown:?}: no host")))?
             .to_string();
+        if let Some(why) = crate::model::callback::backend_host_refused(&host) {
+            return Err(RemoteError::Refused(why));
+        }
         let auth = if !u.username().is_empty() || u.password().is_some() {
             Some((
                 parse::percent_decode(u.username()),
@@ -223,7 +230,10 @@ impl SdClient {
         let base = u.as_str().trim_end_matches('/').to_string();
         let port = u.port_or_known_default().unwrap_or(80);
         let origin = format!("{}://{}:{}", u.scheme(), host, port);
+        // No redirects: a 3xx is an error naming its status (a backend that answers with one
+        // could send the host anywhere, credentials included).
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .tcp_keepalive(Some(Duration::from_secs(30)))
@@ -319,6 +329,12 @@ impl SdClient {
         if status == StatusCode::TOO_MANY_REQUESTS {
             return Err(RemoteError::RateLimited {
                 retry_after_s: retry_after,
+            });
+        }
+        if status.is_redirection() {
+            return Err(RemoteError::Http {
+                status: status.as_u16(),
+                message: "a redirect, not followed".into(),
             });
         }
         Err(RemoteError::Http {
@@ -483,6 +499,40 @@ async fn read_capped(mut resp: reqwest::Response, cap: u64) -> Result<Bytes, Rem
     Ok(Bytes::from(buf))
 }
 
+/// A backend URL as it may be shown (errors, logs): `user:pass@` replaced by `***@`.
+pub fn redacted(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (format!("{s}://"), r),
+        None => (String::new(), url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+/// An error text from or about a backend as it may be shown: at most 200 characters, no
+/// control characters (each becomes a space) and no markup (`<` and `>` become `‹` and `›`),
+/// so an HTML error page or a binary answer shows as short plain text.
+pub fn shown_error(text: &str) -> String {
+    const MAX: usize = 200;
+    let mut out = String::with_capacity(text.len().min(MAX * 4));
+    for (n, c) in text.chars().enumerate() {
+        if n == MAX - 1 && text.chars().nth(MAX).is_some() {
+            out.push('…');
+            break;
+        }
+        out.push(match c {
+            '<' => '‹',
+            '>' => '›',
+            c if c.is_control() => ' ',
+            c => c,
+        });
+    }
+    out
+}
+
 fn map_reqwest(e: reqwest::Error) -> RemoteError {
     if e.is_builder() {
         return RemoteError::Decode(e.to_string());
@@ -501,5 +551,26 @@ fn map_reqwest(e: reqwest::Error) -> RemoteError {
         RemoteError::Unreachable(msg)
     } else {
         RemoteError::Dropped(msg)
+    }
+}
+
+#[cfg(test)]
+mod shown_tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_redacted_and_errors_shown_short_and_plain() {
+        assert_eq!(
+            redacted("http://user:pw@10.0.0.5:7860/sd"),
+            "http://***@10.0.0.5:7860/sd"
+        );
+        assert_eq!(redacted("user:p@ss@host:1"), "***@host:1");
+        assert_eq!(redacted("http://host/a@b"), "http://host/a@b");
+        let e = shown_error("<html>\u{1b}[31m\r\nbad\0</html>");
+        assert_eq!(e, "‹html› [31m  bad ‹/html›");
+        let long = shown_error(&"x".repeat(5000));
+        assert_eq!(long.chars().count(), 200);
+        assert!(long.ends_with('…'));
+        assert_eq!(shown_error(&"y".repeat(200)), "y".repeat(200));
     }
 }

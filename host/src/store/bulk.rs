@@ -1,7 +1,7 @@
 //! Many tasks at once: resolving a selection (a list of ids, or a listing's filter minus
 //! some ids) to task ids in the listing's order, the bulk changes over them (each one
-//! transaction: the first refusal rolls everything back), the tasks of a group, and full
-//! rows for exports and zips.
+//! transaction: the first refusal rolls everything back) and the tasks of a group (exports
+//! and zips read the resolved ids in pages: `export.rs`).
 
 use std::collections::HashSet;
 
@@ -10,7 +10,7 @@ use scheduler_api::{ListName, MoveTarget, Selection, TaskStatus};
 
 use super::StoreError;
 use super::listing::history_cond;
-use super::rows::{FULL_COLS, LIST_COLS, load_images, map_row, require};
+use super::rows::{LIST_COLS, load_images, map_row, require};
 use super::status;
 use super::transitions::{Applied, apply_in};
 use crate::model::search::{Scope, fts_match};
@@ -181,24 +181,6 @@ pub fn group_rows(conn: &Connection, group_id: &str) -> Result<Vec<TaskRow>, Sto
     let mut rows: Vec<TaskRow> = stmt
         .query_map([group_id], map_row)?
         .collect::<Result<_, _>>()?;
-    load_images(conn, &mut rows)?;
-    Ok(rows)
-}
-
-/// Full rows (requests with their images, snapshots; images loaded) of these tasks, in
-/// this order.
-pub fn full_rows(conn: &Connection, ids: &[String]) -> Result<Vec<TaskRow>, StoreError> {
-    let mut stmt =
-        conn.prepare_cached(&format!("SELECT {} FROM tasks WHERE id = ?1", *FULL_COLS))?;
-    let mut rows = Vec::with_capacity(ids.len());
-    for id in ids {
-        let mut found = stmt.query_map([id], map_row)?;
-        match found.next() {
-            Some(r) => rows.push(r?),
-            None => return Err(StoreError::NotFound),
-        }
-    }
-    drop(stmt);
     load_images(conn, &mut rows)?;
     Ok(rows)
 }

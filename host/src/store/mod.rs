@@ -11,6 +11,7 @@
 //! - [`order`]: moves and "run now";
 //! - [`bulk`]: selections (ids, or a listing's filter) and the bulk changes over them,
 //!   groups, full rows for exports;
+//! - [`export`]: exports and zips in pages (keyset over the queue, a byte budget per page);
 //! - [`speed`]: each backend's measured speed (the queue's ETA);
 //! - [`status`]: the status predicates every query uses;
 //! - [`settings`]: settings and the pause flag; [`backends`]: the backends added through the
@@ -29,6 +30,7 @@
 pub mod backends;
 pub mod bulk;
 pub mod events;
+pub mod export;
 pub mod listing;
 pub mod order;
 pub mod outbox;
@@ -144,6 +146,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0007_workbench",
         include_str!("../../migrations/0007_workbench.sql"),
     ),
+    (
+        "0009_task_id_nocase",
+        include_str!("../../migrations/0009_task_id_nocase.sql"),
+    ),
 ];
 
 /// Applies every migration newer than `PRAGMA user_version`, each in its own transaction.
@@ -186,8 +192,21 @@ fn migrate_all(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Keeps the `-wal` and `-shm` files when the last connection closes (a clean stop), as a
+/// crash does: a host restarted on a full disk then opens the database without creating
+/// them (creating the `-shm` needs space, and failed with "disk I/O error").
+fn persist_wal(conn: &Connection) -> Result<(), StoreError> {
+    let mut on: std::ffi::c_int = 1;
+    conn.file_control(
+        rusqlite::DEFAULT_NAME,
+        rusqlite::FileControl::PersistWal(&mut on),
+    )?;
+    Ok(())
+}
+
 fn set_pragmas(conn: &Connection, file: bool) -> Result<(), StoreError> {
     if file {
+        persist_wal(conn)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
     }
@@ -253,6 +272,7 @@ impl Readers {
                 path,
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?;
+            persist_wal(&c)?;
             c.pragma_update(None, "busy_timeout", 5000)?;
             c.pragma_update(None, "query_only", true)?;
             conns.push(Mutex::new(c));

@@ -1,4 +1,4 @@
-//! Inserting tasks; changing their fields (request, name, bookmark); positions and exports.
+//! Inserting tasks; changing their fields (request, name, bookmark); positions.
 //! Status is never written here: see [`super::transitions`]. Listings: [`super::listing`].
 
 use std::collections::HashSet;
@@ -8,8 +8,7 @@ use scheduler_api::TaskStatus;
 use serde_json::{Map, Value};
 
 use super::StoreError;
-use super::rows::{FULL_COLS, last_rank, map_row, require};
-use super::status;
+use super::rows::{last_rank, require};
 use crate::model::rank::rank_at_end;
 use crate::model::spec::{Lifted, merge_params};
 use crate::model::transition::Event;
@@ -18,7 +17,11 @@ use crate::model::{Lifecycle, NewTask, TaskRow, now_ms};
 /// Whether a task id exists.
 pub fn task_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
     Ok(conn
-        .query_row("SELECT 1 FROM tasks WHERE id = ?1", [id], |_| Ok(()))
+        .query_row(
+            "SELECT 1 FROM tasks WHERE lower(id) = lower(?1)",
+            [id],
+            |_| Ok(()),
+        )
         .optional()?
         .is_some())
 }
@@ -157,22 +160,6 @@ pub fn position(conn: &Connection, task: &TaskRow) -> Result<Option<i64>, StoreE
     Ok(Some(
         c.running + super::listing::pending_before(conn, task.rank, task.seq)?,
     ))
-}
-
-/// Pending tasks for export, in queue order, full requests included.
-pub fn export_pending(
-    conn: &Connection,
-    limit: i64,
-    offset: i64,
-) -> Result<Vec<TaskRow>, StoreError> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {} FROM tasks WHERE {} ORDER BY rank, seq LIMIT ?1 OFFSET ?2",
-        *FULL_COLS,
-        status::is(TaskStatus::Pending)
-    ))?;
-    Ok(stmt
-        .query_map(params![limit, offset], map_row)?
-        .collect::<Result<_, _>>()?)
 }
 
 /// For each task id: the image file names its row points at, or `None` when there is no

@@ -662,6 +662,18 @@ fn listing_claim_and_order_queries_use_indexes() {
             "tail rank".into(),
             "SELECT MAX(rank) FROM tasks WHERE status = 'pending'".into(),
         ),
+        (
+            "export, first page".into(),
+            super::export::pending_page_sql(false),
+        ),
+        (
+            "export, next page".into(),
+            super::export::pending_page_sql(true),
+        ),
+        (
+            "id taken, any case".into(),
+            "SELECT 1 FROM tasks WHERE lower(id) = lower(?1)".into(),
+        ),
     ];
     for f in HistoryFilter::ALL {
         queries.push((format!("history {}", f.as_str()), listing::history_sql(f)));

@@ -1,8 +1,8 @@
 //! A full disk (issue 7, finding 6), injected by the host's test-only hook: the store and
 //! the results writer fail with "no space" (`POST /agent-scheduler/v1/test/faults`, served
-//! only by builds with the `fault-injection` feature started with
-//! `AGENT_SCHEDULER_TEST_FAULTS`, or in this process with `Config::test_faults`). Plus a
-//! real tmpfs data directory where mounting works.
+//! only by builds with the `fault-injection` feature — the tests crate's dev-dependency, so
+//! the hosts run in this process, with `Config::test_faults`). Plus a real tmpfs data
+//! directory where mounting works.
 
 use agent_scheduler::config::TestFaults;
 use scheduler_api::client::Client;
@@ -143,23 +143,16 @@ async fn the_host_starts_on_a_full_disk_and_runs_when_space_returns() {
     wait_task_status(&c, &long, TaskStatus::Running, LONG).await;
     first.sigkill().await;
 
-    let host = HostProcess::spawn_with_env(
-        dir.path(),
-        &[fake.url()],
-        &[],
-        &[("AGENT_SCHEDULER_TEST_FAULTS", "disk_full")],
-    )
+    // The fault route is in test builds only: the restarted host runs in this process (as
+    // `AGENT_SCHEDULER_TEST_FAULTS=disk_full` did for a binary with the feature).
+    let host = InProcessHost::start_against(&fake.url(), dir, |c| {
+        c.test_faults = Some(TestFaults { disk_full: true })
+    })
     .await;
-    let c = host.client.clone();
+    let c = host.client().clone();
     let q = queue(&c).await;
     assert_eq!(q.hold_reason.as_deref(), Some("disk full"));
     assert_eq!(q.total_pending_tasks, 2, "reads work");
-    wait_for(
-        "the host to say why it does not run tasks",
-        LONG,
-        || async { host.server.stderr().contains("tasks will not run") },
-    )
-    .await;
     let t = c.task(&other).await.expect("task");
     assert_eq!(t.status, TaskStatus::Pending, "nothing runs on hold");
     inject(&c, false, false).await;

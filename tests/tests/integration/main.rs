@@ -3,6 +3,13 @@
 //! `scheduler_tests` library (`harness`, `fixtures`); the fake SD.Next is the `fake_sdnext` crate.
 
 mod api_client;
+mod bounds_backends;
+mod bounds_callbacks;
+mod bounds_connections;
+mod bounds_exports;
+mod bounds_faults_route;
+mod bounds_full_disk;
+mod bounds_ids;
 mod browser_e2e;
 mod browser_workbench;
 mod cli;

@@ -1,0 +1,117 @@
+//! The host starts on a really full disk (issue 15, finding 7) after a clean stop and after
+//! a crash: the data directory on a small tmpfs, filled up by another file while the host is
+//! down. It starts, serves reads, holds the queue with the reason ("disk full"), and runs
+//! the held task once space returns. Needs root and mount(8) (a prerequisite: this machine
+//! and CI run as root).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use scheduler_api::HistoryFilter;
+use scheduler_tests::harness::{FakeProcess, HostProcess, prerequisite, wait_for};
+use serde_json::json;
+
+use crate::host_support::*;
+
+/// A tmpfs mounted on a temporary folder, unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .ok()?
+            .success();
+        ok.then_some(Tmpfs { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Fills the file system of `dir` with a file; returns its path.
+fn fill(dir: &Path) -> PathBuf {
+    let filler = dir.join("filler");
+    let mut f = std::fs::File::create(&filler).expect("filler");
+    let chunk = vec![0u8; 16 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.sync_all();
+    filler
+}
+
+async fn held_then_resumed(host: &HostProcess, id: &str, filler: &Path) {
+    let c = &host.client;
+    let Ok(q) = c.queue(&scheduler_api::ListQuery::default()).await else {
+        panic!("the host answers; its log:\n{}", host.server.stderr());
+    };
+    assert_eq!(
+        q.hold_reason.as_deref(),
+        Some("disk full"),
+        "the hold says why"
+    );
+    assert_eq!(q.total_pending_tasks, 1, "reads are served");
+    let _ = history(c, HistoryFilter::All).await;
+    // (Whether the task stays pending while the disk is full is the hold's business, tested
+    // with the injected fault in host_disk.rs; on this real disk the held task may be claimed
+    // before the end of the hold, see the report of issue 15.)
+    let _ = c.task(id).await.expect("the task reads");
+    std::fs::remove_file(filler).expect("free space");
+    wait_for("the hold to lift", LONG, || async {
+        queue(c).await.hold_reason.is_none()
+    })
+    .await;
+    wait_done(c, id).await;
+}
+
+#[tokio::test]
+async fn the_host_starts_on_a_full_tmpfs_after_a_clean_stop_and_after_a_crash() {
+    let fs = prerequisite(
+        "mount -t tmpfs (root and mount(8))",
+        Tmpfs::mount("4m"),
+        "run the tests as root",
+    );
+    let mut fake = FakeProcess::spawn(FAST_A).await;
+    let mut host = HostProcess::spawn(fs.path(), &[fake.url()], &[]).await;
+    let c = host.client.clone();
+    // A task that waits: its backend is down.
+    fake.sigkill().await;
+    let waiting = enqueue(&c, "held", json!({})).await;
+
+    // A clean stop, then the disk fills up.
+    assert!(
+        host.server
+            .terminate(Duration::from_secs(30))
+            .await
+            .is_some(),
+        "the host stops on SIGTERM"
+    );
+    let filler = fill(fs.path());
+    fake.restart().await;
+    let host = HostProcess::spawn(fs.path(), &[fake.url()], &[]).await;
+    held_then_resumed(&host, &waiting, &filler).await;
+
+    // A crash, then the disk fills up.
+    fake.sigkill().await;
+    let waiting = enqueue(&host.client, "held again", json!({})).await;
+    let mut host = host;
+    host.sigkill().await;
+    let filler = fill(fs.path());
+    fake.restart().await;
+    let host = HostProcess::spawn(fs.path(), &[fake.url()], &[]).await;
+    held_then_resumed(&host, &waiting, &filler).await;
+}
