@@ -6,6 +6,8 @@ let modals;
 globalThis.sdqOpenModal = (spec) => {
   modals ??= import('./pkg/viewer.js').then(async (m) => {
     await m.default({ module_or_path: new URL('./pkg/viewer_bg.wasm', import.meta.url) });
+    // The extension's API (none in the web app): "send to" asks the worker through it.
+    m.set_extension_api(globalThis.browser?.runtime?.id ? globalThis.browser : globalThis.chrome);
     return m;
   });
   modals.then((m) => m.open_modal(spec));

@@ -1,3 +1,7 @@
-import init, { start_popup } from './pkg/popup.js';
+import init, { set_extension_api, start_popup } from './pkg/popup.js';
 
-init({ module_or_path: './pkg/popup_bg.wasm' }).then(() => start_popup());
+const api = globalThis.browser?.runtime?.id ? globalThis.browser : globalThis.chrome;
+init({ module_or_path: './pkg/popup_bg.wasm' }).then(() => {
+  set_extension_api(api);
+  start_popup();
+});

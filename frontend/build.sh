@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Builds the browser extension:
-#   target/extension/       the shipped extension (and target/extension.zip)
-#   target/extension-test/  the same plus the test-only hooks (feature `test-hooks`), which the
-#                           browser tests load; never shipped.
+# Builds the browser extension, one source for two browsers:
+#   target/extension/               the shipped Chromium extension (and target/extension.zip)
+#   target/extension-firefox/       the shipped Firefox extension (and target/extension-firefox.xpi)
+#   target/extension-test/          the Chromium one plus the test-only hooks (feature
+#   target/extension-firefox-test/  `test-hooks`) and the test manifest additions, which the
+#                                   browser tests load; never shipped.
+# Both packages carry the same files and wasm modules; only the manifest differs. The source
+# manifest (extension-manifest/manifest.json) is Chromium's; Firefox's is it merged with
+# extension-manifest/firefox.json (gecko id and strict_min_version, `background.scripts`
+# instead of the service worker, `options_ui`) minus Chromium's `key` and
+# `minimum_chrome_version`, with `menus` for `contextMenus` (jq).
 #   target/webapp/          the task panel as a web app, which the host serves at `/` (it finds
 #                           this folder beside its own binary's folder): frontend/webapp/* plus
 #                           the shipped panel and viewer modules, ui.css, modals.js and the icons.
@@ -43,21 +50,55 @@ variant() {
     fi
   done
   cp -R "$root/extension-manifest/." "$out/"
+  rm "$out/firefox.json"
+}
+
+# firefox_package CHROMIUM_DIR FIREFOX_DIR: the same files under Firefox's manifest.
+firefox_package() {
+  rm -rf "$2"
+  cp -R "$1" "$2"
+  jq -s '.[0] * .[1]
+    | del(.key, .minimum_chrome_version, .options_page, .background.service_worker)
+    | .permissions |= map(if . == "contextMenus" then "menus" else . end)' \
+    "$1/manifest.json" "$root/extension-manifest/firefox.json" > "$2/manifest.json"
+}
+
+# test_manifest DIR PERMISSION...: the test build's additions to a manifest. The browser
+# tests enable a page served under a made-up name (`sdnext.test`) from the popup, which they
+# open as a tab: `tabs` stands in for the activeTab grant only a real toolbar click gives
+# (Firefox), and Chromium, which has no way to accept its permission prompt in a test, gets
+# the name as a host permission already granted (its `permissions.request` then answers
+# true without a prompt; Firefox's tests turn its prompt off instead).
+test_manifest() {
+  local dir=$1; shift
+  local add
+  add=$(printf '%s\n' "$@" | jq -R . | jq -s .)
+  jq --argjson add "$add" '
+      .permissions += [$add[] | select(contains("/") | not)]
+    | .host_permissions += [$add[] | select(contains("/"))]' \
+    "$dir/manifest.json" > "$dir/manifest.json.new"
+  mv "$dir/manifest.json.new" "$dir/manifest.json"
+}
+
+zip_dir() {
+  rm -f "$2"
+  if command -v zip >/dev/null; then
+    (cd "$1" && zip -qr "$2" .)
+  else
+    (cd "$1" && python3 -m zipfile -c "$2" $(ls -A))
+  fi
 }
 
 if [ "$which" = all ] || [ "$which" = shipped ]; then
   out="$target_dir/extension"
   variant "$out"
-  rm -f "$target_dir/extension.zip"
-  if command -v zip >/dev/null; then
-    (cd "$out" && zip -qr "$target_dir/extension.zip" .)
-  else
-    (cd "$out" && python3 -m zipfile -c "$target_dir/extension.zip" $(ls -A))
-  fi
+  firefox_package "$out" "$target_dir/extension-firefox"
+  zip_dir "$out" "$target_dir/extension.zip"
+  zip_dir "$target_dir/extension-firefox" "$target_dir/extension-firefox.xpi"
   for w in "$out"/pkg/*.wasm; do
     echo "wasm: $(stat -c %s "$w") bytes raw, $(gzip -9c "$w" | wc -c) bytes gzip -9 (pkg/$(basename "$w"))"
   done
-  echo "zip:  $target_dir/extension.zip"
+  echo "zip:  $target_dir/extension.zip (Chromium), $target_dir/extension-firefox.xpi (Firefox)"
   # The web app: the same panel module, served by the host at `/`.
   web="$target_dir/webapp"
   rm -rf "$web"
@@ -68,6 +109,7 @@ if [ "$which" = all ] || [ "$which" = shipped ]; then
   cp "$out"/pkg/panel.js "$out"/pkg/panel_bg.wasm "$out"/pkg/viewer.js "$out"/pkg/viewer_bg.wasm "$web/pkg/"
   echo "web app: $web (served by the host at /)"
   echo "Load it: chrome://extensions → Developer mode → Load unpacked → $out"
+  echo "     or: about:debugging → This Firefox → Load Temporary Add-on → $target_dir/extension-firefox/manifest.json"
 fi
 
 if [ "$which" = all ] || [ "$which" = test ]; then
@@ -75,5 +117,8 @@ if [ "$which" = all ] || [ "$which" = test ]; then
   variant "$out" test-hooks
   # The worker's JS side of the hooks (self.sdq), appended to the module service worker.
   cat "$root/frontend/test-hooks/background.js" >> "$out/background.js"
-  echo "test build: $out (test hooks on; for the browser tests only)"
+  firefox_package "$out" "$target_dir/extension-firefox-test"
+  test_manifest "$out" "http://sdnext.test/*"
+  test_manifest "$target_dir/extension-firefox-test" tabs
+  echo "test builds: $out, $target_dir/extension-firefox-test (test hooks on; for the browser tests only)"
 fi

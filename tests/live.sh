@@ -6,6 +6,9 @@
 # kit had is put back at the end. Never in CI.
 #   bash tests/live.sh                     (after: bash frontend/build.sh)
 #   THEMES="Standard" LIVE_PARTS=button bash tests/live.sh
+#   LIVE_TESTS=live_the_extension_on_the_real_sdnext_page_in_firefox bash tests/live.sh   (one test)
+# The tests: each browser (Chromium, Firefox ESR) on the loopback page, and each with SD.Next
+# at a made-up non-loopback name (sdnext.test) enabled from the popup (see live_capture.rs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # ../shared beside the checkout (the main checkout), or two levels up (a worktree in wt/NAME).
@@ -38,7 +41,7 @@ for theme in $themes; do
   fi
   set_options '{"server_rate_limit": 0}'
   echo "live: theme $theme"
-  SDNEXT_URL=$url cargo test -p scheduler-tests --test integration --locked -- --ignored --nocapture live_ \
+  SDNEXT_URL=$url cargo test -p scheduler-tests --test integration --locked -- --ignored --nocapture --test-threads 1 "${LIVE_TESTS:-live_}" \
     || status=1
 done
 if [ "$(option theme_type Modern)" != "$original" ]; then

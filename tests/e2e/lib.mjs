@@ -1,14 +1,26 @@
-// Helpers for the extension e2e run: launching Chromium with the extension, waiting on
+// Helpers for the extension e2e runs: launching a browser with the extension, waiting on
 // conditions with deadlines, and talking to the host over HTTP (as a program: no Origin).
+// `BROWSER` picks the browser: `chromium` (Debian's, driven by playwright-core) or `firefox`
+// (Debian's firefox-esr, driven by puppeteer-core over WebDriver BiDi: see firefox.mjs).
+// Either way `launch` gives one session shape:
+//   name, origin (the extension's), ext(path) (its page URL), newPage(), onPage(fn),
+//   worker(fn, arg) (runs fn(backgroundGlobal, arg) in the service worker / background page),
+//   close(); and `ctx` (Playwright's context) in Chromium.
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { launchFirefox } from './firefox.mjs';
 
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+export const BROWSER = process.env.BROWSER || 'chromium';
 
-export async function launch(extDir) {
+/// Launches `BROWSER` with the extension at `extDir`. `names`: made-up host names that
+/// resolve to 127.0.0.1 (a non-loopback address for the page, served on this machine).
+export async function launch(extDir, { names = [] } = {}) {
+  if (BROWSER === 'firefox') return launchFirefox(extDir, { names });
   const udd = fs.mkdtempSync(path.join(os.tmpdir(), 'sdq-e2e-'));
+  const rules = names.length ? [`--host-resolver-rules=${names.map((n) => `MAP ${n} 127.0.0.1`).join(',')}`] : [];
   const ctx = await chromium.launchPersistentContext(udd, {
     executablePath: CHROMIUM,
     headless: true,
@@ -17,10 +29,26 @@ export async function launch(extDir) {
     args: [
       '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      `--disable-extensions-except=${extDir}`, `--load-extension=${extDir}`,
+      `--disable-extensions-except=${extDir}`, `--load-extension=${extDir}`, ...rules,
     ],
   });
-  return { ctx, udd };
+  const sw = await serviceWorker(ctx);
+  const origin = `chrome-extension://${new URL(sw.url()).host}`;
+  return {
+    name: 'chromium',
+    ctx,
+    udd,
+    origin,
+    ext: (p) => `${origin}/${p}`,
+    newPage: () => ctx.newPage(),
+    onPage: (fn) => ctx.on('page', fn),
+    // The worker may have been stopped while idle: taken anew for each call.
+    worker: async (fn, arg) => (await serviceWorker(ctx)).evaluate(`(${fn.toString()})(self, ${JSON.stringify(arg ?? null)})`),
+    async close() {
+      await ctx.close();
+      fs.rmSync(udd, { recursive: true, force: true });
+    },
+  };
 }
 
 export async function serviceWorker(ctx) {

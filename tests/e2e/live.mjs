@@ -1,22 +1,26 @@
-// The live tier's browser part: the BUILT extension in headless Chromium on a REAL SD.Next
-// page (the kit of ../shared/tools/sdnext), with the REAL host driving that SD.Next. Started
-// by tests/tests/integration/live_capture.rs (opt-in: SDNEXT_URL), which passes:
+// The live tier's browser part: the BUILT extension in headless Chromium or Firefox ESR
+// (`BROWSER`, see lib.mjs) on a REAL SD.Next page (the kit of ../shared/tools/sdnext), with
+// the REAL host driving that SD.Next. Started by tests/tests/integration/live_capture.rs
+// (opt-in: SDNEXT_URL), which passes:
 //   EXT_DIR   target/extension     SDNEXT_URL  the SD.Next page     HOST_URL  the host
 //   SHOT_DIR  screenshots          RESULTS     JSON written at the end
-//   PARTS     comma list of: button, menu, fidelity, sendto (default: all)
+//   PARTS     comma list of: look, button, menu, fidelity, sendto (default: all)
+//   SITE_NAME a made-up name for the machine (mapped to 127.0.0.1 by the browser): SD.Next
+//             is then opened at that non-loopback address and enabled first from the
+//             extension's popup (the test build: see frontend/build.sh)
 // Like a person: values are set through the page's own widgets (typing, clicking options,
 // uploading files, drawing on the canvas), never by writing the DOM. Every wait is a
 // condition with a deadline. Exit status = number of failed checks (max 100).
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch, serviceWorker, until, Host, check, failed, results, assert, assertEq } from './lib.mjs';
+import { launch, BROWSER, until, Host, check, failed, results, assert, assertEq } from './lib.mjs';
 
 const env = (k, d) => process.env[k] ?? d;
 const EXT_DIR = path.resolve(env('EXT_DIR', '../../target/extension'));
 const SDNEXT = env('SDNEXT_URL', 'http://127.0.0.1:17860').replace(/\/$/, '');
 const host = new Host(env('HOST_URL', 'http://127.0.0.1:7861'));
 const SHOT_DIR = path.resolve(env('SHOT_DIR', '../../target/screenshots'));
-const PARTS = new Set(env('PARTS', 'button,menu,fidelity,sendto').split(',').filter(Boolean));
+const PARTS = new Set(env('PARTS', 'look,button,menu,fidelity,sendto').split(',').filter(Boolean));
 const HERE = path.dirname(new URL(import.meta.url).pathname);
 fs.mkdirSync(SHOT_DIR, { recursive: true });
 
@@ -24,17 +28,33 @@ fs.mkdirSync(SHOT_DIR, { recursive: true });
 const INPUT_PNG = path.join(SHOT_DIR, 'live-input-64.png');
 fs.writeFileSync(INPUT_PNG, Buffer.from(fs.readFileSync(path.join(HERE, 'pages', 'input-64.png.b64'), 'utf8'), 'base64'));
 
-const { ctx, udd } = await launch(EXT_DIR);
-const sw = await serviceWorker(ctx);
-await sw.evaluate(async (url) => { await chrome.storage.local.set({ options: { host_url: url } }); }, host.base);
-const page = await ctx.newPage();
+const SITE_NAME = env('SITE_NAME', '');
+const b = await launch(EXT_DIR, { names: SITE_NAME ? [SITE_NAME] : [] });
+results.figures.browser = BROWSER;
+await b.worker(async (g, url) => { await g.chrome.storage.local.set({ options: { host_url: url } }); }, host.base);
+const page = await b.newPage();
 page.setDefaultTimeout(30000);
 // The extension's errors (content script, panel) show in the output.
 page.on('console', (m) => { if (m.type() === 'error' && /sdq|wasm|panicked|extension/i.test(m.text())) console.log(`page console: ${m.text().slice(0, 400)}`); });
 page.on('pageerror', (e) => { if (/sdq|wasm|panicked/i.test(String(e))) console.log(`page error: ${String(e).slice(0, 400)}`); });
 const t0 = Date.now();
-await page.goto(SDNEXT + '/', { waitUntil: 'domcontentloaded', timeout: 120000 });
-await page.waitForFunction(() => document.documentElement.dataset.sdqState === 'ready' && window.opts, null, { timeout: 240000, polling: 500 });
+const pageUrl = SITE_NAME ? SDNEXT.replace(/\/\/[^/:]+/, `//${SITE_NAME}`) : SDNEXT;
+await page.goto(pageUrl + '/', { waitUntil: 'domcontentloaded', timeout: 120000 });
+if (SITE_NAME) {
+  // A non-loopback address: nothing runs there until the site is enabled from the popup.
+  const tabId = await until('the page\'s tab', () => b.worker(async (g, u) => (await g.chrome.tabs.query({})).find((t) => t.url?.startsWith(u))?.id ?? null, pageUrl), 60000);
+  const pop = await b.newPage();
+  await pop.setViewportSize({ width: 360, height: 320 });
+  await pop.goto(b.ext(`popup.html?tab=${tabId}`));
+  await pop.waitForSelector('#sdq-enable-site', { timeout: 120000 });
+  await pop.screenshot({ path: path.join(SHOT_DIR, `live-${BROWSER}-${SITE_NAME}-popup-enable-site.png`) });
+  await pop.click('#sdq-enable-site');
+  await pop.waitForSelector('#sdq-popup-site[data-site="enabled"]', { timeout: 30000 });
+  await pop.close();
+  await page.bringToFront();
+  results.figures.site = SITE_NAME;
+}
+await page.waitForFunction(() => document.documentElement.dataset.sdqState === 'ready' && window.opts?.theme_type, null, { timeout: 240000, polling: 500 });
 const theme = await page.evaluate(() => window.opts.theme_type);
 results.figures.theme = theme;
 results.figures.page_ready_ms = Date.now() - t0;
@@ -374,7 +394,28 @@ async function geometry(p) {
 }
 
 async function setOptions(o) {
-  await sw.evaluate((o) => chrome.storage.local.get('options').then((x) => chrome.storage.local.set({ options: { ...x.options, ...o } })), o);
+  await b.worker((g, o) => g.chrome.storage.local.get('options').then((x) => g.chrome.storage.local.set({ options: { ...x.options, ...o } })), o);
+}
+
+// ---- 0. what a person sees: the Control tab with Enqueue, the panel, the popup ----
+
+if (PARTS.has('look')) {
+  await check(`${pre}: the Control tab with Enqueue beside Generate, the panel drawer and the popup (${BROWSER})`, async () => {
+    await openTab('control');
+    await until('Enqueue shown on Control', () => visible('button[data-sdq-tab="control"]'), 15000);
+    await page.screenshot({ path: path.join(SHOT_DIR, `live-${pre}-control.png`) });
+    await page.locator('#sdq-toggle').click();
+    await page.frameLocator('#sdq-panel-frame').locator('.panel[data-conn="online"]').waitFor({ timeout: 30000 });
+    await page.screenshot({ path: path.join(SHOT_DIR, `live-${pre}-panel.png`) });
+    await page.locator('#sdq-close').click();
+    const pop = await b.newPage();
+    await pop.setViewportSize({ width: 360, height: 320 });
+    await pop.goto(b.ext('popup.html'));
+    await pop.waitForSelector('.popup[data-conn="online"]', { timeout: 30000 });
+    await pop.screenshot({ path: path.join(SHOT_DIR, `live-${pre}-popup.png`) });
+    await pop.close();
+    await page.bringToFront();
+  });
 }
 
 if (PARTS.has('button')) {
@@ -687,6 +728,5 @@ if (results.figures.geometry) {
   console.log('\nbutton geometry (theme placement size tab: dx dy centre fit)');
   for (const g of results.figures.geometry) console.log(`  ${g.theme} ${g.placement} ${g.size} ${g.tab}: dx=${g.dx} dy=${g.dy} centre=${g.centre} label=${g.label || '(icon)'} fit=${g.fit}`);
 }
-await ctx.close();
-fs.rmSync(udd, { recursive: true, force: true });
+await b.close();
 process.exit(Math.min(failed(), 100));

@@ -1,5 +1,6 @@
-// The panel as a workbench, end to end in headless Chromium against the REAL host and the fake
-// SD.Next (started by tests/tests/integration/browser_workbench.rs, which passes):
+// The panel as a workbench, end to end in headless Chromium or Firefox ESR (`BROWSER`, see
+// lib.mjs) against the REAL host and the fake SD.Next (started by
+// tests/tests/integration/browser_workbench.rs, which passes):
 //   EXT_DIR   target/extension-test        HOST_URL        the host (no token), serving / from target/webapp
 //   FAKE_URL  the fake SD.Next              TOKEN_HOST_URL  a host with --token TOKEN
 //   FAKE2_URL a second fake SD.Next, added to the pool from the panel
@@ -15,7 +16,7 @@
 // run.mjs's). Every wait is a condition with a deadline.
 import fs from 'node:fs';
 import path from 'node:path';
-import { launch, serviceWorker, until, Host, check, failed, results, assert, assertEq } from './lib.mjs';
+import { launch, BROWSER, until, Host, check, failed, results, assert, assertEq } from './lib.mjs';
 
 const env = (k, d) => process.env[k] ?? d;
 const EXT_DIR = path.resolve(env('EXT_DIR', '../../target/extension-test'));
@@ -32,13 +33,12 @@ const closeModals = async (page) => {
 const shot = (page, name) => page.screenshot({ path: path.join(SHOT_DIR, name) });
 const fake = (cfg) => fetch(`${FAKE_URL}/fake/config`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(cfg) });
 
-const { ctx, udd } = await launch(EXT_DIR);
-const sw = await serviceWorker(ctx);
-const extId = new URL(sw.url()).host;
-await sw.evaluate(async (url) => { await chrome.storage.local.set({ options: { host_url: url } }); }, host.base);
-const ext = (p) => `chrome-extension://${extId}/${p}`;
+const b = await launch(EXT_DIR);
+results.figures.browser = BROWSER;
+await b.worker(async (g, url) => { await g.chrome.storage.local.set({ options: { host_url: url } }); }, host.base);
+const ext = b.ext;
 const pageErrors = [];
-ctx.on('page', (pg) => pg.on('pageerror', (e) => { pageErrors.push(`${pg.url()}: ${e.message}`); console.log(`[pageerror] ${pg.url()}: ${e.message}`); }));
+b.onPage((pg) => pg.on('pageerror', (e) => { pageErrors.push(`${pg.url()}: ${e.message}`); console.log(`[pageerror] ${pg.url()}: ${e.message}`); }));
 
 // ---- the night's work: named tasks, prompts, a "Queue with all checkpoints" group, a failure ----
 const enq = (body) => host.post(`${Q}/queue/txt2img`, { steps: 4, width: 512, height: 384, ...body });
@@ -56,11 +56,12 @@ const groupId = (await host.task(groupIds[0])).group_id;
 
 // Image requests the pages make: lists must ask only for thumbnails.
 const imageRequests = [];
-ctx.on('request', (r) => { if (/\/task\/[^/]+\/images\//.test(r.url())) imageRequests.push(r.url()); });
+const onRequest = BROWSER === 'firefox' ? b.onRequest : (fn) => b.ctx.on('request', fn);
+onRequest((r) => { if (/\/task\/[^/]+\/images\//.test(r.url())) imageRequests.push(r.url()); });
 const bulkRequests = [];
-ctx.on('request', (r) => { if (r.url().includes('/tasks/bulk')) bulkRequests.push(r.postData()); });
+onRequest((r) => { if (r.url().includes('/tasks/bulk')) bulkRequests.push(r.postData()); });
 
-const web = await ctx.newPage();
+const web = await b.newPage();
 await web.setViewportSize({ width: 1600, height: 900 });
 
 await check('web app at / (1600 px): history rows lead with name or prompt and show host thumbnails', async () => {
@@ -199,6 +200,7 @@ await check('multi-select: ctrl-click two rows, move to top changes the host ord
     const top = q.pending_tasks.slice(0, 2).map((t) => t.id);
     return top.includes(x) && top.includes(y);
   });
+  await until('the bulk request seen', () => bulkRequests.length >= 1);
   assertEq(bulkRequests.length, 1, 'one request');
   assertEq(JSON.parse(bulkRequests[0]).action, 'move_top', 'the action');
 });
@@ -238,7 +240,7 @@ await check('hold banners: "On hold: disk full" and "backend stalled" in the pan
 
 await check('web app at 360 px: fits the width and acts on the queue (resume)', async () => {
   await host.post(`${Q}/queue/pause`);
-  const m = await ctx.newPage();
+  const m = await b.newPage();
   await m.setViewportSize({ width: 360, height: 740 });
   await m.goto(`${host.base}/`);
   await m.waitForSelector('.panel[data-conn="online"][data-paused="true"]', { timeout: 30000 });
@@ -278,6 +280,7 @@ await check('multi-select: shift-click a range; "select all" in the filter and d
   await web.click('#sdq-bulk-delete');
   await until('the host queue is empty', async () => (await host.queue()).total_pending_tasks === 0);
   assertEq(asked, 'Delete 5 tasks?', 'the confirmation');
+  await until('the bulk request seen', () => bulkRequests.length >= 1);
   assertEq(bulkRequests.length, 1, 'one request');
   const body = JSON.parse(bulkRequests[0]);
   assertEq([body.action, body.selection.filter?.list, body.selection.ids ?? []], ['delete', 'queue', []], 'by the filter, no ids');
@@ -291,7 +294,7 @@ await check('a task whose image files were deleted shows a placeholder, never a 
   assertEq(r.status, 404, 'the host answers 404');
   // A fresh look (this browser cached the thumbnail while the file existed: routing turns
   // Chromium's HTTP cache off for the page).
-  const p = await ctx.newPage();
+  const p = await b.newPage();
   await p.setViewportSize({ width: 1600, height: 900 });
   await p.route('**/*', (r) => r.continue());
   await p.goto(`${host.base}/`);
@@ -316,7 +319,7 @@ await check('token host: login form, token in sessionStorage (no cookie), images
   };
   const t = await th.post(`${Q}/queue/txt2img`, { prompt: 'behind a token', steps: 2 });
   await until('done on the token host', async () => (await th.get(`${Q}/task/${t.task_id}`)).data.status === 'done', 30000);
-  const p = await ctx.newPage();
+  const p = await b.newPage();
   await p.setViewportSize({ width: 1600, height: 900 });
   await p.goto(`${url}/`);
   await p.waitForSelector('#sdq-token', { timeout: 30000 });
@@ -326,7 +329,7 @@ await check('token host: login form, token in sessionStorage (no cookie), images
   await p.waitForSelector('.panel[data-conn="online"]', { timeout: 30000 });
   const stored = await p.evaluate(() => JSON.stringify(Object.entries(sessionStorage)));
   assert(stored.includes(token), 'the token is in sessionStorage');
-  assertEq((await ctx.cookies(url)).length, 0, 'no cookie');
+  assertEq((await (BROWSER === 'firefox' ? b.cookies(url) : b.ctx.cookies(url))).length, 0, 'no cookie');
   await p.click('#sdq-tab-history');
   const src = await until('thumbnail through fetch', () => p.$eval(`.hrow[data-task-id="${t.task_id}"] img.thumb`, (i) => (i.naturalWidth > 0 ? i.src : null)).catch(() => null));
   assert(src.startsWith('blob:'), `object URL: ${src}`);
@@ -336,7 +339,7 @@ await check('token host: login form, token in sessionStorage (no cookie), images
 await check('popup: the running task with its progress bar and preview, the last results, pause', async () => {
   await fake({ step_ms: 150 });
   const t = await enq({ prompt: 'slow one for the popup', steps: 60 });
-  const popup = await ctx.newPage();
+  const popup = await b.newPage();
   await popup.setViewportSize({ width: 360, height: 520 });
   await popup.goto(ext('popup.html'));
   await popup.waitForSelector(`#sdq-popup-running[data-task-id="${t.task_id}"]`, { timeout: 30000 });
@@ -412,7 +415,7 @@ await check('backends section: add a second fake (the host\'s 422 shown first), 
   await shot(web, 'backends-1600.png');
 
   // The same at phone width: every control usable.
-  const m = await ctx.newPage();
+  const m = await b.newPage();
   await m.setViewportSize({ width: 360, height: 740 });
   await m.goto(`${host.base}/`);
   await m.waitForSelector('.panel[data-conn="online"]', { timeout: 30000 });
@@ -473,6 +476,5 @@ await check('no uncaught errors in the pages', async () => {
 
 fs.writeFileSync(env('RESULTS', path.join(SHOT_DIR, 'workbench-results.json')), JSON.stringify(results, null, 2));
 console.log('figures', JSON.stringify(results.figures));
-await ctx.close();
-fs.rmSync(udd, { recursive: true, force: true });
+await b.close();
 process.exit(Math.min(failed(), 100));

@@ -127,6 +127,58 @@ pub fn require_browser(root: &Path, build: &str, files: &[&str]) {
     );
 }
 
+/// The prerequisites of a browser end-to-end test in Firefox ESR, each a [`prerequisite`]:
+/// the Firefox build it loads (`build`, with its `files`), puppeteer-core under `tests/e2e`,
+/// and Firefox ESR (`$FIREFOX`, else `/usr/bin/firefox-esr`).
+pub fn require_firefox(root: &Path, build: &str, files: &[&str]) {
+    let firefox = std::env::var("FIREFOX").unwrap_or_else(|_| "/usr/bin/firefox-esr".into());
+    let built = files.iter().all(|f| root.join(f).is_file());
+    prerequisite(build, built.then_some(()), "bash frontend/build.sh");
+    prerequisite(
+        "puppeteer-core",
+        root.join("tests/e2e/node_modules/puppeteer-core")
+            .is_dir()
+            .then_some(()),
+        "bash .ci/setup (npm ci --prefix tests/e2e)",
+    );
+    prerequisite(
+        &format!("Firefox ESR at {firefox}"),
+        Path::new(&firefox).exists().then_some(()),
+        "bash .ci/setup (apt-get install firefox-esr)",
+    );
+}
+
+/// [`browser_available`] for Firefox ESR: the Firefox build it loads, puppeteer-core under
+/// `tests/e2e`, Firefox ESR (`$FIREFOX`, else `/usr/bin/firefox-esr`) and the binaries it
+/// starts, each [`available`]. False: the test returns (skipped, outside CI).
+pub fn firefox_available(root: &Path, build: &str, files: &[&str]) -> bool {
+    let firefox = std::env::var("FIREFOX").unwrap_or_else(|_| "/usr/bin/firefox-esr".into());
+    let built = files.iter().all(|f| root.join(f).is_file());
+    binaries_available()
+        && available(build, built.then_some(()), "bash frontend/build.sh").is_some()
+        && available(
+            "puppeteer-core",
+            root.join("tests/e2e/node_modules/puppeteer-core")
+                .is_dir()
+                .then_some(()),
+            "bash .ci/setup (npm ci --prefix tests/e2e)",
+        )
+        .is_some()
+        && available(
+            &format!("Firefox ESR at {firefox}"),
+            Path::new(&firefox).exists().then_some(()),
+            "bash .ci/setup (apt-get install firefox-esr)",
+        )
+        .is_some()
+}
+
+/// The extension's internal UUID in the Firefox test profiles (`tests/e2e/firefox.mjs` sets
+/// it with the pref `extensions.webextensions.uuids`), so a host can be started with
+/// `--allow-origin` [`FIREFOX_TEST_ORIGIN`] before the browser exists.
+pub const FIREFOX_TEST_UUID: &str = "5d9c2b7e-0a41-4c63-9f1e-3b8a6d2c4e10";
+/// The Firefox test profiles' extension origin.
+pub const FIREFOX_TEST_ORIGIN: &str = "moz-extension://5d9c2b7e-0a41-4c63-9f1e-3b8a6d2c4e10";
+
 /// One `tests/e2e` node script run: the screenshot folder (`target/screenshots`), the script's
 /// results file there (removed first), and the command with the variables every script reads
 /// (`EXT_DIR`, `HOST_URL`, `SHOT_DIR`, `RESULTS`); the caller adds its own.
@@ -160,6 +212,24 @@ impl E2eRun {
             shots,
             results,
         }
+    }
+
+    /// The same run in Firefox ESR (`BROWSER=firefox`, the extension's uuid): its
+    /// screenshots and results in `target/screenshots/firefox`, so both browsers' runs can
+    /// go at once.
+    pub fn in_firefox(&mut self) -> &mut Self {
+        let shots = self.shots.join("firefox");
+        std::fs::create_dir_all(&shots).expect("screenshot dir");
+        let results = shots.join(self.results.file_name().expect("results file"));
+        let _ = std::fs::remove_file(&results);
+        self.cmd
+            .env("BROWSER", "firefox")
+            .env("FIREFOX_UUID", FIREFOX_TEST_UUID)
+            .env("SHOT_DIR", &shots)
+            .env("RESULTS", &results);
+        self.shots = shots;
+        self.results = results;
+        self
     }
 
     /// Runs the script within `limit` and prints its figures (`what`: the run's name);

@@ -5,6 +5,7 @@ pub mod markup;
 pub mod options;
 pub mod queue;
 pub mod selection;
+pub mod sites;
 pub mod vlist;
 
 pub use columns::{Col, Columns};

@@ -46,9 +46,10 @@ fn doc() -> Document {
     util::document()
 }
 
-/// Whether the page carries SD.Next's own markers.
+/// Whether the page carries SD.Next's own markers (`bridge.js` checks the same ones; the
+/// title rule is the popup's too: `state::sites::is_sdnext_title`).
 pub fn is_sdnext(d: &Document) -> bool {
-    d.title().starts_with("SD.Next")
+    crate::state::sites::is_sdnext_title(&d.title())
         || d.get_element_by_id("txt2img_prompt").is_some()
         || (d.query_selector("gradio-app").ok().flatten().is_some()
             && d.get_element_by_id("tabs").is_some())
@@ -71,6 +72,9 @@ async fn run() {
     let t0 = util::perf_now();
     while !is_sdnext(&d) {
         if util::perf_now() - t0 > 10_000.0 {
+            // Test hook: the browser tests wait for this to check nothing was added.
+            #[cfg(feature = "test-hooks")]
+            util::console_log("[agent-scheduler] not an SD.Next page: nothing added");
             return;
         }
         util::sleep_ms(250).await;

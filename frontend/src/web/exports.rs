@@ -14,10 +14,20 @@ use super::ui;
 #[cfg(feature = "sw")]
 use super::{chrome, sw};
 
-/// Content script entry (`content.js`).
+/// Every loader's first call: the extension API object of its context (`browser` in
+/// Firefox, `chrome` in Chromium), which the module's own global may not show (Firefox: a
+/// module imported by a content script, an extension page framed by a web page).
+#[wasm_bindgen]
+pub fn set_extension_api(api: JsValue) {
+    super::chrome::set_root(api);
+}
+
+/// Content script entry (`content.js`), with the content script's extension API object
+/// (`browser` in Firefox, `chrome` in Chromium): the module cannot find it itself in Firefox.
 #[cfg(feature = "content")]
 #[wasm_bindgen]
-pub fn start_content() {
+pub fn start_content(api: JsValue) {
+    super::chrome::set_root(api);
     content::start();
 }
 
@@ -85,7 +95,18 @@ pub fn sw_options_changed() -> Promise {
     })
 }
 
-/// Service worker: a `chrome.runtime` message; resolves to the answer.
+/// Service worker: the enabled sites or a host permission changed (re-register the content
+/// scripts, rebuild the menus for the new pages).
+#[cfg(feature = "sw")]
+#[wasm_bindgen]
+pub fn sw_sites_changed() -> Promise {
+    future_to_promise(async {
+        sw::sites_changed(true).await;
+        Ok(JsValue::TRUE)
+    })
+}
+
+/// Service worker: a `runtime.onMessage` message; resolves to the answer.
 #[cfg(feature = "sw")]
 #[wasm_bindgen]
 pub fn sw_on_message(msg: JsValue, sender: JsValue) -> Promise {

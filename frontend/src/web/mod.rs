@@ -8,6 +8,8 @@ pub mod chrome;
 pub mod content;
 pub mod exports;
 pub mod host;
+#[cfg(any(feature = "sw", feature = "popup"))]
+pub mod sites;
 #[cfg(feature = "sw")]
 pub mod sw;
 #[cfg(any(feature = "panel", feature = "popup", feature = "viewer"))]

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::chrome;
 use super::host::{Host, error_text};
-use super::util;
+use super::{sites, util};
 use crate::capture::checkpoint_folders;
 use crate::messages::{Captured, Filled, Reply, ToContent, ToWorker};
 use crate::state::queue::notification_for;
@@ -18,6 +18,8 @@ thread_local! {
     static STREAM_STARTED: Cell<bool> = const { Cell::new(false) };
     static PREV_QUEUE: RefCell<Option<QueueEvent>> = const { RefCell::new(None) };
     static OPTIONS_GEN: Cell<u32> = const { Cell::new(0) };
+    static SITES_SYNCING: Cell<bool> = const { Cell::new(false) };
+    static SITES_AGAIN: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Id of the "all checkpoints" menu item.
@@ -26,7 +28,6 @@ pub const MENU_ALL: &str = "sdq-all";
 pub const MENU_FOLDER: &str = "sdq-folder";
 const MENU_FOLDER_PREFIX: &str = "sdq-folder:";
 const MENU_REFRESH: &str = "sdq-folder-refresh";
-const PATTERNS: [&str; 3] = ["http://127.0.0.1/*", "http://localhost/*", "http://[::1]/*"];
 
 /// Starts holding the host's event stream (once per worker lifetime).
 pub fn start() {
@@ -34,6 +35,32 @@ pub fn start() {
         return;
     }
     wasm_bindgen_futures::spawn_local(event_loop());
+    // Re-register the enabled sites' content scripts (and drop revoked ones) at every start.
+    wasm_bindgen_futures::spawn_local(sites_changed(false));
+}
+
+/// The enabled sites or their permissions changed (or the worker started): the registered
+/// content scripts follow ([`sites::sync`]), one sync at a time (a change during one runs
+/// another after it), and the menus are rebuilt for the new page patterns when `menus`.
+pub async fn sites_changed(menus: bool) {
+    if SITES_SYNCING.with(|s| s.replace(true)) {
+        SITES_AGAIN.with(|a| a.set(true));
+        return;
+    }
+    loop {
+        if let Err(e) = sites::sync().await {
+            util::console_log(&format!(
+                "[agent-scheduler] content scripts not registered: {e}"
+            ));
+        }
+        if !SITES_AGAIN.with(|a| a.replace(false)) {
+            break;
+        }
+    }
+    SITES_SYNCING.with(|s| s.set(false));
+    if menus {
+        install_menus().await;
+    }
 }
 
 /// Holds the host's event stream for notifications, resuming after the last event seen
@@ -82,13 +109,14 @@ async fn event_loop() {
 pub async fn install_menus() {
     chrome::menu_remove_all().await;
     let contexts = json!(["page", "selection", "image", "link", "editable"]);
+    let patterns = crate::state::sites::all_patterns(&sites::stored().await);
     chrome::menu_create(&json!({
         "id": MENU_ALL, "title": "Queue with all checkpoints",
-        "contexts": contexts, "documentUrlPatterns": PATTERNS,
+        "contexts": contexts, "documentUrlPatterns": patterns,
     }));
     chrome::menu_create(&json!({
         "id": MENU_FOLDER, "title": "Queue with checkpoints in folder…",
-        "contexts": contexts, "documentUrlPatterns": PATTERNS,
+        "contexts": contexts, "documentUrlPatterns": patterns,
     }));
     let host = Host::load().await;
     match host.api().sd_models().await {

@@ -1,5 +1,12 @@
 //! Request guards: DNS-rebinding `Host` check on loopback binds, `Origin` allow-list, bearer
 //! token (compared in constant time).
+//!
+//! Origins allowed: the Chromium extension's (`chrome-extension://<id>`, the id fixed by the
+//! manifest key), the backends', `--allow-origin` ones and the host's own (the web app). A
+//! Firefox extension's origin is `moz-extension://<uuid>` with a uuid of its own per install,
+//! so it cannot be listed in advance: it is allowed by `--allow-origin`, or, when the host
+//! has a token, by carrying that token (any browser extension holding the token passes: the
+//! token is the credential, the Origin check only keeps web pages out).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -73,6 +80,36 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Whether `origin` (lower case, no trailing slash) is a browser extension's page or worker.
+pub fn is_extension_origin(origin: &str) -> bool {
+    ["moz-extension://", "chrome-extension://"]
+        .iter()
+        .any(|s| origin.strip_prefix(s).is_some_and(|rest| !rest.is_empty()))
+}
+
+/// Whether the request's `Authorization: Bearer` is the token.
+fn bearer_ok(req: &Request, token: &str) -> bool {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .is_some_and(|g| ct_eq(g.as_bytes(), token.as_bytes()))
+}
+
+/// The refusal of an origin; for an extension, the message says how to allow it.
+fn origin_refused(origin: &str) -> Response {
+    let message = if is_extension_origin(origin) {
+        format!(
+            "Origin {origin} not allowed: start the host with --allow-origin {origin} \
+             (or give the host a --token and the extension the same token)"
+        )
+    } else {
+        "Origin not allowed".to_owned()
+    };
+    ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message).into_response()
+}
+
 /// The middleware.
 pub async fn guard(State(sec): State<Arc<Security>>, req: Request, next: Next) -> Response {
     if let Some(hosts) = &sec.hosts {
@@ -109,43 +146,52 @@ pub async fn guard(State(sec): State<Arc<Security>>, req: Request, next: Next) -
         };
         // The host's own origin: the web app it serves (on a loopback bind the `Host` was
         // checked above, so a rebound name cannot pose as it).
-        let own = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|h| o == format!("http://{}", h.to_ascii_lowercase()));
-        if !own && !sec.origins.contains(&o) && !from_pool() {
-            return ApiError::new(
-                StatusCode::FORBIDDEN,
-                ErrorCode::Forbidden,
-                "Origin not allowed",
-            )
-            .into_response();
+        let own = || {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|h| o == format!("http://{}", h.to_ascii_lowercase()))
+        };
+        // An extension holding the token (Firefox's per-install origin).
+        let extension_with_token =
+            || is_extension_origin(&o) && sec.token.as_deref().is_some_and(|t| bearer_ok(&req, t));
+        if !sec.origins.contains(&o) && !own() && !from_pool() && !extension_with_token() {
+            return origin_refused(&o);
         }
     }
     // The web app's page and files carry no data; the page asks for the token itself.
     let open =
         req.method() == axum::http::Method::GET && super::webapp::is_webapp_path(req.uri().path());
-    if let Some(token) = sec.token.as_ref().filter(|_| !open) {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        if !given.is_some_and(|g| ct_eq(g.as_bytes(), token.as_bytes())) {
-            let mut r = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthorized,
-                "missing or wrong bearer token",
-            )
-            .into_response();
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            return r;
-        }
+    if let Some(token) = sec.token.as_ref().filter(|_| !open)
+        && !bearer_ok(&req, token)
+    {
+        let mut r = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "missing or wrong bearer token",
+        )
+        .into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return r;
     }
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extension_origins_are_told_apart_from_pages() {
+        assert!(is_extension_origin(
+            "moz-extension://1b2c3d4e-0000-4000-8000-123456789abc"
+        ));
+        assert!(is_extension_origin(scheduler_api::EXTENSION_ORIGIN));
+        assert!(!is_extension_origin("moz-extension://"));
+        assert!(!is_extension_origin("http://moz-extension.example"));
+        assert!(!is_extension_origin("https://evil.example"));
+    }
 }

@@ -142,3 +142,83 @@ async fn listening_beyond_loopback_without_a_token_is_refused_at_start() {
     let ok = ChildServer::start("agent-scheduler", &host_binary(), args, "0.0.0.0:0").await;
     assert!(ok.is_ok(), "{:?}", ok.err());
 }
+
+/// Firefox gives each install its own extension origin (`moz-extension://<uuid>`): it is
+/// refused by default (the refusal names the flag that allows it), allowed by
+/// `--allow-origin`, or, on a host with a token, by carrying the token; a web page with the
+/// token stays refused.
+#[tokio::test]
+async fn a_firefox_extension_is_allowed_by_flag_or_by_the_token() {
+    let firefox = "moz-extension://0f1e2d3c-4b5a-4978-8877-665544332211";
+    let other = "moz-extension://99999999-4b5a-4978-8877-665544332211";
+    let s = Stack::start(FAST_A, &["--allow-origin", firefox]).await;
+    pause(s.client()).await;
+    let at = |o: &str| vec![("origin", o.to_owned())];
+    assert_eq!(
+        status_with(
+            &s,
+            reqwest::Method::POST,
+            routes::QUEUE_TXT2IMG,
+            &at(firefox)
+        )
+        .await,
+        200
+    );
+    let r = reqwest::Client::new()
+        .post(format!("{}{}", s.host.url(), routes::QUEUE_TXT2IMG))
+        .header("origin", other)
+        .json(&json!({"prompt": "from another install"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 403);
+    let body: serde_json::Value = r.json().await.expect("json");
+    let msg = body["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(&format!("--allow-origin {other}")),
+        "the refusal says what to pass: {msg}"
+    );
+    assert_eq!(queue_ids(s.client()).await.len(), 1, "only the allowed one");
+
+    let t = Stack::start(FAST_A, &["--token", "s3cret"]).await;
+    let with = |o: &str, tok: &str| {
+        vec![
+            ("origin", o.to_owned()),
+            ("authorization", format!("Bearer {tok}")),
+        ]
+    };
+    assert_eq!(
+        status_with(
+            &t,
+            reqwest::Method::GET,
+            routes::QUEUE,
+            &with(other, "s3cret")
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        status_with(
+            &t,
+            reqwest::Method::GET,
+            routes::QUEUE,
+            &with(other, "nope")
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        status_with(&t, reqwest::Method::GET, routes::QUEUE, &at(other)).await,
+        403
+    );
+    assert_eq!(
+        status_with(
+            &t,
+            reqwest::Method::GET,
+            routes::QUEUE,
+            &with("https://evil.example", "s3cret")
+        )
+        .await,
+        403
+    );
+}

@@ -1,14 +1,17 @@
-//! The options page: host URL, token, button placement, checkpoint dropdown, notifications,
-//! shortcut and page size (stored in `chrome.storage.local`).
+//! The options page: the SD.Next addresses the extension works on (loopback always; others
+//! enabled here or from the popup), host URL, token, button placement, checkpoint dropdown,
+//! notifications, shortcut and page size (stored in `storage.local`). In Firefox it names the
+//! extension's per-install origin and the host flag that allows it.
 
 use scheduler_api::ListQuery;
 use wasm_bindgen::JsCast;
 use web_sys::{HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
+use crate::state::sites::{self, LOOPBACK_PATTERNS, Site};
 use crate::state::{ExtOptions, Placement, Shortcut};
-use crate::web::chrome;
 use crate::web::host::{Host, error_text};
+use crate::web::{chrome, sites as site_store};
 
 /// Mounts the options page.
 pub fn mount() {
@@ -78,6 +81,12 @@ pub fn options_app() -> Html {
         Callback::from(move |e: SubmitEvent| {
             e.prevent_default();
             let o = read();
+            // A host on another machine needs its origin's permission (asked in this
+            // gesture), or the browser's CORS rules stop every request to it.
+            let host_site = sites::site_for(&o.base()).ok();
+            let asked = host_site
+                .as_ref()
+                .map(|s| chrome::permissions_request(std::slice::from_ref(&s.pattern)));
             if !o.shortcut.trim().is_empty()
                 && !o.shortcut.starts_with("Disabled")
                 && Shortcut::parse(&o.shortcut).is_none()
@@ -87,10 +96,19 @@ pub fn options_app() -> Html {
             }
             let (status, opts) = (status.clone(), opts.clone());
             wasm_bindgen_futures::spawn_local(async move {
-                // Every context follows chrome.storage.onChanged (the worker reconnects).
+                let granted = match asked {
+                    Some(Ok(p)) => chrome::permission_granted(p).await.unwrap_or(false),
+                    Some(Err(_)) => false,
+                    None => true,
+                };
+                // Every context follows storage.onChanged (the worker reconnects).
                 chrome::save_options(&o).await;
-                opts.set(Some(o));
-                status.set("Saved.".into());
+                opts.set(Some(o.clone()));
+                status.set(if granted {
+                    "Saved.".into()
+                } else {
+                    format!("Saved, but without the permission for {} the extension cannot reach the host.", o.base())
+                });
             });
         })
     };
@@ -119,6 +137,8 @@ pub fn options_app() -> Html {
     html! {
         <form class="options" ref={node} onsubmit={save}>
             <h2>{"Agent Scheduler options"}</h2>
+            <SitesSection />
+            { firefox_origin_note() }
             <label>{"Host URL"}<input id="host_url" value={o.host_url.clone()} placeholder={scheduler_api::DEFAULT_HOST_URL} /></label>
             <label>{"Token (sent as Authorization: Bearer)"}<input id="token" type="password" value={o.token.clone()} /></label>
             <label>{"Enqueue button placement"}
@@ -142,5 +162,125 @@ pub fn options_app() -> Html {
                 <span id="status">{ (*status).clone() }</span>
             </div>
         </form>
+    }
+}
+
+/// Firefox only: the extension's origin, which is new with every install, and what the host
+/// needs to accept it.
+fn firefox_origin_note() -> Html {
+    if !chrome::is_firefox() {
+        return html! {};
+    }
+    let origin = chrome::extension_origin();
+    html! {
+        <p class="note" id="firefox-origin">
+            {"Firefox gives this extension its own origin on each install: "}<code>{ origin.clone() }</code>
+            {". A host without a token accepts it when started with "}
+            <code>{ format!("--allow-origin {origin}") }</code>
+            {"; a host started with "}<code>{"--token"}</code>{" accepts it with that token entered below."}
+        </p>
+    }
+}
+
+/// The SD.Next addresses: loopback (always on) and the enabled sites, each with the pattern
+/// it grants and Remove; Add asks for the address's permission in the click and stores it
+/// (the worker registers the content scripts for it).
+#[function_component(SitesSection)]
+fn sites_section() -> Html {
+    let list = use_state(|| None::<Vec<Site>>);
+    let error = use_state(String::new);
+    let input = use_node_ref();
+    let reload = {
+        let list = list.clone();
+        move || {
+            let list = list.clone();
+            wasm_bindgen_futures::spawn_local(async move {
+                list.set(Some(site_store::stored().await));
+            });
+        }
+    };
+    {
+        let reload = reload.clone();
+        use_effect_with((), move |_| {
+            reload();
+            || ()
+        });
+    }
+    let add = {
+        let (input, error, reload) = (input.clone(), error.clone(), reload.clone());
+        Callback::from(move |e: MouseEvent| {
+            e.prevent_default();
+            let value = input
+                .cast::<HtmlInputElement>()
+                .map(|i| i.value())
+                .unwrap_or_default();
+            let site = match sites::site_for(&value) {
+                Ok(s) => s,
+                Err(e) => {
+                    error.set(e.to_string());
+                    return;
+                }
+            };
+            // Asked here, in the click's own call: both browsers want the user's gesture.
+            let asked = chrome::permissions_request(std::slice::from_ref(&site.pattern));
+            let (input, error, reload) = (input.clone(), error.clone(), reload.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                let granted = match asked {
+                    Ok(p) => chrome::permission_granted(p).await,
+                    Err(e) => Err(e),
+                };
+                match granted {
+                    Ok(true) => {
+                        site_store::add(site).await;
+                        if let Some(i) = input.cast::<HtmlInputElement>() {
+                            i.set_value("");
+                        }
+                        error.set(String::new());
+                        reload();
+                    }
+                    Ok(false) => error.set(format!("{}: permission not granted", site.url)),
+                    Err(e) => error.set(e),
+                }
+            });
+        })
+    };
+    let remove = |pattern: String| {
+        let (error, reload) = (error.clone(), reload.clone());
+        Callback::from(move |e: MouseEvent| {
+            e.prevent_default();
+            let (pattern, error, reload) = (pattern.clone(), error.clone(), reload.clone());
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Err(e) = site_store::remove(&pattern).await {
+                    error.set(e);
+                }
+                reload();
+            });
+        })
+    };
+    let rows = (*list).clone().unwrap_or_default().into_iter().map(|s| {
+        html! {
+            <li data-pattern={s.pattern.clone()}>
+                <span class="addr">{ s.url.clone() }<br/><span class="muted">{ format!("grants {} (any port)", s.pattern) }</span></span>
+                <button type="button" class="remove" onclick={remove(s.pattern.clone())}>{"Remove"}</button>
+            </li>
+        }
+    });
+    let loopback = LOOPBACK_PATTERNS
+        .iter()
+        .map(|p| p.trim_end_matches("/*"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    html! {
+        <fieldset class="sites" id="sdq-sites"><legend>{"SD.Next addresses"}</legend>
+            <div class="muted">{ format!("Always on: {loopback} (any port).") }</div>
+            <ul id="sdq-site-list">{ for rows }</ul>
+            <div class="add">
+                <input id="site_url" ref={input} placeholder="http://192.168.1.20:7860 or https://sd.example.lan"
+                    aria-label="SD.Next address to enable" />
+                <button type="button" id="site_add" onclick={add}>{"Enable"}</button>
+            </div>
+            <div class="error" id="site_error">{ (*error).clone() }</div>
+            <div class="muted">{"Enabling asks the browser for that address; the Enqueue button, menus and panel then work there. Pages there that are not SD.Next are left alone."}</div>
+        </fieldset>
     }
 }

@@ -1,11 +1,12 @@
 //! The wasm32 transport: the global `fetch` (windows and workers alike). From an extension
-//! page or service worker the host sees `Origin: chrome-extension://<id>` and needs no CORS.
+//! page or service worker the host sees the extension's origin (`chrome-extension://<id>`,
+//! Firefox's `moz-extension://<uuid>`) and needs no CORS.
 
 use js_sys::{Promise, Reflect, Uint8Array};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Headers, ReadableStreamDefaultReader, Request, RequestInit, Response};
+use web_sys::{Headers, ReadableStreamDefaultReader, Request, RequestCache, RequestInit, Response};
 
 use super::ClientError;
 use super::transport::{
@@ -41,9 +42,16 @@ fn unreachable(url: &str, e: &JsValue) -> ClientError {
     }
 }
 
-async fn start(req: &HttpRequest) -> Result<Response, ClientError> {
+/// `stream`: an answer read as it arrives (the event stream), fetched past the HTTP cache:
+/// Firefox opens a cache entry for every request it may store and holds a second request for
+/// the same URL while the first streams (the panel's stream beside the worker's), for about
+/// 20 s.
+async fn start(req: &HttpRequest, stream: bool) -> Result<Response, ClientError> {
     let init = RequestInit::new();
     init.set_method(req.method.as_str());
+    if stream {
+        init.set_cache(RequestCache::NoStore);
+    }
     let headers = Headers::new().map_err(|e| ClientError::InvalidRequest(js_text(&e)))?;
     for (k, v) in &req.headers {
         headers
@@ -125,7 +133,7 @@ impl Drop for Body {
 impl Transport for FetchTransport {
     fn send(&self, req: HttpRequest) -> BoxFuture<'_, Result<HttpResponse, ClientError>> {
         Box::pin(async move {
-            let resp = start(&req).await?;
+            let resp = start(&req, false).await?;
             let status = resp.status();
             let headers = headers_of(&resp);
             let buf = resp.array_buffer().map_err(|e| unreachable(&req.url, &e))?;
@@ -142,7 +150,7 @@ impl Transport for FetchTransport {
 
     fn open(&self, req: HttpRequest) -> BoxFuture<'_, Result<StreamResponse, ClientError>> {
         Box::pin(async move {
-            let resp = start(&req).await?;
+            let resp = start(&req, true).await?;
             let status = resp.status();
             let headers = headers_of(&resp);
             let body = resp.body().ok_or_else(|| ClientError::Unreachable {
