@@ -83,6 +83,9 @@ async function visible(sel) {
 
 async function openTab(p) {
   if (modern) {
+    // The Modern UI builds its nav after the page reports ready (seconds later on a busy
+    // machine): wait for the tab's nav button to exist.
+    await until(`${p} nav built`, () => page.evaluate((p) => !!document.getElementById(`${p}_nav`), p), 30000);
     // The Modern UI hides its legacy T2I/I2I nav buttons unless `uiux_hide_legacy` is off:
     // press them the way the page's own code does.
     if (await visible(`#${p}_nav`)) await page.click(`#${p}_nav`);
