@@ -100,7 +100,7 @@ pub async fn run(
     if let Some(faults) = &config.test_faults {
         faults.apply_at_start(&disk);
     }
-    let store = Store::open(&config.data_dir.join("queue.sqlite3"))?.with_disk(disk.clone());
+    let store = Store::open(&config.data_dir.join("queue.sqlite3"))?.with_space(disk.clone());
     let files = results::ResultFiles::new(&config.data_dir).with_disk(disk.clone());
     std::fs::create_dir_all(files.root())?;
 
