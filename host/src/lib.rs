@@ -97,8 +97,9 @@ pub async fn run(
         )));
     }
     let disk = disk::Disk::new(&config.data_dir);
-    if let Some(faults) = &config.test_faults {
-        faults.apply_at_start(&disk);
+    // A test may ask to start on a "full disk" (the store and the results writer fail).
+    if config.test_faults.as_ref().is_some_and(|f| f.disk_full) {
+        disk.inject(true, false);
     }
     let store = Store::open(&config.data_dir.join("queue.sqlite3"))?.with_space(disk.clone());
     let files = results::ResultFiles::new(&config.data_dir).with_disk(disk.clone());
