@@ -1,8 +1,8 @@
 //! The pure task model: what a task is, what may happen to it, and what an enqueue body
 //! means. No I/O, no SQL, no HTTP: everything here is synchronous and tested in-process.
 //!
-//! - [`task`]: the task as the host stores it ([`TaskRow`], [`ImageRow`], [`NewTask`]) and
-//!   its lifecycle columns ([`Lifecycle`]).
+//! - [`task`]: the task as the host stores it ([`TaskRow`], [`ImageRow`]), what changes one
+//!   ([`NewTask`], [`TaskEdit`]) and its lifecycle columns ([`Lifecycle`]).
 //! - [`transition`]: **the** transition function, [`transition::decide`]: the one place
 //!   that decides every status change (claim, finished, released, recovered at start, retry,
 //!   delete) and the legality of edits, moves and "run now".
@@ -41,7 +41,7 @@ pub mod transition;
 mod tests;
 
 pub use spec::{CheckpointSpec, Invalid, TaskSpec};
-pub use task::{Candidate, ImageRow, Lifecycle, NewTask, TaskRow};
+pub use task::{Candidate, ImageRow, Lifecycle, NewTask, TaskEdit, TaskRow};
 pub use transition::{Event, Policy, Refusal, RunEnd, Transition};
 
 /// Milliseconds since the Unix epoch.

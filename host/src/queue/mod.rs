@@ -31,11 +31,11 @@ use crate::error::HostError;
 use crate::events::EventHub;
 use crate::model::policy;
 use crate::model::transition::{Change, Event, Outputs, RunEnd, Transition, decide};
-use crate::model::{NewTask, TaskRow, now_ms};
+use crate::model::{NewTask, TaskEdit, TaskRow, now_ms};
 use crate::results::ResultFiles;
 use crate::sdnext::GenerateOutput;
 use crate::settings::SettingsService;
-use crate::store::tasks::{self, TaskEdit};
+use crate::store::tasks;
 use crate::store::transitions::{self, Applied, RunOutputs};
 use crate::store::{Store, StoreError, bulk, listing, order, rows, settings as stored};
 

@@ -5,14 +5,13 @@ use std::collections::HashSet;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use scheduler_api::TaskStatus;
-use serde_json::{Map, Value};
 
 use super::StoreError;
 use super::rows::{last_rank, require};
 use crate::model::rank::rank_at_end;
 use crate::model::spec::{Lifted, merge_params};
 use crate::model::transition::Event;
-use crate::model::{Lifecycle, NewTask, TaskRow, now_ms};
+use crate::model::{Lifecycle, NewTask, TaskEdit, TaskRow, now_ms};
 
 /// Whether a task id exists.
 pub fn task_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
@@ -186,20 +185,6 @@ pub fn image_files_of(
 
 // ---------------------------------------------------------------------------------------
 // Fields
-
-/// Fields of `PUT /task/{id}` after parsing.
-#[derive(Debug, Clone, Default)]
-pub struct TaskEdit {
-    /// New name (`Some(None)` clears it).
-    pub name: Option<Option<String>>,
-    /// New checkpoint (`Some(None)` = whatever is loaded).
-    pub checkpoint: Option<Option<String>>,
-    /// Shallow patch of the request.
-    pub params: Option<Map<String, Value>>,
-    /// The request contract the edited task must still meet (checked on the merged
-    /// request, its checkpoint and VAE, inside the transaction; `None`: not checked).
-    pub contract: Option<std::sync::Arc<crate::model::contract::Contract>>,
-}
 
 /// Applies an edit to a pending task (the transition function refuses other states).
 pub fn edit_task(conn: &mut Connection, id: &str, edit: TaskEdit) -> Result<(), StoreError> {

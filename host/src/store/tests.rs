@@ -12,7 +12,7 @@ use super::tasks::*;
 use super::transitions::*;
 use super::*;
 use crate::model::transition::{Event, Policy, Transition, decide};
-use crate::model::{ImageRow, NewTask, RunEnd, TaskRow, now_ms};
+use crate::model::{ImageRow, NewTask, RunEnd, TaskEdit, TaskRow, now_ms};
 
 const POLICY: Policy = Policy {
     auto_requeue_failed: false,
