@@ -149,7 +149,6 @@ pub async fn run(
         allowed: config.allow_callback_hosts.clone(),
     });
     let intake = Arc::new(intake::Intake::new(
-        store.clone(),
         queue.clone(),
         backends.clone(),
         callback_rules.clone(),

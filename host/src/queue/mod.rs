@@ -209,11 +209,19 @@ impl Queue {
             .await?)
     }
 
+    /// The answer stored with an idempotency key, if the key was used.
+    pub async fn idempotent_answer(&self, key: String) -> Result<Option<String>, HostError> {
+        Ok(self
+            .store
+            .read(move |c| tasks::idempotent_answer(c, &key))
+            .await?)
+    }
+
     // -----------------------------------------------------------------------------------
     // Changes
 
     /// Appends new pending tasks (with an idempotency key and the answer to store with it);
-    /// returns the stored answer when the key was already used.
+    /// returns the stored answer when the key was taken meanwhile.
     pub async fn insert(
         &self,
         new: Vec<NewTask>,

@@ -75,8 +75,9 @@ pub(super) fn insert_in(tx: &Connection, tasks: &[NewTask]) -> Result<(), StoreE
 }
 
 /// Appends tasks at the end of the queue, in order, in one transaction. With an
-/// idempotency key: if the key is known its stored answer is returned and nothing is
-/// inserted; otherwise `answer` is stored with the tasks.
+/// idempotency key, `answer` is stored with the tasks if the key is free; if it was taken
+/// (by a request that got there first: the caller looked it up before), the stored answer
+/// is returned and nothing is inserted.
 pub fn insert_tasks(
     conn: &mut Connection,
     tasks: &[NewTask],
@@ -84,13 +85,14 @@ pub fn insert_tasks(
 ) -> Result<Option<String>, StoreError> {
     let tx = conn.savepoint()?;
     if let Some((key, answer)) = idempotency {
-        if let Some(prev) = idempotent_answer(&tx, key)? {
-            return Ok(Some(prev));
-        }
-        tx.execute(
-            "INSERT INTO idempotency_keys (key, response, created_at) VALUES (?1, ?2, ?3)",
+        let taken = tx.execute(
+            "INSERT INTO idempotency_keys (key, response, created_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (key) DO NOTHING",
             params![key, answer, now_ms()],
-        )?;
+        )? == 0;
+        if taken {
+            return idempotent_answer(&tx, key);
+        }
     }
     insert_in(&tx, tasks)?;
     tx.commit()?;
