@@ -13,7 +13,8 @@
 //! - [`spec`]: an [`scheduler_api::EnqueueRequest`] parsed into typed fields ([`TaskSpec`]),
 //!   checkpoint expansion, image and callback validation, `PUT` merges.
 //! - [`images`]: the one image-field walker (every image field of every task type:
-//!   validation, stripping for listings, SQL paths).
+//!   validation, stripping for listings, SQL paths) and what an inline image is.
+//! - [`invalid`]: [`Invalid`], the refusal (422) of every check above and below.
 //! - [`import`]: reading one item of an export (ours or the original's).
 //! - [`search`]: free text to a full-text query limited to one listing.
 //! - [`contract`]: SD.Next's request contract (each backend's `/openapi.json`, or the
@@ -30,6 +31,7 @@ pub mod cursor;
 pub mod eta;
 pub mod images;
 pub mod import;
+pub mod invalid;
 pub mod policy;
 pub mod rank;
 pub mod search;
@@ -40,7 +42,8 @@ pub mod transition;
 #[cfg(test)]
 mod tests;
 
-pub use spec::{CheckpointSpec, Invalid, TaskSpec};
+pub use invalid::Invalid;
+pub use spec::{CheckpointSpec, TaskSpec};
 pub use task::{Candidate, ImageRow, Lifecycle, NewTask, TaskEdit, TaskRow};
 pub use transition::{Event, Policy, Refusal, RunEnd, Transition};
 

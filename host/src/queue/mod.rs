@@ -170,7 +170,7 @@ impl Queue {
     /// most `limit` rows and about `budget` bytes of requests (exports stream page by page).
     pub async fn export_page(
         &self,
-        from: crate::store::export::PendingFrom,
+        from: crate::model::cursor::PendingFrom,
         limit: usize,
         budget: usize,
     ) -> Result<Vec<TaskRow>, HostError> {
