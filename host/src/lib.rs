@@ -4,13 +4,16 @@
 //! - [`run`] starts everything from a config, a bound listener and a shutdown future;
 //!   `main.rs` only parses flags and calls it. It builds the services below, each with its
 //!   dependencies passed in explicitly (no shared god object):
+//!   - [`disk::Disk`] (the data directory's space; the store and the result files report
+//!     to it),
 //!   - [`settings::SettingsService`] (store),
 //!   - [`events::EventHub`] (store),
 //!   - [`backends::Backends`] (the SD.Next clients),
-//!   - [`queue::Queue`] (store, events, settings, backends, result files),
-//!   - [`intake::Intake`] (queue, backends),
+//!   - [`queue::Queue`] (store, events, settings, backends, result files, the callback
+//!     deliverer's wake-up, disk),
+//!   - [`intake::Intake`] (queue, backends, the callback rules),
 //!   - [`results::Results`] (store, result files, events, settings; thumbnails),
-//!   - [`eta::Eta`] (store, backends, settings: measured speeds, the queue's ETA),
+//!   - [`eta::Eta`] (store, backends, settings, events: measured speeds, the queue's ETA),
 //!   - then the [`pool::Pool`] (one [`worker::Worker`] per backend, added ones included),
 //!     the [`callbacks`] deliverer, and [`http`].
 //! - [`model`] is the pure task model: the one transition function, ranks, enqueue parsing.

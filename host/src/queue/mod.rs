@@ -1,7 +1,9 @@
-//! The queue service: every change to tasks that is not an enqueue — edits, deletes,
-//! moves, "run now", requeues, pause — and the worker side of the state machine (claim,
-//! release, finish), each as one store call followed by its events and a wake-up of the
-//! workers.
+//! The queue service: every change to tasks — the inserts of enqueue and import (which
+//! `intake` checks and builds), edits, deletes, moves, "run now", requeues, pause — and the
+//! worker side of the state machine (claim, release, errored, finish), each one store call
+//! (a finish writes its images first) followed by its events and, when something may now
+//! run, a wake-up of the workers. Also the reads the other services and the handlers make
+//! (`reads.rs`: the pages, a task's place; exports in pages; idempotency keys).
 //!
 //! Owns: the wake-up channel of the workers, the `queue` event, the decision of which run
 //! outputs to keep (asked of [`crate::model::transition::decide`] once per run end).
