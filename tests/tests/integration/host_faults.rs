@@ -33,7 +33,7 @@ async fn poison_tasks_fail_after_max_attempts_and_the_queue_moves_on() {
         return;
     }
     // A process: its log shows that the host never panics.
-    let s = ProcessStack::start(FAST_A, &["--start-paused"]).await;
+    let s = ProcessStack::start(FakeArgs::fast_a(), &["--start-paused"]).await;
     let c = s.client().clone();
     settings(&c, json!({"max_attempts": 3, "retry_backoff_s": 2})).await;
     let modes = [
@@ -112,7 +112,7 @@ async fn wait_until_task(
 /// request that cannot even connect is an outage (no attempt).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_and_outages_count_no_attempt() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client().clone();
     settings(&c, json!({"max_attempts": 1})).await;
     s.fake().configure(&FakeConfigPatch {
@@ -151,7 +151,7 @@ async fn rate_limits_and_outages_count_no_attempt() {
 /// task then runs on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_generation_is_interrupted_and_the_next_task_runs() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client().clone();
     settings(&c, json!({"interrupt_grace_s": 2})).await;
     faults(
@@ -189,8 +189,8 @@ async fn a_hung_generation_is_interrupted_and_the_next_task_runs() {
 async fn a_backend_that_ignores_interrupts_stalls_and_the_other_carries_on() {
     use scheduler_api::{BackendInfo, BackendState};
     use scheduler_tests::inprocess::{InProcessHost, fake_with_args};
-    let f1 = fake_with_args(FAST_A).await;
-    let f2 = fake_with_args(FAST_A).await;
+    let f1 = fake_with_args(FakeArgs::fast_a()).await;
+    let f2 = fake_with_args(FakeArgs::fast_a()).await;
     let stuck_rule = FaultRule {
         fault: Fault::HangIgnoresInterrupt,
         prompt: Some("stuck".into()),
@@ -264,7 +264,7 @@ async fn a_backend_that_ignores_interrupts_stalls_and_the_other_carries_on() {
 /// the overall per-task timeout does the same for a task that runs too long.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stall_watchdog_and_the_task_timeout_fail_a_task_and_the_queue_moves_on() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client().clone();
     settings(&c, json!({"stall_timeout_s": 2, "interrupt_grace_s": 2})).await;
     faults(
@@ -300,7 +300,7 @@ async fn the_stall_watchdog_and_the_task_timeout_fail_a_task_and_the_queue_moves
 /// is measured by the `faults` bench).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_beyond_the_cap_fails_the_task_and_the_queue_moves_on() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client().clone();
     settings(&c, json!({"max_answer_mib": 2})).await;
     faults(
@@ -329,7 +329,7 @@ async fn an_answer_beyond_the_cap_fails_the_task_and_the_queue_moves_on() {
 /// `hold_reason: "backend stalled"` until the job ends; then the next task runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_only_backend_holds_the_queue_until_it_is_idle() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client().clone();
     settings(&c, json!({"interrupt_grace_s": 1, "stall_recheck_s": 1})).await;
     faults(
