@@ -4,13 +4,16 @@
 //! - [`run`] starts everything from a config, a bound listener and a shutdown future;
 //!   `main.rs` only parses flags and calls it. It builds the services below, each with its
 //!   dependencies passed in explicitly (no shared god object):
+//!   - [`disk::Disk`] (the data directory's space; the store and the result files report
+//!     to it),
 //!   - [`settings::SettingsService`] (store),
 //!   - [`events::EventHub`] (store),
 //!   - [`backends::Backends`] (the SD.Next clients),
-//!   - [`queue::Queue`] (store, events, settings, backends, result files),
-//!   - [`intake::Intake`] (queue, backends),
+//!   - [`queue::Queue`] (store, events, settings, backends, result files, the callback
+//!     deliverer's wake-up, disk),
+//!   - [`intake::Intake`] (queue, backends, the callback rules),
 //!   - [`results::Results`] (store, result files, events, settings; thumbnails),
-//!   - [`eta::Eta`] (store, backends, settings: measured speeds, the queue's ETA),
+//!   - [`eta::Eta`] (store, backends, settings, events: measured speeds, the queue's ETA),
 //!   - then the [`pool::Pool`] (one [`worker::Worker`] per backend, added ones included),
 //!     the [`callbacks`] deliverer, and [`http`].
 //! - [`model`] is the pure task model: the one transition function, ranks, enqueue parsing.
@@ -97,10 +100,11 @@ pub async fn run(
         )));
     }
     let disk = disk::Disk::new(&config.data_dir);
-    if let Some(faults) = &config.test_faults {
-        faults.apply_at_start(&disk);
+    // A test may ask to start on a "full disk" (the store and the results writer fail).
+    if config.test_faults.as_ref().is_some_and(|f| f.disk_full) {
+        disk.inject(true, false);
     }
-    let store = Store::open(&config.data_dir.join("queue.sqlite3"))?.with_disk(disk.clone());
+    let store = Store::open(&config.data_dir.join("queue.sqlite3"))?.with_space(disk.clone());
     let files = results::ResultFiles::new(&config.data_dir).with_disk(disk.clone());
     std::fs::create_dir_all(files.root())?;
 
@@ -148,7 +152,6 @@ pub async fn run(
         allowed: config.allow_callback_hosts.clone(),
     });
     let intake = Arc::new(intake::Intake::new(
-        store.clone(),
         queue.clone(),
         backends.clone(),
         callback_rules.clone(),

@@ -1,5 +1,6 @@
 //! The task as the host stores it. The store reads and writes these; `http/wire.rs` turns
-//! them into the wire shapes of `scheduler-api`.
+//! them into the wire shapes of `scheduler-api`. Also what changes one: [`NewTask`] (an
+//! insert) and [`TaskEdit`] (an edit of a pending task).
 
 use scheduler_api::{TaskStatus, TaskType};
 use serde_json::{Map, Value};
@@ -195,4 +196,18 @@ pub struct NewTask {
     pub bookmarked: bool,
     /// The group of a multi-checkpoint enqueue (`None`: enqueued alone).
     pub group_id: Option<String>,
+}
+
+/// An edit of a pending task (`PUT /task/{id}` after parsing), applied by the store.
+#[derive(Debug, Clone, Default)]
+pub struct TaskEdit {
+    /// New name (`Some(None)` clears it).
+    pub name: Option<Option<String>>,
+    /// New checkpoint (`Some(None)` = whatever is loaded).
+    pub checkpoint: Option<Option<String>>,
+    /// Shallow patch of the request.
+    pub params: Option<Map<String, Value>>,
+    /// The request contract the edited task must still meet (checked on the merged
+    /// request, its checkpoint and VAE, inside the transaction; `None`: not checked).
+    pub contract: Option<std::sync::Arc<super::contract::Contract>>,
 }

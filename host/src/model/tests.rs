@@ -2,6 +2,7 @@ use scheduler_api::{EnqueueRequest, TaskStatus, TaskType};
 use serde_json::{Map, Value, json};
 
 use super::import::import_item;
+use super::invalid::Invalid;
 use super::rank::*;
 use super::search::fts_query;
 use super::spec::*;

@@ -4,8 +4,8 @@
 //! needs ([`Policy`]) and the time, and returns a [`Transition`]: nothing changes, the row
 //! goes, the running task is asked to stop, or a [`Change`] (the next lifecycle, where the
 //! task lands in the queue, what happens to its outputs, whether a callback is due). The
-//! store writes exactly what was decided (`store::transitions`), in one `UPDATE` statement
-//! guarded by the status the decision was made from. Callers never compute a status.
+//! store writes exactly what was decided, with the one `UPDATE` that sets `status`
+//! (`store::transitions`, whose header says what guards it). Callers never compute a status.
 //!
 //! ```text
 //!            claim              finished(done | failed | interrupted)

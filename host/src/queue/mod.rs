@@ -1,7 +1,9 @@
-//! The queue service: every change to tasks that is not an enqueue — edits, deletes,
-//! moves, "run now", requeues, pause — and the worker side of the state machine (claim,
-//! release, finish), each as one store call followed by its events and a wake-up of the
-//! workers.
+//! The queue service: every change to tasks — the inserts of enqueue and import (which
+//! `intake` checks and builds), edits, deletes, moves, "run now", requeues, pause — and the
+//! worker side of the state machine (claim, release, errored, finish), each one store call
+//! (a finish writes its images first) followed by its events and, when something may now
+//! run, a wake-up of the workers. Also the reads the other services and the handlers make
+//! (`reads.rs`: the pages, a task's place; exports in pages; idempotency keys).
 //!
 //! Owns: the wake-up channel of the workers, the `queue` event, the decision of which run
 //! outputs to keep (asked of [`crate::model::transition::decide`] once per run end).
@@ -31,11 +33,11 @@ use crate::error::HostError;
 use crate::events::EventHub;
 use crate::model::policy;
 use crate::model::transition::{Change, Event, Outputs, RunEnd, Transition, decide};
-use crate::model::{NewTask, TaskRow, now_ms};
+use crate::model::{NewTask, TaskEdit, TaskRow, now_ms};
 use crate::results::ResultFiles;
 use crate::sdnext::GenerateOutput;
 use crate::settings::SettingsService;
-use crate::store::tasks::{self, TaskEdit};
+use crate::store::tasks;
 use crate::store::transitions::{self, Applied, RunOutputs};
 use crate::store::{Store, StoreError, bulk, listing, order, rows, settings as stored};
 
@@ -170,7 +172,7 @@ impl Queue {
     /// most `limit` rows and about `budget` bytes of requests (exports stream page by page).
     pub async fn export_page(
         &self,
-        from: crate::store::export::PendingFrom,
+        from: crate::model::cursor::PendingFrom,
         limit: usize,
         budget: usize,
     ) -> Result<Vec<TaskRow>, HostError> {
@@ -209,11 +211,19 @@ impl Queue {
             .await?)
     }
 
+    /// The answer stored with an idempotency key, if the key was used.
+    pub async fn idempotent_answer(&self, key: String) -> Result<Option<String>, HostError> {
+        Ok(self
+            .store
+            .read(move |c| tasks::idempotent_answer(c, &key))
+            .await?)
+    }
+
     // -----------------------------------------------------------------------------------
     // Changes
 
     /// Appends new pending tasks (with an idempotency key and the answer to store with it);
-    /// returns the stored answer when the key was already used.
+    /// returns the stored answer when the key was taken meanwhile.
     pub async fn insert(
         &self,
         new: Vec<NewTask>,

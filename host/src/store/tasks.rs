@@ -5,14 +5,13 @@ use std::collections::HashSet;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use scheduler_api::TaskStatus;
-use serde_json::{Map, Value};
 
 use super::StoreError;
 use super::rows::{last_rank, require};
 use crate::model::rank::rank_at_end;
 use crate::model::spec::{Lifted, merge_params};
 use crate::model::transition::Event;
-use crate::model::{Lifecycle, NewTask, TaskRow, now_ms};
+use crate::model::{Lifecycle, NewTask, TaskEdit, TaskRow, now_ms};
 
 /// Whether a task id exists.
 pub fn task_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
@@ -76,8 +75,9 @@ pub(super) fn insert_in(tx: &Connection, tasks: &[NewTask]) -> Result<(), StoreE
 }
 
 /// Appends tasks at the end of the queue, in order, in one transaction. With an
-/// idempotency key: if the key is known its stored answer is returned and nothing is
-/// inserted; otherwise `answer` is stored with the tasks.
+/// idempotency key, `answer` is stored with the tasks if the key is free; if it was taken
+/// (by a request that got there first: the caller looked it up before), the stored answer
+/// is returned and nothing is inserted.
 pub fn insert_tasks(
     conn: &mut Connection,
     tasks: &[NewTask],
@@ -85,13 +85,14 @@ pub fn insert_tasks(
 ) -> Result<Option<String>, StoreError> {
     let tx = conn.savepoint()?;
     if let Some((key, answer)) = idempotency {
-        if let Some(prev) = idempotent_answer(&tx, key)? {
-            return Ok(Some(prev));
-        }
-        tx.execute(
-            "INSERT INTO idempotency_keys (key, response, created_at) VALUES (?1, ?2, ?3)",
+        let taken = tx.execute(
+            "INSERT INTO idempotency_keys (key, response, created_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (key) DO NOTHING",
             params![key, answer, now_ms()],
-        )?;
+        )? == 0;
+        if taken {
+            return idempotent_answer(&tx, key);
+        }
     }
     insert_in(&tx, tasks)?;
     tx.commit()?;
@@ -186,20 +187,6 @@ pub fn image_files_of(
 
 // ---------------------------------------------------------------------------------------
 // Fields
-
-/// Fields of `PUT /task/{id}` after parsing.
-#[derive(Debug, Clone, Default)]
-pub struct TaskEdit {
-    /// New name (`Some(None)` clears it).
-    pub name: Option<Option<String>>,
-    /// New checkpoint (`Some(None)` = whatever is loaded).
-    pub checkpoint: Option<Option<String>>,
-    /// Shallow patch of the request.
-    pub params: Option<Map<String, Value>>,
-    /// The request contract the edited task must still meet (checked on the merged
-    /// request, its checkpoint and VAE, inside the transaction; `None`: not checked).
-    pub contract: Option<std::sync::Arc<crate::model::contract::Contract>>,
-}
 
 /// Applies an edit to a pending task (the transition function refuses other states).
 pub fn edit_task(conn: &mut Connection, id: &str, edit: TaskEdit) -> Result<(), StoreError> {

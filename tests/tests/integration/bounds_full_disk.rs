@@ -85,7 +85,7 @@ async fn the_host_starts_on_a_full_tmpfs_after_a_clean_stop_and_after_a_crash() 
         Tmpfs::mount("4m"),
         "run the tests as root",
     );
-    let mut fake = FakeProcess::spawn(FAST_A).await;
+    let mut fake = FakeProcess::spawn(FakeArgs::fast_a()).await;
     let mut host = HostProcess::spawn(fs.path(), &[fake.url()], &[]).await;
     let c = host.client.clone();
     // A task that waits: its backend is down.

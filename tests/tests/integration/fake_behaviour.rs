@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use fake_sdnext::{FakeConfig, FakeHandle, FakeSdNext, FakeStats};
+use scheduler_tests::fake_args::FakeArgs;
 use scheduler_tests::harness::{FakeProcess, wait_until};
 use serde_json::{Value, json};
 
@@ -274,18 +275,13 @@ async fn binary_cli_hooks_and_restart_on_the_same_port() {
     if !scheduler_tests::harness::binaries_available() {
         return;
     }
-    let mut fake = FakeProcess::spawn(&[
-        "--step-ms",
-        "1",
-        "--checkpoint",
-        "x",
-        "--checkpoint",
-        "anime/y",
-        "--loaded",
-        "anime/y",
-        "--load-ms",
-        "1",
-    ])
+    let mut fake = FakeProcess::spawn(
+        FakeArgs::new()
+            .step_ms(1)
+            .checkpoints(&["x", "anime/y"])
+            .loaded("anime/y")
+            .load_ms(1),
+    )
     .await;
     let c = reqwest::Client::new();
     let url = fake.url();
@@ -346,7 +342,7 @@ async fn binary_cli_hooks_and_restart_on_the_same_port() {
     assert_eq!(r.status().as_u16(), 200);
 
     // With --auth, every /sdapi route needs credentials; hooks do not.
-    let auth = FakeProcess::spawn(&["--auth", "u:p", "--no-model"]).await;
+    let auth = FakeProcess::spawn(FakeArgs::new().auth("u", "p").no_model()).await;
     let r = c
         .get(format!("{}/sdapi/v1/version", auth.url()))
         .send()
