@@ -37,6 +37,8 @@ pub struct Config {
     pub test_faults: Option<TestFaults>,
     /// The web app's folder (`--webapp`); `None`: found beside the binary, if built.
     pub webapp: Option<PathBuf>,
+    /// The clock every stored time is read from: the system's, a manual one in tests.
+    pub clock: crate::clock::Clock,
 }
 
 /// Faults a test asks for at start (`AGENT_SCHEDULER_TEST_FAULTS=1`, or `disk_full` to start
@@ -81,6 +83,7 @@ impl Config {
             test_faults: None,
             limits: crate::http::serve::ServeLimits::default(),
             webapp: None,
+            clock: crate::clock::Clock::system(),
         }
     }
 

@@ -3,16 +3,18 @@
 //! # Layout
 //! - [`run`] starts everything from a config, a bound listener and a shutdown future;
 //!   `main.rs` only parses flags and calls it. It builds the services below, each with its
-//!   dependencies passed in explicitly (no shared god object):
+//!   dependencies passed in explicitly (no shared god object); the one [`clock::Clock`]
+//!   (from the configuration: the system's, or a test's manual clock) goes to each that
+//!   stores a time:
 //!   - [`settings::SettingsService`] (store),
-//!   - [`events::EventHub`] (store),
+//!   - [`events::EventHub`] (store, clock),
 //!   - [`backends::Backends`] (the SD.Next clients),
-//!   - [`queue::Queue`] (store, events, settings, backends, result files),
+//!   - [`queue::Queue`] (store, events, settings, backends, result files, clock),
 //!   - [`intake::Intake`] (queue, backends),
-//!   - [`results::Results`] (store, result files, events, settings; thumbnails),
-//!   - [`eta::Eta`] (store, backends, settings: measured speeds, the queue's ETA),
+//!   - [`results::Results`] (store, result files, events, settings, clock; thumbnails),
+//!   - [`eta::Eta`] (store, backends, settings, clock: measured speeds, the queue's ETA),
 //!   - then the [`pool::Pool`] (one [`worker::Worker`] per backend, added ones included),
-//!     the [`callbacks`] deliverer, and [`http`].
+//!     the [`callbacks`] deliverer (clock), and [`http`].
 //! - [`model`] is the pure task model: the one transition function, ranks, enqueue parsing.
 //! - [`store`] holds all SQL (one SQLite file, WAL, append-only migrations).
 //! - [`sdnext`] is the typed SD.Next client.
@@ -27,6 +29,7 @@
 pub mod backends;
 pub mod callbacks;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod disk;
 pub mod error;
@@ -131,7 +134,8 @@ pub async fn run(
     let backends = Arc::new(Backends::new(list));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let events = events::EventHub::start(store.clone());
+    let clock = config.clock.clone();
+    let events = events::EventHub::start(store.clone(), clock.clone());
     let callbacks_wake = Arc::new(Notify::new());
     let queue = Arc::new(queue::Queue::new(
         store.clone(),
@@ -141,6 +145,7 @@ pub async fn run(
         files.clone(),
         callbacks_wake.clone(),
         disk.clone(),
+        clock.clone(),
     ));
     queue.recover().await?;
     let callback_rules = Arc::new(model::callback::CallbackRules {
@@ -158,6 +163,7 @@ pub async fn run(
         files.clone(),
         events.clone(),
         settings.clone(),
+        clock.clone(),
     ));
 
     let (fin_tx, mut fin_rx) = mpsc::channel::<()>(1);
@@ -166,6 +172,7 @@ pub async fn run(
         backends.clone(),
         settings.clone(),
         events.clone(),
+        clock.clone(),
     ));
     let deps = worker::Deps {
         eta: eta.clone(),
@@ -175,6 +182,7 @@ pub async fn run(
         events: events.clone(),
         settings: settings.clone(),
         shutdown: shutdown_rx.clone(),
+        clock: clock.clone(),
     };
     // One worker per backend: the `--backend` ones and the ones added through the API.
     let pool = Arc::new(pool::Pool::start(
@@ -189,6 +197,7 @@ pub async fn run(
         files.clone(),
         callback_rules.clone(),
         callbacks_wake,
+        clock.clone(),
         shutdown_rx.clone(),
     ));
     let retention = tokio::spawn(results.clone().run_retention(shutdown_rx.clone()));

@@ -145,9 +145,10 @@ impl Pool {
             )));
         }
         let u = url.clone();
+        let now = self.deps.clock.now_ms();
         let id = self
             .store
-            .call(move |c| stored::add_backend(c, &u))
+            .call(move |c| stored::add_backend(c, &u, now))
             .await?
             .ok_or_else(|| HostError::Conflict(format!("{} is in the pool already", probe.url)))?;
         let b = Arc::new(

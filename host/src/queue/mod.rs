@@ -23,6 +23,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::backends::Backends;
 use crate::backends::view::PoolView;
+use crate::clock::Clock;
 use crate::disk::{Disk, HOLD_DISK_FULL};
 
 /// The words of the hold while every backend is stalled.
@@ -31,7 +32,7 @@ use crate::error::HostError;
 use crate::events::EventHub;
 use crate::model::policy;
 use crate::model::transition::{Change, Event, Outputs, RunEnd, Transition, decide};
-use crate::model::{NewTask, TaskRow, now_ms};
+use crate::model::{NewTask, TaskRow};
 use crate::results::ResultFiles;
 use crate::sdnext::GenerateOutput;
 use crate::settings::SettingsService;
@@ -75,10 +76,13 @@ pub struct Queue {
     unreleased: Mutex<Vec<TaskRow>>,
     /// The start-up recovery could not be written (full disk): it runs when space returns.
     recovery_pending: AtomicBool,
+    /// The time of every change.
+    clock: Clock,
 }
 
 impl Queue {
-    /// The service. `callbacks` wakes the callback deliverer.
+    /// The service. `callbacks` wakes the callback deliverer; `clock` times every change.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         events: EventHub,
@@ -87,6 +91,7 @@ impl Queue {
         files: ResultFiles,
         callbacks: Arc<Notify>,
         disk: Arc<Disk>,
+        clock: Clock,
     ) -> Queue {
         Queue {
             store,
@@ -99,7 +104,13 @@ impl Queue {
             disk,
             unreleased: Mutex::new(Vec::new()),
             recovery_pending: AtomicBool::new(false),
+            clock,
         }
+    }
+
+    /// The clock every change is timed by.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Why tasks do not start now, apart from the user's pause: `"disk full"`, or
@@ -221,6 +232,7 @@ impl Queue {
     ) -> Result<Option<String>, HostError> {
         let names: Vec<(String, Option<String>)> =
             new.iter().map(|t| (t.id.clone(), t.name.clone())).collect();
+        let now = self.clock.now_ms();
         let prev = self
             .store
             .call(move |c| {
@@ -228,6 +240,7 @@ impl Queue {
                     c,
                     &new,
                     idempotency.as_ref().map(|(k, a)| (k.as_str(), a.as_str())),
+                    now,
                 )
             })
             .await?;
@@ -247,8 +260,9 @@ impl Queue {
     /// Edits a pending task.
     pub async fn edit(&self, id: String, edit: TaskEdit) -> Result<(), HostError> {
         let i = id.clone();
+        let now = self.clock.now_ms();
         self.store
-            .call(move |c| tasks::edit_task(c, &i, edit))
+            .call(move |c| tasks::edit_task(c, &i, edit, now))
             .await?;
         self.events
             .task(&id, TaskStatus::Pending, TaskChange::Updated, None);
@@ -259,13 +273,13 @@ impl Queue {
 
     /// Sets or clears a task's bookmark.
     pub async fn set_bookmark(&self, id: String, on: bool) -> Result<(), HostError> {
-        self.relabel(id, move |c, i| tasks::set_bookmark(c, i, on))
+        self.relabel(id, move |c, i, now| tasks::set_bookmark(c, i, on, now))
             .await
     }
 
     /// Renames a task (any status).
     pub async fn rename(&self, id: String, name: String) -> Result<(), HostError> {
-        self.relabel(id, move |c, i| tasks::rename(c, i, Some(&name)))
+        self.relabel(id, move |c, i, now| tasks::rename(c, i, Some(&name), now))
             .await
     }
 
@@ -273,15 +287,16 @@ impl Queue {
     async fn relabel(
         &self,
         id: String,
-        change: impl FnOnce(&rusqlite::Connection, &str) -> Result<(), crate::store::StoreError>
+        change: impl FnOnce(&rusqlite::Connection, &str, i64) -> Result<(), crate::store::StoreError>
         + Send
         + 'static,
     ) -> Result<(), HostError> {
         let i = id.clone();
+        let now = self.clock.now_ms();
         let row = self
             .store
             .call(move |c| {
-                change(c, &i)?;
+                change(c, &i, now)?;
                 rows::require(c, &i, false)
             })
             .await?;
@@ -296,11 +311,15 @@ impl Queue {
     pub async fn delete(&self, id: String) -> Result<&'static str, HostError> {
         let i = id.clone();
         let policy = self.settings.policy();
+        let now = self.clock.now_ms();
         let (applied, status) = self
             .store
             .call(move |c| {
                 let status = rows::require(c, &i, false)?.status();
-                Ok((transitions::apply(c, &i, &Event::Delete, &policy)?, status))
+                Ok((
+                    transitions::apply(c, &i, &Event::Delete, &policy, now)?,
+                    status,
+                ))
             })
             .await?;
         match applied.transition {
@@ -352,25 +371,26 @@ impl Queue {
         let policy = self.settings.policy();
         let new_ids = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
         let made = new_ids.clone();
+        let now = self.clock.now_ms();
         let outcome = self
             .store
             .call(move |c| {
                 let ids = bulk::resolve(c, &sel)?;
                 let mut deleted = Vec::new();
                 match action {
-                    BulkAction::Delete => deleted = bulk::delete(c, &ids, &policy)?,
+                    BulkAction::Delete => deleted = bulk::delete(c, &ids, &policy, now)?,
                     BulkAction::Requeue => {
                         let fresh: Vec<String> = ids
                             .iter()
                             .map(|_| uuid::Uuid::new_v4().to_string())
                             .collect();
-                        bulk::requeue(c, &ids, &fresh, crate::model::spec::copy_name)?;
+                        bulk::requeue(c, &ids, &fresh, crate::model::spec::copy_name, now)?;
                         *made.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
                     }
-                    BulkAction::Bookmark => bulk::bookmark(c, &ids, true)?,
-                    BulkAction::Unbookmark => bulk::bookmark(c, &ids, false)?,
-                    BulkAction::MoveTop => bulk::move_to(c, &ids, true)?,
-                    BulkAction::MoveBottom => bulk::move_to(c, &ids, false)?,
+                    BulkAction::Bookmark => bulk::bookmark(c, &ids, true, now)?,
+                    BulkAction::Unbookmark => bulk::bookmark(c, &ids, false, now)?,
+                    BulkAction::MoveTop => bulk::move_to(c, &ids, true, now)?,
+                    BulkAction::MoveBottom => bulk::move_to(c, &ids, false, now)?,
                 }
                 // Statuses for the events of the label changes.
                 let statuses = match action {
@@ -431,8 +451,9 @@ impl Queue {
     /// Moves a pending task.
     pub async fn move_task(&self, id: String, target: MoveTarget) -> Result<(), HostError> {
         let i = id.clone();
+        let now = self.clock.now_ms();
         self.store
-            .call(move |c| order::move_task(c, &i, &target))
+            .call(move |c| order::move_task(c, &i, &target, now))
             .await?;
         self.events
             .task(&id, TaskStatus::Pending, TaskChange::Moved, None);
@@ -444,7 +465,8 @@ impl Queue {
     /// "Run now". Returns the message.
     pub async fn run_now(&self, id: String) -> Result<&'static str, HostError> {
         let i = id.clone();
-        let busy = self.store.call(move |c| order::run_now(c, &i)).await?;
+        let now = self.clock.now_ms();
+        let busy = self.store.call(move |c| order::run_now(c, &i, now)).await?;
         self.events
             .task(&id, TaskStatus::Pending, TaskChange::Moved, None);
         self.wake();
@@ -460,8 +482,9 @@ impl Queue {
     pub async fn requeue(&self, id: String) -> Result<String, HostError> {
         let new_id = uuid::Uuid::new_v4().to_string();
         let n = new_id.clone();
+        let now = self.clock.now_ms();
         self.store
-            .call(move |c| tasks::insert_copy(c, &id, &n, crate::model::spec::copy_name))
+            .call(move |c| tasks::insert_copy(c, &id, &n, crate::model::spec::copy_name, now))
             .await?;
         self.events
             .task(&new_id, TaskStatus::Pending, TaskChange::Created, None);
@@ -473,7 +496,11 @@ impl Queue {
 
     /// Requeues every failed task in place (their files go); returns how many.
     pub async fn requeue_failed(&self) -> Result<usize, HostError> {
-        let changed = self.store.call(transitions::requeue_failed).await?;
+        let now = self.clock.now_ms();
+        let changed = self
+            .store
+            .call(move |c| transitions::requeue_failed(c, now))
+            .await?;
         self.files
             .remove_tasks(changed.iter().map(|(id, _)| id.clone()).collect())
             .await;
@@ -495,7 +522,11 @@ impl Queue {
 
     /// Deletes non-bookmarked pending tasks; returns how many.
     pub async fn clear(&self) -> Result<usize, HostError> {
-        let removed = self.store.call(transitions::clear_queue).await?;
+        let now = self.clock.now_ms();
+        let removed = self
+            .store
+            .call(move |c| transitions::clear_queue(c, now))
+            .await?;
         for (id, _) in &removed {
             self.events
                 .task(id, TaskStatus::Pending, TaskChange::Deleted, None);
@@ -526,7 +557,7 @@ impl Queue {
             return Ok(None);
         };
         let rules = self.settings.rules();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let url = backend.url.clone();
         // A light commit: a claim lost in a power cut leaves the task pending, which is
         // where a task running at a power cut goes at the next start anyway.
@@ -566,9 +597,10 @@ impl Queue {
     pub async fn release(&self, task: &TaskRow) -> Result<(), HostError> {
         let id = task.id.clone();
         let policy = self.settings.policy();
+        let now = self.clock.now_ms();
         let r = self
             .store
-            .call(move |c| transitions::apply(c, &id, &Event::Released, &policy))
+            .call(move |c| transitions::apply(c, &id, &Event::Released, &policy, now))
             .await;
         if let Err(crate::store::StoreError::DiskFull) = r {
             tracing::warn!(
@@ -598,9 +630,10 @@ impl Queue {
     pub async fn errored(&self, task: &TaskRow, reason: String) -> Result<Applied, HostError> {
         let id = task.id.clone();
         let policy = self.settings.policy();
+        let now = self.clock.now_ms();
         let applied = match self
             .store
-            .call(move |c| transitions::apply(c, &id, &Event::Errored { reason }, &policy))
+            .call(move |c| transitions::apply(c, &id, &Event::Errored { reason }, &policy, now))
             .await
         {
             Err(crate::store::StoreError::DiskFull) => {
@@ -648,7 +681,7 @@ impl Queue {
                 &task.life,
                 &Event::Finished { end, at: ended_at },
                 &policy,
-                now_ms(),
+                self.clock.now_ms(),
             )? {
                 Transition::Change(c) => Ok(c),
                 other => Err(HostError::Internal(format!("a run end decided {other:?}"))),
@@ -684,9 +717,10 @@ impl Queue {
         let id = task.id.clone();
         let c = change.clone();
         let r = run.clone();
+        let now = self.clock.now_ms();
         let applied = match self
             .store
-            .call(move |conn| transitions::finish(conn, &id, &c, &r))
+            .call(move |conn| transitions::finish(conn, &id, &c, &r, now))
             .await
         {
             Ok(a) => a,
@@ -727,9 +761,10 @@ impl Queue {
     /// Start-up: tasks left `running` by a stopped host are recovered by policy.
     pub async fn recover(&self) -> Result<(), HostError> {
         let policy = self.settings.policy();
+        let now = self.clock.now_ms();
         let changed = match self
             .store
-            .call(move |c| transitions::recover_running(c, &policy))
+            .call(move |c| transitions::recover_running(c, &policy, now))
             .await
         {
             Err(crate::store::StoreError::DiskFull) => {
@@ -759,9 +794,10 @@ impl Queue {
     pub async fn resume_after_disk_full(&self) -> bool {
         if self.recovery_pending.load(Ordering::Relaxed) {
             let policy = self.settings.policy();
+            let now = self.clock.now_ms();
             match self
                 .store
-                .call(move |c| transitions::recover_running(c, &policy))
+                .call(move |c| transitions::recover_running(c, &policy, now))
                 .await
             {
                 Ok(changed) => {
@@ -779,9 +815,10 @@ impl Queue {
         for (i, task) in waiting.iter().enumerate() {
             let id = task.id.clone();
             let policy = self.settings.policy();
+            let now = self.clock.now_ms();
             match self
                 .store
-                .call(move |c| transitions::apply(c, &id, &Event::Released, &policy))
+                .call(move |c| transitions::apply(c, &id, &Event::Released, &policy, now))
                 .await
             {
                 Ok(_) => self.events.task(
@@ -812,7 +849,11 @@ impl Queue {
 
     /// Shutdown: tasks still running go back to the head of the queue.
     pub async fn release_all(&self) -> Result<usize, HostError> {
-        let changed = self.store.call(transitions::release_running).await?;
+        let now = self.clock.now_ms();
+        let changed = self
+            .store
+            .call(move |c| transitions::release_running(c, now))
+            .await?;
         Ok(changed.len())
     }
 }

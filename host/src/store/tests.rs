@@ -12,7 +12,10 @@ use super::tasks::*;
 use super::transitions::*;
 use super::*;
 use crate::model::transition::{Event, Policy, Transition, decide};
-use crate::model::{ImageRow, NewTask, RunEnd, TaskRow, now_ms};
+use crate::model::{ImageRow, NewTask, RunEnd, TaskRow};
+
+/// The time of every change in these tests (ms): the store reads no clock.
+const NOW: i64 = 1_800_000_000_000;
 
 const POLICY: Policy = Policy {
     auto_requeue_failed: false,
@@ -51,13 +54,13 @@ fn setup(ids: &[&str]) -> Connection {
         .iter()
         .map(|i| new_task(i, &format!("prompt {i}")))
         .collect();
-    insert_tasks(&mut c, &tasks, None).unwrap();
+    insert_tasks(&mut c, &tasks, None, NOW).unwrap();
     c
 }
 
 fn claim(c: &mut Connection, paused: bool) -> Option<TaskRow> {
     set_paused(c, paused).unwrap();
-    claim_next(c, "b1", now_ms(), first).unwrap()
+    claim_next(c, "b1", NOW, first).unwrap()
 }
 
 /// The first task of the window (FIFO), as a claimer would choose it.
@@ -81,13 +84,9 @@ fn end_run(
     images: Vec<ImageRow>,
 ) -> Applied {
     let t = task(c, id);
-    let Transition::Change(change) = decide(
-        &t.life,
-        &Event::Finished { end, at: now_ms() },
-        &policy,
-        now_ms(),
-    )
-    .unwrap() else {
+    let Transition::Change(change) =
+        decide(&t.life, &Event::Finished { end, at: NOW }, &policy, NOW).unwrap()
+    else {
         panic!("a run end is a change")
     };
     finish(
@@ -98,6 +97,7 @@ fn end_run(
             images,
             info: Some(json!({"seed": 1})),
         },
+        NOW,
     )
     .unwrap()
 }
@@ -279,25 +279,25 @@ async fn light_writes_skip_the_fsync_and_durable_ones_keep_it() {
 #[test]
 fn moves_top_bottom_and_before() {
     let mut c = setup(&["a", "b", "c", "d"]);
-    move_task(&mut c, "c", &MoveTarget::Top).unwrap();
+    move_task(&mut c, "c", &MoveTarget::Top, NOW).unwrap();
     assert_eq!(order(&c), ["c", "a", "b", "d"]);
-    move_task(&mut c, "a", &MoveTarget::Top).unwrap();
+    move_task(&mut c, "a", &MoveTarget::Top, NOW).unwrap();
     assert_eq!(order(&c), ["a", "c", "b", "d"]);
-    move_task(&mut c, "a", &MoveTarget::Bottom).unwrap();
+    move_task(&mut c, "a", &MoveTarget::Bottom, NOW).unwrap();
     assert_eq!(order(&c), ["c", "b", "d", "a"]);
-    move_task(&mut c, "a", &MoveTarget::Before("b".into())).unwrap();
+    move_task(&mut c, "a", &MoveTarget::Before("b".into()), NOW).unwrap();
     assert_eq!(order(&c), ["c", "a", "b", "d"]);
-    move_task(&mut c, "c", &MoveTarget::Before("d".into())).unwrap();
+    move_task(&mut c, "c", &MoveTarget::Before("d".into()), NOW).unwrap();
     assert_eq!(order(&c), ["a", "b", "c", "d"]);
     assert!(matches!(
-        move_task(&mut c, "x", &MoveTarget::Top),
+        move_task(&mut c, "x", &MoveTarget::Top, NOW),
         Err(StoreError::NotFound)
     ));
     // Many moves into the same gap force a renumbering, order stays right.
     for _ in 0..40 {
-        move_task(&mut c, "d", &MoveTarget::Before("b".into())).unwrap();
-        move_task(&mut c, "c", &MoveTarget::Before("d".into())).unwrap();
-        move_task(&mut c, "d", &MoveTarget::Before("c".into())).unwrap();
+        move_task(&mut c, "d", &MoveTarget::Before("b".into()), NOW).unwrap();
+        move_task(&mut c, "c", &MoveTarget::Before("d".into()), NOW).unwrap();
+        move_task(&mut c, "d", &MoveTarget::Before("c".into()), NOW).unwrap();
     }
     assert_eq!(order(&c), ["a", "d", "c", "b"]);
     // Priorities sort like the queue.
@@ -339,29 +339,26 @@ fn claim_is_atomic_in_order_and_respects_pause() {
         ]
     );
     // A claimer that chooses nothing claims nothing.
-    insert_tasks(&mut c, &[new_task("c", "x")], None).unwrap();
-    assert_eq!(
-        claim_next(&mut c, "b2", now_ms(), |_, _| None).unwrap(),
-        None
-    );
+    insert_tasks(&mut c, &[new_task("c", "x")], None, NOW).unwrap();
+    assert_eq!(claim_next(&mut c, "b2", NOW, |_, _| None).unwrap(), None);
 }
 
 #[test]
 fn run_now_group_is_fifo_and_force_runs_while_paused() {
     let mut c = setup(&["a", "b", "c", "d"]);
-    assert_eq!(run_now(&mut c, "c").unwrap(), 0);
-    run_now(&mut c, "d").unwrap();
+    assert_eq!(run_now(&mut c, "c", NOW).unwrap(), 0);
+    run_now(&mut c, "d", NOW).unwrap();
     assert_eq!(order(&c), ["c", "d", "a", "b"]);
     set_paused(&c, true).unwrap();
-    run_now(&mut c, "b").unwrap();
+    run_now(&mut c, "b", NOW).unwrap();
     assert_eq!(order(&c), ["c", "d", "b", "a"]);
     let t = claim(&mut c, true).unwrap();
     assert_eq!(t.id, "b");
     assert_eq!(claim(&mut c, true), None);
-    let err = run_now(&mut c, "b").unwrap_err();
+    let err = run_now(&mut c, "b", NOW).unwrap_err();
     assert_eq!(err.to_string(), "Task is running");
     set_paused(&c, false).unwrap();
-    assert_eq!(run_now(&mut c, "a").unwrap(), 1);
+    assert_eq!(run_now(&mut c, "a", NOW).unwrap(), 1);
 }
 
 #[test]
@@ -369,19 +366,19 @@ fn moves_refuse_tasks_that_are_not_pending() {
     let mut c = setup(&["a", "b"]);
     claim(&mut c, false).unwrap();
     assert_eq!(
-        move_task(&mut c, "a", &MoveTarget::Top)
+        move_task(&mut c, "a", &MoveTarget::Top, NOW)
             .unwrap_err()
             .to_string(),
         "Task is running"
     );
     assert_eq!(
-        move_task(&mut c, "b", &MoveTarget::Before("a".into()))
+        move_task(&mut c, "b", &MoveTarget::Before("a".into()), NOW)
             .unwrap_err()
             .to_string(),
         "Task a is running"
     );
     assert!(matches!(
-        move_task(&mut c, "x", &MoveTarget::Top),
+        move_task(&mut c, "x", &MoveTarget::Top, NOW),
         Err(StoreError::NotFound)
     ));
 }
@@ -392,7 +389,7 @@ fn recovery_puts_running_back_at_head_then_fails() {
     for round in 1..=3u32 {
         let t = claim(&mut c, false).unwrap();
         assert_eq!(t.id, "a");
-        let out = statuses(&recover_running(&mut c, &POLICY).unwrap());
+        let out = statuses(&recover_running(&mut c, &POLICY, NOW).unwrap());
         if round < 3 {
             assert_eq!(out, vec![("a".to_string(), Some(TaskStatus::Pending))]);
             assert_eq!(order(&c), ["a", "b"]);
@@ -412,12 +409,12 @@ fn outage_release_counts_no_attempt() {
     let mut c = setup(&["a", "b"]);
     claim(&mut c, false).unwrap();
     claim(&mut c, false).unwrap();
-    apply(&mut c, "b", &Event::Released, &POLICY).unwrap();
+    apply(&mut c, "b", &Event::Released, &POLICY, NOW).unwrap();
     let b = task(&c, "b");
     assert_eq!((b.status(), b.life.attempts), (TaskStatus::Pending, 0));
     assert_eq!(b.life.backend, None);
     assert_eq!(order(&c), ["a", "b"]);
-    let released = statuses(&release_running(&mut c).unwrap());
+    let released = statuses(&release_running(&mut c, NOW).unwrap());
     assert_eq!(released, vec![("a".to_string(), Some(TaskStatus::Pending))]);
 }
 
@@ -449,7 +446,7 @@ fn finish_records_images_callbacks_and_auto_requeue() {
         due[0].files,
         vec![("a/0.png".to_string(), "image/png".to_string())]
     );
-    let later = now_ms() + 10_000;
+    let later = NOW + 10_000;
     delivery_retry(&c, due[0].id, later, "boom").unwrap();
     let after = all_deliveries(&c, 10).unwrap();
     assert_eq!((after[0].attempts, after[0].next_attempt_at), (1, later));
@@ -500,7 +497,7 @@ fn finish_records_images_callbacks_and_auto_requeue() {
     let (h, total) =
         list_history(&c, HistoryFilter::Status(TaskStatus::Failed), None, 10, 0).unwrap();
     assert_eq!((h.len(), total), (1, 1));
-    let requeued = statuses(&requeue_failed(&mut c).unwrap());
+    let requeued = statuses(&requeue_failed(&mut c, NOW).unwrap());
     assert_eq!(requeued, vec![("b".to_string(), Some(TaskStatus::Pending))]);
     let b = task(&c, "b");
     assert_eq!((b.life.attempts, b.images.len(), b.info), (0, 0, None));
@@ -514,7 +511,7 @@ fn history_filters_totals_search_and_clears() {
         let t = claim(&mut c, false).unwrap();
         end_run(&mut c, &t.id, RunEnd::Done, POLICY, vec![]);
     }
-    set_bookmark(&c, "b", true).unwrap();
+    set_bookmark(&c, "b", true, NOW).unwrap();
     let (rows, total) = list_history(&c, HistoryFilter::All, None, 2, 0).unwrap();
     assert_eq!((rows.len(), total), (2, 3));
     let (rows, total) = list_history(&c, HistoryFilter::Bookmarked, None, 20, 0).unwrap();
@@ -523,7 +520,7 @@ fn history_filters_totals_search_and_clears() {
     assert_eq!((rows[0].id.as_str(), total), ("c", 1));
     let (_, total) = list_history(&c, HistoryFilter::All, Some("\"unbalanced"), 20, 0).unwrap();
     assert_eq!(total, 0);
-    let removed = clear_history(&mut c, None).unwrap();
+    let removed = clear_history(&mut c, None, NOW).unwrap();
     assert_eq!(removed.len(), 2);
     assert_eq!(task(&c, "b").id, "b");
 }
@@ -531,7 +528,7 @@ fn history_filters_totals_search_and_clears() {
 #[test]
 fn queue_search_edit_requeue_and_clear() {
     let mut c = setup(&["a", "b"]);
-    rename(&c, "a", Some("sunset")).unwrap();
+    rename(&c, "a", Some("sunset"), NOW).unwrap();
     let (rows, total) = list_queue(&c, Some("suns"), 10, 0).unwrap();
     assert_eq!((rows.len(), total), (1, 1));
     edit_task(
@@ -542,22 +539,23 @@ fn queue_search_edit_requeue_and_clear() {
             checkpoint: Some(Some("m".into())),
             ..Default::default()
         },
+        NOW,
     )
     .unwrap();
     let (rows, _) = list_queue(&c, Some("ocean"), 10, 0).unwrap();
     assert_eq!(rows[0].checkpoint.as_deref(), Some("m"));
     claim(&mut c, false).unwrap();
     assert_eq!(
-        edit_task(&mut c, "a", TaskEdit::default())
+        edit_task(&mut c, "a", TaskEdit::default(), NOW)
             .unwrap_err()
             .to_string(),
         "Task is running"
     );
-    insert_copy(&mut c, "a", "copy", crate::model::spec::copy_name).unwrap();
+    insert_copy(&mut c, "a", "copy", crate::model::spec::copy_name, NOW).unwrap();
     assert_eq!(task(&c, "copy").name.as_deref(), Some("Copy of sunset"));
     assert_eq!(order(&c), ["a", "b", "copy"]);
-    set_bookmark(&c, "b", true).unwrap();
-    let cleared: Vec<String> = clear_queue(&mut c)
+    set_bookmark(&c, "b", true, NOW).unwrap();
+    let cleared: Vec<String> = clear_queue(&mut c, NOW)
         .unwrap()
         .into_iter()
         .map(|(id, _)| id)
@@ -565,7 +563,7 @@ fn queue_search_edit_requeue_and_clear() {
     assert_eq!(cleared, vec!["copy".to_string()]);
     assert_eq!(order(&c), ["a", "b"]);
     assert_eq!(
-        apply(&mut c, "a", &Event::Delete, &POLICY)
+        apply(&mut c, "a", &Event::Delete, &POLICY, NOW)
             .unwrap()
             .transition,
         Transition::Interrupt {
@@ -573,7 +571,7 @@ fn queue_search_edit_requeue_and_clear() {
         }
     );
     assert_eq!(
-        apply(&mut c, "b", &Event::Delete, &POLICY)
+        apply(&mut c, "b", &Event::Delete, &POLICY, NOW)
             .unwrap()
             .transition,
         Transition::Remove { files: false }
@@ -585,11 +583,11 @@ fn queue_search_edit_requeue_and_clear() {
 fn idempotency_returns_the_first_answer() {
     let mut c = setup(&[]);
     assert_eq!(
-        insert_tasks(&mut c, &[new_task("a", "x")], Some(("k", "A"))).unwrap(),
+        insert_tasks(&mut c, &[new_task("a", "x")], Some(("k", "A")), NOW).unwrap(),
         None
     );
     assert_eq!(
-        insert_tasks(&mut c, &[new_task("b", "x")], Some(("k", "B"))).unwrap(),
+        insert_tasks(&mut c, &[new_task("b", "x")], Some(("k", "B")), NOW).unwrap(),
         Some("A".into())
     );
     assert_eq!(order(&c), ["a"]);
@@ -601,6 +599,7 @@ fn events_keep_ids_and_settings_persist() {
     let ids = insert_events(
         &mut c,
         &[("task".into(), "{}".into()), ("queue".into(), "{}".into())],
+        NOW,
     )
     .unwrap();
     assert_eq!(ids, vec![1, 2]);
@@ -628,8 +627,8 @@ fn retention_cutoff_spares_recent_and_bookmarked_tasks() {
         [],
     )
     .unwrap();
-    set_bookmark(&c, "old-kept", true).unwrap();
-    let cleared: Vec<String> = clear_history(&mut c, Some(now_ms() - 86_400_000))
+    set_bookmark(&c, "old-kept", true, NOW).unwrap();
+    let cleared: Vec<String> = clear_history(&mut c, Some(NOW - 86_400_000), NOW)
         .unwrap()
         .into_iter()
         .map(|(id, _)| id)
@@ -731,13 +730,13 @@ fn trigger_counts_match_the_rows() {
     end_run(&mut c, &a.id, RunEnd::Done, POLICY, vec![]);
     let b = claim(&mut c, false).unwrap();
     end_run(&mut c, &b.id, RunEnd::Failed("x".into()), POLICY, vec![]);
-    set_bookmark(&c, "a", true).unwrap();
-    set_bookmark(&c, "c", true).unwrap();
+    set_bookmark(&c, "a", true, NOW).unwrap();
+    set_bookmark(&c, "c", true, NOW).unwrap();
     assert_eq!(counts(&c).unwrap(), truth(&c));
     assert_eq!(counts(&c).unwrap().bookmarked, 1);
-    requeue_failed(&mut c).unwrap();
-    apply(&mut c, "d", &Event::Delete, &POLICY).unwrap();
-    apply(&mut c, "a", &Event::Delete, &POLICY).unwrap();
+    requeue_failed(&mut c, NOW).unwrap();
+    apply(&mut c, "d", &Event::Delete, &POLICY, NOW).unwrap();
+    apply(&mut c, "a", &Event::Delete, &POLICY, NOW).unwrap();
     let want = truth(&c);
     assert_eq!(counts(&c).unwrap(), want);
     assert_eq!((want.pending, want.done, want.failed), (3, 0, 0));
@@ -755,7 +754,7 @@ fn cursor_pages_equal_offset_pages() {
         let t = claim(&mut c, false).unwrap();
         end_run(&mut c, &t.id, RunEnd::Done, POLICY, vec![]);
     }
-    move_task(&mut c, "t22", &MoveTarget::Top).unwrap();
+    move_task(&mut c, "t22", &MoveTarget::Top, NOW).unwrap();
     let (all, _) = list_queue(&c, None, 100, 0).unwrap();
     let mut paged = Vec::new();
     let mut after = None;
@@ -817,7 +816,7 @@ fn moves_into_one_place_renumber_locally() {
     for i in 0..1000usize {
         // Move a task from the end of the first half just before t150, again and again.
         let moving = &ids[(i * 7) % 140];
-        move_task(&mut c, moving, &MoveTarget::Before("t150".into())).unwrap();
+        move_task(&mut c, moving, &MoveTarget::Before("t150".into()), NOW).unwrap();
         expect.retain(|x| x != moving);
         let at = expect.iter().position(|x| x == "t150").unwrap();
         expect.insert(at, moving.clone());
@@ -864,18 +863,18 @@ fn claims_count_overtakes_and_moves_pin() {
     ));
     assert_eq!(task(&c, "d").status(), TaskStatus::Pending);
 
-    move_task(&mut c, "d", &MoveTarget::Top).unwrap();
+    move_task(&mut c, "d", &MoveTarget::Top, NOW).unwrap();
     assert!(task(&c, "d").pinned);
-    move_task(&mut c, "a", &MoveTarget::Before("d".into())).unwrap();
+    move_task(&mut c, "a", &MoveTarget::Before("d".into()), NOW).unwrap();
     assert!(task(&c, "a").pinned, "dragged in before a pinned task");
-    move_task(&mut c, "a", &MoveTarget::Bottom).unwrap();
+    move_task(&mut c, "a", &MoveTarget::Bottom, NOW).unwrap();
     assert!(!task(&c, "a").pinned);
     // The running `b` goes back to the head after an outage: pinned, overtakes kept.
-    apply(&mut c, "b", &Event::Released, &POLICY).unwrap();
+    apply(&mut c, "b", &Event::Released, &POLICY, NOW).unwrap();
     assert!(task(&c, "b").pinned);
     // `c` fails and is requeued at the tail: a new life.
     end_run(&mut c, "c", RunEnd::Failed("x".into()), POLICY, vec![]);
-    requeue_failed(&mut c).unwrap();
+    requeue_failed(&mut c, NOW).unwrap();
     let t = task(&c, "c");
     assert_eq!((t.pinned, t.overtakes, t.overtaken_at), (false, 0, None));
     let a = task(&c, "a");

@@ -12,7 +12,7 @@ use super::rows::{first_pending_rank, last_rank, lifecycle, require};
 use super::status;
 use crate::model::rank::{rank_at_end, rank_at_head};
 use crate::model::transition::{Change, Event, Outputs, Place, Policy, Transition, decide};
-use crate::model::{Candidate, ImageRow, Lifecycle, TaskRow, now_ms};
+use crate::model::{Candidate, ImageRow, Lifecycle, TaskRow};
 
 /// Edits, moves and "run now" do not depend on the settings.
 const NO_POLICY: Policy = Policy {
@@ -51,11 +51,16 @@ impl Applied {
     }
 }
 
-/// Checks that `event` is allowed for the task (an edit, a move, "run now": the status does
-/// not change); returns its lifecycle.
-pub(super) fn allow(conn: &Connection, id: &str, event: &Event) -> Result<Lifecycle, StoreError> {
+/// Checks that `event` is allowed for the task at `now` (an edit, a move, "run now": the
+/// status does not change); returns its lifecycle.
+pub(super) fn allow(
+    conn: &Connection,
+    id: &str,
+    event: &Event,
+    now: i64,
+) -> Result<Lifecycle, StoreError> {
     let (life, _, _) = lifecycle(conn, id)?;
-    match decide(&life, event, &NO_POLICY, now_ms())? {
+    match decide(&life, event, &NO_POLICY, now)? {
         Transition::Keep => Ok(life),
         other => Err(StoreError::Conflict(format!(
             "{event:?} is not an edit ({other:?})"
@@ -63,8 +68,8 @@ pub(super) fn allow(conn: &Connection, id: &str, event: &Event) -> Result<Lifecy
     }
 }
 
-/// Writes a decided change: the one statement that sets `status`, guarded by the status it
-/// was decided from; then the outputs and the callback row the decision asks for.
+/// Writes a decided change at `now`: the one statement that sets `status`, guarded by the
+/// status it was decided from; then the outputs and the callback row the decision asks for.
 fn write(
     tx: &Connection,
     id: &str,
@@ -72,6 +77,7 @@ fn write(
     change: &Change,
     run: Option<&RunOutputs>,
     callback_url: Option<&str>,
+    now: i64,
 ) -> Result<bool, StoreError> {
     let rank: Option<i64> = match change.place {
         Place::Keep => None,
@@ -115,7 +121,7 @@ fn write(
             rank,
             set_result,
             result,
-            now_ms(),
+            now,
             from.as_str(),
             n.next_run_at,
             place
@@ -147,7 +153,7 @@ fn write(
         }
     }
     if let (true, Some(url)) = (change.callback, callback_url) {
-        super::outbox::queue_delivery(tx, id, url, n.status, images)?;
+        super::outbox::queue_delivery(tx, id, url, n.status, images, now)?;
         return Ok(true);
     }
     Ok(false)
@@ -158,9 +164,10 @@ pub(super) fn apply_in(
     id: &str,
     event: &Event,
     policy: &Policy,
+    now: i64,
 ) -> Result<Applied, StoreError> {
     let (life, name, callback_url) = lifecycle(tx, id)?;
-    let transition = decide(&life, event, policy, now_ms())?;
+    let transition = decide(&life, event, policy, now)?;
     let mut callback_queued = false;
     match &transition {
         Transition::Keep | Transition::Interrupt { .. } => {}
@@ -168,7 +175,7 @@ pub(super) fn apply_in(
             tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
         }
         Transition::Change(c) => {
-            callback_queued = write(tx, id, life.status, c, None, callback_url.as_deref())?;
+            callback_queued = write(tx, id, life.status, c, None, callback_url.as_deref(), now)?;
         }
     }
     Ok(Applied {
@@ -178,15 +185,17 @@ pub(super) fn apply_in(
     })
 }
 
-/// Applies `event` to a task in one transaction: reads its lifecycle, decides, writes.
+/// Applies `event` to a task at `now` in one transaction: reads its lifecycle, decides,
+/// writes.
 pub fn apply(
     conn: &mut Connection,
     id: &str,
     event: &Event,
     policy: &Policy,
+    now: i64,
 ) -> Result<Applied, StoreError> {
     let tx = conn.savepoint()?;
-    let applied = apply_in(&tx, id, event, policy)?;
+    let applied = apply_in(&tx, id, event, policy, now)?;
     tx.commit()?;
     Ok(applied)
 }
@@ -198,10 +207,11 @@ pub fn apply_batch(
     conn: &mut Connection,
     items: &[(String, Event)],
     policy: &Policy,
+    now: i64,
 ) -> Result<usize, StoreError> {
     let tx = conn.savepoint()?;
     for (id, event) in items {
-        apply_in(&tx, id, event, policy)?;
+        apply_in(&tx, id, event, policy, now)?;
     }
     tx.commit()?;
     Ok(items.len())
@@ -214,6 +224,7 @@ pub fn finish(
     id: &str,
     change: &Change,
     run: &RunOutputs,
+    now: i64,
 ) -> Result<Applied, StoreError> {
     let tx = conn.savepoint()?;
     let (life, name, callback_url) = lifecycle(&tx, id)?;
@@ -224,6 +235,7 @@ pub fn finish(
         change,
         Some(run),
         callback_url.as_deref(),
+        now,
     )?;
     tx.commit()?;
     Ok(Applied {
@@ -316,7 +328,7 @@ pub fn claim_next(
     let event = Event::Claim {
         backend: backend.to_owned(),
     };
-    apply_in(&tx, &chosen.id, &event, &NO_POLICY)?;
+    apply_in(&tx, &chosen.id, &event, &NO_POLICY, now)?;
     let task = require(&tx, &chosen.id, true)?;
     tx.commit()?;
     Ok(Some(task))
@@ -354,12 +366,13 @@ fn apply_each(
     select: impl FnOnce(&Connection) -> Result<Vec<String>, StoreError>,
     event: &Event,
     policy: &Policy,
+    now: i64,
 ) -> Result<Vec<(String, Applied)>, StoreError> {
     let tx = conn.savepoint()?;
     let ids = select(&tx)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let applied = apply_in(&tx, &id, event, policy)?;
+        let applied = apply_in(&tx, &id, event, policy, now)?;
         out.push((id, applied));
     }
     tx.commit()?;
@@ -371,6 +384,7 @@ fn apply_each(
 pub fn recover_running(
     conn: &mut Connection,
     policy: &Policy,
+    now: i64,
 ) -> Result<Vec<(String, Applied)>, StoreError> {
     apply_each(
         conn,
@@ -384,11 +398,15 @@ pub fn recover_running(
         },
         &Event::Recovered,
         policy,
+        now,
     )
 }
 
 /// Shutdown: every task still `running` is [`Event::Released`] to the head, in order.
-pub fn release_running(conn: &mut Connection) -> Result<Vec<(String, Applied)>, StoreError> {
+pub fn release_running(
+    conn: &mut Connection,
+    now: i64,
+) -> Result<Vec<(String, Applied)>, StoreError> {
     apply_each(
         conn,
         |c| {
@@ -401,21 +419,26 @@ pub fn release_running(conn: &mut Connection) -> Result<Vec<(String, Applied)>, 
         },
         &Event::Released,
         &NO_POLICY,
+        now,
     )
 }
 
 /// `requeue-failed`: every failed task is [`Event::Requeue`]d, oldest failure first.
-pub fn requeue_failed(conn: &mut Connection) -> Result<Vec<(String, Applied)>, StoreError> {
+pub fn requeue_failed(
+    conn: &mut Connection,
+    now: i64,
+) -> Result<Vec<(String, Applied)>, StoreError> {
     apply_each(
         conn,
         |c| ids_where(c, &status::is(TaskStatus::Failed), "finished_at, seq", []),
         &Event::Requeue,
         &NO_POLICY,
+        now,
     )
 }
 
 /// Deletes every non-bookmarked pending task.
-pub fn clear_queue(conn: &mut Connection) -> Result<Vec<(String, Applied)>, StoreError> {
+pub fn clear_queue(conn: &mut Connection, now: i64) -> Result<Vec<(String, Applied)>, StoreError> {
     apply_each(
         conn,
         |c| {
@@ -428,6 +451,7 @@ pub fn clear_queue(conn: &mut Connection) -> Result<Vec<(String, Applied)>, Stor
         },
         &Event::Delete,
         &NO_POLICY,
+        now,
     )
 }
 
@@ -435,6 +459,7 @@ pub fn clear_queue(conn: &mut Connection) -> Result<Vec<(String, Applied)>, Stor
 pub fn clear_history(
     conn: &mut Connection,
     before_ms: Option<i64>,
+    now: i64,
 ) -> Result<Vec<(String, Applied)>, StoreError> {
     apply_each(
         conn,
@@ -451,5 +476,6 @@ pub fn clear_history(
         },
         &Event::Delete,
         &NO_POLICY,
+        now,
     )
 }

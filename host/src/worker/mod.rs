@@ -32,7 +32,6 @@ use tokio::sync::{mpsc, watch};
 
 use crate::backends::{Backend, Backends};
 use crate::events::EventHub;
-use crate::model::now_ms;
 use crate::queue::Queue;
 use crate::results::Results;
 use crate::sdnext::RemoteError;
@@ -82,6 +81,8 @@ pub struct Deps {
     pub settings: Arc<crate::settings::SettingsService>,
     /// Becomes true at shutdown.
     pub shutdown: watch::Receiver<bool>,
+    /// The host's clock (run ends, retry times).
+    pub clock: crate::clock::Clock,
 }
 
 /// Result of one step.
@@ -144,7 +145,9 @@ impl Worker {
                 Step::Ran => {}
                 Step::Idle => {
                     let due = match self.deps.queue.next_retry_at().await {
-                        Ok(Some(at)) => Duration::from_millis((at - now_ms()).max(0) as u64),
+                        Ok(Some(at)) => {
+                            Duration::from_millis((at - self.deps.clock.now_ms()).max(0) as u64)
+                        }
                         _ => Duration::from_secs(2),
                     };
                     tokio::select! {

@@ -7,7 +7,7 @@ use scheduler_api::BackendState;
 
 use super::{Step, Worker};
 use crate::model::spec::expected_images;
-use crate::model::{RunEnd, TaskRow, now_ms};
+use crate::model::{RunEnd, TaskRow};
 use crate::sdnext::{GenerateOutput, RemoteError};
 
 /// How a run ended, before the finisher records it.
@@ -111,7 +111,7 @@ impl Worker {
     fn spawn_finisher(&mut self, task: TaskRow, end: RunEnd, output: Option<GenerateOutput>) {
         let deps = self.deps.clone();
         let guard = self.finishers.clone();
-        let ended_at = now_ms();
+        let ended_at = self.deps.clock.now_ms();
         let timing = self.timing.take().filter(|_| end == RunEnd::Done);
         let backend = self.backend.url.clone();
         tokio::spawn(async move {

@@ -21,6 +21,7 @@ mod harness_selftest;
 mod host_api;
 mod host_backends;
 mod host_callbacks;
+mod host_clock;
 mod host_control;
 mod host_disk;
 mod host_door;
