@@ -249,7 +249,7 @@ pub async fn run(
     // the `fault-injection` feature (the tests crate's dev-dependency), only when asked.
     #[cfg(feature = "fault-injection")]
     let test_routes = match &config.test_faults {
-        Some(_) => http::test_faults::router(disk.clone()),
+        Some(_) => http::test_faults::router(disk.clone(), queue.clone()),
         None => axum::Router::new(),
     };
     #[cfg(not(feature = "fault-injection"))]

@@ -553,7 +553,7 @@ async fn claim(root: &Path, scale: usize) {
                         }],
                     };
                     let now = Clock::system().now_ms();
-                    claim_next(c, "http://bench", now, |w, paused| {
+                    claim_next(c, "http://bench", now, 1, |w, paused| {
                         let (waiting, seats) = view.policy_input(w);
                         pick(&waiting, &seats, 0, &Rules::default(), paused, now).map(|c| Choice {
                             index: c.index,

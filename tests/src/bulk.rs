@@ -137,6 +137,7 @@ pub fn seed_database(
                 id.clone(),
                 Event::Claim {
                     backend: "http://seed".into(),
+                    fence: (i + k) as i64 + 1,
                 },
             ));
             events.push((

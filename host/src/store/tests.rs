@@ -58,9 +58,15 @@ fn setup(ids: &[&str]) -> Connection {
     c
 }
 
+/// A new claim fence (unique in the test binary, as in the host's life).
+fn fence() -> i64 {
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    LAST.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+}
+
 fn claim(c: &mut Connection, paused: bool) -> Option<TaskRow> {
     set_paused(c, paused).unwrap();
-    claim_next(c, "b1", NOW, first).unwrap()
+    claim_next(c, "b1", NOW, fence(), first).unwrap()
 }
 
 /// The first task of the window (FIFO), as a claimer would choose it.
@@ -75,7 +81,7 @@ fn task(c: &Connection, id: &str) -> TaskRow {
     get_task(c, id, true).unwrap().expect("task exists")
 }
 
-/// Ends a claimed run as the queue service does: decide once, then write.
+/// Ends the run of the task's current claim as the queue service does (fenced to it).
 fn end_run(
     c: &mut Connection,
     id: &str,
@@ -83,23 +89,31 @@ fn end_run(
     policy: Policy,
     images: Vec<ImageRow>,
 ) -> Applied {
-    let t = task(c, id);
-    let Transition::Change(change) =
-        decide(&t.life, &Event::Finished { end, at: NOW }, &policy, NOW).unwrap()
-    else {
-        panic!("a run end is a change")
-    };
+    let fence = task(c, id).life.fence.expect("claimed");
+    end_claim(c, id, fence, end, policy, images).unwrap()
+}
+
+/// Ends the run of the claim `fence` of task `id`.
+fn end_claim(
+    c: &mut Connection,
+    id: &str,
+    fence: i64,
+    end: RunEnd,
+    policy: Policy,
+    images: Vec<ImageRow>,
+) -> Result<Applied, StoreError> {
     finish(
         c,
         id,
-        &change,
+        fence,
+        &Event::Finished { end, at: NOW },
+        &policy,
         &RunOutputs {
             images,
             info: Some(json!({"seed": 1})),
         },
         NOW,
     )
-    .unwrap()
 }
 
 fn statuses(applied: &[(String, Applied)]) -> Vec<(String, Option<TaskStatus>)> {
@@ -340,7 +354,10 @@ fn claim_is_atomic_in_order_and_respects_pause() {
     );
     // A claimer that chooses nothing claims nothing.
     insert_tasks(&mut c, &[new_task("c", "x")], None, NOW).unwrap();
-    assert_eq!(claim_next(&mut c, "b2", NOW, |_, _| None).unwrap(), None);
+    assert_eq!(
+        claim_next(&mut c, "b2", NOW, fence(), |_, _| None).unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -562,14 +579,25 @@ fn queue_search_edit_requeue_and_clear() {
         .collect();
     assert_eq!(cleared, vec!["copy".to_string()]);
     assert_eq!(order(&c), ["a", "b"]);
+    let running = task(&c, "a").life;
     assert_eq!(
         apply(&mut c, "a", &Event::Delete, &POLICY, NOW)
             .unwrap()
             .transition,
         Transition::Interrupt {
-            backend: Some("b1".into())
+            fence: running.fence,
+            change: crate::model::transition::Change {
+                next: crate::model::Lifecycle {
+                    stop_requested: true,
+                    ..running
+                },
+                place: crate::model::transition::Place::Keep,
+                outputs: crate::model::transition::Outputs::Keep,
+                callback: false,
+            }
         }
     );
+    assert!(task(&c, "a").life.stop_requested, "the stop is recorded");
     assert_eq!(
         apply(&mut c, "b", &Event::Delete, &POLICY, NOW)
             .unwrap()
@@ -672,6 +700,10 @@ fn listing_claim_and_order_queries_use_indexes() {
         (
             "id taken, any case".into(),
             "SELECT 1 FROM tasks WHERE lower(id) = lower(?1)".into(),
+        ),
+        (
+            "fences of tasks left running".into(),
+            transitions::max_running_fence_sql(),
         ),
     ];
     for f in HistoryFilter::ALL {
@@ -845,11 +877,11 @@ fn claims_count_overtakes_and_moves_pin() {
     let pick = |index: usize, overtaken: Vec<usize>| {
         move |_: &[crate::model::Candidate], _: bool| Some(Choice { index, overtaken })
     };
-    let t = claim_next(&mut c, "b1", 5, pick(2, vec![0, 1]))
+    let t = claim_next(&mut c, "b1", 5, fence(), pick(2, vec![0, 1]))
         .unwrap()
         .unwrap();
     assert_eq!(t.id, "c");
-    let t = claim_next(&mut c, "b1", 9, pick(1, vec![0]))
+    let t = claim_next(&mut c, "b1", 9, fence(), pick(1, vec![0]))
         .unwrap()
         .unwrap();
     assert_eq!(t.id, "b");
@@ -858,7 +890,7 @@ fn claims_count_overtakes_and_moves_pin() {
     assert_eq!(task(&c, "d").overtakes, 0);
     // A choice outside the window is refused (nothing claimed).
     assert!(matches!(
-        claim_next(&mut c, "b1", 9, pick(7, vec![])),
+        claim_next(&mut c, "b1", 9, fence(), pick(7, vec![])),
         Err(StoreError::Invalid(_))
     ));
     assert_eq!(task(&c, "d").status(), TaskStatus::Pending);
@@ -882,5 +914,136 @@ fn claims_count_overtakes_and_moves_pin() {
         (a.overtakes, a.overtaken_at),
         (2, Some(5)),
         "moves keep the count"
+    );
+}
+
+fn image(name: &str) -> ImageRow {
+    ImageRow {
+        index: 0,
+        file_name: name.into(),
+        infotext: "p".into(),
+        format: "png".into(),
+    }
+}
+
+#[test]
+fn a_run_s_end_release_or_failed_try_is_written_only_under_its_claim() {
+    let mut c = setup(&["a"]);
+    let first = claim(&mut c, false).unwrap().life.fence.unwrap();
+    apply_claimed(&mut c, "a", first, &Event::Released, &POLICY, NOW).unwrap();
+    let again = claim(&mut c, false).unwrap();
+    let second = again.life.fence.unwrap();
+    assert_ne!(first, second);
+    let before = task(&c, "a");
+    // The first claim's worker comes back late: its end, its release, its failed try.
+    let stale = |r: Result<Applied, StoreError>| match r {
+        Err(StoreError::Stale(why)) => why,
+        other => panic!("expected a stale claim, got {other:?}"),
+    };
+    let why = stale(end_claim(
+        &mut c,
+        "a",
+        first,
+        RunEnd::Done,
+        POLICY,
+        vec![image("0.png")],
+    ));
+    assert_eq!(
+        why,
+        format!("task a no longer runs under claim {first}: its end is not written")
+    );
+    stale(apply_claimed(
+        &mut c,
+        "a",
+        first,
+        &Event::Released,
+        &POLICY,
+        NOW,
+    ));
+    stale(apply_claimed(
+        &mut c,
+        "a",
+        first,
+        &Event::Errored { reason: "x".into() },
+        &POLICY,
+        NOW,
+    ));
+    assert_eq!(task(&c, "a"), before, "nothing written");
+    assert!(all_deliveries(&c, 10).unwrap().is_empty());
+    // Its own claim ends it.
+    let done = end_claim(
+        &mut c,
+        "a",
+        second,
+        RunEnd::Done,
+        POLICY,
+        vec![image("1.png")],
+    )
+    .unwrap();
+    assert_eq!(done.status(), Some(TaskStatus::Done));
+    assert_eq!(task(&c, "a").images, vec![image("1.png")]);
+    // Once, and a finished task is no claim's any more.
+    stale(end_claim(&mut c, "a", second, RunEnd::Done, POLICY, vec![]));
+    // A deleted task neither.
+    apply(&mut c, "a", &Event::Delete, &POLICY, NOW).unwrap();
+    stale(end_claim(&mut c, "a", second, RunEnd::Done, POLICY, vec![]));
+}
+
+#[test]
+fn a_stop_the_user_asked_belongs_to_its_claim_and_ends_it_interrupted() {
+    let mut c = setup(&["a", "b"]);
+    let t = claim(&mut c, false).unwrap();
+    assert_eq!(t.id, "a");
+    let stopped = apply(&mut c, "a", &Event::Delete, &POLICY, NOW).unwrap();
+    assert_eq!(
+        stopped.status(),
+        None,
+        "the status changes when the run ends"
+    );
+    assert_eq!(
+        (task(&c, "a").status(), task(&c, "a").life.stop_requested),
+        (TaskStatus::Running, true)
+    );
+    // The run's answer came back complete: still not a result.
+    let end = end_run(&mut c, "a", RunEnd::Done, POLICY, vec![image("0.png")]);
+    assert_eq!(end.status(), Some(TaskStatus::Interrupted));
+    let a = task(&c, "a");
+    assert_eq!((a.status(), a.images.len()), (TaskStatus::Interrupted, 0));
+    // A release (an outage, the backend withdrawn) of a stopped run ends it interrupted too.
+    let b = claim(&mut c, false).unwrap();
+    assert_eq!(b.id, "b");
+    apply(&mut c, "b", &Event::Delete, &POLICY, NOW).unwrap();
+    let released = apply_claimed(
+        &mut c,
+        "b",
+        b.life.fence.unwrap(),
+        &Event::Released,
+        &POLICY,
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(released.status(), Some(TaskStatus::Interrupted));
+    // The same id again (deleted, then imported with its id): its new claim is not stopped.
+    apply(&mut c, "a", &Event::Delete, &POLICY, NOW).unwrap();
+    insert_tasks(&mut c, &[new_task("a", "again")], None, NOW).unwrap();
+    let rerun = claim(&mut c, false).unwrap();
+    assert_eq!((rerun.id.as_str(), rerun.life.stop_requested), ("a", false));
+    let end = end_run(&mut c, "a", RunEnd::Done, POLICY, vec![image("0.png")]);
+    assert_eq!(end.status(), Some(TaskStatus::Done));
+    assert_eq!(task(&c, "a").images, vec![image("0.png")]);
+}
+
+#[test]
+fn new_fences_start_above_those_of_tasks_left_running() {
+    let mut c = setup(&["a", "b"]);
+    assert_eq!(max_running_fence(&c).unwrap(), 0);
+    claim_next(&mut c, "b1", NOW, 41, first).unwrap().unwrap();
+    claim_next(&mut c, "b1", NOW, 7, first).unwrap().unwrap();
+    assert_eq!(max_running_fence(&c).unwrap(), 41);
+    end_run(&mut c, "a", RunEnd::Done, POLICY, vec![]);
+    assert_eq!(
+        max_running_fence(&c).unwrap(),
+        7,
+        "only running tasks count"
     );
 }

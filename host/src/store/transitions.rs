@@ -1,6 +1,10 @@
 //! Status changes: every one is decided by [`crate::model::transition::decide`] and written
-//! here by [`write`], the one `UPDATE` that sets `status` (guarded by the status it was
-//! decided from). Also the claim, the start-up recovery, the shutdown release and the bulk
+//! here by [`write`], the one `UPDATE` that sets `status` and the other lifecycle columns,
+//! guarded in its `WHERE` by the status and the claim fence the change belongs to: a run's
+//! end ([`finish`]), release or failed try ([`apply_claimed`]) by the fence of the worker's
+//! claim, so an end that comes after its claim was ended elsewhere writes nothing
+//! ([`StoreError::Stale`]); every other change by the fence it was decided from. Also the
+//! claim (which stamps the fence), the start-up recovery, the shutdown release and the bulk
 //! requeue/clear operations, each a loop of decide + write in one transaction.
 
 use rusqlite::{Connection, params};
@@ -68,12 +72,42 @@ pub(super) fn allow(
     }
 }
 
-/// Writes a decided change at `now`: the one statement that sets `status`, guarded by the
-/// status it was decided from; then the outputs and the callback row the decision asks for.
+/// What a change's `UPDATE` is guarded by: the status it was decided from and the claim fence
+/// it belongs to.
+struct Guard {
+    status: TaskStatus,
+    fence: Option<i64>,
+    /// The fence is a worker's claim (not read in this transaction): a miss is stale.
+    claimed: bool,
+}
+
+impl Guard {
+    /// The state the change was decided from, read in this transaction.
+    fn read(from: &Lifecycle) -> Guard {
+        Guard {
+            status: from.status,
+            fence: from.fence,
+            claimed: false,
+        }
+    }
+
+    /// A running task under the worker's claim `fence`.
+    fn claim(fence: i64) -> Guard {
+        Guard {
+            status: TaskStatus::Running,
+            fence: Some(fence),
+            claimed: true,
+        }
+    }
+}
+
+/// Writes a decided change at `now`: the one statement that sets `status` and the lifecycle
+/// columns, guarded in its `WHERE` by `guard`; then the outputs and the callback row the
+/// decision asks for.
 fn write(
     tx: &Connection,
     id: &str,
-    from: TaskStatus,
+    guard: Guard,
     change: &Change,
     run: Option<&RunOutputs>,
     callback_url: Option<&str>,
@@ -106,8 +140,9 @@ fn write(
          result = CASE WHEN ?11 THEN ?12 ELSE result END, updated_at = ?13, next_run_at = ?15, \
          pinned = CASE ?16 WHEN 1 THEN 1 WHEN 2 THEN 0 ELSE pinned END, \
          overtakes = CASE ?16 WHEN 2 THEN 0 ELSE overtakes END, \
-         overtaken_at = CASE ?16 WHEN 2 THEN NULL ELSE overtaken_at END \
-         WHERE id = ?1 AND status = ?14",
+         overtaken_at = CASE ?16 WHEN 2 THEN NULL ELSE overtaken_at END, \
+         fence = ?17, stop_requested = ?18 \
+         WHERE id = ?1 AND status = ?14 AND fence IS ?19",
         params![
             id,
             n.status.as_str(),
@@ -122,16 +157,23 @@ fn write(
             set_result,
             result,
             now,
-            from.as_str(),
+            guard.status.as_str(),
             n.next_run_at,
-            place
+            place,
+            n.fence,
+            n.stop_requested,
+            guard.fence
         ],
     )?;
     if written == 0 {
-        return Err(StoreError::Conflict(format!(
-            "task {id} is no longer {}",
-            from.as_str()
-        )));
+        return Err(if guard.claimed {
+            StoreError::Stale(format!(
+                "task {id} no longer runs under claim {}: its end is not written",
+                guard.fence.unwrap_or_default()
+            ))
+        } else {
+            StoreError::Conflict(format!("task {id} is no longer {}", guard.status.as_str()))
+        });
     }
     let images: &[ImageRow] = match (change.outputs, run) {
         (Outputs::Record { images: true }, Some(r)) => &r.images,
@@ -170,12 +212,14 @@ pub(super) fn apply_in(
     let transition = decide(&life, event, policy, now)?;
     let mut callback_queued = false;
     match &transition {
-        Transition::Keep | Transition::Interrupt { .. } => {}
+        Transition::Keep => {}
         Transition::Remove { .. } => {
             tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
         }
-        Transition::Change(c) => {
-            callback_queued = write(tx, id, life.status, c, None, callback_url.as_deref(), now)?;
+        // The stop is recorded on the task, for the claim it was decided for.
+        Transition::Interrupt { change, .. } | Transition::Change(change) => {
+            let cb = callback_url.as_deref();
+            callback_queued = write(tx, id, Guard::read(&life), change, None, cb, now)?;
         }
     }
     Ok(Applied {
@@ -217,29 +261,71 @@ pub fn apply_batch(
     Ok(items.len())
 }
 
-/// Writes the end of a run whose change was decided by the finisher (which wrote the files
-/// the change keeps): status, outputs and callback row in one transaction.
+/// Decides `event` (a worker's: a release or a failed try; or the pool's release of a
+/// withdrawn backend's claim) for the task running under the claim `fence`, at `now`, and
+/// writes it guarded by that fence, in one transaction. [`StoreError::Stale`] (nothing
+/// written) when the task no longer runs under that claim.
+pub fn apply_claimed(
+    conn: &mut Connection,
+    id: &str,
+    fence: i64,
+    event: &Event,
+    policy: &Policy,
+    now: i64,
+) -> Result<Applied, StoreError> {
+    let tx = conn.savepoint()?;
+    let applied = claimed_in(&tx, id, fence, event, policy, None, now)?;
+    tx.commit()?;
+    Ok(applied)
+}
+
+/// Writes the end of the run of the claim `fence` (`event`: [`Event::Finished`]) at `now`
+/// in one transaction: decided on the task as it is now (a stop the user asked meanwhile
+/// makes it interrupted) and written guarded by the claim's fence — status, outputs (the
+/// finisher wrote the files of `run` before) and callback row. [`StoreError::Stale`]
+/// (nothing written) when the task no longer runs under that claim; the caller removes the
+/// files the written change does not keep.
 pub fn finish(
     conn: &mut Connection,
     id: &str,
-    change: &Change,
+    fence: i64,
+    event: &Event,
+    policy: &Policy,
     run: &RunOutputs,
     now: i64,
 ) -> Result<Applied, StoreError> {
     let tx = conn.savepoint()?;
-    let (life, name, callback_url) = lifecycle(&tx, id)?;
-    let callback_queued = write(
-        &tx,
-        id,
-        life.status,
-        change,
-        Some(run),
-        callback_url.as_deref(),
-        now,
-    )?;
+    let applied = claimed_in(&tx, id, fence, event, policy, Some(run), now)?;
     tx.commit()?;
+    Ok(applied)
+}
+
+fn claimed_in(
+    tx: &Connection,
+    id: &str,
+    fence: i64,
+    event: &Event,
+    policy: &Policy,
+    run: Option<&RunOutputs>,
+    now: i64,
+) -> Result<Applied, StoreError> {
+    let stale = || {
+        StoreError::Stale(format!(
+            "task {id} no longer runs under claim {fence}: its end is not written"
+        ))
+    };
+    let (life, name, callback_url) = match lifecycle(tx, id) {
+        Err(StoreError::NotFound) => return Err(stale()),
+        other => other?,
+    };
+    // A task that no longer runs refuses a run's end: its claim is over.
+    let Ok(Transition::Change(change)) = decide(&life, event, policy, now) else {
+        return Err(stale());
+    };
+    let cb = callback_url.as_deref();
+    let callback_queued = write(tx, id, Guard::claim(fence), &change, run, cb, now)?;
     Ok(Applied {
-        transition: Transition::Change(change.clone()),
+        transition: Transition::Change(change),
         name,
         callback_queued,
     })
@@ -280,11 +366,13 @@ pub(super) fn window_sql(paused: bool) -> String {
 /// [`LOOKAHEAD`] pending tasks in rank order that are not waiting out a retry backoff),
 /// counts the overtakes it makes, and marks it running on `backend`. `choose` also learns
 /// whether the queue is paused (the persisted flag, read in the same transaction, so a pause
-/// that was answered is always seen; the window then holds only "run now" tasks).
+/// that was answered is always seen; the window then holds only "run now" tasks). The claim
+/// stamps the task with `fence` (unique among the host's claims).
 pub fn claim_next(
     conn: &mut Connection,
     backend: &str,
     now: i64,
+    fence: i64,
     choose: impl FnOnce(&[Candidate], bool) -> Option<Choice>,
 ) -> Result<Option<TaskRow>, StoreError> {
     let tx = conn.savepoint()?;
@@ -327,11 +415,25 @@ pub fn claim_next(
     }
     let event = Event::Claim {
         backend: backend.to_owned(),
+        fence,
     };
     apply_in(&tx, &chosen.id, &event, &NO_POLICY, now)?;
     let task = require(&tx, &chosen.id, true)?;
     tx.commit()?;
     Ok(Some(task))
+}
+
+/// The highest fence a running task carries (a claim of an earlier life of the host, not
+/// recovered yet): new fences start above it. Served by the status index.
+pub fn max_running_fence(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row(&max_running_fence_sql(), [], |r| r.get(0))?)
+}
+
+pub(super) fn max_running_fence_sql() -> String {
+    format!(
+        "SELECT COALESCE(MAX(fence), 0) FROM tasks WHERE {}",
+        status::is(TaskStatus::Running)
+    )
 }
 
 /// When the earliest pending task waiting out a retry backoff may run (ms): an index seek.

@@ -663,7 +663,7 @@ async fn a_task_left_running_by_a_crash_runs_again_first() {
                     None,
                     now,
                 )?;
-                agent_scheduler::store::transitions::claim_next(c, "old", 0, |w, _| {
+                agent_scheduler::store::transitions::claim_next(c, "old", 0, 1, |w, _| {
                     (!w.is_empty()).then(|| agent_scheduler::store::transitions::Choice {
                         index: 0,
                         overtaken: Vec::new(),

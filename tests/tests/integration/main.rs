@@ -26,6 +26,7 @@ mod host_control;
 mod host_disk;
 mod host_door;
 mod host_faults;
+mod host_fence;
 mod host_hostile_input;
 mod host_http_limits;
 mod host_images;
