@@ -41,6 +41,8 @@ pub struct Config {
     pub test_faults: Option<TestFaults>,
     /// The web app's folder (`--webapp`); `None`: found beside the binary, if built.
     pub webapp: Option<PathBuf>,
+    /// The clock every stored time is read from: the system's, a manual one in tests.
+    pub clock: crate::clock::Clock,
 }
 
 /// The default connection cap.
@@ -102,6 +104,7 @@ impl Config {
             test_faults: None,
             limits: ServeLimits::default(),
             webapp: None,
+            clock: crate::clock::Clock::system(),
         }
     }
 

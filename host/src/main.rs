@@ -154,6 +154,7 @@ fn serve(args: ServeArgs) {
             None
         },
         webapp: args.webapp,
+        clock: agent_scheduler::clock::Clock::system(),
     };
     if let Err(e) = config.check_listen(args.listen) {
         eprintln!("agent-scheduler: {e}");

@@ -510,7 +510,7 @@ async fn big(root: &Path, scale: usize) {
 /// claim itself.
 async fn claim(root: &Path, scale: usize) {
     use agent_scheduler::backends::view::{PoolView, SeatView};
-    use agent_scheduler::model::now_ms;
+    use agent_scheduler::clock::Clock;
     use agent_scheduler::model::policy::{Activity, Rules, pick};
     use agent_scheduler::store::Store;
     use agent_scheduler::store::transitions::{Choice, claim_next};
@@ -539,8 +539,8 @@ async fn claim(root: &Path, scale: usize) {
                             ms_per_task: 1000,
                         }],
                     };
-                    let now = now_ms();
-                    claim_next(c, "http://bench", now, |w, paused| {
+                    let now = Clock::system().now_ms();
+                    claim_next(c, "http://bench", now, 1, |w, paused| {
                         let (waiting, seats) = view.policy_input(w);
                         pick(&waiting, &seats, 0, &Rules::default(), paused, now).map(|c| Choice {
                             index: c.index,

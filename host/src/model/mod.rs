@@ -22,8 +22,8 @@
 //! - [`callback`]: where a callback may go (the host itself, link-local and metadata
 //!   addresses never; loopback and private ones not beyond loopback unless allowed).
 //!
-//! Must not: do I/O (the clock in [`now_ms`] is the one exception), know SQL (`store/`) or
-//! HTTP (`http/`).
+//! Must not: do I/O (not even read the clock: the time is an argument, taken by the services
+//! from [`crate::clock::Clock`]), know SQL (`store/`) or HTTP (`http/`).
 
 pub mod callback;
 pub mod contract;
@@ -46,11 +46,3 @@ pub use invalid::Invalid;
 pub use spec::{CheckpointSpec, TaskSpec};
 pub use task::{Candidate, ImageRow, Lifecycle, NewTask, TaskEdit, TaskRow};
 pub use transition::{Event, Policy, Refusal, RunEnd, Transition};
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}

@@ -57,6 +57,13 @@ pub struct Lifecycle {
     pub force_run: bool,
     /// A pending task waiting out its retry backoff is not claimed before this (ms).
     pub next_run_at: Option<i64>,
+    /// The fence of its latest claim (set by the claim, kept after it): a run's end,
+    /// release or failed try is written only while the task still runs under the fence of
+    /// the claim it belongs to.
+    pub fence: Option<i64>,
+    /// The user asked to stop the run of that claim (a `DELETE` while it runs): however it
+    /// ends, it ends interrupted.
+    pub stop_requested: bool,
 }
 
 impl Lifecycle {
@@ -72,6 +79,8 @@ impl Lifecycle {
             run_next: None,
             force_run: false,
             next_run_at: None,
+            fence: None,
+            stop_requested: false,
         }
     }
 }

@@ -4,18 +4,22 @@
 //! needs ([`Policy`]) and the time, and returns a [`Transition`]: nothing changes, the row
 //! goes, the running task is asked to stop, or a [`Change`] (the next lifecycle, where the
 //! task lands in the queue, what happens to its outputs, whether a callback is due). The
-//! store writes exactly what was decided, with the one `UPDATE` that sets `status`
-//! (`store::transitions`, whose header says what guards it). Callers never compute a status.
+//! store writes exactly what was decided (`store::transitions`), in one `UPDATE` statement
+//! guarded by the status and the claim fence the decision was made from (a run's end, release
+//! or failed try by the fence of the claim it belongs to). Callers never compute a status.
 //!
 //! ```text
-//!            claim              finished(done | failed | interrupted)
+//!        claim (fence F)        finished(done | failed | interrupted)
 //!  pending ────────▶ running ───────────────────────────────────────▶ done | failed | interrupted
-//!     ▲  ▲              │ released (outage, not ready, shutdown): head, no attempt
+//!     ▲  ▲              │ released (outage, not ready, shutdown, backend withdrawn): head, no attempt
 //!     │  ├──────────────┤ errored (request failed, backend up): head, attempt + 1, not before
 //!     │  │              │   next_run_at (backoff doubling per attempt); failed after max_attempts
 //!     │  └──────────────┤ recovered at start: head, attempt + 1 (failed after max_attempts)
 //!     │                 │ failed with auto-requeue (attempts < max_attempts): tail
 //!     └─────────────────┴──── requeue (failed → pending at the tail, attempts reset)
+//!
+//!  running ── delete ──▶ running, stop requested for F: its end (finished, released,
+//!                        errored, recovered) is interrupted
 //! ```
 
 use scheduler_api::TaskStatus;
@@ -82,10 +86,12 @@ impl RunEnd {
 /// What happened to a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A worker takes it for this backend.
+    /// A worker takes it for this backend, under a new fence.
     Claim {
         /// The backend's URL (credential-free).
         backend: String,
+        /// The claim's fence: unique among the claims of the host's life.
+        fence: i64,
     },
     /// Its generation request ended (`at`: when it returned, in ms).
     Finished {
@@ -137,7 +143,7 @@ pub enum Outputs {
     /// Removed (rows and files), `info` cleared.
     Clear,
     /// The run's `info` is recorded; its images too when `images` (otherwise the run's
-    /// partial images are dropped: the task goes back to the queue).
+    /// images are dropped: the task goes back to the queue, or was stopped).
     Record {
         /// Whether the run's images are kept.
         images: bool,
@@ -167,10 +173,14 @@ pub enum Transition {
         /// A finished task has result files to remove too.
         files: bool,
     },
-    /// The task runs: its backend is asked to stop; the status changes when the run ends.
+    /// The task runs: the claim it runs under is asked to stop, and the request is recorded
+    /// on the task (`change`: `stop_requested`, nothing else); the status changes when that
+    /// run ends, interrupted.
     Interrupt {
-        /// The backend that runs it.
-        backend: Option<String>,
+        /// The fence of the claim to stop.
+        fence: Option<i64>,
+        /// The stop, recorded.
+        change: Change,
     },
     /// The status changes.
     Change(Change),
@@ -221,16 +231,42 @@ pub fn decide(
         run_next: None,
         force_run: false,
         next_run_at: None,
+        fence: from.fence,
+        stop_requested: false,
+    };
+    // The user stopped this run: however it ends (at `at`), it ends interrupted, and what it
+    // produced is not a result.
+    let stopped = |at: i64| {
+        change(
+            Lifecycle {
+                status: Interrupted,
+                finished_at: Some(at),
+                next_run_at: None,
+                ..from.clone()
+            },
+            Place::Keep,
+            Outputs::Record { images: false },
+            true,
+        )
     };
     match (from.status, event) {
         (Pending, Event::Edit | Event::Move | Event::RunNow) => Ok(Transition::Keep),
         (Running, Event::Delete) => Ok(Transition::Interrupt {
-            backend: from.backend.clone(),
+            fence: from.fence,
+            change: Change {
+                next: Lifecycle {
+                    stop_requested: true,
+                    ..from.clone()
+                },
+                place: Place::Keep,
+                outputs: Outputs::Keep,
+                callback: false,
+            },
         }),
         (status, Event::Delete) => Ok(Transition::Remove {
             files: status.is_finished(),
         }),
-        (Pending, Event::Claim { backend }) => change(
+        (Pending, Event::Claim { backend, fence }) => change(
             Lifecycle {
                 status: Running,
                 backend: Some(backend.clone()),
@@ -240,12 +276,20 @@ pub fn decide(
                 run_next: None,
                 force_run: false,
                 next_run_at: None,
+                fence: Some(*fence),
+                stop_requested: false,
                 ..from.clone()
             },
             Place::Keep,
             Outputs::Keep,
             false,
         ),
+        (Running, Event::Finished { at, .. }) if from.stop_requested => stopped(*at),
+        (Running, Event::Errored { .. } | Event::Released | Event::Recovered)
+            if from.stop_requested =>
+        {
+            stopped(now)
+        }
         (Running, Event::Finished { end, at }) => {
             let failed = matches!(end, RunEnd::Failed(_));
             let attempts = from.attempts.saturating_add(u32::from(failed));
@@ -271,7 +315,10 @@ pub fn decide(
                     ..from.clone()
                 },
                 Place::Keep,
-                Outputs::Record { images: true },
+                // An interrupted run's answer (SD.Next's placeholder) is not a result.
+                Outputs::Record {
+                    images: *end != RunEnd::Interrupted,
+                },
                 true,
             )
         }

@@ -75,6 +75,10 @@ pub enum StoreError {
     /// The task is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
+    /// A run's end, release or failed try for a claim that is over (the task no longer runs
+    /// under that claim's fence): nothing was written.
+    #[error("{0}")]
+    Stale(String),
     /// The change is invalid (validated inside the transaction).
     #[error("{0}")]
     Invalid(String),
@@ -161,6 +165,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0009_task_id_nocase",
         include_str!("../../migrations/0009_task_id_nocase.sql"),
+    ),
+    (
+        "0010_claim_fence",
+        include_str!("../../migrations/0010_claim_fence.sql"),
     ),
 ];
 

@@ -8,7 +8,6 @@ use super::StoreError;
 use super::rows::{first_pending_rank, last_rank};
 use super::status;
 use super::transitions::allow;
-use crate::model::now_ms;
 use crate::model::rank::{rank_at_end, rank_at_head, rank_between, spread};
 use crate::model::transition::Event;
 
@@ -63,16 +62,26 @@ fn rank_before(tx: &Connection, over: &str, moving: &str) -> Result<i64, StoreEr
 }
 
 /// Moves a pending task to the top, the bottom, or just before another pending task.
-pub fn move_task(conn: &mut Connection, id: &str, target: &MoveTarget) -> Result<(), StoreError> {
+pub fn move_task(
+    conn: &mut Connection,
+    id: &str,
+    target: &MoveTarget,
+    now: i64,
+) -> Result<(), StoreError> {
     let tx = conn.savepoint()?;
-    move_in(&tx, id, target)?;
+    move_in(&tx, id, target, now)?;
     tx.commit()?;
     Ok(())
 }
 
 /// The move of [`move_task`], inside the caller's transaction (bulk moves).
-pub(super) fn move_in(tx: &Connection, id: &str, target: &MoveTarget) -> Result<(), StoreError> {
-    allow(tx, id, &Event::Move)?;
+pub(super) fn move_in(
+    tx: &Connection,
+    id: &str,
+    target: &MoveTarget,
+    now: i64,
+) -> Result<(), StoreError> {
+    allow(tx, id, &Event::Move, now)?;
     // "Move to top" goes before the policy's choices, and so does a task dragged in among
     // tasks that go first (before a pinned or run-now task); any other move leaves the
     // order to the policy.
@@ -81,7 +90,7 @@ pub(super) fn move_in(tx: &Connection, id: &str, target: &MoveTarget) -> Result<
         MoveTarget::Bottom => (rank_at_end(last_rank(tx)?), false),
         MoveTarget::Before(over) if over == id => return Ok(()),
         MoveTarget::Before(over) => {
-            allow(tx, over, &Event::Move).map_err(|e| match e {
+            allow(tx, over, &Event::Move, now).map_err(|e| match e {
                 StoreError::Refused(r) => {
                     StoreError::Conflict(format!("Task {over} is {}", r.status().as_str()))
                 }
@@ -97,7 +106,7 @@ pub(super) fn move_in(tx: &Connection, id: &str, target: &MoveTarget) -> Result<
     };
     tx.execute(
         "UPDATE tasks SET rank = ?2, run_next = NULL, pinned = ?4, updated_at = ?3 WHERE id = ?1",
-        params![id, rank, now_ms(), pinned],
+        params![id, rank, now, pinned],
     )?;
     Ok(())
 }
@@ -105,9 +114,9 @@ pub(super) fn move_in(tx: &Connection, id: &str, target: &MoveTarget) -> Result<
 /// "Run now": the task joins the run-next group (after tasks already in it, before every
 /// other pending task); while the queue is paused (read in the same transaction) it runs
 /// despite the pause. Returns how many backends run a task now.
-pub fn run_now(conn: &mut Connection, id: &str) -> Result<usize, StoreError> {
+pub fn run_now(conn: &mut Connection, id: &str, now: i64) -> Result<usize, StoreError> {
     let tx = conn.savepoint()?;
-    let task = allow(&tx, id, &Event::RunNow)?;
+    let task = allow(&tx, id, &Event::RunNow, now)?;
     let paused = super::settings::is_paused(&tx)?;
     let group_last: Option<(i64, i64)> = tx
         .query_row(
@@ -142,7 +151,7 @@ pub fn run_now(conn: &mut Connection, id: &str) -> Result<usize, StoreError> {
     };
     tx.execute(
         "UPDATE tasks SET rank = ?2, run_next = ?3, force_run = ?4, updated_at = ?5, next_run_at = NULL WHERE id = ?1",
-        params![id, rank, seq, paused || task.force_run, now_ms()],
+        params![id, rank, seq, paused || task.force_run, now],
     )?;
     let busy: i64 = tx.query_row(
         &format!(

@@ -11,7 +11,7 @@ use super::rows::{last_rank, require};
 use crate::model::rank::rank_at_end;
 use crate::model::spec::{Lifted, merge_params};
 use crate::model::transition::Event;
-use crate::model::{Lifecycle, NewTask, TaskEdit, TaskRow, now_ms};
+use crate::model::{Lifecycle, NewTask, TaskEdit, TaskRow};
 
 /// Whether a task id exists.
 pub fn task_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
@@ -39,9 +39,9 @@ pub fn idempotent_answer(conn: &Connection, key: &str) -> Result<Option<String>,
         .optional()?)
 }
 
-/// Inserts pending tasks at the end of the queue, in order (inside a transaction).
-pub(super) fn insert_in(tx: &Connection, tasks: &[NewTask]) -> Result<(), StoreError> {
-    let now = now_ms();
+/// Inserts pending tasks at the end of the queue, in order, created at `now` (inside a
+/// transaction).
+pub(super) fn insert_in(tx: &Connection, tasks: &[NewTask], now: i64) -> Result<(), StoreError> {
     let mut rank = last_rank(tx)?;
     let mut stmt = tx.prepare_cached(
         "INSERT INTO tasks (id, type, status, name, request, page_snapshot, checkpoint, vae, callback_url, \
@@ -82,19 +82,20 @@ pub fn insert_tasks(
     conn: &mut Connection,
     tasks: &[NewTask],
     idempotency: Option<(&str, &str)>,
+    now: i64,
 ) -> Result<Option<String>, StoreError> {
     let tx = conn.savepoint()?;
     if let Some((key, answer)) = idempotency {
         let taken = tx.execute(
             "INSERT INTO idempotency_keys (key, response, created_at) VALUES (?1, ?2, ?3) \
              ON CONFLICT (key) DO NOTHING",
-            params![key, answer, now_ms()],
+            params![key, answer, now],
         )? == 0;
         if taken {
             return idempotent_answer(&tx, key);
         }
     }
-    insert_in(&tx, tasks)?;
+    insert_in(&tx, tasks, now)?;
     tx.commit()?;
     Ok(None)
 }
@@ -114,9 +115,10 @@ pub fn insert_copy(
     id: &str,
     new_id: &str,
     name: impl FnOnce(Option<&str>) -> Option<String>,
+    now: i64,
 ) -> Result<(), StoreError> {
     let tx = conn.savepoint()?;
-    insert_copy_in(&tx, id, new_id, name, None)?;
+    insert_copy_in(&tx, id, new_id, name, None, now)?;
     tx.commit()?;
     Ok(())
 }
@@ -128,6 +130,7 @@ pub(super) fn insert_copy_in(
     new_id: &str,
     name: impl FnOnce(Option<&str>) -> Option<String>,
     group_id: Option<String>,
+    now: i64,
 ) -> Result<(), StoreError> {
     let task = require(tx, id, true)?;
     insert_in(
@@ -144,6 +147,7 @@ pub(super) fn insert_copy_in(
             bookmarked: false,
             group_id,
         }],
+        now,
     )
 }
 
@@ -189,9 +193,14 @@ pub fn image_files_of(
 // Fields
 
 /// Applies an edit to a pending task (the transition function refuses other states).
-pub fn edit_task(conn: &mut Connection, id: &str, edit: TaskEdit) -> Result<(), StoreError> {
+pub fn edit_task(
+    conn: &mut Connection,
+    id: &str,
+    edit: TaskEdit,
+    now: i64,
+) -> Result<(), StoreError> {
     let tx = conn.savepoint()?;
-    super::transitions::allow(&tx, id, &Event::Edit)?;
+    super::transitions::allow(&tx, id, &Event::Edit, now)?;
     let task = require(&tx, id, true)?;
     let mut request = task.request;
     let mut lifted = Lifted::default();
@@ -223,7 +232,7 @@ pub fn edit_task(conn: &mut Connection, id: &str, edit: TaskEdit) -> Result<(), 
             name,
             checkpoint,
             vae,
-            now_ms()
+            now
         ],
     )?;
     tx.commit()?;
@@ -231,10 +240,10 @@ pub fn edit_task(conn: &mut Connection, id: &str, edit: TaskEdit) -> Result<(), 
 }
 
 /// Renames a task (any status).
-pub fn rename(conn: &Connection, id: &str, name: Option<&str>) -> Result<(), StoreError> {
+pub fn rename(conn: &Connection, id: &str, name: Option<&str>, now: i64) -> Result<(), StoreError> {
     let n = conn.execute(
         "UPDATE tasks SET name = ?2, updated_at = ?3 WHERE id = ?1",
-        params![id, name, now_ms()],
+        params![id, name, now],
     )?;
     if n == 0 {
         Err(StoreError::NotFound)
@@ -244,10 +253,10 @@ pub fn rename(conn: &Connection, id: &str, name: Option<&str>) -> Result<(), Sto
 }
 
 /// Sets or clears the bookmark (any status).
-pub fn set_bookmark(conn: &Connection, id: &str, on: bool) -> Result<(), StoreError> {
+pub fn set_bookmark(conn: &Connection, id: &str, on: bool, now: i64) -> Result<(), StoreError> {
     let n = conn.execute(
         "UPDATE tasks SET bookmarked = ?2, updated_at = ?3 WHERE id = ?1",
-        params![id, on, now_ms()],
+        params![id, on, now],
     )?;
     if n == 0 {
         Err(StoreError::NotFound)

@@ -432,3 +432,94 @@ async fn an_outage_keeps_the_port_refuses_connections_and_ends() {
         .expect("back up");
     assert_eq!(fresh.status().as_u16(), 200);
 }
+
+#[tokio::test]
+async fn a_held_answer_and_a_held_load_wait_for_the_test() {
+    use fake_sdnext::{CountOrBool, FakeConfigPatch, Fault, FaultRule};
+    let fake = FakeSdNext::start(FakeConfig::with_checkpoints(&["a", "b"]))
+        .await
+        .unwrap();
+    fake.configure(&FakeConfigPatch {
+        faults: Some(vec![FaultRule {
+            fault: Fault::Hold,
+            prompt: Some("held".into()),
+            count: Some(1),
+        }]),
+        hold_loads: Some(CountOrBool::Count(1)),
+        ..FakeConfigPatch::default()
+    });
+    let h = std::sync::Arc::new(Http::new(&fake));
+    let held = {
+        let h = h.clone();
+        tokio::spawn(async move { h.txt2img(json!({"prompt": "held", "steps": 4})).await })
+    };
+    wait_until("the answer to be held", Duration::from_secs(10), || async {
+        (fake.held() == ["held"]).then_some(())
+    })
+    .await;
+    // Held at its last step: SD.Next shows the job running.
+    let p = h.get("/sdapi/v1/progress").await;
+    assert_eq!(
+        (
+            p["state"]["sampling_step"].clone(),
+            p["state"]["job_count"].clone()
+        ),
+        (json!(4), json!(1))
+    );
+    // An interrupt meanwhile is seen when it goes: the interrupted job's answer.
+    assert_eq!(h.post("/sdapi/v1/interrupt", json!({})).await.0, 204);
+    assert!(!held.is_finished(), "still held");
+    fake.release("held");
+    let (s, v) = held.await.unwrap();
+    assert_eq!((s, n_images(&v)), (200, 1));
+    assert!(fake.stats().generations[0].interrupted);
+    // The next one (the rule was for one request) is not held.
+    assert_eq!(
+        h.txt2img(json!({"prompt": "held", "steps": 1})).await.0,
+        200
+    );
+
+    // A held checkpoint load keeps SD.Next's lock (a generation waits behind it) and goes
+    // on after the client left.
+    let load = {
+        let h = h.clone();
+        tokio::spawn(async move {
+            h.post("/sdapi/v1/options", json!({"sd_model_checkpoint": "b"}))
+                .await
+        })
+    };
+    wait_until("the load to be held", Duration::from_secs(10), || async {
+        (fake.held() == ["load b"]).then_some(())
+    })
+    .await;
+    load.abort();
+    let behind = {
+        let h = h.clone();
+        tokio::spawn(async move { h.txt2img(json!({"prompt": "behind", "steps": 1})).await })
+    };
+    wait_until(
+        "the generation to wait behind the load",
+        Duration::from_secs(10),
+        || async { (fake.stats().count_requests("POST", "/sdapi/v1/txt2img") == 3).then_some(()) },
+    )
+    .await;
+    let st = fake.stats();
+    assert_eq!(
+        (st.loaded.as_deref(), st.prompts.len()),
+        (Some("a"), 2),
+        "nothing loaded or sampled while the load is held"
+    );
+    // Over HTTP, as the binary's tests do.
+    assert_eq!(
+        h.post("/fake/config", json!({"release_held": "*"})).await.0,
+        200
+    );
+    let (s, v) = behind.await.unwrap();
+    assert_eq!((s, n_images(&v)), (200, 1));
+    let st = fake.stats();
+    assert_eq!(
+        (st.loaded.as_deref(), st.held.len()),
+        (Some("b"), 0),
+        "the abandoned load went on once released"
+    );
+}

@@ -103,6 +103,7 @@ async fn callbacks_never_target_the_host_itself_or_link_local_addresses() {
                         group_id: None,
                     }],
                     None,
+                    agent_scheduler::clock::Clock::system().now_ms(),
                 )
             })
             .expect("insert");

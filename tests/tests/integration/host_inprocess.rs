@@ -657,8 +657,14 @@ async fn a_task_left_running_by_a_crash_runs_again_first() {
                     bookmarked: false,
                     group_id: None,
                 };
-                agent_scheduler::store::tasks::insert_tasks(c, &[t("first"), t("second")], None)?;
-                agent_scheduler::store::transitions::claim_next(c, "old", 0, |w, _| {
+                let now = agent_scheduler::clock::Clock::system().now_ms();
+                agent_scheduler::store::tasks::insert_tasks(
+                    c,
+                    &[t("first"), t("second")],
+                    None,
+                    now,
+                )?;
+                agent_scheduler::store::transitions::claim_next(c, "old", 0, 1, |w, _| {
                     (!w.is_empty()).then(|| agent_scheduler::store::transitions::Choice {
                         index: 0,
                         overtaken: Vec::new(),
