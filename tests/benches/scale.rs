@@ -507,27 +507,31 @@ async fn big(root: &Path, scale: usize) {
 
 /// The store's claim at N pending (in-process, on a copy of the database): the look-ahead
 /// window, the policy's pick for a backend with checkpoint `a` loaded, the overtakes, the
-/// claim itself.
+/// claim itself (each under its own fence); then the end of such a run, written fenced to
+/// its claim (a durable commit, as the finisher's).
 async fn claim(root: &Path, scale: usize) {
     use agent_scheduler::backends::view::{PoolView, SeatView};
     use agent_scheduler::clock::Clock;
     use agent_scheduler::model::policy::{Activity, Rules, pick};
+    use agent_scheduler::model::{Event, Policy, RunEnd};
     use agent_scheduler::store::Store;
-    use agent_scheduler::store::transitions::{Choice, claim_next};
+    use agent_scheduler::store::transitions::{Choice, RunOutputs, claim_next, finish};
     println!("== claim: the store's claim at {scale} pending + {scale} finished");
     let db = seeded_db(root, "big", scale, scale);
     let work = run_copy(root, &db, "claim-run");
     let store = Store::open(&work.join("queue.sqlite3")).expect("open");
     let shared = &store;
+    let claimed = std::sync::Mutex::new(Vec::new());
+    let claimed = &claimed;
     measure(
         "claim of the next task",
         500,
         Duration::from_secs(30),
-        |_| async move {
+        |i| async move {
             let t = Instant::now();
             // As the host's worker claims: a light commit (see `Store::call_light`).
             let got = shared
-                .call_light(|c| {
+                .call_light(move |c| {
                     let view = PoolView {
                         seats: vec![SeatView {
                             url: "http://bench".into(),
@@ -540,7 +544,7 @@ async fn claim(root: &Path, scale: usize) {
                         }],
                     };
                     let now = Clock::system().now_ms();
-                    claim_next(c, "http://bench", now, 1, |w, paused| {
+                    claim_next(c, "http://bench", now, i as i64 + 1, |w, paused| {
                         let (waiting, seats) = view.policy_input(w);
                         pick(&waiting, &seats, 0, &Rules::default(), paused, now).map(|c| Choice {
                             index: c.index,
@@ -551,8 +555,35 @@ async fn claim(root: &Path, scale: usize) {
                 .await
                 .expect("claim");
             let took = ms(t.elapsed());
-            assert!(got.is_some());
+            let got = got.expect("a task is claimed");
+            let fence = got.life.fence.expect("claimed under a fence");
+            claimed.lock().unwrap().push((got.id, fence));
             took
+        },
+    )
+    .await;
+    let policy = Policy::from(&scheduler_api::Settings::default());
+    let runs = claimed.lock().unwrap().len();
+    measure(
+        "finish of a claimed task (fenced to its claim)",
+        runs,
+        Duration::from_secs(30),
+        |i| async move {
+            let (id, fence) = claimed.lock().unwrap()[i].clone();
+            let t = Instant::now();
+            let applied = shared
+                .call(move |c| {
+                    let now = Clock::system().now_ms();
+                    let end = Event::Finished {
+                        end: RunEnd::Done,
+                        at: now,
+                    };
+                    finish(c, &id, fence, &end, &policy, &RunOutputs::default(), now)
+                })
+                .await
+                .expect("finish");
+            assert_eq!(applied.status(), Some(scheduler_api::TaskStatus::Done));
+            ms(t.elapsed())
         },
     )
     .await;

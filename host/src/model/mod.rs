@@ -5,7 +5,8 @@
 //!   ([`NewTask`], [`TaskEdit`]) and its lifecycle columns ([`Lifecycle`]).
 //! - [`transition`]: **the** transition function, [`transition::decide`]: the one place
 //!   that decides every status change (claim, finished, released, recovered at start, retry,
-//!   delete) and the legality of edits, moves and "run now".
+//!   delete, the stop of a running claim), what a move and "run now" do to a pending task's
+//!   lifecycle, and the legality of edits.
 //! - [`policy`]: **the** scheduling policy: which task a backend runs next, and the
 //!   projected order the listing shows (the same function).
 //! - [`rank`]: order keys of pending tasks.

@@ -326,6 +326,72 @@ fn delete_removes_or_interrupts() {
 }
 
 #[test]
+fn a_move_leaves_the_run_next_group_and_run_now_joins_it() {
+    let waiting = Lifecycle {
+        run_next: Some(2),
+        force_run: true,
+        next_run_at: Some(5_000),
+        attempts: 1,
+        ..Lifecycle::pending()
+    };
+    let moved = change(decide(&waiting, &Event::Move, &POLICY, 9));
+    assert_eq!(
+        moved,
+        Change {
+            next: Lifecycle {
+                run_next: None,
+                ..waiting.clone()
+            },
+            place: Place::Keep,
+            outputs: Outputs::Keep,
+            callback: false,
+        },
+        "a move keeps its backoff and its run-despite-pause"
+    );
+    let now = |paused| {
+        change(decide(
+            &Lifecycle::pending(),
+            &Event::RunNow {
+                group_seq: 3,
+                paused,
+            },
+            &POLICY,
+            9,
+        ))
+        .next
+    };
+    assert_eq!(
+        now(false),
+        Lifecycle {
+            run_next: Some(3),
+            ..Lifecycle::pending()
+        }
+    );
+    assert!(
+        now(true).force_run,
+        "run now while paused runs despite the pause"
+    );
+    let again = change(decide(
+        &waiting,
+        &Event::RunNow {
+            group_seq: 4,
+            paused: false,
+        },
+        &POLICY,
+        9,
+    ));
+    assert_eq!(
+        (
+            again.next.run_next,
+            again.next.force_run,
+            again.next.next_run_at
+        ),
+        (Some(4), true, None),
+        "it runs now: its backoff is over, a forced run stays forced"
+    );
+}
+
+#[test]
 fn a_run_the_user_stopped_ends_interrupted_however_it_ends() {
     let from = stop_requested(1);
     let ends = [
@@ -359,11 +425,15 @@ fn a_run_the_user_stopped_ends_interrupted_however_it_ends() {
 
 #[test]
 fn edits_moves_and_run_now_need_a_pending_task() {
-    for e in [Event::Edit, Event::Move, Event::RunNow] {
-        assert_eq!(
-            decide(&Lifecycle::pending(), &e, &POLICY, 0),
-            Ok(Transition::Keep)
-        );
+    let run_now = Event::RunNow {
+        group_seq: 1,
+        paused: false,
+    };
+    assert_eq!(
+        decide(&Lifecycle::pending(), &Event::Edit, &POLICY, 0),
+        Ok(Transition::Keep)
+    );
+    for e in [Event::Edit, Event::Move, run_now] {
         for s in [TaskStatus::Running, TaskStatus::Done, TaskStatus::Failed] {
             let r = decide(&life(s, 0), &e, &POLICY, 0);
             assert_eq!(r, Err(Refusal::Status(s)), "{e:?} on {s:?}");

@@ -8,6 +8,9 @@
 //! guarded by the status and the claim fence the decision was made from (a run's end, release
 //! or failed try by the fence of the claim it belongs to). Callers never compute a status.
 //!
+//! A pending task's place in the run-next group and its backoff (`run_next`, `force_run`,
+//! `next_run_at`) are lifecycle too: a move and "run now" are changes decided here.
+//!
 //! ```text
 //!        claim (fence F)        finished(done | failed | interrupted)
 //!  pending ────────▶ running ───────────────────────────────────────▶ done | failed | interrupted
@@ -118,10 +121,16 @@ pub enum Event {
     Delete,
     /// `PUT /task/{id}` (request fields).
     Edit,
-    /// A move (the task itself, or the task it is moved before).
+    /// A move (the task itself, or the task it is moved before): it leaves the run-next
+    /// group.
     Move,
-    /// "Run now".
-    RunNow,
+    /// "Run now": the task joins the run-next group.
+    RunNow {
+        /// Its place in the group (after the tasks already in it).
+        group_seq: i64,
+        /// The queue is paused: it runs despite the pause.
+        paused: bool,
+    },
 }
 
 /// Where a task lands in the queue.
@@ -166,7 +175,7 @@ pub struct Change {
 /// What [`decide`] decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition {
-    /// Allowed; the status does not change (edits, moves, "run now").
+    /// Allowed; nothing of the lifecycle changes (an edit).
     Keep,
     /// The row goes (a pending or finished task is deleted).
     Remove {
@@ -250,7 +259,29 @@ pub fn decide(
         )
     };
     match (from.status, event) {
-        (Pending, Event::Edit | Event::Move | Event::RunNow) => Ok(Transition::Keep),
+        (Pending, Event::Edit) => Ok(Transition::Keep),
+        // Reordering a pending task: its lifecycle says where the policy puts it (the rank
+        // itself is the order code's).
+        (Pending, Event::Move) => change(
+            Lifecycle {
+                run_next: None,
+                ..from.clone()
+            },
+            Place::Keep,
+            Outputs::Keep,
+            false,
+        ),
+        (Pending, Event::RunNow { group_seq, paused }) => change(
+            Lifecycle {
+                run_next: Some(*group_seq),
+                force_run: *paused || from.force_run,
+                next_run_at: None,
+                ..from.clone()
+            },
+            Place::Keep,
+            Outputs::Keep,
+            false,
+        ),
         (Running, Event::Delete) => Ok(Transition::Interrupt {
             fence: from.fence,
             change: Change {

@@ -1,5 +1,7 @@
 //! The order of pending tasks: moves, "run now", ranks at the head and the tail. Legality
-//! (pending only) comes from the transition function; no status is written here.
+//! (pending only) and what they do to the lifecycle (the run-next group, "run now" while
+//! paused, the backoff) come from the transition function and are written by
+//! `transitions`; here only the order columns (`rank`, `pinned`) are.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use scheduler_api::{MoveTarget, TaskStatus};
@@ -7,7 +9,7 @@ use scheduler_api::{MoveTarget, TaskStatus};
 use super::StoreError;
 use super::rows::{first_pending_rank, last_rank};
 use super::status;
-use super::transitions::allow;
+use super::transitions::{allow, reorder};
 use crate::model::rank::{rank_at_end, rank_at_head, rank_between, spread};
 use crate::model::transition::Event;
 
@@ -104,9 +106,10 @@ pub(super) fn move_in(
             (rank_before(tx, over, id)?, first)
         }
     };
+    reorder(tx, id, &Event::Move, now)?;
     tx.execute(
-        "UPDATE tasks SET rank = ?2, run_next = NULL, pinned = ?4, updated_at = ?3 WHERE id = ?1",
-        params![id, rank, now, pinned],
+        "UPDATE tasks SET rank = ?2, pinned = ?3 WHERE id = ?1",
+        params![id, rank, pinned],
     )?;
     Ok(())
 }
@@ -116,8 +119,16 @@ pub(super) fn move_in(
 /// despite the pause. Returns how many backends run a task now.
 pub fn run_now(conn: &mut Connection, id: &str, now: i64) -> Result<usize, StoreError> {
     let tx = conn.savepoint()?;
-    let task = allow(&tx, id, &Event::RunNow, now)?;
     let paused = super::settings::is_paused(&tx)?;
+    allow(
+        &tx,
+        id,
+        &Event::RunNow {
+            group_seq: 1,
+            paused,
+        },
+        now,
+    )?;
     let group_last: Option<(i64, i64)> = tx
         .query_row(
             &format!(
@@ -149,9 +160,18 @@ pub fn run_now(conn: &mut Connection, id: &str, now: i64) -> Result<usize, Store
             (rank, last_seq + 1)
         }
     };
+    reorder(
+        &tx,
+        id,
+        &Event::RunNow {
+            group_seq: seq,
+            paused,
+        },
+        now,
+    )?;
     tx.execute(
-        "UPDATE tasks SET rank = ?2, run_next = ?3, force_run = ?4, updated_at = ?5, next_run_at = NULL WHERE id = ?1",
-        params![id, rank, seq, paused || task.force_run, now],
+        "UPDATE tasks SET rank = ?2 WHERE id = ?1",
+        params![id, rank],
     )?;
     let busy: i64 = tx.query_row(
         &format!(

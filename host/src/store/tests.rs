@@ -1078,3 +1078,58 @@ fn new_fences_start_above_those_of_tasks_left_running() {
         "only running tasks count"
     );
 }
+
+/// The lifecycle columns (what the transition function decides) are written by one
+/// statement, `transitions.rs`'s `write`, in every file of the store (read from its
+/// folder, so a new file is checked too); inserts write a new task's `pending` only.
+#[test]
+fn lifecycle_columns_are_written_by_the_transition_write_only() {
+    const LIFECYCLE: &[&str] = &[
+        "status",
+        "attempts",
+        "backend",
+        "error",
+        "started_at",
+        "finished_at",
+        "run_next",
+        "force_run",
+        "next_run_at",
+        "fence",
+        "stop_requested",
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store");
+    let mut writes = Vec::new();
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).expect("the store folder") {
+        let path = entry.expect("an entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "tests.rs" || path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        files += 1;
+        let src = std::fs::read_to_string(&path).expect("a source file");
+        let flat: String = src
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace("\\ ", "");
+        for (at, _) in flat.match_indices("UPDATE tasks SET ") {
+            let rest = &flat[at + "UPDATE tasks SET ".len()..];
+            let set = &rest[..rest.find(" WHERE").unwrap_or(rest.len())];
+            let assigned: Vec<&str> = set
+                .split(',')
+                .filter_map(|a| a.split_once('=').map(|(col, _)| col.trim()))
+                .filter(|col| LIFECYCLE.contains(col))
+                .collect();
+            if !assigned.is_empty() {
+                writes.push((name.clone(), assigned.len()));
+            }
+        }
+    }
+    assert!(files >= 13, "read the store's files: {files}");
+    assert_eq!(
+        writes,
+        [("transitions.rs".to_owned(), LIFECYCLE.len())],
+        "one statement writes the lifecycle, all of it"
+    );
+}

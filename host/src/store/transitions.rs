@@ -55,21 +55,50 @@ impl Applied {
     }
 }
 
+/// What an edit or a reordering (a move, "run now") decides for the task at `now`: its
+/// lifecycle, and the change to write (`None` for an edit); a conflict for anything that
+/// would change its status.
+fn reordering(
+    conn: &Connection,
+    id: &str,
+    event: &Event,
+    now: i64,
+) -> Result<(Lifecycle, Option<Change>), StoreError> {
+    let (life, _, _) = lifecycle(conn, id)?;
+    match decide(&life, event, &NO_POLICY, now)? {
+        Transition::Keep => Ok((life, None)),
+        Transition::Change(c) if c.next.status == life.status && !c.callback => Ok((life, Some(c))),
+        other => Err(StoreError::Conflict(format!(
+            "{event:?} is not an edit or a move ({other:?})"
+        ))),
+    }
+}
+
 /// Checks that `event` is allowed for the task at `now` (an edit, a move, "run now": the
-/// status does not change); returns its lifecycle.
+/// status does not change), writing nothing; returns its lifecycle.
 pub(super) fn allow(
     conn: &Connection,
     id: &str,
     event: &Event,
     now: i64,
 ) -> Result<Lifecycle, StoreError> {
-    let (life, _, _) = lifecycle(conn, id)?;
-    match decide(&life, event, &NO_POLICY, now)? {
-        Transition::Keep => Ok(life),
-        other => Err(StoreError::Conflict(format!(
-            "{event:?} is not an edit ({other:?})"
-        ))),
+    Ok(reordering(conn, id, event, now)?.0)
+}
+
+/// Applies a reordering (a move, "run now") to the task's lifecycle at `now`, through the
+/// transition function and [`write`] (the status stays); returns the lifecycle it was
+/// decided from. The rank is the order code's.
+pub(super) fn reorder(
+    tx: &Connection,
+    id: &str,
+    event: &Event,
+    now: i64,
+) -> Result<Lifecycle, StoreError> {
+    let (life, change) = reordering(tx, id, event, now)?;
+    if let Some(c) = change {
+        write(tx, id, Guard::read(&life), &c, None, None, now)?;
     }
+    Ok(life)
 }
 
 /// What a change's `UPDATE` is guarded by: the status it was decided from and the claim fence

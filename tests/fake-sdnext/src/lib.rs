@@ -303,8 +303,8 @@ pub struct FakeStats {
     pub faulted_prompts: Vec<String>,
     /// Highest number of generation jobs sampling at the same time (must stay 1).
     pub max_concurrent_jobs: u32,
-    /// What is held now ([`Fault::Hold`]: the prompt; a held checkpoint load: `load
-    /// <title>`), in the order each began to wait.
+    /// What is held now ([`Fault::Hold`]: the prompt; a held checkpoint load:
+    /// `load <title>`), in the order each began to wait.
     #[serde(default)]
     pub held: Vec<String>,
     /// Checkpoint currently loaded.
