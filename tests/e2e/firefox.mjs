@@ -110,23 +110,37 @@ class Locator {
   }
   async click(opts = {}) {
     await this.page.front();
-    const h = await this.waitFor({ timeout: opts.timeout });
+    await this.waitFor({ timeout: opts.timeout });
     // As Playwright does: wait until the element itself is what a click at its centre hits
-    // (not a toast or an overlay above it).
-    await poll(`${this.sel} receives the click`, () => h.evaluate((e) => {
-      e.scrollIntoView({ block: 'center', inline: 'center' });
-      const r = e.getBoundingClientRect();
-      const x = r.x + r.width / 2;
-      const y = r.y + r.height / 2;
-      let hit = document.elementFromPoint(x, y);
-      while (hit && hit.shadowRoot) {
-        const inner = hit.shadowRoot.elementFromPoint(x, y);
-        if (!inner || inner === hit) break;
-        hit = inner;
+    // (not a toast or an overlay above it). The element is found again on every try: a
+    // re-render may have replaced the one found first (a stale handle never receives it).
+    let h = null;
+    await poll(`${this.sel} receives the click`, async () => {
+      const cur = await this.handle();
+      if (!cur) return false;
+      const hits = await cur.evaluate((e) => {
+        e.scrollIntoView({ block: 'center', inline: 'center' });
+        const r = e.getBoundingClientRect();
+        const x = r.x + r.width / 2;
+        const y = r.y + r.height / 2;
+        let hit = document.elementFromPoint(x, y);
+        while (hit && hit.shadowRoot) {
+          const inner = hit.shadowRoot.elementFromPoint(x, y);
+          if (!inner || inner === hit) break;
+          hit = inner;
+        }
+        for (let n = hit; n; n = n.parentNode || n.host) if (n === e) return true;
+        const name = (n) => n ? `${n.tagName.toLowerCase()}${n.id ? '#' + n.id : ''}${n.className && typeof n.className === 'string' ? '.' + n.className.trim().split(/\s+/).join('.') : ''}` : 'nothing';
+        return `${name(hit)} at (${Math.round(x)}, ${Math.round(y)}), the element at ${JSON.stringify([r.x, r.y, r.width, r.height].map(Math.round))}, connected ${e.isConnected}`;
+      });
+      if (hits === true) {
+        h = cur;
+        return true;
       }
-      for (let n = hit; n; n = n.parentNode || n.host) if (n === e) return true;
-      return false;
-    }), opts.timeout ?? this.page.timeout);
+      await cur.dispose();
+      // Thrown, so a timeout names what was hit instead.
+      throw new Error(`a click at its centre hits ${hits}`);
+    }, opts.timeout ?? this.page.timeout);
     const kb = this.page.rawPage.keyboard;
     for (const m of opts.modifiers ?? []) await kb.down(m);
     await h.click({ button: opts.button, count: opts.clickCount });
