@@ -27,6 +27,7 @@
 //! Must not: decide anything (status changes, ranks, validation live in `model/`), touch the
 //! network or the file system beyond the database, or hold a connection across an `.await`.
 
+pub mod api;
 pub mod backends;
 pub mod bulk;
 pub mod events;
@@ -34,8 +35,10 @@ pub mod export;
 pub mod listing;
 pub mod order;
 pub mod outbox;
+pub mod pg;
 pub mod rows;
 pub mod settings;
+mod sqlite_impl;
 pub mod speed;
 pub mod status;
 pub mod tasks;
@@ -85,6 +88,9 @@ pub enum StoreError {
     /// The disk holding the database is full: nothing was written.
     #[error("the data directory is full: nothing was written")]
     DiskFull,
+    /// PostgreSQL refused or failed, or could not be reached (the PostgreSQL store).
+    #[error("database: {0}")]
+    Postgres(String),
 }
 
 /// A full-disk failure becomes [`StoreError::DiskFull`] (and marks the disk full).
