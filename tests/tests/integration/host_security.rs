@@ -165,7 +165,7 @@ async fn a_firefox_extension_is_allowed_by_flag_or_by_the_token() {
         200
     );
     let r = reqwest::Client::new()
-        .post(format!("{}{}", s.host.url(), routes::QUEUE_TXT2IMG))
+        .post(format!("{}{}", s.url, routes::QUEUE_TXT2IMG))
         .header("origin", other)
         .json(&json!({"prompt": "from another install"}))
         .send()
