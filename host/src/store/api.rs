@@ -36,8 +36,9 @@ use crate::model::transition::{Change, Event, Policy};
 use crate::model::{Candidate, ImageRow, NewTask, TaskRow};
 
 /// The policy's choice among a claim's window (`paused`: the queue is paused; the window
-/// then holds only "run now" tasks).
-pub type ChooseFn = Box<dyn FnOnce(&[Candidate], bool) -> Option<Choice> + Send>;
+/// then holds only "run now" tasks). A shared store may ask again, on the window without
+/// the task it chose, when another host claimed that task first.
+pub type ChooseFn = Box<dyn FnMut(&[Candidate], bool) -> Option<Choice> + Send>;
 
 /// A new name from the old one (copies: "name (copy)").
 pub type NameFn = fn(Option<&str>) -> Option<String>;
@@ -202,8 +203,7 @@ pub trait TaskStore: Send + Sync {
     // --- transitions -------------------------------------------------------------------
 
     /// Applies a user's event (delete, requeue, …) to a task: decide, then write.
-    async fn apply(&self, id: String, event: Event, policy: Policy)
-    -> Result<Applied, StoreError>;
+    async fn apply(&self, id: String, event: Event, policy: Policy) -> Result<Applied, StoreError>;
     /// Applies events in order in one transaction (the first refusal rolls all back).
     async fn apply_batch(
         &self,
@@ -242,14 +242,12 @@ pub trait TaskStore: Send + Sync {
     /// Extends the leases of this host's claims; returns how many it holds.
     async fn renew_leases(&self) -> Result<usize, StoreError>;
     /// Running tasks whose lease expired (their host is gone) are [`Event::Recovered`].
-    async fn reclaim_expired(&self, policy: Policy)
-    -> Result<Vec<(String, Applied)>, StoreError>;
+    async fn reclaim_expired(&self, policy: Policy) -> Result<Vec<(String, Applied)>, StoreError>;
     /// When the earliest task waiting out a retry backoff may run.
     async fn next_retry_at(&self) -> Result<Option<i64>, StoreError>;
     /// Start-up: this host's tasks left `running` (and, shared, any whose lease expired)
     /// are [`Event::Recovered`].
-    async fn recover_running(&self, policy: Policy)
-    -> Result<Vec<(String, Applied)>, StoreError>;
+    async fn recover_running(&self, policy: Policy) -> Result<Vec<(String, Applied)>, StoreError>;
     /// Shutdown: this host's running tasks go back to the head.
     async fn release_running(&self) -> Result<Vec<(String, Applied)>, StoreError>;
     /// Every failed task requeued, oldest failure first.
@@ -303,8 +301,7 @@ pub trait TaskStore: Send + Sync {
     /// Updates a backend's speed from its stored one, in one transaction.
     async fn record_speed(&self, backend: String, update: SpeedFn) -> Result<Speed, StoreError>;
     /// The pending tasks after `(rank, seq)`, reading only what their work depends on.
-    async fn pending_work_after(&self, after: (i64, i64))
-    -> Result<Vec<PendingWork>, StoreError>;
+    async fn pending_work_after(&self, after: (i64, i64)) -> Result<Vec<PendingWork>, StoreError>;
 
     // --- settings ----------------------------------------------------------------------
 
@@ -348,6 +345,5 @@ pub trait TaskStore: Send + Sync {
     /// Removes a delivered (or abandoned) delivery.
     async fn delivery_done(&self, id: i64) -> Result<(), StoreError>;
     /// Schedules another try of a delivery.
-    async fn delivery_retry(&self, id: i64, next_at: i64, error: String)
-    -> Result<(), StoreError>;
+    async fn delivery_retry(&self, id: i64, next_at: i64, error: String) -> Result<(), StoreError>;
 }

@@ -3,8 +3,8 @@
 //! the services call them today. Nothing here decides or writes SQL of its own.
 //!
 //! One host owns a SQLite file (`host.lock`): leases never expire, nothing is reclaimed, and
-//! the fence of a claim is 0 (not checked here; SQLite's claim fence lands with its own
-//! migration).
+//! the fence of a claim is 0: a run's writes only check that its task still runs (SQLite's
+//! claim fence lands with its own migration).
 
 use std::collections::HashSet;
 
@@ -30,6 +30,16 @@ use crate::model::eta::Speed;
 use crate::model::search::{Scope, fts_match};
 use crate::model::transition::{Change, Event, Policy};
 use crate::model::{ImageRow, NewTask, TaskRow};
+
+/// A run's write needs its task still running (the fence's place until SQLite has one).
+fn still_running(c: &rusqlite::Connection, id: &str) -> Result<(), StoreError> {
+    if rows::require(c, id, false)?.status() != TaskStatus::Running {
+        return Err(StoreError::Conflict(format!(
+            "task {id} is no longer claimed by this run"
+        )));
+    }
+    Ok(())
+}
 
 #[async_trait]
 impl TaskStore for Store {
@@ -203,12 +213,7 @@ impl TaskStore for Store {
         self.read(move |c| bulk::resolve(c, &sel)).await
     }
 
-    async fn apply(
-        &self,
-        id: String,
-        event: Event,
-        policy: Policy,
-    ) -> Result<Applied, StoreError> {
+    async fn apply(&self, id: String, event: Event, policy: Policy) -> Result<Applied, StoreError> {
         self.call(move |c| transitions::apply(c, &id, &event, &policy))
             .await
     }
@@ -229,10 +234,7 @@ impl TaskStore for Store {
     ) -> Result<(Applied, TaskStatus), StoreError> {
         self.call(move |c| {
             let status = rows::require(c, &id, false)?.status();
-            Ok((
-                transitions::apply(c, &id, &Event::Delete, &policy)?,
-                status,
-            ))
+            Ok((transitions::apply(c, &id, &Event::Delete, &policy)?, status))
         })
         .await
     }
@@ -256,7 +258,11 @@ impl TaskStore for Store {
         event: Event,
         policy: Policy,
     ) -> Result<Applied, StoreError> {
-        self.apply(id, event, policy).await
+        self.call(move |c| {
+            still_running(c, &id)?;
+            transitions::apply(c, &id, &event, &policy)
+        })
+        .await
     }
 
     async fn finish(
@@ -266,18 +272,18 @@ impl TaskStore for Store {
         change: Change,
         run: RunOutputs,
     ) -> Result<Applied, StoreError> {
-        self.call(move |c| transitions::finish(c, &id, &change, &run))
-            .await
+        self.call(move |c| {
+            still_running(c, &id)?;
+            transitions::finish(c, &id, &change, &run)
+        })
+        .await
     }
 
     async fn renew_leases(&self) -> Result<usize, StoreError> {
         Ok(self.running().await?.len())
     }
 
-    async fn reclaim_expired(
-        &self,
-        _policy: Policy,
-    ) -> Result<Vec<(String, Applied)>, StoreError> {
+    async fn reclaim_expired(&self, _policy: Policy) -> Result<Vec<(String, Applied)>, StoreError> {
         Ok(Vec::new())
     }
 
@@ -285,10 +291,7 @@ impl TaskStore for Store {
         self.read(transitions::next_retry_at).await
     }
 
-    async fn recover_running(
-        &self,
-        policy: Policy,
-    ) -> Result<Vec<(String, Applied)>, StoreError> {
+    async fn recover_running(&self, policy: Policy) -> Result<Vec<(String, Applied)>, StoreError> {
         self.call(move |c| transitions::recover_running(c, &policy))
             .await
     }
@@ -395,10 +398,7 @@ impl TaskStore for Store {
         .await
     }
 
-    async fn pending_work_after(
-        &self,
-        after: (i64, i64),
-    ) -> Result<Vec<PendingWork>, StoreError> {
+    async fn pending_work_after(&self, after: (i64, i64)) -> Result<Vec<PendingWork>, StoreError> {
         self.read(move |c| speed::pending_work_after(c, after))
             .await
     }
@@ -473,12 +473,7 @@ impl TaskStore for Store {
         self.call(move |c| outbox::delivery_done(c, id)).await
     }
 
-    async fn delivery_retry(
-        &self,
-        id: i64,
-        next_at: i64,
-        error: String,
-    ) -> Result<(), StoreError> {
+    async fn delivery_retry(&self, id: i64, next_at: i64, error: String) -> Result<(), StoreError> {
         self.call(move |c| outbox::delivery_retry(c, id, next_at, &error))
             .await
     }

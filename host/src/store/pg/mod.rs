@@ -150,9 +150,12 @@ impl PgStore {
     /// The applied migration version.
     pub async fn version(&self) -> PgResult<i64> {
         let c = self.conn().await?;
-        Ok(c.query_one("SELECT coalesce(max(version), 0) FROM schema_migrations", &[])
-            .await?
-            .try_get(0)?)
+        Ok(c.query_one(
+            "SELECT coalesce(max(version), 0)::bigint FROM schema_migrations",
+            &[],
+        )
+        .await?
+        .try_get(0)?)
     }
 
     /// Applies every migration newer than the database's version, all in one transaction

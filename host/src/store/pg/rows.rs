@@ -18,8 +18,7 @@ use crate::store::StoreError;
 const COLS: &str = "id, type, status, name, {request}, {snapshot}, page_snapshot IS NOT NULL, \
     checkpoint, vae, callback_url, rank, force_run, bookmarked, attempts, backend, error, {result}, \
     created_at, updated_at, started_at, finished_at, run_next, next_run_at, seq, pinned, overtakes, \
-    overtaken_at, group_id, fence, \
-    pg_column_size(request) + coalesce(pg_column_size(page_snapshot), 0)";
+    overtaken_at, group_id, fence, {size}";
 
 /// One step of an image field's path.
 enum Node {
@@ -117,6 +116,7 @@ pub(super) static LIST_COLS: LazyLock<String> = LazyLock::new(|| {
     COLS.replace("{request}", &stripped_request())
         .replace("{snapshot}", "NULL::jsonb")
         .replace("{result}", "NULL::jsonb")
+        .replace("{size}", "0::bigint")
 });
 
 /// Columns of a full row.
@@ -124,11 +124,16 @@ pub(super) static FULL_COLS: LazyLock<String> = LazyLock::new(|| {
     COLS.replace("{request}", "request")
         .replace("{snapshot}", "page_snapshot")
         .replace("{result}", "result")
+        .replace(
+            "{size}",
+            "octet_length(request::text)::bigint + coalesce(octet_length(page_snapshot::text), 0)",
+        )
 });
 
 /// The index of the claim's fence among the columns.
 pub(super) const FENCE_COL: usize = 28;
-/// The index of the stored size of the large columns.
+/// The index of the size of the large columns as text (the request with its images and the
+/// snapshot; 0 in listing rows): what a row costs in memory once read.
 pub(super) const SIZE_COL: usize = 29;
 
 fn u32_of(v: i32) -> u32 {
@@ -225,7 +230,12 @@ pub(super) async fn get_task(
     full: bool,
 ) -> PgResult<Option<TaskRow>> {
     let cols: &str = if full { &FULL_COLS } else { &LIST_COLS };
-    let mut rows = rows_of(c, &format!("SELECT {cols} FROM tasks WHERE id = $1"), &[&id]).await?;
+    let mut rows = rows_of(
+        c,
+        &format!("SELECT {cols} FROM tasks WHERE id = $1"),
+        &[&id],
+    )
+    .await?;
     Ok(rows.pop())
 }
 
@@ -236,22 +246,20 @@ pub(super) async fn require(c: &impl GenericClient, id: &str, full: bool) -> PgR
 
 /// The smallest rank among pending tasks.
 pub(super) async fn first_pending_rank(c: &impl GenericClient) -> PgResult<Option<i64>> {
-    Ok(c.query_one(
-        "SELECT min(rank) FROM tasks WHERE status = 'pending'",
-        &[],
+    Ok(
+        c.query_one("SELECT min(rank) FROM tasks WHERE status = 'pending'", &[])
+            .await?
+            .try_get(0)?,
     )
-    .await?
-    .try_get(0)?)
 }
 
 /// The largest rank among pending tasks.
 pub(super) async fn last_rank(c: &impl GenericClient) -> PgResult<Option<i64>> {
-    Ok(c.query_one(
-        "SELECT max(rank) FROM tasks WHERE status = 'pending'",
-        &[],
+    Ok(
+        c.query_one("SELECT max(rank) FROM tasks WHERE status = 'pending'", &[])
+            .await?
+            .try_get(0)?,
     )
-    .await?
-    .try_get(0)?)
 }
 
 /// A task's lifecycle, name, callback URL and fence, its row locked for the transaction.

@@ -13,8 +13,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, IsolationLevel, Transaction};
 
 use super::rows::{
-    self, FENCE_COL, FULL_COLS, LIST_COLS, SIZE_COL, first_pending_rank, last_rank,
-    load_images, lock_lifecycle, map_row, require, rows_of,
+    self, FENCE_COL, FULL_COLS, LIST_COLS, SIZE_COL, first_pending_rank, last_rank, load_images,
+    lock_lifecycle, map_row, require, rows_of,
 };
 use super::{EVENTS_CHANNEL, PgResult, PgStore, locks, tsquery};
 use crate::model::cursor::Cursor;
@@ -141,10 +141,12 @@ fn scope_cond(scope: Scope) -> String {
 // Settings
 
 async fn get_setting(c: &impl GenericClient, key: &str) -> PgResult<Option<String>> {
-    Ok(c.query_opt("SELECT value FROM settings WHERE key = $1", &[&key])
-        .await?
-        .map(|r| r.try_get(0))
-        .transpose()?)
+    Ok(
+        c.query_opt("SELECT value FROM settings WHERE key = $1", &[&key])
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?,
+    )
 }
 
 async fn put_setting(c: &impl GenericClient, key: &str, value: &str) -> PgResult<()> {
@@ -709,7 +711,7 @@ fn take_budgeted(
         if out.len() >= limit {
             break;
         }
-        let size: i32 = r.try_get(SIZE_COL)?;
+        let size: i64 = r.try_get(SIZE_COL)?;
         used = used.saturating_add(usize::try_from(size).unwrap_or(0));
         out.push(map_row(r)?);
         if used >= budget {
@@ -1086,12 +1088,7 @@ impl TaskStore for PgStore {
         in_snapshot!(self, tx => resolve_in(&tx, &sel).await?)
     }
 
-    async fn apply(
-        &self,
-        id: String,
-        event: Event,
-        policy: Policy,
-    ) -> Result<Applied, StoreError> {
+    async fn apply(&self, id: String, event: Event, policy: Policy) -> Result<Applied, StoreError> {
         in_tx!(self, tx => {
             let a = apply_in(&tx, &id, &event, &policy, None).await?;
             fold_counts(&tx).await?;
@@ -1135,13 +1132,15 @@ impl TaskStore for PgStore {
         let tx = client.transaction().await?;
         let paused = is_paused(&tx).await?;
         let forced = if paused { " AND force_run" } else { "" };
-        let window: Vec<Candidate> = tx
+        // The window is read without locks (another host's claim in flight would otherwise
+        // hide the whole window); only the chosen task is locked, skipping one another host
+        // holds, and the policy chooses again without it.
+        let mut window: Vec<Candidate> = tx
             .query(
                 &format!(
                     "SELECT seq, id, checkpoint, vae, run_next, force_run, pinned, overtakes, \
                      overtaken_at, next_run_at FROM tasks WHERE status = 'pending'{forced} \
-                     AND (next_run_at IS NULL OR next_run_at <= $2) ORDER BY rank, seq LIMIT $1 \
-                     FOR UPDATE SKIP LOCKED"
+                     AND (next_run_at IS NULL OR next_run_at <= $2) ORDER BY rank, seq LIMIT $1"
                 ),
                 &[&LOOKAHEAD, &now],
             )
@@ -1149,32 +1148,45 @@ impl TaskStore for PgStore {
             .iter()
             .map(candidate)
             .collect::<PgResult<_>>()?;
-        let Some(choice) = choose(&window, paused) else {
-            return Ok(None);
-        };
-        let Some(chosen) = window.get(choice.index) else {
-            return Err(StoreError::Invalid(
-                "the claim chose outside its window".into(),
-            ));
-        };
-        for i in choice.overtaken.iter().filter(|&&i| i < choice.index) {
-            if let Some(t) = window.get(*i) {
-                tx.execute(
-                    "UPDATE tasks SET overtakes = overtakes + 1, \
-                     overtaken_at = COALESCE(overtaken_at, $2) WHERE seq = $1",
-                    &[&t.seq, &now],
+        let mut choose = choose;
+        let (chosen, overtaken) = loop {
+            let Some(choice) = choose(&window, paused) else {
+                return Ok(None);
+            };
+            let Some(chosen) = window.get(choice.index) else {
+                return Err(StoreError::Invalid(
+                    "the claim chose outside its window".into(),
+                ));
+            };
+            let locked = tx
+                .query_opt(
+                    "SELECT 1 FROM tasks WHERE seq = $1 AND status = 'pending' \
+                     FOR UPDATE SKIP LOCKED",
+                    &[&chosen.seq],
                 )
                 .await?;
+            if locked.is_some() {
+                let overtaken: Vec<i64> = choice
+                    .overtaken
+                    .iter()
+                    .filter(|&&i| i < choice.index)
+                    .filter_map(|&i| window.get(i).map(|t| t.seq))
+                    .collect();
+                break (chosen.clone(), overtaken);
             }
+            window.remove(choice.index);
+        };
+        // Overtakes of tasks another host is claiming right now are not counted (they run).
+        if !overtaken.is_empty() {
+            tx.execute(
+                "UPDATE tasks SET overtakes = overtakes + 1, overtaken_at = COALESCE(overtaken_at, $2) \
+                 WHERE seq IN (SELECT seq FROM tasks WHERE seq = ANY($1) AND status = 'pending' \
+                 FOR UPDATE SKIP LOCKED)",
+                &[&overtaken, &now],
+            )
+            .await?;
         }
-        apply_in(
-            &tx,
-            &chosen.id,
-            &Event::Claim { backend },
-            &NO_POLICY,
-            None,
-        )
-        .await?;
+        apply_in(&tx, &chosen.id, &Event::Claim { backend }, &NO_POLICY, None).await?;
         tx.execute(
             "UPDATE tasks SET fence = nextval('claim_fence'), lease_owner = $2, \
              lease_until = now() + make_interval(secs => $3::bigint / 1000.0) WHERE id = $1",
@@ -1256,10 +1268,7 @@ impl TaskStore for PgStore {
         .await? as usize)
     }
 
-    async fn reclaim_expired(
-        &self,
-        policy: Policy,
-    ) -> Result<Vec<(String, Applied)>, StoreError> {
+    async fn reclaim_expired(&self, policy: Policy) -> Result<Vec<(String, Applied)>, StoreError> {
         in_tx!(self, tx => {
             let ids: Vec<String> = tx
                 .query(
@@ -1291,10 +1300,7 @@ impl TaskStore for PgStore {
         .try_get(0)?)
     }
 
-    async fn recover_running(
-        &self,
-        policy: Policy,
-    ) -> Result<Vec<(String, Applied)>, StoreError> {
+    async fn recover_running(&self, policy: Policy) -> Result<Vec<(String, Applied)>, StoreError> {
         in_tx!(self, tx => {
             order_lock(&tx).await?;
             let ids = ids_where(
@@ -1546,7 +1552,7 @@ impl TaskStore for PgStore {
             for id in &ids {
                 consumed += 1;
                 if let Some(r) = tx.query_opt(&stmt, &[id]).await? {
-                    let size: i32 = r.try_get(SIZE_COL)?;
+                    let size: i64 = r.try_get(SIZE_COL)?;
                     used = used.saturating_add(usize::try_from(size).unwrap_or(0));
                     out.push(map_row(&r)?);
                 }
@@ -1660,10 +1666,7 @@ impl TaskStore for PgStore {
         Ok(s)
     }
 
-    async fn pending_work_after(
-        &self,
-        after: (i64, i64),
-    ) -> Result<Vec<PendingWork>, StoreError> {
+    async fn pending_work_after(&self, after: (i64, i64)) -> Result<Vec<PendingWork>, StoreError> {
         let fields: Vec<String> = WORK_FIELDS
             .iter()
             .map(|f| {
@@ -1862,9 +1865,11 @@ impl TaskStore for PgStore {
 
     async fn next_delivery_at(&self) -> Result<Option<i64>, StoreError> {
         let c = self.conn().await?;
-        Ok(c.query_one("SELECT min(next_attempt_at) FROM callback_outbox", &[])
-            .await?
-            .try_get(0)?)
+        Ok(
+            c.query_one("SELECT min(next_attempt_at) FROM callback_outbox", &[])
+                .await?
+                .try_get(0)?,
+        )
     }
 
     async fn delivery_done(&self, id: i64) -> Result<(), StoreError> {
@@ -1874,12 +1879,7 @@ impl TaskStore for PgStore {
         Ok(())
     }
 
-    async fn delivery_retry(
-        &self,
-        id: i64,
-        next_at: i64,
-        error: String,
-    ) -> Result<(), StoreError> {
+    async fn delivery_retry(&self, id: i64, next_at: i64, error: String) -> Result<(), StoreError> {
         let c = self.conn().await?;
         c.execute(
             "UPDATE callback_outbox SET attempts = attempts + 1, next_attempt_at = $2, \
