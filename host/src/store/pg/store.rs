@@ -497,12 +497,11 @@ async fn rank_before(tx: &Transaction<'_>, over: &str, moving: &str) -> PgResult
     let before_sql = "SELECT seq, rank FROM tasks WHERE status = 'pending' AND (rank, seq) < ($1, $2) \
                       AND id <> $3 ORDER BY rank DESC, seq DESC LIMIT $4";
     let neighbours = async |n: i64| -> PgResult<Vec<(i64, i64)>> {
-        Ok(tx
-            .query(before_sql, &[&over_rank, &over_seq, &moving, &n])
+        tx.query(before_sql, &[&over_rank, &over_seq, &moving, &n])
             .await?
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<PgResult<_>>()?)
+            .collect::<PgResult<_>>()
     };
     let before = neighbours(1).await?.first().map(|&(_, r)| r);
     if let Some(r) = rank_between(before, over_rank) {
