@@ -207,29 +207,42 @@ async fn insert_in(tx: &Transaction<'_>, tasks: &[NewTask]) -> PgResult<()> {
              VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
         )
         .await?;
+    let mut ranks = Vec::with_capacity(tasks.len());
+    let mut requests = Vec::with_capacity(tasks.len());
     for t in tasks {
         let r = rank_at_end(rank);
         rank = Some(r);
-        let request = Value::Object(t.request.clone());
-        tx.execute(
-            &stmt,
-            &[
-                &t.id,
-                &t.task_type.as_str(),
-                &t.name,
-                &request,
-                &t.page_snapshot,
-                &t.checkpoint,
-                &t.vae,
-                &t.callback_url,
-                &r,
-                &t.bookmarked,
-                &now,
-                &t.group_id,
-            ],
-        )
-        .await?;
+        ranks.push(r);
+        requests.push(Value::Object(t.request.clone()));
     }
+    // The inserts are sent together (tokio-postgres pipelines queries issued at once on one
+    // connection): one round trip's wait for many rows, in order.
+    let types: Vec<&str> = tasks.iter().map(|t| t.task_type.as_str()).collect();
+    let inserts =
+        tasks
+            .iter()
+            .zip(&ranks)
+            .zip(&requests)
+            .zip(&types)
+            .map(|(((t, r), request), ty)| {
+                let params: [&(dyn ToSql + Sync); 12] = [
+                    &t.id,
+                    ty,
+                    &t.name,
+                    request,
+                    &t.page_snapshot,
+                    &t.checkpoint,
+                    &t.vae,
+                    &t.callback_url,
+                    r,
+                    &t.bookmarked,
+                    &now,
+                    &t.group_id,
+                ];
+                let stmt = &stmt;
+                async move { tx.execute(stmt, &params).await }
+            });
+    futures::future::try_join_all(inserts).await?;
     Ok(())
 }
 
