@@ -113,6 +113,10 @@ contract!(
     events_settings_backends_and_speeds_persist,
     callbacks_outbox_retries_and_completes,
     listing_rows_leave_images_out,
+    offset_pages_put_running_tasks_first,
+    counts_match_the_rows_after_many_changes,
+    batches_apply_in_order_and_roll_back_whole,
+    one_hosts_leases_renew_and_nothing_is_reclaimed,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1274,6 +1278,137 @@ async fn listing_rows_leave_images_out(s: S) {
         })
     );
     assert_eq!(task(&s, "a").await.request, *req.as_object().unwrap());
+}
+
+async fn offset_pages_put_running_tasks_first(s: S) {
+    add(&s, &["a", "b", "c", "d", "e"]).await;
+    claim(&s).await.unwrap();
+    claim(&s).await.unwrap();
+    let page = |limit: i64, offset: i64| {
+        let s = s.clone();
+        async move {
+            let (rows, total) = s.list_queue(None, limit, offset).await.unwrap();
+            assert_eq!(total, 5);
+            rows.into_iter().map(|t| t.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(page(3, 0).await, ["a", "b", "c"]);
+    assert_eq!(page(2, 1).await, ["b", "c"]);
+    assert_eq!(page(10, 3).await, ["d", "e"]);
+    assert!(page(10, 5).await.is_empty());
+    let head = s.queue_head(LOOKAHEAD_SMALL).await.unwrap();
+    assert_eq!(
+        (ids(&head.running), ids(&head.window)),
+        (vec!["a", "b"], vec!["c", "d"])
+    );
+    assert_eq!((head.counts.running, head.counts.pending), (2, 3));
+    // Listing rows carry no snapshot and no `info`; full rows do.
+    let c = claim(&s).await.unwrap();
+    end_run(&s, &c, RunEnd::Done, POLICY, vec![]).await;
+    let listed = s.get_task("c".into(), false).await.unwrap().unwrap();
+    assert_eq!((listed.info, listed.page_snapshot), (None, None));
+    assert_eq!(task(&s, "c").await.info, Some(json!({"seed": 1})));
+}
+
+const LOOKAHEAD_SMALL: i64 = 2;
+
+async fn counts_match_the_rows_after_many_changes(s: S) {
+    let names: Vec<String> = (0..120).map(|i| format!("t{i:03}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    add(&s, &refs).await;
+    for i in 0..50 {
+        let c = claim(&s).await.unwrap();
+        match i % 5 {
+            0 => {}
+            1 => {
+                end_run(&s, &c, RunEnd::Failed("x".into()), POLICY, vec![]).await;
+            }
+            2 => {
+                end_run(&s, &c, RunEnd::Interrupted, POLICY, vec![]).await;
+            }
+            _ => {
+                end_run(&s, &c, RunEnd::Done, POLICY, vec![]).await;
+            }
+        }
+    }
+    for id in ["t001", "t003", "t060", "t061", "t100"] {
+        s.set_bookmark(id.into(), true).await.unwrap();
+    }
+    for id in ["t002", "t070", "t071"] {
+        s.delete(id.into(), POLICY).await.unwrap();
+    }
+    s.requeue_failed().await.unwrap();
+    let c = s.counts().await.unwrap();
+    let queue = s.list_queue(None, 1000, 0).await.unwrap().0;
+    let running = queue
+        .iter()
+        .filter(|t| t.status() == TaskStatus::Running)
+        .count() as i64;
+    assert_eq!(
+        (c.running, c.pending),
+        (running, queue.len() as i64 - running)
+    );
+    for (filter, n) in [
+        (HistoryFilter::Status(TaskStatus::Done), c.done),
+        (HistoryFilter::Status(TaskStatus::Failed), c.failed),
+        (
+            HistoryFilter::Status(TaskStatus::Interrupted),
+            c.interrupted,
+        ),
+        (HistoryFilter::Bookmarked, c.bookmarked),
+        (HistoryFilter::All, c.done + c.failed + c.interrupted),
+    ] {
+        let (rows, total) = s.history_page(filter, None, None, 1000, 0).await.unwrap();
+        assert_eq!((rows.len() as i64, total), (n, n), "{filter:?}");
+    }
+    assert_eq!(
+        (c.running, c.done, c.failed, c.interrupted, c.bookmarked),
+        (10, 20, 0, 9, 1)
+    );
+    assert_eq!(c.pending, 120 - 50 - 2 + 10);
+}
+
+async fn batches_apply_in_order_and_roll_back_whole(s: S) {
+    add(&s, &["a", "b"]).await;
+    let claim_a = Event::Claim {
+        backend: "b1".into(),
+    };
+    let done = Event::Finished {
+        end: RunEnd::Done,
+        at: now_ms(),
+    };
+    assert_eq!(
+        s.apply_batch(
+            vec![("a".into(), claim_a.clone()), ("a".into(), done.clone())],
+            POLICY
+        )
+        .await
+        .unwrap(),
+        2
+    );
+    assert_eq!(task(&s, "a").await.status(), TaskStatus::Done);
+    // The second event is refused (a pending task cannot finish): the claim of b is undone.
+    let refused = s
+        .apply_batch(
+            vec![("b".into(), claim_a.clone()), ("a".into(), claim_a)],
+            POLICY,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Refused(_))),
+        "{refused:?}"
+    );
+    assert_eq!(task(&s, "b").await.status(), TaskStatus::Pending);
+    assert_eq!(s.counts().await.unwrap().running, 0);
+}
+
+async fn one_hosts_leases_renew_and_nothing_is_reclaimed(s: S) {
+    add(&s, &["a", "b"]).await;
+    assert_eq!(s.renew_leases().await.unwrap(), 0);
+    claim(&s).await.unwrap();
+    assert_eq!(s.renew_leases().await.unwrap(), 1);
+    assert!(s.reclaim_expired(POLICY).await.unwrap().is_empty());
+    assert_eq!(s.counts().await.unwrap().running, 1);
 }
 
 // ---------------------------------------------------------------------------------------
