@@ -101,14 +101,20 @@ fn strip_expr(e: &str, tree: &BTreeMap<String, Node>, depth: usize) -> String {
     out
 }
 
-/// The request without its image fields, as an SQL expression over the `request` column.
+/// The request without its image fields, as an SQL expression over the `request` column
+/// (a request with none of their top-level keys is taken as it is, without a copy).
 pub(super) fn stripped_request() -> String {
     let mut tree = BTreeMap::new();
     for path in images::IMAGE_FIELDS {
         let parts: Vec<&str> = path.split('.').collect();
         insert(&mut tree, &parts);
     }
-    strip_expr("request", &tree, 0)
+    let keys: Vec<String> = tree.keys().map(|k| quote(k)).collect();
+    format!(
+        "CASE WHEN request ?| ARRAY[{}]::text[] THEN {} ELSE request END",
+        keys.join(", "),
+        strip_expr("request", &tree, 0)
+    )
 }
 
 /// Columns of a listing row: the request without its image fields, no snapshot, no `info`.
