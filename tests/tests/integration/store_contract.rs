@@ -250,6 +250,12 @@ async fn enqueue_lists_counts_and_ids_without_case(s: S) {
             .unwrap(),
         vec![true, true, false]
     );
+    // Case is ASCII case (as SQLite's lower()): "É" and "é" are two ids.
+    add(&s, &["É"]).await;
+    assert_eq!(
+        s.tasks_exist(vec!["é".into(), "É".into()]).await.unwrap(),
+        vec![false, true]
+    );
     assert_eq!(s.get_task("zz".into(), false).await.unwrap(), None);
     // A clash of ids fails the whole insert.
     assert!(
@@ -257,10 +263,10 @@ async fn enqueue_lists_counts_and_ids_without_case(s: S) {
             .await
             .is_err()
     );
-    assert_eq!(order(&s).await, ["a", "b", "c"]);
+    assert_eq!(order(&s).await, ["a", "b", "c", "É"]);
     let head = s.queue_head(2).await.unwrap();
     assert_eq!(ids(&head.window), ["a", "b"]);
-    assert_eq!((head.paused, head.counts.pending), (false, 3));
+    assert_eq!((head.paused, head.counts.pending), (false, 4));
     let b = task(&s, "b").await;
     assert_eq!(s.pending_before(b.rank, b.seq).await.unwrap(), 1);
 }

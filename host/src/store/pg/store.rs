@@ -803,18 +803,17 @@ impl TaskStore for PgStore {
     }
 
     async fn tasks_exist(&self, ids: Vec<String>) -> Result<Vec<bool>, StoreError> {
+        // lower() on both sides under the ids' byte collation (ASCII case, as SQLite's).
         let c = self.conn().await?;
-        let lower: Vec<String> = ids.iter().map(|i| i.to_lowercase()).collect();
-        let found: HashSet<String> = c
-            .query(
-                "SELECT lower(id) FROM tasks WHERE lower(id) = ANY($1)",
-                &[&lower],
-            )
-            .await?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?;
-        Ok(lower.iter().map(|i| found.contains(i)).collect())
+        c.query(
+            "SELECT EXISTS (SELECT 1 FROM tasks WHERE lower(id) = lower(x COLLATE \"C\")) \
+             FROM unnest($1::text[]) WITH ORDINALITY AS u(x, i) ORDER BY i",
+            &[&ids],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get(0)?))
+        .collect()
     }
 
     async fn get_task(&self, id: String, full: bool) -> Result<Option<TaskRow>, StoreError> {
