@@ -12,9 +12,8 @@
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use tokio_postgres::Client;
 
-use super::{PgResult, PgStore};
+use super::{Cached, PgResult, PgStore};
 
 /// The largest chunk (256 KiB: a PNG of a few MB is a dozen rows).
 pub const CHUNK: usize = 256 * 1024;
@@ -27,15 +26,14 @@ impl PgStore {
         S: Stream<Item = std::io::Result<Bytes>> + Unpin + Send,
     {
         let mut obj = self.conn().await?;
-        let client: &mut Client = &mut obj;
-        let tx = client.transaction().await?;
-        tx.execute(
+        let tx = obj.transaction().await?;
+        tx.x(
             "DELETE FROM result_blobs WHERE task_id = $1 AND name = $2",
             &[&task_id, &name],
         )
         .await?;
         let insert = tx
-            .prepare(
+            .prepare_cached(
                 "INSERT INTO result_blobs (task_id, name, chunk, data) VALUES ($1, $2, $3, $4)",
             )
             .await?;
@@ -76,7 +74,7 @@ impl PgStore {
     pub async fn blob_len(&self, task_id: &str, name: &str) -> PgResult<Option<u64>> {
         let c = self.conn().await?;
         let r = c
-            .query_one(
+            .q1(
                 "SELECT count(*), sum(octet_length(data))::bigint FROM result_blobs \
                  WHERE task_id = $1 AND name = $2",
                 &[&task_id, &name],
@@ -100,7 +98,7 @@ impl PgStore {
             let next = async {
                 let c = store.conn().await?;
                 let row = c
-                    .query_opt(
+                    .q_opt(
                         "SELECT data FROM result_blobs WHERE task_id = $1 AND name = $2 AND chunk = $3",
                         &[&task_id, &name, &chunk],
                     )
@@ -122,7 +120,7 @@ impl PgStore {
     /// The names of a task's stored files.
     pub async fn blob_names(&self, task_id: &str) -> PgResult<Vec<String>> {
         let c = self.conn().await?;
-        Ok(c.query(
+        Ok(c.q(
             "SELECT DISTINCT name FROM result_blobs WHERE task_id = $1 ORDER BY name",
             &[&task_id],
         )
@@ -135,7 +133,7 @@ impl PgStore {
     /// Deletes a task's stored files (all, or the one named); returns how many chunks went.
     pub async fn delete_blobs(&self, task_id: &str, name: Option<&str>) -> PgResult<u64> {
         let c = self.conn().await?;
-        Ok(c.execute(
+        Ok(c.x(
             "DELETE FROM result_blobs WHERE task_id = $1 AND ($2::text IS NULL OR name = $2)",
             &[&task_id, &name],
         )

@@ -61,6 +61,37 @@ pub const EVENTS_CHANNEL: &str = "agent_scheduler_events";
 
 pub(super) type PgResult<T> = Result<T, StoreError>;
 
+type Params<'a> = [&'a (dyn tokio_postgres::types::ToSql + Sync)];
+
+/// Queries through the connection's statement cache: each statement is parsed and planned
+/// once per connection (then a generic plan may serve it), and a call is one round trip
+/// instead of two (prepare, then execute).
+#[async_trait::async_trait]
+pub(super) trait Cached: deadpool_postgres::GenericClient {
+    /// Rows of `sql`.
+    async fn q(&self, sql: &str, params: &Params<'_>) -> PgResult<Vec<tokio_postgres::Row>> {
+        let st = self.prepare_cached(sql).await?;
+        Ok(self.query(&st, params).await?)
+    }
+    /// The one row of `sql`.
+    async fn q1(&self, sql: &str, params: &Params<'_>) -> PgResult<tokio_postgres::Row> {
+        let st = self.prepare_cached(sql).await?;
+        Ok(self.query_one(&st, params).await?)
+    }
+    /// The row of `sql`, if any.
+    async fn q_opt(&self, sql: &str, params: &Params<'_>) -> PgResult<Option<tokio_postgres::Row>> {
+        let st = self.prepare_cached(sql).await?;
+        Ok(self.query_opt(&st, params).await?)
+    }
+    /// Runs `sql`; the rows it changed.
+    async fn x(&self, sql: &str, params: &Params<'_>) -> PgResult<u64> {
+        let st = self.prepare_cached(sql).await?;
+        Ok(self.execute(&st, params).await?)
+    }
+}
+
+impl<T: deadpool_postgres::GenericClient + ?Sized> Cached for T {}
+
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> StoreError {
         if let Some(db) = e.as_db_error() {

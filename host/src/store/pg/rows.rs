@@ -6,9 +6,12 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
+use deadpool_postgres::GenericClient;
 use scheduler_api::{TaskStatus, TaskType};
 use serde_json::{Map, Value};
-use tokio_postgres::{GenericClient, Row};
+use tokio_postgres::Row;
+
+use super::Cached;
 
 use super::PgResult;
 use crate::model::images;
@@ -196,7 +199,7 @@ pub(super) async fn load_images(c: &impl GenericClient, rows: &mut [TaskRow]) ->
     }
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     let found = c
-        .query(
+        .q(
             "SELECT task_id, idx, file_name, infotext, format FROM result_images \
              WHERE task_id = ANY($1) ORDER BY task_id, idx",
             &[&ids],
@@ -223,7 +226,7 @@ pub(super) async fn rows_of(
     sql: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> PgResult<Vec<TaskRow>> {
-    let found = c.query(sql, params).await?;
+    let found = c.q(sql, params).await?;
     let mut rows = found.iter().map(map_row).collect::<PgResult<Vec<_>>>()?;
     load_images(c, &mut rows).await?;
     Ok(rows)
@@ -253,7 +256,7 @@ pub(super) async fn require(c: &impl GenericClient, id: &str, full: bool) -> PgR
 /// The smallest rank among pending tasks.
 pub(super) async fn first_pending_rank(c: &impl GenericClient) -> PgResult<Option<i64>> {
     Ok(
-        c.query_one("SELECT min(rank) FROM tasks WHERE status = 'pending'", &[])
+        c.q1("SELECT min(rank) FROM tasks WHERE status = 'pending'", &[])
             .await?
             .try_get(0)?,
     )
@@ -262,7 +265,7 @@ pub(super) async fn first_pending_rank(c: &impl GenericClient) -> PgResult<Optio
 /// The largest rank among pending tasks.
 pub(super) async fn last_rank(c: &impl GenericClient) -> PgResult<Option<i64>> {
     Ok(
-        c.query_one("SELECT max(rank) FROM tasks WHERE status = 'pending'", &[])
+        c.q1("SELECT max(rank) FROM tasks WHERE status = 'pending'", &[])
             .await?
             .try_get(0)?,
     )
@@ -284,7 +287,7 @@ pub(super) struct Locked {
 /// before the write).
 pub(super) async fn lock_lifecycle(c: &impl GenericClient, id: &str) -> PgResult<Locked> {
     let r = c
-        .query_opt(
+        .q_opt(
             "SELECT status, attempts, backend, error, started_at, finished_at, run_next, force_run, \
              name, callback_url, next_run_at, fence FROM tasks WHERE id = $1 FOR UPDATE",
             &[&id],

@@ -5,18 +5,19 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Transaction};
 use scheduler_api::{
     BulkAction, HistoryFilter, ListName, MoveTarget, Selection, Settings, TaskStatus, TaskType,
 };
 use serde_json::Value;
+use tokio_postgres::IsolationLevel;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, GenericClient, IsolationLevel, Transaction};
 
 use super::rows::{
     self, FENCE_COL, FULL_COLS, LIST_COLS, SIZE_COL, first_pending_rank, last_rank, load_images,
     lock_lifecycle, map_row, require, rows_of,
 };
-use super::{EVENTS_CHANNEL, PgResult, PgStore, locks, tsquery};
+use super::{Cached, EVENTS_CHANNEL, PgResult, PgStore, locks, tsquery};
 use crate::model::cursor::Cursor;
 use crate::model::eta::{Speed, WORK_FIELDS, work_fields};
 use crate::model::rank::{rank_at_end, rank_at_head, rank_between, spread};
@@ -65,8 +66,7 @@ macro_rules! in_tx {
         loop {
             let r: PgResult<_> = async {
                 let mut obj = $self.conn().await?;
-                let client: &mut Client = &mut obj;
-                let $tx = client.transaction().await?;
+                let $tx = obj.transaction().await?;
                 let out = $body;
                 $tx.commit().await?;
                 Ok(out)
@@ -85,8 +85,7 @@ macro_rules! in_snapshot {
     ($self:ident, $tx:ident => $body:expr) => {{
         let r: PgResult<_> = async {
             let mut obj = $self.conn().await?;
-            let client: &mut Client = &mut obj;
-            let $tx = client
+            let $tx = obj
                 .build_transaction()
                 .isolation_level(IsolationLevel::RepeatableRead)
                 .read_only(true)
@@ -103,14 +102,14 @@ macro_rules! in_snapshot {
 
 /// Takes the lock on the queue's order for the rest of the transaction.
 async fn order_lock(c: &impl GenericClient) -> PgResult<()> {
-    c.execute("SELECT pg_advisory_xact_lock($1)", &[&locks::ORDER])
+    c.x("SELECT pg_advisory_xact_lock($1)", &[&locks::ORDER])
         .await?;
     Ok(())
 }
 
 /// Folds the count deltas when enough have gathered (never waits).
 async fn fold_counts(c: &impl GenericClient) -> PgResult<()> {
-    c.execute("SELECT fold_task_counts()", &[]).await?;
+    c.x("SELECT fold_task_counts()", &[]).await?;
     Ok(())
 }
 
@@ -142,7 +141,7 @@ fn scope_cond(scope: Scope) -> String {
 
 async fn get_setting(c: &impl GenericClient, key: &str) -> PgResult<Option<String>> {
     Ok(
-        c.query_opt("SELECT value FROM settings WHERE key = $1", &[&key])
+        c.q_opt("SELECT value FROM settings WHERE key = $1", &[&key])
             .await?
             .map(|r| r.try_get(0))
             .transpose()?,
@@ -150,7 +149,7 @@ async fn get_setting(c: &impl GenericClient, key: &str) -> PgResult<Option<Strin
 }
 
 async fn put_setting(c: &impl GenericClient, key: &str, value: &str) -> PgResult<()> {
-    c.execute(
+    c.x(
         "INSERT INTO settings (key, value) VALUES ($1, $2) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         &[&key, &value],
@@ -165,7 +164,7 @@ async fn is_paused(c: &impl GenericClient) -> PgResult<bool> {
 
 async fn counts(c: &impl GenericClient) -> PgResult<Counts> {
     let rows = c
-        .query(
+        .q(
             "SELECT status, bookmarked, sum(n)::bigint FROM (\
                SELECT status, bookmarked, n FROM task_counts \
                UNION ALL SELECT status, bookmarked, d FROM task_count_log) AS c \
@@ -201,7 +200,7 @@ async fn insert_in(tx: &Transaction<'_>, tasks: &[NewTask]) -> PgResult<()> {
     let now = now_ms();
     let mut rank = last_rank(tx).await?;
     let stmt = tx
-        .prepare(
+        .prepare_cached(
             "INSERT INTO tasks (id, type, status, name, request, page_snapshot, checkpoint, vae, \
              callback_url, rank, bookmarked, created_at, updated_at, group_id) \
              VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)",
@@ -322,7 +321,7 @@ async fn write(
     };
     let running = n.status == TaskStatus::Running;
     let written = tx
-        .execute(
+        .x(
             "UPDATE tasks SET status = $2, attempts = $3, backend = $4, error = $5, started_at = $6, \
              finished_at = $7, run_next = $8, force_run = $9, rank = COALESCE($10, rank), \
              result = CASE WHEN $11 THEN $12 ELSE result END, updated_at = $13, next_run_at = $15, \
@@ -365,10 +364,10 @@ async fn write(
         _ => &[],
     };
     if change.outputs != Outputs::Keep {
-        tx.execute("DELETE FROM result_images WHERE task_id = $1", &[&id])
+        tx.x("DELETE FROM result_images WHERE task_id = $1", &[&id])
             .await?;
         for img in images {
-            tx.execute(
+            tx.x(
                 "INSERT INTO result_images (task_id, idx, file_name, infotext, format) \
                  VALUES ($1, $2, $3, $4, $5)",
                 &[
@@ -405,7 +404,7 @@ async fn queue_delivery(
             )
         })
         .collect();
-    tx.execute(
+    tx.x(
         "INSERT INTO callback_outbox (delivery_id, task_id, url, status, files, next_attempt_at, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $6)",
         &[
@@ -443,8 +442,7 @@ async fn apply_in(
     match &transition {
         Transition::Keep | Transition::Interrupt { .. } => {}
         Transition::Remove { .. } => {
-            tx.execute("DELETE FROM tasks WHERE id = $1", &[&id])
-                .await?;
+            tx.x("DELETE FROM tasks WHERE id = $1", &[&id]).await?;
         }
         Transition::Change(c) => {
             callback_queued = write(
@@ -473,7 +471,7 @@ async fn ids_where(
     params: &Params<'_>,
 ) -> PgResult<Vec<String>> {
     Ok(tx
-        .query(
+        .q(
             &format!("SELECT id FROM tasks WHERE {cond} ORDER BY {order}"),
             params,
         )
@@ -504,13 +502,13 @@ async fn apply_each(
 /// before it, or a slot made by spreading out the few tasks just before it.
 async fn rank_before(tx: &Transaction<'_>, over: &str, moving: &str) -> PgResult<i64> {
     let r = tx
-        .query_one("SELECT rank, seq FROM tasks WHERE id = $1", &[&over])
+        .q1("SELECT rank, seq FROM tasks WHERE id = $1", &[&over])
         .await?;
     let (over_rank, over_seq): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
     let before_sql = "SELECT seq, rank FROM tasks WHERE status = 'pending' AND (rank, seq) < ($1, $2) \
                       AND id <> $3 ORDER BY rank DESC, seq DESC LIMIT $4";
     let neighbours = async |n: i64| -> PgResult<Vec<(i64, i64)>> {
-        tx.query(before_sql, &[&over_rank, &over_seq, &moving, &n])
+        tx.q(before_sql, &[&over_rank, &over_seq, &moving, &n])
             .await?
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -531,7 +529,7 @@ async fn rank_before(tx: &Transaction<'_>, over: &str, moving: &str) -> PgResult
         rows.reverse();
         if let Some(ranks) = spread(lower, over_rank, rows.len()) {
             for ((seq, _), r) in rows.iter().zip(&ranks) {
-                tx.execute("UPDATE tasks SET rank = $2 WHERE seq = $1", &[seq, r])
+                tx.x("UPDATE tasks SET rank = $2 WHERE seq = $1", &[seq, r])
                     .await?;
             }
             return Ok(ranks[rows.len()]);
@@ -559,7 +557,7 @@ async fn move_in(tx: &Transaction<'_>, id: &str, target: &MoveTarget) -> PgResul
                 other => other,
             })?;
             let first: bool = tx
-                .query_one(
+                .q1(
                     "SELECT pinned OR run_next IS NOT NULL FROM tasks WHERE id = $1",
                     &[over],
                 )
@@ -568,7 +566,7 @@ async fn move_in(tx: &Transaction<'_>, id: &str, target: &MoveTarget) -> PgResul
             (rank_before(tx, over, id).await?, first)
         }
     };
-    tx.execute(
+    tx.x(
         "UPDATE tasks SET rank = $2, run_next = NULL, pinned = $4, updated_at = $3 WHERE id = $1",
         &[&id, &rank, &now_ms(), &pinned],
     )
@@ -643,7 +641,7 @@ async fn search_in(
     )
     .await?;
     let total: i64 = c
-        .query_one(
+        .q1(
             &format!("SELECT count(*) FROM tasks WHERE search @@ $1::text::tsquery AND {cond}"),
             &[&m],
         )
@@ -657,7 +655,7 @@ async fn resolve_in(c: &impl GenericClient, sel: &Selection) -> PgResult<Vec<Str
     let Some(f) = &sel.filter else {
         let mut out = Vec::with_capacity(sel.ids.len());
         let found: HashSet<String> = c
-            .query("SELECT id FROM tasks WHERE id = ANY($1)", &[&sel.ids])
+            .q("SELECT id FROM tasks WHERE id = ANY($1)", &[&sel.ids])
             .await?
             .iter()
             .map(|r| r.try_get(0))
@@ -682,7 +680,7 @@ async fn resolve_in(c: &impl GenericClient, sel: &Selection) -> PgResult<Vec<Str
     };
     let rows = match &m {
         Some(m) => {
-            c.query(
+            c.q(
                 &format!(
                     "SELECT id FROM tasks WHERE search @@ $1::text::tsquery AND {cond} ORDER BY {order}"
                 ),
@@ -691,7 +689,7 @@ async fn resolve_in(c: &impl GenericClient, sel: &Selection) -> PgResult<Vec<Str
             .await?
         }
         None => {
-            c.query(
+            c.q(
                 &format!("SELECT id FROM tasks WHERE {cond} ORDER BY {order}"),
                 &[],
             )
@@ -762,7 +760,7 @@ impl TaskStore for PgStore {
         in_tx!(self, tx => {
             if let Some((key, answer)) = &idempotency {
                 let inserted = tx
-                    .execute(
+                    .x(
                         "INSERT INTO idempotency_keys (key, response, created_at) VALUES ($1, $2, $3) \
                          ON CONFLICT (key) DO NOTHING",
                         &[key, answer, &now_ms()],
@@ -770,7 +768,7 @@ impl TaskStore for PgStore {
                     .await?;
                 if inserted == 0 {
                     let prev: String = tx
-                        .query_one("SELECT response FROM idempotency_keys WHERE key = $1", &[key])
+                        .q1("SELECT response FROM idempotency_keys WHERE key = $1", &[key])
                         .await?
                         .try_get(0)?;
                     return Ok(Some(prev));
@@ -784,7 +782,7 @@ impl TaskStore for PgStore {
 
     async fn idempotent_answer(&self, key: String) -> Result<Option<String>, StoreError> {
         let c = self.conn().await?;
-        Ok(c.query_opt(
+        Ok(c.q_opt(
             "SELECT response FROM idempotency_keys WHERE key = $1",
             &[&key],
         )
@@ -795,7 +793,7 @@ impl TaskStore for PgStore {
 
     async fn prune_idempotency(&self, before_ms: i64) -> Result<usize, StoreError> {
         let c = self.conn().await?;
-        Ok(c.execute(
+        Ok(c.x(
             "DELETE FROM idempotency_keys WHERE created_at < $1",
             &[&before_ms],
         )
@@ -805,7 +803,7 @@ impl TaskStore for PgStore {
     async fn tasks_exist(&self, ids: Vec<String>) -> Result<Vec<bool>, StoreError> {
         // lower() on both sides under the ids' byte collation (ASCII case, as SQLite's).
         let c = self.conn().await?;
-        c.query(
+        c.q(
             "SELECT EXISTS (SELECT 1 FROM tasks WHERE lower(id) = lower(x COLLATE \"C\")) \
              FROM unnest($1::text[]) WITH ORDINALITY AS u(x, i) ORDER BY i",
             &[&ids],
@@ -818,7 +816,7 @@ impl TaskStore for PgStore {
 
     async fn get_task(&self, id: String, full: bool) -> Result<Option<TaskRow>, StoreError> {
         let c = self.conn().await?;
-        rows::get_task(&**c, &id, full).await
+        rows::get_task(&c, &id, full).await
     }
 
     async fn insert_copy(
@@ -855,7 +853,7 @@ impl TaskStore for PgStore {
                     .check(task.task_type, &request, checkpoint.as_deref(), vae.as_deref())
                     .map_err(StoreError::Violation)?;
             }
-            tx.execute(
+            tx.x(
                 "UPDATE tasks SET request = $2, name = $3, checkpoint = $4, vae = $5, updated_at = $6 \
                  WHERE id = $1",
                 &[&id, &Value::Object(request), &name, &checkpoint, &vae, &now_ms()],
@@ -867,7 +865,7 @@ impl TaskStore for PgStore {
     async fn rename(&self, id: String, name: Option<String>) -> Result<TaskRow, StoreError> {
         in_tx!(self, tx => {
             let n = tx
-                .execute(
+                .x(
                     "UPDATE tasks SET name = $2, updated_at = $3 WHERE id = $1",
                     &[&id, &name, &now_ms()],
                 )
@@ -882,7 +880,7 @@ impl TaskStore for PgStore {
     async fn set_bookmark(&self, id: String, on: bool) -> Result<TaskRow, StoreError> {
         in_tx!(self, tx => {
             let n = tx
-                .execute(
+                .x(
                     "UPDATE tasks SET bookmarked = $2, updated_at = $3 WHERE id = $1",
                     &[&id, &on, &now_ms()],
                 )
@@ -900,14 +898,14 @@ impl TaskStore for PgStore {
     ) -> Result<Vec<Option<HashSet<String>>>, StoreError> {
         in_snapshot!(self, tx => {
             let tasks: HashSet<String> = tx
-                .query("SELECT id FROM tasks WHERE id = ANY($1)", &[&ids])
+                .q("SELECT id FROM tasks WHERE id = ANY($1)", &[&ids])
                 .await?
                 .iter()
                 .map(|r| r.try_get(0))
                 .collect::<Result<_, _>>()?;
             let mut files: std::collections::HashMap<String, HashSet<String>> = Default::default();
             for r in tx
-                .query(
+                .q(
                     "SELECT task_id, file_name FROM result_images WHERE task_id = ANY($1)",
                     &[&ids],
                 )
@@ -927,7 +925,7 @@ impl TaskStore for PgStore {
 
     async fn counts(&self) -> Result<Counts, StoreError> {
         let c = self.conn().await?;
-        counts(&**c).await
+        counts(&c).await
     }
 
     async fn queue_head(&self, lookahead: i64) -> Result<QueueHead, StoreError> {
@@ -946,12 +944,12 @@ impl TaskStore for PgStore {
         offset: i64,
     ) -> Result<Vec<TaskRow>, StoreError> {
         let c = self.conn().await?;
-        pending_rows(&**c, after, limit, offset).await
+        pending_rows(&c, after, limit, offset).await
     }
 
     async fn running(&self) -> Result<Vec<(String, Option<String>)>, StoreError> {
         let c = self.conn().await?;
-        Ok(c.query(
+        Ok(c.q(
             "SELECT id, backend FROM tasks WHERE status = 'running' ORDER BY started_at, seq",
             &[],
         )
@@ -1074,7 +1072,7 @@ impl TaskStore for PgStore {
 
     async fn pending_before(&self, rank: i64, seq: i64) -> Result<i64, StoreError> {
         let c = self.conn().await?;
-        Ok(c.query_one(
+        Ok(c.q1(
             "SELECT count(*) FROM tasks WHERE status = 'pending' AND (rank, seq) < ($1, $2)",
             &[&rank, &seq],
         )
@@ -1085,7 +1083,7 @@ impl TaskStore for PgStore {
     async fn group_rows(&self, group_id: String) -> Result<Vec<TaskRow>, StoreError> {
         let c = self.conn().await?;
         rows_of(
-            &**c,
+            &c,
             &format!(
                 "SELECT {} FROM tasks WHERE group_id = $1 ORDER BY seq",
                 *LIST_COLS
@@ -1139,15 +1137,19 @@ impl TaskStore for PgStore {
         choose: ChooseFn,
     ) -> Result<Option<Claimed>, StoreError> {
         let mut obj = self.conn().await?;
-        let client: &mut Client = &mut obj;
-        let tx = client.transaction().await?;
+        let tx = obj.transaction().await?;
+        // A light commit, as SQLite's claim (`Store::call_light`): answered before the WAL
+        // reaches the disk; a claim lost to a power cut of the database is a task that runs
+        // again, as after a host's crash.
+        tx.batch_execute("SET LOCAL synchronous_commit = off")
+            .await?;
         let paused = is_paused(&tx).await?;
         let forced = if paused { " AND force_run" } else { "" };
         // The window is read without locks (another host's claim in flight would otherwise
         // hide the whole window); only the chosen task is locked, skipping one another host
         // holds, and the policy chooses again without it.
         let mut window: Vec<Candidate> = tx
-            .query(
+            .q(
                 &format!(
                     "SELECT seq, id, checkpoint, vae, run_next, force_run, pinned, overtakes, \
                      overtaken_at, next_run_at FROM tasks WHERE status = 'pending'{forced} \
@@ -1170,7 +1172,7 @@ impl TaskStore for PgStore {
                 ));
             };
             let locked = tx
-                .query_opt(
+                .q_opt(
                     "SELECT 1 FROM tasks WHERE seq = $1 AND status = 'pending' \
                      FOR UPDATE SKIP LOCKED",
                     &[&chosen.seq],
@@ -1189,7 +1191,7 @@ impl TaskStore for PgStore {
         };
         // Overtakes of tasks another host is claiming right now are not counted (they run).
         if !overtaken.is_empty() {
-            tx.execute(
+            tx.x(
                 "UPDATE tasks SET overtakes = overtakes + 1, overtaken_at = COALESCE(overtaken_at, $2) \
                  WHERE seq IN (SELECT seq FROM tasks WHERE seq = ANY($1) AND status = 'pending' \
                  FOR UPDATE SKIP LOCKED)",
@@ -1198,14 +1200,14 @@ impl TaskStore for PgStore {
             .await?;
         }
         apply_in(&tx, &chosen.id, &Event::Claim { backend }, &NO_POLICY, None).await?;
-        tx.execute(
+        tx.x(
             "UPDATE tasks SET fence = nextval('claim_fence'), lease_owner = $2, \
              lease_until = now() + make_interval(secs => $3::bigint / 1000.0) WHERE id = $1",
             &[&chosen.id, &self.owner, &self.lease_ms],
         )
         .await?;
         let r = tx
-            .query_one(
+            .q1(
                 &format!("SELECT {} FROM tasks WHERE id = $1", *FULL_COLS),
                 &[&chosen.id],
             )
@@ -1271,7 +1273,7 @@ impl TaskStore for PgStore {
 
     async fn renew_leases(&self) -> Result<usize, StoreError> {
         let c = self.conn().await?;
-        Ok(c.execute(
+        Ok(c.x(
             "UPDATE tasks SET lease_until = now() + make_interval(secs => $2::bigint / 1000.0) \
              WHERE status = 'running' AND lease_owner = $1",
             &[&self.owner, &self.lease_ms],
@@ -1282,7 +1284,7 @@ impl TaskStore for PgStore {
     async fn reclaim_expired(&self, policy: Policy) -> Result<Vec<(String, Applied)>, StoreError> {
         in_tx!(self, tx => {
             let ids: Vec<String> = tx
-                .query(
+                .q(
                     "SELECT id FROM tasks WHERE status = 'running' \
                      AND (lease_until IS NULL OR lease_until < now()) \
                      ORDER BY started_at DESC, seq DESC FOR UPDATE SKIP LOCKED",
@@ -1303,7 +1305,7 @@ impl TaskStore for PgStore {
 
     async fn next_retry_at(&self) -> Result<Option<i64>, StoreError> {
         let c = self.conn().await?;
-        Ok(c.query_one(
+        Ok(c.q1(
             "SELECT min(next_run_at) FROM tasks WHERE status = 'pending' AND next_run_at IS NOT NULL",
             &[],
         )
@@ -1430,7 +1432,7 @@ impl TaskStore for PgStore {
                     let on = action == BulkAction::Bookmark;
                     for id in &ids {
                         let r = tx
-                            .query_opt(
+                            .q_opt(
                                 "UPDATE tasks SET bookmarked = $2, updated_at = $3 WHERE id = $1 \
                                  RETURNING status",
                                 &[id, &on, &now_ms()],
@@ -1470,7 +1472,7 @@ impl TaskStore for PgStore {
             let task = allow(&tx, &id, &Event::RunNow).await?;
             let paused = is_paused(&tx).await?;
             let group_last = tx
-                .query_opt(
+                .q_opt(
                     "SELECT rank, run_next FROM tasks WHERE status = 'pending' AND run_next IS NOT NULL \
                      AND id <> $1 ORDER BY run_next DESC LIMIT 1",
                     &[&id],
@@ -1481,7 +1483,7 @@ impl TaskStore for PgStore {
                 Some(r) => {
                     let (last_rank, last_seq): (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
                     let next: Option<String> = tx
-                        .query_opt(
+                        .q_opt(
                             "SELECT id FROM tasks WHERE status = 'pending' AND rank > $1 AND id <> $2 \
                              ORDER BY rank, seq LIMIT 1",
                             &[&last_rank, &id],
@@ -1496,14 +1498,14 @@ impl TaskStore for PgStore {
                     (rank, last_seq + 1)
                 }
             };
-            tx.execute(
+            tx.x(
                 "UPDATE tasks SET rank = $2, run_next = $3, force_run = $4, updated_at = $5, \
                  next_run_at = NULL WHERE id = $1",
                 &[&id, &rank, &seq, &(paused || task.force_run), &now_ms()],
             )
             .await?;
             let busy: i64 = tx
-                .query_one(
+                .q1(
                     "SELECT count(DISTINCT backend) FROM tasks WHERE status = 'running'",
                     &[],
                 )
@@ -1523,7 +1525,7 @@ impl TaskStore for PgStore {
         let cap = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = match from {
             PendingFrom::Offset(offset) => {
-                c.query(
+                c.q(
                     &format!(
                         "SELECT {} FROM tasks WHERE status = 'pending' ORDER BY rank, seq \
                          LIMIT $1 OFFSET $2",
@@ -1534,7 +1536,7 @@ impl TaskStore for PgStore {
                 .await?
             }
             PendingFrom::After(rank, seq) => {
-                c.query(
+                c.q(
                     &format!(
                         "SELECT {} FROM tasks WHERE status = 'pending' AND (rank, seq) > ($2, $3) \
                          ORDER BY rank, seq LIMIT $1",
@@ -1555,7 +1557,7 @@ impl TaskStore for PgStore {
     ) -> Result<(Vec<TaskRow>, usize), StoreError> {
         in_snapshot!(self, tx => {
             let stmt = tx
-                .prepare(&format!("SELECT {} FROM tasks WHERE id = $1", *FULL_COLS))
+                .prepare_cached(&format!("SELECT {} FROM tasks WHERE id = $1", *FULL_COLS))
                 .await?;
             let mut out = Vec::new();
             let mut used = 0usize;
@@ -1582,14 +1584,14 @@ impl TaskStore for PgStore {
     ) -> Result<Vec<(String, TaskStatus, Vec<ImageRow>)>, StoreError> {
         in_snapshot!(self, tx => {
             let statuses: std::collections::HashMap<String, String> = tx
-                .query("SELECT id, status FROM tasks WHERE id = ANY($1)", &[&ids])
+                .q("SELECT id, status FROM tasks WHERE id = ANY($1)", &[&ids])
                 .await?
                 .iter()
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
                 .collect::<PgResult<_>>()?;
             let mut images: std::collections::HashMap<String, Vec<ImageRow>> = Default::default();
             for r in tx
-                .query(
+                .q(
                     "SELECT task_id, idx, file_name, infotext, format FROM result_images \
                      WHERE task_id = ANY($1) ORDER BY task_id, idx",
                     &[&ids],
@@ -1614,7 +1616,7 @@ impl TaskStore for PgStore {
 
     async fn speeds(&self) -> Result<Vec<(String, Speed)>, StoreError> {
         let c = self.conn().await?;
-        Ok(c.query(
+        Ok(c.q(
             "SELECT backend, ms_per_mpx_step, samples, load_ms, loads FROM backend_speed \
              ORDER BY backend COLLATE \"C\"",
             &[],
@@ -1638,16 +1640,15 @@ impl TaskStore for PgStore {
     async fn record_speed(&self, backend: String, update: SpeedFn) -> Result<Speed, StoreError> {
         // Not retried: `update` runs once.
         let mut obj = self.conn().await?;
-        let client: &mut Client = &mut obj;
-        let tx = client.transaction().await?;
-        tx.execute(
+        let tx = obj.transaction().await?;
+        tx.x(
             "INSERT INTO backend_speed (backend, updated_at) VALUES ($1, $2) \
              ON CONFLICT (backend) DO NOTHING",
             &[&backend, &now_ms()],
         )
         .await?;
         let r = tx
-            .query_one(
+            .q1(
                 "SELECT ms_per_mpx_step, samples, load_ms, loads FROM backend_speed \
                  WHERE backend = $1 FOR UPDATE",
                 &[&backend],
@@ -1660,7 +1661,7 @@ impl TaskStore for PgStore {
             loads: u32::try_from(r.try_get::<_, i64>(3)?).unwrap_or(u32::MAX),
         };
         let s = update(stored);
-        tx.execute(
+        tx.x(
             "UPDATE backend_speed SET ms_per_mpx_step = $2, samples = $3, load_ms = $4, loads = $5, \
              updated_at = $6 WHERE backend = $1",
             &[
@@ -1689,7 +1690,7 @@ impl TaskStore for PgStore {
             .collect();
         let c = self.conn().await?;
         let rows = c
-            .query(
+            .q(
                 &format!(
                     "SELECT type, {}, (request -> 'enable_hr') IN ('true'::jsonb, '1'::jsonb), \
                      checkpoint FROM tasks WHERE status = 'pending' AND (rank, seq) > ($1, $2) \
@@ -1718,7 +1719,7 @@ impl TaskStore for PgStore {
 
     async fn load_settings(&self) -> Result<Settings, StoreError> {
         let c = self.conn().await?;
-        Ok(get_setting(&**c, SETTINGS_KEY)
+        Ok(get_setting(&c, SETTINGS_KEY)
             .await?
             .and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or_default())
@@ -1726,27 +1727,27 @@ impl TaskStore for PgStore {
 
     async fn save_settings(&self, s: Settings) -> Result<(), StoreError> {
         let c = self.conn().await?;
-        put_setting(&**c, SETTINGS_KEY, &serde_json::to_string(&s)?).await
+        put_setting(&c, SETTINGS_KEY, &serde_json::to_string(&s)?).await
     }
 
     async fn is_paused(&self) -> Result<bool, StoreError> {
         let c = self.conn().await?;
-        is_paused(&**c).await
+        is_paused(&c).await
     }
 
     async fn set_paused(&self, paused: bool) -> Result<(), StoreError> {
         let c = self.conn().await?;
-        put_setting(&**c, PAUSED_KEY, if paused { "true" } else { "false" }).await
+        put_setting(&c, PAUSED_KEY, if paused { "true" } else { "false" }).await
     }
 
     async fn probe_write(&self) -> Result<(), StoreError> {
         let c = self.conn().await?;
-        put_setting(&**c, "space_probe", &now_ms().to_string()).await
+        put_setting(&c, "space_probe", &now_ms().to_string()).await
     }
 
     async fn added_backends(&self) -> Result<Vec<AddedBackend>, StoreError> {
         let c = self.conn().await?;
-        Ok(c.query(
+        Ok(c.q(
             "SELECT id, url, enabled, draining FROM backends ORDER BY id",
             &[],
         )
@@ -1765,7 +1766,7 @@ impl TaskStore for PgStore {
 
     async fn add_backend(&self, url: String) -> Result<Option<i64>, StoreError> {
         let c = self.conn().await?;
-        Ok(c.query_opt(
+        Ok(c.q_opt(
             "INSERT INTO backends (url, created_at) VALUES ($1, $2) \
              ON CONFLICT (url) DO NOTHING RETURNING id",
             &[&url, &now_ms()],
@@ -1777,8 +1778,7 @@ impl TaskStore for PgStore {
 
     async fn remove_backend(&self, id: i64) -> Result<(), StoreError> {
         let c = self.conn().await?;
-        c.execute("DELETE FROM backends WHERE id = $1", &[&id])
-            .await?;
+        c.x("DELETE FROM backends WHERE id = $1", &[&id]).await?;
         Ok(())
     }
 
@@ -1789,7 +1789,7 @@ impl TaskStore for PgStore {
         draining: bool,
     ) -> Result<(), StoreError> {
         let c = self.conn().await?;
-        c.execute(
+        c.x(
             "UPDATE backends SET enabled = $2, draining = $3 WHERE id = $1",
             &[&id, &enabled, &draining],
         )
@@ -1799,12 +1799,14 @@ impl TaskStore for PgStore {
 
     async fn insert_events(&self, events: Vec<(String, String)>) -> Result<Vec<u64>, StoreError> {
         in_tx!(self, tx => {
-            // One appender at a time: ids become visible in the order they were handed out.
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&locks::EVENTS])
+            // A light commit (as SQLite's event log), and one appender at a time: ids become
+            // visible in the order they were handed out.
+            tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+            tx.x("SELECT pg_advisory_xact_lock($1)", &[&locks::EVENTS])
                 .await?;
             let now = now_ms();
             let stmt = tx
-                .prepare("INSERT INTO events (name, data, created_at) VALUES ($1, $2, $3) RETURNING id")
+                .prepare_cached("INSERT INTO events (name, data, created_at) VALUES ($1, $2, $3) RETURNING id")
                 .await?;
             let mut ids = Vec::with_capacity(events.len());
             for (name, data) in &events {
@@ -1813,13 +1815,13 @@ impl TaskStore for PgStore {
             }
             if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
                 if first.saturating_sub(1) / 100 != last / 100 {
-                    tx.execute(
+                    tx.x(
                         "DELETE FROM events WHERE id <= $1",
                         &[&(*last as i64 - EVENTS_KEPT)],
                     )
                     .await?;
                 }
-                tx.execute("SELECT pg_notify($1, $2)", &[&EVENTS_CHANNEL, &last.to_string()])
+                tx.x("SELECT pg_notify($1, $2)", &[&EVENTS_CHANNEL, &last.to_string()])
                     .await?;
             }
             ids
@@ -1829,10 +1831,10 @@ impl TaskStore for PgStore {
     async fn replay(&self, after: u64) -> Result<Replay, StoreError> {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         in_snapshot!(self, tx => {
-            let b = tx.query_one("SELECT min(id), max(id) FROM events", &[]).await?;
+            let b = tx.q1("SELECT min(id), max(id) FROM events", &[]).await?;
             let (oldest, newest): (Option<i64>, Option<i64>) = (b.try_get(0)?, b.try_get(1)?);
             let rows = tx
-                .query(
+                .q(
                     "SELECT id, name, data FROM events WHERE id > $1 ORDER BY id LIMIT 5000",
                     &[&after],
                 )
@@ -1850,7 +1852,7 @@ impl TaskStore for PgStore {
 
     async fn all_deliveries(&self, limit: i64) -> Result<Vec<Delivery>, StoreError> {
         let c = self.conn().await?;
-        c.query(
+        c.q(
             "SELECT id, delivery_id, task_id, url, status, files, attempts, created_at, next_attempt_at \
              FROM callback_outbox ORDER BY id LIMIT $1",
             &[&limit],
@@ -1877,7 +1879,7 @@ impl TaskStore for PgStore {
     async fn next_delivery_at(&self) -> Result<Option<i64>, StoreError> {
         let c = self.conn().await?;
         Ok(
-            c.query_one("SELECT min(next_attempt_at) FROM callback_outbox", &[])
+            c.q1("SELECT min(next_attempt_at) FROM callback_outbox", &[])
                 .await?
                 .try_get(0)?,
         )
@@ -1885,14 +1887,14 @@ impl TaskStore for PgStore {
 
     async fn delivery_done(&self, id: i64) -> Result<(), StoreError> {
         let c = self.conn().await?;
-        c.execute("DELETE FROM callback_outbox WHERE id = $1", &[&id])
+        c.x("DELETE FROM callback_outbox WHERE id = $1", &[&id])
             .await?;
         Ok(())
     }
 
     async fn delivery_retry(&self, id: i64, next_at: i64, error: String) -> Result<(), StoreError> {
         let c = self.conn().await?;
-        c.execute(
+        c.x(
             "UPDATE callback_outbox SET attempts = attempts + 1, next_attempt_at = $2, \
              last_error = $3 WHERE id = $1",
             &[&id, &next_at, &error],
