@@ -133,10 +133,10 @@ impl PgStore {
     /// Deletes a task's stored files (all, or the one named); returns how many chunks went.
     pub async fn delete_blobs(&self, task_id: &str, name: Option<&str>) -> PgResult<u64> {
         let c = self.conn().await?;
-        Ok(c.x(
+        c.x(
             "DELETE FROM result_blobs WHERE task_id = $1 AND ($2::text IS NULL OR name = $2)",
             &[&task_id, &name],
         )
-        .await?)
+        .await
     }
 }
