@@ -29,19 +29,19 @@ target_dir=${CARGO_TARGET_DIR:-$root/target}
 which=${1:-all}
 opt="$root/tests/e2e/node_modules/.bin/wasm-opt"
 
-# variant OUT_DIR [CARGO_FEATURE]
+# variant CARGO_TARGET_DIR OUT_DIR [CARGO_FEATURE]
 variant() {
-  local out=$1 features=()
-  [ -n "${2:-}" ] && features=(--features "$2")
+  local cdir=$1 out=$2 features=()
+  [ -n "${3:-}" ] && features=(--features "$3")
   rm -rf "$out"
   mkdir -p "$out/pkg"
   # One cargo run per module: each resolves the frontend's features on its own, so a module
   # carries only its context's code.
   for pair in frontend-content:content frontend-panel:panel frontend-viewer:viewer frontend-popup:popup frontend-sw:sw; do
     local crate=${pair%%:*} name=${pair##*:}
-    cargo build --profile wasm-release --target wasm32-unknown-unknown -p "$crate" --locked "${features[@]}"
+    CARGO_TARGET_DIR="$cdir" cargo build --profile wasm-release --target wasm32-unknown-unknown -p "$crate" --locked "${features[@]}"
     wasm-bindgen --target web --no-typescript --out-dir "$out/pkg" --out-name "$name" \
-      "$target_dir/wasm32-unknown-unknown/wasm-release/${crate//-/_}.wasm"
+      "$cdir/wasm32-unknown-unknown/wasm-release/${crate//-/_}.wasm"
     if [ -x "$opt" ]; then
       "$opt" -Oz "$out/pkg/${name}_bg.wasm" -o "$out/pkg/${name}_bg.wasm.opt"
       mv "$out/pkg/${name}_bg.wasm.opt" "$out/pkg/${name}_bg.wasm"
@@ -89,9 +89,9 @@ zip_dir() {
   fi
 }
 
-if [ "$which" = all ] || [ "$which" = shipped ]; then
+shipped() {
   out="$target_dir/extension"
-  variant "$out"
+  variant "$target_dir" "$out"
   firefox_package "$out" "$target_dir/extension-firefox"
   zip_dir "$out" "$target_dir/extension.zip"
   zip_dir "$target_dir/extension-firefox" "$target_dir/extension-firefox.xpi"
@@ -110,15 +110,36 @@ if [ "$which" = all ] || [ "$which" = shipped ]; then
   echo "web app: $web (served by the host at /)"
   echo "Load it: chrome://extensions → Developer mode → Load unpacked → $out"
   echo "     or: about:debugging → This Firefox → Load Temporary Add-on → $target_dir/extension-firefox/manifest.json"
-fi
+}
 
-if [ "$which" = all ] || [ "$which" = test ]; then
+# The test build compiles in its own cargo target dir, so that with `all` it runs beside the
+# shipped build (cargo locks a target dir; each module's LTO link is one thread: two at a time
+# keep both cores busy).
+test_target_dir="$target_dir/wasm-test-build"
+test_build() {
   out="$target_dir/extension-test"
-  variant "$out" test-hooks
+  variant "$test_target_dir" "$out" test-hooks
   # The worker's JS side of the hooks (self.sdq), appended to the module service worker.
   cat "$root/frontend/test-hooks/background.js" >> "$out/background.js"
   firefox_package "$out" "$target_dir/extension-firefox-test"
   test_manifest "$out" "http://sdnext.test/*"
   test_manifest "$target_dir/extension-firefox-test" tabs
   echo "test builds: $out, $target_dir/extension-firefox-test (test hooks on; for the browser tests only)"
-fi
+}
+
+case "$which" in
+  shipped) shipped ;;
+  test) test_build ;;
+  all)
+    test_log=$(mktemp)
+    test_build > "$test_log" 2>&1 &
+    test_pid=$!
+    trap 'kill "$test_pid" 2>/dev/null || true; rm -f "$test_log"' EXIT
+    shipped
+    test_status=0
+    wait "$test_pid" || test_status=$?
+    sed 's/^/[test build] /' "$test_log"
+    [ "$test_status" = 0 ] || { echo "frontend/build.sh: the test build failed" >&2; exit 1; }
+    ;;
+  *) echo "usage: frontend/build.sh [shipped|test|all]" >&2; exit 2 ;;
+esac

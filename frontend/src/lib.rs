@@ -5,8 +5,10 @@
 //!   (`FIELDS`, Control's `CONTROL_FIELDS` and unit table), the checkpoint dropdown's
 //!   choices, the "send to" fill plan (pure, tested natively); its `dom` and `bridge`
 //!   submodules (wasm, content script) read and write the page.
-//! - [`state`]: UI state logic (queue reorder, event application, filters, virtual-list
-//!   window math, shortcut parsing, extension options) — pure, tested natively.
+//! - [`state`]: UI state logic (the queue model fed by host events, drag-and-drop targets,
+//!   filters, notification rules, the task lists' columns, multi-select, virtual-list window
+//!   math, extension options and the shortcut, the enabled SD.Next sites, markup escaping) —
+//!   pure, tested natively.
 //! - [`messages`]: the typed `chrome.runtime` messages between the content script, the
 //!   service worker and the panel's modals, and what the panel asks its modal module to show
 //!   (pure).

@@ -39,6 +39,9 @@ CREATE TABLE tasks (
     -- The claim: a number no other claim of any task had (every later write of the run names
     -- it), the host that holds it and until when (database time; renewed by its heartbeat).
     fence         bigint,
+    -- The user asked to stop the run of that claim (a delete while it runs): it ends
+    -- interrupted however it ends. A new claim clears it.
+    stop_requested boolean NOT NULL DEFAULT false,
     lease_owner   text,
     lease_until   timestamptz,
     -- Full-text search over the text columns, words as SQLite's unicode61 splits them

@@ -26,8 +26,8 @@ use scheduler_api::{CALLBACK_TASK_HEADER, DELIVERY_ID_HEADER};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
+use crate::clock::Clock;
 use crate::model::callback::{CallbackRules, target};
-use crate::model::now_ms;
 use crate::results::ResultFiles;
 use crate::store::Store;
 use crate::store::outbox::{self, Delivery};
@@ -82,12 +82,14 @@ enum Failure {
     Failed(String),
 }
 
-/// Runs the deliverer until shutdown; `wake` is notified when a delivery is queued.
+/// Runs the deliverer until shutdown; `wake` is notified when a delivery is queued; due
+/// times are read on `clock`.
 pub async fn run(
     store: Store,
     files: ResultFiles,
     rules: Arc<CallbackRules>,
     wake: Arc<Notify>,
+    clock: Clock,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut inflight: JoinSet<String> = JoinSet::new();
@@ -96,7 +98,7 @@ pub async fn run(
         if *shutdown.borrow() {
             break;
         }
-        let now = now_ms();
+        let now = clock.now_ms();
         let rows = store
             .read(|c| outbox::all_deliveries(c, 10_000))
             .await
@@ -115,14 +117,15 @@ pub async fn run(
                 break;
             }
             busy.insert(receiver.clone());
-            let (store, files, rules) = (store.clone(), files.clone(), rules.clone());
+            let (store, files, rules, clock) =
+                (store.clone(), files.clone(), rules.clone(), clock.clone());
             inflight.spawn(async move {
-                deliver_and_record(&store, &files, &rules, d).await;
+                deliver_and_record(&store, &files, &rules, &clock, d).await;
                 receiver
             });
         }
         let wait = next_due
-            .map(|t| (t - now_ms()).clamp(0, 60_000) as u64)
+            .map(|t| (t - clock.now_ms()).clamp(0, 60_000) as u64)
             .unwrap_or(60_000);
         tokio::select! {
             Some(done) = inflight.join_next(), if !inflight.is_empty() => {
@@ -148,6 +151,7 @@ async fn deliver_and_record(
     store: &Store,
     files: &ResultFiles,
     rules: &CallbackRules,
+    clock: &Clock,
     d: Delivery,
 ) {
     let result = tokio::time::timeout(DELIVERY_TIMEOUT, deliver(files, rules, &d))
@@ -169,7 +173,7 @@ async fn deliver_and_record(
             );
             store.call(move |c| outbox::delivery_done(c, id)).await
         }
-        Err(Failure::Failed(err)) if now_ms() - d.created_at > GIVE_UP_AFTER_MS => {
+        Err(Failure::Failed(err)) if clock.now_ms() - d.created_at > GIVE_UP_AFTER_MS => {
             tracing::warn!(
                 "callback {} for task {} abandoned: {err}",
                 d.delivery_id,
@@ -179,7 +183,7 @@ async fn deliver_and_record(
         }
         Err(Failure::Failed(err)) => {
             tracing::info!("callback for task {} failed (will retry): {err}", d.task_id);
-            let next = now_ms() + retry_delay_ms(d.attempts);
+            let next = clock.now_ms() + retry_delay_ms(d.attempts);
             store
                 .call(move |c| outbox::delivery_retry(c, id, next, &err))
                 .await

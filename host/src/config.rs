@@ -1,8 +1,12 @@
 //! The host's configuration: parsed once (CLI / environment in `main.rs`), validated here,
-//! passed explicitly. No globals.
+//! passed explicitly. No globals. Plain values only: it imports nothing of the host but the
+//! model's callback rules, so every layer may read it (`http::serve` takes its
+//! [`ServeLimits`]); the handles made from it (the disk watch, the store) are built by
+//! [`crate::run`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// A secret that never shows in `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -31,12 +35,38 @@ pub struct Config {
     /// (`--allow-callback-host`).
     pub allow_callback_hosts: Vec<crate::model::callback::AllowedHost>,
     /// The server loop's connection cap and header-read timeout.
-    pub limits: crate::http::serve::ServeLimits,
+    pub limits: ServeLimits,
     /// Test-only fault injection (`AGENT_SCHEDULER_TEST_FAULTS`); `None` in production.
     /// Its route exists only in builds with the `fault-injection` feature.
     pub test_faults: Option<TestFaults>,
     /// The web app's folder (`--webapp`); `None`: found beside the binary, if built.
     pub webapp: Option<PathBuf>,
+    /// The clock every stored time is read from: the system's, a manual one in tests.
+    pub clock: crate::clock::Clock,
+}
+
+/// The default connection cap.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// The default header-read timeout.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Limits of the HTTP server loop (`--max-connections`, `--header-read-timeout`; see
+/// `http::serve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Time to receive a whole request head.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+        }
+    }
 }
 
 /// Faults a test asks for at start (`AGENT_SCHEDULER_TEST_FAULTS=1`, or `disk_full` to start
@@ -59,13 +89,6 @@ impl TestFaults {
             }),
         }
     }
-
-    /// Applies what is asked at start.
-    pub fn apply_at_start(&self, disk: &crate::disk::Disk) {
-        if self.disk_full {
-            disk.inject(true, false);
-        }
-    }
 }
 
 impl Config {
@@ -79,8 +102,9 @@ impl Config {
             start_paused: false,
             allow_callback_hosts: Vec::new(),
             test_faults: None,
-            limits: crate::http::serve::ServeLimits::default(),
+            limits: ServeLimits::default(),
             webapp: None,
+            clock: crate::clock::Clock::system(),
         }
     }
 

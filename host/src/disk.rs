@@ -7,6 +7,9 @@
 //! `query_only`, reported as a full disk) and the results writer and the probe fail with
 //! `ENOSPC`. Only the `/test/faults` route (compiled with the `fault-injection` feature and
 //! enabled by `AGENT_SCHEDULER_TEST_FAULTS` at start) turns it on.
+//!
+//! The store sits below: it reports to a [`Disk`] through [`crate::store::Space`], which
+//! the disk implements, and knows nothing of this module.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,6 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
+
+use crate::store::{Space, Store, settings as stored};
 
 /// The words of the hold while the disk is full.
 pub const HOLD_DISK_FULL: &str = "disk full";
@@ -28,8 +33,6 @@ pub struct Disk {
     full: watch::Sender<bool>,
     inject_full: AtomicBool,
     inject_files_full: AtomicBool,
-    /// Whether the store has applied the injected fault (`query_only`).
-    pub(crate) store_applied: AtomicBool,
 }
 
 impl Disk {
@@ -40,7 +43,6 @@ impl Disk {
             full: watch::channel(false).0,
             inject_full: AtomicBool::new(false),
             inject_files_full: AtomicBool::new(false),
-            store_applied: AtomicBool::new(false),
         })
     }
 
@@ -113,12 +115,23 @@ impl Disk {
     }
 }
 
+/// The store reports its full-disk failures here and honours the store fault.
+impl Space for Disk {
+    fn write_failed_full(&self) {
+        self.mark_full();
+    }
+
+    fn refuse_writes(&self) -> bool {
+        self.store_fault()
+    }
+}
+
 /// Runs until shutdown: whenever the disk is full, logs why tasks do not run and probes
 /// every [`PROBE_EVERY`] (a file write and a database write); when both succeed, `resume`
 /// runs (recovery and releases that could not be written), then the hold is lifted.
 pub async fn watch_space<F, Fut>(
     disk: Arc<Disk>,
-    store: crate::store::Store,
+    store: Store,
     mut resume: F,
     mut shutdown: watch::Receiver<bool>,
 ) where
@@ -155,11 +168,7 @@ pub async fn watch_space<F, Fut>(
             if files.is_err() {
                 continue;
             }
-            if store
-                .call(|c| crate::store::settings::probe_write(c))
-                .await
-                .is_err()
-            {
+            if store.call(|c| stored::probe_write(c)).await.is_err() {
                 continue;
             }
             if resume().await {

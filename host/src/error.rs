@@ -48,6 +48,7 @@ impl From<StoreError> for HostError {
             StoreError::NotFound => HostError::NotFound,
             StoreError::Refused(r) => HostError::Conflict(r.to_string()),
             StoreError::Conflict(m) => HostError::Conflict(m),
+            StoreError::Stale(m) => HostError::Conflict(m),
             StoreError::Invalid(m) => HostError::Invalid(m),
             StoreError::Violation(v) => HostError::Violation(v),
             StoreError::DiskFull => HostError::disk_full(),

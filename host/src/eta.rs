@@ -17,9 +17,9 @@ use scheduler_api::{BackendSpeed, EtaResponse, TaskEta};
 use crate::backends::Backends;
 use crate::error::HostError;
 use crate::events::EventHub;
+use crate::model::TaskRow;
 use crate::model::eta::{Clock, Job, Speed, checkpoint_key, plan, work};
 use crate::model::policy::Activity;
-use crate::model::{TaskRow, now_ms};
 use crate::queue::projected_order;
 use crate::settings::SettingsService;
 use crate::store::transitions::LOOKAHEAD;
@@ -37,6 +37,7 @@ pub struct Eta {
     backends: Arc<Backends>,
     settings: Arc<SettingsService>,
     events: EventHub,
+    clock: crate::clock::Clock,
     /// The last answer: when, at which [`EventHub::version`], what.
     last: Mutex<Option<(i64, u64, EtaResponse)>>,
 }
@@ -57,12 +58,14 @@ impl Eta {
         backends: Arc<Backends>,
         settings: Arc<SettingsService>,
         events: EventHub,
+        clock: crate::clock::Clock,
     ) -> Eta {
         Eta {
             store,
             backends,
             settings,
             events,
+            clock,
             last: Mutex::new(None),
         }
     }
@@ -76,13 +79,14 @@ impl Eta {
     ) -> Result<(), HostError> {
         let w = work(task.task_type, &task.request);
         let backend = backend.to_owned();
+        let now = self.clock.now_ms();
         self.store
             .call(move |c| {
                 let mut s = speed::get(c, &backend)?.with_run(timing.gen_ms, w);
                 if let Some(l) = timing.load_ms {
                     s = s.with_load(l);
                 }
-                speed::put(c, &backend, &s)
+                speed::put(c, &backend, &s, now)
             })
             .await?;
         self.invalidate();
@@ -93,7 +97,7 @@ impl Eta {
     /// expected end.
     pub async fn estimate(&self, limit: i64) -> Result<EtaResponse, HostError> {
         let limit = limit.clamp(0, MAX_LISTED);
-        let now = now_ms();
+        let now = self.clock.now_ms();
         // Read before the queue is: a change after this makes the answer stale.
         let version = self.events.version();
         if let Some((at, v, r)) = self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()

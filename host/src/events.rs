@@ -10,6 +10,7 @@ use std::sync::Arc;
 use scheduler_api::{Event, TaskChange, TaskEvent, TaskStatus};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::clock::Clock;
 use crate::store::{Store, events as log};
 
 /// An event as broadcast to SSE clients.
@@ -59,8 +60,8 @@ enum Msg {
 }
 
 impl EventHub {
-    /// Starts the writer task.
-    pub fn start(store: Store) -> EventHub {
+    /// Starts the writer task; events are stored with `clock`'s time.
+    pub fn start(store: Store, clock: Clock) -> EventHub {
         let (tx, _) = broadcast::channel(1024);
         let (writer, mut rx) = mpsc::unbounded_channel::<Msg>();
         let out = tx.clone();
@@ -89,8 +90,9 @@ impl EventHub {
                         .iter()
                         .map(|e| (e.name().to_owned(), e.data_json()))
                         .collect();
+                    let now = clock.now_ms();
                     let ids = match store
-                        .call_light(move |c| log::insert_events(c, &rows))
+                        .call_light(move |c| log::insert_events(c, &rows, now))
                         .await
                     {
                         Ok(ids) => ids.into_iter().map(Some).collect(),

@@ -4,6 +4,11 @@
 //! written: a refusal names the field's path and leaves no task, event or idempotency key.
 //! An import is read as a stream ([`ImportReader`]): one item at a time, each checked like
 //! an enqueue, at most `import_max_items` of them.
+//!
+//! Everything it reads and writes goes through the [`Queue`]: an idempotency key is looked
+//! up once, before the body is checked (a retry gets the first answer, whatever the contract
+//! says now), and the insert that stores the answer takes the key only if it is still free
+//! (two first requests with one key: one inserts, the other gets its answer).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -26,11 +31,9 @@ use crate::model::import::{ImportReader, ReadError, import_item};
 use crate::model::spec::{expand_checkpoints, expansion_ids};
 use crate::model::{CheckpointSpec, NewTask, TaskSpec};
 use crate::queue::Queue;
-use crate::store::{Store, tasks};
 
 /// Enqueue and import.
 pub struct Intake {
-    store: Store,
     queue: Arc<Queue>,
     backends: Arc<Backends>,
     callback_rules: Arc<CallbackRules>,
@@ -47,13 +50,11 @@ struct Gathered {
 impl Intake {
     /// The service. `callback_rules` say where callback URLs may point.
     pub fn new(
-        store: Store,
         queue: Arc<Queue>,
         backends: Arc<Backends>,
         callback_rules: Arc<CallbackRules>,
     ) -> Intake {
         Intake {
-            store,
             queue,
             backends,
             callback_rules,
@@ -96,15 +97,10 @@ impl Intake {
         body: EnqueueRequest,
         idempotency_key: Option<String>,
     ) -> Result<EnqueueResponse, HostError> {
-        if let Some(key) = &idempotency_key {
-            let k = key.clone();
-            if let Some(prev) = self
-                .store
-                .read(move |c| tasks::idempotent_answer(c, &k))
-                .await?
-            {
-                return decode_answer(&prev);
-            }
+        if let Some(key) = &idempotency_key
+            && let Some(prev) = self.queue.idempotent_answer(key.clone()).await?
+        {
+            return decode_answer(&prev);
         }
         let spec = TaskSpec::parse(task_type, body)?;
         self.check_contract(&self.backends.contract(), &spec)?;

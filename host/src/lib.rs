@@ -3,16 +3,21 @@
 //! # Layout
 //! - [`run`] starts everything from a config, a bound listener and a shutdown future;
 //!   `main.rs` only parses flags and calls it. It builds the services below, each with its
-//!   dependencies passed in explicitly (no shared god object):
+//!   dependencies passed in explicitly (no shared god object); the one [`clock::Clock`]
+//!   (from the configuration: the system's, or a test's manual clock) goes to each that
+//!   stores a time:
+//!   - [`disk::Disk`] (the data directory's space; the store and the result files report
+//!     to it),
 //!   - [`settings::SettingsService`] (store),
-//!   - [`events::EventHub`] (store),
+//!   - [`events::EventHub`] (store, clock),
 //!   - [`backends::Backends`] (the SD.Next clients),
-//!   - [`queue::Queue`] (store, events, settings, backends, result files),
-//!   - [`intake::Intake`] (queue, backends),
-//!   - [`results::Results`] (store, result files, events, settings; thumbnails),
-//!   - [`eta::Eta`] (store, backends, settings: measured speeds, the queue's ETA),
+//!   - [`queue::Queue`] (store, events, settings, backends, result files, the callback
+//!     deliverer's wake-up, disk, clock),
+//!   - [`intake::Intake`] (queue, backends, the callback rules),
+//!   - [`results::Results`] (store, result files, events, settings, clock; thumbnails),
+//!   - [`eta::Eta`] (store, backends, settings, events, clock: measured speeds, the queue's ETA),
 //!   - then the [`pool::Pool`] (one [`worker::Worker`] per backend, added ones included),
-//!     the [`callbacks`] deliverer, and [`http`].
+//!     the [`callbacks`] deliverer (clock), and [`http`].
 //! - [`model`] is the pure task model: the one transition function, ranks, enqueue parsing.
 //! - [`store`] holds all SQL (one SQLite file, WAL, append-only migrations).
 //! - [`sdnext`] is the typed SD.Next client.
@@ -27,6 +32,7 @@
 pub mod backends;
 pub mod callbacks;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod disk;
 pub mod error;
@@ -97,10 +103,11 @@ pub async fn run(
         )));
     }
     let disk = disk::Disk::new(&config.data_dir);
-    if let Some(faults) = &config.test_faults {
-        faults.apply_at_start(&disk);
+    // A test may ask to start on a "full disk" (the store and the results writer fail).
+    if config.test_faults.as_ref().is_some_and(|f| f.disk_full) {
+        disk.inject(true, false);
     }
-    let store = Store::open(&config.data_dir.join("queue.sqlite3"))?.with_disk(disk.clone());
+    let store = Store::open(&config.data_dir.join("queue.sqlite3"))?.with_space(disk.clone());
     let files = results::ResultFiles::new(&config.data_dir).with_disk(disk.clone());
     std::fs::create_dir_all(files.root())?;
 
@@ -131,7 +138,8 @@ pub async fn run(
     let backends = Arc::new(Backends::new(list));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let events = events::EventHub::start(store.clone());
+    let clock = config.clock.clone();
+    let events = events::EventHub::start(store.clone(), clock.clone());
     let callbacks_wake = Arc::new(Notify::new());
     let queue = Arc::new(queue::Queue::new(
         store.clone(),
@@ -141,6 +149,7 @@ pub async fn run(
         files.clone(),
         callbacks_wake.clone(),
         disk.clone(),
+        clock.clone(),
     ));
     queue.recover().await?;
     let callback_rules = Arc::new(model::callback::CallbackRules {
@@ -148,7 +157,6 @@ pub async fn run(
         allowed: config.allow_callback_hosts.clone(),
     });
     let intake = Arc::new(intake::Intake::new(
-        store.clone(),
         queue.clone(),
         backends.clone(),
         callback_rules.clone(),
@@ -158,6 +166,7 @@ pub async fn run(
         files.clone(),
         events.clone(),
         settings.clone(),
+        clock.clone(),
     ));
 
     let (fin_tx, mut fin_rx) = mpsc::channel::<()>(1);
@@ -166,6 +175,7 @@ pub async fn run(
         backends.clone(),
         settings.clone(),
         events.clone(),
+        clock.clone(),
     ));
     let deps = worker::Deps {
         eta: eta.clone(),
@@ -175,6 +185,7 @@ pub async fn run(
         events: events.clone(),
         settings: settings.clone(),
         shutdown: shutdown_rx.clone(),
+        clock: clock.clone(),
     };
     // One worker per backend: the `--backend` ones and the ones added through the API.
     let pool = Arc::new(pool::Pool::start(
@@ -189,6 +200,7 @@ pub async fn run(
         files.clone(),
         callback_rules.clone(),
         callbacks_wake,
+        clock.clone(),
         shutdown_rx.clone(),
     ));
     let retention = tokio::spawn(results.clone().run_retention(shutdown_rx.clone()));
@@ -240,7 +252,7 @@ pub async fn run(
     // the `fault-injection` feature (the tests crate's dev-dependency), only when asked.
     #[cfg(feature = "fault-injection")]
     let test_routes = match &config.test_faults {
-        Some(_) => http::test_faults::router(disk.clone()),
+        Some(_) => http::test_faults::router(disk.clone(), queue.clone()),
         None => axum::Router::new(),
     };
     #[cfg(not(feature = "fault-injection"))]

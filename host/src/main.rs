@@ -85,7 +85,7 @@ struct ServeArgs {
     allow_callback_hosts: Vec<String>,
 
     /// Open connections at most; at the cap new ones wait until one closes.
-    #[arg(long, value_name = "N", env = "AGENT_SCHEDULER_MAX_CONNECTIONS", default_value_t = agent_scheduler::http::serve::DEFAULT_MAX_CONNECTIONS)]
+    #[arg(long, value_name = "N", env = "AGENT_SCHEDULER_MAX_CONNECTIONS", default_value_t = agent_scheduler::config::DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
 
     /// Seconds a connection has to send a whole request head before it is closed.
@@ -144,7 +144,7 @@ fn serve(args: ServeArgs) {
         allow_origins: args.allow_origins,
         start_paused: args.start_paused,
         allow_callback_hosts,
-        limits: agent_scheduler::http::serve::ServeLimits {
+        limits: agent_scheduler::config::ServeLimits {
             max_connections: args.max_connections.max(1),
             header_read_timeout: std::time::Duration::from_secs(args.header_read_timeout.max(1)),
         },
@@ -154,6 +154,7 @@ fn serve(args: ServeArgs) {
             None
         },
         webapp: args.webapp,
+        clock: agent_scheduler::clock::Clock::system(),
     };
     if let Err(e) = config.check_listen(args.listen) {
         eprintln!("agent-scheduler: {e}");

@@ -28,8 +28,9 @@ pub const MAX_BACKENDS: usize = 64;
 pub enum Admin {
     /// Takes tasks again.
     Enable,
-    /// Takes no task from now on; its running task goes back to the head of the queue
-    /// (no attempt counted) for another backend.
+    /// Takes no task from now on; its running task goes back to the head of the queue at
+    /// once (no attempt counted) for another backend, or ends interrupted when the user had
+    /// asked to stop it.
     Disable,
     /// Takes no new task; its running task finishes; then it is disabled.
     Drain,
@@ -145,9 +146,10 @@ impl Pool {
             )));
         }
         let u = url.clone();
+        let now = self.deps.clock.now_ms();
         let id = self
             .store
-            .call(move |c| stored::add_backend(c, &u))
+            .call(move |c| stored::add_backend(c, &u, now))
             .await?
             .ok_or_else(|| HostError::Conflict(format!("{} is in the pool already", probe.url)))?;
         let b = Arc::new(
@@ -167,7 +169,9 @@ impl Pool {
     }
 
     /// Removes a backend: its worker stops, its running task goes back to the head of the
-    /// queue; an added one is forgotten, a `--backend` one returns at the next start.
+    /// queue at once (or ends interrupted when the user had asked to stop it), during a
+    /// checkpoint load as during a run; an added one is forgotten, a `--backend` one returns
+    /// at the next start.
     pub async fn remove(&self, id: &str) -> Result<(), HostError> {
         let b = self.find(id)?;
         if let Some(n) = stored_id(&b.id) {
@@ -177,6 +181,7 @@ impl Pool {
         }
         self.backends.remove(id);
         tracing::info!("backend {} ({}) removed", b.url, b.id);
+        self.queue.withdraw(&b).await?;
         self.queue.wake();
         Ok(())
     }
@@ -210,6 +215,9 @@ impl Pool {
                 .await?;
         }
         tracing::info!("backend {} ({}): {action:?}", b.url, b.id);
+        if action == Admin::Disable {
+            self.queue.withdraw(&b).await?;
+        }
         self.queue.wake();
         self.info(&b).await
     }

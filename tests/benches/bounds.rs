@@ -23,12 +23,11 @@ use scheduler_api::client::Client;
 use scheduler_api::{
     EnqueueRequest, ListName, Selection, SelectionFilter, TaskStatus, TaskType, routes,
 };
+use scheduler_tests::fake_args::FakeArgs;
 use scheduler_tests::harness::{FakeProcess, HostProcess, wait_task_status};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-const FAST_A: &[&str] = &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"];
 
 /// The `q`-quantile of sorted durations, in ms.
 fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
@@ -55,7 +54,7 @@ async fn health_latencies(url: &str, n: usize) -> Vec<Duration> {
 
 async fn silent() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = FakeProcess::spawn(FAST_A).await;
+    let fake = FakeProcess::spawn(FakeArgs::fast_a()).await;
     let host =
         HostProcess::spawn(dir.path(), &[fake.url()], &["--header-read-timeout", "600"]).await;
     let url = host.url();
@@ -141,7 +140,7 @@ async fn drain(mut resp: reqwest::Response) -> u64 {
 
 async fn export() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = FakeProcess::spawn(FAST_A).await;
+    let fake = FakeProcess::spawn(FakeArgs::fast_a()).await;
     let mut host = HostProcess::spawn(dir.path(), &[fake.url()], &["--start-paused"]).await;
     // A 7.5 MB PNG of noise: 10 MB of base64.
     let side = 1580u32;
@@ -191,7 +190,7 @@ async fn export() {
 
 async fn zip() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = FakeProcess::spawn(FAST_A).await;
+    let fake = FakeProcess::spawn(FakeArgs::fast_a()).await;
     let mut host = HostProcess::spawn(dir.path(), &[fake.url()], &[]).await;
     fake.configure(&FakeConfigPatch {
         faults: Some(vec![FaultRule::poison("big", Fault::HugeAnswer { mib: 8 })]),

@@ -10,10 +10,14 @@ use std::time::{Duration, Instant};
 use agent_scheduler::sdnext::SdClient;
 use fake_sdnext::FakeStats;
 use scheduler_api::{EnqueueRequest, HistoryFilter, TaskType};
+use scheduler_tests::fake_args::FakeArgs;
 use scheduler_tests::harness::{FakeProcess, HostProcess, bin_dir, wait_until};
 use serde_json::json;
 
-const FAKE_ARGS: &[&str] = &["--step-ms", "1", "--load-ms", "1", "--checkpoint", "a"];
+/// One checkpoint `a`, 1 ms per step and per load.
+fn fake_args() -> FakeArgs {
+    FakeArgs::new().step_ms(1).load_ms(1).checkpoint("a")
+}
 
 fn task_body(i: usize) -> EnqueueRequest {
     serde_json::from_value(
@@ -59,7 +63,7 @@ fn report(label: &str, g: &Gaps, wall: Duration, n: usize) {
 }
 
 async fn direct(n: usize) {
-    let fake = FakeProcess::spawn(FAKE_ARGS).await;
+    let fake = FakeProcess::spawn(fake_args()).await;
     let client = SdClient::new(&fake.url()).expect("client");
     let start = Instant::now();
     for i in 0..n {
@@ -82,7 +86,7 @@ async fn direct(n: usize) {
 }
 
 async fn through_host(n: usize) {
-    let fake = FakeProcess::spawn(FAKE_ARGS).await;
+    let fake = FakeProcess::spawn(fake_args()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let host = HostProcess::spawn(dir.path(), &[fake.url()], &["--start-paused"]).await;
     let c = &host.client;

@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use agent_scheduler::model::contract::{self, Contract, Names};
 use scheduler_api::client::{Client, Method};
 use scheduler_api::{EnqueueRequest, SettingsPatch, TaskType, routes};
+use scheduler_tests::fake_args::FakeArgs;
 use scheduler_tests::harness::{FakeProcess, HostProcess, wait_until};
 use serde_json::{Map, Value, json};
 
-const FAST_A: &[&str] = &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"];
 const LONG: Duration = Duration::from_secs(600);
 
 fn vm_hwm_kib(pid: u32) -> u64 {
@@ -183,7 +183,7 @@ async fn check() {
 
     // The enqueue round trip over HTTP (paused host: nothing runs), the check included.
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = FakeProcess::spawn(FAST_A).await;
+    let fake = FakeProcess::spawn(FakeArgs::fast_a()).await;
     let host = HostProcess::spawn(dir.path(), &[fake.url()], &["--start-paused"]).await;
     let api = &host.client;
     wait_until("the host read the lists", LONG, || async {
@@ -231,7 +231,7 @@ fn import_body(item: &str, count: usize) -> Vec<u8> {
 
 async fn import_case(name: &str, body: Vec<u8>, cap: Option<u32>) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = FakeProcess::spawn(FAST_A).await;
+    let fake = FakeProcess::spawn(FakeArgs::fast_a()).await;
     let host = HostProcess::spawn(dir.path(), &[fake.url()], &["--start-paused"]).await;
     let api: &Client = &host.client;
     if let Some(n) = cap {

@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 use fake_sdnext::{FakeConfigPatch, Fault, FaultRule};
 use scheduler_api::client::Client;
 use scheduler_api::{EnqueueRequest, SettingsPatch, TaskStatus, TaskType};
+use scheduler_tests::fake_args::FakeArgs;
 use scheduler_tests::harness::{
     CallbackReceiver, FakeProcess, HostProcess, wait_for, wait_task_status, wait_until,
 };
 use serde_json::json;
 
-const FAST_A: &[&str] = &["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"];
 const LONG: Duration = Duration::from_secs(120);
 
 struct Stack {
@@ -33,7 +33,7 @@ struct Stack {
 
 async fn stack() -> Stack {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = FakeProcess::spawn(FAST_A).await;
+    let fake = FakeProcess::spawn(FakeArgs::fast_a()).await;
     let host = HostProcess::spawn(dir.path(), &[fake.url()], &[]).await;
     Stack {
         _dir: dir,

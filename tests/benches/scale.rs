@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use scheduler_api::routes;
 use scheduler_tests::bulk::{COMMON_WORD, Seeded, seed_database};
+use scheduler_tests::fake_args::FakeArgs;
 use scheduler_tests::harness::{FakeProcess, HostProcess, bin_dir, fill, wait_until};
 use serde_json::{Value, json};
 
@@ -218,20 +219,13 @@ async fn wait_history(h: &Http, n: i64, timeout: Duration) {
 /// 5 prompts × "Queue with all checkpoints" over 3 checkpoints, one backend.
 async fn loads() {
     println!("== loads: 5 prompts x 3 checkpoints (checkpoint \"*\"), one backend");
-    let fake = FakeProcess::spawn(&[
-        "--step-ms",
-        "1",
-        "--load-ms",
-        "20",
-        "--checkpoint",
-        "a",
-        "--checkpoint",
-        "b",
-        "--checkpoint",
-        "c",
-        "--loaded",
-        "a",
-    ])
+    let fake = FakeProcess::spawn(
+        FakeArgs::new()
+            .step_ms(1)
+            .load_ms(20)
+            .checkpoints(&["a", "b", "c"])
+            .loaded("a"),
+    )
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
     let host = HostProcess::spawn(dir.path(), &[fake.url()], &["--start-paused"]).await;
@@ -288,8 +282,7 @@ async fn pool() {
         let mut fakes = Vec::new();
         for _ in 0..n {
             fakes.push(
-                FakeProcess::spawn(&["--step-ms", "10", "--checkpoint", "a", "--loaded", "a"])
-                    .await,
+                FakeProcess::spawn(FakeArgs::new().step_ms(10).checkpoint("a").loaded("a")).await,
             );
         }
         let tasks = 24 * n;
@@ -308,7 +301,7 @@ async fn pool() {
 /// 100 equal tasks on one fast backend alone, then on 1 fast + 3 four times slower.
 async fn hetero() {
     println!("== hetero: 100 tasks of 10 steps; fast = 10 ms/step, slow = 40 ms/step");
-    let fast = FakeProcess::spawn(&["--step-ms", "10", "--checkpoint", "a", "--loaded", "a"]).await;
+    let fast = FakeProcess::spawn(FakeArgs::new().step_ms(10).checkpoint("a").loaded("a")).await;
     let alone = run_pool(std::slice::from_ref(&fast), 100, 10).await;
     figure(
         "100 tasks, fast backend alone",
@@ -317,7 +310,7 @@ async fn hetero() {
     let mut fakes = vec![fast];
     for _ in 0..3 {
         fakes.push(
-            FakeProcess::spawn(&["--step-ms", "40", "--checkpoint", "a", "--loaded", "a"]).await,
+            FakeProcess::spawn(FakeArgs::new().step_ms(40).checkpoint("a").loaded("a")).await,
         );
     }
     let mixed = run_pool(&fakes, 100, 10).await;
@@ -375,27 +368,21 @@ fn seeded_db(root: &Path, name: &str, finished: usize, pending: usize) -> BigDb 
     BigDb { dir, seeded }
 }
 
-const FAKE_INSTANT: &[&str] = &[
-    "--step-ms",
-    "0",
-    "--load-ms",
-    "0",
-    "--checkpoint",
-    "a",
-    "--checkpoint",
-    "b",
-    "--checkpoint",
-    "c",
-    "--loaded",
-    "a",
-];
+/// A fake that answers at once: a, b, c listed, a loaded.
+fn fake_instant() -> FakeArgs {
+    FakeArgs::new()
+        .step_ms(0)
+        .load_ms(0)
+        .checkpoints(&["a", "b", "c"])
+        .loaded("a")
+}
 
 /// Latencies of the API at N pending + N finished.
 async fn big(root: &Path, scale: usize) {
     println!("== big: API latencies at {scale} pending + {scale} finished (keep-alive client)");
     let db = seeded_db(root, "big", scale, scale);
     let work = run_copy(root, &db, "big-run");
-    let fake = FakeProcess::spawn(FAKE_INSTANT).await;
+    let fake = FakeProcess::spawn(fake_instant()).await;
     let host = HostProcess::spawn(&work, &[fake.url()], &["--start-paused"]).await;
     let h = Http::new(&host.url());
     let budget = Duration::from_secs(20);
@@ -520,27 +507,31 @@ async fn big(root: &Path, scale: usize) {
 
 /// The store's claim at N pending (in-process, on a copy of the database): the look-ahead
 /// window, the policy's pick for a backend with checkpoint `a` loaded, the overtakes, the
-/// claim itself.
+/// claim itself (each under its own fence); then the end of such a run, written fenced to
+/// its claim (a durable commit, as the finisher's).
 async fn claim(root: &Path, scale: usize) {
     use agent_scheduler::backends::view::{PoolView, SeatView};
-    use agent_scheduler::model::now_ms;
+    use agent_scheduler::clock::Clock;
     use agent_scheduler::model::policy::{Activity, Rules, pick};
+    use agent_scheduler::model::{Event, Policy, RunEnd};
     use agent_scheduler::store::Store;
-    use agent_scheduler::store::transitions::{Choice, claim_next};
+    use agent_scheduler::store::transitions::{Choice, RunOutputs, claim_next, finish};
     println!("== claim: the store's claim at {scale} pending + {scale} finished");
     let db = seeded_db(root, "big", scale, scale);
     let work = run_copy(root, &db, "claim-run");
     let store = Store::open(&work.join("queue.sqlite3")).expect("open");
     let shared = &store;
+    let claimed = std::sync::Mutex::new(Vec::new());
+    let claimed = &claimed;
     measure(
         "claim of the next task",
         500,
         Duration::from_secs(30),
-        |_| async move {
+        |i| async move {
             let t = Instant::now();
             // As the host's worker claims: a light commit (see `Store::call_light`).
             let got = shared
-                .call_light(|c| {
+                .call_light(move |c| {
                     let view = PoolView {
                         seats: vec![SeatView {
                             url: "http://bench".into(),
@@ -552,8 +543,8 @@ async fn claim(root: &Path, scale: usize) {
                             ms_per_task: 1000,
                         }],
                     };
-                    let now = now_ms();
-                    claim_next(c, "http://bench", now, |w, paused| {
+                    let now = Clock::system().now_ms();
+                    claim_next(c, "http://bench", now, i as i64 + 1, |w, paused| {
                         let (waiting, seats) = view.policy_input(w);
                         pick(&waiting, &seats, 0, &Rules::default(), paused, now).map(|c| Choice {
                             index: c.index,
@@ -564,8 +555,35 @@ async fn claim(root: &Path, scale: usize) {
                 .await
                 .expect("claim");
             let took = ms(t.elapsed());
-            assert!(got.is_some());
+            let got = got.expect("a task is claimed");
+            let fence = got.life.fence.expect("claimed under a fence");
+            claimed.lock().unwrap().push((got.id, fence));
             took
+        },
+    )
+    .await;
+    let policy = Policy::from(&scheduler_api::Settings::default());
+    let runs = claimed.lock().unwrap().len();
+    measure(
+        "finish of a claimed task (fenced to its claim)",
+        runs,
+        Duration::from_secs(30),
+        |i| async move {
+            let (id, fence) = claimed.lock().unwrap()[i].clone();
+            let t = Instant::now();
+            let applied = shared
+                .call(move |c| {
+                    let now = Clock::system().now_ms();
+                    let end = Event::Finished {
+                        end: RunEnd::Done,
+                        at: now,
+                    };
+                    finish(c, &id, fence, &end, &policy, &RunOutputs::default(), now)
+                })
+                .await
+                .expect("finish");
+            assert_eq!(applied.status(), Some(scheduler_api::TaskStatus::Done));
+            ms(t.elapsed())
         },
     )
     .await;
@@ -585,7 +603,7 @@ async fn dispatch(root: &Path, scale: usize) {
     for (name, finished, pending) in cases {
         let db = seeded_db(root, name, finished, pending);
         let work = run_copy(root, &db, &format!("{name}-run"));
-        let fake = FakeProcess::spawn(FAKE_INSTANT).await;
+        let fake = FakeProcess::spawn(fake_instant()).await;
         let host = HostProcess::spawn(&work, &[fake.url()], &["--start-paused"]).await;
         let h = Http::new(&host.url());
         let window = Duration::from_secs(10);
@@ -625,7 +643,7 @@ async fn dispatch(root: &Path, scale: usize) {
 /// Durable enqueue with 8 concurrent keep-alive clients.
 async fn enqueue() {
     println!("== enqueue: 8 concurrent keep-alive clients, 5 s");
-    let fake = FakeProcess::spawn(FAKE_INSTANT).await;
+    let fake = FakeProcess::spawn(fake_instant()).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let host = HostProcess::spawn(dir.path(), &[fake.url()], &["--start-paused"]).await;
     let base = host.url();
@@ -677,7 +695,7 @@ async fn rss(root: &Path, scale: usize) {
     println!("== rss: host memory and start-up at {scale} + {scale}");
     let db = seeded_db(root, "big", scale, scale);
     let work = run_copy(root, &db, "rss-run");
-    let fake = FakeProcess::spawn(FAKE_INSTANT).await;
+    let fake = FakeProcess::spawn(fake_instant()).await;
     let t = Instant::now();
     let host = HostProcess::spawn(&work, &[fake.url()], &["--start-paused"]).await;
     let h = Http::new(&host.url());

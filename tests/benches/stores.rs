@@ -17,9 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agent_scheduler::backends::view::{PoolView, SeatView};
+use agent_scheduler::clock::Clock;
+use agent_scheduler::model::NewTask;
 use agent_scheduler::model::policy::{Activity, Rules, pick};
 use agent_scheduler::model::transition::{Event, Policy, RunEnd};
-use agent_scheduler::model::{NewTask, now_ms};
 use agent_scheduler::store::Store;
 use agent_scheduler::store::api::{ChooseFn, TaskStore};
 use agent_scheduler::store::pg::{self, PgStore};
@@ -74,7 +75,7 @@ const CHUNK: usize = 5_000;
 /// `finished` done tasks, then `pending` pending ones, through the contract.
 async fn seed(s: &S, finished: usize, pending: usize) {
     let policy = Policy::from(&scheduler_api::Settings::default());
-    let start = now_ms() - finished as i64 * 1000;
+    let start = Clock::system().now_ms() - finished as i64 * 1000;
     let mut i = 0;
     while i < finished {
         let n = CHUNK.min(finished - i);
@@ -85,6 +86,7 @@ async fn seed(s: &S, finished: usize, pending: usize) {
                 t.id.clone(),
                 Event::Claim {
                     backend: "http://seed".into(),
+                    fence: (i + k) as i64 + 1,
                 },
             ));
             events.push((
@@ -95,15 +97,21 @@ async fn seed(s: &S, finished: usize, pending: usize) {
                 },
             ));
         }
-        s.insert_tasks(batch, None).await.expect("seed");
-        s.apply_batch(events, policy).await.expect("seed runs");
+        s.insert_tasks(batch, None, Clock::system().now_ms())
+            .await
+            .expect("seed");
+        s.apply_batch(events, policy, Clock::system().now_ms())
+            .await
+            .expect("seed runs");
         i += n;
     }
     let mut j = 0;
     while j < pending {
         let n = CHUNK.min(pending - j);
         let batch: Vec<NewTask> = (i..i + n).map(seed_task).collect();
-        s.insert_tasks(batch, None).await.expect("seed");
+        s.insert_tasks(batch, None, Clock::system().now_ms())
+            .await
+            .expect("seed");
         i += n;
         j += n;
     }
@@ -122,7 +130,7 @@ fn policy_pick() -> ChooseFn {
             ms_per_task: 1000,
         }],
     };
-    let now = now_ms();
+    let now = Clock::system().now_ms();
     Box::new(move |w, paused| {
         let (waiting, seats) = view.policy_input(w);
         pick(&waiting, &seats, 0, &Rules::default(), paused, now).map(|c| Choice {
@@ -145,7 +153,9 @@ async fn bench(name: &str, s: S, scale: usize) {
         async move {
             let mut t = seed_task(10_000_000 + i);
             t.id = format!("bench-enqueue-{i}");
-            s.insert_tasks(vec![t], None).await.expect("enqueue");
+            s.insert_tasks(vec![t], None, Clock::system().now_ms())
+                .await
+                .expect("enqueue");
         }
     })
     .await;
@@ -205,7 +215,11 @@ async fn bench(name: &str, s: S, scale: usize) {
         let s = s.clone();
         async move {
             let c = s
-                .claim_next("http://bench".into(), now_ms(), policy_pick())
+                .claim_next(
+                    "http://bench".into(),
+                    Clock::system().now_ms(),
+                    policy_pick(),
+                )
                 .await
                 .expect("claim");
             assert!(c.is_some());

@@ -8,6 +8,7 @@
 use std::io::Cursor;
 use std::time::Instant;
 
+use agent_scheduler::results::files::thumb_name;
 use agent_scheduler::results::thumbs;
 use image::{ImageFormat, Rgb, RgbImage};
 
@@ -65,7 +66,7 @@ fn main() {
         };
         let src = dir.path().join(format!("0.{ext}"));
         std::fs::write(&src, &bytes).expect("write");
-        let dst = dir.path().join(thumbs::thumb_name(&format!("0.{ext}")));
+        let dst = dir.path().join(thumb_name(&format!("0.{ext}")));
         let runs = if w * h > 4_000_000 { 3 } else { 7 };
         let mut ms: Vec<f64> = (0..runs)
             .map(|_| {

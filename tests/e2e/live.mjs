@@ -83,6 +83,9 @@ async function visible(sel) {
 
 async function openTab(p) {
   if (modern) {
+    // The Modern UI builds its nav after the page reports ready (seconds later on a busy
+    // machine): wait for the tab's nav button to exist.
+    await until(`${p} nav built`, () => page.evaluate((p) => !!document.getElementById(`${p}_nav`), p), 30000);
     // The Modern UI hides its legacy T2I/I2I nav buttons unless `uiux_hide_legacy` is off:
     // press them the way the page's own code does.
     if (await visible(`#${p}_nav`)) await page.click(`#${p}_nav`);
@@ -428,16 +431,21 @@ if (PARTS.has('button')) {
         await check(`${pre}: button usable at ${w}x${h} on ${p} (${placement})`, async () => {
           await openTab(p);
           // The page settles (the Modern UI fades tabs; the fit follows the toolbar's room)
-          // before the button is judged: stable for 0.5 s with the button at its centre,
-          // else the last state after 10 s is what is judged.
+          // before the button is judged: no animation or transition running, and the same
+          // geometry on two animation frames in a row with the button at its centre (polled
+          // until that holds, 10 s at most; then the last state is what is judged).
           let g = await geometry(p);
-          const end = Date.now() + 10000;
-          while (Date.now() < end) {
-            await page.waitForTimeout(500);
-            const next = await geometry(p);
-            const stable = JSON.stringify(next) === JSON.stringify(g);
-            g = next;
-            if (stable && g.present && g.centre === 'the button') break;
+          try {
+            g = await until(`${p}: the page settles`, async () => {
+              const quiet = await page.evaluate(() => new Promise((res) =>
+                requestAnimationFrame(() => requestAnimationFrame(() =>
+                  res(document.getAnimations().filter((a) => a.playState === 'running').length === 0)))));
+              const a = await geometry(p);
+              const b = await geometry(p);
+              return quiet && JSON.stringify(a) === JSON.stringify(b) && b.present && b.centre === 'the button' ? b : null;
+            }, 10000);
+          } catch {
+            g = await geometry(p);
           }
           results.figures.geometry.push({ theme, placement, size: `${w}x${h}`, tab: p, ...g });
           await page.screenshot({ path: path.join(SHOT_DIR, `live-${pre}-${placement}-${w}x${h}-${p}.png`) });
@@ -481,14 +489,18 @@ if (PARTS.has('menu')) {
     await page.locator('#txt2img_prompt textarea').first().pressSequentially(' more', { delay: 20 });
     await page.click('button[data-sdq-tab="txt2img"]', { button: 'right' });
     await until('menu open again', menuOpen, 5000);
+    // A scripted (untrusted) click on the token counter, as SD.Next's own: resolved once the
+    // click has been dispatched and a frame has passed, so the menu had its chance to close.
     const clicks = await page.evaluate(() => new Promise((res) => {
       let n = 0;
       const b = document.getElementById('txt2img_token_button');
-      b.addEventListener('click', (e) => { if (!e.isTrusted) n++; });
-      setTimeout(() => res(n), 1500);
+      b.addEventListener('click', (e) => {
+        if (!e.isTrusted) n++;
+        requestAnimationFrame(() => requestAnimationFrame(() => res(n)));
+      }, { once: true });
       b.click();
     }));
-    assert(clicks >= 1, 'the token button was clicked by script');
+    assertEq(clicks, 1, 'the token button was clicked by script once');
     assert(await menuOpen(), 'the menu closed on an untrusted click');
     await page.keyboard.press('Escape');
     await until('Escape closes the menu', async () => !(await menuOpen()), 5000);

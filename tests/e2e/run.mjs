@@ -738,20 +738,26 @@ await check('panel: live updates are correct after the host is killed and restar
   await panel.waitForSelector(`.prow[data-task-id="${r.task_id}"]`, { state: 'detached' });
 });
 
-// A figure, measured once, in Chromium (the Firefox run checks behaviour, and stays short).
-if (BROWSER === 'chromium') await check('figure: 10,000 history rows with thumbnails: first render and scroll (release wasm, test build)', async () => {
-  const bp = await b.newPage();
-  await bp.setViewportSize({ width: 1600, height: 900 });
-  await bp.goto(ext('panel.html?bench=10000'));
-  // The page scrolls the whole list a screen at a time, then writes its figures.
-  await bp.waitForSelector('body[data-scroll-steps]', { timeout: 180000 });
-  const f = await bp.evaluate(() => Object.fromEntries(Object.entries(document.body.dataset)));
-  results.figures.history_10k = f;
-  const rows = Number(f.renderedRows);
-  assert(rows > 0 && rows < 100, `virtualised: ${rows} rows in the DOM`);
-  assert(Number(f.thumbsFirstScreen) < 100, `only the first screen asks for thumbnails: ${f.thumbsFirstScreen}`);
-  await bp.close();
-});
+// The history list is virtualised: 2,000 rows with thumbnails put under 100 rows in the DOM
+// and ask only the first screen's thumbnails (Chromium; the Firefox run stays short). The
+// 10,000-row figure (first render and scroll time) is a benchmark, not part of the test run:
+// `E2E_BENCH=1` measures it instead (see tests/README or the README's benchmarks).
+if (BROWSER === 'chromium') {
+  const n = process.env.E2E_BENCH === '1' ? 10000 : 2000;
+  await check(`history of ${n} rows with thumbnails: virtualised, first screen's thumbnails only`, async () => {
+    const bp = await b.newPage();
+    await bp.setViewportSize({ width: 1600, height: 900 });
+    await bp.goto(ext(`panel.html?bench=${n}`));
+    // The page scrolls the whole list a screen at a time, then writes its figures.
+    await bp.waitForSelector('body[data-scroll-steps]', { timeout: 180000 });
+    const f = await bp.evaluate(() => Object.fromEntries(Object.entries(document.body.dataset)));
+    results.figures[`history_${n}`] = f;
+    const rows = Number(f.renderedRows);
+    assert(rows > 0 && rows < 100, `virtualised: ${rows} rows in the DOM`);
+    assert(Number(f.thumbsFirstScreen) < 100, `only the first screen asks for thumbnails: ${f.thumbsFirstScreen}`);
+    await bp.close();
+  });
+}
 
 await check(BROWSER === 'firefox'
   ? 'page CSP blocking wasm: Firefox exempts the content script from it, Enqueue still works'

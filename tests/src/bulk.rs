@@ -5,8 +5,9 @@
 
 use std::path::Path;
 
+use agent_scheduler::clock::Clock;
+use agent_scheduler::model::NewTask;
 use agent_scheduler::model::transition::{Event, Policy, RunEnd};
-use agent_scheduler::model::{NewTask, now_ms};
 use agent_scheduler::store::{Store, StoreError, tasks, transitions};
 use scheduler_api::TaskType;
 use serde_json::{Map, Value, json};
@@ -122,19 +123,21 @@ pub fn seed_database(
     let store = Store::open(&data_dir.join("queue.sqlite3"))?;
     let policy = Policy::from(&scheduler_api::Settings::default());
     let mut out = Seeded::default();
-    let start = now_ms() - finished as i64 * 1000;
+    let now = Clock::system().now_ms();
+    let start = now - finished as i64 * 1000;
     let mut i = 0;
     while out.finished.len() < finished {
         let n = CHUNK.min(finished - out.finished.len());
         let batch: Vec<NewTask> = (i..i + n).map(seed_task).collect();
         let ids: Vec<String> = batch.iter().map(|t| t.id.clone()).collect();
-        store.call_sync(move |c| tasks::insert_tasks(c, &batch, None))?;
+        store.call_sync(move |c| tasks::insert_tasks(c, &batch, None, now))?;
         let mut events = Vec::with_capacity(2 * n);
         for (k, id) in ids.iter().enumerate() {
             events.push((
                 id.clone(),
                 Event::Claim {
                     backend: "http://seed".into(),
+                    fence: (i + k) as i64 + 1,
                 },
             ));
             events.push((
@@ -145,7 +148,7 @@ pub fn seed_database(
                 },
             ));
         }
-        store.call_sync(move |c| transitions::apply_batch(c, &events, &policy))?;
+        store.call_sync(move |c| transitions::apply_batch(c, &events, &policy, now))?;
         out.finished.extend(ids);
         i += n;
     }
@@ -153,7 +156,7 @@ pub fn seed_database(
         let n = CHUNK.min(pending - out.pending.len());
         let batch: Vec<NewTask> = (i..i + n).map(seed_task).collect();
         out.pending.extend(batch.iter().map(|t| t.id.clone()));
-        store.call_sync(move |c| tasks::insert_tasks(c, &batch, None))?;
+        store.call_sync(move |c| tasks::insert_tasks(c, &batch, None, now))?;
         i += n;
     }
     Ok(out)

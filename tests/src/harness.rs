@@ -4,7 +4,8 @@
 //! typed client, a [`CallbackReceiver`], [`refusing_address`], and the prerequisites
 //! ([`available`]: fail under `CI=true`, skip elsewhere).
 //!
-//! - [`FakeProcess::spawn`] starts `fake-sdnext`, [`HostProcess::spawn`] starts
+//! - [`FakeProcess::spawn`] starts `fake-sdnext` (its options a [`FakeArgs`]),
+//!   [`HostProcess::spawn`] starts
 //!   `agent-scheduler serve`; both pass `--listen 127.0.0.1:0` (unless told otherwise) and read
 //!   the first stdout line `listening on http://ADDR`. Children are killed on drop.
 //! - `sigkill()` kills a child hard; `restart()` starts it again with the same arguments on the
@@ -26,6 +27,8 @@ use tokio::process::{Child, Command};
 use scheduler_api::client::{Client, Method};
 
 use fake_sdnext::{FakeConfigPatch, FakeStats};
+
+use crate::fake_args::FakeArgs;
 
 /// Polls `check` until it returns `Some(value)` or `timeout` passes (then panics with
 /// `what`). Polling interval starts at 2 ms and grows to 50 ms; this waits on a condition, it
@@ -549,14 +552,14 @@ pub struct FakeProcess {
 
 impl FakeProcess {
     /// Starts `fake-sdnext ARGS --listen 127.0.0.1:0`, e.g.
-    /// `["--step-ms", "20", "--checkpoint", "a", "--checkpoint", "b"]`.
-    pub async fn spawn(args: &[&str]) -> FakeProcess {
+    /// `FakeArgs::new().step_ms(20).checkpoints(&["a", "b"])` (or the binary's words).
+    pub async fn spawn(args: impl Into<FakeArgs>) -> FakeProcess {
         Self::spawn_on(args, "127.0.0.1:0").await
     }
 
     /// Starts it on a given address (e.g. the port of an earlier instance).
-    pub async fn spawn_on(args: &[&str], listen: &str) -> FakeProcess {
-        let args = args.iter().map(|s| s.to_string()).collect();
+    pub async fn spawn_on(args: impl Into<FakeArgs>, listen: &str) -> FakeProcess {
+        let args = args.into().words().to_vec();
         let server = ChildServer::start("fake-sdnext", &fake_binary(), args, listen)
             .await
             .expect("start fake-sdnext");

@@ -12,6 +12,7 @@ use scheduler_api::client::{Client, ClientError};
 use scheduler_api::{MessageResponse, Task, TaskStatus};
 use tokio::sync::oneshot;
 
+use crate::fake_args::FakeArgs;
 use crate::harness::wait_until;
 
 /// Deadline for waiting on tasks in the in-process tests.
@@ -39,11 +40,9 @@ pub async fn fake(checkpoints: &[&str]) -> FakeHandle {
 }
 
 /// Starts an in-process fake SD.Next configured with the `fake-sdnext` binary's options
-/// (`["--step-ms", "1", "--checkpoint", "a", "--loaded", "a"]`), on a free port.
-pub async fn fake_with_args(args: &[&str]) -> FakeHandle {
-    let config =
-        FakeConfig::from_args(args).unwrap_or_else(|e| panic!("fake-sdnext options {args:?}: {e}"));
-    FakeSdNext::start(config)
+/// (`FakeArgs::fast_a()`, or the binary's words), on a free port.
+pub async fn fake_with_args(args: impl Into<FakeArgs>) -> FakeHandle {
+    FakeSdNext::start(args.into().config())
         .await
         .expect("the fake SD.Next starts")
 }
@@ -98,7 +97,7 @@ impl InProcessHost {
     /// A host on a new data folder driving a new fake, both set up with their binaries'
     /// options: `fake_args` as `fake-sdnext` takes them ([`fake_with_args`]), `serve_args` as
     /// `agent-scheduler serve` does ([`serve_flags`]).
-    pub async fn start_args(fake_args: &[&str], serve_args: &[&str]) -> InProcessHost {
+    pub async fn start_args(fake_args: impl Into<FakeArgs>, serve_args: &[&str]) -> InProcessHost {
         let f = fake_with_args(fake_args).await;
         InProcessHost::start_with(f, tempfile::tempdir().expect("tempdir"), |c| {
             serve_flags(c, serve_args)

@@ -5,6 +5,8 @@
 //!
 //! - [`bulk`]: large queues written straight through the host's store (benchmarks).
 //! - [`door`]: the requests SD.Next refuses, each with its path, reason and valid twin.
+//! - [`fake_args`]: the fake SD.Next's options, typed ([`fake_args::FakeArgs`]), for a fake
+//!   process or an in-process one alike.
 //! - [`fixtures`]: where the recorded SD.Next data lives (`../shared/fixtures`).
 //! - [`inprocess`]: the real host inside the test process (`agent_scheduler::run` on port 0),
 //!   driven through the typed client.
@@ -14,6 +16,7 @@
 
 pub mod bulk;
 pub mod door;
+pub mod fake_args;
 pub mod fixtures;
 pub mod harness;
 pub mod inprocess;

@@ -1,4 +1,6 @@
-//! The generic answers: `{"success", "message", "code"}` (also the error body) and `{"success", "data"}`.
+//! The generic answers: `{"success", "message"}` — also the error body, then with `code` and,
+//! for a request refused at the door, `path` — and `{"success", "data"}`; plus the small
+//! fixed answers of requeue and health.
 
 use serde::{Deserialize, Serialize};
 

@@ -4,20 +4,22 @@
 //! contract).
 //!
 //! Owns: per-backend state that only lives in memory (reachability, loaded checkpoint,
-//! cached model list, last error, the task it runs, its figures) and the set of running
-//! tasks the user asked to stop; [`view::PoolView`], the snapshot the scheduling policy
-//! reads.
+//! cached model list, last error, the task it runs, its figures) and the claim its worker
+//! holds, with the signal that stops that claim's run ([`ClaimStop`]: the user's interrupt,
+//! the backend withdrawn), keyed by the claim's fence: a stop reaches only the worker that
+//! runs that claim; [`view::PoolView`], the snapshot the scheduling policy reads.
 //! Must not: decide which task runs where (the policy does, in `model::policy`; the
 //! database's `running` rows are the record) or touch the store.
 
 pub mod lists;
 pub mod view;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use scheduler_api::{BackendInfo, BackendSource, BackendState, CheckpointInfo};
+use tokio::sync::watch;
 
 use crate::error::HostError;
 use crate::sdnext::{RemoteError, SdClient, SdModel, resolve_checkpoint, strip_hash};
@@ -76,6 +78,26 @@ pub struct Figures {
     pub busy_ms: u64,
 }
 
+/// What a claim's run is asked to do (the signal of [`Backend::begin_claim`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimStop {
+    /// Go on.
+    Running,
+    /// Stop: the user asked (a `DELETE`); the run ends interrupted.
+    Interrupt,
+    /// Stop: the backend was disabled or removed; the claim was ended (its task given back,
+    /// or interrupted when the user had asked) and nothing the run produces counts.
+    Withdrawn,
+}
+
+/// The claim a backend's worker holds.
+struct ClaimSlot {
+    fence: i64,
+    /// The task it took (`None` while the claim's store write is under way).
+    task_id: Option<String>,
+    stop: watch::Sender<ClaimStop>,
+}
+
 /// One configured SD.Next backend.
 pub struct Backend {
     /// Client.
@@ -94,6 +116,8 @@ pub struct Backend {
     control_needs_xyz: std::sync::atomic::AtomicBool,
     /// Its name lists and request schema, for the door ([`lists`]).
     door: lists::Door,
+    /// The claim its worker holds (never held across an await).
+    claim: Mutex<Option<ClaimSlot>>,
 }
 
 impl Backend {
@@ -114,6 +138,7 @@ impl Backend {
             status: Mutex::new(BackendStatus::default()),
             control_needs_xyz: std::sync::atomic::AtomicBool::new(false),
             door: lists::Door::default(),
+            claim: Mutex::new(None),
         })
     }
 
@@ -181,6 +206,73 @@ impl Backend {
     /// Its claim answered (a task or nothing): it is no longer between two runs.
     pub fn claimed(&self) {
         self.status().between = None;
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<ClaimSlot>> {
+        self.claim.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Its worker starts a claim under `fence` (before the claim is written, so a stop for a
+    /// task claimed under `fence` finds it); returns the claim's stop signal. A withdrawn
+    /// backend's claim starts withdrawn.
+    pub fn begin_claim(&self, fence: i64) -> watch::Receiver<ClaimStop> {
+        let first = if self.withdrawn() {
+            ClaimStop::Withdrawn
+        } else {
+            ClaimStop::Running
+        };
+        let (stop, rx) = watch::channel(first);
+        *self.slot() = Some(ClaimSlot {
+            fence,
+            task_id: None,
+            stop,
+        });
+        rx
+    }
+
+    /// The claim under `fence` took `task_id`.
+    pub fn claim_took(&self, fence: i64, task_id: &str) {
+        if let Some(s) = self.slot().as_mut().filter(|s| s.fence == fence) {
+            s.task_id = Some(task_id.to_owned());
+        }
+    }
+
+    /// The claim under `fence` is over (its run ended, or it took nothing): no stop reaches
+    /// it any more.
+    pub fn end_claim(&self, fence: i64) {
+        let mut slot = self.slot();
+        if slot.as_ref().is_some_and(|s| s.fence == fence) {
+            *slot = None;
+        }
+    }
+
+    /// Signals its claim that the backend was withdrawn (disabled or removed); returns the
+    /// claim as `(fence, task id)`, the task id `None` while the claim is being written.
+    pub fn withdraw_claim(&self) -> Option<(i64, Option<String>)> {
+        let slot = self.slot();
+        let s = slot.as_ref()?;
+        s.stop.send_replace(ClaimStop::Withdrawn);
+        Some((s.fence, s.task_id.clone()))
+    }
+
+    /// Asks the run of the claim under `fence` to stop, if this backend holds it for task
+    /// `id` (or holds it while it is being written); whether it does.
+    fn stop_claim(&self, id: &str, fence: i64) -> bool {
+        let slot = self.slot();
+        let Some(s) = slot
+            .as_ref()
+            .filter(|s| s.fence == fence && s.task_id.as_deref().is_none_or(|t| t == id))
+        else {
+            return false;
+        };
+        s.stop.send_if_modified(|now| {
+            let running = *now == ClaimStop::Running;
+            if running {
+                *now = ClaimStop::Interrupt;
+            }
+            running
+        });
+        true
     }
 
     /// Marks `task` as running here (after its claim).
@@ -253,10 +345,9 @@ impl Backend {
     }
 }
 
-/// The backends, in configuration order, and the interrupt requests.
+/// The backends, in configuration order.
 pub struct Backends {
     list: std::sync::RwLock<Vec<Arc<Backend>>>,
-    interrupts: Mutex<HashSet<String>>,
     contract: lists::ContractCache,
 }
 
@@ -272,7 +363,6 @@ impl Backends {
     pub fn new(list: Vec<Arc<Backend>>) -> Backends {
         Backends {
             list: std::sync::RwLock::new(list),
-            interrupts: Mutex::new(HashSet::new()),
             contract: lists::ContractCache::default(),
         }
     }
@@ -380,39 +470,12 @@ impl Backends {
         self.all().iter().map(|b| b.info(running)).collect()
     }
 
-    /// Asks the backend running `id` to stop; its worker re-sends while the job runs.
-    pub fn interrupt(&self, id: &str, backend: Option<&str>) {
-        self.interrupts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_owned());
-        for b in self
-            .all()
-            .iter()
-            .filter(|b| Some(b.url.as_str()) == backend)
-        {
-            let client = b.client.clone();
-            tokio::spawn(async move {
-                if let Err(e) = client.interrupt().await {
-                    tracing::warn!("interrupt: {e}");
-                }
-            });
-        }
-    }
-
-    /// Whether the user asked to interrupt `id`.
-    pub fn interrupt_requested(&self, id: &str) -> bool {
-        self.interrupts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(id)
-    }
-
-    /// Forgets an interrupt request (the task ended).
-    pub fn clear_interrupt(&self, id: &str) {
-        self.interrupts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+    /// Asks the run of task `id` under the claim `fence` to stop: the worker that runs that
+    /// claim, and only it, interrupts its SD.Next (and re-sends while the job runs). A run
+    /// that has ended is not reached (whatever its backend runs now is another claim); the
+    /// stop recorded on the task makes its end interrupted. Whether a run was reached.
+    pub fn interrupt(&self, id: &str, fence: Option<i64>) -> bool {
+        let Some(fence) = fence else { return false };
+        self.all().iter().any(|b| b.stop_claim(id, fence))
     }
 }

@@ -3,10 +3,13 @@
 //!
 //! Owns: routing, body limits and the OpenAPI document, both from the handlers' annotations
 //! ([`api`]); one handler module per resource (`enqueue`, `queue`, `history`, `task`,
-//! `results`, `transfer`, `backends`, `settings`, `sse`, `aliases`), the security guard
-//! (Host / Origin / bearer token), the single error-to-HTTP mapping and the typed body and
-//! query extractors (`error.rs`: malformed JSON 400, a value that fails validation 422, wrong
-//! state 409, unknown id 404, too large 413) and the wire conversions (`wire.rs`).
+//! `tasks` (many tasks at once, groups, the ETA), `results`, `transfer`, `backends`,
+//! `settings`, `sse`, `openapi` (the document and `/docs`), `webapp` (the panel at `/`),
+//! `aliases`, and the test-only `test_faults`), the security guard (`security.rs`: Host /
+//! Origin / bearer token), the single error-to-HTTP mapping and the typed body and query
+//! extractors (`error.rs`: malformed JSON 400, a value that fails validation 422, wrong state
+//! 409, unknown id 404, too large 413, disk full 507), the wire conversions (`wire.rs`) and
+//! the server loop (`serve.rs`: connection cap, header-read timeout).
 //! Must not: contain SQL or queue policy (a handler parses, calls one service operation and
 //! converts the answer), talk to SD.Next directly, or panic on request data.
 

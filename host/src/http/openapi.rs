@@ -353,7 +353,7 @@ mod tests {
             for url in ["", "data:image/png;base64,"] {
                 let s = format!("{url}{prefix}{tail}");
                 assert!(
-                    crate::model::spec::is_inline_image(&s),
+                    crate::model::images::is_inline_image(&s),
                     "{s} matches {pattern} but is refused"
                 );
             }

@@ -40,30 +40,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-/// The default connection cap.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
-/// The default header-read timeout.
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::config::ServeLimits;
+
 /// How long shutdown waits for requests in flight.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Limits of the server loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ServeLimits {
-    /// Open connections at most.
-    pub max_connections: usize,
-    /// Time to receive a whole request head.
-    pub header_read_timeout: Duration,
-}
-
-impl Default for ServeLimits {
-    fn default() -> Self {
-        ServeLimits {
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
-        }
-    }
-}
 
 /// Serves `app` on `listener` until `shutdown` completes.
 pub async fn serve(

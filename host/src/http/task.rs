@@ -14,9 +14,8 @@ use super::error::{ApiError, ApiJson, ApiQuery};
 use super::wire::{self, TimeFmt};
 use super::{ok, task_id};
 use crate::backends::Backends;
-use crate::model::CheckpointSpec;
+use crate::model::{CheckpointSpec, TaskEdit};
 use crate::queue::Queue;
-use crate::store::tasks::TaskEdit;
 
 type Q = State<Arc<Queue>>;
 type Answer = Result<Json<MessageResponse>, ApiError>;

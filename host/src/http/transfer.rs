@@ -17,9 +17,9 @@ use super::wire;
 use crate::error::HostError;
 use crate::intake::Intake;
 use crate::model::TaskRow;
+use crate::model::cursor::PendingFrom;
 use crate::queue::Queue;
 use crate::settings::SettingsService;
-use crate::store::export::PendingFrom;
 
 /// Rows read per page of an export.
 const PAGE_ROWS: usize = 64;

@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::spec::Invalid;
+use super::invalid::Invalid;
 
 /// One `--allow-callback-host` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]

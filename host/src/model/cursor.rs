@@ -1,6 +1,7 @@
 //! Keyset cursors of the listings: where the next page starts, as an opaque string on the
 //! wire (`next_cursor` in, `cursor=` out). A page read from a cursor costs the same at any
-//! depth, unlike an offset.
+//! depth, unlike an offset. Also where an export's next page of pending tasks starts
+//! ([`PendingFrom`], never on the wire).
 
 /// Where a listing page starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +112,15 @@ impl Cursor {
             _ => return None,
         })
     }
+}
+
+/// Where a page of pending tasks starts (an export read in pages, in queue order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingFrom {
+    /// The first page: skip this many tasks.
+    Offset(i64),
+    /// Later pages: after this `(rank, seq)`.
+    After(i64, i64),
 }
 
 #[cfg(test)]

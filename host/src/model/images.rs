@@ -1,9 +1,9 @@
 //! THE image-field walker: one table, [`IMAGE_FIELDS`], knows every image-bearing field of
 //! every task type, however nested, and three functions walk it:
 //!
-//! - [`validate`]: each image found must be base64 or a `data:` URL (the host never fetches
-//!   URLs or reads paths); anything else is refused with the field's path
-//!   (`control[1].image`, `ip_adapter[0].images[2]`).
+//! - [`validate`]: each image found must be base64 or a `data:` URL ([`is_inline_image`]:
+//!   the host never fetches URLs or reads paths); anything else is refused with the field's
+//!   path (`control[1].image`, `ip_adapter[0].images[2]`).
 //! - [`strip`]: removes every image field from a request (listings, events, the CLI's
 //!   tables: image data can be megabytes), and nulls the inline images among positional
 //!   script arguments ([`SCRIPT_ARG_FIELDS`]).
@@ -17,7 +17,54 @@
 
 use serde_json::{Map, Value};
 
-use super::spec::{Invalid, is_inline_image};
+use super::invalid::Invalid;
+
+/// Whether a string is an inline image: a `data:` URL with base64 payload, or bare base64.
+/// URLs and file paths are refused (the host never fetches or reads them).
+pub fn is_inline_image(s: &str) -> bool {
+    let payload = if let Some(rest) = s.strip_prefix("data:") {
+        match rest.split_once(";base64,") {
+            Some((_, p)) => p,
+            None => return false,
+        }
+    } else {
+        s
+    };
+    if payload.is_empty()
+        || !payload.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'\n' | b'\r')
+        })
+    {
+        return false;
+    }
+    // A path such as `/etc/x` is also valid base64 text: look at the decoded magic bytes.
+    use base64::Engine;
+    let head: String = payload
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .take(24)
+        .collect();
+    let cut = head.len() - head.len() % 4;
+    let engine = if head.contains(['-', '_']) {
+        &base64::engine::general_purpose::URL_SAFE
+    } else {
+        &base64::engine::general_purpose::STANDARD
+    };
+    let Ok(bytes) = engine.decode(&head[..cut]) else {
+        return false;
+    };
+    const MAGIC: &[&[u8]] = &[
+        b"\x89PN",
+        b"\xFF\xD8\xFF",
+        b"RIFF",
+        b"GIF8",
+        b"BM",
+        b"II*",
+        b"MM\0",
+    ];
+    MAGIC.iter().any(|m| bytes.starts_with(m))
+}
 
 /// Every image-bearing field of an SD.Next request, for every task type (a field a type
 /// does not have is simply absent).

@@ -5,7 +5,8 @@
 use scheduler_api::{CheckpointChoice, EnqueueRequest, TaskType, field};
 use serde_json::{Map, Value};
 
-use super::spec::{Invalid, valid_task_id};
+use super::invalid::Invalid;
+use super::spec::valid_task_id;
 
 /// One export item made ready for import.
 #[derive(Debug, Clone, PartialEq)]

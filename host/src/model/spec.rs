@@ -8,6 +8,8 @@ use scheduler_api::{
 };
 use serde_json::{Map, Value};
 
+use super::invalid::Invalid;
+
 /// What a task's checkpoint asks for (the wire syntax lives in `scheduler-api`).
 pub type CheckpointSpec = CheckpointChoice;
 
@@ -41,11 +43,6 @@ pub mod sd_field {
 
 /// Fields the worker decides; a stored value would only confuse an edit.
 pub const WORKER_FIELDS: &[&str] = &[sd_field::SEND_IMAGES, sd_field::SAVE_IMAGES];
-
-/// Why a body was refused (always a 422).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Invalid(pub String);
 
 /// A validated, normalised enqueue body (before checkpoint expansion).
 #[derive(Debug, Clone, PartialEq)]
@@ -145,53 +142,6 @@ pub fn validate_callback_url(url: &str) -> Result<(), Invalid> {
         return Err(Invalid("callback_url is too long".into()));
     }
     Ok(())
-}
-
-/// Whether a string is an inline image: a `data:` URL with base64 payload, or bare base64.
-/// URLs and file paths are refused (the host never fetches or reads them).
-pub fn is_inline_image(s: &str) -> bool {
-    let payload = if let Some(rest) = s.strip_prefix("data:") {
-        match rest.split_once(";base64,") {
-            Some((_, p)) => p,
-            None => return false,
-        }
-    } else {
-        s
-    };
-    if payload.is_empty()
-        || !payload.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_' | b'\n' | b'\r')
-        })
-    {
-        return false;
-    }
-    // A path such as `/etc/x` is also valid base64 text: look at the decoded magic bytes.
-    use base64::Engine;
-    let head: String = payload
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .take(24)
-        .collect();
-    let cut = head.len() - head.len() % 4;
-    let engine = if head.contains(['-', '_']) {
-        &base64::engine::general_purpose::URL_SAFE
-    } else {
-        &base64::engine::general_purpose::STANDARD
-    };
-    let Ok(bytes) = engine.decode(&head[..cut]) else {
-        return false;
-    };
-    const MAGIC: &[&[u8]] = &[
-        b"\x89PN",
-        b"\xFF\xD8\xFF",
-        b"RIFF",
-        b"GIF8",
-        b"BM",
-        b"II*",
-        b"MM\0",
-    ];
-    MAGIC.iter().any(|m| bytes.starts_with(m))
 }
 
 /// Every image field through the walker ([`super::images`]), then what each type needs:

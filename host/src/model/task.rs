@@ -1,5 +1,6 @@
 //! The task as the host stores it. The store reads and writes these; `http/wire.rs` turns
-//! them into the wire shapes of `scheduler-api`.
+//! them into the wire shapes of `scheduler-api`. Also what changes one: [`NewTask`] (an
+//! insert) and [`TaskEdit`] (an edit of a pending task).
 
 use scheduler_api::{TaskStatus, TaskType};
 use serde_json::{Map, Value};
@@ -56,6 +57,13 @@ pub struct Lifecycle {
     pub force_run: bool,
     /// A pending task waiting out its retry backoff is not claimed before this (ms).
     pub next_run_at: Option<i64>,
+    /// The fence of its latest claim (set by the claim, kept after it): a run's end,
+    /// release or failed try is written only while the task still runs under the fence of
+    /// the claim it belongs to.
+    pub fence: Option<i64>,
+    /// The user asked to stop the run of that claim (a `DELETE` while it runs): however it
+    /// ends, it ends interrupted.
+    pub stop_requested: bool,
 }
 
 impl Lifecycle {
@@ -71,6 +79,8 @@ impl Lifecycle {
             run_next: None,
             force_run: false,
             next_run_at: None,
+            fence: None,
+            stop_requested: false,
         }
     }
 }
@@ -195,4 +205,18 @@ pub struct NewTask {
     pub bookmarked: bool,
     /// The group of a multi-checkpoint enqueue (`None`: enqueued alone).
     pub group_id: Option<String>,
+}
+
+/// An edit of a pending task (`PUT /task/{id}` after parsing), applied by the store.
+#[derive(Debug, Clone, Default)]
+pub struct TaskEdit {
+    /// New name (`Some(None)` clears it).
+    pub name: Option<Option<String>>,
+    /// New checkpoint (`Some(None)` = whatever is loaded).
+    pub checkpoint: Option<Option<String>>,
+    /// Shallow patch of the request.
+    pub params: Option<Map<String, Value>>,
+    /// The request contract the edited task must still meet (checked on the merged
+    /// request, its checkpoint and VAE, inside the transaction; `None`: not checked).
+    pub contract: Option<std::sync::Arc<super::contract::Contract>>,
 }

@@ -2,6 +2,7 @@ use scheduler_api::{EnqueueRequest, TaskStatus, TaskType};
 use serde_json::{Map, Value, json};
 
 use super::import::import_item;
+use super::invalid::Invalid;
 use super::rank::*;
 use super::search::fts_query;
 use super::spec::*;
@@ -59,6 +60,16 @@ fn life(status: TaskStatus, attempts: u32) -> Lifecycle {
         run_next: None,
         force_run: false,
         next_run_at: None,
+        fence: (status != TaskStatus::Pending).then_some(4),
+        stop_requested: false,
+    }
+}
+
+/// A running task whose user asked to stop it (a `DELETE` while it ran).
+fn stop_requested(attempts: u32) -> Lifecycle {
+    Lifecycle {
+        stop_requested: true,
+        ..life(TaskStatus::Running, attempts)
     }
 }
 
@@ -80,12 +91,15 @@ fn a_claim_runs_a_pending_task_on_its_backend_and_leaves_the_run_next_group() {
         force_run: true,
         next_run_at: Some(3),
         error: Some("old".into()),
+        fence: Some(2),
+        stop_requested: true,
         ..Lifecycle::pending()
     };
     let c = change(decide(
         &from,
         &Event::Claim {
             backend: "http://b".into(),
+            fence: 9,
         },
         &POLICY,
         7,
@@ -103,6 +117,8 @@ fn a_claim_runs_a_pending_task_on_its_backend_and_leaves_the_run_next_group() {
                 run_next: None,
                 force_run: false,
                 next_run_at: None,
+                fence: Some(9),
+                stop_requested: false,
             },
             place: Place::Keep,
             outputs: Outputs::Keep,
@@ -173,6 +189,11 @@ fn a_finished_run_records_its_outputs_and_calls_back() {
     let stopped = change(decide(&from, &finished(RunEnd::Interrupted), &REQUEUE, 99));
     assert_eq!(stopped.next.status, TaskStatus::Interrupted);
     assert_eq!(stopped.next.attempts, 0);
+    assert_eq!(
+        stopped.outputs,
+        Outputs::Record { images: false },
+        "an interrupted job's placeholder is not a result"
+    );
     let failed = change(decide(
         &from,
         &finished(RunEnd::Failed("x".into())),
@@ -224,8 +245,10 @@ fn a_release_goes_to_the_head_without_an_attempt() {
         c.next,
         Lifecycle {
             attempts: 1,
+            fence: Some(4),
             ..Lifecycle::pending()
-        }
+        },
+        "the fence of its last claim stays"
     );
     assert_eq!(c.place, Place::Head);
 }
@@ -263,7 +286,13 @@ fn requeue_turns_a_failed_task_into_a_fresh_pending_one_at_the_tail() {
     let mut from = life(TaskStatus::Failed, 3);
     from.error = Some("boom".into());
     let c = change(decide(&from, &Event::Requeue, &POLICY, 99));
-    assert_eq!(c.next, Lifecycle::pending());
+    assert_eq!(
+        c.next,
+        Lifecycle {
+            fence: Some(4),
+            ..Lifecycle::pending()
+        }
+    );
     assert_eq!(c.place, Place::Tail);
     assert_eq!(c.outputs, Outputs::Clear);
     assert_eq!(
@@ -285,18 +314,126 @@ fn delete_removes_or_interrupts() {
     assert_eq!(
         decide(&life(TaskStatus::Running, 0), &Event::Delete, &POLICY, 0),
         Ok(Transition::Interrupt {
-            backend: Some("http://b".into())
+            fence: Some(4),
+            change: Change {
+                next: stop_requested(0),
+                place: Place::Keep,
+                outputs: Outputs::Keep,
+                callback: false,
+            }
         })
     );
 }
 
 #[test]
+fn a_move_leaves_the_run_next_group_and_run_now_joins_it() {
+    let waiting = Lifecycle {
+        run_next: Some(2),
+        force_run: true,
+        next_run_at: Some(5_000),
+        attempts: 1,
+        ..Lifecycle::pending()
+    };
+    let moved = change(decide(&waiting, &Event::Move, &POLICY, 9));
+    assert_eq!(
+        moved,
+        Change {
+            next: Lifecycle {
+                run_next: None,
+                ..waiting.clone()
+            },
+            place: Place::Keep,
+            outputs: Outputs::Keep,
+            callback: false,
+        },
+        "a move keeps its backoff and its run-despite-pause"
+    );
+    let now = |paused| {
+        change(decide(
+            &Lifecycle::pending(),
+            &Event::RunNow {
+                group_seq: 3,
+                paused,
+            },
+            &POLICY,
+            9,
+        ))
+        .next
+    };
+    assert_eq!(
+        now(false),
+        Lifecycle {
+            run_next: Some(3),
+            ..Lifecycle::pending()
+        }
+    );
+    assert!(
+        now(true).force_run,
+        "run now while paused runs despite the pause"
+    );
+    let again = change(decide(
+        &waiting,
+        &Event::RunNow {
+            group_seq: 4,
+            paused: false,
+        },
+        &POLICY,
+        9,
+    ));
+    assert_eq!(
+        (
+            again.next.run_next,
+            again.next.force_run,
+            again.next.next_run_at
+        ),
+        (Some(4), true, None),
+        "it runs now: its backoff is over, a forced run stays forced"
+    );
+}
+
+#[test]
+fn a_run_the_user_stopped_ends_interrupted_however_it_ends() {
+    let from = stop_requested(1);
+    let ends = [
+        (finished(RunEnd::Done), 50),
+        (finished(RunEnd::Failed("x".into())), 50),
+        (finished(RunEnd::Interrupted), 50),
+        (Event::Errored { reason: "x".into() }, 99),
+        (Event::Released, 99),
+        (Event::Recovered, 99),
+    ];
+    for (event, at) in ends {
+        for policy in [POLICY, REQUEUE] {
+            let c = change(decide(&from, &event, &policy, 99));
+            assert_eq!(
+                c,
+                Change {
+                    next: Lifecycle {
+                        status: TaskStatus::Interrupted,
+                        finished_at: Some(at),
+                        ..from.clone()
+                    },
+                    place: Place::Keep,
+                    outputs: Outputs::Record { images: false },
+                    callback: true,
+                },
+                "{event:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn edits_moves_and_run_now_need_a_pending_task() {
-    for e in [Event::Edit, Event::Move, Event::RunNow] {
-        assert_eq!(
-            decide(&Lifecycle::pending(), &e, &POLICY, 0),
-            Ok(Transition::Keep)
-        );
+    let run_now = Event::RunNow {
+        group_seq: 1,
+        paused: false,
+    };
+    assert_eq!(
+        decide(&Lifecycle::pending(), &Event::Edit, &POLICY, 0),
+        Ok(Transition::Keep)
+    );
+    for e in [Event::Edit, Event::Move, run_now] {
         for s in [TaskStatus::Running, TaskStatus::Done, TaskStatus::Failed] {
             let r = decide(&life(s, 0), &e, &POLICY, 0);
             assert_eq!(r, Err(Refusal::Status(s)), "{e:?} on {s:?}");
@@ -312,6 +449,7 @@ fn edits_moves_and_run_now_need_a_pending_task() {
 fn only_running_tasks_finish_or_are_released_and_only_pending_ones_are_claimed() {
     let claim = Event::Claim {
         backend: "b".into(),
+        fence: 1,
     };
     for (s, e) in [
         (TaskStatus::Running, &claim),

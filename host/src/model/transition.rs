@@ -5,17 +5,24 @@
 //! goes, the running task is asked to stop, or a [`Change`] (the next lifecycle, where the
 //! task lands in the queue, what happens to its outputs, whether a callback is due). The
 //! store writes exactly what was decided (`store::transitions`), in one `UPDATE` statement
-//! guarded by the status the decision was made from. Callers never compute a status.
+//! guarded by the status and the claim fence the decision was made from (a run's end, release
+//! or failed try by the fence of the claim it belongs to). Callers never compute a status.
+//!
+//! A pending task's place in the run-next group and its backoff (`run_next`, `force_run`,
+//! `next_run_at`) are lifecycle too: a move and "run now" are changes decided here.
 //!
 //! ```text
-//!            claim              finished(done | failed | interrupted)
+//!        claim (fence F)        finished(done | failed | interrupted)
 //!  pending ────────▶ running ───────────────────────────────────────▶ done | failed | interrupted
-//!     ▲  ▲              │ released (outage, not ready, shutdown): head, no attempt
+//!     ▲  ▲              │ released (outage, not ready, shutdown, backend withdrawn): head, no attempt
 //!     │  ├──────────────┤ errored (request failed, backend up): head, attempt + 1, not before
 //!     │  │              │   next_run_at (backoff doubling per attempt); failed after max_attempts
 //!     │  └──────────────┤ recovered at start: head, attempt + 1 (failed after max_attempts)
 //!     │                 │ failed with auto-requeue (attempts < max_attempts): tail
 //!     └─────────────────┴──── requeue (failed → pending at the tail, attempts reset)
+//!
+//!  running ── delete ──▶ running, stop requested for F: its end (finished, released,
+//!                        errored, recovered) is interrupted
 //! ```
 
 use scheduler_api::TaskStatus;
@@ -82,10 +89,12 @@ impl RunEnd {
 /// What happened to a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A worker takes it for this backend.
+    /// A worker takes it for this backend, under a new fence.
     Claim {
         /// The backend's URL (credential-free).
         backend: String,
+        /// The claim's fence: unique among the claims of the host's life.
+        fence: i64,
     },
     /// Its generation request ended (`at`: when it returned, in ms).
     Finished {
@@ -112,10 +121,16 @@ pub enum Event {
     Delete,
     /// `PUT /task/{id}` (request fields).
     Edit,
-    /// A move (the task itself, or the task it is moved before).
+    /// A move (the task itself, or the task it is moved before): it leaves the run-next
+    /// group.
     Move,
-    /// "Run now".
-    RunNow,
+    /// "Run now": the task joins the run-next group.
+    RunNow {
+        /// Its place in the group (after the tasks already in it).
+        group_seq: i64,
+        /// The queue is paused: it runs despite the pause.
+        paused: bool,
+    },
 }
 
 /// Where a task lands in the queue.
@@ -137,7 +152,7 @@ pub enum Outputs {
     /// Removed (rows and files), `info` cleared.
     Clear,
     /// The run's `info` is recorded; its images too when `images` (otherwise the run's
-    /// partial images are dropped: the task goes back to the queue).
+    /// images are dropped: the task goes back to the queue, or was stopped).
     Record {
         /// Whether the run's images are kept.
         images: bool,
@@ -160,17 +175,21 @@ pub struct Change {
 /// What [`decide`] decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition {
-    /// Allowed; the status does not change (edits, moves, "run now").
+    /// Allowed; nothing of the lifecycle changes (an edit).
     Keep,
     /// The row goes (a pending or finished task is deleted).
     Remove {
         /// A finished task has result files to remove too.
         files: bool,
     },
-    /// The task runs: its backend is asked to stop; the status changes when the run ends.
+    /// The task runs: the claim it runs under is asked to stop, and the request is recorded
+    /// on the task (`change`: `stop_requested`, nothing else); the status changes when that
+    /// run ends, interrupted.
     Interrupt {
-        /// The backend that runs it.
-        backend: Option<String>,
+        /// The fence of the claim to stop.
+        fence: Option<i64>,
+        /// The stop, recorded.
+        change: Change,
     },
     /// The status changes.
     Change(Change),
@@ -221,16 +240,64 @@ pub fn decide(
         run_next: None,
         force_run: false,
         next_run_at: None,
+        fence: from.fence,
+        stop_requested: false,
+    };
+    // The user stopped this run: however it ends (at `at`), it ends interrupted, and what it
+    // produced is not a result.
+    let stopped = |at: i64| {
+        change(
+            Lifecycle {
+                status: Interrupted,
+                finished_at: Some(at),
+                next_run_at: None,
+                ..from.clone()
+            },
+            Place::Keep,
+            Outputs::Record { images: false },
+            true,
+        )
     };
     match (from.status, event) {
-        (Pending, Event::Edit | Event::Move | Event::RunNow) => Ok(Transition::Keep),
+        (Pending, Event::Edit) => Ok(Transition::Keep),
+        // Reordering a pending task: its lifecycle says where the policy puts it (the rank
+        // itself is the order code's).
+        (Pending, Event::Move) => change(
+            Lifecycle {
+                run_next: None,
+                ..from.clone()
+            },
+            Place::Keep,
+            Outputs::Keep,
+            false,
+        ),
+        (Pending, Event::RunNow { group_seq, paused }) => change(
+            Lifecycle {
+                run_next: Some(*group_seq),
+                force_run: *paused || from.force_run,
+                next_run_at: None,
+                ..from.clone()
+            },
+            Place::Keep,
+            Outputs::Keep,
+            false,
+        ),
         (Running, Event::Delete) => Ok(Transition::Interrupt {
-            backend: from.backend.clone(),
+            fence: from.fence,
+            change: Change {
+                next: Lifecycle {
+                    stop_requested: true,
+                    ..from.clone()
+                },
+                place: Place::Keep,
+                outputs: Outputs::Keep,
+                callback: false,
+            },
         }),
         (status, Event::Delete) => Ok(Transition::Remove {
             files: status.is_finished(),
         }),
-        (Pending, Event::Claim { backend }) => change(
+        (Pending, Event::Claim { backend, fence }) => change(
             Lifecycle {
                 status: Running,
                 backend: Some(backend.clone()),
@@ -240,12 +307,20 @@ pub fn decide(
                 run_next: None,
                 force_run: false,
                 next_run_at: None,
+                fence: Some(*fence),
+                stop_requested: false,
                 ..from.clone()
             },
             Place::Keep,
             Outputs::Keep,
             false,
         ),
+        (Running, Event::Finished { at, .. }) if from.stop_requested => stopped(*at),
+        (Running, Event::Errored { .. } | Event::Released | Event::Recovered)
+            if from.stop_requested =>
+        {
+            stopped(now)
+        }
         (Running, Event::Finished { end, at }) => {
             let failed = matches!(end, RunEnd::Failed(_));
             let attempts = from.attempts.saturating_add(u32::from(failed));
@@ -271,7 +346,10 @@ pub fn decide(
                     ..from.clone()
                 },
                 Place::Keep,
-                Outputs::Record { images: true },
+                // An interrupted run's answer (SD.Next's placeholder) is not a result.
+                Outputs::Record {
+                    images: *end != RunEnd::Interrupted,
+                },
                 true,
             )
         }

@@ -1,7 +1,9 @@
-//! The queue service: every change to tasks that is not an enqueue — edits, deletes,
-//! moves, "run now", requeues, pause — and the worker side of the state machine (claim,
-//! release, finish), each as one store call followed by its events and a wake-up of the
-//! workers.
+//! The queue service: every change to tasks — the inserts of enqueue and import (which
+//! `intake` checks and builds), edits, deletes, moves, "run now", requeues, pause — and the
+//! worker side of the state machine (claim, release, errored, finish), each one store call
+//! (a finish writes its images first) followed by its events and, when something may now
+//! run, a wake-up of the workers. Also the reads the other services and the handlers make
+//! (`reads.rs`: the pages, a task's place; exports in pages; idempotency keys).
 //!
 //! Owns: the wake-up channel of the workers, the `queue` event, the decision of which run
 //! outputs to keep (asked of [`crate::model::transition::decide`] once per run end).
@@ -12,7 +14,7 @@ mod reads;
 
 pub use reads::{HistoryPage, Placement, QueuePage, Start, projected_order};
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use scheduler_api::{
@@ -23,6 +25,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::backends::Backends;
 use crate::backends::view::PoolView;
+use crate::clock::Clock;
 use crate::disk::{Disk, HOLD_DISK_FULL};
 
 /// The words of the hold while every backend is stalled.
@@ -31,11 +34,11 @@ use crate::error::HostError;
 use crate::events::EventHub;
 use crate::model::policy;
 use crate::model::transition::{Change, Event, Outputs, RunEnd, Transition, decide};
-use crate::model::{NewTask, TaskRow, now_ms};
+use crate::model::{NewTask, TaskEdit, TaskRow};
 use crate::results::ResultFiles;
 use crate::sdnext::GenerateOutput;
 use crate::settings::SettingsService;
-use crate::store::tasks::{self, TaskEdit};
+use crate::store::tasks;
 use crate::store::transitions::{self, Applied, RunOutputs};
 use crate::store::{Store, StoreError, bulk, listing, order, rows, settings as stored};
 
@@ -60,6 +63,16 @@ fn check_selection(sel: &Selection) -> Result<(), HostError> {
     }
 }
 
+/// A claimed task, with the fence of its claim and the signal that stops its run.
+pub struct Claim {
+    /// The task, `running` under `fence`.
+    pub task: TaskRow,
+    /// The claim's fence.
+    pub fence: i64,
+    /// What the run is asked to do (the user's interrupt, the backend withdrawn).
+    pub stop: watch::Receiver<crate::backends::ClaimStop>,
+}
+
 /// The queue.
 pub struct Queue {
     store: Store,
@@ -70,15 +83,23 @@ pub struct Queue {
     callbacks: Arc<Notify>,
     wake: watch::Sender<u64>,
     disk: Arc<Disk>,
-    /// Running tasks whose release could not be written (full disk): released when space
-    /// returns (or recovered at the next start).
-    unreleased: Mutex<Vec<TaskRow>>,
+    /// Claims (task id, fence) whose release could not be written (full disk): released
+    /// when space returns (or recovered at the next start).
+    unreleased: Mutex<Vec<(String, i64)>>,
+    /// The last fence handed to a claim.
+    next_fence: AtomicI64,
+    /// Test builds: run ends wait while this is true (`/test/faults` `hold_finishes`).
+    #[cfg(feature = "fault-injection")]
+    finishes_held: watch::Sender<bool>,
     /// The start-up recovery could not be written (full disk): it runs when space returns.
     recovery_pending: AtomicBool,
+    /// The time of every change.
+    clock: Clock,
 }
 
 impl Queue {
-    /// The service. `callbacks` wakes the callback deliverer.
+    /// The service. `callbacks` wakes the callback deliverer; `clock` times every change.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         events: EventHub,
@@ -87,6 +108,7 @@ impl Queue {
         files: ResultFiles,
         callbacks: Arc<Notify>,
         disk: Arc<Disk>,
+        clock: Clock,
     ) -> Queue {
         Queue {
             store,
@@ -98,8 +120,17 @@ impl Queue {
             wake: watch::channel(0).0,
             disk,
             unreleased: Mutex::new(Vec::new()),
+            next_fence: AtomicI64::new(0),
+            #[cfg(feature = "fault-injection")]
+            finishes_held: watch::channel(false).0,
             recovery_pending: AtomicBool::new(false),
+            clock,
         }
+    }
+
+    /// The clock every change is timed by.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Why tasks do not start now, apart from the user's pause: `"disk full"`, or
@@ -170,7 +201,7 @@ impl Queue {
     /// most `limit` rows and about `budget` bytes of requests (exports stream page by page).
     pub async fn export_page(
         &self,
-        from: crate::store::export::PendingFrom,
+        from: crate::model::cursor::PendingFrom,
         limit: usize,
         budget: usize,
     ) -> Result<Vec<TaskRow>, HostError> {
@@ -209,11 +240,19 @@ impl Queue {
             .await?)
     }
 
+    /// The answer stored with an idempotency key, if the key was used.
+    pub async fn idempotent_answer(&self, key: String) -> Result<Option<String>, HostError> {
+        Ok(self
+            .store
+            .read(move |c| tasks::idempotent_answer(c, &key))
+            .await?)
+    }
+
     // -----------------------------------------------------------------------------------
     // Changes
 
     /// Appends new pending tasks (with an idempotency key and the answer to store with it);
-    /// returns the stored answer when the key was already used.
+    /// returns the stored answer when the key was taken meanwhile.
     pub async fn insert(
         &self,
         new: Vec<NewTask>,
@@ -221,6 +260,7 @@ impl Queue {
     ) -> Result<Option<String>, HostError> {
         let names: Vec<(String, Option<String>)> =
             new.iter().map(|t| (t.id.clone(), t.name.clone())).collect();
+        let now = self.clock.now_ms();
         let prev = self
             .store
             .call(move |c| {
@@ -228,6 +268,7 @@ impl Queue {
                     c,
                     &new,
                     idempotency.as_ref().map(|(k, a)| (k.as_str(), a.as_str())),
+                    now,
                 )
             })
             .await?;
@@ -247,8 +288,9 @@ impl Queue {
     /// Edits a pending task.
     pub async fn edit(&self, id: String, edit: TaskEdit) -> Result<(), HostError> {
         let i = id.clone();
+        let now = self.clock.now_ms();
         self.store
-            .call(move |c| tasks::edit_task(c, &i, edit))
+            .call(move |c| tasks::edit_task(c, &i, edit, now))
             .await?;
         self.events
             .task(&id, TaskStatus::Pending, TaskChange::Updated, None);
@@ -259,13 +301,13 @@ impl Queue {
 
     /// Sets or clears a task's bookmark.
     pub async fn set_bookmark(&self, id: String, on: bool) -> Result<(), HostError> {
-        self.relabel(id, move |c, i| tasks::set_bookmark(c, i, on))
+        self.relabel(id, move |c, i, now| tasks::set_bookmark(c, i, on, now))
             .await
     }
 
     /// Renames a task (any status).
     pub async fn rename(&self, id: String, name: String) -> Result<(), HostError> {
-        self.relabel(id, move |c, i| tasks::rename(c, i, Some(&name)))
+        self.relabel(id, move |c, i, now| tasks::rename(c, i, Some(&name), now))
             .await
     }
 
@@ -273,15 +315,16 @@ impl Queue {
     async fn relabel(
         &self,
         id: String,
-        change: impl FnOnce(&rusqlite::Connection, &str) -> Result<(), crate::store::StoreError>
+        change: impl FnOnce(&rusqlite::Connection, &str, i64) -> Result<(), crate::store::StoreError>
         + Send
         + 'static,
     ) -> Result<(), HostError> {
         let i = id.clone();
+        let now = self.clock.now_ms();
         let row = self
             .store
             .call(move |c| {
-                change(c, &i)?;
+                change(c, &i, now)?;
                 rows::require(c, &i, false)
             })
             .await?;
@@ -296,16 +339,22 @@ impl Queue {
     pub async fn delete(&self, id: String) -> Result<&'static str, HostError> {
         let i = id.clone();
         let policy = self.settings.policy();
+        let now = self.clock.now_ms();
         let (applied, status) = self
             .store
             .call(move |c| {
                 let status = rows::require(c, &i, false)?.status();
-                Ok((transitions::apply(c, &i, &Event::Delete, &policy)?, status))
+                Ok((
+                    transitions::apply(c, &i, &Event::Delete, &policy, now)?,
+                    status,
+                ))
             })
             .await?;
         match applied.transition {
-            Transition::Interrupt { backend } => {
-                self.backends.interrupt(&id, backend.as_deref());
+            Transition::Interrupt { fence, .. } => {
+                // Only the worker running that claim stops; a run that already ended is
+                // not reached, and its end is written interrupted (the stop is recorded).
+                self.backends.interrupt(&id, fence);
                 Ok("Task interrupted")
             }
             Transition::Remove { files } => {
@@ -352,25 +401,26 @@ impl Queue {
         let policy = self.settings.policy();
         let new_ids = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
         let made = new_ids.clone();
+        let now = self.clock.now_ms();
         let outcome = self
             .store
             .call(move |c| {
                 let ids = bulk::resolve(c, &sel)?;
                 let mut deleted = Vec::new();
                 match action {
-                    BulkAction::Delete => deleted = bulk::delete(c, &ids, &policy)?,
+                    BulkAction::Delete => deleted = bulk::delete(c, &ids, &policy, now)?,
                     BulkAction::Requeue => {
                         let fresh: Vec<String> = ids
                             .iter()
                             .map(|_| uuid::Uuid::new_v4().to_string())
                             .collect();
-                        bulk::requeue(c, &ids, &fresh, crate::model::spec::copy_name)?;
+                        bulk::requeue(c, &ids, &fresh, crate::model::spec::copy_name, now)?;
                         *made.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
                     }
-                    BulkAction::Bookmark => bulk::bookmark(c, &ids, true)?,
-                    BulkAction::Unbookmark => bulk::bookmark(c, &ids, false)?,
-                    BulkAction::MoveTop => bulk::move_to(c, &ids, true)?,
-                    BulkAction::MoveBottom => bulk::move_to(c, &ids, false)?,
+                    BulkAction::Bookmark => bulk::bookmark(c, &ids, true, now)?,
+                    BulkAction::Unbookmark => bulk::bookmark(c, &ids, false, now)?,
+                    BulkAction::MoveTop => bulk::move_to(c, &ids, true, now)?,
+                    BulkAction::MoveBottom => bulk::move_to(c, &ids, false, now)?,
                 }
                 // Statuses for the events of the label changes.
                 let statuses = match action {
@@ -390,8 +440,8 @@ impl Queue {
                 let mut gone = Vec::new();
                 for (id, before, applied) in &deleted {
                     match &applied.transition {
-                        Transition::Interrupt { backend } => {
-                            self.backends.interrupt(id, backend.as_deref())
+                        Transition::Interrupt { fence, .. } => {
+                            self.backends.interrupt(id, *fence);
                         }
                         Transition::Remove { files } => {
                             if *files {
@@ -431,8 +481,9 @@ impl Queue {
     /// Moves a pending task.
     pub async fn move_task(&self, id: String, target: MoveTarget) -> Result<(), HostError> {
         let i = id.clone();
+        let now = self.clock.now_ms();
         self.store
-            .call(move |c| order::move_task(c, &i, &target))
+            .call(move |c| order::move_task(c, &i, &target, now))
             .await?;
         self.events
             .task(&id, TaskStatus::Pending, TaskChange::Moved, None);
@@ -444,7 +495,8 @@ impl Queue {
     /// "Run now". Returns the message.
     pub async fn run_now(&self, id: String) -> Result<&'static str, HostError> {
         let i = id.clone();
-        let busy = self.store.call(move |c| order::run_now(c, &i)).await?;
+        let now = self.clock.now_ms();
+        let busy = self.store.call(move |c| order::run_now(c, &i, now)).await?;
         self.events
             .task(&id, TaskStatus::Pending, TaskChange::Moved, None);
         self.wake();
@@ -460,8 +512,9 @@ impl Queue {
     pub async fn requeue(&self, id: String) -> Result<String, HostError> {
         let new_id = uuid::Uuid::new_v4().to_string();
         let n = new_id.clone();
+        let now = self.clock.now_ms();
         self.store
-            .call(move |c| tasks::insert_copy(c, &id, &n, crate::model::spec::copy_name))
+            .call(move |c| tasks::insert_copy(c, &id, &n, crate::model::spec::copy_name, now))
             .await?;
         self.events
             .task(&new_id, TaskStatus::Pending, TaskChange::Created, None);
@@ -473,7 +526,11 @@ impl Queue {
 
     /// Requeues every failed task in place (their files go); returns how many.
     pub async fn requeue_failed(&self) -> Result<usize, HostError> {
-        let changed = self.store.call(transitions::requeue_failed).await?;
+        let now = self.clock.now_ms();
+        let changed = self
+            .store
+            .call(move |c| transitions::requeue_failed(c, now))
+            .await?;
         self.files
             .remove_tasks(changed.iter().map(|(id, _)| id.clone()).collect())
             .await;
@@ -495,7 +552,11 @@ impl Queue {
 
     /// Deletes non-bookmarked pending tasks; returns how many.
     pub async fn clear(&self) -> Result<usize, HostError> {
-        let removed = self.store.call(transitions::clear_queue).await?;
+        let now = self.clock.now_ms();
+        let removed = self
+            .store
+            .call(move |c| transitions::clear_queue(c, now))
+            .await?;
         for (id, _) in &removed {
             self.events
                 .task(id, TaskStatus::Pending, TaskChange::Deleted, None);
@@ -506,15 +567,17 @@ impl Queue {
     }
 
     // -----------------------------------------------------------------------------------
-    // The worker side
+    // The worker side: each claim has a fence, and everything written for a run (its end,
+    // its release, a failed try) is fenced to its claim.
 
     /// Claims the task the scheduling policy picks for `backend` among the look-ahead
-    /// window (`running` in the database before it is sent), counts the overtakes, and
-    /// announces it.
+    /// window (`running` in the database before it is sent) under a new fence, counts the
+    /// overtakes, and announces it. The claim is registered with the backend before it is
+    /// written (so a stop for the claimed task finds it): its stop signal comes with it.
     pub async fn claim(
         &self,
         backend: &Arc<crate::backends::Backend>,
-    ) -> Result<Option<TaskRow>, HostError> {
+    ) -> Result<Option<Claim>, HostError> {
         if self.disk.is_full() {
             // On hold: a run's files could not be written now.
             backend.claimed();
@@ -526,14 +589,16 @@ impl Queue {
             return Ok(None);
         };
         let rules = self.settings.rules();
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let url = backend.url.clone();
+        let fence = self.next_fence.fetch_add(1, Ordering::Relaxed) + 1;
+        let stop = backend.begin_claim(fence);
         // A light commit: a claim lost in a power cut leaves the task pending, which is
         // where a task running at a power cut goes at the next start anyway.
         let claimed = self
             .store
             .call_light(move |c| {
-                transitions::claim_next(c, &url, now, |window, paused| {
+                transitions::claim_next(c, &url, now, fence, |window, paused| {
                     let (waiting, mut seats) = view.policy_input(window);
                     // It is claiming: whatever it was doing is over.
                     seats[me].activity = policy::Activity::Idle;
@@ -547,84 +612,131 @@ impl Queue {
             })
             .await;
         backend.claimed();
-        let claimed = claimed?;
-        if let Some(t) = &claimed {
-            backend.start_run(t);
-            self.events.task(
-                &t.id,
-                TaskStatus::Running,
-                TaskChange::Started,
-                t.name.clone(),
-            );
-            self.queue_event();
-        }
-        Ok(claimed)
-    }
-
-    /// Gives a running task back to the head of the queue without counting an attempt. On a
-    /// full disk the release is remembered and written when space returns.
-    pub async fn release(&self, task: &TaskRow) -> Result<(), HostError> {
-        let id = task.id.clone();
-        let policy = self.settings.policy();
-        let r = self
-            .store
-            .call(move |c| transitions::apply(c, &id, &Event::Released, &policy))
-            .await;
-        if let Err(crate::store::StoreError::DiskFull) = r {
-            tracing::warn!(
-                "task {} goes back to the queue when space returns (disk full)",
-                task.id
-            );
-            self.unreleased
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(task.clone());
-            self.queue_event();
-            return Ok(());
-        }
-        r?;
+        let claimed = match claimed {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                backend.end_claim(fence);
+                return Ok(None);
+            }
+            Err(e) => {
+                backend.end_claim(fence);
+                return Err(e.into());
+            }
+        };
+        backend.claim_took(fence, &claimed.id);
+        backend.start_run(&claimed);
         self.events.task(
-            &task.id,
-            TaskStatus::Pending,
-            TaskChange::Updated,
-            task.name.clone(),
+            &claimed.id,
+            TaskStatus::Running,
+            TaskChange::Started,
+            claimed.name.clone(),
         );
         self.queue_event();
-        Ok(())
+        Ok(Some(Claim {
+            task: claimed,
+            fence,
+            stop,
+        }))
     }
 
-    /// A generation request failed after it was sent while the backend was up: counts an
-    /// attempt; the task waits out its backoff at the head, or fails after `max_attempts`.
-    pub async fn errored(&self, task: &TaskRow, reason: String) -> Result<Applied, HostError> {
-        let id = task.id.clone();
-        let policy = self.settings.policy();
-        let applied = match self
-            .store
-            .call(move |c| transitions::apply(c, &id, &Event::Errored { reason }, &policy))
-            .await
-        {
-            Err(crate::store::StoreError::DiskFull) => {
-                self.release(task).await?;
-                return Err(HostError::disk_full());
-            }
-            other => other?,
-        };
+    /// Announces a change a run's end, release or failed try made (its status as the
+    /// transition function decided it); wakes the deliverer when a callback is due.
+    fn announce_run(&self, id: &str, applied: &Applied) {
         if let Some(status) = applied.status() {
-            let change = if status == TaskStatus::Pending {
-                TaskChange::Updated
-            } else {
+            let change = if status.is_finished() {
                 TaskChange::Finished
+            } else {
+                TaskChange::Updated
             };
-            self.events
-                .task(&task.id, status, change, applied.name.clone());
+            self.events.task(id, status, change, applied.name.clone());
         }
-        self.events.flush().await;
-        self.queue_event();
         if applied.callback_queued {
             self.callbacks.notify_one();
         }
+    }
+
+    /// Gives the task of the claim `fence` back to the head of the queue without counting
+    /// an attempt (or ends it interrupted when the user asked to stop it). `None` when the
+    /// claim was over already (ended elsewhere: nothing written). On a full disk the release
+    /// is remembered and written when space returns.
+    pub async fn release(&self, id: &str, fence: i64) -> Result<Option<Applied>, HostError> {
+        let i = id.to_owned();
+        let policy = self.settings.policy();
+        let now = self.clock.now_ms();
+        let r = self
+            .store
+            .call(move |c| transitions::apply_claimed(c, &i, fence, &Event::Released, &policy, now))
+            .await;
+        let applied = match r {
+            Err(StoreError::DiskFull) => {
+                tracing::warn!("task {id} goes back to the queue when space returns (disk full)");
+                self.unreleased
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((id.to_owned(), fence));
+                self.queue_event();
+                return Ok(None);
+            }
+            Err(StoreError::Stale(why)) => {
+                tracing::debug!("{why}");
+                return Ok(None);
+            }
+            other => other?,
+        };
+        self.announce_run(id, &applied);
+        self.events.flush().await;
+        self.queue_event();
         self.wake();
-        Ok(applied)
+        Ok(Some(applied))
+    }
+
+    /// A backend was disabled or removed: the claim it runs (if it took a task) ends at once
+    /// — its task goes back to the head for another backend, or ends interrupted when the
+    /// user had asked to stop it — and its worker is told to let the run go.
+    pub async fn withdraw(&self, backend: &crate::backends::Backend) -> Result<(), HostError> {
+        if let Some((fence, Some(id))) = backend.withdraw_claim() {
+            tracing::info!(
+                "task {id}: its backend {} was withdrawn; the claim ends now",
+                backend.url
+            );
+            self.release(&id, fence).await?;
+        }
+        Ok(())
+    }
+
+    /// The generation request of the claim `fence` failed after it was sent while the
+    /// backend was up: counts an attempt; the task waits out its backoff at the head, or
+    /// fails after `max_attempts`. `None` when the claim was over already.
+    pub async fn errored(
+        &self,
+        id: &str,
+        fence: i64,
+        reason: String,
+    ) -> Result<Option<Applied>, HostError> {
+        let i = id.to_owned();
+        let policy = self.settings.policy();
+        let now = self.clock.now_ms();
+        let event = Event::Errored { reason };
+        let applied = match self
+            .store
+            .call(move |c| transitions::apply_claimed(c, &i, fence, &event, &policy, now))
+            .await
+        {
+            Err(StoreError::DiskFull) => {
+                self.release(id, fence).await?;
+                return Err(HostError::disk_full());
+            }
+            Err(StoreError::Stale(why)) => {
+                tracing::debug!("{why}");
+                return Ok(None);
+            }
+            other => other?,
+        };
+        self.announce_run(id, &applied);
+        self.events.flush().await;
+        self.queue_event();
+        self.wake();
+        Ok(Some(applied))
     }
 
     /// When the earliest task waiting out a retry backoff may run (ms), if any.
@@ -632,29 +744,42 @@ impl Queue {
         Ok(self.store.read(transitions::next_retry_at).await?)
     }
 
-    /// Records the end of a run: asks the transition function once what the end means,
-    /// writes the images it keeps (fsynced) before the row that points at them, then
-    /// commits status, outputs and the callback row together; then events and wake-ups.
+    /// Records the end of the run of `task`'s claim: asks the transition function once what
+    /// the end means, writes the images it keeps (fsynced) before the row that points at
+    /// them, then commits status, outputs and the callback row together, fenced to the
+    /// claim (decided again on the task as it is then: a stop the user asked meanwhile
+    /// makes it interrupted, and the files it does not keep go); then events and wake-ups.
+    /// `None` when the claim was over already (ended elsewhere: nothing written, no files
+    /// left).
     pub async fn finish(
         &self,
         task: &TaskRow,
         end: RunEnd,
         output: Option<GenerateOutput>,
         ended_at: i64,
-    ) -> Result<Applied, HostError> {
+    ) -> Result<Option<Applied>, HostError> {
+        #[cfg(feature = "fault-injection")]
+        self.finishes_held().await;
+        let Some(fence) = task.life.fence else {
+            return Err(HostError::Internal(format!(
+                "task {} ended without a claim",
+                task.id
+            )));
+        };
         let policy = self.settings.policy();
         let decide_end = |end: RunEnd| -> Result<Change, HostError> {
             match decide(
                 &task.life,
                 &Event::Finished { end, at: ended_at },
                 &policy,
-                now_ms(),
+                self.clock.now_ms(),
             )? {
                 Transition::Change(c) => Ok(c),
                 other => Err(HostError::Internal(format!("a run end decided {other:?}"))),
             }
         };
-        let mut change = decide_end(end)?;
+        let mut end = end;
+        let change = decide_end(end.clone())?;
         let mut run = RunOutputs {
             images: Vec::new(),
             info: output.as_ref().map(|o| o.info.clone()),
@@ -674,49 +799,63 @@ impl Queue {
                 // the queue holds until space returns.
                 Err(_) if self.disk.is_full() => {
                     self.files.remove_tasks(vec![task.id.clone()]).await;
-                    self.release(task).await?;
+                    self.release(&task.id, fence).await?;
                     return Err(HostError::disk_full());
                 }
                 // The run's outcome is now this failure: decided anew, files or not.
-                Err(e) => change = decide_end(RunEnd::Failed(format!("cannot store images: {e}")))?,
+                Err(e) => end = RunEnd::Failed(format!("cannot store images: {e}")),
             }
         }
         let id = task.id.clone();
-        let c = change.clone();
+        let event = Event::Finished { end, at: ended_at };
         let r = run.clone();
-        let applied = match self
+        let now = self.clock.now_ms();
+        let written = self
             .store
-            .call(move |conn| transitions::finish(conn, &id, &c, &r))
-            .await
-        {
+            .call(move |conn| transitions::finish(conn, &id, fence, &event, &policy, &r, now))
+            .await;
+        let kept = matches!(
+            &written,
+            Ok(Applied { transition: Transition::Change(c), .. })
+                if c.outputs == (Outputs::Record { images: true })
+        );
+        if !run.images.is_empty() && !kept {
+            // Not kept (stopped meanwhile), or not written (the claim was over, the task
+            // deleted, the disk full): its files must not stay behind.
+            self.files.remove_tasks(vec![task.id.clone()]).await;
+        }
+        let applied = match written {
             Ok(a) => a,
-            Err(e) => {
-                // Deleted meanwhile (or not writable): its files must not stay behind.
-                if !run.images.is_empty() {
-                    self.files.remove_tasks(vec![task.id.clone()]).await;
-                }
-                if let crate::store::StoreError::DiskFull = e {
-                    self.release(task).await?;
-                }
-                return Err(e.into());
+            Err(StoreError::Stale(why)) => {
+                tracing::info!("{why}");
+                return Ok(None);
             }
+            Err(StoreError::DiskFull) => {
+                self.release(&task.id, fence).await?;
+                return Err(HostError::disk_full());
+            }
+            Err(e) => return Err(e.into()),
         };
-        let status = change.next.status;
-        let change_kind = if status == TaskStatus::Pending {
-            TaskChange::Updated
-        } else {
-            TaskChange::Finished
-        };
-        self.events
-            .task(&task.id, status, change_kind, applied.name.clone());
+        self.announce_run(&task.id, &applied);
         self.events.flush().await;
         self.queue_event();
-        if applied.callback_queued {
-            self.callbacks.notify_one();
-        }
         // Another backend may have waited for this one (a task kept for its checkpoint).
         self.wake();
-        Ok(applied)
+        Ok(Some(applied))
+    }
+
+    /// Test builds: holds every run's end (before anything of it is written) while `on`
+    /// (`POST /test/faults {"hold_finishes": true}`), so a test can act in the moment
+    /// between a run's answer and its record.
+    #[cfg(feature = "fault-injection")]
+    pub fn hold_finishes(&self, on: bool) {
+        self.finishes_held.send_replace(on);
+    }
+
+    #[cfg(feature = "fault-injection")]
+    async fn finishes_held(&self) {
+        let mut held = self.finishes_held.subscribe();
+        let _ = held.wait_for(|on| !on).await;
     }
 
     /// Whether no task is pending.
@@ -724,12 +863,17 @@ impl Queue {
         Ok(self.store.read(listing::counts).await?.pending == 0)
     }
 
-    /// Start-up: tasks left `running` by a stopped host are recovered by policy.
+    /// Start-up: tasks left `running` by a stopped host are recovered by policy. Fences of
+    /// this host's claims start above theirs (read first: on a full disk they stay running
+    /// until space returns).
     pub async fn recover(&self) -> Result<(), HostError> {
+        let base = self.store.read(transitions::max_running_fence).await?;
+        self.next_fence.fetch_max(base, Ordering::Relaxed);
         let policy = self.settings.policy();
+        let now = self.clock.now_ms();
         let changed = match self
             .store
-            .call(move |c| transitions::recover_running(c, &policy))
+            .call(move |c| transitions::recover_running(c, &policy, now))
             .await
         {
             Err(crate::store::StoreError::DiskFull) => {
@@ -759,9 +903,10 @@ impl Queue {
     pub async fn resume_after_disk_full(&self) -> bool {
         if self.recovery_pending.load(Ordering::Relaxed) {
             let policy = self.settings.policy();
+            let now = self.clock.now_ms();
             match self
                 .store
-                .call(move |c| transitions::recover_running(c, &policy))
+                .call(move |c| transitions::recover_running(c, &policy, now))
                 .await
             {
                 Ok(changed) => {
@@ -774,31 +919,29 @@ impl Queue {
                 }
             }
         }
-        let waiting: Vec<TaskRow> =
+        let waiting: Vec<(String, i64)> =
             std::mem::take(&mut *self.unreleased.lock().unwrap_or_else(|p| p.into_inner()));
-        for (i, task) in waiting.iter().enumerate() {
-            let id = task.id.clone();
+        for (i, (id, fence)) in waiting.iter().enumerate() {
+            let (task, fence) = (id.clone(), *fence);
             let policy = self.settings.policy();
+            let now = self.clock.now_ms();
             match self
                 .store
-                .call(move |c| transitions::apply(c, &id, &Event::Released, &policy))
+                .call(move |c| {
+                    transitions::apply_claimed(c, &task, fence, &Event::Released, &policy, now)
+                })
                 .await
             {
-                Ok(_) => self.events.task(
-                    &task.id,
-                    TaskStatus::Pending,
-                    TaskChange::Updated,
-                    task.name.clone(),
-                ),
-                Err(crate::store::StoreError::DiskFull) => {
+                Ok(applied) => self.announce_run(id, &applied),
+                Err(StoreError::DiskFull) => {
                     self.unreleased
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .extend(waiting[i..].iter().cloned());
                     return false;
                 }
-                // Gone or no longer running (deleted meanwhile): nothing to release.
-                Err(e) => tracing::warn!("releasing {}: {e}", task.id),
+                // Its claim is over (deleted, or ended elsewhere meanwhile): nothing to do.
+                Err(e) => tracing::warn!("releasing {id}: {e}"),
             }
         }
         true
@@ -812,7 +955,11 @@ impl Queue {
 
     /// Shutdown: tasks still running go back to the head of the queue.
     pub async fn release_all(&self) -> Result<usize, HostError> {
-        let changed = self.store.call(transitions::release_running).await?;
+        let now = self.clock.now_ms();
+        let changed = self
+            .store
+            .call(move |c| transitions::release_running(c, now))
+            .await?;
         Ok(changed.len())
     }
 }

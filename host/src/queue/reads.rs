@@ -15,7 +15,7 @@ use crate::error::HostError;
 use crate::model::cursor::Cursor;
 use crate::model::policy::{self, Rules, Slot};
 use crate::model::search::{Scope, fts_match, fts_query};
-use crate::model::{Candidate, TaskRow, now_ms};
+use crate::model::{Candidate, TaskRow};
 use crate::store::transitions::LOOKAHEAD;
 use crate::store::{StoreError, listing, rows, settings as stored, tasks};
 
@@ -117,7 +117,7 @@ impl Queue {
             &self.backends.all(),
             window,
             &self.settings.rules(),
-            now_ms(),
+            self.clock.now_ms(),
         );
         let mut ranks: Vec<i64> = window.iter().map(|t| t.rank).collect();
         ranks.sort_unstable();

@@ -1,6 +1,7 @@
-//! Result image files under `<data-dir>/results/<task-id>/<index>.<ext>`.
+//! Result image files under `<data-dir>/results/<task-id>/<index>.<ext>`, each image's
+//! thumbnail beside it as `<index>.thumb.jpg` ([`thumb_name`]; `thumbs.rs` makes them).
 //!
-//! Owns: writing images durably (write, fsync the file and the folder) before the database
+//! Owns: the names of the results folder, writing images durably (write, fsync the file and the folder) before the database
 //! row that points at them is committed, deleting a task's folder, and the start-up garbage
 //! collection of files no row points at. Paths are built only from validated task ids and
 //! our own file names, so nothing outside the results folder is ever read or written.
@@ -13,6 +14,17 @@ use std::time::SystemTime;
 use super::image;
 use crate::model::ImageRow;
 use crate::model::spec::valid_task_id;
+
+/// The thumbnail file name of a stored image file (`3.png` → `3.thumb.jpg`).
+pub fn thumb_name(file_name: &str) -> String {
+    let stem = file_name.split('.').next().unwrap_or(file_name);
+    format!("{stem}.thumb.jpg")
+}
+
+/// Whether `name` is the thumbnail of one of `files` (the orphan sweep keeps those).
+pub fn is_thumb_of<'a>(name: &str, mut files: impl Iterator<Item = &'a str>) -> bool {
+    name.ends_with(".thumb.jpg") && files.any(|f| thumb_name(f) == name)
+}
 
 /// The results folder and its operations.
 #[derive(Debug, Clone)]
@@ -168,8 +180,7 @@ impl ResultFiles {
                     let name = f.file_name().to_string_lossy().into_owned();
                     // A thumbnail stays with its image.
                     let kept = files.as_ref().is_some_and(|k| {
-                        k.contains(&name)
-                            || super::thumbs::is_thumb_of(&name, k.iter().map(String::as_str))
+                        k.contains(&name) || is_thumb_of(&name, k.iter().map(String::as_str))
                     });
                     if !kept && old(&f.path()) && std::fs::remove_file(f.path()).is_ok() {
                         removed += 1;
@@ -198,6 +209,15 @@ fn sync_dir(_dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_and_the_sweep_rule() {
+        assert_eq!(thumb_name("0.png"), "0.thumb.jpg");
+        assert_eq!(thumb_name("12.jpg"), "12.thumb.jpg");
+        assert!(is_thumb_of("1.thumb.jpg", ["0.png", "1.jpg"].into_iter()));
+        assert!(!is_thumb_of("2.thumb.jpg", ["0.png", "1.jpg"].into_iter()));
+        assert!(!is_thumb_of("0.png", ["0.png"].into_iter()));
+    }
 
     #[test]
     fn files_are_written_and_orphans_collected() {

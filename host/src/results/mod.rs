@@ -20,10 +20,11 @@ use tokio::sync::watch;
 
 pub use files::ResultFiles;
 
+use crate::clock::Clock;
 use crate::error::HostError;
 use crate::events::EventHub;
+use crate::model::TaskRow;
 use crate::model::transition::results_available;
-use crate::model::{TaskRow, now_ms};
 use crate::settings::SettingsService;
 use crate::store::{Store, export, rows, tasks, transitions};
 
@@ -54,6 +55,7 @@ pub struct Results {
     events: EventHub,
     settings: Arc<SettingsService>,
     thumbs: thumbs::Thumbnailer,
+    clock: Clock,
 }
 
 impl Results {
@@ -63,6 +65,7 @@ impl Results {
         files: ResultFiles,
         events: EventHub,
         settings: Arc<SettingsService>,
+        clock: Clock,
     ) -> Results {
         Results {
             thumbs: thumbs::Thumbnailer::new(files.clone()),
@@ -70,6 +73,7 @@ impl Results {
             files,
             events,
             settings,
+            clock,
         }
     }
 
@@ -322,9 +326,10 @@ impl Results {
     /// Deletes non-bookmarked finished tasks (older than `before_ms` when given) and their
     /// files; returns how many.
     pub async fn clear_history(&self, before_ms: Option<i64>) -> Result<usize, HostError> {
+        let now = self.clock.now_ms();
         let removed = self
             .store
-            .call(move |c| transitions::clear_history(c, before_ms))
+            .call(move |c| transitions::clear_history(c, before_ms, now))
             .await?;
         let ids: Vec<String> = removed.iter().map(|(id, _)| id.clone()).collect();
         self.files.remove_tasks(ids).await;
@@ -338,14 +343,14 @@ impl Results {
 
     /// Applies the retention setting (and forgets idempotency keys older than a week).
     pub async fn apply_retention(&self) -> Result<usize, HostError> {
-        let week_ago = now_ms() - 7 * 86_400_000;
+        let week_ago = self.clock.now_ms() - 7 * 86_400_000;
         self.store
             .call(move |c| tasks::prune_idempotency(c, week_ago))
             .await?;
         let Some(days) = self.settings.get().history_retention_days else {
             return Ok(0);
         };
-        let cutoff = now_ms() - i64::from(days) * 86_400_000;
+        let cutoff = self.clock.now_ms() - i64::from(days) * 86_400_000;
         self.clear_history(Some(cutoff)).await
     }
 

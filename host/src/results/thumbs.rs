@@ -1,5 +1,6 @@
 //! Thumbnails of result images: a JPEG of at most [`THUMB_SIZE`] px on its longer side per
-//! image, made once and kept beside the image as `<index>.thumb.jpg` (so it goes with the
+//! image, made once and kept beside the image as `<index>.thumb.jpg` (named by
+//! [`thumb_name`], with the results folder's other names in `files.rs`, so it goes with the
 //! task's folder and the orphan sweep knows it by its image), for lists that must never
 //! download full images.
 //!
@@ -15,7 +16,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use scheduler_api::THUMB_SIZE;
 use tokio::sync::Semaphore;
 
-use super::files::ResultFiles;
+use super::files::{ResultFiles, thumb_name};
 use super::image::ImageError;
 use crate::model::ImageRow;
 
@@ -26,17 +27,6 @@ const QUALITY: u8 = 80;
 const MAX_SIDE: u32 = 32_768;
 /// Most bytes one decode may allocate.
 const MAX_ALLOC: u64 = 1 << 30;
-
-/// The thumbnail file name of a stored image file (`3.png` → `3.thumb.jpg`).
-pub fn thumb_name(file_name: &str) -> String {
-    let stem = file_name.split('.').next().unwrap_or(file_name);
-    format!("{stem}.thumb.jpg")
-}
-
-/// Whether `name` is the thumbnail of one of `files` (the orphan sweep keeps those).
-pub fn is_thumb_of<'a>(name: &str, mut files: impl Iterator<Item = &'a str>) -> bool {
-    name.ends_with(".thumb.jpg") && files.any(|f| thumb_name(f) == name)
-}
 
 /// Makes a thumbnail of `src` at `dst` (written to a temporary name, then renamed, so a
 /// reader never sees half a file). Blocking: one decode at a time is the caller's job.
@@ -176,15 +166,6 @@ mod tests {
             .write_to(&mut out, image::ImageFormat::Png)
             .unwrap();
         out.into_inner()
-    }
-
-    #[test]
-    fn names_and_the_sweep_rule() {
-        assert_eq!(thumb_name("0.png"), "0.thumb.jpg");
-        assert_eq!(thumb_name("12.jpg"), "12.thumb.jpg");
-        assert!(is_thumb_of("1.thumb.jpg", ["0.png", "1.jpg"].into_iter()));
-        assert!(!is_thumb_of("2.thumb.jpg", ["0.png", "1.jpg"].into_iter()));
-        assert!(!is_thumb_of("0.png", ["0.png"].into_iter()));
     }
 
     #[tokio::test]

@@ -10,11 +10,15 @@
 //!
 //! Claims: [`Claimed::fence`] names the claim; every later write of that run
 //! ([`TaskStore::apply_claimed`], [`TaskStore::finish`]) is refused
-//! ([`StoreError::Conflict`]) once the task was claimed again. On PostgreSQL a claim also
-//! holds a lease (owner host, expiry in database time) that [`TaskStore::renew_leases`]
-//! extends and that another host may take over when it expires
-//! ([`TaskStore::reclaim_expired`]). The SQLite store has one host per file: its leases never
-//! expire and its fence is 0 (the claim fence of SQLite's own store lands separately).
+//! ([`StoreError::Stale`], nothing written) once the task no longer runs under it. A delete
+//! of a running task records the stop on that claim (`stop_requested`): the run then ends
+//! interrupted however it ends. On PostgreSQL a claim also holds a lease (owner host,
+//! expiry in database time) that [`TaskStore::renew_leases`] extends and that another host
+//! may take over when it expires ([`TaskStore::reclaim_expired`]). The SQLite store has one
+//! host per file: its leases never expire.
+//!
+//! Time: every write takes `now` (ms) from the caller's clock; no store reads a clock inside
+//! its transaction.
 
 use std::collections::HashSet;
 
@@ -23,16 +27,15 @@ use scheduler_api::{BulkAction, HistoryFilter, MoveTarget, Selection, Settings, 
 
 use super::StoreError;
 use super::backends::AddedBackend;
-use super::export::PendingFrom;
 use super::listing::Counts;
 use super::outbox::Delivery;
 use super::speed::PendingWork;
-use super::tasks::TaskEdit;
 use super::transitions::{Applied, Choice, RunOutputs};
-use crate::model::cursor::Cursor;
+use crate::model::TaskEdit;
+use crate::model::cursor::{Cursor, PendingFrom};
 use crate::model::eta::Speed;
 use crate::model::search::Scope;
-use crate::model::transition::{Change, Event, Policy};
+use crate::model::transition::{Event, Policy};
 use crate::model::{Candidate, ImageRow, NewTask, TaskRow};
 
 /// The policy's choice among a claim's window (`paused`: the queue is paused; the window
@@ -117,6 +120,7 @@ pub trait TaskStore: Send + Sync {
         &self,
         tasks: Vec<NewTask>,
         idempotency: Option<(String, String)>,
+        now: i64,
     ) -> Result<Option<String>, StoreError>;
     /// The stored answer of an idempotency key.
     async fn idempotent_answer(&self, key: String) -> Result<Option<String>, StoreError>;
@@ -127,14 +131,24 @@ pub trait TaskStore: Send + Sync {
     /// One task (`full`: its request with images, snapshot and `info`).
     async fn get_task(&self, id: String, full: bool) -> Result<Option<TaskRow>, StoreError>;
     /// A copy of a task at the end (new id, pending, not bookmarked, in no group).
-    async fn insert_copy(&self, id: String, new_id: String, name: NameFn)
-    -> Result<(), StoreError>;
+    async fn insert_copy(
+        &self,
+        id: String,
+        new_id: String,
+        name: NameFn,
+        now: i64,
+    ) -> Result<(), StoreError>;
     /// Edits a pending task (request, name, checkpoint), checked against `edit.contract`.
-    async fn edit_task(&self, id: String, edit: TaskEdit) -> Result<(), StoreError>;
+    async fn edit_task(&self, id: String, edit: TaskEdit, now: i64) -> Result<(), StoreError>;
     /// Renames a task (any status); returns it (listing columns).
-    async fn rename(&self, id: String, name: Option<String>) -> Result<TaskRow, StoreError>;
+    async fn rename(
+        &self,
+        id: String,
+        name: Option<String>,
+        now: i64,
+    ) -> Result<TaskRow, StoreError>;
     /// Sets or clears a bookmark (any status); returns the task (listing columns).
-    async fn set_bookmark(&self, id: String, on: bool) -> Result<TaskRow, StoreError>;
+    async fn set_bookmark(&self, id: String, on: bool, now: i64) -> Result<TaskRow, StoreError>;
     /// For each id: its rows' result file names, `None` when there is no such task.
     async fn image_files_of(
         &self,
@@ -203,16 +217,27 @@ pub trait TaskStore: Send + Sync {
     // --- transitions -------------------------------------------------------------------
 
     /// Applies a user's event (delete, requeue, …) to a task: decide, then write.
-    async fn apply(&self, id: String, event: Event, policy: Policy) -> Result<Applied, StoreError>;
+    async fn apply(
+        &self,
+        id: String,
+        event: Event,
+        policy: Policy,
+        now: i64,
+    ) -> Result<Applied, StoreError>;
     /// Applies events in order in one transaction (the first refusal rolls all back).
     async fn apply_batch(
         &self,
         items: Vec<(String, Event)>,
         policy: Policy,
+        now: i64,
     ) -> Result<usize, StoreError>;
     /// `DELETE /task/{id}`: the task's status before, and what was decided.
-    async fn delete(&self, id: String, policy: Policy)
-    -> Result<(Applied, TaskStatus), StoreError>;
+    async fn delete(
+        &self,
+        id: String,
+        policy: Policy,
+        now: i64,
+    ) -> Result<(Applied, TaskStatus), StoreError>;
     /// Claims the task `choose` picks among the look-ahead window for `backend`, counting
     /// the overtakes; the claim gets a new fence (and, on PostgreSQL, this host's lease).
     async fn claim_next(
@@ -221,43 +246,58 @@ pub trait TaskStore: Send + Sync {
         now: i64,
         choose: ChooseFn,
     ) -> Result<Option<Claimed>, StoreError>;
-    /// Applies a run's event (released, errored) to the claim `fence` of task `id`; refused
-    /// when the task was claimed again since.
+    /// Decides a run's event (released, errored) for the task `id` running under the claim
+    /// `fence` and writes it guarded by that fence; [`StoreError::Stale`] (nothing written)
+    /// when the task no longer runs under that claim.
     async fn apply_claimed(
         &self,
         id: String,
         fence: i64,
         event: Event,
         policy: Policy,
+        now: i64,
     ) -> Result<Applied, StoreError>;
-    /// Writes the end of the run `fence` as the finisher decided it (status, outputs,
-    /// callback row); refused when the task was claimed again since.
+    /// Writes the end of the run `fence` (`event`: [`Event::Finished`]), decided on the task
+    /// as it is now (a stop asked meanwhile makes it interrupted) and guarded by the claim's
+    /// fence: status, outputs, callback row. [`StoreError::Stale`] (nothing written) when the
+    /// task no longer runs under that claim.
     async fn finish(
         &self,
         id: String,
         fence: i64,
-        change: Change,
+        event: Event,
+        policy: Policy,
         run: RunOutputs,
+        now: i64,
     ) -> Result<Applied, StoreError>;
     /// Extends the leases of this host's claims; returns how many it holds.
     async fn renew_leases(&self) -> Result<usize, StoreError>;
     /// Running tasks whose lease expired (their host is gone) are [`Event::Recovered`].
-    async fn reclaim_expired(&self, policy: Policy) -> Result<Vec<(String, Applied)>, StoreError>;
+    async fn reclaim_expired(
+        &self,
+        policy: Policy,
+        now: i64,
+    ) -> Result<Vec<(String, Applied)>, StoreError>;
     /// When the earliest task waiting out a retry backoff may run.
     async fn next_retry_at(&self) -> Result<Option<i64>, StoreError>;
     /// Start-up: this host's tasks left `running` (and, shared, any whose lease expired)
     /// are [`Event::Recovered`].
-    async fn recover_running(&self, policy: Policy) -> Result<Vec<(String, Applied)>, StoreError>;
+    async fn recover_running(
+        &self,
+        policy: Policy,
+        now: i64,
+    ) -> Result<Vec<(String, Applied)>, StoreError>;
     /// Shutdown: this host's running tasks go back to the head.
-    async fn release_running(&self) -> Result<Vec<(String, Applied)>, StoreError>;
+    async fn release_running(&self, now: i64) -> Result<Vec<(String, Applied)>, StoreError>;
     /// Every failed task requeued, oldest failure first.
-    async fn requeue_failed(&self) -> Result<Vec<(String, Applied)>, StoreError>;
+    async fn requeue_failed(&self, now: i64) -> Result<Vec<(String, Applied)>, StoreError>;
     /// Deletes every non-bookmarked pending task.
-    async fn clear_queue(&self) -> Result<Vec<(String, Applied)>, StoreError>;
+    async fn clear_queue(&self, now: i64) -> Result<Vec<(String, Applied)>, StoreError>;
     /// Deletes every non-bookmarked finished task (finished before `before_ms`).
     async fn clear_history(
         &self,
         before_ms: Option<i64>,
+        now: i64,
     ) -> Result<Vec<(String, Applied)>, StoreError>;
     /// One action on every selected task, in one transaction (copies get new random ids).
     async fn bulk(
@@ -265,11 +305,12 @@ pub trait TaskStore: Send + Sync {
         action: BulkAction,
         sel: Selection,
         policy: Policy,
+        now: i64,
     ) -> Result<BulkDone, StoreError>;
     /// Moves a pending task to the top, the bottom, or before another pending task.
-    async fn move_task(&self, id: String, target: MoveTarget) -> Result<(), StoreError>;
+    async fn move_task(&self, id: String, target: MoveTarget, now: i64) -> Result<(), StoreError>;
     /// "Run now"; returns how many backends run a task now.
-    async fn run_now(&self, id: String) -> Result<usize, StoreError>;
+    async fn run_now(&self, id: String, now: i64) -> Result<usize, StoreError>;
 
     // --- exports -----------------------------------------------------------------------
 
@@ -299,7 +340,12 @@ pub trait TaskStore: Send + Sync {
     /// Every backend's stored speed.
     async fn speeds(&self) -> Result<Vec<(String, Speed)>, StoreError>;
     /// Updates a backend's speed from its stored one, in one transaction.
-    async fn record_speed(&self, backend: String, update: SpeedFn) -> Result<Speed, StoreError>;
+    async fn record_speed(
+        &self,
+        backend: String,
+        update: SpeedFn,
+        now: i64,
+    ) -> Result<Speed, StoreError>;
     /// The pending tasks after `(rank, seq)`, reading only what their work depends on.
     async fn pending_work_after(&self, after: (i64, i64)) -> Result<Vec<PendingWork>, StoreError>;
 
@@ -321,7 +367,7 @@ pub trait TaskStore: Send + Sync {
     /// Every stored backend, oldest first.
     async fn added_backends(&self) -> Result<Vec<AddedBackend>, StoreError>;
     /// Stores a backend; `None` when that URL is stored already.
-    async fn add_backend(&self, url: String) -> Result<Option<i64>, StoreError>;
+    async fn add_backend(&self, url: String, now: i64) -> Result<Option<i64>, StoreError>;
     /// Forgets a stored backend.
     async fn remove_backend(&self, id: i64) -> Result<(), StoreError>;
     /// Records whether a stored backend takes tasks.
@@ -335,7 +381,11 @@ pub trait TaskStore: Send + Sync {
     // --- events and callbacks ----------------------------------------------------------
 
     /// Stores events `(name, data)`; returns their ids (increasing, in commit order).
-    async fn insert_events(&self, events: Vec<(String, String)>) -> Result<Vec<u64>, StoreError>;
+    async fn insert_events(
+        &self,
+        events: Vec<(String, String)>,
+        now: i64,
+    ) -> Result<Vec<u64>, StoreError>;
     /// The stored events after `after` and the log's bounds.
     async fn replay(&self, after: u64) -> Result<Replay, StoreError>;
     /// The oldest `limit` callback deliveries waiting.

@@ -5,7 +5,6 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
-use crate::model::now_ms;
 
 /// One stored backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +36,7 @@ pub fn added_backends(conn: &Connection) -> Result<Vec<AddedBackend>, StoreError
 }
 
 /// Stores a new backend; `None` when that URL is stored already.
-pub fn add_backend(conn: &Connection, url: &str) -> Result<Option<i64>, StoreError> {
+pub fn add_backend(conn: &Connection, url: &str, now: i64) -> Result<Option<i64>, StoreError> {
     let known = conn
         .query_row("SELECT id FROM backends WHERE url = ?1", [url], |r| {
             r.get::<_, i64>(0)
@@ -48,7 +47,7 @@ pub fn add_backend(conn: &Connection, url: &str) -> Result<Option<i64>, StoreErr
     }
     conn.execute(
         "INSERT INTO backends (url, enabled, draining, created_at) VALUES (?1, 1, 0, ?2)",
-        params![url, now_ms()],
+        params![url, now],
     )?;
     Ok(Some(conn.last_insert_rowid()))
 }

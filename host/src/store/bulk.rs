@@ -13,9 +13,9 @@ use super::listing::history_cond;
 use super::rows::{LIST_COLS, load_images, map_row, require};
 use super::status;
 use super::transitions::{Applied, apply_in};
+use crate::model::TaskRow;
 use crate::model::search::{Scope, fts_match};
 use crate::model::transition::{Event, Policy};
-use crate::model::{TaskRow, now_ms};
 
 /// The ids a selection names, in its listing's order (a list of ids keeps its own order).
 /// An id that is not a task is [`StoreError::NotFound`]; duplicates count once.
@@ -100,12 +100,13 @@ pub fn delete(
     conn: &mut Connection,
     ids: &[String],
     policy: &Policy,
+    now: i64,
 ) -> Result<Vec<(String, TaskStatus, Applied)>, StoreError> {
     let tx = conn.savepoint()?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let before = require(&tx, id, false)?.status();
-        let applied = apply_in(&tx, id, &Event::Delete, policy)?;
+        let applied = apply_in(&tx, id, &Event::Delete, policy, now)?;
         out.push((id.clone(), before, applied));
     }
     tx.commit()?;
@@ -120,6 +121,7 @@ pub fn requeue(
     ids: &[String],
     new_ids: &[String],
     name: fn(Option<&str>) -> Option<String>,
+    now: i64,
 ) -> Result<(), StoreError> {
     let tx = conn.savepoint()?;
     let mut groups: Vec<(String, String)> = Vec::new();
@@ -133,18 +135,22 @@ pub fn requeue(
                 n
             }
         });
-        super::tasks::insert_copy_in(&tx, id, new_id, name, group)?;
+        super::tasks::insert_copy_in(&tx, id, new_id, name, group, now)?;
     }
     tx.commit()?;
     Ok(())
 }
 
 /// Sets or clears the bookmark of every task, in one transaction.
-pub fn bookmark(conn: &mut Connection, ids: &[String], on: bool) -> Result<(), StoreError> {
+pub fn bookmark(
+    conn: &mut Connection,
+    ids: &[String],
+    on: bool,
+    now: i64,
+) -> Result<(), StoreError> {
     let tx = conn.savepoint()?;
     let mut stmt =
         tx.prepare_cached("UPDATE tasks SET bookmarked = ?2, updated_at = ?3 WHERE id = ?1")?;
-    let now = now_ms();
     for id in ids {
         if stmt.execute(params![id, on, now])? == 0 {
             return Err(StoreError::NotFound);
@@ -157,7 +163,12 @@ pub fn bookmark(conn: &mut Connection, ids: &[String], on: bool) -> Result<(), S
 
 /// Moves pending tasks to the top or the bottom of the queue, keeping their order among
 /// themselves; a task that is not pending refuses the whole move (409).
-pub fn move_to(conn: &mut Connection, ids: &[String], top: bool) -> Result<(), StoreError> {
+pub fn move_to(
+    conn: &mut Connection,
+    ids: &[String],
+    top: bool,
+    now: i64,
+) -> Result<(), StoreError> {
     let tx = conn.savepoint()?;
     let (target, order): (MoveTarget, Box<dyn Iterator<Item = &String>>) = if top {
         (MoveTarget::Top, Box::new(ids.iter().rev()))
@@ -165,7 +176,7 @@ pub fn move_to(conn: &mut Connection, ids: &[String], top: bool) -> Result<(), S
         (MoveTarget::Bottom, Box::new(ids.iter()))
     };
     for id in order {
-        super::order::move_in(&tx, id, &target)?;
+        super::order::move_in(&tx, id, &target, now)?;
     }
     tx.commit()?;
     Ok(())

@@ -4,18 +4,17 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
-use crate::model::now_ms;
 
 /// Keeps this many stored events.
 pub const EVENTS_KEPT: i64 = 2000;
 
-/// Stores events (name, data) and returns their ids; prunes old ones.
+/// Stores events (name, data) at `now` (ms) and returns their ids; prunes old ones.
 pub fn insert_events(
     conn: &mut Connection,
     events: &[(String, String)],
+    now: i64,
 ) -> Result<Vec<u64>, StoreError> {
     let tx = conn.savepoint()?;
-    let now = now_ms();
     let mut ids = Vec::with_capacity(events.len());
     {
         let mut stmt =

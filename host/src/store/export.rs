@@ -10,16 +10,8 @@ use scheduler_api::TaskStatus;
 use super::StoreError;
 use super::rows::{FULL_COLS, load_images, map_row};
 use super::status;
+use crate::model::cursor::PendingFrom;
 use crate::model::{ImageRow, TaskRow};
-
-/// Where a page of pending tasks starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PendingFrom {
-    /// The first page: skip this many tasks.
-    Offset(i64),
-    /// Later pages: after this `(rank, seq)`.
-    After(i64, i64),
-}
 
 /// The stored size of a row's large columns (the request with its images, the snapshot),
 /// read in place.

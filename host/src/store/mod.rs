@@ -24,6 +24,9 @@
 //! itself); reads run on a small pool of read-only connections ([`Store::read`]), each in
 //! its own read transaction (one consistent snapshot), never waiting for the writer.
 //!
+//! A write that fails for lack of space is [`StoreError::DiskFull`] and is reported to the
+//! [`Space`] the host hands over ([`Store::with_space`]); the store imports nothing above it.
+//!
 //! Must not: decide anything (status changes, ranks, validation live in `model/`), touch the
 //! network or the file system beyond the database, or hold a connection across an `.await`.
 
@@ -75,6 +78,10 @@ pub enum StoreError {
     /// The task is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),
+    /// A run's end, release or failed try for a claim that is over (the task no longer runs
+    /// under that claim's fence): nothing was written.
+    #[error("{0}")]
+    Stale(String),
     /// The change is invalid (validated inside the transaction).
     #[error("{0}")]
     Invalid(String),
@@ -93,13 +100,24 @@ pub enum StoreError {
     Postgres(String),
 }
 
-/// A full-disk failure becomes [`StoreError::DiskFull`] (and marks the disk full).
-fn classify(e: StoreError, disk: Option<&crate::disk::Disk>) -> StoreError {
+/// The data directory's space as the store needs it. The host's disk watch (`disk.rs`, a
+/// layer above) is one; the store knows only this: it reports a write that failed for lack
+/// of space, and asks whether to refuse writes (the test-only "no space" fault).
+pub trait Space: Send + Sync {
+    /// A write failed for lack of space.
+    fn write_failed_full(&self);
+    /// Whether writes are refused (the test-only fault): the writer's connection is then
+    /// `query_only`, and what it refuses is reported as a full disk.
+    fn refuse_writes(&self) -> bool;
+}
+
+/// A full-disk failure becomes [`StoreError::DiskFull`] (and is reported to `space`).
+fn classify(e: StoreError, space: Option<&dyn Space>) -> StoreError {
     let full = match &e {
         StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => {
             f.code == rusqlite::ErrorCode::DiskFull
                 || (f.code == rusqlite::ErrorCode::ReadOnly
-                    && disk.is_some_and(|d| d.store_fault()))
+                    && space.is_some_and(|s| s.refuse_writes()))
         }
         StoreError::DiskFull => true,
         _ => false,
@@ -107,21 +125,19 @@ fn classify(e: StoreError, disk: Option<&crate::disk::Disk>) -> StoreError {
     if !full {
         return e;
     }
-    if let Some(d) = disk {
-        d.mark_full();
+    if let Some(s) = space {
+        s.write_failed_full();
     }
     StoreError::DiskFull
 }
 
-/// Applies the test-only "no space" fault to the connection (SQLite's `query_only`).
-fn apply_fault(conn: &Connection, disk: Option<&crate::disk::Disk>) {
-    use std::sync::atomic::Ordering;
-    let Some(d) = disk else { return };
-    let want = d.store_fault();
-    if d.store_applied.load(Ordering::Relaxed) != want
-        && conn.pragma_update(None, "query_only", want).is_ok()
-    {
-        d.store_applied.store(want, Ordering::Relaxed);
+/// Applies the test-only "no space" fault to the writer's connection (SQLite's
+/// `query_only`); `applied` is whether the connection has it now.
+fn apply_fault(conn: &Connection, space: Option<&dyn Space>, applied: &mut bool) {
+    let Some(s) = space else { return };
+    let want = s.refuse_writes();
+    if *applied != want && conn.pragma_update(None, "query_only", want).is_ok() {
+        *applied = want;
     }
 }
 
@@ -155,6 +171,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0009_task_id_nocase",
         include_str!("../../migrations/0009_task_id_nocase.sql"),
+    ),
+    (
+        "0010_claim_fence",
+        include_str!("../../migrations/0010_claim_fence.sql"),
     ),
 ];
 
@@ -237,8 +257,8 @@ enum CommitFailed {
 
 /// Called with the outcome of the group commit that carried a job (`None`: committed).
 type Finish = Box<dyn FnOnce(Option<CommitFailed>) + Send>;
-/// The disk the store reports full-disk failures to, once the host has one.
-type DiskSlot = Arc<std::sync::OnceLock<Arc<crate::disk::Disk>>>;
+/// Where the store reports full-disk failures, once the host has set it.
+type SpaceSlot = Arc<std::sync::OnceLock<Arc<dyn Space>>>;
 /// A write job's work: runs on the writer's connection inside its own savepoint; says
 /// whether it succeeded (otherwise its savepoint is rolled back) and how to deliver its
 /// answer.
@@ -262,7 +282,7 @@ struct Job {
 pub struct Store {
     writer: mpsc::Sender<Job>,
     readers: Option<Arc<Readers>>,
-    disk: DiskSlot,
+    space: SpaceSlot,
 }
 
 struct Readers {
@@ -306,17 +326,19 @@ impl Readers {
 /// that fails (or panics) rolls back its own savepoint only; a failed commit fails them all.
 /// When no write transaction can begin (a read-only or full disk), each job runs as its own
 /// transaction, so each gets its own answer (reads still work).
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, disk: DiskSlot) {
-    let failure = |e: rusqlite::Error, disk: &DiskSlot| -> CommitFailed {
-        match classify(StoreError::Sqlite(e), disk.get().map(|d| &**d)) {
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, space: SpaceSlot) {
+    let failure = |e: rusqlite::Error, space: &SpaceSlot| -> CommitFailed {
+        match classify(StoreError::Sqlite(e), space.get().map(|s| &**s)) {
             StoreError::DiskFull => CommitFailed::DiskFull,
             other => CommitFailed::Other(other.to_string()),
         }
     };
     // The connection's `synchronous` setting (FULL at open).
     let mut synced = true;
+    // Whether the connection refuses writes (the test fault).
+    let mut refusing = false;
     while let Ok(first) = rx.recv() {
-        apply_fault(&conn, disk.get().map(|d| &**d));
+        apply_fault(&conn, space.get().map(|s| &**s), &mut refusing);
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -356,7 +378,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, disk: DiskSlot) {
                 "ROLLBACK TO job; RELEASE job"
             };
             // Outside a group, RELEASE commits this job alone.
-            let own = conn.execute_batch(end).err().map(|e| failure(e, &disk));
+            let own = conn.execute_batch(end).err().map(|e| failure(e, &space));
             if own.is_some() && !grouped && !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
@@ -368,7 +390,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, disk: DiskSlot) {
             let failed = conn
                 .execute_batch("COMMIT")
                 .err()
-                .map(|e| failure(e, &disk));
+                .map(|e| failure(e, &space));
             if failed.is_some() && !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
@@ -390,17 +412,17 @@ impl Store {
         set_pragmas(&conn, true)?;
         migrate(&mut conn)?;
         let readers = Readers::open(path)?;
-        let disk = DiskSlot::default();
+        let space = SpaceSlot::default();
         Ok(Store {
-            writer: Self::spawn_writer(conn, disk.clone())?,
+            writer: Self::spawn_writer(conn, space.clone())?,
             readers: Some(Arc::new(readers)),
-            disk,
+            space,
         })
     }
 
-    /// Reports full-disk failures to `disk` (and honours its test fault).
-    pub fn with_disk(self, disk: Arc<crate::disk::Disk>) -> Store {
-        let _ = self.disk.set(disk);
+    /// Reports full-disk failures to `space` (and honours its test fault).
+    pub fn with_space(self, space: Arc<dyn Space>) -> Store {
+        let _ = self.space.set(space);
         self
     }
 
@@ -409,19 +431,19 @@ impl Store {
         let mut conn = Connection::open_in_memory()?;
         set_pragmas(&conn, false)?;
         migrate(&mut conn)?;
-        let disk = DiskSlot::default();
+        let space = SpaceSlot::default();
         Ok(Store {
-            writer: Self::spawn_writer(conn, disk.clone())?,
+            writer: Self::spawn_writer(conn, space.clone())?,
             readers: None,
-            disk,
+            space,
         })
     }
 
-    fn spawn_writer(conn: Connection, disk: DiskSlot) -> Result<mpsc::Sender<Job>, StoreError> {
+    fn spawn_writer(conn: Connection, space: SpaceSlot) -> Result<mpsc::Sender<Job>, StoreError> {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx, disk))
+            .spawn(move || writer_loop(conn, rx, space))
             .map_err(|e| StoreError::Join(e.to_string()))?;
         Ok(tx)
     }
@@ -436,9 +458,9 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let disk = self.disk.clone();
+        let space = self.space.clone();
         let work: Work = Box::new(move |conn| {
-            let r = f(conn).map_err(|e| classify(e, disk.get().map(|d| &**d)));
+            let r = f(conn).map_err(|e| classify(e, space.get().map(|s| &**s)));
             let ok = r.is_ok();
             let finish: Finish = Box::new(move |failed| {
                 deliver(match failed {

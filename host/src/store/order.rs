@@ -1,5 +1,7 @@
 //! The order of pending tasks: moves, "run now", ranks at the head and the tail. Legality
-//! (pending only) comes from the transition function; no status is written here.
+//! (pending only) and what they do to the lifecycle (the run-next group, "run now" while
+//! paused, the backoff) come from the transition function and are written by
+//! `transitions`; here only the order columns (`rank`, `pinned`) are.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use scheduler_api::{MoveTarget, TaskStatus};
@@ -7,8 +9,7 @@ use scheduler_api::{MoveTarget, TaskStatus};
 use super::StoreError;
 use super::rows::{first_pending_rank, last_rank};
 use super::status;
-use super::transitions::allow;
-use crate::model::now_ms;
+use super::transitions::{allow, reorder};
 use crate::model::rank::{rank_at_end, rank_at_head, rank_between, spread};
 use crate::model::transition::Event;
 
@@ -63,16 +64,26 @@ fn rank_before(tx: &Connection, over: &str, moving: &str) -> Result<i64, StoreEr
 }
 
 /// Moves a pending task to the top, the bottom, or just before another pending task.
-pub fn move_task(conn: &mut Connection, id: &str, target: &MoveTarget) -> Result<(), StoreError> {
+pub fn move_task(
+    conn: &mut Connection,
+    id: &str,
+    target: &MoveTarget,
+    now: i64,
+) -> Result<(), StoreError> {
     let tx = conn.savepoint()?;
-    move_in(&tx, id, target)?;
+    move_in(&tx, id, target, now)?;
     tx.commit()?;
     Ok(())
 }
 
 /// The move of [`move_task`], inside the caller's transaction (bulk moves).
-pub(super) fn move_in(tx: &Connection, id: &str, target: &MoveTarget) -> Result<(), StoreError> {
-    allow(tx, id, &Event::Move)?;
+pub(super) fn move_in(
+    tx: &Connection,
+    id: &str,
+    target: &MoveTarget,
+    now: i64,
+) -> Result<(), StoreError> {
+    allow(tx, id, &Event::Move, now)?;
     // "Move to top" goes before the policy's choices, and so does a task dragged in among
     // tasks that go first (before a pinned or run-now task); any other move leaves the
     // order to the policy.
@@ -81,7 +92,7 @@ pub(super) fn move_in(tx: &Connection, id: &str, target: &MoveTarget) -> Result<
         MoveTarget::Bottom => (rank_at_end(last_rank(tx)?), false),
         MoveTarget::Before(over) if over == id => return Ok(()),
         MoveTarget::Before(over) => {
-            allow(tx, over, &Event::Move).map_err(|e| match e {
+            allow(tx, over, &Event::Move, now).map_err(|e| match e {
                 StoreError::Refused(r) => {
                     StoreError::Conflict(format!("Task {over} is {}", r.status().as_str()))
                 }
@@ -95,9 +106,10 @@ pub(super) fn move_in(tx: &Connection, id: &str, target: &MoveTarget) -> Result<
             (rank_before(tx, over, id)?, first)
         }
     };
+    reorder(tx, id, &Event::Move, now)?;
     tx.execute(
-        "UPDATE tasks SET rank = ?2, run_next = NULL, pinned = ?4, updated_at = ?3 WHERE id = ?1",
-        params![id, rank, now_ms(), pinned],
+        "UPDATE tasks SET rank = ?2, pinned = ?3 WHERE id = ?1",
+        params![id, rank, pinned],
     )?;
     Ok(())
 }
@@ -105,10 +117,18 @@ pub(super) fn move_in(tx: &Connection, id: &str, target: &MoveTarget) -> Result<
 /// "Run now": the task joins the run-next group (after tasks already in it, before every
 /// other pending task); while the queue is paused (read in the same transaction) it runs
 /// despite the pause. Returns how many backends run a task now.
-pub fn run_now(conn: &mut Connection, id: &str) -> Result<usize, StoreError> {
+pub fn run_now(conn: &mut Connection, id: &str, now: i64) -> Result<usize, StoreError> {
     let tx = conn.savepoint()?;
-    let task = allow(&tx, id, &Event::RunNow)?;
     let paused = super::settings::is_paused(&tx)?;
+    allow(
+        &tx,
+        id,
+        &Event::RunNow {
+            group_seq: 1,
+            paused,
+        },
+        now,
+    )?;
     let group_last: Option<(i64, i64)> = tx
         .query_row(
             &format!(
@@ -140,9 +160,18 @@ pub fn run_now(conn: &mut Connection, id: &str) -> Result<usize, StoreError> {
             (rank, last_seq + 1)
         }
     };
+    reorder(
+        &tx,
+        id,
+        &Event::RunNow {
+            group_seq: seq,
+            paused,
+        },
+        now,
+    )?;
     tx.execute(
-        "UPDATE tasks SET rank = ?2, run_next = ?3, force_run = ?4, updated_at = ?5, next_run_at = NULL WHERE id = ?1",
-        params![id, rank, seq, paused || task.force_run, now_ms()],
+        "UPDATE tasks SET rank = ?2 WHERE id = ?1",
+        params![id, rank],
     )?;
     let busy: i64 = tx.query_row(
         &format!(

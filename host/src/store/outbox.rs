@@ -5,15 +5,17 @@ use rusqlite::{Connection, params};
 use scheduler_api::TaskStatus;
 
 use super::StoreError;
-use crate::model::{ImageRow, now_ms};
+use crate::model::ImageRow;
 
-/// Queues the delivery of a finished task's callback (inside the finishing transaction).
+/// Queues the delivery of a finished task's callback, due at `now` (inside the finishing
+/// transaction).
 pub(super) fn queue_delivery(
     tx: &Connection,
     task_id: &str,
     url: &str,
     status: TaskStatus,
     images: &[ImageRow],
+    now: i64,
 ) -> Result<(), StoreError> {
     let files: Vec<(String, String)> = images
         .iter()
@@ -24,7 +26,6 @@ pub(super) fn queue_delivery(
             )
         })
         .collect();
-    let now = now_ms();
     tx.execute(
         "INSERT INTO callback_outbox (delivery_id, task_id, url, status, files, next_attempt_at, created_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",

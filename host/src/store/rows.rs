@@ -15,7 +15,7 @@ use crate::model::{ImageRow, Lifecycle, TaskRow};
 const COLS: &str = "id, type, status, name, {request}, {snapshot}, page_snapshot IS NOT NULL, \
     checkpoint, vae, callback_url, rank, force_run, bookmarked, attempts, backend, error, {result}, \
     created_at, updated_at, started_at, finished_at, run_next, next_run_at, seq, pinned, overtakes, \
-    overtaken_at, group_id";
+    overtaken_at, group_id, fence, stop_requested";
 
 /// Columns of a listing row: the request without its image fields (every field the image
 /// walker knows, see [`images::sql_paths`]), no snapshot, no `info`.
@@ -61,6 +61,8 @@ pub(super) fn map_row(r: &Row<'_>) -> rusqlite::Result<TaskRow> {
             run_next: r.get(21)?,
             force_run: r.get(11)?,
             next_run_at: r.get(22)?,
+            fence: r.get(28)?,
+            stop_requested: r.get(29)?,
         },
         name: r.get(3)?,
         request: serde_json::from_str::<Map<String, Value>>(&request).unwrap_or_default(),
@@ -154,7 +156,7 @@ pub(super) fn lifecycle(
 ) -> Result<(Lifecycle, Option<String>, Option<String>), StoreError> {
     conn.query_row(
         "SELECT status, attempts, backend, error, started_at, finished_at, run_next, force_run, name, callback_url, \
-         next_run_at \
+         next_run_at, fence, stop_requested \
          FROM tasks WHERE id = ?1",
         [id],
         |r| {
@@ -170,6 +172,8 @@ pub(super) fn lifecycle(
                     run_next: r.get(6)?,
                     force_run: r.get(7)?,
                     next_run_at: r.get(10)?,
+                    fence: r.get(11)?,
+                    stop_requested: r.get(12)?,
                 },
                 r.get(8)?,
                 r.get(9)?,

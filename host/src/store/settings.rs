@@ -46,7 +46,11 @@ pub fn set_paused(conn: &Connection, paused: bool) -> Result<(), StoreError> {
     put(conn, PAUSED_KEY, if paused { "true" } else { "false" })
 }
 
-/// A small write that tells whether the database can be written (the full-disk probe).
+/// A small write that tells whether the database can be written (the full-disk probe): a
+/// counter, so each probe changes the page it writes.
 pub fn probe_write(conn: &Connection) -> Result<(), StoreError> {
-    put(conn, "space_probe", &crate::model::now_ms().to_string())
+    let n: i64 = get(conn, "space_probe")?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    put(conn, "space_probe", &n.wrapping_add(1).to_string())
 }

@@ -8,7 +8,6 @@ use serde_json::{Map, Value};
 
 use super::StoreError;
 use crate::model::eta::{Speed, WORK_FIELDS, work_fields};
-use crate::model::now_ms;
 
 /// A pending task as the ETA's lean scan reads it: its type, the request fields its work
 /// depends on, its checkpoint.
@@ -84,8 +83,8 @@ pub fn get(conn: &Connection, backend: &str) -> Result<Speed, StoreError> {
         .unwrap_or_default())
 }
 
-/// Stores a backend's speed.
-pub fn put(conn: &Connection, backend: &str, s: &Speed) -> Result<(), StoreError> {
+/// Stores a backend's speed, measured at `now` (ms).
+pub fn put(conn: &Connection, backend: &str, s: &Speed, now: i64) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO backend_speed (backend, ms_per_mpx_step, samples, load_ms, loads, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (backend) DO UPDATE SET \
@@ -97,7 +96,7 @@ pub fn put(conn: &Connection, backend: &str, s: &Speed) -> Result<(), StoreError
         s.samples,
         s.load_ms,
         s.loads,
-        now_ms()
+        now
     ])?;
     Ok(())
 }

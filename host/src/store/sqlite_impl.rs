@@ -2,11 +2,13 @@
 //! its writer (writes, group-committed) or on a read connection (reads, one snapshot), as
 //! the services call them today. Nothing here decides or writes SQL of its own.
 //!
-//! One host owns a SQLite file (`host.lock`): leases never expire, nothing is reclaimed, and
-//! the fence of a claim is 0: a run's writes only check that its task still runs (SQLite's
-//! claim fence lands with its own migration).
+//! One host owns a SQLite file (`host.lock`): leases never expire and nothing is reclaimed.
+//! A claim's fence comes from a counter of the process, above every fence a running task
+//! carries (read in the claim's transaction, from the status index): unique among the claims
+//! of the host's life, as the queue service's own fences.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
 use scheduler_api::{BulkAction, HistoryFilter, MoveTarget, Selection, Settings, TaskStatus};
@@ -15,30 +17,32 @@ use super::api::{
     BulkDone, ChooseFn, Claimed, NameFn, QueueHead, Replay, SpeedFn, StoreKind, TaskStore,
 };
 use super::backends::AddedBackend;
-use super::export::PendingFrom;
 use super::listing::Counts;
 use super::outbox::Delivery;
 use super::speed::PendingWork;
-use super::tasks::TaskEdit;
 use super::transitions::{Applied, RunOutputs};
 use super::{
     Store, StoreError, backends, bulk, events, export, listing, order, outbox, rows, settings,
     speed, tasks, transitions,
 };
-use crate::model::cursor::Cursor;
+use crate::model::TaskEdit;
+use crate::model::cursor::{Cursor, PendingFrom};
 use crate::model::eta::Speed;
 use crate::model::search::{Scope, fts_match};
-use crate::model::transition::{Change, Event, Policy};
+use crate::model::transition::{Event, Policy};
 use crate::model::{ImageRow, NewTask, TaskRow};
 
-/// A run's write needs its task still running (the fence's place until SQLite has one).
-fn still_running(c: &rusqlite::Connection, id: &str) -> Result<(), StoreError> {
-    if rows::require(c, id, false)?.status() != TaskStatus::Running {
-        return Err(StoreError::Conflict(format!(
-            "task {id} is no longer claimed by this run"
-        )));
-    }
-    Ok(())
+/// The fences handed out by this process's claims.
+static FENCES: AtomicI64 = AtomicI64::new(0);
+
+/// A fence above `base` and above every fence handed out before.
+fn next_fence(base: i64) -> i64 {
+    let before = FENCES
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| {
+            Some(f.max(base) + 1)
+        })
+        .unwrap_or_else(|f| f);
+    before.max(base) + 1
 }
 
 #[async_trait]
@@ -51,12 +55,14 @@ impl TaskStore for Store {
         &self,
         new: Vec<NewTask>,
         idempotency: Option<(String, String)>,
+        now: i64,
     ) -> Result<Option<String>, StoreError> {
         self.call(move |c| {
             tasks::insert_tasks(
                 c,
                 &new,
                 idempotency.as_ref().map(|(k, a)| (k.as_str(), a.as_str())),
+                now,
             )
         })
         .await
@@ -85,26 +91,33 @@ impl TaskStore for Store {
         id: String,
         new_id: String,
         name: NameFn,
+        now: i64,
     ) -> Result<(), StoreError> {
-        self.call(move |c| tasks::insert_copy(c, &id, &new_id, name))
+        self.call(move |c| tasks::insert_copy(c, &id, &new_id, name, now))
             .await
     }
 
-    async fn edit_task(&self, id: String, edit: TaskEdit) -> Result<(), StoreError> {
-        self.call(move |c| tasks::edit_task(c, &id, edit)).await
+    async fn edit_task(&self, id: String, edit: TaskEdit, now: i64) -> Result<(), StoreError> {
+        self.call(move |c| tasks::edit_task(c, &id, edit, now))
+            .await
     }
 
-    async fn rename(&self, id: String, name: Option<String>) -> Result<TaskRow, StoreError> {
+    async fn rename(
+        &self,
+        id: String,
+        name: Option<String>,
+        now: i64,
+    ) -> Result<TaskRow, StoreError> {
         self.call(move |c| {
-            tasks::rename(c, &id, name.as_deref())?;
+            tasks::rename(c, &id, name.as_deref(), now)?;
             rows::require(c, &id, false)
         })
         .await
     }
 
-    async fn set_bookmark(&self, id: String, on: bool) -> Result<TaskRow, StoreError> {
+    async fn set_bookmark(&self, id: String, on: bool, now: i64) -> Result<TaskRow, StoreError> {
         self.call(move |c| {
-            tasks::set_bookmark(c, &id, on)?;
+            tasks::set_bookmark(c, &id, on, now)?;
             rows::require(c, &id, false)
         })
         .await
@@ -213,8 +226,14 @@ impl TaskStore for Store {
         self.read(move |c| bulk::resolve(c, &sel)).await
     }
 
-    async fn apply(&self, id: String, event: Event, policy: Policy) -> Result<Applied, StoreError> {
-        self.call(move |c| transitions::apply(c, &id, &event, &policy))
+    async fn apply(
+        &self,
+        id: String,
+        event: Event,
+        policy: Policy,
+        now: i64,
+    ) -> Result<Applied, StoreError> {
+        self.call(move |c| transitions::apply(c, &id, &event, &policy, now))
             .await
     }
 
@@ -222,8 +241,9 @@ impl TaskStore for Store {
         &self,
         items: Vec<(String, Event)>,
         policy: Policy,
+        now: i64,
     ) -> Result<usize, StoreError> {
-        self.call(move |c| transitions::apply_batch(c, &items, &policy))
+        self.call(move |c| transitions::apply_batch(c, &items, &policy, now))
             .await
     }
 
@@ -231,10 +251,14 @@ impl TaskStore for Store {
         &self,
         id: String,
         policy: Policy,
+        now: i64,
     ) -> Result<(Applied, TaskStatus), StoreError> {
         self.call(move |c| {
             let status = rows::require(c, &id, false)?.status();
-            Ok((transitions::apply(c, &id, &Event::Delete, &policy)?, status))
+            Ok((
+                transitions::apply(c, &id, &Event::Delete, &policy, now)?,
+                status,
+            ))
         })
         .await
     }
@@ -245,45 +269,49 @@ impl TaskStore for Store {
         now: i64,
         choose: ChooseFn,
     ) -> Result<Option<Claimed>, StoreError> {
-        let task = self
-            .call_light(move |c| transitions::claim_next(c, &backend, now, choose))
-            .await?;
-        Ok(task.map(|task| Claimed { task, fence: 0 }))
+        self.call_light(move |c| {
+            let base = transitions::max_running_fence(c)?;
+            let fence = next_fence(base);
+            let task = transitions::claim_next(c, &backend, now, fence, choose)?;
+            Ok(task.map(|task| Claimed { task, fence }))
+        })
+        .await
     }
 
     async fn apply_claimed(
         &self,
         id: String,
-        _fence: i64,
+        fence: i64,
         event: Event,
         policy: Policy,
+        now: i64,
     ) -> Result<Applied, StoreError> {
-        self.call(move |c| {
-            still_running(c, &id)?;
-            transitions::apply(c, &id, &event, &policy)
-        })
-        .await
+        self.call(move |c| transitions::apply_claimed(c, &id, fence, &event, &policy, now))
+            .await
     }
 
     async fn finish(
         &self,
         id: String,
-        _fence: i64,
-        change: Change,
+        fence: i64,
+        event: Event,
+        policy: Policy,
         run: RunOutputs,
+        now: i64,
     ) -> Result<Applied, StoreError> {
-        self.call(move |c| {
-            still_running(c, &id)?;
-            transitions::finish(c, &id, &change, &run)
-        })
-        .await
+        self.call(move |c| transitions::finish(c, &id, fence, &event, &policy, &run, now))
+            .await
     }
 
     async fn renew_leases(&self) -> Result<usize, StoreError> {
         Ok(self.running().await?.len())
     }
 
-    async fn reclaim_expired(&self, _policy: Policy) -> Result<Vec<(String, Applied)>, StoreError> {
+    async fn reclaim_expired(
+        &self,
+        _policy: Policy,
+        _now: i64,
+    ) -> Result<Vec<(String, Applied)>, StoreError> {
         Ok(Vec::new())
     }
 
@@ -291,28 +319,35 @@ impl TaskStore for Store {
         self.read(transitions::next_retry_at).await
     }
 
-    async fn recover_running(&self, policy: Policy) -> Result<Vec<(String, Applied)>, StoreError> {
-        self.call(move |c| transitions::recover_running(c, &policy))
+    async fn recover_running(
+        &self,
+        policy: Policy,
+        now: i64,
+    ) -> Result<Vec<(String, Applied)>, StoreError> {
+        self.call(move |c| transitions::recover_running(c, &policy, now))
             .await
     }
 
-    async fn release_running(&self) -> Result<Vec<(String, Applied)>, StoreError> {
-        self.call(transitions::release_running).await
+    async fn release_running(&self, now: i64) -> Result<Vec<(String, Applied)>, StoreError> {
+        self.call(move |c| transitions::release_running(c, now))
+            .await
     }
 
-    async fn requeue_failed(&self) -> Result<Vec<(String, Applied)>, StoreError> {
-        self.call(transitions::requeue_failed).await
+    async fn requeue_failed(&self, now: i64) -> Result<Vec<(String, Applied)>, StoreError> {
+        self.call(move |c| transitions::requeue_failed(c, now))
+            .await
     }
 
-    async fn clear_queue(&self) -> Result<Vec<(String, Applied)>, StoreError> {
-        self.call(transitions::clear_queue).await
+    async fn clear_queue(&self, now: i64) -> Result<Vec<(String, Applied)>, StoreError> {
+        self.call(move |c| transitions::clear_queue(c, now)).await
     }
 
     async fn clear_history(
         &self,
         before_ms: Option<i64>,
+        now: i64,
     ) -> Result<Vec<(String, Applied)>, StoreError> {
-        self.call(move |c| transitions::clear_history(c, before_ms))
+        self.call(move |c| transitions::clear_history(c, before_ms, now))
             .await
     }
 
@@ -321,29 +356,30 @@ impl TaskStore for Store {
         action: BulkAction,
         sel: Selection,
         policy: Policy,
+        now: i64,
     ) -> Result<BulkDone, StoreError> {
         self.call(move |c| {
             let ids = bulk::resolve(c, &sel)?;
             let mut done = BulkDone::default();
             match action {
-                BulkAction::Delete => done.deleted = bulk::delete(c, &ids, &policy)?,
+                BulkAction::Delete => done.deleted = bulk::delete(c, &ids, &policy, now)?,
                 BulkAction::Requeue => {
                     let fresh: Vec<String> = ids
                         .iter()
                         .map(|_| uuid::Uuid::new_v4().to_string())
                         .collect();
-                    bulk::requeue(c, &ids, &fresh, crate::model::spec::copy_name)?;
+                    bulk::requeue(c, &ids, &fresh, crate::model::spec::copy_name, now)?;
                     done.created = fresh;
                 }
                 BulkAction::Bookmark | BulkAction::Unbookmark => {
-                    bulk::bookmark(c, &ids, action == BulkAction::Bookmark)?;
+                    bulk::bookmark(c, &ids, action == BulkAction::Bookmark, now)?;
                     done.statuses = ids
                         .iter()
                         .map(|id| Ok((id.clone(), rows::require(c, id, false)?.status())))
                         .collect::<Result<_, StoreError>>()?;
                 }
-                BulkAction::MoveTop => bulk::move_to(c, &ids, true)?,
-                BulkAction::MoveBottom => bulk::move_to(c, &ids, false)?,
+                BulkAction::MoveTop => bulk::move_to(c, &ids, true, now)?,
+                BulkAction::MoveBottom => bulk::move_to(c, &ids, false, now)?,
             }
             done.ids = ids;
             Ok(done)
@@ -351,12 +387,13 @@ impl TaskStore for Store {
         .await
     }
 
-    async fn move_task(&self, id: String, target: MoveTarget) -> Result<(), StoreError> {
-        self.call(move |c| order::move_task(c, &id, &target)).await
+    async fn move_task(&self, id: String, target: MoveTarget, now: i64) -> Result<(), StoreError> {
+        self.call(move |c| order::move_task(c, &id, &target, now))
+            .await
     }
 
-    async fn run_now(&self, id: String) -> Result<usize, StoreError> {
-        self.call(move |c| order::run_now(c, &id)).await
+    async fn run_now(&self, id: String, now: i64) -> Result<usize, StoreError> {
+        self.call(move |c| order::run_now(c, &id, now)).await
     }
 
     async fn pending_page(
@@ -389,10 +426,15 @@ impl TaskStore for Store {
         self.read(speed::all).await
     }
 
-    async fn record_speed(&self, backend: String, update: SpeedFn) -> Result<Speed, StoreError> {
+    async fn record_speed(
+        &self,
+        backend: String,
+        update: SpeedFn,
+        now: i64,
+    ) -> Result<Speed, StoreError> {
         self.call(move |c| {
             let s = update(speed::get(c, &backend)?);
-            speed::put(c, &backend, &s)?;
+            speed::put(c, &backend, &s, now)?;
             Ok(s)
         })
         .await
@@ -427,8 +469,9 @@ impl TaskStore for Store {
         self.read(backends::added_backends).await
     }
 
-    async fn add_backend(&self, url: String) -> Result<Option<i64>, StoreError> {
-        self.call(move |c| backends::add_backend(c, &url)).await
+    async fn add_backend(&self, url: String, now: i64) -> Result<Option<i64>, StoreError> {
+        self.call(move |c| backends::add_backend(c, &url, now))
+            .await
     }
 
     async fn remove_backend(&self, id: i64) -> Result<(), StoreError> {
@@ -445,8 +488,12 @@ impl TaskStore for Store {
             .await
     }
 
-    async fn insert_events(&self, rows: Vec<(String, String)>) -> Result<Vec<u64>, StoreError> {
-        self.call_light(move |c| events::insert_events(c, &rows))
+    async fn insert_events(
+        &self,
+        rows: Vec<(String, String)>,
+        now: i64,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.call_light(move |c| events::insert_events(c, &rows, now))
             .await
     }
 

@@ -5,14 +5,13 @@ use std::collections::HashSet;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use scheduler_api::TaskStatus;
-use serde_json::{Map, Value};
 
 use super::StoreError;
 use super::rows::{last_rank, require};
 use crate::model::rank::rank_at_end;
 use crate::model::spec::{Lifted, merge_params};
 use crate::model::transition::Event;
-use crate::model::{Lifecycle, NewTask, TaskRow, now_ms};
+use crate::model::{Lifecycle, NewTask, TaskEdit, TaskRow};
 
 /// Whether a task id exists.
 pub fn task_exists(conn: &Connection, id: &str) -> Result<bool, StoreError> {
@@ -40,9 +39,9 @@ pub fn idempotent_answer(conn: &Connection, key: &str) -> Result<Option<String>,
         .optional()?)
 }
 
-/// Inserts pending tasks at the end of the queue, in order (inside a transaction).
-pub(super) fn insert_in(tx: &Connection, tasks: &[NewTask]) -> Result<(), StoreError> {
-    let now = now_ms();
+/// Inserts pending tasks at the end of the queue, in order, created at `now` (inside a
+/// transaction).
+pub(super) fn insert_in(tx: &Connection, tasks: &[NewTask], now: i64) -> Result<(), StoreError> {
     let mut rank = last_rank(tx)?;
     let mut stmt = tx.prepare_cached(
         "INSERT INTO tasks (id, type, status, name, request, page_snapshot, checkpoint, vae, callback_url, \
@@ -76,24 +75,27 @@ pub(super) fn insert_in(tx: &Connection, tasks: &[NewTask]) -> Result<(), StoreE
 }
 
 /// Appends tasks at the end of the queue, in order, in one transaction. With an
-/// idempotency key: if the key is known its stored answer is returned and nothing is
-/// inserted; otherwise `answer` is stored with the tasks.
+/// idempotency key, `answer` is stored with the tasks if the key is free; if it was taken
+/// (by a request that got there first: the caller looked it up before), the stored answer
+/// is returned and nothing is inserted.
 pub fn insert_tasks(
     conn: &mut Connection,
     tasks: &[NewTask],
     idempotency: Option<(&str, &str)>,
+    now: i64,
 ) -> Result<Option<String>, StoreError> {
     let tx = conn.savepoint()?;
     if let Some((key, answer)) = idempotency {
-        if let Some(prev) = idempotent_answer(&tx, key)? {
-            return Ok(Some(prev));
+        let taken = tx.execute(
+            "INSERT INTO idempotency_keys (key, response, created_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (key) DO NOTHING",
+            params![key, answer, now],
+        )? == 0;
+        if taken {
+            return idempotent_answer(&tx, key);
         }
-        tx.execute(
-            "INSERT INTO idempotency_keys (key, response, created_at) VALUES (?1, ?2, ?3)",
-            params![key, answer, now_ms()],
-        )?;
     }
-    insert_in(&tx, tasks)?;
+    insert_in(&tx, tasks, now)?;
     tx.commit()?;
     Ok(None)
 }
@@ -113,9 +115,10 @@ pub fn insert_copy(
     id: &str,
     new_id: &str,
     name: impl FnOnce(Option<&str>) -> Option<String>,
+    now: i64,
 ) -> Result<(), StoreError> {
     let tx = conn.savepoint()?;
-    insert_copy_in(&tx, id, new_id, name, None)?;
+    insert_copy_in(&tx, id, new_id, name, None, now)?;
     tx.commit()?;
     Ok(())
 }
@@ -127,6 +130,7 @@ pub(super) fn insert_copy_in(
     new_id: &str,
     name: impl FnOnce(Option<&str>) -> Option<String>,
     group_id: Option<String>,
+    now: i64,
 ) -> Result<(), StoreError> {
     let task = require(tx, id, true)?;
     insert_in(
@@ -143,6 +147,7 @@ pub(super) fn insert_copy_in(
             bookmarked: false,
             group_id,
         }],
+        now,
     )
 }
 
@@ -187,24 +192,15 @@ pub fn image_files_of(
 // ---------------------------------------------------------------------------------------
 // Fields
 
-/// Fields of `PUT /task/{id}` after parsing.
-#[derive(Debug, Clone, Default)]
-pub struct TaskEdit {
-    /// New name (`Some(None)` clears it).
-    pub name: Option<Option<String>>,
-    /// New checkpoint (`Some(None)` = whatever is loaded).
-    pub checkpoint: Option<Option<String>>,
-    /// Shallow patch of the request.
-    pub params: Option<Map<String, Value>>,
-    /// The request contract the edited task must still meet (checked on the merged
-    /// request, its checkpoint and VAE, inside the transaction; `None`: not checked).
-    pub contract: Option<std::sync::Arc<crate::model::contract::Contract>>,
-}
-
 /// Applies an edit to a pending task (the transition function refuses other states).
-pub fn edit_task(conn: &mut Connection, id: &str, edit: TaskEdit) -> Result<(), StoreError> {
+pub fn edit_task(
+    conn: &mut Connection,
+    id: &str,
+    edit: TaskEdit,
+    now: i64,
+) -> Result<(), StoreError> {
     let tx = conn.savepoint()?;
-    super::transitions::allow(&tx, id, &Event::Edit)?;
+    super::transitions::allow(&tx, id, &Event::Edit, now)?;
     let task = require(&tx, id, true)?;
     let mut request = task.request;
     let mut lifted = Lifted::default();
@@ -236,7 +232,7 @@ pub fn edit_task(conn: &mut Connection, id: &str, edit: TaskEdit) -> Result<(), 
             name,
             checkpoint,
             vae,
-            now_ms()
+            now
         ],
     )?;
     tx.commit()?;
@@ -244,10 +240,10 @@ pub fn edit_task(conn: &mut Connection, id: &str, edit: TaskEdit) -> Result<(), 
 }
 
 /// Renames a task (any status).
-pub fn rename(conn: &Connection, id: &str, name: Option<&str>) -> Result<(), StoreError> {
+pub fn rename(conn: &Connection, id: &str, name: Option<&str>, now: i64) -> Result<(), StoreError> {
     let n = conn.execute(
         "UPDATE tasks SET name = ?2, updated_at = ?3 WHERE id = ?1",
-        params![id, name, now_ms()],
+        params![id, name, now],
     )?;
     if n == 0 {
         Err(StoreError::NotFound)
@@ -257,10 +253,10 @@ pub fn rename(conn: &Connection, id: &str, name: Option<&str>) -> Result<(), Sto
 }
 
 /// Sets or clears the bookmark (any status).
-pub fn set_bookmark(conn: &Connection, id: &str, on: bool) -> Result<(), StoreError> {
+pub fn set_bookmark(conn: &Connection, id: &str, on: bool, now: i64) -> Result<(), StoreError> {
     let n = conn.execute(
         "UPDATE tasks SET bookmarked = ?2, updated_at = ?3 WHERE id = ?1",
-        params![id, on, now_ms()],
+        params![id, on, now],
     )?;
     if n == 0 {
         Err(StoreError::NotFound)

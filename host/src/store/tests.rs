@@ -12,7 +12,10 @@ use super::tasks::*;
 use super::transitions::*;
 use super::*;
 use crate::model::transition::{Event, Policy, Transition, decide};
-use crate::model::{ImageRow, NewTask, RunEnd, TaskRow, now_ms};
+use crate::model::{ImageRow, NewTask, RunEnd, TaskEdit, TaskRow};
+
+/// The time of every change in these tests (ms): the store reads no clock.
+const NOW: i64 = 1_800_000_000_000;
 
 const POLICY: Policy = Policy {
     auto_requeue_failed: false,
@@ -51,13 +54,19 @@ fn setup(ids: &[&str]) -> Connection {
         .iter()
         .map(|i| new_task(i, &format!("prompt {i}")))
         .collect();
-    insert_tasks(&mut c, &tasks, None).unwrap();
+    insert_tasks(&mut c, &tasks, None, NOW).unwrap();
     c
+}
+
+/// A new claim fence (unique in the test binary, as in the host's life).
+fn fence() -> i64 {
+    static LAST: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+    LAST.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
 }
 
 fn claim(c: &mut Connection, paused: bool) -> Option<TaskRow> {
     set_paused(c, paused).unwrap();
-    claim_next(c, "b1", now_ms(), first).unwrap()
+    claim_next(c, "b1", NOW, fence(), first).unwrap()
 }
 
 /// The first task of the window (FIFO), as a claimer would choose it.
@@ -72,7 +81,7 @@ fn task(c: &Connection, id: &str) -> TaskRow {
     get_task(c, id, true).unwrap().expect("task exists")
 }
 
-/// Ends a claimed run as the queue service does: decide once, then write.
+/// Ends the run of the task's current claim as the queue service does (fenced to it).
 fn end_run(
     c: &mut Connection,
     id: &str,
@@ -80,26 +89,31 @@ fn end_run(
     policy: Policy,
     images: Vec<ImageRow>,
 ) -> Applied {
-    let t = task(c, id);
-    let Transition::Change(change) = decide(
-        &t.life,
-        &Event::Finished { end, at: now_ms() },
-        &policy,
-        now_ms(),
-    )
-    .unwrap() else {
-        panic!("a run end is a change")
-    };
+    let fence = task(c, id).life.fence.expect("claimed");
+    end_claim(c, id, fence, end, policy, images).unwrap()
+}
+
+/// Ends the run of the claim `fence` of task `id`.
+fn end_claim(
+    c: &mut Connection,
+    id: &str,
+    fence: i64,
+    end: RunEnd,
+    policy: Policy,
+    images: Vec<ImageRow>,
+) -> Result<Applied, StoreError> {
     finish(
         c,
         id,
-        &change,
+        fence,
+        &Event::Finished { end, at: NOW },
+        &policy,
         &RunOutputs {
             images,
             info: Some(json!({"seed": 1})),
         },
+        NOW,
     )
-    .unwrap()
 }
 
 fn statuses(applied: &[(String, Applied)]) -> Vec<(String, Option<TaskStatus>)> {
@@ -109,21 +123,55 @@ fn statuses(applied: &[(String, Applied)]) -> Vec<(String, Option<TaskStatus>)> 
         .collect()
 }
 
+/// Every Rust file under `dir` (recursively), by its path relative to `root`, with its text.
+fn rust_files(root: &std::path::Path, dir: &std::path::Path) -> Vec<(String, String)> {
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            files.extend(rust_files(root, &path));
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+            let name = path.strip_prefix(root).expect("under the root");
+            files.push((name.to_string_lossy().into_owned(), text));
+        }
+    }
+    files.sort();
+    files
+}
+
 #[test]
 fn status_is_written_by_one_statement_in_transitions_only() {
-    let sources = [
-        ("events.rs", include_str!("events.rs")),
-        ("mod.rs", include_str!("mod.rs")),
-        ("order.rs", include_str!("order.rs")),
-        ("outbox.rs", include_str!("outbox.rs")),
-        ("settings.rs", include_str!("settings.rs")),
-        ("status.rs", include_str!("status.rs")),
-        ("tasks.rs", include_str!("tasks.rs")),
-        ("transitions.rs", include_str!("transitions.rs")),
-    ];
+    // Every file of the store, read from its directory (a new one is checked too), but this
+    // one: its tests set statuses up by hand.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store");
+    let sources: Vec<(String, String)> = rust_files(&dir, &dir)
+        .into_iter()
+        .filter(|(file, _)| file != "tests.rs")
+        .collect();
+    // The directory read is the store: every module `mod.rs` declares is among the files
+    // (`m.rs`, or `m/mod.rs` for a folder).
+    let declared: Vec<String> = include_str!("mod.rs")
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod "))
+        .map(|m| format!("{}.rs", m.trim_end_matches(';')))
+        .collect();
+    assert!(!declared.is_empty(), "no `pub mod` read from mod.rs");
+    for m in declared.iter().chain([&"mod.rs".to_owned()]) {
+        assert!(
+            sources.iter().any(|(file, _)| {
+                file == m || *file == format!("{}/mod.rs", m.trim_end_matches(".rs"))
+            }),
+            "{m} is not among the files read from {}",
+            dir.display()
+        );
+    }
     // Every `UPDATE tasks SET …` whose SET clause assigns `status`.
     let mut writes = Vec::new();
-    for (file, src) in sources {
+    for (file, src) in &sources {
         let flat: String = src
             .split_whitespace()
             .collect::<Vec<_>>()
@@ -133,11 +181,13 @@ fn status_is_written_by_one_statement_in_transitions_only() {
             let rest = &flat[at..];
             let set = &rest[..rest.find("WHERE").unwrap_or(rest.len())];
             if set.contains(" status =") || set.starts_with("UPDATE tasks SET status =") {
-                writes.push(file);
+                writes.push(file.as_str());
             }
         }
     }
-    assert_eq!(writes, vec!["transitions.rs"]);
+    // One statement per store: SQLite's (`transitions::write`) and PostgreSQL's
+    // (`pg::store::write`).
+    assert_eq!(writes, vec!["pg/store.rs", "transitions.rs"]);
 }
 
 #[test]
@@ -279,25 +329,25 @@ async fn light_writes_skip_the_fsync_and_durable_ones_keep_it() {
 #[test]
 fn moves_top_bottom_and_before() {
     let mut c = setup(&["a", "b", "c", "d"]);
-    move_task(&mut c, "c", &MoveTarget::Top).unwrap();
+    move_task(&mut c, "c", &MoveTarget::Top, NOW).unwrap();
     assert_eq!(order(&c), ["c", "a", "b", "d"]);
-    move_task(&mut c, "a", &MoveTarget::Top).unwrap();
+    move_task(&mut c, "a", &MoveTarget::Top, NOW).unwrap();
     assert_eq!(order(&c), ["a", "c", "b", "d"]);
-    move_task(&mut c, "a", &MoveTarget::Bottom).unwrap();
+    move_task(&mut c, "a", &MoveTarget::Bottom, NOW).unwrap();
     assert_eq!(order(&c), ["c", "b", "d", "a"]);
-    move_task(&mut c, "a", &MoveTarget::Before("b".into())).unwrap();
+    move_task(&mut c, "a", &MoveTarget::Before("b".into()), NOW).unwrap();
     assert_eq!(order(&c), ["c", "a", "b", "d"]);
-    move_task(&mut c, "c", &MoveTarget::Before("d".into())).unwrap();
+    move_task(&mut c, "c", &MoveTarget::Before("d".into()), NOW).unwrap();
     assert_eq!(order(&c), ["a", "b", "c", "d"]);
     assert!(matches!(
-        move_task(&mut c, "x", &MoveTarget::Top),
+        move_task(&mut c, "x", &MoveTarget::Top, NOW),
         Err(StoreError::NotFound)
     ));
     // Many moves into the same gap force a renumbering, order stays right.
     for _ in 0..40 {
-        move_task(&mut c, "d", &MoveTarget::Before("b".into())).unwrap();
-        move_task(&mut c, "c", &MoveTarget::Before("d".into())).unwrap();
-        move_task(&mut c, "d", &MoveTarget::Before("c".into())).unwrap();
+        move_task(&mut c, "d", &MoveTarget::Before("b".into()), NOW).unwrap();
+        move_task(&mut c, "c", &MoveTarget::Before("d".into()), NOW).unwrap();
+        move_task(&mut c, "d", &MoveTarget::Before("c".into()), NOW).unwrap();
     }
     assert_eq!(order(&c), ["a", "d", "c", "b"]);
     // Priorities sort like the queue.
@@ -339,9 +389,9 @@ fn claim_is_atomic_in_order_and_respects_pause() {
         ]
     );
     // A claimer that chooses nothing claims nothing.
-    insert_tasks(&mut c, &[new_task("c", "x")], None).unwrap();
+    insert_tasks(&mut c, &[new_task("c", "x")], None, NOW).unwrap();
     assert_eq!(
-        claim_next(&mut c, "b2", now_ms(), |_, _| None).unwrap(),
+        claim_next(&mut c, "b2", NOW, fence(), |_, _| None).unwrap(),
         None
     );
 }
@@ -349,19 +399,19 @@ fn claim_is_atomic_in_order_and_respects_pause() {
 #[test]
 fn run_now_group_is_fifo_and_force_runs_while_paused() {
     let mut c = setup(&["a", "b", "c", "d"]);
-    assert_eq!(run_now(&mut c, "c").unwrap(), 0);
-    run_now(&mut c, "d").unwrap();
+    assert_eq!(run_now(&mut c, "c", NOW).unwrap(), 0);
+    run_now(&mut c, "d", NOW).unwrap();
     assert_eq!(order(&c), ["c", "d", "a", "b"]);
     set_paused(&c, true).unwrap();
-    run_now(&mut c, "b").unwrap();
+    run_now(&mut c, "b", NOW).unwrap();
     assert_eq!(order(&c), ["c", "d", "b", "a"]);
     let t = claim(&mut c, true).unwrap();
     assert_eq!(t.id, "b");
     assert_eq!(claim(&mut c, true), None);
-    let err = run_now(&mut c, "b").unwrap_err();
+    let err = run_now(&mut c, "b", NOW).unwrap_err();
     assert_eq!(err.to_string(), "Task is running");
     set_paused(&c, false).unwrap();
-    assert_eq!(run_now(&mut c, "a").unwrap(), 1);
+    assert_eq!(run_now(&mut c, "a", NOW).unwrap(), 1);
 }
 
 #[test]
@@ -369,19 +419,19 @@ fn moves_refuse_tasks_that_are_not_pending() {
     let mut c = setup(&["a", "b"]);
     claim(&mut c, false).unwrap();
     assert_eq!(
-        move_task(&mut c, "a", &MoveTarget::Top)
+        move_task(&mut c, "a", &MoveTarget::Top, NOW)
             .unwrap_err()
             .to_string(),
         "Task is running"
     );
     assert_eq!(
-        move_task(&mut c, "b", &MoveTarget::Before("a".into()))
+        move_task(&mut c, "b", &MoveTarget::Before("a".into()), NOW)
             .unwrap_err()
             .to_string(),
         "Task a is running"
     );
     assert!(matches!(
-        move_task(&mut c, "x", &MoveTarget::Top),
+        move_task(&mut c, "x", &MoveTarget::Top, NOW),
         Err(StoreError::NotFound)
     ));
 }
@@ -392,7 +442,7 @@ fn recovery_puts_running_back_at_head_then_fails() {
     for round in 1..=3u32 {
         let t = claim(&mut c, false).unwrap();
         assert_eq!(t.id, "a");
-        let out = statuses(&recover_running(&mut c, &POLICY).unwrap());
+        let out = statuses(&recover_running(&mut c, &POLICY, NOW).unwrap());
         if round < 3 {
             assert_eq!(out, vec![("a".to_string(), Some(TaskStatus::Pending))]);
             assert_eq!(order(&c), ["a", "b"]);
@@ -412,12 +462,12 @@ fn outage_release_counts_no_attempt() {
     let mut c = setup(&["a", "b"]);
     claim(&mut c, false).unwrap();
     claim(&mut c, false).unwrap();
-    apply(&mut c, "b", &Event::Released, &POLICY).unwrap();
+    apply(&mut c, "b", &Event::Released, &POLICY, NOW).unwrap();
     let b = task(&c, "b");
     assert_eq!((b.status(), b.life.attempts), (TaskStatus::Pending, 0));
     assert_eq!(b.life.backend, None);
     assert_eq!(order(&c), ["a", "b"]);
-    let released = statuses(&release_running(&mut c).unwrap());
+    let released = statuses(&release_running(&mut c, NOW).unwrap());
     assert_eq!(released, vec![("a".to_string(), Some(TaskStatus::Pending))]);
 }
 
@@ -449,7 +499,7 @@ fn finish_records_images_callbacks_and_auto_requeue() {
         due[0].files,
         vec![("a/0.png".to_string(), "image/png".to_string())]
     );
-    let later = now_ms() + 10_000;
+    let later = NOW + 10_000;
     delivery_retry(&c, due[0].id, later, "boom").unwrap();
     let after = all_deliveries(&c, 10).unwrap();
     assert_eq!((after[0].attempts, after[0].next_attempt_at), (1, later));
@@ -500,7 +550,7 @@ fn finish_records_images_callbacks_and_auto_requeue() {
     let (h, total) =
         list_history(&c, HistoryFilter::Status(TaskStatus::Failed), None, 10, 0).unwrap();
     assert_eq!((h.len(), total), (1, 1));
-    let requeued = statuses(&requeue_failed(&mut c).unwrap());
+    let requeued = statuses(&requeue_failed(&mut c, NOW).unwrap());
     assert_eq!(requeued, vec![("b".to_string(), Some(TaskStatus::Pending))]);
     let b = task(&c, "b");
     assert_eq!((b.life.attempts, b.images.len(), b.info), (0, 0, None));
@@ -514,7 +564,7 @@ fn history_filters_totals_search_and_clears() {
         let t = claim(&mut c, false).unwrap();
         end_run(&mut c, &t.id, RunEnd::Done, POLICY, vec![]);
     }
-    set_bookmark(&c, "b", true).unwrap();
+    set_bookmark(&c, "b", true, NOW).unwrap();
     let (rows, total) = list_history(&c, HistoryFilter::All, None, 2, 0).unwrap();
     assert_eq!((rows.len(), total), (2, 3));
     let (rows, total) = list_history(&c, HistoryFilter::Bookmarked, None, 20, 0).unwrap();
@@ -523,7 +573,7 @@ fn history_filters_totals_search_and_clears() {
     assert_eq!((rows[0].id.as_str(), total), ("c", 1));
     let (_, total) = list_history(&c, HistoryFilter::All, Some("\"unbalanced"), 20, 0).unwrap();
     assert_eq!(total, 0);
-    let removed = clear_history(&mut c, None).unwrap();
+    let removed = clear_history(&mut c, None, NOW).unwrap();
     assert_eq!(removed.len(), 2);
     assert_eq!(task(&c, "b").id, "b");
 }
@@ -531,7 +581,7 @@ fn history_filters_totals_search_and_clears() {
 #[test]
 fn queue_search_edit_requeue_and_clear() {
     let mut c = setup(&["a", "b"]);
-    rename(&c, "a", Some("sunset")).unwrap();
+    rename(&c, "a", Some("sunset"), NOW).unwrap();
     let (rows, total) = list_queue(&c, Some("suns"), 10, 0).unwrap();
     assert_eq!((rows.len(), total), (1, 1));
     edit_task(
@@ -542,38 +592,50 @@ fn queue_search_edit_requeue_and_clear() {
             checkpoint: Some(Some("m".into())),
             ..Default::default()
         },
+        NOW,
     )
     .unwrap();
     let (rows, _) = list_queue(&c, Some("ocean"), 10, 0).unwrap();
     assert_eq!(rows[0].checkpoint.as_deref(), Some("m"));
     claim(&mut c, false).unwrap();
     assert_eq!(
-        edit_task(&mut c, "a", TaskEdit::default())
+        edit_task(&mut c, "a", TaskEdit::default(), NOW)
             .unwrap_err()
             .to_string(),
         "Task is running"
     );
-    insert_copy(&mut c, "a", "copy", crate::model::spec::copy_name).unwrap();
+    insert_copy(&mut c, "a", "copy", crate::model::spec::copy_name, NOW).unwrap();
     assert_eq!(task(&c, "copy").name.as_deref(), Some("Copy of sunset"));
     assert_eq!(order(&c), ["a", "b", "copy"]);
-    set_bookmark(&c, "b", true).unwrap();
-    let cleared: Vec<String> = clear_queue(&mut c)
+    set_bookmark(&c, "b", true, NOW).unwrap();
+    let cleared: Vec<String> = clear_queue(&mut c, NOW)
         .unwrap()
         .into_iter()
         .map(|(id, _)| id)
         .collect();
     assert_eq!(cleared, vec!["copy".to_string()]);
     assert_eq!(order(&c), ["a", "b"]);
+    let running = task(&c, "a").life;
     assert_eq!(
-        apply(&mut c, "a", &Event::Delete, &POLICY)
+        apply(&mut c, "a", &Event::Delete, &POLICY, NOW)
             .unwrap()
             .transition,
         Transition::Interrupt {
-            backend: Some("b1".into())
+            fence: running.fence,
+            change: crate::model::transition::Change {
+                next: crate::model::Lifecycle {
+                    stop_requested: true,
+                    ..running
+                },
+                place: crate::model::transition::Place::Keep,
+                outputs: crate::model::transition::Outputs::Keep,
+                callback: false,
+            }
         }
     );
+    assert!(task(&c, "a").life.stop_requested, "the stop is recorded");
     assert_eq!(
-        apply(&mut c, "b", &Event::Delete, &POLICY)
+        apply(&mut c, "b", &Event::Delete, &POLICY, NOW)
             .unwrap()
             .transition,
         Transition::Remove { files: false }
@@ -585,11 +647,11 @@ fn queue_search_edit_requeue_and_clear() {
 fn idempotency_returns_the_first_answer() {
     let mut c = setup(&[]);
     assert_eq!(
-        insert_tasks(&mut c, &[new_task("a", "x")], Some(("k", "A"))).unwrap(),
+        insert_tasks(&mut c, &[new_task("a", "x")], Some(("k", "A")), NOW).unwrap(),
         None
     );
     assert_eq!(
-        insert_tasks(&mut c, &[new_task("b", "x")], Some(("k", "B"))).unwrap(),
+        insert_tasks(&mut c, &[new_task("b", "x")], Some(("k", "B")), NOW).unwrap(),
         Some("A".into())
     );
     assert_eq!(order(&c), ["a"]);
@@ -601,6 +663,7 @@ fn events_keep_ids_and_settings_persist() {
     let ids = insert_events(
         &mut c,
         &[("task".into(), "{}".into()), ("queue".into(), "{}".into())],
+        NOW,
     )
     .unwrap();
     assert_eq!(ids, vec![1, 2]);
@@ -628,8 +691,8 @@ fn retention_cutoff_spares_recent_and_bookmarked_tasks() {
         [],
     )
     .unwrap();
-    set_bookmark(&c, "old-kept", true).unwrap();
-    let cleared: Vec<String> = clear_history(&mut c, Some(now_ms() - 86_400_000))
+    set_bookmark(&c, "old-kept", true, NOW).unwrap();
+    let cleared: Vec<String> = clear_history(&mut c, Some(NOW - 86_400_000), NOW)
         .unwrap()
         .into_iter()
         .map(|(id, _)| id)
@@ -673,6 +736,10 @@ fn listing_claim_and_order_queries_use_indexes() {
         (
             "id taken, any case".into(),
             "SELECT 1 FROM tasks WHERE lower(id) = lower(?1)".into(),
+        ),
+        (
+            "fences of tasks left running".into(),
+            transitions::max_running_fence_sql(),
         ),
     ];
     for f in HistoryFilter::ALL {
@@ -731,13 +798,13 @@ fn trigger_counts_match_the_rows() {
     end_run(&mut c, &a.id, RunEnd::Done, POLICY, vec![]);
     let b = claim(&mut c, false).unwrap();
     end_run(&mut c, &b.id, RunEnd::Failed("x".into()), POLICY, vec![]);
-    set_bookmark(&c, "a", true).unwrap();
-    set_bookmark(&c, "c", true).unwrap();
+    set_bookmark(&c, "a", true, NOW).unwrap();
+    set_bookmark(&c, "c", true, NOW).unwrap();
     assert_eq!(counts(&c).unwrap(), truth(&c));
     assert_eq!(counts(&c).unwrap().bookmarked, 1);
-    requeue_failed(&mut c).unwrap();
-    apply(&mut c, "d", &Event::Delete, &POLICY).unwrap();
-    apply(&mut c, "a", &Event::Delete, &POLICY).unwrap();
+    requeue_failed(&mut c, NOW).unwrap();
+    apply(&mut c, "d", &Event::Delete, &POLICY, NOW).unwrap();
+    apply(&mut c, "a", &Event::Delete, &POLICY, NOW).unwrap();
     let want = truth(&c);
     assert_eq!(counts(&c).unwrap(), want);
     assert_eq!((want.pending, want.done, want.failed), (3, 0, 0));
@@ -755,7 +822,7 @@ fn cursor_pages_equal_offset_pages() {
         let t = claim(&mut c, false).unwrap();
         end_run(&mut c, &t.id, RunEnd::Done, POLICY, vec![]);
     }
-    move_task(&mut c, "t22", &MoveTarget::Top).unwrap();
+    move_task(&mut c, "t22", &MoveTarget::Top, NOW).unwrap();
     let (all, _) = list_queue(&c, None, 100, 0).unwrap();
     let mut paged = Vec::new();
     let mut after = None;
@@ -817,7 +884,7 @@ fn moves_into_one_place_renumber_locally() {
     for i in 0..1000usize {
         // Move a task from the end of the first half just before t150, again and again.
         let moving = &ids[(i * 7) % 140];
-        move_task(&mut c, moving, &MoveTarget::Before("t150".into())).unwrap();
+        move_task(&mut c, moving, &MoveTarget::Before("t150".into()), NOW).unwrap();
         expect.retain(|x| x != moving);
         let at = expect.iter().position(|x| x == "t150").unwrap();
         expect.insert(at, moving.clone());
@@ -846,11 +913,11 @@ fn claims_count_overtakes_and_moves_pin() {
     let pick = |index: usize, overtaken: Vec<usize>| {
         move |_: &[crate::model::Candidate], _: bool| Some(Choice { index, overtaken })
     };
-    let t = claim_next(&mut c, "b1", 5, pick(2, vec![0, 1]))
+    let t = claim_next(&mut c, "b1", 5, fence(), pick(2, vec![0, 1]))
         .unwrap()
         .unwrap();
     assert_eq!(t.id, "c");
-    let t = claim_next(&mut c, "b1", 9, pick(1, vec![0]))
+    let t = claim_next(&mut c, "b1", 9, fence(), pick(1, vec![0]))
         .unwrap()
         .unwrap();
     assert_eq!(t.id, "b");
@@ -859,23 +926,23 @@ fn claims_count_overtakes_and_moves_pin() {
     assert_eq!(task(&c, "d").overtakes, 0);
     // A choice outside the window is refused (nothing claimed).
     assert!(matches!(
-        claim_next(&mut c, "b1", 9, pick(7, vec![])),
+        claim_next(&mut c, "b1", 9, fence(), pick(7, vec![])),
         Err(StoreError::Invalid(_))
     ));
     assert_eq!(task(&c, "d").status(), TaskStatus::Pending);
 
-    move_task(&mut c, "d", &MoveTarget::Top).unwrap();
+    move_task(&mut c, "d", &MoveTarget::Top, NOW).unwrap();
     assert!(task(&c, "d").pinned);
-    move_task(&mut c, "a", &MoveTarget::Before("d".into())).unwrap();
+    move_task(&mut c, "a", &MoveTarget::Before("d".into()), NOW).unwrap();
     assert!(task(&c, "a").pinned, "dragged in before a pinned task");
-    move_task(&mut c, "a", &MoveTarget::Bottom).unwrap();
+    move_task(&mut c, "a", &MoveTarget::Bottom, NOW).unwrap();
     assert!(!task(&c, "a").pinned);
     // The running `b` goes back to the head after an outage: pinned, overtakes kept.
-    apply(&mut c, "b", &Event::Released, &POLICY).unwrap();
+    apply(&mut c, "b", &Event::Released, &POLICY, NOW).unwrap();
     assert!(task(&c, "b").pinned);
     // `c` fails and is requeued at the tail: a new life.
     end_run(&mut c, "c", RunEnd::Failed("x".into()), POLICY, vec![]);
-    requeue_failed(&mut c).unwrap();
+    requeue_failed(&mut c, NOW).unwrap();
     let t = task(&c, "c");
     assert_eq!((t.pinned, t.overtakes, t.overtaken_at), (false, 0, None));
     let a = task(&c, "a");
@@ -883,5 +950,191 @@ fn claims_count_overtakes_and_moves_pin() {
         (a.overtakes, a.overtaken_at),
         (2, Some(5)),
         "moves keep the count"
+    );
+}
+
+fn image(name: &str) -> ImageRow {
+    ImageRow {
+        index: 0,
+        file_name: name.into(),
+        infotext: "p".into(),
+        format: "png".into(),
+    }
+}
+
+#[test]
+fn a_run_s_end_release_or_failed_try_is_written_only_under_its_claim() {
+    let mut c = setup(&["a"]);
+    let first = claim(&mut c, false).unwrap().life.fence.unwrap();
+    apply_claimed(&mut c, "a", first, &Event::Released, &POLICY, NOW).unwrap();
+    let again = claim(&mut c, false).unwrap();
+    let second = again.life.fence.unwrap();
+    assert_ne!(first, second);
+    let before = task(&c, "a");
+    // The first claim's worker comes back late: its end, its release, its failed try.
+    let stale = |r: Result<Applied, StoreError>| match r {
+        Err(StoreError::Stale(why)) => why,
+        other => panic!("expected a stale claim, got {other:?}"),
+    };
+    let why = stale(end_claim(
+        &mut c,
+        "a",
+        first,
+        RunEnd::Done,
+        POLICY,
+        vec![image("0.png")],
+    ));
+    assert_eq!(
+        why,
+        format!("task a no longer runs under claim {first}: its end is not written")
+    );
+    stale(apply_claimed(
+        &mut c,
+        "a",
+        first,
+        &Event::Released,
+        &POLICY,
+        NOW,
+    ));
+    stale(apply_claimed(
+        &mut c,
+        "a",
+        first,
+        &Event::Errored { reason: "x".into() },
+        &POLICY,
+        NOW,
+    ));
+    assert_eq!(task(&c, "a"), before, "nothing written");
+    assert!(all_deliveries(&c, 10).unwrap().is_empty());
+    // Its own claim ends it.
+    let done = end_claim(
+        &mut c,
+        "a",
+        second,
+        RunEnd::Done,
+        POLICY,
+        vec![image("1.png")],
+    )
+    .unwrap();
+    assert_eq!(done.status(), Some(TaskStatus::Done));
+    assert_eq!(task(&c, "a").images, vec![image("1.png")]);
+    // Once, and a finished task is no claim's any more.
+    stale(end_claim(&mut c, "a", second, RunEnd::Done, POLICY, vec![]));
+    // A deleted task neither.
+    apply(&mut c, "a", &Event::Delete, &POLICY, NOW).unwrap();
+    stale(end_claim(&mut c, "a", second, RunEnd::Done, POLICY, vec![]));
+}
+
+#[test]
+fn a_stop_the_user_asked_belongs_to_its_claim_and_ends_it_interrupted() {
+    let mut c = setup(&["a", "b"]);
+    let t = claim(&mut c, false).unwrap();
+    assert_eq!(t.id, "a");
+    let stopped = apply(&mut c, "a", &Event::Delete, &POLICY, NOW).unwrap();
+    assert_eq!(
+        stopped.status(),
+        None,
+        "the status changes when the run ends"
+    );
+    assert_eq!(
+        (task(&c, "a").status(), task(&c, "a").life.stop_requested),
+        (TaskStatus::Running, true)
+    );
+    // The run's answer came back complete: still not a result.
+    let end = end_run(&mut c, "a", RunEnd::Done, POLICY, vec![image("0.png")]);
+    assert_eq!(end.status(), Some(TaskStatus::Interrupted));
+    let a = task(&c, "a");
+    assert_eq!((a.status(), a.images.len()), (TaskStatus::Interrupted, 0));
+    // A release (an outage, the backend withdrawn) of a stopped run ends it interrupted too.
+    let b = claim(&mut c, false).unwrap();
+    assert_eq!(b.id, "b");
+    apply(&mut c, "b", &Event::Delete, &POLICY, NOW).unwrap();
+    let released = apply_claimed(
+        &mut c,
+        "b",
+        b.life.fence.unwrap(),
+        &Event::Released,
+        &POLICY,
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(released.status(), Some(TaskStatus::Interrupted));
+    // The same id again (deleted, then imported with its id): its new claim is not stopped.
+    apply(&mut c, "a", &Event::Delete, &POLICY, NOW).unwrap();
+    insert_tasks(&mut c, &[new_task("a", "again")], None, NOW).unwrap();
+    let rerun = claim(&mut c, false).unwrap();
+    assert_eq!((rerun.id.as_str(), rerun.life.stop_requested), ("a", false));
+    let end = end_run(&mut c, "a", RunEnd::Done, POLICY, vec![image("0.png")]);
+    assert_eq!(end.status(), Some(TaskStatus::Done));
+    assert_eq!(task(&c, "a").images, vec![image("0.png")]);
+}
+
+#[test]
+fn new_fences_start_above_those_of_tasks_left_running() {
+    let mut c = setup(&["a", "b"]);
+    assert_eq!(max_running_fence(&c).unwrap(), 0);
+    claim_next(&mut c, "b1", NOW, 41, first).unwrap().unwrap();
+    claim_next(&mut c, "b1", NOW, 7, first).unwrap().unwrap();
+    assert_eq!(max_running_fence(&c).unwrap(), 41);
+    end_run(&mut c, "a", RunEnd::Done, POLICY, vec![]);
+    assert_eq!(
+        max_running_fence(&c).unwrap(),
+        7,
+        "only running tasks count"
+    );
+}
+
+/// The lifecycle columns (what the transition function decides) are written by one
+/// statement, `transitions.rs`'s `write`, in every file of the store (read from its
+/// folder, so a new file is checked too); inserts write a new task's `pending` only.
+#[test]
+fn lifecycle_columns_are_written_by_the_transition_write_only() {
+    const LIFECYCLE: &[&str] = &[
+        "status",
+        "attempts",
+        "backend",
+        "error",
+        "started_at",
+        "finished_at",
+        "run_next",
+        "force_run",
+        "next_run_at",
+        "fence",
+        "stop_requested",
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store");
+    let mut writes = Vec::new();
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).expect("the store folder") {
+        let path = entry.expect("an entry").path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "tests.rs" || path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        files += 1;
+        let src = std::fs::read_to_string(&path).expect("a source file");
+        let flat: String = src
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace("\\ ", "");
+        for (at, _) in flat.match_indices("UPDATE tasks SET ") {
+            let rest = &flat[at + "UPDATE tasks SET ".len()..];
+            let set = &rest[..rest.find(" WHERE").unwrap_or(rest.len())];
+            let assigned: Vec<&str> = set
+                .split(',')
+                .filter_map(|a| a.split_once('=').map(|(col, _)| col.trim()))
+                .filter(|col| LIFECYCLE.contains(col))
+                .collect();
+            if !assigned.is_empty() {
+                writes.push((name.clone(), assigned.len()));
+            }
+        }
+    }
+    assert!(files >= 13, "read the store's files: {files}");
+    assert_eq!(
+        writes,
+        [("transitions.rs".to_owned(), LIFECYCLE.len())],
+        "one statement writes the lifecycle, all of it"
     );
 }

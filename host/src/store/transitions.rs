@@ -1,6 +1,10 @@
 //! Status changes: every one is decided by [`crate::model::transition::decide`] and written
-//! here by [`write`], the one `UPDATE` that sets `status` (guarded by the status it was
-//! decided from). Also the claim, the start-up recovery, the shutdown release and the bulk
+//! here by [`write`], the one `UPDATE` that sets `status` and the other lifecycle columns,
+//! guarded in its `WHERE` by the status and the claim fence the change belongs to: a run's
+//! end ([`finish`]), release or failed try ([`apply_claimed`]) by the fence of the worker's
+//! claim, so an end that comes after its claim was ended elsewhere writes nothing
+//! ([`StoreError::Stale`]); every other change by the fence it was decided from. Also the
+//! claim (which stamps the fence), the start-up recovery, the shutdown release and the bulk
 //! requeue/clear operations, each a loop of decide + write in one transaction.
 
 use rusqlite::{Connection, params};
@@ -12,7 +16,7 @@ use super::rows::{first_pending_rank, last_rank, lifecycle, require};
 use super::status;
 use crate::model::rank::{rank_at_end, rank_at_head};
 use crate::model::transition::{Change, Event, Outputs, Place, Policy, Transition, decide};
-use crate::model::{Candidate, ImageRow, Lifecycle, TaskRow, now_ms};
+use crate::model::{Candidate, ImageRow, Lifecycle, TaskRow};
 
 /// Edits, moves and "run now" do not depend on the settings.
 const NO_POLICY: Policy = Policy {
@@ -51,27 +55,92 @@ impl Applied {
     }
 }
 
-/// Checks that `event` is allowed for the task (an edit, a move, "run now": the status does
-/// not change); returns its lifecycle.
-pub(super) fn allow(conn: &Connection, id: &str, event: &Event) -> Result<Lifecycle, StoreError> {
+/// What an edit or a reordering (a move, "run now") decides for the task at `now`: its
+/// lifecycle, and the change to write (`None` for an edit); a conflict for anything that
+/// would change its status.
+fn reordering(
+    conn: &Connection,
+    id: &str,
+    event: &Event,
+    now: i64,
+) -> Result<(Lifecycle, Option<Change>), StoreError> {
     let (life, _, _) = lifecycle(conn, id)?;
-    match decide(&life, event, &NO_POLICY, now_ms())? {
-        Transition::Keep => Ok(life),
+    match decide(&life, event, &NO_POLICY, now)? {
+        Transition::Keep => Ok((life, None)),
+        Transition::Change(c) if c.next.status == life.status && !c.callback => Ok((life, Some(c))),
         other => Err(StoreError::Conflict(format!(
-            "{event:?} is not an edit ({other:?})"
+            "{event:?} is not an edit or a move ({other:?})"
         ))),
     }
 }
 
-/// Writes a decided change: the one statement that sets `status`, guarded by the status it
-/// was decided from; then the outputs and the callback row the decision asks for.
+/// Checks that `event` is allowed for the task at `now` (an edit, a move, "run now": the
+/// status does not change), writing nothing; returns its lifecycle.
+pub(super) fn allow(
+    conn: &Connection,
+    id: &str,
+    event: &Event,
+    now: i64,
+) -> Result<Lifecycle, StoreError> {
+    Ok(reordering(conn, id, event, now)?.0)
+}
+
+/// Applies a reordering (a move, "run now") to the task's lifecycle at `now`, through the
+/// transition function and [`write`] (the status stays); returns the lifecycle it was
+/// decided from. The rank is the order code's.
+pub(super) fn reorder(
+    tx: &Connection,
+    id: &str,
+    event: &Event,
+    now: i64,
+) -> Result<Lifecycle, StoreError> {
+    let (life, change) = reordering(tx, id, event, now)?;
+    if let Some(c) = change {
+        write(tx, id, Guard::read(&life), &c, None, None, now)?;
+    }
+    Ok(life)
+}
+
+/// What a change's `UPDATE` is guarded by: the status it was decided from and the claim fence
+/// it belongs to.
+struct Guard {
+    status: TaskStatus,
+    fence: Option<i64>,
+    /// The fence is a worker's claim (not read in this transaction): a miss is stale.
+    claimed: bool,
+}
+
+impl Guard {
+    /// The state the change was decided from, read in this transaction.
+    fn read(from: &Lifecycle) -> Guard {
+        Guard {
+            status: from.status,
+            fence: from.fence,
+            claimed: false,
+        }
+    }
+
+    /// A running task under the worker's claim `fence`.
+    fn claim(fence: i64) -> Guard {
+        Guard {
+            status: TaskStatus::Running,
+            fence: Some(fence),
+            claimed: true,
+        }
+    }
+}
+
+/// Writes a decided change at `now`: the one statement that sets `status` and the lifecycle
+/// columns, guarded in its `WHERE` by `guard`; then the outputs and the callback row the
+/// decision asks for.
 fn write(
     tx: &Connection,
     id: &str,
-    from: TaskStatus,
+    guard: Guard,
     change: &Change,
     run: Option<&RunOutputs>,
     callback_url: Option<&str>,
+    now: i64,
 ) -> Result<bool, StoreError> {
     let rank: Option<i64> = match change.place {
         Place::Keep => None,
@@ -100,8 +169,9 @@ fn write(
          result = CASE WHEN ?11 THEN ?12 ELSE result END, updated_at = ?13, next_run_at = ?15, \
          pinned = CASE ?16 WHEN 1 THEN 1 WHEN 2 THEN 0 ELSE pinned END, \
          overtakes = CASE ?16 WHEN 2 THEN 0 ELSE overtakes END, \
-         overtaken_at = CASE ?16 WHEN 2 THEN NULL ELSE overtaken_at END \
-         WHERE id = ?1 AND status = ?14",
+         overtaken_at = CASE ?16 WHEN 2 THEN NULL ELSE overtaken_at END, \
+         fence = ?17, stop_requested = ?18 \
+         WHERE id = ?1 AND status = ?14 AND fence IS ?19",
         params![
             id,
             n.status.as_str(),
@@ -115,17 +185,24 @@ fn write(
             rank,
             set_result,
             result,
-            now_ms(),
-            from.as_str(),
+            now,
+            guard.status.as_str(),
             n.next_run_at,
-            place
+            place,
+            n.fence,
+            n.stop_requested,
+            guard.fence
         ],
     )?;
     if written == 0 {
-        return Err(StoreError::Conflict(format!(
-            "task {id} is no longer {}",
-            from.as_str()
-        )));
+        return Err(if guard.claimed {
+            StoreError::Stale(format!(
+                "task {id} no longer runs under claim {}: its end is not written",
+                guard.fence.unwrap_or_default()
+            ))
+        } else {
+            StoreError::Conflict(format!("task {id} is no longer {}", guard.status.as_str()))
+        });
     }
     let images: &[ImageRow] = match (change.outputs, run) {
         (Outputs::Record { images: true }, Some(r)) => &r.images,
@@ -147,7 +224,7 @@ fn write(
         }
     }
     if let (true, Some(url)) = (change.callback, callback_url) {
-        super::outbox::queue_delivery(tx, id, url, n.status, images)?;
+        super::outbox::queue_delivery(tx, id, url, n.status, images, now)?;
         return Ok(true);
     }
     Ok(false)
@@ -158,17 +235,20 @@ pub(super) fn apply_in(
     id: &str,
     event: &Event,
     policy: &Policy,
+    now: i64,
 ) -> Result<Applied, StoreError> {
     let (life, name, callback_url) = lifecycle(tx, id)?;
-    let transition = decide(&life, event, policy, now_ms())?;
+    let transition = decide(&life, event, policy, now)?;
     let mut callback_queued = false;
     match &transition {
-        Transition::Keep | Transition::Interrupt { .. } => {}
+        Transition::Keep => {}
         Transition::Remove { .. } => {
             tx.execute("DELETE FROM tasks WHERE id = ?1", [id])?;
         }
-        Transition::Change(c) => {
-            callback_queued = write(tx, id, life.status, c, None, callback_url.as_deref())?;
+        // The stop is recorded on the task, for the claim it was decided for.
+        Transition::Interrupt { change, .. } | Transition::Change(change) => {
+            let cb = callback_url.as_deref();
+            callback_queued = write(tx, id, Guard::read(&life), change, None, cb, now)?;
         }
     }
     Ok(Applied {
@@ -178,15 +258,17 @@ pub(super) fn apply_in(
     })
 }
 
-/// Applies `event` to a task in one transaction: reads its lifecycle, decides, writes.
+/// Applies `event` to a task at `now` in one transaction: reads its lifecycle, decides,
+/// writes.
 pub fn apply(
     conn: &mut Connection,
     id: &str,
     event: &Event,
     policy: &Policy,
+    now: i64,
 ) -> Result<Applied, StoreError> {
     let tx = conn.savepoint()?;
-    let applied = apply_in(&tx, id, event, policy)?;
+    let applied = apply_in(&tx, id, event, policy, now)?;
     tx.commit()?;
     Ok(applied)
 }
@@ -198,36 +280,81 @@ pub fn apply_batch(
     conn: &mut Connection,
     items: &[(String, Event)],
     policy: &Policy,
+    now: i64,
 ) -> Result<usize, StoreError> {
     let tx = conn.savepoint()?;
     for (id, event) in items {
-        apply_in(&tx, id, event, policy)?;
+        apply_in(&tx, id, event, policy, now)?;
     }
     tx.commit()?;
     Ok(items.len())
 }
 
-/// Writes the end of a run whose change was decided by the finisher (which wrote the files
-/// the change keeps): status, outputs and callback row in one transaction.
+/// Decides `event` (a worker's: a release or a failed try; or the pool's release of a
+/// withdrawn backend's claim) for the task running under the claim `fence`, at `now`, and
+/// writes it guarded by that fence, in one transaction. [`StoreError::Stale`] (nothing
+/// written) when the task no longer runs under that claim.
+pub fn apply_claimed(
+    conn: &mut Connection,
+    id: &str,
+    fence: i64,
+    event: &Event,
+    policy: &Policy,
+    now: i64,
+) -> Result<Applied, StoreError> {
+    let tx = conn.savepoint()?;
+    let applied = claimed_in(&tx, id, fence, event, policy, None, now)?;
+    tx.commit()?;
+    Ok(applied)
+}
+
+/// Writes the end of the run of the claim `fence` (`event`: [`Event::Finished`]) at `now`
+/// in one transaction: decided on the task as it is now (a stop the user asked meanwhile
+/// makes it interrupted) and written guarded by the claim's fence — status, outputs (the
+/// finisher wrote the files of `run` before) and callback row. [`StoreError::Stale`]
+/// (nothing written) when the task no longer runs under that claim; the caller removes the
+/// files the written change does not keep.
 pub fn finish(
     conn: &mut Connection,
     id: &str,
-    change: &Change,
+    fence: i64,
+    event: &Event,
+    policy: &Policy,
     run: &RunOutputs,
+    now: i64,
 ) -> Result<Applied, StoreError> {
     let tx = conn.savepoint()?;
-    let (life, name, callback_url) = lifecycle(&tx, id)?;
-    let callback_queued = write(
-        &tx,
-        id,
-        life.status,
-        change,
-        Some(run),
-        callback_url.as_deref(),
-    )?;
+    let applied = claimed_in(&tx, id, fence, event, policy, Some(run), now)?;
     tx.commit()?;
+    Ok(applied)
+}
+
+fn claimed_in(
+    tx: &Connection,
+    id: &str,
+    fence: i64,
+    event: &Event,
+    policy: &Policy,
+    run: Option<&RunOutputs>,
+    now: i64,
+) -> Result<Applied, StoreError> {
+    let stale = || {
+        StoreError::Stale(format!(
+            "task {id} no longer runs under claim {fence}: its end is not written"
+        ))
+    };
+    let (life, name, callback_url) = match lifecycle(tx, id) {
+        Err(StoreError::NotFound) => return Err(stale()),
+        other => other?,
+    };
+    // A task that no longer runs refuses a run's end: its claim is over.
+    let Ok(Transition::Change(change)) = decide(&life, event, policy, now) else {
+        return Err(stale());
+    };
+    let cb = callback_url.as_deref();
+    let callback_queued = write(tx, id, Guard::claim(fence), &change, run, cb, now)?;
     Ok(Applied {
-        transition: Transition::Change(change.clone()),
+        transition: Transition::Change(change),
         name,
         callback_queued,
     })
@@ -268,11 +395,13 @@ pub(super) fn window_sql(paused: bool) -> String {
 /// [`LOOKAHEAD`] pending tasks in rank order that are not waiting out a retry backoff),
 /// counts the overtakes it makes, and marks it running on `backend`. `choose` also learns
 /// whether the queue is paused (the persisted flag, read in the same transaction, so a pause
-/// that was answered is always seen; the window then holds only "run now" tasks).
+/// that was answered is always seen; the window then holds only "run now" tasks). The claim
+/// stamps the task with `fence` (unique among the host's claims).
 pub fn claim_next(
     conn: &mut Connection,
     backend: &str,
     now: i64,
+    fence: i64,
     choose: impl FnOnce(&[Candidate], bool) -> Option<Choice>,
 ) -> Result<Option<TaskRow>, StoreError> {
     let tx = conn.savepoint()?;
@@ -315,11 +444,25 @@ pub fn claim_next(
     }
     let event = Event::Claim {
         backend: backend.to_owned(),
+        fence,
     };
-    apply_in(&tx, &chosen.id, &event, &NO_POLICY)?;
+    apply_in(&tx, &chosen.id, &event, &NO_POLICY, now)?;
     let task = require(&tx, &chosen.id, true)?;
     tx.commit()?;
     Ok(Some(task))
+}
+
+/// The highest fence a running task carries (a claim of an earlier life of the host, not
+/// recovered yet): new fences start above it. Served by the status index.
+pub fn max_running_fence(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row(&max_running_fence_sql(), [], |r| r.get(0))?)
+}
+
+pub(super) fn max_running_fence_sql() -> String {
+    format!(
+        "SELECT COALESCE(MAX(fence), 0) FROM tasks WHERE {}",
+        status::is(TaskStatus::Running)
+    )
 }
 
 /// When the earliest pending task waiting out a retry backoff may run (ms): an index seek.
@@ -354,12 +497,13 @@ fn apply_each(
     select: impl FnOnce(&Connection) -> Result<Vec<String>, StoreError>,
     event: &Event,
     policy: &Policy,
+    now: i64,
 ) -> Result<Vec<(String, Applied)>, StoreError> {
     let tx = conn.savepoint()?;
     let ids = select(&tx)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let applied = apply_in(&tx, &id, event, policy)?;
+        let applied = apply_in(&tx, &id, event, policy, now)?;
         out.push((id, applied));
     }
     tx.commit()?;
@@ -371,6 +515,7 @@ fn apply_each(
 pub fn recover_running(
     conn: &mut Connection,
     policy: &Policy,
+    now: i64,
 ) -> Result<Vec<(String, Applied)>, StoreError> {
     apply_each(
         conn,
@@ -384,11 +529,15 @@ pub fn recover_running(
         },
         &Event::Recovered,
         policy,
+        now,
     )
 }
 
 /// Shutdown: every task still `running` is [`Event::Released`] to the head, in order.
-pub fn release_running(conn: &mut Connection) -> Result<Vec<(String, Applied)>, StoreError> {
+pub fn release_running(
+    conn: &mut Connection,
+    now: i64,
+) -> Result<Vec<(String, Applied)>, StoreError> {
     apply_each(
         conn,
         |c| {
@@ -401,21 +550,26 @@ pub fn release_running(conn: &mut Connection) -> Result<Vec<(String, Applied)>, 
         },
         &Event::Released,
         &NO_POLICY,
+        now,
     )
 }
 
 /// `requeue-failed`: every failed task is [`Event::Requeue`]d, oldest failure first.
-pub fn requeue_failed(conn: &mut Connection) -> Result<Vec<(String, Applied)>, StoreError> {
+pub fn requeue_failed(
+    conn: &mut Connection,
+    now: i64,
+) -> Result<Vec<(String, Applied)>, StoreError> {
     apply_each(
         conn,
         |c| ids_where(c, &status::is(TaskStatus::Failed), "finished_at, seq", []),
         &Event::Requeue,
         &NO_POLICY,
+        now,
     )
 }
 
 /// Deletes every non-bookmarked pending task.
-pub fn clear_queue(conn: &mut Connection) -> Result<Vec<(String, Applied)>, StoreError> {
+pub fn clear_queue(conn: &mut Connection, now: i64) -> Result<Vec<(String, Applied)>, StoreError> {
     apply_each(
         conn,
         |c| {
@@ -428,6 +582,7 @@ pub fn clear_queue(conn: &mut Connection) -> Result<Vec<(String, Applied)>, Stor
         },
         &Event::Delete,
         &NO_POLICY,
+        now,
     )
 }
 
@@ -435,6 +590,7 @@ pub fn clear_queue(conn: &mut Connection) -> Result<Vec<(String, Applied)>, Stor
 pub fn clear_history(
     conn: &mut Connection,
     before_ms: Option<i64>,
+    now: i64,
 ) -> Result<Vec<(String, Applied)>, StoreError> {
     apply_each(
         conn,
@@ -451,5 +607,6 @@ pub fn clear_history(
         },
         &Event::Delete,
         &NO_POLICY,
+        now,
     )
 }

@@ -30,9 +30,8 @@ use std::time::Duration;
 use scheduler_api::BackendState;
 use tokio::sync::{mpsc, watch};
 
-use crate::backends::{Backend, Backends};
+use crate::backends::{Backend, Backends, ClaimStop};
 use crate::events::EventHub;
-use crate::model::now_ms;
 use crate::queue::Queue;
 use crate::results::Results;
 use crate::sdnext::RemoteError;
@@ -82,6 +81,8 @@ pub struct Deps {
     pub settings: Arc<crate::settings::SettingsService>,
     /// Becomes true at shutdown.
     pub shutdown: watch::Receiver<bool>,
+    /// The host's clock (run ends, retry times).
+    pub clock: crate::clock::Clock,
 }
 
 /// Result of one step.
@@ -111,6 +112,8 @@ pub struct Worker {
     finishers: mpsc::Sender<()>,
     /// What the last run measured (its checkpoint load and generation), for the ETA.
     timing: Option<crate::eta::RunTiming>,
+    /// The stop signal of the claim it runs (the user's interrupt, the backend withdrawn).
+    stop: watch::Receiver<ClaimStop>,
 }
 
 impl Worker {
@@ -125,7 +128,13 @@ impl Worker {
             last_run_end: None,
             finishers,
             timing: None,
+            stop: watch::channel(ClaimStop::Running).1,
         }
+    }
+
+    /// What the claim it runs is asked to do now.
+    fn claim_stop(&self) -> ClaimStop {
+        *self.stop.borrow()
     }
 
     /// Runs until shutdown.
@@ -144,7 +153,9 @@ impl Worker {
                 Step::Ran => {}
                 Step::Idle => {
                     let due = match self.deps.queue.next_retry_at().await {
-                        Ok(Some(at)) => Duration::from_millis((at - now_ms()).max(0) as u64),
+                        Ok(Some(at)) => {
+                            Duration::from_millis((at - self.deps.clock.now_ms()).max(0) as u64)
+                        }
                         _ => Duration::from_secs(2),
                     };
                     tokio::select! {
@@ -233,15 +244,16 @@ impl Worker {
             return Step::Idle;
         }
         let claimed = self.deps.queue.claim(&self.backend).await;
-        let task = match claimed {
-            Ok(Some(t)) => t,
+        let claim = match claimed {
+            Ok(Some(c)) => c,
             Ok(None) => return Step::Idle,
             Err(e) => {
                 tracing::error!("claiming a task: {e}");
                 return Step::Backoff(Duration::from_secs(1));
             }
         };
-        let outcome = self.execute(&task).await;
-        self.settle(task, outcome).await
+        self.stop = claim.stop;
+        let outcome = self.execute(&claim.task).await;
+        self.settle(claim.task, claim.fence, outcome).await
     }
 }

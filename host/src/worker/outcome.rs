@@ -6,8 +6,9 @@
 use scheduler_api::BackendState;
 
 use super::{Step, Worker};
+use crate::backends::ClaimStop;
 use crate::model::spec::expected_images;
-use crate::model::{RunEnd, TaskRow, now_ms};
+use crate::model::{RunEnd, TaskRow};
 use crate::sdnext::{GenerateOutput, RemoteError};
 
 /// How a run ended, before the finisher records it.
@@ -35,41 +36,35 @@ impl Worker {
         Outcome::Release(e.to_string())
     }
 
-    /// Ends a run: records the backend's figures, then gives the task back, counts the
-    /// failed attempt, or spawns the finisher (a task the user stopped never goes back).
-    pub(super) async fn settle(&mut self, task: TaskRow, mut outcome: Outcome) -> Step {
+    /// Ends a run: its claim is over (no stop reaches it any more), the backend's figures
+    /// are recorded, then the task is given back, the failed attempt counted, or the
+    /// finisher spawned — each written fenced to the claim, so nothing is written when the
+    /// claim was ended elsewhere (the backend withdrawn). A task the user stopped never goes
+    /// back: the stop is recorded on it, and the transition function ends it interrupted.
+    pub(super) async fn settle(&mut self, task: TaskRow, fence: i64, outcome: Outcome) -> Step {
+        self.backend.end_claim(fence);
         self.backend.end_run(match &outcome {
             Outcome::Finished(RunEnd::Done, _) => Some(true),
             Outcome::Finished(RunEnd::Failed(_), _) | Outcome::Errored(_) => Some(false),
             _ => None,
         });
-        let interrupts = &self.deps.backends;
-        if matches!(outcome, Outcome::Release(_) | Outcome::Errored(_))
-            && interrupts.interrupt_requested(&task.id)
-        {
-            // The user stopped it: it does not go back to the queue.
-            outcome = Outcome::Finished(RunEnd::Interrupted, None);
-        }
         match outcome {
             Outcome::Finished(end, output) => {
-                interrupts.clear_interrupt(&task.id);
                 self.spawn_finisher(task, end, output);
                 Step::Ran
             }
             Outcome::Release(reason) => {
                 tracing::info!("task {} goes back to the queue: {reason}", task.id);
-                if let Err(e) = self.deps.queue.release(&task).await {
+                if let Err(e) = self.deps.queue.release(&task.id, fence).await {
                     tracing::error!("releasing {}: {e}", task.id);
                 }
-                interrupts.clear_interrupt(&task.id);
                 Step::Backoff(self.backoff.next_delay())
             }
             Outcome::Errored(reason) => {
                 tracing::warn!("task {}: {reason}", task.id);
-                if let Err(e) = self.deps.queue.errored(&task, reason).await {
+                if let Err(e) = self.deps.queue.errored(&task.id, fence, reason).await {
                     tracing::error!("recording the failed try of {}: {e}", task.id);
                 }
-                interrupts.clear_interrupt(&task.id);
                 Step::Ran
             }
         }
@@ -77,9 +72,12 @@ impl Worker {
 
     /// Decides what an answer means.
     pub(super) async fn judge(&mut self, task: &TaskRow, out: GenerateOutput) -> Outcome {
-        if self.deps.backends.interrupt_requested(&task.id) {
+        match self.claim_stop() {
             // The answer holds a placeholder image: never store it.
-            return Outcome::Finished(RunEnd::Interrupted, None);
+            ClaimStop::Interrupt => return Outcome::Finished(RunEnd::Interrupted, None),
+            // Its claim was ended (the task went back): the answer is not this claim's.
+            ClaimStop::Withdrawn => return Outcome::Release("the backend was withdrawn".into()),
+            ClaimStop::Running => {}
         }
         let expected = expected_images(task.task_type, &task.request);
         let got = out.images.len();
@@ -111,12 +109,14 @@ impl Worker {
     fn spawn_finisher(&mut self, task: TaskRow, end: RunEnd, output: Option<GenerateOutput>) {
         let deps = self.deps.clone();
         let guard = self.finishers.clone();
-        let ended_at = now_ms();
+        let ended_at = self.deps.clock.now_ms();
         let timing = self.timing.take().filter(|_| end == RunEnd::Done);
         let backend = self.backend.url.clone();
         tokio::spawn(async move {
             match deps.queue.finish(&task, end, output, ended_at).await {
-                Ok(_) => {
+                // Its claim was over: nothing was written.
+                Ok(None) => {}
+                Ok(Some(_)) => {
                     // A run that ended done measures the backend's speed (for the ETA).
                     if let Some(t) = timing
                         && let Err(e) = deps.eta.record(&backend, &task, t).await

@@ -7,15 +7,19 @@ use scheduler_api::{Event, PreviewEvent, ProgressEvent};
 use tokio::sync::watch;
 
 use super::Deps;
-use crate::backends::Backend;
+use crate::backends::{Backend, ClaimStop};
 
 /// Polls `/sdapi/v1/progress` about once a second while a task runs: publishes progress and
-/// previews, re-sends a lost interrupt, and tells the stall watchdog (`advance`) whenever
-/// the progress changes (`progress`, `sampling_step`, `job`, `job_no`).
+/// previews while the run's claim goes on (never for a claim that was stopped or ended
+/// elsewhere), re-sends a lost interrupt once the run is being stopped (`claim`'s stop, or
+/// the worker's own: `stopping`), and tells the stall watchdog (`advance`) whenever the
+/// progress changes (`progress`, `sampling_step`, `job`, `job_no`).
 pub(super) async fn poll_progress(
     deps: Deps,
     backend: Arc<Backend>,
     task_id: String,
+    claim: watch::Receiver<ClaimStop>,
+    stopping: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
     advance: watch::Sender<std::time::Instant>,
 ) {
@@ -41,7 +45,7 @@ pub(super) async fn poll_progress(
             last = Some(seen);
             advance.send_replace(std::time::Instant::now());
         }
-        if deps.backends.interrupt_requested(&task_id) {
+        if *stopping.borrow() || *claim.borrow() != ClaimStop::Running {
             if !p.job.is_empty() || p.job_count > 0 {
                 let _ = backend.client.interrupt().await;
             }

@@ -11,26 +11,55 @@ use tokio::sync::watch;
 use super::outcome::Outcome;
 use super::progress::poll_progress;
 use super::{Backoff, Worker};
+use crate::backends::ClaimStop;
 use crate::model::spec::sd_field;
 use crate::model::{RunEnd, TaskRow};
 use crate::sdnext::{CONTROL_XYZ_BUG, RemoteError};
 
 impl Worker {
+    /// The outcome of a run stopped before its generation was sent (the claim's stop, or a
+    /// backend disabled or removed while its claim was being written).
+    fn stopped_early(&self) -> Option<Outcome> {
+        match self.claim_stop() {
+            ClaimStop::Interrupt => Some(Outcome::Finished(RunEnd::Interrupted, None)),
+            ClaimStop::Withdrawn => Some(Outcome::Release("the backend was withdrawn".into())),
+            ClaimStop::Running if self.backend.withdrawn() => {
+                Some(Outcome::Release("the backend was withdrawn".into()))
+            }
+            ClaimStop::Running => None,
+        }
+    }
+
     /// Runs a claimed task on this backend and says how it ended.
     pub(super) async fn execute(&mut self, task: &TaskRow) -> Outcome {
-        if self.deps.backends.interrupt_requested(&task.id) {
-            return Outcome::Finished(RunEnd::Interrupted, None);
+        if let Some(o) = self.stopped_early() {
+            return o;
         }
         self.timing = None;
         let load_started = std::time::Instant::now();
         let loaded_before = self.backend.status().loaded.clone();
-        if let Err(o) = self.ensure_checkpoint(task).await {
+        // A checkpoint load can take minutes: the claim's stop ends the run at once (SD.Next
+        // finishes the load on its own; what is loaded is read again before the next task).
+        let stop = self.stop.clone();
+        let loaded = tokio::select! {
+            r = self.ensure_checkpoint(task) => Some(r),
+            _ = stopped(stop) => None,
+        };
+        let Some(loaded) = loaded else {
+            // Abandoned mid-load: what is loaded is unknown until it is read again.
+            self.backend.status().loaded = None;
+            self.last_run_end = None;
+            return self
+                .stopped_early()
+                .unwrap_or_else(|| Outcome::Release("the run was stopped".into()));
+        };
+        if let Err(o) = loaded {
             return o;
         }
         let switched = self.backend.status().loaded != loaded_before;
         let load_ms = switched.then(|| load_started.elapsed().as_secs_f64() * 1000.0);
-        if self.deps.backends.interrupt_requested(&task.id) {
-            return Outcome::Finished(RunEnd::Interrupted, None);
+        if let Some(o) = self.stopped_early() {
+            return o;
         }
         let mut body = request_body(&task.request);
         let control = task.task_type == TaskType::Control;
@@ -39,10 +68,13 @@ impl Worker {
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         let (advance_tx, advance_rx) = watch::channel(std::time::Instant::now());
+        let (stopping_tx, stopping_rx) = watch::channel(false);
         let poller = tokio::spawn(poll_progress(
             self.deps.clone(),
             self.backend.clone(),
             task.id.clone(),
+            self.stop.clone(),
+            stopping_rx,
             stop_rx,
             advance_tx,
         ));
@@ -61,22 +93,32 @@ impl Worker {
             tokio::pin!(generation);
             let answer = tokio::select! {
                 r = &mut generation => Ok(r),
-                stop = self.watch(task, started, advance_rx.clone()) => Err(stop),
+                stop = self.watch(started, advance_rx.clone()) => Err(stop),
             };
             let answer = match answer {
                 Ok(r) => r,
-                Err(stop) => break self.stop_run(task, stop, generation.as_mut()).await,
+                Err(stop) => {
+                    // The poller re-sends the interrupt while the job runs.
+                    stopping_tx.send_replace(true);
+                    break self.stop_run(task, stop, generation.as_mut()).await;
+                }
             };
             match answer {
                 Err(RemoteError::RateLimited { retry_after_s }) => {
-                    if self.deps.backends.interrupt_requested(&task.id) {
-                        break Outcome::Finished(RunEnd::Interrupted, None);
+                    if let Some(o) = self.stopped_early() {
+                        break o;
                     }
                     let d = retry_after_s
                         .map(Duration::from_secs)
                         .unwrap_or_else(|| rate_backoff.next_delay())
                         .min(Duration::from_secs(60));
-                    tokio::time::sleep(d).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(d) => {}
+                        _ = stopped(self.stop.clone()) => {}
+                    }
+                    if let Some(o) = self.stopped_early() {
+                        break o;
+                    }
                 }
                 Err(e) if e.was_sent() => {
                     // Sent, then failed: is the backend up (this request failed) or down
@@ -121,6 +163,13 @@ impl Worker {
             self.backoff.reset();
         }
         result
+    }
+}
+
+/// Resolves when the claim is asked to stop (never, once its signal is gone).
+pub(super) async fn stopped(mut stop: watch::Receiver<ClaimStop>) {
+    if stop.wait_for(|s| *s != ClaimStop::Running).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -11,7 +11,9 @@ use scheduler_api::BackendState;
 use tokio::sync::watch;
 
 use super::outcome::Outcome;
+use super::run::stopped;
 use super::{Step, Worker};
+use crate::backends::ClaimStop;
 use crate::model::{RunEnd, TaskRow};
 
 /// Why the worker stopped a running generation itself.
@@ -92,19 +94,24 @@ impl Worker {
         self.deps.queue.queue_event();
     }
 
-    /// Resolves when the running generation must be stopped: the user interrupted it, its
-    /// progress stopped changing for `stall_timeout_s`, or it ran past `task_timeout_s`.
+    /// Resolves when the running generation must be stopped: the claim's stop (the user
+    /// interrupted it, the backend was withdrawn: at once), its progress stopped changing
+    /// for `stall_timeout_s`, or it ran past `task_timeout_s`.
     pub(super) async fn watch(
         &self,
-        task: &TaskRow,
         started: std::time::Instant,
         advance: watch::Receiver<std::time::Instant>,
     ) -> Stop {
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         loop {
-            tick.tick().await;
-            if self.deps.backends.interrupt_requested(&task.id) {
-                return Stop::User;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stopped(self.stop.clone()) => {}
+            }
+            match self.claim_stop() {
+                ClaimStop::Interrupt => return Stop::User,
+                ClaimStop::Withdrawn => return Stop::Withdrawn,
+                ClaimStop::Running => {}
             }
             if self.backend.withdrawn() {
                 return Stop::Withdrawn;
@@ -121,24 +128,30 @@ impl Worker {
         }
     }
 
-    /// Stops the running generation for `stop`: asks SD.Next to stop, then gives the
-    /// request `interrupt_grace_s` to end; one that does not is abandoned and the backend
-    /// held `stalled`.
+    /// Stops the running generation for `stop`: asks its SD.Next to stop (this worker runs
+    /// the claim: the only one that interrupts its backend; its progress poller re-sends),
+    /// then gives the request `interrupt_grace_s` to end; one that does not is abandoned and
+    /// the backend held `stalled`.
     pub(super) async fn stop_run<F: Future>(
         &mut self,
         task: &TaskRow,
         stop: Stop,
         generation: Pin<&mut F>,
     ) -> Outcome {
-        // Ask SD.Next to stop, then give the request a grace period to end.
-        if stop == Stop::Withdrawn {
-            // Not the user's interrupt: the task itself goes on elsewhere.
-            let client = self.backend.client.clone();
-            tokio::spawn(async move { client.interrupt().await });
-        } else if stop != Stop::User {
-            self.deps
-                .backends
-                .interrupt(&task.id, Some(&self.backend.url));
+        let client = self.backend.client.clone();
+        tokio::spawn(async move {
+            if let Err(e) = client.interrupt().await {
+                tracing::warn!("interrupt: {e}");
+            }
+        });
+        if stop == Stop::Withdrawn
+            && let Some(fence) = task.life.fence
+        {
+            // The claim ends now, not after the grace (the pool has ended it already when
+            // the claim had taken its task; then this writes nothing).
+            if let Err(e) = self.deps.queue.release(&task.id, fence).await {
+                tracing::error!("releasing {}: {e}", task.id);
+            }
         }
         let grace =
             Duration::from_secs(u64::from(self.deps.settings.get().interrupt_grace_s.max(1)));

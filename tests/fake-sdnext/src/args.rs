@@ -1,7 +1,8 @@
 //! The fake's options as the `fake-sdnext` binary spells them (`--step-ms 20 --checkpoint a
 //! …`), parsed once for both: the binary reads its command line with [`FakeConfig::from_args`]
 //! and a test configures an in-process fake with the same words, so a test moved between a
-//! process and the test's own process keeps its set-up unchanged.
+//! process and the test's own process keeps its set-up unchanged. The tests write these
+//! words with `scheduler_tests::fake_args::FakeArgs`, one method per option below.
 
 use std::net::SocketAddr;
 

@@ -19,7 +19,9 @@
 //!
 //! Test hooks live under `/fake/…`: `GET /fake/stats`, `DELETE /fake/stats`, `POST /fake/config`.
 //! In process, [`FakeHandle::go_down`] and [`FakeHandle::come_back`] switch an outage on the
-//! same port (connecting refused, open connections cut).
+//! same port (connecting refused, open connections cut), and [`FakeHandle::release`] lets a
+//! held answer or checkpoint load go ([`Fault::Hold`], [`FakeConfigPatch::hold_loads`]): a
+//! test orders a race by holding one side until it releases it, never by sleeping.
 
 mod args;
 mod imaging;
@@ -147,6 +149,15 @@ pub struct FakeConfigPatch {
     /// Replace the document `GET /openapi.json` serves (a newer SD.Next's request models).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub openapi: Option<serde_json::Value>,
+    /// The next N checkpoint loads (`POST /sdapi/v1/options` with a `sd_model_checkpoint`
+    /// to load; `true` = 1) wait, holding SD.Next's global lock, until released as
+    /// `load <title>` ([`FakeStats::held`]); then they load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_loads: Option<CountOrBool>,
+    /// Lets the held answers and loads with this name go (a prompt, or `load <title>`;
+    /// `*`: every one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_held: Option<String>,
 }
 
 /// How a generation request misbehaves (`POST /fake/config {"faults": [...]}`): the faults
@@ -180,6 +191,12 @@ pub enum Fault {
         /// Size of the image field, MiB.
         mib: u64,
     },
+    /// The job runs its steps, then holds at its last step (`/progress` shows it running)
+    /// until the test releases its prompt ([`FakeHandle::release`], `release_held`); then
+    /// it answers as any job does (interrupted, with the placeholder image, when an
+    /// interrupt came meanwhile). The request's connection may close meanwhile: the job
+    /// goes on, as SD.Next's does.
+    Hold,
 }
 
 /// When a [`Fault`] applies.
@@ -286,6 +303,10 @@ pub struct FakeStats {
     pub faulted_prompts: Vec<String>,
     /// Highest number of generation jobs sampling at the same time (must stay 1).
     pub max_concurrent_jobs: u32,
+    /// What is held now ([`Fault::Hold`]: the prompt; a held checkpoint load:
+    /// `load <title>`), in the order each began to wait.
+    #[serde(default)]
+    pub held: Vec<String>,
     /// Checkpoint currently loaded.
     pub loaded: Option<String>,
     /// Current global `samples_format` (`None` = not set = jpg).
@@ -433,10 +454,26 @@ impl FakeHandle {
         self.line.borrow().up
     }
 
+    /// What is held now (see [`FakeStats::held`]).
+    pub fn held(&self) -> Vec<String> {
+        self.shared.stats().held
+    }
+
+    /// Lets the held answers and loads named `name` go (a prompt, or `load <title>`).
+    pub fn release(&self, name: &str) {
+        self.shared.release(name);
+    }
+
+    /// Lets everything held go.
+    pub fn release_all(&self) {
+        self.shared.release("*");
+    }
+
     /// Stops the server and waits until the listener is closed. Open connections are closed
     /// when their in-flight requests end (a running job is interrupted first).
     pub async fn stop(mut self) {
         self.shared.interrupt_all();
+        self.shared.release("*");
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -447,6 +484,7 @@ impl FakeHandle {
 
 impl Drop for FakeHandle {
     fn drop(&mut self) {
+        self.shared.release("*");
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -324,7 +324,13 @@ async fn get_options(State(s): St) -> Response {
     ok(s.lock().options_json())
 }
 
+/// `POST /sdapi/v1/options`: runs to its end even when the client goes away, as SD.Next's
+/// model load does.
 async fn post_options(State(s): St, body: Bytes) -> Response {
+    detached(set_options(s, body)).await
+}
+
+async fn set_options(s: Arc<Shared>, body: Bytes) -> Response {
     let map = match parse_object(&body) {
         Ok(m) => m,
         Err(r) => return r,
@@ -375,6 +381,10 @@ async fn set_checkpoint_option(s: &Arc<Shared>, wanted: &str) -> bool {
         }
         Some(_) if same => false,
         Some(i) => {
+            if s.take_load_hold() {
+                let title = s.lock().models[i].title.clone();
+                s.hold(&format!("load {title}")).await;
+            }
             tokio::time::sleep(Duration::from_millis(load_ms)).await;
             s.lock().mark_loaded(i);
             true
@@ -872,6 +882,8 @@ async fn serve_fault(s: Arc<Shared>, fault: Fault, steps: i64) -> Response {
         Fault::HangHonoursInterrupt | Fault::HangIgnoresInterrupt | Fault::FrozenProgress => {
             hung_job(s, fault, steps).await
         }
+        // Not served here: a held job is a normal job that waits (see `generate`).
+        Fault::Hold => http_exception(500, "fake SD.Next: a hold is not served as a fault"),
     }
 }
 
@@ -1145,7 +1157,8 @@ async fn generate(s: Arc<Shared>, kind: GenKind, body: Bytes) -> Response {
             .unwrap_or(true),
     };
     let fault = s.lock().take_fault(&req.prompt);
-    if let Some(f) = fault {
+    let hold = fault == Some(Fault::Hold);
+    if let Some(f) = fault.filter(|_| !hold) {
         return serve_fault(s, f, req.steps).await;
     }
     let parameters = parameters_echo(img2img, &body);
@@ -1309,6 +1322,10 @@ async fn generate(s: Arc<Shared>, kind: GenKind, body: Bytes) -> Response {
                 job.step = step;
             }
         }
+    }
+    if hold {
+        // At its last step until the test lets it go; an interrupt meanwhile is seen after.
+        s.hold(&req.prompt).await;
     }
     if s.lock().interrupted {
         interrupted = true;

@@ -126,6 +126,12 @@ pub(crate) struct Inner {
     pub faults: Vec<FaultRule>,
     /// Bumped by `release_hangs`: hung jobs end when it changes.
     pub hang_epoch: u64,
+    /// Checkpoint loads still to hold.
+    pub hold_loads: u32,
+    /// What waits for a release: `(id, name)`, in the order each began to wait.
+    pub held: Vec<(u64, String)>,
+    /// The id of the last hold.
+    pub last_hold: u64,
 }
 
 pub(crate) struct Shared {
@@ -133,6 +139,8 @@ pub(crate) struct Shared {
     /// SD.Next's `queue_lock`: generation and model loads.
     pub gen_lock: tokio::sync::Mutex<()>,
     pub inner: Mutex<Inner>,
+    /// Bumped whenever something held is released.
+    pub releases: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -185,6 +193,9 @@ impl Shared {
             concurrent: 0,
             faults: Vec::new(),
             hang_epoch: 0,
+            hold_loads: 0,
+            held: Vec::new(),
+            last_hold: 0,
         };
         inner.sync_stats();
         inner.log_line("INFO", "Startup: fake SD.Next");
@@ -192,7 +203,39 @@ impl Shared {
             start: Instant::now(),
             gen_lock: tokio::sync::Mutex::new(()),
             inner: Mutex::new(inner),
+            releases: tokio::sync::watch::channel(0).0,
         }
+    }
+
+    /// Waits, listed as `name` in [`FakeStats::held`], until [`Shared::release`] lets it go.
+    pub async fn hold(&self, name: &str) {
+        let id = {
+            let mut g = self.lock();
+            g.last_hold += 1;
+            let id = g.last_hold;
+            g.held.push((id, name.to_owned()));
+            id
+        };
+        let mut released = self.releases.subscribe();
+        while self.lock().held.iter().any(|(i, _)| *i == id) {
+            if released.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Lets everything held as `name` go (`*`: everything).
+    pub fn release(&self, name: &str) {
+        self.lock().held.retain(|(_, n)| name != "*" && n != name);
+        self.releases.send_modify(|v| *v += 1);
+    }
+
+    /// Whether the next checkpoint load is held (counts it).
+    pub fn take_load_hold(&self) -> bool {
+        let mut g = self.lock();
+        let hold = g.hold_loads > 0;
+        g.hold_loads = g.hold_loads.saturating_sub(1);
+        hold
     }
 
     pub fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -259,10 +302,17 @@ impl Shared {
         if let Some(v) = p.control_xyz_bug {
             g.control_xyz_bug = v;
         }
+        if let Some(v) = p.hold_loads {
+            g.hold_loads = v.count();
+        }
         if let Some(list) = &p.checkpoints {
             let loaded_title = g.loaded.map(|i| g.models[i].title.clone());
             g.models = list.iter().map(|s| Model::from_spec(s)).collect();
             g.loaded = loaded_title.and_then(|t| g.models.iter().position(|m| m.title == t));
+        }
+        drop(g);
+        if let Some(name) = &p.release_held {
+            self.release(name);
         }
     }
 
@@ -291,6 +341,7 @@ impl Inner {
     }
 
     pub fn sync_stats(&mut self) {
+        self.stats.held = self.held.iter().map(|(_, n)| n.clone()).collect();
         self.stats.loaded = self.loaded.map(|i| self.models[i].title.clone());
         self.stats.samples_format = self.samples_format.clone();
     }

@@ -74,16 +74,10 @@ async fn next_matching(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_queue_and_task_route_answers_typed() {
     let s = Stack::start(
-        &[
-            "--step-ms",
-            "1",
-            "--checkpoint",
-            "a",
-            "--checkpoint",
-            "b",
-            "--loaded",
-            "a",
-        ],
+        FakeArgs::new()
+            .step_ms(1)
+            .checkpoints(&["a", "b"])
+            .loaded("a"),
         &[],
     )
     .await;
@@ -264,7 +258,7 @@ async fn every_queue_and_task_route_answers_typed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_images_history_and_requeue_through_the_client() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client().clone();
     let id = c
         .enqueue(TaskType::Txt2img, &request("a red fox"))
@@ -352,7 +346,7 @@ async fn results_images_history_and_requeue_through_the_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_is_sent_and_a_missing_one_is_refused_with_401() {
-    let s = Stack::start(FAST_A, &["--token", "s3cret"]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &["--token", "s3cret"]).await;
     let anonymous = s.client().clone();
     assert_eq!(
         refused(anonymous.queue(&ListQuery::default()).await.unwrap_err()),
@@ -400,7 +394,7 @@ async fn the_event_stream_is_typed_resumes_after_an_id_and_reconnects_after_a_re
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let fake = scheduler_tests::harness::FakeProcess::spawn(FAST_A).await;
+    let fake = scheduler_tests::harness::FakeProcess::spawn(FakeArgs::fast_a()).await;
     let mut host = HostProcess::spawn(dir.path(), &[fake.url()], &["--start-paused"]).await;
     let c = host.client.clone();
 

@@ -54,7 +54,7 @@ async fn backend_with_error(c: &scheduler_api::client::Client, id: &str) -> Back
 
 #[tokio::test]
 async fn link_local_and_metadata_backends_are_refused_loopback_and_private_allowed() {
-    let s = ProcessStack::start(FAST_A, &[]).await;
+    let s = ProcessStack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client();
     for url in [
         "http://169.254.169.254",
@@ -126,7 +126,7 @@ async fn link_local_and_metadata_backends_are_refused_loopback_and_private_allow
 
 #[tokio::test]
 async fn redirects_are_not_followed_and_backend_errors_show_short_and_plain() {
-    let fake = FakeProcess::spawn(FAST_A).await;
+    let fake = FakeProcess::spawn(FakeArgs::fast_a()).await;
     // A backend that sends every request to the fake: following it would make it "up".
     let redirecting = answering(
         302,
@@ -170,8 +170,8 @@ async fn redirects_are_not_followed_and_backend_errors_show_short_and_plain() {
 
 #[tokio::test]
 async fn backend_credentials_show_in_no_answer_event_export_error_or_log() {
-    let fake = FakeProcess::spawn(FAST_A).await;
-    let other = FakeProcess::spawn(FAST_A).await;
+    let fake = FakeProcess::spawn(FakeArgs::fast_a()).await;
+    let other = FakeProcess::spawn(FakeArgs::fast_a()).await;
     let with_creds = |user: &str, pw: &str, f: &FakeProcess| {
         format!("http://{user}:{pw}@127.0.0.1:{}", f.server.addr().port())
     };

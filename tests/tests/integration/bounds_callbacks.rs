@@ -29,7 +29,7 @@ async fn a_proxy_in_the_hosts_environment_does_not_route_callbacks() {
     });
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = FakeProcess::spawn(FAST_A).await;
+    let fake = FakeProcess::spawn(FakeArgs::fast_a()).await;
     // SD.Next is reached as `localhost`, which NO_PROXY exempts; the callback goes to
     // 127.0.0.1, which a proxy-honouring client would send to the proxy.
     let backend = format!("http://localhost:{}", fake.server.addr().port());

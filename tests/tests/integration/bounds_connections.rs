@@ -67,7 +67,7 @@ async fn twelve_hundred_silent_connections_do_not_lock_out_a_working_client() {
         "ulimit -n 4096",
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = FakeProcess::spawn(FAST_A).await;
+    let fake = FakeProcess::spawn(FakeArgs::fast_a()).await;
     // A header-read timeout far beyond the test: only the cap's eviction can make room.
     let host =
         HostProcess::spawn(dir.path(), &[fake.url()], &["--header-read-timeout", "600"]).await;
@@ -107,7 +107,7 @@ async fn twelve_hundred_silent_connections_do_not_lock_out_a_working_client() {
 #[tokio::test]
 async fn silent_and_preface_only_connections_are_closed_by_the_header_read_timeout() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = FakeProcess::spawn(FAST_A).await;
+    let fake = FakeProcess::spawn(FakeArgs::fast_a()).await;
     let host = HostProcess::spawn(dir.path(), &[fake.url()], &["--header-read-timeout", "2"]).await;
     let addr = host.server.addr();
     let mut conns = silent(addr, 30).await;

@@ -53,7 +53,7 @@ fn hidden_files_under(pid: u32, dir: &std::path::Path) -> Vec<String> {
 
 #[tokio::test]
 async fn exports_stream_every_page_with_init_images_and_selections_of_any_size() {
-    let s = ProcessStack::start(FAST_A, &["--start-paused"]).await;
+    let s = ProcessStack::start(FakeArgs::fast_a(), &["--start-paused"]).await;
     let c = s.client();
     // 12 img2img tasks with a 1.5 MB init image each (more than one page of bytes) among
     // 80 small ones (more than one page of rows).
@@ -142,7 +142,7 @@ async fn exports_stream_every_page_with_init_images_and_selections_of_any_size()
 
 #[tokio::test]
 async fn zips_are_streamed_and_write_nothing_into_the_results_folder() {
-    let s = ProcessStack::start(FAST_A, &[]).await;
+    let s = ProcessStack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client();
     // Results of 6 MiB each (the fake's huge answer: base64 of zeros, kept as `0.bin`).
     s.fake

@@ -16,7 +16,7 @@ const FAULTS: &str = "/agent-scheduler/v1/test/faults";
 #[tokio::test]
 async fn the_workspace_build_of_the_host_has_no_test_fault_route() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = FakeProcess::spawn(FAST_A).await;
+    let fake = FakeProcess::spawn(FakeArgs::fast_a()).await;
     let host = HostProcess::spawn_with_env(
         dir.path(),
         &[fake.url()],
@@ -39,7 +39,7 @@ async fn the_workspace_build_of_the_host_has_no_test_fault_route() {
 
 #[tokio::test]
 async fn the_test_fault_route_sits_behind_the_token_and_origin_guard() {
-    let fake = FakeProcess::spawn(FAST_A).await;
+    let fake = FakeProcess::spawn(FakeArgs::fast_a()).await;
     let host =
         InProcessHost::start_against(&fake.url(), tempfile::tempdir().expect("tempdir"), |c| {
             c.token = Some(Secret("s3cret".into()));

@@ -11,7 +11,7 @@ use crate::host_support::*;
 
 #[tokio::test]
 async fn ids_that_differ_only_in_case_are_one_id() {
-    let s = ProcessStack::start(FAST_A, &[]).await;
+    let s = ProcessStack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client();
     let item = |id: &str| {
         json!([{"id": id, "type": "txt2img", "params": {"prompt": id, "steps": 2, "width": 64, "height": 64}}])

@@ -26,6 +26,7 @@ use axum::extract::Path as UrlPath;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use scheduler_tests::fake_args::FakeArgs;
 use scheduler_tests::fixtures::workspace_root;
 use scheduler_tests::harness::{
     E2eRun, FIREFOX_TEST_ORIGIN, FakeProcess, HostProcess, browser_available, firefox_available,
@@ -147,14 +148,11 @@ async fn end_to_end(firefox: bool) {
         return;
     }
     let checkpoints = ["a", "b"];
-    let fake = FakeProcess::spawn(&[
-        "--step-ms",
-        "20",
-        "--checkpoint",
-        checkpoints[0],
-        "--checkpoint",
-        checkpoints[1],
-    ])
+    let fake = FakeProcess::spawn(
+        FakeArgs::new()
+            .step_ms(20)
+            .checkpoints(&[checkpoints[0], checkpoints[1]]),
+    )
     .await;
     let data = tempfile::tempdir().expect("tempdir");
     // Firefox's extension origin is per install: this host is told the test profile's.

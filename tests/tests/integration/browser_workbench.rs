@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use scheduler_tests::fake_args::FakeArgs;
 use scheduler_tests::fixtures::workspace_root;
 use scheduler_tests::harness::{
     E2eRun, FIREFOX_TEST_ORIGIN, FakeProcess, HostProcess, browser_available, firefox_available,
@@ -57,10 +58,9 @@ async fn workbench(firefox: bool) {
     if !ready {
         return;
     }
-    let fake =
-        FakeProcess::spawn(&["--step-ms", "20", "--checkpoint", "a", "--checkpoint", "b"]).await;
+    let fake = FakeProcess::spawn(FakeArgs::new().step_ms(20).checkpoints(&["a", "b"])).await;
     // Added to the pool from the panel's backends section.
-    let fake2 = FakeProcess::spawn(&["--step-ms", "20"]).await;
+    let fake2 = FakeProcess::spawn(FakeArgs::new().step_ms(20)).await;
     let data = tempfile::tempdir().expect("tempdir");
     // Firefox's extension origin is per install: this host is told the test profile's.
     let allow: &[&str] = if firefox {

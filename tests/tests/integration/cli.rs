@@ -79,16 +79,10 @@ fn assert_code(r: &Run, code: i32) {
 
 async fn paused_ab() -> Stack {
     Stack::start(
-        &[
-            "--step-ms",
-            "1",
-            "--checkpoint",
-            "a",
-            "--checkpoint",
-            "b",
-            "--loaded",
-            "a",
-        ],
+        FakeArgs::new()
+            .step_ms(1)
+            .checkpoints(&["a", "b"])
+            .loaded("a"),
         &["--start-paused"],
     )
     .await
@@ -129,7 +123,7 @@ async fn enqueue_with_flags_waits_and_saves_the_images() {
     if !scheduler_tests::harness::binaries_available() {
         return;
     }
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let url = s.url.clone();
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("shots");
@@ -296,7 +290,7 @@ async fn enqueue_control_queues_units_with_controls_field_names_and_saves_the_im
     if !scheduler_tests::harness::binaries_available() {
         return;
     }
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let url = s.url.clone();
     let api = s.client().clone();
     let dir = tempfile::tempdir().unwrap();
@@ -409,7 +403,7 @@ async fn bad_flags_and_unreadable_input_exit_2_and_an_unreachable_host_4() {
     if !scheduler_tests::harness::binaries_available() {
         return;
     }
-    let s = Stack::start(FAST_A, &["--start-paused"]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &["--start-paused"]).await;
     let url = s.url.clone();
     for args in [
         &["enqueue", "txt2img", "--size", "512"][..],
@@ -458,7 +452,7 @@ async fn a_task_that_fails_makes_wait_and_watch_exit_5() {
     if !scheduler_tests::harness::binaries_available() {
         return;
     }
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let url = s.url.clone();
     s.fake().configure(&FakeConfigPatch {
         fail_next_with_empty: Some(CountOrBool::Count(1)),
@@ -810,7 +804,7 @@ async fn the_token_comes_from_the_flag_or_the_environment() {
     if !scheduler_tests::harness::binaries_available() {
         return;
     }
-    let s = Stack::start(FAST_A, &["--token", "s3cret"]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &["--token", "s3cret"]).await;
     let url = s.url.clone();
     let r = cli(&url, &["ls"]).await;
     assert_code(&r, 3);

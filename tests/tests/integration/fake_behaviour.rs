@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use fake_sdnext::{FakeConfig, FakeHandle, FakeSdNext, FakeStats};
+use scheduler_tests::fake_args::FakeArgs;
 use scheduler_tests::harness::{FakeProcess, wait_until};
 use serde_json::{Value, json};
 
@@ -274,18 +275,13 @@ async fn binary_cli_hooks_and_restart_on_the_same_port() {
     if !scheduler_tests::harness::binaries_available() {
         return;
     }
-    let mut fake = FakeProcess::spawn(&[
-        "--step-ms",
-        "1",
-        "--checkpoint",
-        "x",
-        "--checkpoint",
-        "anime/y",
-        "--loaded",
-        "anime/y",
-        "--load-ms",
-        "1",
-    ])
+    let mut fake = FakeProcess::spawn(
+        FakeArgs::new()
+            .step_ms(1)
+            .checkpoints(&["x", "anime/y"])
+            .loaded("anime/y")
+            .load_ms(1),
+    )
     .await;
     let c = reqwest::Client::new();
     let url = fake.url();
@@ -346,7 +342,7 @@ async fn binary_cli_hooks_and_restart_on_the_same_port() {
     assert_eq!(r.status().as_u16(), 200);
 
     // With --auth, every /sdapi route needs credentials; hooks do not.
-    let auth = FakeProcess::spawn(&["--auth", "u:p", "--no-model"]).await;
+    let auth = FakeProcess::spawn(FakeArgs::new().auth("u", "p").no_model()).await;
     let r = c
         .get(format!("{}/sdapi/v1/version", auth.url()))
         .send()
@@ -435,4 +431,95 @@ async fn an_outage_keeps_the_port_refuses_connections_and_ends() {
         .await
         .expect("back up");
     assert_eq!(fresh.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_held_answer_and_a_held_load_wait_for_the_test() {
+    use fake_sdnext::{CountOrBool, FakeConfigPatch, Fault, FaultRule};
+    let fake = FakeSdNext::start(FakeConfig::with_checkpoints(&["a", "b"]))
+        .await
+        .unwrap();
+    fake.configure(&FakeConfigPatch {
+        faults: Some(vec![FaultRule {
+            fault: Fault::Hold,
+            prompt: Some("held".into()),
+            count: Some(1),
+        }]),
+        hold_loads: Some(CountOrBool::Count(1)),
+        ..FakeConfigPatch::default()
+    });
+    let h = std::sync::Arc::new(Http::new(&fake));
+    let held = {
+        let h = h.clone();
+        tokio::spawn(async move { h.txt2img(json!({"prompt": "held", "steps": 4})).await })
+    };
+    wait_until("the answer to be held", Duration::from_secs(10), || async {
+        (fake.held() == ["held"]).then_some(())
+    })
+    .await;
+    // Held at its last step: SD.Next shows the job running.
+    let p = h.get("/sdapi/v1/progress").await;
+    assert_eq!(
+        (
+            p["state"]["sampling_step"].clone(),
+            p["state"]["job_count"].clone()
+        ),
+        (json!(4), json!(1))
+    );
+    // An interrupt meanwhile is seen when it goes: the interrupted job's answer.
+    assert_eq!(h.post("/sdapi/v1/interrupt", json!({})).await.0, 204);
+    assert!(!held.is_finished(), "still held");
+    fake.release("held");
+    let (s, v) = held.await.unwrap();
+    assert_eq!((s, n_images(&v)), (200, 1));
+    assert!(fake.stats().generations[0].interrupted);
+    // The next one (the rule was for one request) is not held.
+    assert_eq!(
+        h.txt2img(json!({"prompt": "held", "steps": 1})).await.0,
+        200
+    );
+
+    // A held checkpoint load keeps SD.Next's lock (a generation waits behind it) and goes
+    // on after the client left.
+    let load = {
+        let h = h.clone();
+        tokio::spawn(async move {
+            h.post("/sdapi/v1/options", json!({"sd_model_checkpoint": "b"}))
+                .await
+        })
+    };
+    wait_until("the load to be held", Duration::from_secs(10), || async {
+        (fake.held() == ["load b"]).then_some(())
+    })
+    .await;
+    load.abort();
+    let behind = {
+        let h = h.clone();
+        tokio::spawn(async move { h.txt2img(json!({"prompt": "behind", "steps": 1})).await })
+    };
+    wait_until(
+        "the generation to wait behind the load",
+        Duration::from_secs(10),
+        || async { (fake.stats().count_requests("POST", "/sdapi/v1/txt2img") == 3).then_some(()) },
+    )
+    .await;
+    let st = fake.stats();
+    assert_eq!(
+        (st.loaded.as_deref(), st.prompts.len()),
+        (Some("a"), 2),
+        "nothing loaded or sampled while the load is held"
+    );
+    // Over HTTP, as the binary's tests do.
+    assert_eq!(
+        h.post("/fake/config", json!({"release_held": "*"})).await.0,
+        200
+    );
+    let (s, v) = behind.await.unwrap();
+    assert_eq!((s, n_images(&v)), (200, 1));
+    let st = fake.stats();
+    assert_eq!(
+        (st.loaded.as_deref(), st.held.len()),
+        (Some("b"), 0),
+        "the abandoned load went on once released"
+    );
 }

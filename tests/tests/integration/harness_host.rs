@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use scheduler_api::{EnqueueRequest, TaskStatus, TaskType};
+use scheduler_tests::fake_args::FakeArgs;
 use scheduler_tests::harness::{FakeProcess, HostProcess, wait_task_status};
 use serde_json::json;
 
@@ -12,8 +13,7 @@ async fn host_process_runs_a_task_and_restarts_on_the_same_port() {
     if !scheduler_tests::harness::binaries_available() {
         return;
     }
-    let fake =
-        FakeProcess::spawn(&["--step-ms", "1", "--checkpoint", "a", "--checkpoint", "b"]).await;
+    let fake = FakeProcess::spawn(FakeArgs::new().step_ms(1).checkpoints(&["a", "b"])).await;
     let dir = tempfile::tempdir().unwrap();
     let mut host = HostProcess::spawn(dir.path(), &[fake.url()], &[]).await;
     let req: EnqueueRequest = serde_json::from_value(

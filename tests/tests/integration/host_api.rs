@@ -11,18 +11,11 @@ use crate::host_support::*;
 
 async fn paused_stack() -> Stack {
     let s = Stack::start(
-        &[
-            "--step-ms",
-            "1",
-            "--checkpoint",
-            "a",
-            "--checkpoint",
-            "b",
-            "--vae",
-            "v1",
-            "--loaded",
-            "a",
-        ],
+        FakeArgs::new()
+            .step_ms(1)
+            .checkpoints(&["a", "b"])
+            .vae("v1")
+            .loaded("a"),
         &[],
     )
     .await;

@@ -10,8 +10,8 @@ use crate::host_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_run_on_a_backend_that_lists_their_checkpoint() {
-    let f1 = fake_with_args(&["--step-ms", "20", "--checkpoint", "a", "--loaded", "a"]).await;
-    let f2 = fake_with_args(&["--step-ms", "20", "--checkpoint", "b", "--loaded", "b"]).await;
+    let f1 = fake_with_args(FakeArgs::new().step_ms(20).checkpoint("a").loaded("a")).await;
+    let f2 = fake_with_args(FakeArgs::new().step_ms(20).checkpoint("b").loaded("b")).await;
     let (u1, u2) = (f1.url(), f2.url());
     let host = InProcessHost::start_with(f1, tempfile::tempdir().unwrap(), |c| {
         c.backends.push(u2.clone())
@@ -78,7 +78,7 @@ async fn tasks_run_on_a_backend_that_lists_their_checkpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_without_a_model_makes_tasks_wait_not_fail() {
-    let s = Stack::start(&["--step-ms", "1", "--checkpoint", "a", "--no-model"], &[]).await;
+    let s = Stack::start(FakeArgs::new().step_ms(1).checkpoint("a").no_model(), &[]).await;
     let c = s.client();
     let id = enqueue(c, "patient", json!({})).await;
     // The fake answers 200 with no images while no model is loaded; the host must not fail
@@ -112,7 +112,7 @@ async fn a_backend_without_a_model_makes_tasks_wait_not_fail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_requeue_of_failed_tasks_stops_at_max_attempts() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client();
     let settings = c
         .update_settings(&SettingsPatch {

@@ -31,7 +31,7 @@ async fn callbacks_never_target_the_host_itself_or_link_local_addresses() {
     if !scheduler_tests::harness::binaries_available() {
         return;
     }
-    let mut s = ProcessStack::start(FAST_A, &["--start-paused"]).await;
+    let mut s = ProcessStack::start(FakeArgs::fast_a(), &["--start-paused"]).await;
     let c = s.client().clone();
     let port = s.host.server.addr().port();
     let own = format!("http://127.0.0.1:{port}/agent-scheduler/v1/history/clear");
@@ -103,6 +103,7 @@ async fn callbacks_never_target_the_host_itself_or_link_local_addresses() {
                         group_id: None,
                     }],
                     None,
+                    agent_scheduler::clock::Clock::system().now_ms(),
                 )
             })
             .expect("insert");
@@ -174,7 +175,7 @@ async fn callbacks_run_concurrently_in_order_per_receiver_and_shutdown_is_prompt
     if !scheduler_tests::harness::binaries_available() {
         return;
     }
-    let mut s = ProcessStack::start(FAST_A, &[]).await;
+    let mut s = ProcessStack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client().clone();
     let hanging = CallbackReceiver::start().await;
     hanging.set_hang(true);

@@ -42,7 +42,7 @@ async fn wait_hold(c: &Client, want: Option<&str>) {
 /// goes back to pending without counting an attempt, and runs again later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_holds_the_queue_answers_507_and_loses_nothing() {
-    let fake = fake_with_args(&["--step-ms", "5", "--checkpoint", "a", "--loaded", "a"]).await;
+    let fake = fake_with_args(FakeArgs::new().step_ms(5).checkpoint("a").loaded("a")).await;
     // As `AGENT_SCHEDULER_TEST_FAULTS=1` does for the binary.
     let host = InProcessHost::start_with(fake, tempfile::tempdir().expect("tempdir"), |c| {
         c.test_faults = Some(TestFaults { disk_full: false })
@@ -135,7 +135,7 @@ async fn the_host_starts_on_a_full_disk_and_runs_when_space_returns() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = FakeProcess::spawn(&["--step-ms", "20", "--checkpoint", "a", "--loaded", "a"]).await;
+    let fake = FakeProcess::spawn(FakeArgs::new().step_ms(20).checkpoint("a").loaded("a")).await;
     let mut first = HostProcess::spawn(dir.path(), &[fake.url()], &[]).await;
     let c = first.client.clone();
     let long = enqueue(&c, "cut short", json!({"steps": 200})).await;
@@ -184,7 +184,7 @@ async fn tmpfs_data_directory_filled_up_holds_and_resumes() {
         }
     }
     let _guard = Unmount(mnt.path().to_path_buf());
-    let fake = FakeProcess::spawn(FAST_A).await;
+    let fake = FakeProcess::spawn(FakeArgs::fast_a()).await;
     let host = HostProcess::spawn(mnt.path(), &[fake.url()], &[]).await;
     let c = host.client.clone();
     wait_done(&c, &enqueue(&c, "fits", json!({})).await).await;

@@ -54,7 +54,7 @@ async fn lists_read(c: &Client, source: &str) {
 
 /// The fake (checkpoint `a`) and a paused host, the backend's lists read.
 async fn paused_stack() -> Stack {
-    let s = Stack::start(FAST_A, &["--start-paused"]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &["--start-paused"]).await;
     lists_read(s.client(), "table").await;
     s
 }
@@ -381,14 +381,12 @@ async fn a_backends_own_openapi_document_is_the_contract() {
     let dir = tempfile::tempdir().expect("tmp");
     let doc_file = dir.path().join("openapi.json");
     std::fs::write(&doc_file, doc.to_string()).expect("write");
-    let fake = FakeProcess::spawn(&[
-        "--step-ms",
-        "1",
-        "--checkpoint",
-        CHECKPOINT,
-        "--openapi",
-        doc_file.to_str().expect("utf-8 path"),
-    ])
+    let fake = FakeProcess::spawn(
+        FakeArgs::new()
+            .step_ms(1)
+            .checkpoint(CHECKPOINT)
+            .openapi(&doc_file),
+    )
     .await;
     let host =
         HostProcess::spawn(&dir.path().join("host"), &[fake.url()], &["--start-paused"]).await;

@@ -1,6 +1,7 @@
 //! Nothing wedges the night's queue (issue 7): misbehaving backends against the host in this
 //! process and in-process fakes (the poison-task test against the processes: their log shows
-//! that nothing panics). One test per finding.
+//! that nothing panics). One test per fault: poison tasks, hung generations and stalled
+//! backends, answers beyond the cap.
 
 use fake_sdnext::{FakeConfigPatch, Fault, FaultRule};
 use scheduler_api::client::Client;
@@ -22,7 +23,7 @@ fn faults(fake: &fake_sdnext::FakeHandle, rules: Vec<FaultRule>) {
     });
 }
 
-/// Finding 1: a request that fails after it was sent, with the backend up, counts an
+/// Poison tasks: a request that fails after it was sent, with the backend up, counts an
 /// attempt; the task waits out a growing backoff (carrying `next_run_at`) while the tasks
 /// behind it run, and fails with the reason after `max_attempts`. Each fault mode is a
 /// poison task of its own; all of them are in the queue at once.
@@ -32,7 +33,7 @@ async fn poison_tasks_fail_after_max_attempts_and_the_queue_moves_on() {
         return;
     }
     // A process: its log shows that the host never panics.
-    let s = ProcessStack::start(FAST_A, &["--start-paused"]).await;
+    let s = ProcessStack::start(FakeArgs::fast_a(), &["--start-paused"]).await;
     let c = s.client().clone();
     settings(&c, json!({"max_attempts": 3, "retry_backoff_s": 2})).await;
     let modes = [
@@ -107,11 +108,11 @@ async fn wait_until_task(
     .await
 }
 
-/// Finding 1, the other side: 429 stays back-off-and-retry (no attempt counted), and a
+/// Poison tasks, the other side: 429 stays back-off-and-retry (no attempt counted), and a
 /// request that cannot even connect is an outage (no attempt).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_and_outages_count_no_attempt() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client().clone();
     settings(&c, json!({"max_attempts": 1})).await;
     s.fake().configure(&FakeConfigPatch {
@@ -145,12 +146,12 @@ async fn rate_limits_and_outages_count_no_attempt() {
     assert_eq!(t.attempts, 0, "an outage counts no attempt");
 }
 
-/// Finding 2: DELETE ends a task within 15 s even when the backend never answers; the
+/// A hung generation: DELETE ends a task within 15 s even when the backend never answers; the
 /// abandoned request holds the backend only until its progress shows it idle, and the next
 /// task then runs on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_generation_is_interrupted_and_the_next_task_runs() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client().clone();
     settings(&c, json!({"interrupt_grace_s": 2})).await;
     faults(
@@ -181,15 +182,15 @@ async fn a_hung_generation_is_interrupted_and_the_next_task_runs() {
     assert_eq!(t.backend.as_deref(), Some(s.fake().url().as_str()));
 }
 
-/// Finding 2: a backend whose job ignores interrupts is `stalled` after the request is
+/// A hung generation: a backend whose job ignores interrupts is `stalled` after the request is
 /// abandoned and gets no task while its progress shows the job; the other backend carries
 /// on; once the job ends, the stalled backend takes tasks again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_that_ignores_interrupts_stalls_and_the_other_carries_on() {
     use scheduler_api::{BackendInfo, BackendState};
     use scheduler_tests::inprocess::{InProcessHost, fake_with_args};
-    let f1 = fake_with_args(FAST_A).await;
-    let f2 = fake_with_args(FAST_A).await;
+    let f1 = fake_with_args(FakeArgs::fast_a()).await;
+    let f2 = fake_with_args(FakeArgs::fast_a()).await;
     let stuck_rule = FaultRule {
         fault: Fault::HangIgnoresInterrupt,
         prompt: Some("stuck".into()),
@@ -259,11 +260,11 @@ async fn a_backend_that_ignores_interrupts_stalls_and_the_other_carries_on() {
     .await;
 }
 
-/// Finding 2: the stall watchdog interrupts and fails a task whose progress stops changing;
+/// A hung generation: the stall watchdog interrupts and fails a task whose progress stops changing;
 /// the overall per-task timeout does the same for a task that runs too long.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stall_watchdog_and_the_task_timeout_fail_a_task_and_the_queue_moves_on() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client().clone();
     settings(&c, json!({"stall_timeout_s": 2, "interrupt_grace_s": 2})).await;
     faults(
@@ -294,12 +295,12 @@ async fn the_stall_watchdog_and_the_task_timeout_fail_a_task_and_the_queue_moves
     assert_eq!(c.settings().await.expect("settings").task_timeout_s, None);
 }
 
-/// Finding 7: a generation answer beyond `max_answer_mib` fails the task with the reason
+/// An answer beyond the cap: a generation answer beyond `max_answer_mib` fails the task with the reason
 /// without being read; an answer under the cap is read (the peak memory of a 256 MiB answer
 /// is measured by the `faults` bench).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_beyond_the_cap_fails_the_task_and_the_queue_moves_on() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client().clone();
     settings(&c, json!({"max_answer_mib": 2})).await;
     faults(
@@ -324,11 +325,11 @@ async fn an_answer_beyond_the_cap_fails_the_task_and_the_queue_moves_on() {
     assert_eq!(t.image_count, 1, "an answer under the cap is read");
 }
 
-/// Finding 2: with its only backend stalled (a job that ignores interrupts), the queue shows
+/// A hung generation: with its only backend stalled (a job that ignores interrupts), the queue shows
 /// `hold_reason: "backend stalled"` until the job ends; then the next task runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_only_backend_holds_the_queue_until_it_is_idle() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client().clone();
     settings(&c, json!({"interrupt_grace_s": 1, "stall_recheck_s": 1})).await;
     faults(

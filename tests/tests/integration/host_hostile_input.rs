@@ -50,7 +50,7 @@ fn search_text() -> impl Strategy<Value = String> {
 fn no_search_text_produces_a_5xx_and_words_keep_their_meaning() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let s = rt.block_on(async {
-        let s = Stack::start(FAST_A, &["--start-paused"]).await;
+        let s = Stack::start(FakeArgs::fast_a(), &["--start-paused"]).await;
         let c = s.client().clone();
         enqueue(&c, "red fox jumps", json!({"name": "night"})).await;
         let done = enqueue(&c, "quoted \"fox\" story", json!({})).await;
@@ -184,7 +184,7 @@ fn enqueue_body() -> impl Strategy<Value = (TaskType, Value)> {
 #[test]
 fn no_enqueue_body_produces_a_5xx_and_a_refusal_changes_nothing() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let s = rt.block_on(Stack::start(FAST_A, &["--start-paused"]));
+    let s = rt.block_on(Stack::start(FakeArgs::fast_a(), &["--start-paused"]));
     let c = s.client().clone();
     let mut runner = TestRunner::new(PropConfig {
         cases: 300,

@@ -67,7 +67,7 @@ async fn slow_headers_time_out_connections_are_capped_and_early_errors_are_json(
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let fake = scheduler_tests::harness::FakeProcess::spawn(FAST_A).await;
+    let fake = scheduler_tests::harness::FakeProcess::spawn(FakeArgs::fast_a()).await;
     let host = HostProcess::spawn(
         dir.path(),
         &[fake.url()],

@@ -12,6 +12,7 @@ use scheduler_api::{
     BackendState, EnqueueRequest, ErrorCode, Event, HistoryFilter, ImportRequest, ListQuery,
     MoveTarget, SettingsPatch, TaskStatus, TaskType, UpdateTaskRequest, routes,
 };
+use scheduler_tests::fake_args::FakeArgs;
 use scheduler_tests::harness::wait_until;
 use scheduler_tests::inprocess::{DEADLINE, InProcessHost, fake, fake_with_args, refused};
 use serde_json::{Value, json};
@@ -554,7 +555,7 @@ async fn failed_tasks_requeue_and_empty_answers_fail_with_a_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_outage_makes_tasks_wait_and_none_fail() {
-    let f = fake_with_args(&["--step-ms", "15", "--checkpoint", "a", "--loaded", "a"]).await;
+    let f = fake_with_args(FakeArgs::new().step_ms(15).checkpoint("a").loaded("a")).await;
     let h = InProcessHost::start_with(f, tempfile::tempdir().expect("tmp"), |_| {}).await;
     let c = h.api.clone();
     let mut ids = Vec::new();
@@ -656,8 +657,14 @@ async fn a_task_left_running_by_a_crash_runs_again_first() {
                     bookmarked: false,
                     group_id: None,
                 };
-                agent_scheduler::store::tasks::insert_tasks(c, &[t("first"), t("second")], None)?;
-                agent_scheduler::store::transitions::claim_next(c, "old", 0, |w, _| {
+                let now = agent_scheduler::clock::Clock::system().now_ms();
+                agent_scheduler::store::tasks::insert_tasks(
+                    c,
+                    &[t("first"), t("second")],
+                    None,
+                    now,
+                )?;
+                agent_scheduler::store::transitions::claim_next(c, "old", 0, 1, |w, _| {
                     (!w.is_empty()).then(|| agent_scheduler::store::transitions::Choice {
                         index: 0,
                         overtaken: Vec::new(),

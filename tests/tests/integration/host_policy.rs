@@ -9,25 +9,18 @@ use serde_json::json;
 use crate::host_support::*;
 
 /// a, b, c listed, a loaded, 1 ms per step, loads take 5 ms.
-const ABC: &[&str] = &[
-    "--step-ms",
-    "1",
-    "--load-ms",
-    "5",
-    "--checkpoint",
-    "a",
-    "--checkpoint",
-    "b",
-    "--checkpoint",
-    "c",
-    "--loaded",
-    "a",
-];
+fn abc() -> FakeArgs {
+    FakeArgs::new()
+        .step_ms(1)
+        .load_ms(5)
+        .checkpoints(&["a", "b", "c"])
+        .loaded("a")
+}
 
-/// A paused host over [`ABC`], once it knows that `a` is loaded (the order the listing
+/// A paused host over [`abc`], once it knows that `a` is loaded (the order the listing
 /// projects depends on it; before the first probe answers, nothing is known loaded).
 async fn abc_paused() -> Stack {
-    let s = Stack::start(ABC, &["--start-paused"]).await;
+    let s = Stack::start(abc(), &["--start-paused"]).await;
     wait_until("the host to know that `a` is loaded", LONG, || async {
         let b = s.client().backends().await.ok()?;
         (b[0].loaded_checkpoint.as_deref() == Some("a")).then_some(())

@@ -11,30 +11,12 @@ use serde_json::json;
 
 use crate::host_support::*;
 
-fn fast(ck: &str) -> Vec<String> {
-    [
-        "--step-ms",
-        "2",
-        "--checkpoint",
-        "a",
-        "--checkpoint",
-        "b",
-        "--loaded",
-        ck,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-async fn fake(args: &[String]) -> FakeProcess {
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    FakeProcess::spawn(&a).await
-}
-
-async fn in_process(args: &[String]) -> fake_sdnext::FakeHandle {
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    fake_with_args(&a).await
+/// `a` and `b` listed, `ck` loaded, 2 ms per step.
+fn fast(ck: &str) -> FakeArgs {
+    FakeArgs::new()
+        .step_ms(2)
+        .checkpoints(&["a", "b"])
+        .loaded(ck)
 }
 
 async fn backends(c: &Client) -> Vec<BackendInfo> {
@@ -64,10 +46,8 @@ async fn an_added_backend_takes_work_persists_and_never_shows_its_credentials() 
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let f1 = fake(&fast("a")).await;
-    let mut args = fast("a");
-    args.extend(["--auth".to_string(), "user:s3cret".to_string()]);
-    let f2 = fake(&args).await;
+    let f1 = FakeProcess::spawn(fast("a")).await;
+    let f2 = FakeProcess::spawn(fast("a").auth("user", "s3cret")).await;
     let mut host = HostProcess::spawn(dir.path(), &[f1.url()], &["--start-paused"]).await;
     let c = host.client.clone();
     let secret_url = f2.url().replace("http://", "http://user:s3cret@");
@@ -203,8 +183,8 @@ async fn an_added_backend_takes_work_persists_and_never_shows_its_credentials() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disabling_a_busy_backend_hands_its_task_to_another_and_drain_finishes_first() {
-    let slow = fake_with_args(&["--step-ms", "40", "--checkpoint", "a", "--loaded", "a"]).await;
-    let other = fake_with_args(&["--step-ms", "2", "--checkpoint", "a", "--loaded", "a"]).await;
+    let slow = fake_with_args(FakeArgs::new().step_ms(40).checkpoint("a").loaded("a")).await;
+    let other = fake_with_args(FakeArgs::new().step_ms(2).checkpoint("a").loaded("a")).await;
     let host = InProcessHost::start_with(slow, tempfile::tempdir().expect("tempdir"), |_| {}).await;
     let (c, slow) = (host.client().clone(), host.fake());
     // The slow backend alone takes the long task.
@@ -253,8 +233,8 @@ async fn disabling_a_busy_backend_hands_its_task_to_another_and_drain_finishes_f
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_that_goes_down_leaves_its_work_to_the_others() {
-    let fa = in_process(&fast("a")).await;
-    let fb = in_process(&fast("b")).await;
+    let fa = fake_with_args(fast("a")).await;
+    let fb = fake_with_args(fast("b")).await;
     let fb_url = fb.url();
     let host = InProcessHost::start_with(fa, tempfile::tempdir().expect("tempdir"), |c| {
         c.start_paused = true;
@@ -287,16 +267,10 @@ async fn a_backend_that_goes_down_leaves_its_work_to_the_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loads_and_runs_are_counted_per_backend() {
     let s = Stack::start(
-        &[
-            "--step-ms",
-            "1",
-            "--checkpoint",
-            "a",
-            "--checkpoint",
-            "b",
-            "--loaded",
-            "a",
-        ],
+        FakeArgs::new()
+            .step_ms(1)
+            .checkpoints(&["a", "b"])
+            .loaded("a"),
         &["--start-paused"],
     )
     .await;
@@ -322,18 +296,14 @@ async fn loads_and_runs_are_counted_per_backend() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_waits_for_a_backend_busy_with_its_checkpoint_only_while_it_is() {
     // A has `a` loaded; B has `b` loaded; both list both.
-    let a = fake_with_args(&[
-        "--step-ms",
-        "5",
-        "--checkpoint",
-        "a",
-        "--checkpoint",
-        "b",
-        "--loaded",
-        "a",
-    ])
+    let a = fake_with_args(
+        FakeArgs::new()
+            .step_ms(5)
+            .checkpoints(&["a", "b"])
+            .loaded("a"),
+    )
     .await;
-    let b = in_process(&fast("b")).await;
+    let b = fake_with_args(fast("b")).await;
     let host = InProcessHost::start_with(a, tempfile::tempdir().expect("tempdir"), |_| {}).await;
     let (c, a) = (host.client().clone(), host.fake());
     // A runs a long `a` task; B joins.

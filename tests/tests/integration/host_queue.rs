@@ -14,7 +14,7 @@ use crate::host_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_come_as_png_json_with_infotext_and_as_a_zip() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client();
     let id = enqueue(c, "a red fox", json!({"n_iter": 2, "batch_size": 1})).await;
     let t = wait_done(c, &id).await;
@@ -85,7 +85,7 @@ async fn results_come_as_png_json_with_infotext_and_as_a_zip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_arrive_with_their_files_for_done_and_failed_tasks() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client();
     let rx = CallbackReceiver::start().await;
     let ok = enqueue(
@@ -145,7 +145,7 @@ async fn callbacks_arrive_with_their_files_for_done_and_failed_tasks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callbacks_are_retried_until_the_receiver_accepts() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client();
     let rx = CallbackReceiver::start().await;
     rx.set_status(503);
@@ -165,20 +165,10 @@ async fn callbacks_are_retried_until_the_receiver_accepts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_checkpoints_and_folders_expand_into_one_task_each() {
     let s = Stack::start(
-        &[
-            "--step-ms",
-            "1",
-            "--checkpoint",
-            "anime/a",
-            "--checkpoint",
-            "anime/sub/b",
-            "--checkpoint",
-            "anime2/c",
-            "--checkpoint",
-            "real/d",
-            "--loaded",
-            "real/d",
-        ],
+        FakeArgs::new()
+            .step_ms(1)
+            .checkpoints(&["anime/a", "anime/sub/b", "anime2/c", "real/d"])
+            .loaded("real/d"),
         &[],
     )
     .await;
@@ -236,7 +226,7 @@ async fn all_checkpoints_and_folders_expand_into_one_task_each() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_then_import_round_trips_and_original_exports_import_too() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client();
     pause(c).await;
     let t1 = enqueue(
@@ -319,7 +309,7 @@ async fn export_then_import_round_trips_and_original_exports_import_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_now_while_paused_runs_that_task_only() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client();
     pause(c).await;
     let a = enqueue(c, "first", json!({})).await;
@@ -339,11 +329,7 @@ async fn run_now_while_paused_runs_that_task_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_lets_the_running_task_finish_and_interrupt_stops_it() {
-    let s = Stack::start(
-        &["--step-ms", "40", "--checkpoint", "a", "--loaded", "a"],
-        &[],
-    )
-    .await;
+    let s = Stack::start(FakeArgs::new().step_ms(40).checkpoint("a").loaded("a"), &[]).await;
     let c = s.client();
     let long = enqueue(c, "long one", json!({"steps": 200})).await;
     let next = enqueue(c, "next", json!({})).await;
@@ -370,15 +356,11 @@ async fn pause_lets_the_running_task_finish_and_interrupt_stops_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_interrupt_is_sent_again() {
     let s = Stack::start(
-        &[
-            "--step-ms",
-            "30",
-            "--checkpoint",
-            "a",
-            "--loaded",
-            "a",
-            "--lose-first-interrupt",
-        ],
+        FakeArgs::new()
+            .step_ms(30)
+            .checkpoint("a")
+            .loaded("a")
+            .lose_first_interrupt(),
         &[],
     )
     .await;
@@ -403,16 +385,10 @@ async fn a_lost_interrupt_is_sent_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_reported_with_reasons() {
     let s = Stack::start(
-        &[
-            "--step-ms",
-            "1",
-            "--checkpoint",
-            "a",
-            "--checkpoint",
-            "gone",
-            "--loaded",
-            "a",
-        ],
+        FakeArgs::new()
+            .step_ms(1)
+            .checkpoints(&["a", "gone"])
+            .loaded("a"),
         &[],
     )
     .await;

@@ -13,11 +13,8 @@ async fn sigkill_mid_task_loses_nothing_and_reruns_only_the_interrupted_task_fir
     if !scheduler_tests::harness::binaries_available() {
         return;
     }
-    let mut s = ProcessStack::start(
-        &["--step-ms", "25", "--checkpoint", "a", "--loaded", "a"],
-        &[],
-    )
-    .await;
+    let mut s =
+        ProcessStack::start(FakeArgs::new().step_ms(25).checkpoint("a").loaded("a"), &[]).await;
     let first = enqueue(s.client(), "before the crash", json!({})).await;
     wait_done(s.client(), &first).await;
     let files_before: Vec<_> = std::fs::read_dir(s.dir.path().join("results").join(&first))
@@ -116,7 +113,7 @@ async fn the_event_stream_replays_what_a_client_missed() {
     if !scheduler_tests::harness::binaries_available() {
         return;
     }
-    let mut s = ProcessStack::start(FAST_A, &[]).await;
+    let mut s = ProcessStack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client().clone();
     pause(&c).await;
     let first = enqueue(&c, "seen", json!({})).await;

@@ -27,7 +27,11 @@ async fn status_with(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_origin_is_refused_and_the_extension_and_programs_pass() {
-    let s = Stack::start(FAST_A, &["--allow-origin", "http://trusted.example:9000"]).await;
+    let s = Stack::start(
+        FakeArgs::fast_a(),
+        &["--allow-origin", "http://trusted.example:9000"],
+    )
+    .await;
     pause(s.client()).await;
     let evil = [("origin", "https://evil.example".to_owned())];
     assert_eq!(
@@ -83,7 +87,7 @@ async fn a_foreign_origin_is_refused_and_the_extension_and_programs_pass() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_is_required_when_configured() {
-    let s = Stack::start(FAST_A, &["--token", "s3cret"]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &["--token", "s3cret"]).await;
     let none = status_with(&s, reqwest::Method::GET, routes::QUEUE, &[]).await;
     assert_eq!(none, 401);
     let e = s
@@ -118,7 +122,7 @@ async fn listening_beyond_loopback_without_a_token_is_refused_at_start() {
     if !scheduler_tests::harness::binaries_available() {
         return;
     }
-    let fake = FakeProcess::spawn(&["--checkpoint", "a"]).await;
+    let fake = FakeProcess::spawn(FakeArgs::new().checkpoint("a")).await;
     let dir = tempfile::tempdir().unwrap();
     let args = vec![
         "serve".to_owned(),
@@ -151,7 +155,7 @@ async fn listening_beyond_loopback_without_a_token_is_refused_at_start() {
 async fn a_firefox_extension_is_allowed_by_flag_or_by_the_token() {
     let firefox = "moz-extension://0f1e2d3c-4b5a-4978-8877-665544332211";
     let other = "moz-extension://99999999-4b5a-4978-8877-665544332211";
-    let s = Stack::start(FAST_A, &["--allow-origin", firefox]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &["--allow-origin", firefox]).await;
     pause(s.client()).await;
     let at = |o: &str| vec![("origin", o.to_owned())];
     assert_eq!(
@@ -180,7 +184,7 @@ async fn a_firefox_extension_is_allowed_by_flag_or_by_the_token() {
     );
     assert_eq!(queue_ids(s.client()).await.len(), 1, "only the allowed one");
 
-    let t = Stack::start(FAST_A, &["--token", "s3cret"]).await;
+    let t = Stack::start(FakeArgs::fast_a(), &["--token", "s3cret"]).await;
     let with = |o: &str, tok: &str| {
         vec![
             ("origin", o.to_owned()),

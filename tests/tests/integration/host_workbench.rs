@@ -26,7 +26,7 @@ fn bulk_body(action: BulkAction, selection: Selection) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thumbnails_are_jpegs_made_once_beside_the_image_cached_and_gone_with_the_task() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client();
     let id = enqueue(c, "a fox", json!({"n_iter": 2})).await;
     wait_done(c, &id).await;
@@ -114,18 +114,10 @@ async fn thumbnails_are_jpegs_made_once_beside_the_image_cached_and_gone_with_th
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multi_checkpoint_enqueue_is_a_group_with_its_own_listing() {
     let s = Stack::start(
-        &[
-            "--step-ms",
-            "1",
-            "--checkpoint",
-            "a",
-            "--checkpoint",
-            "b",
-            "--checkpoint",
-            "c",
-            "--loaded",
-            "a",
-        ],
+        FakeArgs::new()
+            .step_ms(1)
+            .checkpoints(&["a", "b", "c"])
+            .loaded("a"),
         &["--start-paused"],
     )
     .await;
@@ -213,7 +205,7 @@ async fn a_multi_checkpoint_enqueue_is_a_group_with_its_own_listing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_actions_act_on_ids_or_a_filter_in_one_request_and_refusals_change_nothing() {
-    let s = Stack::start(FAST_A, &["--start-paused"]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &["--start-paused"]).await;
     let c = s.client();
     let mut p = Vec::new();
     for i in 0..6 {
@@ -386,7 +378,7 @@ async fn bulk_actions_act_on_ids_or_a_filter_in_one_request_and_refusals_change_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_selection_exports_and_zips_its_results_in_one_request() {
-    let s = Stack::start(FAST_A, &[]).await;
+    let s = Stack::start(FakeArgs::fast_a(), &[]).await;
     let c = s.client();
     let a = enqueue(c, "zip one", json!({"n_iter": 2})).await;
     let b = enqueue(c, "zip two", json!({})).await;
@@ -438,16 +430,10 @@ async fn a_selection_exports_and_zips_its_results_in_one_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_eta_is_absent_before_any_run_then_follows_measured_speed_and_loads() {
     let s = Stack::start(
-        &[
-            "--step-ms",
-            "30",
-            "--checkpoint",
-            "a",
-            "--checkpoint",
-            "b",
-            "--loaded",
-            "a",
-        ],
+        FakeArgs::new()
+            .step_ms(30)
+            .checkpoints(&["a", "b"])
+            .loaded("a"),
         &["--start-paused"],
     )
     .await;
@@ -535,18 +521,10 @@ async fn the_eta_is_absent_before_any_run_then_follows_measured_speed_and_loads(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_history_sorts_by_checkpoint_in_keyset_pages() {
     let s = Stack::start(
-        &[
-            "--step-ms",
-            "1",
-            "--checkpoint",
-            "a",
-            "--checkpoint",
-            "b",
-            "--checkpoint",
-            "c",
-            "--loaded",
-            "a",
-        ],
+        FakeArgs::new()
+            .step_ms(1)
+            .checkpoints(&["a", "b", "c"])
+            .loaded("a"),
         &[],
     )
     .await;
@@ -618,7 +596,11 @@ fn fake_webapp() -> tempfile::TempDir {
 async fn the_web_app_is_served_at_the_root_and_opens_without_the_token() {
     let app = fake_webapp();
     let webapp = app.path().display().to_string();
-    let host = Stack::start(FAST_A, &["--token", "s3cret", "--webapp", &webapp]).await;
+    let host = Stack::start(
+        FakeArgs::fast_a(),
+        &["--token", "s3cret", "--webapp", &webapp],
+    )
+    .await;
     let anon = Client::new(&host.url);
     // The page and its files need no token (the page asks for it).
     let page = anon.raw(Method::Get, "/").send().await.unwrap();
@@ -686,7 +668,7 @@ async fn the_web_app_is_served_at_the_root_and_opens_without_the_token() {
 async fn without_a_built_web_app_the_root_says_how_to_build_it() {
     let empty = tempfile::tempdir().unwrap();
     let webapp = empty.path().display().to_string();
-    let host = Stack::start(FAST_A, &["--webapp", &webapp]).await;
+    let host = Stack::start(FakeArgs::fast_a(), &["--webapp", &webapp]).await;
     let r = host.client().raw(Method::Get, "/").send().await.unwrap();
     assert_eq!(r.status, 404);
     assert!(String::from_utf8_lossy(&r.body).contains("bash frontend/build.sh"));

@@ -6,6 +6,7 @@ use agent_scheduler::results::image::{image_ext, read_png_parameters};
 use agent_scheduler::sdnext::{RemoteError, SdClient, resolve_checkpoint};
 use fake_sdnext::{CountOrBool, FakeConfig, FakeConfigPatch, FakeSdNext, image_dimensions};
 use scheduler_api::TaskType;
+use scheduler_tests::fake_args::FakeArgs;
 use scheduler_tests::harness::wait_until;
 use serde_json::{Map, Value, json};
 
@@ -329,7 +330,8 @@ async fn credentials_in_the_url_become_basic_auth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_backend_mid_generation_is_an_outage() {
     let fake =
-        scheduler_tests::inprocess::fake_with_args(&["--step-ms", "5", "--checkpoint", "a"]).await;
+        scheduler_tests::inprocess::fake_with_args(FakeArgs::new().step_ms(5).checkpoint("a"))
+            .await;
     let c = SdClient::new(&fake.url()).unwrap();
     let c2 = c.clone();
     let job = tokio::spawn(async move {

@@ -9,17 +9,17 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agent_scheduler::clock::Clock;
 use agent_scheduler::model::cursor::Cursor;
+use agent_scheduler::model::cursor::PendingFrom;
 use agent_scheduler::model::eta::Speed;
 use agent_scheduler::model::search::Scope;
-use agent_scheduler::model::transition::{Change, Event, Policy, Transition, decide};
-use agent_scheduler::model::{Candidate, ImageRow, NewTask, RunEnd, TaskRow, now_ms};
+use agent_scheduler::model::transition::{Event, Policy, Transition};
+use agent_scheduler::model::{Candidate, ImageRow, NewTask, RunEnd, TaskEdit, TaskRow};
 use agent_scheduler::store::Store;
 use agent_scheduler::store::StoreError;
 use agent_scheduler::store::api::{ChooseFn, Claimed, TaskStore};
-use agent_scheduler::store::export::PendingFrom;
 use agent_scheduler::store::pg::{self, PgStore};
-use agent_scheduler::store::tasks::TaskEdit;
 use agent_scheduler::store::transitions::{Applied, Choice, RunOutputs};
 use scheduler_api::{
     BulkAction, HistoryFilter, ListName, MoveTarget, Selection, SelectionFilter, TaskStatus,
@@ -122,6 +122,11 @@ contract!(
 // ---------------------------------------------------------------------------------------
 // Helpers
 
+/// The time a write happens at: the services pass their clock's reading to every store call.
+fn now() -> i64 {
+    Clock::system().now_ms()
+}
+
 fn new_task(id: &str, prompt: &str) -> NewTask {
     NewTask {
         id: id.into(),
@@ -142,7 +147,7 @@ async fn add(s: &S, ids: &[&str]) {
         .iter()
         .map(|i| new_task(i, &format!("prompt {i}")))
         .collect();
-    assert_eq!(s.insert_tasks(tasks, None).await.unwrap(), None);
+    assert_eq!(s.insert_tasks(tasks, None, now()).await.unwrap(), None);
 }
 
 async fn order(s: &S) -> Vec<String> {
@@ -165,7 +170,7 @@ fn first() -> ChooseFn {
 }
 
 async fn claim(s: &S) -> Option<Claimed> {
-    s.claim_next("b1".into(), now_ms(), first()).await.unwrap()
+    s.claim_next("b1".into(), now(), first()).await.unwrap()
 }
 
 async fn task(s: &S, id: &str) -> TaskRow {
@@ -175,7 +180,8 @@ async fn task(s: &S, id: &str) -> TaskRow {
         .expect("task exists")
 }
 
-/// Ends a claimed run as the queue service does: decide once, then write.
+/// Ends a claimed run as the queue service does: the store decides the end on the task as it
+/// is now and writes it guarded by the claim's fence.
 async fn end_run(
     s: &S,
     c: &Claimed,
@@ -183,24 +189,16 @@ async fn end_run(
     policy: Policy,
     images: Vec<ImageRow>,
 ) -> Applied {
-    let t = task(s, &c.task.id).await;
-    let Transition::Change(change) = decide(
-        &t.life,
-        &Event::Finished { end, at: now_ms() },
-        &policy,
-        now_ms(),
-    )
-    .unwrap() else {
-        panic!("a run end is a change")
-    };
     s.finish(
         c.task.id.clone(),
         c.fence,
-        change,
+        Event::Finished { end, at: now() },
+        policy,
         RunOutputs {
             images,
             info: Some(json!({"seed": 1})),
         },
+        now(),
     )
     .await
     .unwrap()
@@ -259,7 +257,7 @@ async fn enqueue_lists_counts_and_ids_without_case(s: S) {
     assert_eq!(s.get_task("zz".into(), false).await.unwrap(), None);
     // A clash of ids fails the whole insert.
     assert!(
-        s.insert_tasks(vec![new_task("d", "x"), new_task("a", "y")], None)
+        s.insert_tasks(vec![new_task("d", "x"), new_task("a", "y")], None, now())
             .await
             .is_err()
     );
@@ -274,15 +272,19 @@ async fn enqueue_lists_counts_and_ids_without_case(s: S) {
 async fn idempotency_returns_the_first_answer(s: S) {
     let key = || Some(("k".to_string(), "A".to_string()));
     assert_eq!(
-        s.insert_tasks(vec![new_task("a", "x")], key())
+        s.insert_tasks(vec![new_task("a", "x")], key(), now())
             .await
             .unwrap(),
         None
     );
     assert_eq!(
-        s.insert_tasks(vec![new_task("b", "x")], Some(("k".into(), "B".into())))
-            .await
-            .unwrap(),
+        s.insert_tasks(
+            vec![new_task("b", "x")],
+            Some(("k".into(), "B".into())),
+            now()
+        )
+        .await
+        .unwrap(),
         Some("A".into())
     );
     assert_eq!(order(&s).await, ["a"]);
@@ -290,13 +292,13 @@ async fn idempotency_returns_the_first_answer(s: S) {
         s.idempotent_answer("k".into()).await.unwrap(),
         Some("A".into())
     );
-    assert_eq!(s.prune_idempotency(now_ms() + 1).await.unwrap(), 1);
+    assert_eq!(s.prune_idempotency(now() + 1).await.unwrap(), 1);
     assert_eq!(s.idempotent_answer("k".into()).await.unwrap(), None);
 }
 
 async fn moves_top_bottom_before_and_renumber_locally(s: S) {
     add(&s, &["a", "b", "c", "d"]).await;
-    let mv = |id: &str, t: MoveTarget| s.move_task(id.into(), t);
+    let mv = |id: &str, t: MoveTarget| s.move_task(id.into(), t, now());
     mv("c", MoveTarget::Top).await.unwrap();
     assert_eq!(order(&s).await, ["c", "a", "b", "d"]);
     mv("a", MoveTarget::Top).await.unwrap();
@@ -326,14 +328,14 @@ async fn moves_refuse_tasks_that_are_not_pending(s: S) {
     add(&s, &["a", "b"]).await;
     claim(&s).await.unwrap();
     assert_eq!(
-        s.move_task("a".into(), MoveTarget::Top)
+        s.move_task("a".into(), MoveTarget::Top, now())
             .await
             .unwrap_err()
             .to_string(),
         "Task is running"
     );
     assert_eq!(
-        s.move_task("b".into(), MoveTarget::Before("a".into()))
+        s.move_task("b".into(), MoveTarget::Before("a".into()), now())
             .await
             .unwrap_err()
             .to_string(),
@@ -367,7 +369,7 @@ async fn claim_is_in_order_and_respects_pause(s: S) {
     // A claimer that chooses nothing claims nothing.
     add(&s, &["c"]).await;
     assert_eq!(
-        s.claim_next("b2".into(), now_ms(), Box::new(|_, _| None))
+        s.claim_next("b2".into(), now(), Box::new(|_, _| None))
             .await
             .unwrap(),
         None
@@ -381,7 +383,7 @@ async fn claim_is_in_order_and_respects_pause(s: S) {
         })
     });
     assert!(matches!(
-        s.claim_next("b2".into(), now_ms(), outside).await,
+        s.claim_next("b2".into(), now(), outside).await,
         Err(StoreError::Invalid(_))
     ));
     assert_eq!(task(&s, "c").await.status(), TaskStatus::Pending);
@@ -389,11 +391,11 @@ async fn claim_is_in_order_and_respects_pause(s: S) {
 
 async fn run_now_group_is_fifo_and_force_runs_while_paused(s: S) {
     add(&s, &["a", "b", "c", "d"]).await;
-    assert_eq!(s.run_now("c".into()).await.unwrap(), 0);
-    s.run_now("d".into()).await.unwrap();
+    assert_eq!(s.run_now("c".into(), now()).await.unwrap(), 0);
+    s.run_now("d".into(), now()).await.unwrap();
     assert_eq!(order(&s).await, ["c", "d", "a", "b"]);
     s.set_paused(true).await.unwrap();
-    s.run_now("b".into()).await.unwrap();
+    s.run_now("b".into(), now()).await.unwrap();
     assert_eq!(order(&s).await, ["c", "d", "b", "a"]);
     let paused_claim: ChooseFn = Box::new(|w: &[Candidate], paused| {
         assert!(paused, "the claim sees the pause");
@@ -403,18 +405,18 @@ async fn run_now_group_is_fifo_and_force_runs_while_paused(s: S) {
         })
     });
     let t = s
-        .claim_next("b1".into(), now_ms(), paused_claim)
+        .claim_next("b1".into(), now(), paused_claim)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(t.task.id, "b");
     assert_eq!(claim(&s).await, None);
     assert_eq!(
-        s.run_now("b".into()).await.unwrap_err().to_string(),
+        s.run_now("b".into(), now()).await.unwrap_err().to_string(),
         "Task is running"
     );
     s.set_paused(false).await.unwrap();
-    assert_eq!(s.run_now("a".into()).await.unwrap(), 1);
+    assert_eq!(s.run_now("a".into(), now()).await.unwrap(), 1);
 }
 
 async fn claims_count_overtakes_and_moves_pin(s: S) {
@@ -427,7 +429,7 @@ async fn claims_count_overtakes_and_moves_pin(s: S) {
             overtaken: vec![0, 1],
         })
     });
-    let before = now_ms();
+    let before = now();
     let t = s
         .claim_next("b1".into(), before, third)
         .await
@@ -438,12 +440,16 @@ async fn claims_count_overtakes_and_moves_pin(s: S) {
         let r = task(&s, id).await;
         assert_eq!((r.overtakes, r.overtaken_at), (1, Some(before)), "{id}");
     }
-    s.move_task("b".into(), MoveTarget::Top).await.unwrap();
+    s.move_task("b".into(), MoveTarget::Top, now())
+        .await
+        .unwrap();
     assert!(task(&s, "b").await.pinned);
-    s.move_task("b".into(), MoveTarget::Bottom).await.unwrap();
+    s.move_task("b".into(), MoveTarget::Bottom, now())
+        .await
+        .unwrap();
     assert!(!task(&s, "b").await.pinned);
     // A run given back goes to the head, pinned; its overtakes stay.
-    s.apply_claimed("c".into(), t.fence, Event::Released, POLICY)
+    s.apply_claimed("c".into(), t.fence, Event::Released, POLICY, now())
         .await
         .unwrap();
     let c = task(&s, "c").await;
@@ -453,7 +459,7 @@ async fn claims_count_overtakes_and_moves_pin(s: S) {
     let a = claim(&s).await.unwrap();
     assert_eq!(a.task.id, "c");
     end_run(&s, &a, RunEnd::Failed("x".into()), POLICY, vec![]).await;
-    s.requeue_failed().await.unwrap();
+    s.requeue_failed(now()).await.unwrap();
     let c = task(&s, "c").await;
     assert_eq!((c.pinned, c.overtakes, c.overtaken_at), (false, 0, None));
     assert_eq!(order(&s).await, ["a", "b", "c"]);
@@ -470,6 +476,7 @@ async fn errored_runs_wait_out_their_backoff(s: S) {
                 reason: "reset".into(),
             },
             POLICY,
+            now(),
         )
         .await
         .unwrap();
@@ -477,7 +484,7 @@ async fn errored_runs_wait_out_their_backoff(s: S) {
     let t = task(&s, "a").await;
     assert_eq!(t.life.attempts, 1);
     let at = t.life.next_run_at.expect("a retry time");
-    assert!(at > now_ms() - 1000);
+    assert!(at > now() - 1000);
     assert_eq!(s.next_retry_at().await.unwrap(), Some(at));
     assert_eq!(order(&s).await, ["a", "b"]);
     // Until then the claim passes it by; after it, it runs first.
@@ -496,7 +503,7 @@ async fn recovery_puts_running_back_at_head_then_fails(s: S) {
     for round in 1..=3u32 {
         let t = claim(&s).await.unwrap();
         assert_eq!(t.task.id, "a");
-        let out = statuses(&s.recover_running(POLICY).await.unwrap());
+        let out = statuses(&s.recover_running(POLICY, now()).await.unwrap());
         if round < 3 {
             assert_eq!(out, vec![("a".to_string(), Some(TaskStatus::Pending))]);
             assert_eq!(order(&s).await, ["a", "b"]);
@@ -515,14 +522,14 @@ async fn outage_release_counts_no_attempt(s: S) {
     add(&s, &["a", "b"]).await;
     claim(&s).await.unwrap();
     let b = claim(&s).await.unwrap();
-    s.apply_claimed("b".into(), b.fence, Event::Released, POLICY)
+    s.apply_claimed("b".into(), b.fence, Event::Released, POLICY, now())
         .await
         .unwrap();
     let t = task(&s, "b").await;
     assert_eq!((t.status(), t.life.attempts), (TaskStatus::Pending, 0));
     assert_eq!(t.life.backend, None);
     assert_eq!(order(&s).await, ["a", "b"]);
-    let released = statuses(&s.release_running().await.unwrap());
+    let released = statuses(&s.release_running(now()).await.unwrap());
     assert_eq!(released, vec![("a".to_string(), Some(TaskStatus::Pending))]);
     assert_eq!(s.counts().await.unwrap().running, 0);
 }
@@ -530,7 +537,7 @@ async fn outage_release_counts_no_attempt(s: S) {
 async fn finish_records_images_callbacks_and_auto_requeue(s: S) {
     let mut a = new_task("a", "x");
     a.callback_url = Some("http://x/cb".into());
-    s.insert_tasks(vec![a, new_task("b", "y")], None)
+    s.insert_tasks(vec![a, new_task("b", "y")], None, now())
         .await
         .unwrap();
     let c = claim(&s).await.unwrap();
@@ -557,16 +564,16 @@ async fn finish_records_images_callbacks_and_auto_requeue(s: S) {
         .finish(
             "a".into(),
             c.fence,
-            Change {
-                next: a.life.clone(),
-                place: agent_scheduler::model::transition::Place::Keep,
-                outputs: agent_scheduler::model::transition::Outputs::Keep,
-                callback: false,
+            Event::Finished {
+                end: RunEnd::Done,
+                at: now(),
             },
+            POLICY,
             RunOutputs::default(),
+            now(),
         )
         .await;
-    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert!(matches!(again, Err(StoreError::Stale(_))), "{again:?}");
     // Failed with auto-requeue until the attempts run out.
     let requeue = Policy {
         auto_requeue_failed: true,
@@ -599,7 +606,7 @@ async fn finish_records_images_callbacks_and_auto_requeue(s: S) {
         .await
         .unwrap();
     assert_eq!((ids(&h), total), (vec!["b"], 1));
-    let requeued = statuses(&s.requeue_failed().await.unwrap());
+    let requeued = statuses(&s.requeue_failed(now()).await.unwrap());
     assert_eq!(requeued, vec![("b".to_string(), Some(TaskStatus::Pending))]);
     let b = task(&s, "b").await;
     assert_eq!((b.life.attempts, b.images.len(), b.info), (0, 0, None));
@@ -611,7 +618,7 @@ async fn finish_records_images_callbacks_and_auto_requeue(s: S) {
 async fn history_filters_totals_search_and_clears(s: S) {
     add(&s, &["a", "b", "c"]).await;
     run_all(&s).await;
-    s.set_bookmark("b".into(), true).await.unwrap();
+    s.set_bookmark("b".into(), true, now()).await.unwrap();
     let (rows, total) = s
         .history_page(HistoryFilter::All, None, None, 2, 0)
         .await
@@ -635,7 +642,7 @@ async fn history_filters_totals_search_and_clears(s: S) {
     assert_eq!(total, 0);
     let c = s.counts().await.unwrap();
     assert_eq!((c.done, c.bookmarked), (3, 1));
-    let removed = s.clear_history(None).await.unwrap();
+    let removed = s.clear_history(None, now()).await.unwrap();
     assert_eq!(removed.len(), 2);
     assert_eq!(task(&s, "b").await.id, "b");
     let c = s.counts().await.unwrap();
@@ -645,16 +652,18 @@ async fn history_filters_totals_search_and_clears(s: S) {
 async fn retention_cutoff_spares_recent_and_bookmarked_tasks(s: S) {
     add(&s, &["old", "old-kept", "new"]).await;
     run_all(&s).await;
-    s.set_bookmark("old-kept".into(), true).await.unwrap();
+    s.set_bookmark("old-kept".into(), true, now())
+        .await
+        .unwrap();
     // Nothing finished before the cutoff: nothing goes.
     assert!(
-        s.clear_history(Some(now_ms() - 86_400_000))
+        s.clear_history(Some(now() - 86_400_000), now())
             .await
             .unwrap()
             .is_empty()
     );
     let cleared: Vec<String> = s
-        .clear_history(Some(now_ms() + 1))
+        .clear_history(Some(now() + 1), now())
         .await
         .unwrap()
         .into_iter()
@@ -670,7 +679,10 @@ async fn retention_cutoff_spares_recent_and_bookmarked_tasks(s: S) {
 
 async fn queue_search_edit_copy_and_clear(s: S) {
     add(&s, &["a", "b"]).await;
-    let row = s.rename("a".into(), Some("sunset".into())).await.unwrap();
+    let row = s
+        .rename("a".into(), Some("sunset".into()), now())
+        .await
+        .unwrap();
     assert_eq!(row.name.as_deref(), Some("sunset"));
     let (rows, total) = s.list_queue(Some("suns".into()), 10, 0).await.unwrap();
     assert_eq!((ids(&rows), total), (vec!["a"], 1));
@@ -681,6 +693,7 @@ async fn queue_search_edit_copy_and_clear(s: S) {
             checkpoint: Some(Some("m".into())),
             ..Default::default()
         },
+        now(),
     )
     .await
     .unwrap();
@@ -689,7 +702,7 @@ async fn queue_search_edit_copy_and_clear(s: S) {
     assert_eq!(task(&s, "b").await.request["prompt"], json!("ocean"));
     claim(&s).await.unwrap();
     assert_eq!(
-        s.edit_task("a".into(), TaskEdit::default())
+        s.edit_task("a".into(), TaskEdit::default(), now())
             .await
             .unwrap_err()
             .to_string(),
@@ -699,6 +712,7 @@ async fn queue_search_edit_copy_and_clear(s: S) {
         "a".into(),
         "copy".into(),
         agent_scheduler::model::spec::copy_name,
+        now(),
     )
     .await
     .unwrap();
@@ -707,10 +721,10 @@ async fn queue_search_edit_copy_and_clear(s: S) {
         Some("Copy of sunset")
     );
     assert_eq!(order(&s).await, ["a", "b", "copy"]);
-    let row = s.set_bookmark("b".into(), true).await.unwrap();
+    let row = s.set_bookmark("b".into(), true, now()).await.unwrap();
     assert!(row.bookmarked);
     let cleared: Vec<String> = s
-        .clear_queue()
+        .clear_queue(now())
         .await
         .unwrap()
         .into_iter()
@@ -718,23 +732,32 @@ async fn queue_search_edit_copy_and_clear(s: S) {
         .collect();
     assert_eq!(cleared, vec!["copy".to_string()]);
     assert_eq!(order(&s).await, ["a", "b"]);
-    assert_eq!(
-        s.apply("a".into(), Event::Delete, POLICY)
-            .await
-            .unwrap()
-            .transition,
-        Transition::Interrupt {
-            backend: Some("b1".into())
-        }
+    // Deleting the running task asks its claim to stop: recorded on the task, which runs on
+    // until that run ends (interrupted).
+    let fence = task(&s, "a").await.life.fence;
+    assert!(fence.is_some());
+    let stop = s
+        .apply("a".into(), Event::Delete, POLICY, now())
+        .await
+        .unwrap()
+        .transition;
+    assert!(
+        matches!(&stop, Transition::Interrupt { fence: f, change } if *f == fence && change.next.stop_requested),
+        "{stop:?}"
     );
-    let (applied, before) = s.delete("b".into(), POLICY).await.unwrap();
+    let a = task(&s, "a").await;
+    assert_eq!(
+        (a.status(), a.life.fence, a.life.stop_requested),
+        (TaskStatus::Running, fence, true)
+    );
+    let (applied, before) = s.delete("b".into(), POLICY, now()).await.unwrap();
     assert_eq!(
         (applied.transition, before),
         (Transition::Remove { files: false }, TaskStatus::Pending)
     );
     assert_eq!(s.get_task("b".into(), false).await.unwrap(), None);
     assert!(matches!(
-        s.rename("b".into(), None).await,
+        s.rename("b".into(), None, now()).await,
         Err(StoreError::NotFound)
     ));
 }
@@ -747,7 +770,7 @@ async fn search_matches_words_prefixes_and_phrases(s: S) {
     ];
     tasks[2].name = Some("Ocean Study".into());
     tasks[2].checkpoint = Some("sdxl/base.safetensors".into());
-    s.insert_tasks(tasks, None).await.unwrap();
+    s.insert_tasks(tasks, None, now()).await.unwrap();
     let found = |q: &'static str| {
         let s = s.clone();
         async move {
@@ -859,7 +882,7 @@ async fn history_by_checkpoint_orders_bytewise_nulls_first(s: S) {
         t.checkpoint = ck.map(str::to_owned);
         tasks.push(t);
     }
-    s.insert_tasks(tasks, None).await.unwrap();
+    s.insert_tasks(tasks, None, now()).await.unwrap();
     run_all(&s).await;
     // Whatever is loaded first, then titles byte by byte ("B" < "a"), newest first in each.
     let want = ["n2", "n1", "B1", "a2", "a1", "b1"];
@@ -888,7 +911,9 @@ async fn history_by_checkpoint_orders_bytewise_nulls_first(s: S) {
 
 async fn selections_resolve_in_listing_order(s: S) {
     add(&s, &["a", "b", "c", "d"]).await;
-    s.move_task("c".into(), MoveTarget::Top).await.unwrap();
+    s.move_task("c".into(), MoveTarget::Top, now())
+        .await
+        .unwrap();
     let by_ids = Selection {
         ids: vec!["d".into(), "a".into(), "d".into()],
         ..Default::default()
@@ -965,24 +990,24 @@ async fn bulk_actions_change_every_selected_task(s: S) {
     for t in &mut tasks[..2] {
         t.group_id = Some("g1".into());
     }
-    s.insert_tasks(tasks, None).await.unwrap();
+    s.insert_tasks(tasks, None, now()).await.unwrap();
     assert_eq!(ids(&s.group_rows("g1".into()).await.unwrap()), ["a", "b"]);
     let sel = |ids: &[&str]| Selection {
         ids: ids.iter().map(|i| i.to_string()).collect(),
         ..Default::default()
     };
     let done = s
-        .bulk(BulkAction::MoveTop, sel(&["c", "d"]), POLICY)
+        .bulk(BulkAction::MoveTop, sel(&["c", "d"]), POLICY, now())
         .await
         .unwrap();
     assert_eq!(done.ids, ["c", "d"]);
     assert_eq!(order(&s).await, ["c", "d", "a", "b"]);
-    s.bulk(BulkAction::MoveBottom, sel(&["c"]), POLICY)
+    s.bulk(BulkAction::MoveBottom, sel(&["c"]), POLICY, now())
         .await
         .unwrap();
     assert_eq!(order(&s).await, ["d", "a", "b", "c"]);
     let done = s
-        .bulk(BulkAction::Bookmark, sel(&["a", "c"]), POLICY)
+        .bulk(BulkAction::Bookmark, sel(&["a", "c"]), POLICY, now())
         .await
         .unwrap();
     assert_eq!(
@@ -995,7 +1020,7 @@ async fn bulk_actions_change_every_selected_task(s: S) {
     assert!(task(&s, "a").await.bookmarked && task(&s, "c").await.bookmarked);
     // Requeue copies: a group's copies form a new group together.
     let done = s
-        .bulk(BulkAction::Requeue, sel(&["a", "b", "d"]), POLICY)
+        .bulk(BulkAction::Requeue, sel(&["a", "b", "d"]), POLICY, now())
         .await
         .unwrap();
     assert_eq!(done.created.len(), 3);
@@ -1018,14 +1043,14 @@ async fn bulk_actions_change_every_selected_task(s: S) {
     assert_eq!(running, "d");
     let before = order(&s).await;
     assert!(
-        s.bulk(BulkAction::MoveTop, sel(&["c", "d"]), POLICY)
+        s.bulk(BulkAction::MoveTop, sel(&["c", "d"]), POLICY, now())
             .await
             .is_err()
     );
     assert_eq!(order(&s).await, before);
     // Delete: pending tasks go, the running one is interrupted.
     let done = s
-        .bulk(BulkAction::Delete, sel(&["a", "d"]), POLICY)
+        .bulk(BulkAction::Delete, sel(&["a", "d"]), POLICY, now())
         .await
         .unwrap();
     assert_eq!(done.deleted.len(), 2);
@@ -1034,12 +1059,15 @@ async fn bulk_actions_change_every_selected_task(s: S) {
         done.deleted[0].2.transition,
         Transition::Remove { files: false }
     );
-    assert_eq!(
-        done.deleted[1].2.transition,
-        Transition::Interrupt {
-            backend: Some("b1".into())
-        }
+    assert!(
+        matches!(
+            &done.deleted[1].2.transition,
+            Transition::Interrupt { fence: Some(_), change } if change.next.stop_requested
+        ),
+        "{:?}",
+        done.deleted[1].2.transition
     );
+    assert!(task(&s, "d").await.life.stop_requested);
     assert_eq!(s.get_task("a".into(), false).await.unwrap(), None);
     let c = s.counts().await.unwrap();
     assert_eq!((c.pending, c.running), (5, 1));
@@ -1052,7 +1080,7 @@ async fn exports_page_within_a_budget(s: S) {
         t.request.insert("init_images".into(), json!([big]));
         t.page_snapshot = Some(json!({"txt2img_prompt": "p"}));
     }
-    s.insert_tasks(tasks, None).await.unwrap();
+    s.insert_tasks(tasks, None, now()).await.unwrap();
     // About 100 kB a page: three rows of 40 kB each cross it.
     let page = s
         .pending_page(PendingFrom::Offset(0), 100, 100_000)
@@ -1120,10 +1148,13 @@ async fn exports_page_within_a_budget(s: S) {
 
 async fn events_settings_backends_and_speeds_persist(s: S) {
     let ids = s
-        .insert_events(vec![
-            ("task".into(), "{}".into()),
-            ("queue".into(), "{\"n\":1}".into()),
-        ])
+        .insert_events(
+            vec![
+                ("task".into(), "{}".into()),
+                ("queue".into(), "{\"n\":1}".into()),
+            ],
+            now(),
+        )
         .await
         .unwrap();
     assert_eq!(ids.len(), 2);
@@ -1135,7 +1166,7 @@ async fn events_settings_backends_and_speeds_persist(s: S) {
     );
     assert_eq!((r.oldest, r.newest), (Some(ids[0]), ids[1]));
     let more = s
-        .insert_events(vec![("task".into(), "{}".into())])
+        .insert_events(vec![("task".into(), "{}".into())], now())
         .await
         .unwrap();
     assert!(more[0] > ids[1]);
@@ -1153,18 +1184,18 @@ async fn events_settings_backends_and_speeds_persist(s: S) {
     s.probe_write().await.unwrap();
     // Backends.
     let one = s
-        .add_backend("http://u:p@127.0.0.1:7860".into())
+        .add_backend("http://u:p@127.0.0.1:7860".into(), now())
         .await
         .unwrap()
         .expect("stored");
     assert_eq!(
-        s.add_backend("http://u:p@127.0.0.1:7860".into())
+        s.add_backend("http://u:p@127.0.0.1:7860".into(), now())
             .await
             .unwrap(),
         None
     );
     let two = s
-        .add_backend("http://127.0.0.1:7870".into())
+        .add_backend("http://127.0.0.1:7870".into(), now())
         .await
         .unwrap()
         .unwrap();
@@ -1196,6 +1227,7 @@ async fn events_settings_backends_and_speeds_persist(s: S) {
                     loads: 0,
                 }
             }),
+            now(),
         )
         .await
         .unwrap();
@@ -1210,6 +1242,7 @@ async fn events_settings_backends_and_speeds_persist(s: S) {
                     ..old
                 }
             }),
+            now(),
         )
         .await
         .unwrap();
@@ -1223,7 +1256,7 @@ async fn events_settings_backends_and_speeds_persist(s: S) {
     t.request.insert("width".into(), json!("wide"));
     t.request.insert("enable_hr".into(), json!(true));
     t.checkpoint = Some("m".into());
-    s.insert_tasks(vec![new_task("w0", "x"), t], None)
+    s.insert_tasks(vec![new_task("w0", "x"), t], None, now())
         .await
         .unwrap();
     let w0 = task(&s, "w0").await;
@@ -1239,14 +1272,14 @@ async fn events_settings_backends_and_speeds_persist(s: S) {
 async fn callbacks_outbox_retries_and_completes(s: S) {
     let mut t = new_task("a", "x");
     t.callback_url = Some("http://x/cb".into());
-    s.insert_tasks(vec![t], None).await.unwrap();
+    s.insert_tasks(vec![t], None, now()).await.unwrap();
     assert_eq!(s.next_delivery_at().await.unwrap(), None);
     let c = claim(&s).await.unwrap();
     end_run(&s, &c, RunEnd::Failed("x".into()), POLICY, vec![]).await;
     let due = s.all_deliveries(10).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!((due[0].status.as_str(), due[0].files.len()), ("failed", 0));
-    let later = now_ms() + 10_000;
+    let later = now() + 10_000;
     s.delivery_retry(due[0].id, later, "boom".into())
         .await
         .unwrap();
@@ -1270,7 +1303,7 @@ async fn listing_rows_leave_images_out(s: S) {
         "steps": 20
     });
     t.request = req.as_object().cloned().unwrap();
-    s.insert_tasks(vec![t], None).await.unwrap();
+    s.insert_tasks(vec![t], None, now()).await.unwrap();
     let (rows, _) = s.list_queue(None, 10, 0).await.unwrap();
     let listed = serde_json::Value::Object(rows[0].request.clone());
     assert_eq!(
@@ -1338,12 +1371,12 @@ async fn counts_match_the_rows_after_many_changes(s: S) {
         }
     }
     for id in ["t001", "t003", "t060", "t061", "t100"] {
-        s.set_bookmark(id.into(), true).await.unwrap();
+        s.set_bookmark(id.into(), true, now()).await.unwrap();
     }
     for id in ["t002", "t070", "t071"] {
-        s.delete(id.into(), POLICY).await.unwrap();
+        s.delete(id.into(), POLICY, now()).await.unwrap();
     }
-    s.requeue_failed().await.unwrap();
+    s.requeue_failed(now()).await.unwrap();
     let c = s.counts().await.unwrap();
     let queue = s.list_queue(None, 1000, 0).await.unwrap().0;
     let running = queue
@@ -1378,15 +1411,17 @@ async fn batches_apply_in_order_and_roll_back_whole(s: S) {
     add(&s, &["a", "b"]).await;
     let claim_a = Event::Claim {
         backend: "b1".into(),
+        fence: 1,
     };
     let done = Event::Finished {
         end: RunEnd::Done,
-        at: now_ms(),
+        at: now(),
     };
     assert_eq!(
         s.apply_batch(
             vec![("a".into(), claim_a.clone()), ("a".into(), done.clone())],
-            POLICY
+            POLICY,
+            now()
         )
         .await
         .unwrap(),
@@ -1398,6 +1433,7 @@ async fn batches_apply_in_order_and_roll_back_whole(s: S) {
         .apply_batch(
             vec![("b".into(), claim_a.clone()), ("a".into(), claim_a)],
             POLICY,
+            now(),
         )
         .await;
     assert!(
@@ -1413,7 +1449,7 @@ async fn one_hosts_leases_renew_and_nothing_is_reclaimed(s: S) {
     assert_eq!(s.renew_leases().await.unwrap(), 0);
     claim(&s).await.unwrap();
     assert_eq!(s.renew_leases().await.unwrap(), 1);
-    assert!(s.reclaim_expired(POLICY).await.unwrap().is_empty());
+    assert!(s.reclaim_expired(POLICY, now()).await.unwrap().is_empty());
     assert_eq!(s.counts().await.unwrap().running, 1);
 }
 
@@ -1451,7 +1487,7 @@ async fn postgres_two_hosts_claiming_at_once_never_get_the_same_task() {
     };
     let n = 40;
     let tasks: Vec<NewTask> = (0..n).map(|i| new_task(&format!("t{i:02}"), "x")).collect();
-    a.insert_tasks(tasks, None).await.unwrap();
+    a.insert_tasks(tasks, None, now()).await.unwrap();
     let mut claimers = Vec::new();
     for (k, store) in [a.clone(), b.clone(), a.clone(), b.clone()]
         .into_iter()
@@ -1460,7 +1496,7 @@ async fn postgres_two_hosts_claiming_at_once_never_get_the_same_task() {
         claimers.push(tokio::spawn(async move {
             let mut got = Vec::new();
             while let Some(c) = store
-                .claim_next(format!("backend-{k}"), now_ms(), first())
+                .claim_next(format!("backend-{k}"), now(), first())
                 .await
                 .unwrap()
             {
@@ -1513,8 +1549,8 @@ async fn postgres_claims_inside_their_transactions_at_once_take_different_tasks(
     // Each on its own task (a choice blocks its thread while it waits for the other).
     let (sa, sb) = (a.clone(), b.clone());
     let (ma, mb) = (meet(2, at.clone()), meet(2, at.clone()));
-    let ja = tokio::spawn(async move { sa.claim_next("ba".into(), now_ms(), ma).await });
-    let jb = tokio::spawn(async move { sb.claim_next("bb".into(), now_ms(), mb).await });
+    let ja = tokio::spawn(async move { sa.claim_next("ba".into(), now(), ma).await });
+    let jb = tokio::spawn(async move { sb.claim_next("bb".into(), now(), mb).await });
     let (ca, cb) = (ja.await.unwrap(), jb.await.unwrap());
     let (ca, cb) = (ca.unwrap().unwrap(), cb.unwrap().unwrap());
     // Both chose while the other's claim was open: the one that lost the first task to the
@@ -1538,7 +1574,7 @@ async fn postgres_an_expired_lease_is_reclaimed_and_the_stale_host_is_fenced_out
         return;
     };
     let a = a.with_lease(Duration::from_millis(1500));
-    a.insert_tasks(vec![new_task("t", "x"), new_task("u", "y")], None)
+    a.insert_tasks(vec![new_task("t", "x"), new_task("u", "y")], None, now())
         .await
         .unwrap();
     let sa: S = Arc::new(a.clone());
@@ -1546,12 +1582,12 @@ async fn postgres_an_expired_lease_is_reclaimed_and_the_stale_host_is_fenced_out
     let old = claim(&sa).await.unwrap();
     // Renewed, the lease holds: nothing to reclaim.
     assert_eq!(sa.renew_leases().await.unwrap(), 1);
-    assert!(sb.reclaim_expired(POLICY).await.unwrap().is_empty());
+    assert!(sb.reclaim_expired(POLICY, now()).await.unwrap().is_empty());
     // Host a stops renewing; once its lease is over, host b takes the task back.
     let reclaimed = wait_for("the lease to expire", || {
         let sb = sb.clone();
         async move {
-            let r = sb.reclaim_expired(POLICY).await.unwrap();
+            let r = sb.reclaim_expired(POLICY, now()).await.unwrap();
             (!r.is_empty()).then_some(r)
         }
     })
@@ -1566,46 +1602,42 @@ async fn postgres_an_expired_lease_is_reclaimed_and_the_stale_host_is_fenced_out
     // Stale host a can neither finish nor give back the run it lost, before or after b
     // claims the task again.
     let stale_release = sa
-        .apply_claimed("t".into(), old.fence, Event::Released, POLICY)
+        .apply_claimed("t".into(), old.fence, Event::Released, POLICY, now())
         .await;
     assert!(
-        matches!(stale_release, Err(StoreError::Conflict(_))),
+        matches!(stale_release, Err(StoreError::Stale(_))),
         "{stale_release:?}"
     );
     let new = claim(&sb).await.unwrap();
     assert_eq!(new.task.id, "t");
     assert_ne!(new.fence, old.fence);
-    let done = Change {
-        next: agent_scheduler::model::Lifecycle {
-            status: TaskStatus::Done,
-            finished_at: Some(now_ms()),
-            ..new.task.life.clone()
-        },
-        place: agent_scheduler::model::transition::Place::Keep,
-        outputs: agent_scheduler::model::transition::Outputs::Record { images: true },
-        callback: false,
-    };
     let stale = sa
         .finish(
             "t".into(),
             old.fence,
-            done.clone(),
+            Event::Finished {
+                end: RunEnd::Done,
+                at: now(),
+            },
+            POLICY,
             RunOutputs {
                 images: vec![img(0, "0.png")],
                 info: None,
             },
+            now(),
         )
         .await;
-    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    assert!(matches!(stale, Err(StoreError::Stale(_))), "{stale:?}");
     let errored = sa
         .apply_claimed(
             "t".into(),
             old.fence,
             Event::Errored { reason: "x".into() },
             POLICY,
+            now(),
         )
         .await;
-    assert!(matches!(errored, Err(StoreError::Conflict(_))));
+    assert!(matches!(errored, Err(StoreError::Stale(_))), "{errored:?}");
     let t = task(&sb, "t").await;
     assert_eq!((t.status(), t.images.len()), (TaskStatus::Running, 0));
     assert_eq!(t.life.backend.as_deref(), Some("b1"));
@@ -1616,9 +1648,9 @@ async fn postgres_an_expired_lease_is_reclaimed_and_the_stale_host_is_fenced_out
     // claim of another host.
     let live = claim(&sb).await.unwrap();
     assert_eq!(live.task.id, "u");
-    assert!(sa.recover_running(POLICY).await.unwrap().is_empty());
-    assert!(sa.release_running().await.unwrap().is_empty());
-    assert_eq!(sb.release_running().await.unwrap().len(), 1);
+    assert!(sa.recover_running(POLICY, now()).await.unwrap().is_empty());
+    assert!(sa.release_running(now()).await.unwrap().is_empty());
+    assert_eq!(sb.release_running(now()).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -1644,7 +1676,7 @@ async fn postgres_result_bytes_are_streamed_in_chunks_and_go_with_their_task() {
     let s = PgStore::open(&db.url, "a", pg::DEFAULT_LEASE)
         .await
         .unwrap();
-    s.insert_tasks(vec![new_task("t", "x")], None)
+    s.insert_tasks(vec![new_task("t", "x")], None, now())
         .await
         .unwrap();
     let size = 3 * pg::blobs::CHUNK + 1234;
@@ -1690,7 +1722,7 @@ async fn postgres_result_bytes_are_streamed_in_chunks_and_go_with_their_task() {
             .await
             .is_err()
     );
-    s.delete("t".into(), POLICY).await.unwrap();
+    s.delete("t".into(), POLICY, now()).await.unwrap();
     assert_eq!(s.blob_len("t", "0.png").await.unwrap(), None);
 }
 
@@ -1719,10 +1751,10 @@ async fn postgres_events_wake_other_hosts_with_notify() {
         .await
         .unwrap();
     let ids = s
-        .insert_events(vec![
-            ("task".into(), "{}".into()),
-            ("queue".into(), "{}".into()),
-        ])
+        .insert_events(
+            vec![("task".into(), "{}".into()), ("queue".into(), "{}".into())],
+            now(),
+        )
         .await
         .unwrap();
     let got = tokio::time::timeout(Duration::from_secs(10), rx.recv())

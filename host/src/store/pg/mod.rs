@@ -290,32 +290,6 @@ mod tests {
     }
 
     #[test]
-    fn status_is_written_by_one_statement_in_write_only() {
-        // (This file holds the test's own words, and no task SQL.)
-        let sources = [
-            ("rows.rs", include_str!("rows.rs")),
-            ("store.rs", include_str!("store.rs")),
-            ("blobs.rs", include_str!("blobs.rs")),
-        ];
-        let mut writes = Vec::new();
-        for (file, src) in sources {
-            let flat: String = src
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .replace("\\ ", "");
-            for (at, _) in flat.match_indices("UPDATE tasks SET") {
-                let rest = &flat[at..];
-                let set = &rest[..rest.find("WHERE").unwrap_or(rest.len())];
-                if set.contains(" status =") || set.starts_with("UPDATE tasks SET status =") {
-                    writes.push(file);
-                }
-            }
-        }
-        assert_eq!(writes, vec!["store.rs"]);
-    }
-
-    #[test]
     fn listing_rows_strip_every_image_field_in_the_database() {
         let e = rows::stripped_request();
         for key in ["init_images", "mask", "inputs", "inits", "init_control"] {

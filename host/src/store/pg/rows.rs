@@ -21,7 +21,7 @@ use crate::store::StoreError;
 const COLS: &str = "id, type, status, name, {request}, {snapshot}, page_snapshot IS NOT NULL, \
     checkpoint, vae, callback_url, rank, force_run, bookmarked, attempts, backend, error, {result}, \
     created_at, updated_at, started_at, finished_at, run_next, next_run_at, seq, pinned, overtakes, \
-    overtaken_at, group_id, fence, {size}";
+    overtaken_at, group_id, fence, {size}, stop_requested";
 
 /// One step of an image field's path.
 enum Node {
@@ -144,6 +144,8 @@ pub(super) const FENCE_COL: usize = 28;
 /// The index of the size of the large columns as text (the request with its images and the
 /// snapshot; 0 in listing rows): what a row costs in memory once read.
 pub(super) const SIZE_COL: usize = 29;
+/// The index of `stop_requested` among the columns.
+pub(super) const STOP_COL: usize = 30;
 
 fn u32_of(v: i32) -> u32 {
     u32::try_from(v).unwrap_or(0)
@@ -168,6 +170,8 @@ pub(super) fn map_row(r: &Row) -> PgResult<TaskRow> {
             run_next: r.try_get(21)?,
             force_run: r.try_get(11)?,
             next_run_at: r.try_get(22)?,
+            fence: r.try_get(FENCE_COL)?,
+            stop_requested: r.try_get(STOP_COL)?,
         },
         name: r.try_get(3)?,
         request: match request {
@@ -271,7 +275,8 @@ pub(super) async fn last_rank(c: &impl GenericClient) -> PgResult<Option<i64>> {
     )
 }
 
-/// A task's lifecycle, name, callback URL and fence, its row locked for the transaction.
+/// A task's lifecycle (with its claim fence), name and callback URL, its row locked for the
+/// transaction.
 pub(super) struct Locked {
     /// The lifecycle columns.
     pub life: Lifecycle,
@@ -279,8 +284,6 @@ pub(super) struct Locked {
     pub name: Option<String>,
     /// Its callback URL.
     pub callback_url: Option<String>,
-    /// The fence of its last claim.
-    pub fence: Option<i64>,
 }
 
 /// Reads and locks a task's lifecycle (the decision is made on what no one else can change
@@ -289,7 +292,7 @@ pub(super) async fn lock_lifecycle(c: &impl GenericClient, id: &str) -> PgResult
     let r = c
         .q_opt(
             "SELECT status, attempts, backend, error, started_at, finished_at, run_next, force_run, \
-             name, callback_url, next_run_at, fence FROM tasks WHERE id = $1 FOR UPDATE",
+             name, callback_url, next_run_at, fence, stop_requested FROM tasks WHERE id = $1 FOR UPDATE",
             &[&id],
         )
         .await?
@@ -306,9 +309,10 @@ pub(super) async fn lock_lifecycle(c: &impl GenericClient, id: &str) -> PgResult
             run_next: r.try_get(6)?,
             force_run: r.try_get(7)?,
             next_run_at: r.try_get(10)?,
+            fence: r.try_get(11)?,
+            stop_requested: r.try_get(12)?,
         },
         name: r.try_get(8)?,
         callback_url: r.try_get(9)?,
-        fence: r.try_get(11)?,
     })
 }

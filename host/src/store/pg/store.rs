@@ -14,28 +14,28 @@ use tokio_postgres::IsolationLevel;
 use tokio_postgres::types::ToSql;
 
 use super::rows::{
-    self, FENCE_COL, FULL_COLS, LIST_COLS, SIZE_COL, first_pending_rank, last_rank, load_images,
+    self, FULL_COLS, LIST_COLS, SIZE_COL, first_pending_rank, last_rank, load_images,
     lock_lifecycle, map_row, require, rows_of,
 };
 use super::{Cached, EVENTS_CHANNEL, PgResult, PgStore, locks, tsquery};
+use crate::model::TaskEdit;
 use crate::model::cursor::Cursor;
+use crate::model::cursor::PendingFrom;
 use crate::model::eta::{Speed, WORK_FIELDS, work_fields};
 use crate::model::rank::{rank_at_end, rank_at_head, rank_between, spread};
 use crate::model::search::Scope;
 use crate::model::spec::{Lifted, merge_params};
 use crate::model::transition::{Change, Event, Outputs, Place, Policy, Transition, decide};
-use crate::model::{Candidate, ImageRow, Lifecycle, NewTask, TaskRow, now_ms};
+use crate::model::{Candidate, ImageRow, Lifecycle, NewTask, TaskRow};
 use crate::store::StoreError;
 use crate::store::api::{
     BulkDone, ChooseFn, Claimed, NameFn, QueueHead, Replay, SpeedFn, StoreKind, TaskStore,
 };
 use crate::store::backends::AddedBackend;
 use crate::store::events::EVENTS_KEPT;
-use crate::store::export::PendingFrom;
 use crate::store::listing::Counts;
 use crate::store::outbox::Delivery;
 use crate::store::speed::PendingWork;
-use crate::store::tasks::TaskEdit;
 use crate::store::transitions::{Applied, LOOKAHEAD, RunOutputs};
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
@@ -195,9 +195,8 @@ async fn counts(c: &impl GenericClient) -> PgResult<Counts> {
 // ---------------------------------------------------------------------------------------
 // Inserts
 
-async fn insert_in(tx: &Transaction<'_>, tasks: &[NewTask]) -> PgResult<()> {
+async fn insert_in(tx: &Transaction<'_>, tasks: &[NewTask], now: i64) -> PgResult<()> {
     order_lock(tx).await?;
-    let now = now_ms();
     let mut rank = last_rank(tx).await?;
     let stmt = tx
         .prepare_cached(
@@ -251,6 +250,7 @@ async fn insert_copy_in(
     new_id: &str,
     name: NameFn,
     group_id: Option<String>,
+    now: i64,
 ) -> PgResult<()> {
     let task = require(tx, id, true).await?;
     insert_in(
@@ -267,6 +267,7 @@ async fn insert_copy_in(
             bookmarked: false,
             group_id,
         }],
+        now,
     )
     .await
 }
@@ -274,28 +275,82 @@ async fn insert_copy_in(
 // ---------------------------------------------------------------------------------------
 // Transitions
 
-/// Checks that `event` is allowed for the task and changes no status; returns its lifecycle.
-async fn allow(tx: &Transaction<'_>, id: &str, event: &Event) -> PgResult<Lifecycle> {
+/// What an edit or a reordering (a move, "run now") decides for the task (its lifecycle
+/// locked) at `now`: its lifecycle, and the change to write (`None` for an edit); a conflict
+/// for anything that would change its status.
+async fn reordering(
+    tx: &Transaction<'_>,
+    id: &str,
+    event: &Event,
+    now: i64,
+) -> PgResult<(Lifecycle, Option<Change>)> {
     let l = lock_lifecycle(tx, id).await?;
-    match decide(&l.life, event, &NO_POLICY, now_ms())? {
-        Transition::Keep => Ok(l.life),
+    match decide(&l.life, event, &NO_POLICY, now)? {
+        Transition::Keep => Ok((l.life, None)),
+        Transition::Change(c) if c.next.status == l.life.status && !c.callback => {
+            Ok((l.life, Some(c)))
+        }
         other => Err(StoreError::Conflict(format!(
-            "{event:?} is not an edit ({other:?})"
+            "{event:?} is not an edit or a move ({other:?})"
         ))),
     }
 }
 
-/// Writes a decided change: the one statement that sets `status`, guarded by the status it
-/// was decided from (and, for a run's writes, by its fence); then the outputs and the
-/// callback row the decision asks for.
+/// Checks that `event` is allowed for the task at `now` (an edit, a move, "run now": the
+/// status does not change), writing nothing; returns its lifecycle.
+async fn allow(tx: &Transaction<'_>, id: &str, event: &Event, now: i64) -> PgResult<Lifecycle> {
+    Ok(reordering(tx, id, event, now).await?.0)
+}
+
+/// Decides a move or "run now" and writes its lifecycle columns (the rank is the caller's).
+async fn reorder(tx: &Transaction<'_>, id: &str, event: &Event, now: i64) -> PgResult<Lifecycle> {
+    let (life, change) = reordering(tx, id, event, now).await?;
+    if let Some(c) = change {
+        write(tx, id, Guard::read(&life), &c, None, None, now).await?;
+    }
+    Ok(life)
+}
+
+/// What a change's `UPDATE` is guarded by: the status it was decided from and the claim fence
+/// it belongs to.
+struct Guard {
+    status: TaskStatus,
+    fence: Option<i64>,
+    /// The fence is a worker's claim (not read in this transaction): a miss is stale.
+    claimed: bool,
+}
+
+impl Guard {
+    /// The state the change was decided from, read in this transaction.
+    fn read(from: &Lifecycle) -> Guard {
+        Guard {
+            status: from.status,
+            fence: from.fence,
+            claimed: false,
+        }
+    }
+
+    /// A running task under the worker's claim `fence`.
+    fn claim(fence: i64) -> Guard {
+        Guard {
+            status: TaskStatus::Running,
+            fence: Some(fence),
+            claimed: true,
+        }
+    }
+}
+
+/// Writes a decided change at `now`: the one statement that sets `status` and the lifecycle
+/// columns, guarded in its `WHERE` by `guard`; then the outputs and the callback row the
+/// decision asks for.
 async fn write(
     tx: &Transaction<'_>,
     id: &str,
-    from: TaskStatus,
-    fence: Option<i64>,
+    guard: Guard,
     change: &Change,
     run: Option<&RunOutputs>,
     callback_url: Option<&str>,
+    now: i64,
 ) -> PgResult<bool> {
     let rank: Option<i64> = match change.place {
         Place::Keep => None,
@@ -329,8 +384,9 @@ async fn write(
              overtakes = CASE $16::integer WHEN 2 THEN 0 ELSE overtakes END, \
              overtaken_at = CASE $16::integer WHEN 2 THEN NULL ELSE overtaken_at END, \
              lease_owner = CASE WHEN $17 THEN lease_owner END, \
-             lease_until = CASE WHEN $17 THEN lease_until END \
-             WHERE id = $1 AND status = $14 AND ($18::bigint IS NULL OR fence = $18)",
+             lease_until = CASE WHEN $17 THEN lease_until END, \
+             fence = $19, stop_requested = $20 \
+             WHERE id = $1 AND status = $14 AND fence IS NOT DISTINCT FROM $18::bigint",
             &[
                 &id,
                 &n.status.as_str(),
@@ -344,20 +400,26 @@ async fn write(
                 &rank,
                 &set_result,
                 &result,
-                &now_ms(),
-                &from.as_str(),
+                &now,
+                &guard.status.as_str(),
                 &n.next_run_at,
                 &place,
                 &running,
-                &fence,
+                &guard.fence,
+                &n.fence,
+                &n.stop_requested,
             ],
         )
         .await?;
     if written == 0 {
-        return Err(StoreError::Conflict(format!(
-            "task {id} is no longer {}",
-            from.as_str()
-        )));
+        return Err(if guard.claimed {
+            StoreError::Stale(format!(
+                "task {id} no longer runs under claim {}: its end is not written",
+                guard.fence.unwrap_or_default()
+            ))
+        } else {
+            StoreError::Conflict(format!("task {id} is no longer {}", guard.status.as_str()))
+        });
     }
     let images: &[ImageRow] = match (change.outputs, run) {
         (Outputs::Record { images: true }, Some(r)) => &r.images,
@@ -382,7 +444,7 @@ async fn write(
         }
     }
     if let (true, Some(url)) = (change.callback, callback_url) {
-        queue_delivery(tx, id, url, n.status, images).await?;
+        queue_delivery(tx, id, url, n.status, images, now).await?;
         return Ok(true);
     }
     Ok(false)
@@ -394,6 +456,7 @@ async fn queue_delivery(
     url: &str,
     status: TaskStatus,
     images: &[ImageRow],
+    now: i64,
 ) -> PgResult<()> {
     let files: Vec<(String, String)> = images
         .iter()
@@ -413,52 +476,87 @@ async fn queue_delivery(
             &url,
             &status.as_str(),
             &serde_json::to_string(&files)?,
-            &now_ms(),
+            &now,
         ],
     )
     .await?;
     Ok(())
 }
 
-/// Decides `event` for the task (its lifecycle locked) and writes it. With `fence`: only
-/// while the task still runs that claim.
+/// Decides `event` for the task (its lifecycle locked) at `now` and writes it, guarded by
+/// the state it was decided from.
 async fn apply_in(
     tx: &Transaction<'_>,
     id: &str,
     event: &Event,
     policy: &Policy,
-    fence: Option<i64>,
+    now: i64,
 ) -> PgResult<Applied> {
     let l = lock_lifecycle(tx, id).await?;
-    if let Some(f) = fence
-        && (l.life.status != TaskStatus::Running || l.fence != Some(f))
-    {
-        return Err(StoreError::Conflict(format!(
-            "task {id} is no longer claimed by this run"
-        )));
-    }
-    let transition = decide(&l.life, event, policy, now_ms())?;
+    let transition = decide(&l.life, event, policy, now)?;
     let mut callback_queued = false;
     match &transition {
-        Transition::Keep | Transition::Interrupt { .. } => {}
+        Transition::Keep => {}
         Transition::Remove { .. } => {
             tx.x("DELETE FROM tasks WHERE id = $1", &[&id]).await?;
         }
-        Transition::Change(c) => {
+        Transition::Interrupt { change, .. } | Transition::Change(change) => {
             callback_queued = write(
                 tx,
                 id,
-                l.life.status,
-                fence,
-                c,
+                Guard::read(&l.life),
+                change,
                 None,
                 l.callback_url.as_deref(),
+                now,
             )
             .await?;
         }
     }
     Ok(Applied {
         transition,
+        name: l.name,
+        callback_queued,
+    })
+}
+
+/// Decides a run's `event` (its end, release or failed try) for the task running under the
+/// claim `fence` at `now`, and writes it guarded by that fence. [`StoreError::Stale`]
+/// (nothing written) when the task no longer runs under that claim.
+async fn claimed_in(
+    tx: &Transaction<'_>,
+    id: &str,
+    fence: i64,
+    event: &Event,
+    policy: &Policy,
+    run: Option<&RunOutputs>,
+    now: i64,
+) -> PgResult<Applied> {
+    let stale = || {
+        StoreError::Stale(format!(
+            "task {id} no longer runs under claim {fence}: its end is not written"
+        ))
+    };
+    let l = match lock_lifecycle(tx, id).await {
+        Err(StoreError::NotFound) => return Err(stale()),
+        other => other?,
+    };
+    // A task that no longer runs refuses a run's end: its claim is over.
+    let Ok(Transition::Change(change)) = decide(&l.life, event, policy, now) else {
+        return Err(stale());
+    };
+    let callback_queued = write(
+        tx,
+        id,
+        Guard::claim(fence),
+        &change,
+        run,
+        l.callback_url.as_deref(),
+        now,
+    )
+    .await?;
+    Ok(Applied {
+        transition: Transition::Change(change),
         name: l.name,
         callback_queued,
     })
@@ -486,10 +584,11 @@ async fn apply_each(
     ids: Vec<String>,
     event: &Event,
     policy: &Policy,
+    now: i64,
 ) -> PgResult<Vec<(String, Applied)>> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let applied = apply_in(tx, &id, event, policy, None).await?;
+        let applied = apply_in(tx, &id, event, policy, now).await?;
         out.push((id, applied));
     }
     Ok(out)
@@ -543,19 +642,21 @@ async fn rank_before(tx: &Transaction<'_>, over: &str, moving: &str) -> PgResult
     }
 }
 
-async fn move_in(tx: &Transaction<'_>, id: &str, target: &MoveTarget) -> PgResult<()> {
-    allow(tx, id, &Event::Move).await?;
+async fn move_in(tx: &Transaction<'_>, id: &str, target: &MoveTarget, now: i64) -> PgResult<()> {
+    allow(tx, id, &Event::Move, now).await?;
     let (rank, pinned) = match target {
         MoveTarget::Top => (rank_at_head(first_pending_rank(tx).await?), true),
         MoveTarget::Bottom => (rank_at_end(last_rank(tx).await?), false),
         MoveTarget::Before(over) if over == id => return Ok(()),
         MoveTarget::Before(over) => {
-            allow(tx, over, &Event::Move).await.map_err(|e| match e {
-                StoreError::Refused(r) => {
-                    StoreError::Conflict(format!("Task {over} is {}", r.status().as_str()))
-                }
-                other => other,
-            })?;
+            allow(tx, over, &Event::Move, now)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Refused(r) => {
+                        StoreError::Conflict(format!("Task {over} is {}", r.status().as_str()))
+                    }
+                    other => other,
+                })?;
             let first: bool = tx
                 .q1(
                     "SELECT pinned OR run_next IS NOT NULL FROM tasks WHERE id = $1",
@@ -566,9 +667,10 @@ async fn move_in(tx: &Transaction<'_>, id: &str, target: &MoveTarget) -> PgResul
             (rank_before(tx, over, id).await?, first)
         }
     };
+    reorder(tx, id, &Event::Move, now).await?;
     tx.x(
-        "UPDATE tasks SET rank = $2, run_next = NULL, pinned = $4, updated_at = $3 WHERE id = $1",
-        &[&id, &rank, &now_ms(), &pinned],
+        "UPDATE tasks SET rank = $2, pinned = $3 WHERE id = $1",
+        &[&id, &rank, &pinned],
     )
     .await?;
     Ok(())
@@ -756,6 +858,7 @@ impl TaskStore for PgStore {
         &self,
         tasks: Vec<NewTask>,
         idempotency: Option<(String, String)>,
+        now: i64,
     ) -> Result<Option<String>, StoreError> {
         in_tx!(self, tx => {
             if let Some((key, answer)) = &idempotency {
@@ -763,7 +866,7 @@ impl TaskStore for PgStore {
                     .x(
                         "INSERT INTO idempotency_keys (key, response, created_at) VALUES ($1, $2, $3) \
                          ON CONFLICT (key) DO NOTHING",
-                        &[key, answer, &now_ms()],
+                        &[key, answer, &now],
                     )
                     .await?;
                 if inserted == 0 {
@@ -774,7 +877,7 @@ impl TaskStore for PgStore {
                     return Ok(Some(prev));
                 }
             }
-            insert_in(&tx, &tasks).await?;
+            insert_in(&tx, &tasks, now).await?;
             fold_counts(&tx).await?;
             None
         })
@@ -824,16 +927,17 @@ impl TaskStore for PgStore {
         id: String,
         new_id: String,
         name: NameFn,
+        now: i64,
     ) -> Result<(), StoreError> {
         in_tx!(self, tx => {
-            insert_copy_in(&tx, &id, &new_id, name, None).await?;
+            insert_copy_in(&tx, &id, &new_id, name, None, now).await?;
             fold_counts(&tx).await?;
         })
     }
 
-    async fn edit_task(&self, id: String, edit: TaskEdit) -> Result<(), StoreError> {
+    async fn edit_task(&self, id: String, edit: TaskEdit, now: i64) -> Result<(), StoreError> {
         in_tx!(self, tx => {
-            allow(&tx, &id, &Event::Edit).await?;
+            allow(&tx, &id, &Event::Edit, now).await?;
             let task = require(&tx, &id, true).await?;
             let mut request = task.request;
             let mut lifted = Lifted::default();
@@ -856,18 +960,23 @@ impl TaskStore for PgStore {
             tx.x(
                 "UPDATE tasks SET request = $2, name = $3, checkpoint = $4, vae = $5, updated_at = $6 \
                  WHERE id = $1",
-                &[&id, &Value::Object(request), &name, &checkpoint, &vae, &now_ms()],
+                &[&id, &Value::Object(request), &name, &checkpoint, &vae, &now],
             )
             .await?;
         })
     }
 
-    async fn rename(&self, id: String, name: Option<String>) -> Result<TaskRow, StoreError> {
+    async fn rename(
+        &self,
+        id: String,
+        name: Option<String>,
+        now: i64,
+    ) -> Result<TaskRow, StoreError> {
         in_tx!(self, tx => {
             let n = tx
                 .x(
                     "UPDATE tasks SET name = $2, updated_at = $3 WHERE id = $1",
-                    &[&id, &name, &now_ms()],
+                    &[&id, &name, &now],
                 )
                 .await?;
             if n == 0 {
@@ -877,12 +986,12 @@ impl TaskStore for PgStore {
         })
     }
 
-    async fn set_bookmark(&self, id: String, on: bool) -> Result<TaskRow, StoreError> {
+    async fn set_bookmark(&self, id: String, on: bool, now: i64) -> Result<TaskRow, StoreError> {
         in_tx!(self, tx => {
             let n = tx
                 .x(
                     "UPDATE tasks SET bookmarked = $2, updated_at = $3 WHERE id = $1",
-                    &[&id, &on, &now_ms()],
+                    &[&id, &on, &now],
                 )
                 .await?;
             if n == 0 {
@@ -1097,9 +1206,15 @@ impl TaskStore for PgStore {
         in_snapshot!(self, tx => resolve_in(&tx, &sel).await?)
     }
 
-    async fn apply(&self, id: String, event: Event, policy: Policy) -> Result<Applied, StoreError> {
+    async fn apply(
+        &self,
+        id: String,
+        event: Event,
+        policy: Policy,
+        now: i64,
+    ) -> Result<Applied, StoreError> {
         in_tx!(self, tx => {
-            let a = apply_in(&tx, &id, &event, &policy, None).await?;
+            let a = apply_in(&tx, &id, &event, &policy, now).await?;
             fold_counts(&tx).await?;
             a
         })
@@ -1109,10 +1224,11 @@ impl TaskStore for PgStore {
         &self,
         items: Vec<(String, Event)>,
         policy: Policy,
+        now: i64,
     ) -> Result<usize, StoreError> {
         in_tx!(self, tx => {
             for (id, event) in &items {
-                apply_in(&tx, id, event, &policy, None).await?;
+                apply_in(&tx, id, event, &policy, now).await?;
             }
             fold_counts(&tx).await?;
             items.len()
@@ -1123,10 +1239,11 @@ impl TaskStore for PgStore {
         &self,
         id: String,
         policy: Policy,
+        now: i64,
     ) -> Result<(Applied, TaskStatus), StoreError> {
         in_tx!(self, tx => {
             let status = require(&tx, &id, false).await?.status();
-            (apply_in(&tx, &id, &Event::Delete, &policy, None).await?, status)
+            (apply_in(&tx, &id, &Event::Delete, &policy, now).await?, status)
         })
     }
 
@@ -1199,9 +1316,21 @@ impl TaskStore for PgStore {
             )
             .await?;
         }
-        apply_in(&tx, &chosen.id, &Event::Claim { backend }, &NO_POLICY, None).await?;
+        // The fence: a number no other claim of any task had (a sequence shared by every host).
+        let fence: i64 = tx
+            .q1("SELECT nextval('claim_fence')", &[])
+            .await?
+            .try_get(0)?;
+        apply_in(
+            &tx,
+            &chosen.id,
+            &Event::Claim { backend, fence },
+            &NO_POLICY,
+            now,
+        )
+        .await?;
         tx.x(
-            "UPDATE tasks SET fence = nextval('claim_fence'), lease_owner = $2, \
+            "UPDATE tasks SET lease_owner = $2, \
              lease_until = now() + make_interval(secs => $3::bigint / 1000.0) WHERE id = $1",
             &[&chosen.id, &self.owner, &self.lease_ms],
         )
@@ -1212,16 +1341,12 @@ impl TaskStore for PgStore {
                 &[&chosen.id],
             )
             .await?;
-        let fence: Option<i64> = r.try_get(FENCE_COL)?;
         let mut rows = [map_row(&r)?];
         load_images(&tx, &mut rows).await?;
         let [task] = rows;
         // The count log is folded by the other writes (a claim stays short).
         tx.commit().await?;
-        Ok(Some(Claimed {
-            task,
-            fence: fence.unwrap_or(0),
-        }))
+        Ok(Some(Claimed { task, fence }))
     }
 
     async fn apply_claimed(
@@ -1230,9 +1355,10 @@ impl TaskStore for PgStore {
         fence: i64,
         event: Event,
         policy: Policy,
+        now: i64,
     ) -> Result<Applied, StoreError> {
         in_tx!(self, tx => {
-            let a = apply_in(&tx, &id, &event, &policy, Some(fence)).await?;
+            let a = claimed_in(&tx, &id, fence, &event, &policy, None, now).await?;
             fold_counts(&tx).await?;
             a
         })
@@ -1242,32 +1368,15 @@ impl TaskStore for PgStore {
         &self,
         id: String,
         fence: i64,
-        change: Change,
+        event: Event,
+        policy: Policy,
         run: RunOutputs,
+        now: i64,
     ) -> Result<Applied, StoreError> {
         in_tx!(self, tx => {
-            let l = lock_lifecycle(&tx, &id).await?;
-            if l.life.status != TaskStatus::Running || l.fence != Some(fence) {
-                return Err(StoreError::Conflict(format!(
-                    "task {id} is no longer claimed by this run"
-                )));
-            }
-            let callback_queued = write(
-                &tx,
-                &id,
-                l.life.status,
-                Some(fence),
-                &change,
-                Some(&run),
-                l.callback_url.as_deref(),
-            )
-            .await?;
+            let a = claimed_in(&tx, &id, fence, &event, &policy, Some(&run), now).await?;
             fold_counts(&tx).await?;
-            Applied {
-                transition: Transition::Change(change.clone()),
-                name: l.name,
-                callback_queued,
-            }
+            a
         })
     }
 
@@ -1281,7 +1390,11 @@ impl TaskStore for PgStore {
         .await? as usize)
     }
 
-    async fn reclaim_expired(&self, policy: Policy) -> Result<Vec<(String, Applied)>, StoreError> {
+    async fn reclaim_expired(
+        &self,
+        policy: Policy,
+        now: i64,
+    ) -> Result<Vec<(String, Applied)>, StoreError> {
         in_tx!(self, tx => {
             let ids: Vec<String> = tx
                 .q(
@@ -1297,7 +1410,7 @@ impl TaskStore for PgStore {
             if !ids.is_empty() {
                 order_lock(&tx).await?;
             }
-            let out = apply_each(&tx, ids, &Event::Recovered, &policy).await?;
+            let out = apply_each(&tx, ids, &Event::Recovered, &policy, now).await?;
             fold_counts(&tx).await?;
             out
         })
@@ -1313,7 +1426,11 @@ impl TaskStore for PgStore {
         .try_get(0)?)
     }
 
-    async fn recover_running(&self, policy: Policy) -> Result<Vec<(String, Applied)>, StoreError> {
+    async fn recover_running(
+        &self,
+        policy: Policy,
+        now: i64,
+    ) -> Result<Vec<(String, Applied)>, StoreError> {
         in_tx!(self, tx => {
             order_lock(&tx).await?;
             let ids = ids_where(
@@ -1323,13 +1440,13 @@ impl TaskStore for PgStore {
                 &[&self.owner],
             )
             .await?;
-            let out = apply_each(&tx, ids, &Event::Recovered, &policy).await?;
+            let out = apply_each(&tx, ids, &Event::Recovered, &policy, now).await?;
             fold_counts(&tx).await?;
             out
         })
     }
 
-    async fn release_running(&self) -> Result<Vec<(String, Applied)>, StoreError> {
+    async fn release_running(&self, now: i64) -> Result<Vec<(String, Applied)>, StoreError> {
         in_tx!(self, tx => {
             order_lock(&tx).await?;
             let ids = ids_where(
@@ -1339,23 +1456,23 @@ impl TaskStore for PgStore {
                 &[&self.owner],
             )
             .await?;
-            let out = apply_each(&tx, ids, &Event::Released, &NO_POLICY).await?;
+            let out = apply_each(&tx, ids, &Event::Released, &NO_POLICY, now).await?;
             fold_counts(&tx).await?;
             out
         })
     }
 
-    async fn requeue_failed(&self) -> Result<Vec<(String, Applied)>, StoreError> {
+    async fn requeue_failed(&self, now: i64) -> Result<Vec<(String, Applied)>, StoreError> {
         in_tx!(self, tx => {
             order_lock(&tx).await?;
             let ids = ids_where(&tx, "status = 'failed'", "finished_at, seq", &[]).await?;
-            let out = apply_each(&tx, ids, &Event::Requeue, &NO_POLICY).await?;
+            let out = apply_each(&tx, ids, &Event::Requeue, &NO_POLICY, now).await?;
             fold_counts(&tx).await?;
             out
         })
     }
 
-    async fn clear_queue(&self) -> Result<Vec<(String, Applied)>, StoreError> {
+    async fn clear_queue(&self, now: i64) -> Result<Vec<(String, Applied)>, StoreError> {
         in_tx!(self, tx => {
             let ids = ids_where(
                 &tx,
@@ -1364,7 +1481,7 @@ impl TaskStore for PgStore {
                 &[],
             )
             .await?;
-            let out = apply_each(&tx, ids, &Event::Delete, &NO_POLICY).await?;
+            let out = apply_each(&tx, ids, &Event::Delete, &NO_POLICY, now).await?;
             fold_counts(&tx).await?;
             out
         })
@@ -1373,6 +1490,7 @@ impl TaskStore for PgStore {
     async fn clear_history(
         &self,
         before_ms: Option<i64>,
+        now: i64,
     ) -> Result<Vec<(String, Applied)>, StoreError> {
         in_tx!(self, tx => {
             let ids = ids_where(
@@ -1384,7 +1502,7 @@ impl TaskStore for PgStore {
                 &[&before_ms],
             )
             .await?;
-            let out = apply_each(&tx, ids, &Event::Delete, &NO_POLICY).await?;
+            let out = apply_each(&tx, ids, &Event::Delete, &NO_POLICY, now).await?;
             fold_counts(&tx).await?;
             out
         })
@@ -1395,6 +1513,7 @@ impl TaskStore for PgStore {
         action: BulkAction,
         sel: Selection,
         policy: Policy,
+        now: i64,
     ) -> Result<BulkDone, StoreError> {
         in_tx!(self, tx => {
             if matches!(action, BulkAction::Requeue | BulkAction::MoveTop | BulkAction::MoveBottom) {
@@ -1406,7 +1525,7 @@ impl TaskStore for PgStore {
                 BulkAction::Delete => {
                     for id in &ids {
                         let before = require(&tx, id, false).await?.status();
-                        let applied = apply_in(&tx, id, &Event::Delete, &policy, None).await?;
+                        let applied = apply_in(&tx, id, &Event::Delete, &policy, now).await?;
                         done.deleted.push((id.clone(), before, applied));
                     }
                 }
@@ -1423,7 +1542,7 @@ impl TaskStore for PgStore {
                                 n
                             }
                         });
-                        insert_copy_in(&tx, id, &new_id, crate::model::spec::copy_name, group)
+                        insert_copy_in(&tx, id, &new_id, crate::model::spec::copy_name, group, now)
                             .await?;
                         done.created.push(new_id);
                     }
@@ -1435,7 +1554,7 @@ impl TaskStore for PgStore {
                             .q_opt(
                                 "UPDATE tasks SET bookmarked = $2, updated_at = $3 WHERE id = $1 \
                                  RETURNING status",
-                                &[id, &on, &now_ms()],
+                                &[id, &on, &now],
                             )
                             .await?
                             .ok_or(StoreError::NotFound)?;
@@ -1444,12 +1563,12 @@ impl TaskStore for PgStore {
                 }
                 BulkAction::MoveTop => {
                     for id in ids.iter().rev() {
-                        move_in(&tx, id, &MoveTarget::Top).await?;
+                        move_in(&tx, id, &MoveTarget::Top, now).await?;
                     }
                 }
                 BulkAction::MoveBottom => {
                     for id in &ids {
-                        move_in(&tx, id, &MoveTarget::Bottom).await?;
+                        move_in(&tx, id, &MoveTarget::Bottom, now).await?;
                     }
                 }
             }
@@ -1459,18 +1578,18 @@ impl TaskStore for PgStore {
         })
     }
 
-    async fn move_task(&self, id: String, target: MoveTarget) -> Result<(), StoreError> {
+    async fn move_task(&self, id: String, target: MoveTarget, now: i64) -> Result<(), StoreError> {
         in_tx!(self, tx => {
             order_lock(&tx).await?;
-            move_in(&tx, &id, &target).await?;
+            move_in(&tx, &id, &target, now).await?;
         })
     }
 
-    async fn run_now(&self, id: String) -> Result<usize, StoreError> {
+    async fn run_now(&self, id: String, now: i64) -> Result<usize, StoreError> {
         in_tx!(self, tx => {
             order_lock(&tx).await?;
-            let task = allow(&tx, &id, &Event::RunNow).await?;
             let paused = is_paused(&tx).await?;
+            allow(&tx, &id, &Event::RunNow { group_seq: 1, paused }, now).await?;
             let group_last = tx
                 .q_opt(
                     "SELECT rank, run_next FROM tasks WHERE status = 'pending' AND run_next IS NOT NULL \
@@ -1498,12 +1617,9 @@ impl TaskStore for PgStore {
                     (rank, last_seq + 1)
                 }
             };
-            tx.x(
-                "UPDATE tasks SET rank = $2, run_next = $3, force_run = $4, updated_at = $5, \
-                 next_run_at = NULL WHERE id = $1",
-                &[&id, &rank, &seq, &(paused || task.force_run), &now_ms()],
-            )
-            .await?;
+            reorder(&tx, &id, &Event::RunNow { group_seq: seq, paused }, now).await?;
+            tx.x("UPDATE tasks SET rank = $2 WHERE id = $1", &[&id, &rank])
+                .await?;
             let busy: i64 = tx
                 .q1(
                     "SELECT count(DISTINCT backend) FROM tasks WHERE status = 'running'",
@@ -1637,14 +1753,19 @@ impl TaskStore for PgStore {
         .collect::<PgResult<_>>()?)
     }
 
-    async fn record_speed(&self, backend: String, update: SpeedFn) -> Result<Speed, StoreError> {
+    async fn record_speed(
+        &self,
+        backend: String,
+        update: SpeedFn,
+        now: i64,
+    ) -> Result<Speed, StoreError> {
         // Not retried: `update` runs once.
         let mut obj = self.conn().await?;
         let tx = obj.transaction().await?;
         tx.x(
             "INSERT INTO backend_speed (backend, updated_at) VALUES ($1, $2) \
              ON CONFLICT (backend) DO NOTHING",
-            &[&backend, &now_ms()],
+            &[&backend, &now],
         )
         .await?;
         let r = tx
@@ -1670,7 +1791,7 @@ impl TaskStore for PgStore {
                 &i64::from(s.samples),
                 &s.load_ms,
                 &i64::from(s.loads),
-                &now_ms(),
+                &now,
             ],
         )
         .await?;
@@ -1742,7 +1863,7 @@ impl TaskStore for PgStore {
 
     async fn probe_write(&self) -> Result<(), StoreError> {
         let c = self.conn().await?;
-        put_setting(&c, "space_probe", &now_ms().to_string()).await
+        put_setting(&c, "space_probe", &uuid::Uuid::new_v4().to_string()).await
     }
 
     async fn added_backends(&self) -> Result<Vec<AddedBackend>, StoreError> {
@@ -1764,12 +1885,12 @@ impl TaskStore for PgStore {
         .collect::<PgResult<_>>()?)
     }
 
-    async fn add_backend(&self, url: String) -> Result<Option<i64>, StoreError> {
+    async fn add_backend(&self, url: String, now: i64) -> Result<Option<i64>, StoreError> {
         let c = self.conn().await?;
         Ok(c.q_opt(
             "INSERT INTO backends (url, created_at) VALUES ($1, $2) \
              ON CONFLICT (url) DO NOTHING RETURNING id",
-            &[&url, &now_ms()],
+            &[&url, &now],
         )
         .await?
         .map(|r| r.try_get(0))
@@ -1797,14 +1918,17 @@ impl TaskStore for PgStore {
         Ok(())
     }
 
-    async fn insert_events(&self, events: Vec<(String, String)>) -> Result<Vec<u64>, StoreError> {
+    async fn insert_events(
+        &self,
+        events: Vec<(String, String)>,
+        now: i64,
+    ) -> Result<Vec<u64>, StoreError> {
         in_tx!(self, tx => {
             // A light commit (as SQLite's event log), and one appender at a time: ids become
             // visible in the order they were handed out.
             tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
             tx.x("SELECT pg_advisory_xact_lock($1)", &[&locks::EVENTS])
                 .await?;
-            let now = now_ms();
             let stmt = tx
                 .prepare_cached("INSERT INTO events (name, data, created_at) VALUES ($1, $2, $3) RETURNING id")
                 .await?;
