@@ -10,6 +10,7 @@
 //! - [`fixtures`]: where the recorded SD.Next data lives (`../shared/fixtures`).
 //! - [`inprocess`]: the real host inside the test process (`agent_scheduler::run` on port 0),
 //!   driven through the typed client.
+//! - [`pg`]: a throw-away PostgreSQL database per test (`AGENT_SCHEDULER_TEST_PG`).
 //! - [`harness`]: start the real `agent-scheduler` and `fake-sdnext` binaries as child
 //!   processes, wait on conditions, talk to the host with typed requests.
 
@@ -19,3 +20,4 @@ pub mod fake_args;
 pub mod fixtures;
 pub mod harness;
 pub mod inprocess;
+pub mod pg;

@@ -30,6 +30,7 @@
 //! Must not: decide anything (status changes, ranks, validation live in `model/`), touch the
 //! network or the file system beyond the database, or hold a connection across an `.await`.
 
+pub mod api;
 pub mod backends;
 pub mod bulk;
 pub mod events;
@@ -37,9 +38,11 @@ pub mod export;
 pub mod listing;
 pub mod order;
 pub mod outbox;
+pub mod pg;
 pub mod rows;
 pub mod settings;
 pub mod speed;
+mod sqlite_impl;
 pub mod status;
 pub mod tasks;
 pub mod transitions;
@@ -92,6 +95,9 @@ pub enum StoreError {
     /// The disk holding the database is full: nothing was written.
     #[error("the data directory is full: nothing was written")]
     DiskFull,
+    /// PostgreSQL refused or failed, or could not be reached (the PostgreSQL store).
+    #[error("database: {0}")]
+    Postgres(String),
 }
 
 /// The data directory's space as the store needs it. The host's disk watch (`disk.rs`, a

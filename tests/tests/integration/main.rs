@@ -41,3 +41,4 @@ mod host_workbench;
 mod live_capture;
 mod live_sdnext;
 mod sdnext_client;
+mod store_contract;
