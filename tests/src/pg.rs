@@ -49,7 +49,7 @@ impl TestDb {
         let client = match admin_client(&admin).await {
             Ok(c) => Some(c),
             Err(e) => {
-                eprintln!("PostgreSQL at {url}: {e}");
+                eprintln!("PostgreSQL at {}: {e}", redacted(&url));
                 None
             }
         };
@@ -74,6 +74,24 @@ impl TestDb {
     /// The database's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+}
+
+/// `url` without its password (for messages).
+fn redacted(url: &str) -> String {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split_once(':').map_or(user, |(u, _)| u);
+            format!(
+                "{}{user}:***@{host}{}",
+                &url[..scheme_end],
+                &rest[authority_end..]
+            )
+        }
+        None => url.to_owned(),
     }
 }
 
@@ -124,6 +142,15 @@ impl Drop for TestDb {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_show_no_password() {
+        assert_eq!(
+            redacted("postgres://u:secret@127.0.0.1:5432/postgres"),
+            "postgres://u:***@127.0.0.1:5432/postgres"
+        );
+        assert_eq!(redacted("postgres://h/db"), "postgres://h/db");
+    }
 
     #[test]
     fn the_database_is_replaced_in_the_url() {
