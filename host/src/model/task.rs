@@ -207,6 +207,30 @@ pub struct NewTask {
     pub group_id: Option<String>,
 }
 
+impl NewTask {
+    /// A copy of `task` (requeue, "queue again"): the same request and settings under
+    /// `id`, named by `name` from the original's name, not bookmarked, in `group_id`.
+    pub fn copy_of(
+        task: TaskRow,
+        id: &str,
+        name: impl FnOnce(Option<&str>) -> Option<String>,
+        group_id: Option<String>,
+    ) -> NewTask {
+        NewTask {
+            id: id.to_owned(),
+            task_type: task.task_type,
+            name: name(task.name.as_deref()),
+            request: task.request,
+            page_snapshot: task.page_snapshot,
+            checkpoint: task.checkpoint,
+            vae: task.vae,
+            callback_url: task.callback_url,
+            bookmarked: false,
+            group_id,
+        }
+    }
+}
+
 /// An edit of a pending task (`PUT /task/{id}` after parsing), applied by the store.
 #[derive(Debug, Clone, Default)]
 pub struct TaskEdit {

@@ -253,23 +253,7 @@ async fn insert_copy_in(
     now: i64,
 ) -> PgResult<()> {
     let task = require(tx, id, true).await?;
-    insert_in(
-        tx,
-        &[NewTask {
-            id: new_id.to_owned(),
-            task_type: task.task_type,
-            name: name(task.name.as_deref()),
-            request: task.request,
-            page_snapshot: task.page_snapshot,
-            checkpoint: task.checkpoint,
-            vae: task.vae,
-            callback_url: task.callback_url,
-            bookmarked: false,
-            group_id,
-        }],
-        now,
-    )
-    .await
+    insert_in(tx, &[NewTask::copy_of(task, new_id, name, group_id)], now).await
 }
 
 // ---------------------------------------------------------------------------------------
