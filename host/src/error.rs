@@ -52,6 +52,9 @@ impl From<StoreError> for HostError {
             StoreError::Invalid(m) => HostError::Invalid(m),
             StoreError::Violation(v) => HostError::Violation(v),
             StoreError::DiskFull => HostError::disk_full(),
+            StoreError::Unavailable(m) => HostError::Unavailable(format!(
+                "database unreachable ({m}); the host retries by itself"
+            )),
             other => HostError::Store(other),
         }
     }

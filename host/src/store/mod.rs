@@ -95,10 +95,17 @@ pub enum StoreError {
     /// The disk holding the database is full: nothing was written.
     #[error("the data directory is full: nothing was written")]
     DiskFull,
-    /// PostgreSQL refused or failed, or could not be reached (the PostgreSQL store).
+    /// PostgreSQL refused or failed (the PostgreSQL store).
     #[error("database: {0}")]
     Postgres(String),
+    /// The database cannot be reached (connection refused, lost, or none to be had): the
+    /// change may not have been written; the host holds the queue until it answers again.
+    #[error("database unreachable: {0}")]
+    Unavailable(String),
 }
+
+/// The store the services use: either implementation of the contract.
+pub type SharedStore = Arc<dyn api::TaskStore>;
 
 /// The data directory's space as the store needs it. The host's disk watch (`disk.rs`, a
 /// layer above) is one; the store knows only this: it reports a write that failed for lack

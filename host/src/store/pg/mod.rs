@@ -97,13 +97,18 @@ impl From<tokio_postgres::Error> for StoreError {
         if let Some(db) = e.as_db_error() {
             return StoreError::Postgres(format!("{}: {}", db.code().code(), db.message()));
         }
+        // No answer from the server (refused, closed, timed out): not a refusal of the query.
+        let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+        if e.is_closed() || io || e.to_string().contains("timeout") {
+            return StoreError::Unavailable(e.to_string());
+        }
         StoreError::Postgres(e.to_string())
     }
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {
     fn from(e: deadpool_postgres::PoolError) -> StoreError {
-        StoreError::Postgres(format!("no connection: {e}"))
+        StoreError::Unavailable(format!("no connection: {e}"))
     }
 }
 
