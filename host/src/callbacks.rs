@@ -29,8 +29,8 @@ use tokio::task::JoinSet;
 use crate::clock::Clock;
 use crate::model::callback::{CallbackRules, target};
 use crate::results::ResultFiles;
-use crate::store::Store;
-use crate::store::outbox::{self, Delivery};
+use crate::store::SharedStore;
+use crate::store::outbox::Delivery;
 
 /// Give up after this long.
 pub const GIVE_UP_AFTER_MS: i64 = 2 * 86_400_000;
@@ -85,7 +85,7 @@ enum Failure {
 /// Runs the deliverer until shutdown; `wake` is notified when a delivery is queued; due
 /// times are read on `clock`.
 pub async fn run(
-    store: Store,
+    store: SharedStore,
     files: ResultFiles,
     rules: Arc<CallbackRules>,
     wake: Arc<Notify>,
@@ -99,10 +99,7 @@ pub async fn run(
             break;
         }
         let now = clock.now_ms();
-        let rows = store
-            .read(|c| outbox::all_deliveries(c, 10_000))
-            .await
-            .unwrap_or_default();
+        let rows = store.all_deliveries(10_000).await.unwrap_or_default();
         let heads = heads_by_receiver(rows);
         let mut next_due: Option<i64> = None;
         for (receiver, d) in heads {
@@ -148,7 +145,7 @@ pub async fn run(
 }
 
 async fn deliver_and_record(
-    store: &Store,
+    store: &SharedStore,
     files: &ResultFiles,
     rules: &CallbackRules,
     clock: &Clock,
@@ -164,14 +161,14 @@ async fn deliver_and_record(
         });
     let id = d.id;
     let r = match result {
-        Ok(()) => store.call(move |c| outbox::delivery_done(c, id)).await,
+        Ok(()) => store.delivery_done(id).await,
         Err(Failure::Refused(why)) => {
             tracing::warn!(
                 "callback {} for task {} refused: {why}",
                 d.delivery_id,
                 d.task_id
             );
-            store.call(move |c| outbox::delivery_done(c, id)).await
+            store.delivery_done(id).await
         }
         Err(Failure::Failed(err)) if clock.now_ms() - d.created_at > GIVE_UP_AFTER_MS => {
             tracing::warn!(
@@ -179,14 +176,12 @@ async fn deliver_and_record(
                 d.delivery_id,
                 d.task_id
             );
-            store.call(move |c| outbox::delivery_done(c, id)).await
+            store.delivery_done(id).await
         }
         Err(Failure::Failed(err)) => {
             tracing::info!("callback for task {} failed (will retry): {err}", d.task_id);
             let next = clock.now_ms() + retry_delay_ms(d.attempts);
-            store
-                .call(move |c| outbox::delivery_retry(c, id, next, &err))
-                .await
+            store.delivery_retry(id, next, err).await
         }
     };
     if let Err(e) = r {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::store::{Space, Store, settings as stored};
+use crate::store::{SharedStore, Space};
 
 /// The words of the hold while the disk is full.
 pub const HOLD_DISK_FULL: &str = "disk full";
@@ -131,7 +131,7 @@ impl Space for Disk {
 /// runs (recovery and releases that could not be written), then the hold is lifted.
 pub async fn watch_space<F, Fut>(
     disk: Arc<Disk>,
-    store: Store,
+    store: SharedStore,
     mut resume: F,
     mut shutdown: watch::Receiver<bool>,
 ) where
@@ -168,7 +168,7 @@ pub async fn watch_space<F, Fut>(
             if files.is_err() {
                 continue;
             }
-            if store.call(|c| stored::probe_write(c)).await.is_err() {
+            if store.probe_write().await.is_err() {
                 continue;
             }
             if resume().await {

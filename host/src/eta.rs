@@ -22,8 +22,8 @@ use crate::model::eta::{Clock, Job, Speed, checkpoint_key, plan, work};
 use crate::model::policy::Activity;
 use crate::queue::projected_order;
 use crate::settings::SettingsService;
+use crate::store::SharedStore;
 use crate::store::transitions::LOOKAHEAD;
-use crate::store::{Store, listing, speed};
 
 /// How long an answer is reused (ms).
 pub const REUSE_MS: i64 = 2_000;
@@ -33,7 +33,7 @@ pub const MAX_LISTED: i64 = 1_000;
 
 /// The ETA service.
 pub struct Eta {
-    store: Store,
+    store: SharedStore,
     backends: Arc<Backends>,
     settings: Arc<SettingsService>,
     events: EventHub,
@@ -54,7 +54,7 @@ pub struct RunTiming {
 impl Eta {
     /// The service.
     pub fn new(
-        store: Store,
+        store: SharedStore,
         backends: Arc<Backends>,
         settings: Arc<SettingsService>,
         events: EventHub,
@@ -81,13 +81,17 @@ impl Eta {
         let backend = backend.to_owned();
         let now = self.clock.now_ms();
         self.store
-            .call(move |c| {
-                let mut s = speed::get(c, &backend)?.with_run(timing.gen_ms, w);
-                if let Some(l) = timing.load_ms {
-                    s = s.with_load(l);
-                }
-                speed::put(c, &backend, &s, now)
-            })
+            .record_speed(
+                backend,
+                Box::new(move |s: Speed| {
+                    let s = s.with_run(timing.gen_ms, w);
+                    match timing.load_ms {
+                        Some(l) => s.with_load(l),
+                        None => s,
+                    }
+                }),
+                now,
+            )
             .await?;
         self.invalidate();
         Ok(())
@@ -108,18 +112,14 @@ impl Eta {
             r.tasks.truncate(limit as usize);
             return Ok(r);
         }
-        let (window, tail, running, speeds) = self
-            .store
-            .read(|c| {
-                let window = listing::pending_rows(c, None, LOOKAHEAD, 0)?;
-                let after = window.last().map(|t| (t.rank, t.seq));
-                let tail = match after {
-                    Some(a) if window.len() as i64 == LOOKAHEAD => speed::pending_work_after(c, a)?,
-                    _ => Vec::new(),
-                };
-                Ok((window, tail, listing::running_rows(c)?, speed::all(c)?))
-            })
-            .await?;
+        let head = self.store.queue_head(LOOKAHEAD).await?;
+        let (window, running) = (head.window, head.running);
+        let after = window.last().map(|t| (t.rank, t.seq));
+        let tail = match after {
+            Some(a) if window.len() as i64 == LOOKAHEAD => self.store.pending_work_after(a).await?,
+            _ => Vec::new(),
+        };
+        let speeds = self.store.speeds().await?;
         let speeds: HashMap<String, Speed> = speeds.into_iter().collect();
         let backends = self.backends.all();
         // The window in the order the scheduler will run it: the projection the queue

@@ -11,7 +11,7 @@ use scheduler_api::{Event, TaskChange, TaskEvent, TaskStatus};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::clock::Clock;
-use crate::store::{Store, events as log};
+use crate::store::SharedStore;
 
 /// An event as broadcast to SSE clients.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +27,7 @@ pub struct Published {
 pub struct EventHub {
     tx: broadcast::Sender<Arc<Published>>,
     writer: mpsc::UnboundedSender<Msg>,
-    store: Store,
+    store: SharedStore,
     /// How many stored events were emitted: a change counter readers can compare.
     changes: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -61,7 +61,7 @@ enum Msg {
 
 impl EventHub {
     /// Starts the writer task; events are stored with `clock`'s time.
-    pub fn start(store: Store, clock: Clock) -> EventHub {
+    pub fn start(store: SharedStore, clock: Clock) -> EventHub {
         let (tx, _) = broadcast::channel(1024);
         let (writer, mut rx) = mpsc::unbounded_channel::<Msg>();
         let out = tx.clone();
@@ -91,10 +91,7 @@ impl EventHub {
                         .map(|e| (e.name().to_owned(), e.data_json()))
                         .collect();
                     let now = clock.now_ms();
-                    let ids = match store
-                        .call_light(move |c| log::insert_events(c, &rows, now))
-                        .await
-                    {
+                    let ids = match store.insert_events(rows, now).await {
                         Ok(ids) => ids.into_iter().map(Some).collect(),
                         Err(e) => {
                             tracing::warn!("storing events: {e}");
@@ -115,15 +112,11 @@ impl EventHub {
 
     /// The stored events after `last` (for `Last-Event-ID`), or a reset when they are gone.
     pub async fn replay(&self, last: u64) -> Result<Replay, crate::store::StoreError> {
-        let (oldest, newest, rows) = self
-            .store
-            .read(move |c| {
-                let (oldest, _) = log::event_bounds(c)?;
-                let newest = log::last_event_id(c)?;
-                let rows = log::events_after(c, last)?;
-                Ok((oldest, newest, rows))
-            })
-            .await?;
+        let crate::store::api::Replay {
+            oldest,
+            newest,
+            rows,
+        } = self.store.replay(last).await?;
         let too_old = last > newest
             || oldest.is_some_and(|o| last + 1 < o)
             || (oldest.is_none() && last < newest);
@@ -146,7 +139,7 @@ impl EventHub {
 
     /// Waits until every event emitted before this call is stored (so an answer sent after
     /// it never describes a change whose event could be lost in a crash of the process; the
-    /// event log is a light commit, see [`Store::call_light`]).
+    /// event log is a light commit on SQLite, see [`crate::store::Store::call_light`]).
     pub async fn flush(&self) {
         let (ack, done) = oneshot::channel();
         if self.writer.send(Msg::Flush(ack)).is_ok() {

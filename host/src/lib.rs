@@ -59,7 +59,7 @@ use scheduler_api::BackendSource;
 
 use crate::backends::{Backend, Backends};
 use crate::config::Config;
-use crate::store::{Store, StoreError, settings as stored};
+use crate::store::{SharedStore, Store, StoreError};
 
 /// Why the host could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +107,8 @@ pub async fn run(
     if config.test_faults.as_ref().is_some_and(|f| f.disk_full) {
         disk.inject(true, false);
     }
-    let store = Store::open(&config.data_dir.join("queue.sqlite3"))?.with_space(disk.clone());
+    let store: SharedStore =
+        Arc::new(Store::open(&config.data_dir.join("queue.sqlite3"))?.with_space(disk.clone()));
     let files = results::ResultFiles::new(&config.data_dir).with_disk(disk.clone());
     std::fs::create_dir_all(files.root())?;
 
@@ -116,10 +117,10 @@ pub async fn run(
     if let Err(e) = disk.probe_files() {
         disk.check_io(&e);
     }
-    let _ = store.call_sync(|c| stored::probe_write(c));
-    let settings = Arc::new(settings::SettingsService::load(store.clone())?);
+    let _ = store.probe_write().await;
+    let settings = Arc::new(settings::SettingsService::load(store.clone()).await?);
     if config.start_paused || settings.get().start_paused {
-        match store.call_sync(|c| stored::set_paused(c, true)) {
+        match store.set_paused(true).await {
             // On a full disk the host still starts (on hold, which runs nothing either).
             Err(StoreError::DiskFull) => {
                 tracing::error!("--start-paused cannot be written: the disk is full")
@@ -188,13 +189,9 @@ pub async fn run(
         clock: clock.clone(),
     };
     // One worker per backend: the `--backend` ones and the ones added through the API.
-    let pool = Arc::new(pool::Pool::start(
-        backends.clone(),
-        store.clone(),
-        queue.clone(),
-        deps,
-        fin_tx,
-    )?);
+    let pool = Arc::new(
+        pool::Pool::start(backends.clone(), store.clone(), queue.clone(), deps, fin_tx).await?,
+    );
     let deliverer = tokio::spawn(callbacks::run(
         store.clone(),
         files.clone(),

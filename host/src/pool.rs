@@ -17,7 +17,7 @@ use crate::backends::{Backend, Backends};
 use crate::error::HostError;
 use crate::queue::Queue;
 use crate::sdnext::RemoteError;
-use crate::store::{Store, backends as stored};
+use crate::store::SharedStore;
 use crate::worker::{Deps, Worker};
 
 /// At most this many backends in the pool.
@@ -39,7 +39,7 @@ pub enum Admin {
 /// The pool.
 pub struct Pool {
     backends: Arc<Backends>,
-    store: Store,
+    store: SharedStore,
     queue: Arc<Queue>,
     deps: Deps,
     finishers: Mutex<Option<mpsc::Sender<()>>>,
@@ -58,18 +58,15 @@ impl Pool {
     /// The pool over `backends` (the `--backend` ones), plus the added ones the store keeps;
     /// starts one worker per backend. `finishers` is held by every worker (and its
     /// finishers) until shutdown.
-    pub fn start(
+    pub async fn start(
         backends: Arc<Backends>,
-        store: Store,
+        store: SharedStore,
         queue: Arc<Queue>,
         deps: Deps,
         finishers: mpsc::Sender<()>,
     ) -> Result<Pool, HostError> {
-        // Read through a read connection (the host starts on a full disk); the in-memory
-        // store's writer reads.
-        let added = store
-            .read_sync(stored::added_backends)
-            .or_else(|_| store.call_sync(|c| stored::added_backends(c)))?;
+        // A read (the host starts on a full disk).
+        let added = store.added_backends().await?;
         for a in added {
             match Backend::with_id(&a.url, added_id(a.id), BackendSource::Added) {
                 Ok(b) => {
@@ -145,11 +142,10 @@ impl Pool {
                 "the pool has {MAX_BACKENDS} backends already"
             )));
         }
-        let u = url.clone();
         let now = self.deps.clock.now_ms();
         let id = self
             .store
-            .call(move |c| stored::add_backend(c, &u, now))
+            .add_backend(url.clone(), now)
             .await?
             .ok_or_else(|| HostError::Conflict(format!("{} is in the pool already", probe.url)))?;
         let b = Arc::new(
@@ -175,9 +171,7 @@ impl Pool {
     pub async fn remove(&self, id: &str) -> Result<(), HostError> {
         let b = self.find(id)?;
         if let Some(n) = stored_id(&b.id) {
-            self.store
-                .call(move |c| stored::remove_backend(c, n))
-                .await?;
+            self.store.remove_backend(n).await?;
         }
         self.backends.remove(id);
         tracing::info!("backend {} ({}) removed", b.url, b.id);
@@ -210,9 +204,7 @@ impl Pool {
             (s.disabled, s.draining)
         };
         if let Some(n) = stored_id(&b.id) {
-            self.store
-                .call(move |c| stored::set_backend_admin(c, n, !disabled, draining))
-                .await?;
+            self.store.set_backend_admin(n, !disabled, draining).await?;
         }
         tracing::info!("backend {} ({}): {action:?}", b.url, b.id);
         if action == Admin::Disable {

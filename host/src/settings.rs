@@ -7,22 +7,20 @@ use tokio::sync::watch;
 use crate::error::HostError;
 use crate::model::Policy;
 use crate::model::policy::Rules;
-use crate::store::{Store, StoreError, settings as stored};
+use crate::store::{SharedStore, StoreError};
 
 /// The host's settings.
 pub struct SettingsService {
-    store: Store,
+    store: SharedStore,
     current: watch::Sender<Settings>,
 }
 
 impl SettingsService {
     /// Loads the stored settings.
-    pub fn load(store: Store) -> Result<SettingsService, StoreError> {
-        // Read through a read connection: on a full disk the writer may not commit even a
-        // read (the host must still start). The in-memory store has none: its writer reads.
-        let s = store
-            .read_sync(stored::load_settings)
-            .or_else(|_| store.call_sync(|c| stored::load_settings(c)))?;
+    pub async fn load(store: SharedStore) -> Result<SettingsService, StoreError> {
+        // A read: on a full disk the writer may not commit even a read (the host must still
+        // start).
+        let s = store.load_settings().await?;
         Ok(SettingsService {
             store,
             current: watch::channel(s).0,
@@ -132,9 +130,7 @@ impl SettingsService {
             s.max_overtaken_minutes = v;
         }
         let saved = s.clone();
-        self.store
-            .call(move |c| stored::save_settings(c, &saved))
-            .await?;
+        self.store.save_settings(saved).await?;
         self.current.send_replace(s.clone());
         Ok(s)
     }

@@ -92,10 +92,15 @@ pub enum ClaimStop {
 
 /// The claim a backend's worker holds.
 struct ClaimSlot {
-    fence: i64,
+    /// The claim's fence, handed out by the store (`None` while the claim's store write is
+    /// under way).
+    fence: Option<i64>,
     /// The task it took (`None` while the claim's store write is under way).
     task_id: Option<String>,
     stop: watch::Sender<ClaimStop>,
+    /// Stops `(task id, fence)` asked while the claim was being written: the claim stops
+    /// when it took one of them.
+    early_stops: Vec<(String, i64)>,
 }
 
 /// One configured SD.Next backend.
@@ -212,10 +217,10 @@ impl Backend {
         self.claim.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Its worker starts a claim under `fence` (before the claim is written, so a stop for a
-    /// task claimed under `fence` finds it); returns the claim's stop signal. A withdrawn
-    /// backend's claim starts withdrawn.
-    pub fn begin_claim(&self, fence: i64) -> watch::Receiver<ClaimStop> {
+    /// Its worker starts a claim (before the claim is written, so a stop for the task it
+    /// takes finds it); returns the claim's stop signal. A withdrawn backend's claim starts
+    /// withdrawn.
+    pub fn begin_claim(&self) -> watch::Receiver<ClaimStop> {
         let first = if self.withdrawn() {
             ClaimStop::Withdrawn
         } else {
@@ -223,48 +228,77 @@ impl Backend {
         };
         let (stop, rx) = watch::channel(first);
         *self.slot() = Some(ClaimSlot {
-            fence,
+            fence: None,
             task_id: None,
             stop,
+            early_stops: Vec::new(),
         });
         rx
     }
 
-    /// The claim under `fence` took `task_id`.
+    /// The claim being written took `task_id` under `fence` (a stop asked for it meanwhile
+    /// reaches it now).
     pub fn claim_took(&self, fence: i64, task_id: &str) {
-        if let Some(s) = self.slot().as_mut().filter(|s| s.fence == fence) {
+        if let Some(s) = self.slot().as_mut().filter(|s| s.fence.is_none()) {
+            s.fence = Some(fence);
             s.task_id = Some(task_id.to_owned());
+            if std::mem::take(&mut s.early_stops)
+                .iter()
+                .any(|(id, f)| *f == fence && id == task_id)
+            {
+                s.stop.send_if_modified(|now| {
+                    let running = *now == ClaimStop::Running;
+                    if running {
+                        *now = ClaimStop::Interrupt;
+                    }
+                    running
+                });
+            }
         }
     }
 
-    /// The claim under `fence` is over (its run ended, or it took nothing): no stop reaches
-    /// it any more.
+    /// The claim being written took nothing (or failed): it is over.
+    pub fn claim_missed(&self) {
+        let mut slot = self.slot();
+        if slot.as_ref().is_some_and(|s| s.fence.is_none()) {
+            *slot = None;
+        }
+    }
+
+    /// The claim under `fence` is over (its run ended): no stop reaches it any more.
     pub fn end_claim(&self, fence: i64) {
         let mut slot = self.slot();
-        if slot.as_ref().is_some_and(|s| s.fence == fence) {
+        if slot.as_ref().is_some_and(|s| s.fence == Some(fence)) {
             *slot = None;
         }
     }
 
     /// Signals its claim that the backend was withdrawn (disabled or removed); returns the
-    /// claim as `(fence, task id)`, the task id `None` while the claim is being written.
-    pub fn withdraw_claim(&self) -> Option<(i64, Option<String>)> {
+    /// claim as `(fence, task id)` once it is written (`None` while it is being written:
+    /// it starts withdrawn).
+    pub fn withdraw_claim(&self) -> Option<(i64, String)> {
         let slot = self.slot();
         let s = slot.as_ref()?;
         s.stop.send_replace(ClaimStop::Withdrawn);
-        Some((s.fence, s.task_id.clone()))
+        Some((s.fence?, s.task_id.clone()?))
     }
 
     /// Asks the run of the claim under `fence` to stop, if this backend holds it for task
-    /// `id` (or holds it while it is being written); whether it does.
+    /// `id`; whether it does. A claim being written remembers the stop, for when it knows
+    /// what it took.
     fn stop_claim(&self, id: &str, fence: i64) -> bool {
-        let slot = self.slot();
-        let Some(s) = slot
-            .as_ref()
-            .filter(|s| s.fence == fence && s.task_id.as_deref().is_none_or(|t| t == id))
-        else {
+        let mut slot = self.slot();
+        let Some(s) = slot.as_mut() else {
             return false;
         };
+        if s.fence.is_none() {
+            // Being written: the claim stops if it takes that task under that fence.
+            s.early_stops.push((id.to_owned(), fence));
+            return false;
+        }
+        if s.fence != Some(fence) || s.task_id.as_deref().is_some_and(|t| t != id) {
+            return false;
+        }
         s.stop.send_if_modified(|now| {
             let running = *now == ClaimStop::Running;
             if running {

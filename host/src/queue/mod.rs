@@ -14,7 +14,7 @@ mod reads;
 
 pub use reads::{HistoryPage, Placement, QueuePage, Start, projected_order};
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use scheduler_api::{
@@ -38,9 +38,8 @@ use crate::model::{NewTask, TaskEdit, TaskRow};
 use crate::results::ResultFiles;
 use crate::sdnext::GenerateOutput;
 use crate::settings::SettingsService;
-use crate::store::tasks;
 use crate::store::transitions::{self, Applied, RunOutputs};
-use crate::store::{Store, StoreError, bulk, listing, order, rows, settings as stored};
+use crate::store::{SharedStore, StoreError};
 
 /// A selection is ids or a filter (not both, not neither), `except` only with a filter, and
 /// at most [`MAX_SELECTION_IDS`] ids.
@@ -75,7 +74,7 @@ pub struct Claim {
 
 /// The queue.
 pub struct Queue {
-    store: Store,
+    store: SharedStore,
     events: EventHub,
     settings: Arc<SettingsService>,
     backends: Arc<Backends>,
@@ -86,8 +85,6 @@ pub struct Queue {
     /// Claims (task id, fence) whose release could not be written (full disk): released
     /// when space returns (or recovered at the next start).
     unreleased: Mutex<Vec<(String, i64)>>,
-    /// The last fence handed to a claim.
-    next_fence: AtomicI64,
     /// Test builds: run ends wait while this is true (`/test/faults` `hold_finishes`).
     #[cfg(feature = "fault-injection")]
     finishes_held: watch::Sender<bool>,
@@ -101,7 +98,7 @@ impl Queue {
     /// The service. `callbacks` wakes the callback deliverer; `clock` times every change.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        store: Store,
+        store: SharedStore,
         events: EventHub,
         settings: Arc<SettingsService>,
         backends: Arc<Backends>,
@@ -120,7 +117,6 @@ impl Queue {
             wake: watch::channel(0).0,
             disk,
             unreleased: Mutex::new(Vec::new()),
-            next_fence: AtomicI64::new(0),
             #[cfg(feature = "fault-injection")]
             finishes_held: watch::channel(false).0,
             recovery_pending: AtomicBool::new(false),
@@ -162,10 +158,9 @@ impl Queue {
         let events = self.events.clone();
         let hold_reason = self.hold_reason();
         tokio::spawn(async move {
-            let r = store
-                .read(|c| Ok((listing::counts(c)?, stored::is_paused(c)?)))
-                .await;
-            if let Ok((counts, paused)) = r {
+            let r = store.queue_head(0).await;
+            if let Ok(head) = r {
+                let (counts, paused) = (head.counts, head.paused);
                 events.emit(WireEvent::Queue(QueueEvent {
                     paused,
                     pending: counts.pending,
@@ -194,7 +189,7 @@ impl Queue {
 
     /// Whether the queue is paused.
     pub async fn is_paused(&self) -> Result<bool, HostError> {
-        Ok(self.store.read(stored::is_paused).await?)
+        Ok(self.store.is_paused().await?)
     }
 
     /// One page of pending tasks for export, in queue order, full requests included: at
@@ -205,10 +200,7 @@ impl Queue {
         limit: usize,
         budget: usize,
     ) -> Result<Vec<TaskRow>, HostError> {
-        Ok(self
-            .store
-            .read(move |c| crate::store::export::pending_page(c, from, limit, budget))
-            .await?)
+        Ok(self.store.pending_page(from, limit, budget).await?)
     }
 
     /// Full rows of `ids[start..]` within about `budget` bytes (at least one id), a task
@@ -221,31 +213,23 @@ impl Queue {
     ) -> Result<(Vec<TaskRow>, usize), HostError> {
         Ok(self
             .store
-            .read(move |c| {
-                crate::store::export::full_rows_page(c, ids.get(start..).unwrap_or(&[]), budget)
-            })
+            .full_rows_page(ids.get(start..).unwrap_or(&[]).to_vec(), budget)
             .await?)
     }
 
     /// The running tasks as `(id, backend)`, earliest started first.
     pub async fn running(&self) -> Result<Vec<(String, Option<String>)>, HostError> {
-        Ok(self.store.read(listing::running).await?)
+        Ok(self.store.running().await?)
     }
 
     /// Whether an id is taken.
     pub async fn exists(&self, ids: Vec<String>) -> Result<Vec<bool>, HostError> {
-        Ok(self
-            .store
-            .read(move |c| ids.iter().map(|id| tasks::task_exists(c, id)).collect())
-            .await?)
+        Ok(self.store.tasks_exist(ids).await?)
     }
 
     /// The answer stored with an idempotency key, if the key was used.
     pub async fn idempotent_answer(&self, key: String) -> Result<Option<String>, HostError> {
-        Ok(self
-            .store
-            .read(move |c| tasks::idempotent_answer(c, &key))
-            .await?)
+        Ok(self.store.idempotent_answer(key).await?)
     }
 
     // -----------------------------------------------------------------------------------
@@ -261,17 +245,7 @@ impl Queue {
         let names: Vec<(String, Option<String>)> =
             new.iter().map(|t| (t.id.clone(), t.name.clone())).collect();
         let now = self.clock.now_ms();
-        let prev = self
-            .store
-            .call(move |c| {
-                tasks::insert_tasks(
-                    c,
-                    &new,
-                    idempotency.as_ref().map(|(k, a)| (k.as_str(), a.as_str())),
-                    now,
-                )
-            })
-            .await?;
+        let prev = self.store.insert_tasks(new, idempotency, now).await?;
         if prev.is_some() {
             return Ok(prev);
         }
@@ -287,11 +261,8 @@ impl Queue {
 
     /// Edits a pending task.
     pub async fn edit(&self, id: String, edit: TaskEdit) -> Result<(), HostError> {
-        let i = id.clone();
         let now = self.clock.now_ms();
-        self.store
-            .call(move |c| tasks::edit_task(c, &i, edit, now))
-            .await?;
+        self.store.edit_task(id.clone(), edit, now).await?;
         self.events
             .task(&id, TaskStatus::Pending, TaskChange::Updated, None);
         self.wake();
@@ -301,55 +272,33 @@ impl Queue {
 
     /// Sets or clears a task's bookmark.
     pub async fn set_bookmark(&self, id: String, on: bool) -> Result<(), HostError> {
-        self.relabel(id, move |c, i, now| tasks::set_bookmark(c, i, on, now))
-            .await
+        let now = self.clock.now_ms();
+        let row = self.store.set_bookmark(id.clone(), on, now).await?;
+        self.relabelled(&id, row).await;
+        Ok(())
     }
 
     /// Renames a task (any status).
     pub async fn rename(&self, id: String, name: String) -> Result<(), HostError> {
-        self.relabel(id, move |c, i, now| tasks::rename(c, i, Some(&name), now))
-            .await
+        let now = self.clock.now_ms();
+        let row = self.store.rename(id.clone(), Some(name), now).await?;
+        self.relabelled(&id, row).await;
+        Ok(())
     }
 
-    /// Applies a label change (name, bookmark) and announces it; the order is untouched.
-    async fn relabel(
-        &self,
-        id: String,
-        change: impl FnOnce(&rusqlite::Connection, &str, i64) -> Result<(), crate::store::StoreError>
-        + Send
-        + 'static,
-    ) -> Result<(), HostError> {
-        let i = id.clone();
-        let now = self.clock.now_ms();
-        let row = self
-            .store
-            .call(move |c| {
-                change(c, &i, now)?;
-                rows::require(c, &i, false)
-            })
-            .await?;
+    /// Announces a label change (name, bookmark); the order is untouched.
+    async fn relabelled(&self, id: &str, row: TaskRow) {
         self.events
-            .task(&id, row.status(), TaskChange::Updated, row.name);
+            .task(id, row.status(), TaskChange::Updated, row.name);
         self.events.flush().await;
-        Ok(())
     }
 
     /// Deletes a pending or finished task (with its files), or interrupts a running one.
     /// Returns the message.
     pub async fn delete(&self, id: String) -> Result<&'static str, HostError> {
-        let i = id.clone();
         let policy = self.settings.policy();
         let now = self.clock.now_ms();
-        let (applied, status) = self
-            .store
-            .call(move |c| {
-                let status = rows::require(c, &i, false)?.status();
-                Ok((
-                    transitions::apply(c, &i, &Event::Delete, &policy, now)?,
-                    status,
-                ))
-            })
-            .await?;
+        let (applied, status) = self.store.delete(id.clone(), policy, now).await?;
         match applied.transition {
             Transition::Interrupt { fence, .. } => {
                 // Only the worker running that claim stops; a run that already ended is
@@ -372,10 +321,7 @@ impl Queue {
 
     /// The tasks of a group, in the order they were enqueued (404 for an unknown group).
     pub async fn group(&self, group_id: String) -> Result<Vec<TaskRow>, HostError> {
-        let rows = self
-            .store
-            .read(move |c| bulk::group_rows(c, &group_id))
-            .await?;
+        let rows = self.store.group_rows(group_id).await?;
         if rows.is_empty() {
             return Err(HostError::NotFound);
         }
@@ -386,7 +332,7 @@ impl Queue {
     /// a selection that is not exactly ids or a filter, 413 for too many ids).
     pub async fn resolve(&self, sel: Selection) -> Result<Vec<String>, HostError> {
         check_selection(&sel)?;
-        Ok(self.store.read(move |c| bulk::resolve(c, &sel)).await?)
+        Ok(self.store.resolve(sel).await?)
     }
 
     /// One action on every selected task, in one transaction (a task whose state does not
@@ -399,42 +345,9 @@ impl Queue {
     ) -> Result<(usize, Vec<String>), HostError> {
         check_selection(&sel)?;
         let policy = self.settings.policy();
-        let new_ids = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
-        let made = new_ids.clone();
         let now = self.clock.now_ms();
-        let outcome = self
-            .store
-            .call(move |c| {
-                let ids = bulk::resolve(c, &sel)?;
-                let mut deleted = Vec::new();
-                match action {
-                    BulkAction::Delete => deleted = bulk::delete(c, &ids, &policy, now)?,
-                    BulkAction::Requeue => {
-                        let fresh: Vec<String> = ids
-                            .iter()
-                            .map(|_| uuid::Uuid::new_v4().to_string())
-                            .collect();
-                        bulk::requeue(c, &ids, &fresh, crate::model::spec::copy_name, now)?;
-                        *made.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
-                    }
-                    BulkAction::Bookmark => bulk::bookmark(c, &ids, true, now)?,
-                    BulkAction::Unbookmark => bulk::bookmark(c, &ids, false, now)?,
-                    BulkAction::MoveTop => bulk::move_to(c, &ids, true, now)?,
-                    BulkAction::MoveBottom => bulk::move_to(c, &ids, false, now)?,
-                }
-                // Statuses for the events of the label changes.
-                let statuses = match action {
-                    BulkAction::Bookmark | BulkAction::Unbookmark => ids
-                        .iter()
-                        .map(|id| Ok((id.clone(), rows::require(c, id, false)?.status())))
-                        .collect::<Result<Vec<_>, StoreError>>()?,
-                    _ => Vec::new(),
-                };
-                Ok((ids, deleted, statuses))
-            })
-            .await?;
-        let (ids, deleted, statuses) = outcome;
-        let fresh = std::mem::take(&mut *new_ids.lock().unwrap_or_else(|p| p.into_inner()));
+        let done = self.store.bulk(action, sel, policy, now).await?;
+        let (ids, deleted, statuses, fresh) = (done.ids, done.deleted, done.statuses, done.created);
         match action {
             BulkAction::Delete => {
                 let mut gone = Vec::new();
@@ -480,11 +393,8 @@ impl Queue {
 
     /// Moves a pending task.
     pub async fn move_task(&self, id: String, target: MoveTarget) -> Result<(), HostError> {
-        let i = id.clone();
         let now = self.clock.now_ms();
-        self.store
-            .call(move |c| order::move_task(c, &i, &target, now))
-            .await?;
+        self.store.move_task(id.clone(), target, now).await?;
         self.events
             .task(&id, TaskStatus::Pending, TaskChange::Moved, None);
         self.wake();
@@ -494,9 +404,8 @@ impl Queue {
 
     /// "Run now". Returns the message.
     pub async fn run_now(&self, id: String) -> Result<&'static str, HostError> {
-        let i = id.clone();
         let now = self.clock.now_ms();
-        let busy = self.store.call(move |c| order::run_now(c, &i, now)).await?;
+        let busy = self.store.run_now(id.clone(), now).await?;
         self.events
             .task(&id, TaskStatus::Pending, TaskChange::Moved, None);
         self.wake();
@@ -514,7 +423,7 @@ impl Queue {
         let n = new_id.clone();
         let now = self.clock.now_ms();
         self.store
-            .call(move |c| tasks::insert_copy(c, &id, &n, crate::model::spec::copy_name, now))
+            .insert_copy(id, n, crate::model::spec::copy_name, now)
             .await?;
         self.events
             .task(&new_id, TaskStatus::Pending, TaskChange::Created, None);
@@ -527,10 +436,7 @@ impl Queue {
     /// Requeues every failed task in place (their files go); returns how many.
     pub async fn requeue_failed(&self) -> Result<usize, HostError> {
         let now = self.clock.now_ms();
-        let changed = self
-            .store
-            .call(move |c| transitions::requeue_failed(c, now))
-            .await?;
+        let changed = self.store.requeue_failed(now).await?;
         self.files
             .remove_tasks(changed.iter().map(|(id, _)| id.clone()).collect())
             .await;
@@ -540,9 +446,7 @@ impl Queue {
 
     /// Pauses or resumes (persisted).
     pub async fn set_paused(&self, paused: bool) -> Result<(), HostError> {
-        self.store
-            .call(move |c| stored::set_paused(c, paused))
-            .await?;
+        self.store.set_paused(paused).await?;
         self.queue_event();
         if !paused {
             self.wake();
@@ -553,10 +457,7 @@ impl Queue {
     /// Deletes non-bookmarked pending tasks; returns how many.
     pub async fn clear(&self) -> Result<usize, HostError> {
         let now = self.clock.now_ms();
-        let removed = self
-            .store
-            .call(move |c| transitions::clear_queue(c, now))
-            .await?;
+        let removed = self.store.clear_queue(now).await?;
         for (id, _) in &removed {
             self.events
                 .task(id, TaskStatus::Pending, TaskChange::Deleted, None);
@@ -591,14 +492,15 @@ impl Queue {
         let rules = self.settings.rules();
         let now = self.clock.now_ms();
         let url = backend.url.clone();
-        let fence = self.next_fence.fetch_add(1, Ordering::Relaxed) + 1;
-        let stop = backend.begin_claim(fence);
-        // A light commit: a claim lost in a power cut leaves the task pending, which is
-        // where a task running at a power cut goes at the next start anyway.
+        let stop = backend.begin_claim();
+        // On SQLite a light commit: a claim lost in a power cut leaves the task pending,
+        // which is where a task running at a power cut goes at the next start anyway.
         let claimed = self
             .store
-            .call_light(move |c| {
-                transitions::claim_next(c, &url, now, fence, |window, paused| {
+            .claim_next(
+                url,
+                now,
+                Box::new(move |window, paused| {
                     let (waiting, mut seats) = view.policy_input(window);
                     // It is claiming: whatever it was doing is over.
                     seats[me].activity = policy::Activity::Idle;
@@ -608,18 +510,18 @@ impl Queue {
                             overtaken: c.overtaken,
                         }
                     })
-                })
-            })
+                }),
+            )
             .await;
         backend.claimed();
-        let claimed = match claimed {
-            Ok(Some(t)) => t,
+        let (claimed, fence) = match claimed {
+            Ok(Some(c)) => (c.task, c.fence),
             Ok(None) => {
-                backend.end_claim(fence);
+                backend.claim_missed();
                 return Ok(None);
             }
             Err(e) => {
-                backend.end_claim(fence);
+                backend.claim_missed();
                 return Err(e.into());
             }
         };
@@ -660,12 +562,11 @@ impl Queue {
     /// claim was over already (ended elsewhere: nothing written). On a full disk the release
     /// is remembered and written when space returns.
     pub async fn release(&self, id: &str, fence: i64) -> Result<Option<Applied>, HostError> {
-        let i = id.to_owned();
         let policy = self.settings.policy();
         let now = self.clock.now_ms();
         let r = self
             .store
-            .call(move |c| transitions::apply_claimed(c, &i, fence, &Event::Released, &policy, now))
+            .apply_claimed(id.to_owned(), fence, Event::Released, policy, now)
             .await;
         let applied = match r {
             Err(StoreError::DiskFull) => {
@@ -694,7 +595,7 @@ impl Queue {
     /// — its task goes back to the head for another backend, or ends interrupted when the
     /// user had asked to stop it — and its worker is told to let the run go.
     pub async fn withdraw(&self, backend: &crate::backends::Backend) -> Result<(), HostError> {
-        if let Some((fence, Some(id))) = backend.withdraw_claim() {
+        if let Some((fence, id)) = backend.withdraw_claim() {
             tracing::info!(
                 "task {id}: its backend {} was withdrawn; the claim ends now",
                 backend.url
@@ -713,13 +614,12 @@ impl Queue {
         fence: i64,
         reason: String,
     ) -> Result<Option<Applied>, HostError> {
-        let i = id.to_owned();
         let policy = self.settings.policy();
         let now = self.clock.now_ms();
         let event = Event::Errored { reason };
         let applied = match self
             .store
-            .call(move |c| transitions::apply_claimed(c, &i, fence, &event, &policy, now))
+            .apply_claimed(id.to_owned(), fence, event, policy, now)
             .await
         {
             Err(StoreError::DiskFull) => {
@@ -741,7 +641,7 @@ impl Queue {
 
     /// When the earliest task waiting out a retry backoff may run (ms), if any.
     pub async fn next_retry_at(&self) -> Result<Option<i64>, HostError> {
-        Ok(self.store.read(transitions::next_retry_at).await?)
+        Ok(self.store.next_retry_at().await?)
     }
 
     /// Records the end of the run of `task`'s claim: asks the transition function once what
@@ -810,10 +710,7 @@ impl Queue {
         let event = Event::Finished { end, at: ended_at };
         let r = run.clone();
         let now = self.clock.now_ms();
-        let written = self
-            .store
-            .call(move |conn| transitions::finish(conn, &id, fence, &event, &policy, &r, now))
-            .await;
+        let written = self.store.finish(id, fence, event, policy, r, now).await;
         let kept = matches!(
             &written,
             Ok(Applied { transition: Transition::Change(c), .. })
@@ -860,22 +757,16 @@ impl Queue {
 
     /// Whether no task is pending.
     pub async fn is_drained(&self) -> Result<bool, HostError> {
-        Ok(self.store.read(listing::counts).await?.pending == 0)
+        Ok(self.store.counts().await?.pending == 0)
     }
 
-    /// Start-up: tasks left `running` by a stopped host are recovered by policy. Fences of
-    /// this host's claims start above theirs (read first: on a full disk they stay running
-    /// until space returns).
+    /// Start-up: tasks left `running` by a stopped host are recovered by policy (on a full
+    /// disk they stay running until space returns). The store hands out the fences of this
+    /// host's claims, above theirs.
     pub async fn recover(&self) -> Result<(), HostError> {
-        let base = self.store.read(transitions::max_running_fence).await?;
-        self.next_fence.fetch_max(base, Ordering::Relaxed);
         let policy = self.settings.policy();
         let now = self.clock.now_ms();
-        let changed = match self
-            .store
-            .call(move |c| transitions::recover_running(c, &policy, now))
-            .await
-        {
+        let changed = match self.store.recover_running(policy, now).await {
             Err(crate::store::StoreError::DiskFull) => {
                 tracing::error!(
                     "tasks left running cannot be recovered now (disk full): they are when \
@@ -904,11 +795,7 @@ impl Queue {
         if self.recovery_pending.load(Ordering::Relaxed) {
             let policy = self.settings.policy();
             let now = self.clock.now_ms();
-            match self
-                .store
-                .call(move |c| transitions::recover_running(c, &policy, now))
-                .await
-            {
+            match self.store.recover_running(policy, now).await {
                 Ok(changed) => {
                     self.recovery_pending.store(false, Ordering::Relaxed);
                     self.announce(&changed, TaskChange::Updated).await;
@@ -927,9 +814,7 @@ impl Queue {
             let now = self.clock.now_ms();
             match self
                 .store
-                .call(move |c| {
-                    transitions::apply_claimed(c, &task, fence, &Event::Released, &policy, now)
-                })
+                .apply_claimed(task, fence, Event::Released, policy, now)
                 .await
             {
                 Ok(applied) => self.announce_run(id, &applied),
@@ -956,10 +841,7 @@ impl Queue {
     /// Shutdown: tasks still running go back to the head of the queue.
     pub async fn release_all(&self) -> Result<usize, HostError> {
         let now = self.clock.now_ms();
-        let changed = self
-            .store
-            .call(move |c| transitions::release_running(c, now))
-            .await?;
+        let changed = self.store.release_running(now).await?;
         Ok(changed.len())
     }
 }

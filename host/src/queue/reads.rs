@@ -16,8 +16,8 @@ use crate::model::cursor::Cursor;
 use crate::model::policy::{self, Rules, Slot};
 use crate::model::search::{Scope, fts_match, fts_query};
 use crate::model::{Candidate, TaskRow};
+use crate::store::StoreError;
 use crate::store::transitions::LOOKAHEAD;
-use crate::store::{StoreError, listing, rows, settings as stored, tasks};
 
 /// Where a listing page starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,56 +154,48 @@ impl Queue {
         start: Start,
     ) -> Result<QueuePage, HostError> {
         let hold_reason = self.hold_reason();
-        if let Some(m) = q.as_deref().and_then(|q| fts_match(q, Scope::Queue)) {
-            return self.search_page(m, limit, start, hold_reason).await;
+        if let Some(q) = q.filter(|q| fts_match(q, Scope::Queue).is_some()) {
+            return self.search_page(q, limit, start, hold_reason).await;
         }
-        let (raw, running_ids) = self
-            .store
-            .read(move |c| {
-                let paused = stored::is_paused(c)?;
-                let running = listing::running_rows(c)?;
-                let running_ids = running.iter().map(|t| t.id.clone()).collect();
-                let window = listing::pending_rows(c, None, LOOKAHEAD, 0)?;
-                let pending = listing::counts(c)?.pending;
-                let (r, w) = (running.len() as i64, window.len() as i64);
-                let total = r + pending;
-                let first = match start {
-                    Start::Offset(o) => o.max(0),
-                    Start::After(Cursor::Window(i)) => r + i.min(w),
-                    Start::After(Cursor::Rank { position, .. }) => position.max(r + w),
-                    Start::After(_) => 0,
-                };
-                // Rows beyond the window that this page reaches.
-                let end = first.saturating_add(limit.max(0));
-                let (beyond, beyond_at) = if end > r + w && total > r + w {
-                    let at = first.max(r + w);
-                    let rows = match start {
-                        Start::After(Cursor::Rank { rank, seq, .. }) => {
-                            listing::pending_rows(c, Some((rank, seq)), end - at, 0)?
-                        }
-                        _ => {
-                            let tail = window.last().map(|t| (t.rank, t.seq));
-                            listing::pending_rows(c, tail, end - at, at - r - w)?
-                        }
-                    };
-                    (rows, at)
-                } else {
-                    (Vec::new(), r + w)
-                };
-                Ok((
-                    Raw {
-                        running,
-                        window,
-                        beyond,
-                        beyond_at,
-                        first,
-                        total,
-                        paused,
-                    },
-                    running_ids,
-                ))
-            })
-            .await?;
+        // The head in one snapshot; the rows beyond the window this page reaches, after it.
+        let head = self.store.queue_head(LOOKAHEAD).await?;
+        let (paused, running, window) = (head.paused, head.running, head.window);
+        let running_ids: Vec<String> = running.iter().map(|t| t.id.clone()).collect();
+        let (r, w) = (running.len() as i64, window.len() as i64);
+        let total = r + head.counts.pending;
+        let first = match start {
+            Start::Offset(o) => o.max(0),
+            Start::After(Cursor::Window(i)) => r + i.min(w),
+            Start::After(Cursor::Rank { position, .. }) => position.max(r + w),
+            Start::After(_) => 0,
+        };
+        let end = first.saturating_add(limit.max(0));
+        let (beyond, beyond_at) = if end > r + w && total > r + w {
+            let at = first.max(r + w);
+            let rows = match start {
+                Start::After(Cursor::Rank { rank, seq, .. }) => {
+                    self.store
+                        .pending_rows(Some((rank, seq)), end - at, 0)
+                        .await?
+                }
+                _ => {
+                    let tail = window.last().map(|t| (t.rank, t.seq));
+                    self.store.pending_rows(tail, end - at, at - r - w).await?
+                }
+            };
+            (rows, at)
+        } else {
+            (Vec::new(), r + w)
+        };
+        let raw = Raw {
+            running,
+            window,
+            beyond,
+            beyond_at,
+            first,
+            total,
+            paused,
+        };
         let r = raw.running.len() as i64;
         let w = raw.window.len() as i64;
         let tail_key = raw.window.last().map(|t| (t.rank, t.seq));
@@ -270,7 +262,7 @@ impl Queue {
 
     async fn search_page(
         &self,
-        m: String,
+        q: String,
         limit: i64,
         start: Start,
         hold_reason: Option<String>,
@@ -280,22 +272,18 @@ impl Queue {
             Start::After(_) => (None, 0),
             Start::Offset(o) => (None, o),
         };
-        let (rows, total, running, paused) = self
+        let (found, total) = self
             .store
-            .read(move |c| {
-                let (rows, total) = listing::search(c, &m, Scope::Queue, after, limit, offset)?;
-                let rows = rows
-                    .into_iter()
-                    .map(|r| {
-                        let pos = tasks::position(c, &r)?;
-                        Ok((r, pos))
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                let running: Vec<String> =
-                    listing::running(c)?.into_iter().map(|(id, _)| id).collect();
-                Ok((rows, total, running, stored::is_paused(c)?))
-            })
+            .search(q, Scope::Queue, after, limit, offset)
             .await?;
+        let head = self.store.queue_head(0).await?;
+        let mut rows = Vec::with_capacity(found.len());
+        for r in found {
+            let pos = self.position(&r, head.counts.running).await?;
+            rows.push((r, pos));
+        }
+        let running: Vec<String> = head.running.into_iter().map(|t| t.id).collect();
+        let paused = head.paused;
         let next = (rows.len() as i64 == limit && limit > 0)
             .then(|| rows.last().map(|(r, _)| Cursor::Seq(r.seq)))
             .flatten();
@@ -325,53 +313,60 @@ impl Queue {
         limit: i64,
         start: Start,
     ) -> Result<HistoryPage, HostError> {
-        Ok(self
+        let (cursor, offset) = match start {
+            Start::After(cur) => (Some(cur), 0),
+            Start::Offset(o) => (None, o),
+        };
+        let searching = q.as_deref().and_then(fts_query).is_some();
+        if sort == HistorySort::Checkpoint && !searching {
+            let after = match cursor {
+                Some(Cursor::Checkpoint {
+                    checkpoint,
+                    finished_at,
+                    seq,
+                }) => Some((checkpoint, finished_at, seq)),
+                _ => None,
+            };
+            let (rows, total) = self
+                .store
+                .history_by_checkpoint(filter, after, limit, offset)
+                .await?;
+            let next = match rows.last() {
+                Some(t) if rows.len() as i64 == limit && limit > 0 => Some(Cursor::Checkpoint {
+                    checkpoint: t.checkpoint.clone(),
+                    finished_at: t.life.finished_at.unwrap_or(0),
+                    seq: t.seq,
+                }),
+                _ => None,
+            };
+            return Ok(HistoryPage { rows, total, next });
+        }
+        let (rows, total) = self
             .store
-            .read(move |c| {
-                let (cursor, offset) = match start {
-                    Start::After(cur) => (Some(cur), 0),
-                    Start::Offset(o) => (None, o),
-                };
-                let searching = q.as_deref().and_then(fts_query).is_some();
-                if sort == HistorySort::Checkpoint && !searching {
-                    let after = match &cursor {
-                        Some(Cursor::Checkpoint {
-                            checkpoint,
-                            finished_at,
-                            seq,
-                        }) => Some((checkpoint.as_deref(), *finished_at, *seq)),
-                        _ => None,
-                    };
-                    let (rows, total) =
-                        listing::history_by_checkpoint(c, filter, after, limit, offset)?;
-                    let next = match rows.last() {
-                        Some(t) if rows.len() as i64 == limit && limit > 0 => {
-                            Some(Cursor::Checkpoint {
-                                checkpoint: t.checkpoint.clone(),
-                                finished_at: t.life.finished_at.unwrap_or(0),
-                                seq: t.seq,
-                            })
-                        }
-                        _ => None,
-                    };
-                    return Ok(HistoryPage { rows, total, next });
+            .history_page(filter, q, cursor, limit, offset)
+            .await?;
+        let next = match rows.last() {
+            Some(t) if rows.len() as i64 == limit && limit > 0 => Some(if searching {
+                Cursor::Seq(t.seq)
+            } else {
+                Cursor::Finished {
+                    finished_at: t.life.finished_at.unwrap_or(0),
+                    seq: t.seq,
                 }
-                let (rows, total) =
-                    listing::history_page(c, filter, q.as_deref(), cursor.as_ref(), limit, offset)?;
-                let next = match rows.last() {
-                    Some(t) if rows.len() as i64 == limit && limit > 0 => Some(if searching {
-                        Cursor::Seq(t.seq)
-                    } else {
-                        Cursor::Finished {
-                            finished_at: t.life.finished_at.unwrap_or(0),
-                            seq: t.seq,
-                        }
-                    }),
-                    _ => None,
-                };
-                Ok(HistoryPage { rows, total, next })
-            })
-            .await?)
+            }),
+            _ => None,
+        };
+        Ok(HistoryPage { rows, total, next })
+    }
+
+    /// A pending task's position: the running tasks, then the pending ones before it.
+    async fn position(&self, task: &TaskRow, running: i64) -> Result<Option<i64>, StoreError> {
+        if task.status() != scheduler_api::TaskStatus::Pending {
+            return Ok(None);
+        }
+        Ok(Some(
+            running + self.store.pending_before(task.rank, task.seq).await?,
+        ))
     }
 
     /// One task (`full`: with its images, page snapshot and `info`) and, while it is
@@ -382,27 +377,21 @@ impl Queue {
         id: &str,
         full: bool,
     ) -> Result<(TaskRow, Option<Placement>), HostError> {
-        let id = id.to_owned();
-        let (row, window, running, beyond) = self
+        let row = self
             .store
-            .read(move |c| {
-                let row = rows::require(c, &id, full)?;
-                if row.status() != scheduler_api::TaskStatus::Pending {
-                    return Ok((row, Vec::new(), 0, None));
-                }
-                let window = listing::pending_rows(c, None, LOOKAHEAD, 0)?;
-                let running = listing::counts(c)?.running;
-                let beyond = if window.iter().any(|t| t.id == row.id) {
-                    None
-                } else {
-                    tasks::position(c, &row)?
-                };
-                Ok((row, window, running, beyond))
-            })
-            .await?;
+            .get_task(id.to_owned(), full)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         if row.status() != scheduler_api::TaskStatus::Pending {
             return Ok((row, None));
         }
+        let head = self.store.queue_head(LOOKAHEAD).await?;
+        let (window, running) = (head.window, head.counts.running);
+        let beyond = if window.iter().any(|t| t.id == row.id) {
+            None
+        } else {
+            self.position(&row, running).await?
+        };
         if let Some(position) = beyond {
             let p = plain(&row, position);
             return Ok((row, Some(p)));

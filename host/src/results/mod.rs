@@ -26,7 +26,7 @@ use crate::events::EventHub;
 use crate::model::TaskRow;
 use crate::model::transition::results_available;
 use crate::settings::SettingsService;
-use crate::store::{Store, export, rows, tasks, transitions};
+use crate::store::{SharedStore, StoreError};
 
 /// One stored image file: its bytes, content type and validator.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,7 +50,7 @@ pub enum Rendition {
 
 /// Finished tasks' outputs.
 pub struct Results {
-    store: Store,
+    store: SharedStore,
     files: ResultFiles,
     events: EventHub,
     settings: Arc<SettingsService>,
@@ -61,7 +61,7 @@ pub struct Results {
 impl Results {
     /// The service.
     pub fn new(
-        store: Store,
+        store: SharedStore,
         files: ResultFiles,
         events: EventHub,
         settings: Arc<SettingsService>,
@@ -82,9 +82,10 @@ impl Results {
     pub async fn sweep_orphans(&self, before: std::time::SystemTime) {
         let files = self.files.clone();
         let store = self.store.clone();
+        let rt = tokio::runtime::Handle::current();
         let removed = tokio::task::spawn_blocking(move || {
             files.collect_garbage(
-                |ids| store.read_sync(|c| tasks::image_files_of(c, ids)).ok(),
+                |ids| rt.block_on(store.image_files_of(ids.to_vec())).ok(),
                 before,
             )
         })
@@ -125,8 +126,7 @@ impl Results {
                 Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => return,
             };
-            let i = id.clone();
-            let Ok(row) = self.store.read(move |c| rows::require(c, &i, false)).await else {
+            let Ok(Some(row)) = self.store.get_task(id.clone(), false).await else {
                 continue;
             };
             for img in &row.images {
@@ -142,11 +142,11 @@ impl Results {
         &self,
         id: &str,
     ) -> Result<(TaskRow, Vec<(std::path::PathBuf, String)>), HostError> {
-        let i = id.to_owned();
         let row = self
             .store
-            .read(move |c| rows::require(c, &i, false))
-            .await?;
+            .get_task(id.to_owned(), false)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         results_available(row.status())?;
         let entries = row
             .images
@@ -205,10 +205,7 @@ impl Results {
         let mut found = false;
         for chunk in ids.chunks(ZIP_CHUNK) {
             let chunk = chunk.to_vec();
-            let lists = self
-                .store
-                .read(move |c| export::result_files(c, &chunk))
-                .await?;
+            let lists = self.store.result_files(chunk).await?;
             found = lists.iter().any(|(id, status, images)| {
                 results_available(*status).is_ok()
                     && images.iter().any(|img| {
@@ -243,7 +240,7 @@ impl Results {
                 for chunk in ids.chunks(ZIP_CHUNK) {
                     let chunk = chunk.to_vec();
                     let lists = rt
-                        .block_on(store.read(move |c| export::result_files(c, &chunk)))
+                        .block_on(store.result_files(chunk))
                         .map_err(std::io::Error::other)?;
                     for (id, status, images) in lists {
                         if results_available(status).is_err() {
@@ -290,11 +287,11 @@ impl Results {
         index: u32,
         rendition: Rendition,
     ) -> Result<Option<ImageFile>, HostError> {
-        let i = id.to_owned();
         let row = self
             .store
-            .read(move |c| rows::require(c, &i, false))
-            .await?;
+            .get_task(id.to_owned(), false)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         let Some(img) = row.images.iter().find(|i| i.index == index) else {
             return Ok(None);
         };
@@ -327,10 +324,7 @@ impl Results {
     /// files; returns how many.
     pub async fn clear_history(&self, before_ms: Option<i64>) -> Result<usize, HostError> {
         let now = self.clock.now_ms();
-        let removed = self
-            .store
-            .call(move |c| transitions::clear_history(c, before_ms, now))
-            .await?;
+        let removed = self.store.clear_history(before_ms, now).await?;
         let ids: Vec<String> = removed.iter().map(|(id, _)| id.clone()).collect();
         self.files.remove_tasks(ids).await;
         for (id, _) in &removed {
@@ -344,9 +338,7 @@ impl Results {
     /// Applies the retention setting (and forgets idempotency keys older than a week).
     pub async fn apply_retention(&self) -> Result<usize, HostError> {
         let week_ago = self.clock.now_ms() - 7 * 86_400_000;
-        self.store
-            .call(move |c| tasks::prune_idempotency(c, week_ago))
-            .await?;
+        self.store.prune_idempotency(week_ago).await?;
         let Some(days) = self.settings.get().history_retention_days else {
             return Ok(0);
         };
