@@ -28,6 +28,9 @@ struct Cli {
 enum Command {
     /// Run the host: the queue, its HTTP API and one worker per SD.Next backend.
     Serve(ServeArgs),
+    /// Copy a stopped host's SQLite queue (tasks, results, events, settings, backends) into
+    /// PostgreSQL, check the copy and commit it (talks to no host).
+    MigrateStore(agent_scheduler::cli::MigrateStoreArgs),
     #[command(flatten)]
     Client(agent_scheduler::cli::ClientCommand),
 }
@@ -106,6 +109,9 @@ struct ServeArgs {
 fn main() {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
+        Command::MigrateStore(args) => {
+            std::process::exit(agent_scheduler::cli::migrate_store(args))
+        }
         Command::Client(cmd) => std::process::exit(agent_scheduler::cli::main(cmd)),
     }
 }

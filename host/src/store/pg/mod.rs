@@ -25,6 +25,7 @@
 //! pool and gives it back).
 
 pub mod blobs;
+pub mod copy;
 pub mod rows;
 mod store;
 
