@@ -47,6 +47,10 @@
 //! delivery or speed the target already has keeps the target's row. Clients' event ids then
 //! restart from the target's.
 //!
+//! The transaction holds the order lock and the event-log lock of the target (the advisory
+//! locks the hosts take): hosts already sharing a non-empty target wait, for the length of
+//! the copy, to change the queue's order (enqueue, move) or to append events.
+//!
 //! The checks: per table, the number of rows and a sha256 over a canonical text of each row
 //! (columns in a fixed order, JSON with sorted keys, rows in key order), computed the same way
 //! from what was read from the source (as written) and from what the target holds for those
@@ -618,8 +622,6 @@ fn open_source(path: &Path) -> Result<Source, MigrateError> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(src_err)?;
-    conn.pragma_update(None, "query_only", true)
-        .map_err(src_err)?;
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(src_err)?;
@@ -645,6 +647,8 @@ fn open_source(path: &Path) -> Result<Source, MigrateError> {
     }
     let results = ResultFiles::new(dir);
     if version == latest {
+        conn.pragma_update(None, "query_only", true)
+            .map_err(src_err)?;
         return Ok(Source {
             conn,
             results,
@@ -653,7 +657,8 @@ fn open_source(path: &Path) -> Result<Source, MigrateError> {
             upgraded: false,
         });
     }
-    // An older schema: migrate a copy, never the source.
+    // An older schema: migrate a copy, never the source (`VACUUM INTO` reads the source
+    // through this read-only connection).
     let tmp = tempfile::tempdir().map_err(src_err)?;
     let copy = tmp.path().join("queue.sqlite3");
     conn.execute("VACUUM INTO ?1", [copy.to_string_lossy()])
@@ -1070,4 +1075,81 @@ async fn copy_blobs(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_depth() {
+        let a: Value =
+            serde_json::from_str(r#"{"b": [1, {"z": 1, "a": "é\n"}], "a": null}"#).expect("json");
+        let mut s = String::new();
+        canon_json(&a, &mut s);
+        assert_eq!(s, r#"{"a":null,"b":[1,{"a":"é\n","z":1}]}"#);
+    }
+
+    #[test]
+    fn an_older_source_is_migrated_in_a_temporary_copy_and_left_as_it_was() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("queue.sqlite3");
+        {
+            // A queue at schema version 7 (before 0009/0010), one task in it.
+            let c = Connection::open(&path).expect("open");
+            for (i, (_, sql)) in crate::store::MIGRATIONS.iter().take(7).enumerate() {
+                c.execute_batch(sql).expect("migration");
+                c.pragma_update(None, "user_version", i as i64 + 1)
+                    .expect("version");
+            }
+            c.execute(
+                "INSERT INTO tasks (id, type, status, request, rank, created_at, updated_at) \
+                 VALUES ('old-1', 'txt2img', 'pending', '{\"prompt\":\"x\"}', 0, 1, 1)",
+                [],
+            )
+            .expect("insert");
+        }
+        let before = std::fs::read(&path).expect("read");
+        let mtime = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        let src = open_source(&path).expect("open the source");
+        assert!(src.upgraded);
+        let (id, fence): (String, Option<i64>) = src
+            .conn
+            .query_row("SELECT id, fence FROM tasks", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("the task, with the columns of the latest schema");
+        assert_eq!((id.as_str(), fence), ("old-1", None));
+        drop(src);
+        assert_eq!(std::fs::read(&path).expect("read"), before, "source bytes");
+        assert_eq!(
+            std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .expect("mtime"),
+            mtime
+        );
+        let v: i64 = Connection::open(&path)
+            .expect("open")
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(v, 7, "the source keeps its schema");
+    }
+
+    #[test]
+    fn a_newer_source_and_a_missing_one_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("queue.sqlite3");
+        assert!(matches!(open_source(&path), Err(MigrateError::Usage(_))));
+        {
+            let mut c = Connection::open(&path).expect("open");
+            crate::store::migrate(&mut c).expect("migrate");
+            c.pragma_update(None, "user_version", 99).expect("version");
+        }
+        match open_source(&path) {
+            Err(MigrateError::Refused(m)) => assert!(m.contains("newer than this program"), "{m}"),
+            other => panic!("refused expected, got {:?}", other.map(|_| ())),
+        }
+    }
 }
