@@ -12,6 +12,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 
+use agent_scheduler::model::NewTask;
 use agent_scheduler::store::Store;
 use agent_scheduler::store::api::TaskStore;
 use agent_scheduler::store::pg::{self, PgStore};
@@ -287,5 +288,93 @@ async fn a_sqlite_queue_moves_to_postgres_with_its_results_and_is_checked() {
         fingerprint(&sqlite_path),
         before,
         "the source is left as it was"
+    );
+}
+
+fn new_task(id: &str) -> NewTask {
+    NewTask {
+        id: id.into(),
+        task_type: TaskType::Txt2img,
+        name: None,
+        request: json!({"prompt": format!("prompt {id}")})
+            .as_object()
+            .cloned()
+            .expect("an object"),
+        page_snapshot: None,
+        checkpoint: None,
+        vae: None,
+        callback_url: None,
+        bookmarked: false,
+        group_id: None,
+    }
+}
+
+#[tokio::test]
+async fn into_non_empty_appends_the_pending_tasks_after_the_target_queue() {
+    if !binaries_available() {
+        return;
+    }
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    // The source: three pending tasks, the last moved to the top, a backend, an event.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite_path = dir.path().join("queue.sqlite3");
+    {
+        let src = Store::open(&sqlite_path).expect("open the source");
+        let tasks = ["s-1", "s-2", "s-3"].map(new_task).to_vec();
+        assert_eq!(src.insert_tasks(tasks, None, 1).await.unwrap(), None);
+        src.move_task("s-3".into(), scheduler_api::MoveTarget::Top, 2)
+            .await
+            .unwrap();
+        src.add_backend("http://127.0.0.1:9".into(), 3)
+            .await
+            .unwrap();
+        src.insert_events(vec![("queue".into(), "{}".into())], 4)
+            .await
+            .unwrap();
+    }
+    // The target: two pending tasks, the same backend, its own settings.
+    let pg = PgStore::open(&db.url, "host-a", pg::DEFAULT_LEASE)
+        .await
+        .expect("open the target");
+    let tasks = ["t-1", "t-2"].map(new_task).to_vec();
+    assert_eq!(pg.insert_tasks(tasks, None, 5).await.unwrap(), None);
+    pg.add_backend("http://127.0.0.1:9".into(), 6)
+        .await
+        .unwrap();
+    let mut settings = pg.load_settings().await.unwrap();
+    settings.max_attempts = 7;
+    pg.save_settings(settings.clone()).await.unwrap();
+
+    let from = format!("sqlite:{}", sqlite_path.display());
+    let r = migrate(&["--from", &from, "--to", &db.url]).await;
+    assert_eq!(r.code, 3, "refused without --into-non-empty: {r:?}");
+    assert_eq!(pg.counts().await.unwrap().pending, 2, "nothing written");
+
+    let r = migrate(&["--from", &from, "--to", &db.url, "--into-non-empty"]).await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("backends: 1 rows already in the target were kept"),
+        "{r:?}"
+    );
+    let (queue, total) = pg.list_queue(None, 100, 0).await.unwrap();
+    assert_eq!(total, 5);
+    assert_eq!(
+        queue.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["t-1", "t-2", "s-3", "s-1", "s-2"],
+        "the target's queue, then the source's in its order"
+    );
+    assert_eq!(
+        pg.load_settings().await.unwrap(),
+        settings,
+        "the target's settings stay"
+    );
+    assert_eq!(pg.added_backends().await.unwrap().len(), 1);
+    assert_eq!(
+        pg.replay(0).await.unwrap().rows.len(),
+        1,
+        "the source's event, appended"
     );
 }
