@@ -873,6 +873,7 @@ async fn copy_table(
                 .map_err(|e| src_err(format!("{}: {e}", table.name)))?;
             page.push(vals);
         }
+        let mut rows: Vec<Vec<Val>> = Vec::with_capacity(page.len());
         for mut row in page {
             if table.name == "result_images"
                 && !copied_tasks.contains(row[0].text().unwrap_or_default())
@@ -887,9 +888,20 @@ async fn copy_table(
                 row[table.col("run_next")] = Val::I64(None);
                 row[table.col("pinned")] = Val::Bool(Some(false));
             }
+            rows.push(row);
+        }
+        // The page's inserts are sent together (tokio-postgres pipelines the queries issued
+        // at once on one connection): one round trip's wait per page, answers in order.
+        let insert = &insert;
+        let written = &written;
+        let answers = futures::future::try_join_all(rows.iter().map(|row| async move {
             let vals: Vec<&(dyn ToSql + Sync)> =
                 written.iter().map(|(i, _, _)| row[*i].sql()).collect();
-            let Some(r) = tx.query_opt(&insert, &vals).await? else {
+            tx.query_opt(insert, &vals).await
+        }))
+        .await?;
+        for (row, answer) in rows.iter().zip(answers) {
+            let Some(r) = answer else {
                 kept += 1;
                 continue;
             };
@@ -901,7 +913,7 @@ async fn copy_table(
                 copied_tasks.insert(row[table.col("id")].text().unwrap_or_default().to_owned());
             }
             keys.insert(key);
-            expected.add(&row, &written);
+            expected.add(row, written);
         }
     }
     if kept > 0 {
