@@ -20,7 +20,7 @@ then checks the copy (rows and sha256 per table, sha256 of every file) and commi
 everything matches. The source is only read; a host running on it is refused.
 
 Examples:
-  agent-scheduler migrate-store --from sqlite:~/.local/share/agent-scheduler/queue.sqlite3 \\
+  agent-scheduler migrate-store --from sqlite:$HOME/.local/share/agent-scheduler/queue.sqlite3 \\
       --to postgres://scheduler:secret@db.lan:5432/scheduler
 
 Exit status:

@@ -5,7 +5,8 @@
 //! The source is opened read-only and left as it was: the data folder's `host.lock` is held
 //! (`try_lock`) for the whole run, so a host running on that folder is refused and none can
 //! start meanwhile; a source at an older schema version is first copied to a temporary file
-//! (`VACUUM INTO`) and that copy is migrated, never the source; a newer one is refused.
+//! (`VACUUM INTO`, in the system's temporary folder: it needs room for the database, not the
+//! results) and that copy is migrated, never the source; a newer one is refused.
 //!
 //! The target's migrations are applied first ([`PgStore::open`]). Everything is then written
 //! in ONE PostgreSQL transaction, result bytes included (PostgreSQL has no limit on a
