@@ -378,3 +378,42 @@ async fn into_non_empty_appends_the_pending_tasks_after_the_target_queue() {
         "the source's event, appended"
     );
 }
+
+#[tokio::test]
+async fn a_row_the_target_refuses_rolls_the_whole_copy_back() {
+    if !binaries_available() {
+        return;
+    }
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    // SQLite keeps a prompt with a NUL character; PostgreSQL's jsonb refuses it. The row
+    // comes after others were written in the same transaction.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite_path = dir.path().join("queue.sqlite3");
+    {
+        let src = Store::open(&sqlite_path).expect("open the source");
+        let mut nul = new_task("r-3");
+        nul.request
+            .insert("prompt".into(), json!("before\u{0}after"));
+        let tasks = vec![new_task("r-1"), new_task("r-2"), nul];
+        assert_eq!(src.insert_tasks(tasks, None, 1).await.unwrap(), None);
+        src.insert_events(vec![("queue".into(), "{}".into())], 2)
+            .await
+            .unwrap();
+    }
+    let from = format!("sqlite:{}", sqlite_path.display());
+    let r = migrate(&["--from", &from, "--to", &db.url]).await;
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("target: database: 22P05"), "{r:?}");
+    let pg = PgStore::open(&db.url, "host-a", pg::DEFAULT_LEASE)
+        .await
+        .expect("open the target");
+    let counts = pg.counts().await.unwrap();
+    assert_eq!(
+        counts.pending + counts.done + counts.failed,
+        0,
+        "no task written"
+    );
+    assert_eq!(pg.replay(0).await.unwrap().rows, [], "no event written");
+}
