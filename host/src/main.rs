@@ -1,5 +1,6 @@
 //! `agent-scheduler` binary: parses flags and dispatches: `serve` sets up logging, binds and
-//! calls [`agent_scheduler::run`]; every other subcommand is a client of a running host
+//! calls [`agent_scheduler::run`]; `migrate-store` copies a stopped host's SQLite queue into
+//! PostgreSQL; every other subcommand is a client of a running host
 //! ([`agent_scheduler::cli`]).
 
 use std::io::Write;
@@ -15,8 +16,9 @@ use clap::{Parser, Subcommand};
     version,
     about = "A durable task queue that feeds SD.Next servers over HTTP.",
     long_about = "A durable task queue that feeds SD.Next servers over HTTP.\n\n\
-`serve` runs the host; every other subcommand talks to a running host (--url, \
-default http://127.0.0.1:7861) through its HTTP API.",
+`serve` runs the host; `migrate-store` copies a stopped host's queue into PostgreSQL; \
+every other subcommand talks to a running host (--url, default http://127.0.0.1:7861) \
+through its HTTP API.",
     after_help = agent_scheduler::cli::EXIT_HELP
 )]
 struct Cli {
@@ -28,6 +30,9 @@ struct Cli {
 enum Command {
     /// Run the host: the queue, its HTTP API and one worker per SD.Next backend.
     Serve(ServeArgs),
+    /// Copy a stopped host's SQLite queue (tasks, results, events, settings, backends) into
+    /// PostgreSQL, check the copy and commit it (talks to no host).
+    MigrateStore(agent_scheduler::cli::MigrateStoreArgs),
     #[command(flatten)]
     Client(agent_scheduler::cli::ClientCommand),
 }
@@ -106,6 +111,9 @@ struct ServeArgs {
 fn main() {
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
+        Command::MigrateStore(args) => {
+            std::process::exit(agent_scheduler::cli::migrate_store(args))
+        }
         Command::Client(cmd) => std::process::exit(agent_scheduler::cli::main(cmd)),
     }
 }

@@ -1,19 +1,22 @@
 //! The command line beside `serve`: every queue operation through the typed client of
 //! `scheduler-api` (`enqueue`, `ls`, `show`, `watch`, `pause`, `resume`, `run`, `move`, `rm`,
 //! `requeue`, `bookmark`, `results`, `settings`, `export`, `import`), for people and for
-//! scripts (`--json`, exit codes).
+//! scripts (`--json`, exit codes); and `migrate-store` (`migrate`), which talks to no host: it
+//! copies a stopped host's SQLite queue into PostgreSQL.
 //!
 //! Owns: the subcommands' flags (`args`), turning flags into requests (`enqueue`), waiting
 //! on the event stream (`wait`), and printing (`output`). Must not: touch the database or the
-//! host's internals; it is an HTTP client like any other.
+//! host's internals; it is an HTTP client like any other (`migrate-store` excepted).
 
 mod args;
 mod commands;
 mod enqueue;
+mod migrate;
 mod output;
 mod wait;
 
 pub use args::{ClientCommand, Conn};
+pub use migrate::{MigrateStoreArgs, main as migrate_store};
 
 use scheduler_api::client::{Client, ClientError};
 

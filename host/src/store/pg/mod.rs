@@ -11,6 +11,7 @@
 //!   every transition written as decided, moves, bulk changes, exports, settings, backends,
 //!   events (ids in commit order, a `NOTIFY` as the wake-up), the callback outbox, speeds;
 //! - [`blobs`]: result images and thumbnails as chunked `bytea` rows, streamed in and out.
+//! - [`copy`]: `migrate-store`, a SQLite queue and its result files copied in, checked.
 //!
 //! Concurrency: each method is one transaction (READ COMMITTED; a compound read is one
 //! REPEATABLE READ snapshot). A decision reads the task's lifecycle `FOR UPDATE`; the one
@@ -25,6 +26,7 @@
 //! pool and gives it back).
 
 pub mod blobs;
+pub mod copy;
 pub mod rows;
 mod store;
 
