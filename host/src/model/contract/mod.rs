@@ -127,6 +127,12 @@ impl Contract {
         checkpoint: Option<&str>,
         vae: Option<&str>,
     ) -> Result<(), Violation> {
+        no_nul_in(request, "")?;
+        for (path, v) in [("checkpoint", checkpoint), ("vae", vae)] {
+            if v.is_some_and(|v| v.contains('\0')) {
+                return Err(nul_at(path));
+            }
+        }
         let mut first = None;
         let passes = self.schemas.is_empty()
             || self
@@ -147,10 +153,89 @@ impl Contract {
     }
 }
 
+fn nul_at(path: &str) -> Violation {
+    Violation::new(
+        path,
+        format!("{path} contains a NUL character (U+0000), which no text field may hold"),
+    )
+}
+
+/// Refuses a NUL character in any key or string of the request: SD.Next's text fields
+/// never need one and the PostgreSQL store cannot keep one (jsonb and text refuse it), so a
+/// request is refused at the door on either store, never later.
+fn no_nul_in(map: &Map<String, Value>, prefix: &str) -> Result<(), Violation> {
+    fn walk(v: &Value, path: &str) -> Result<(), Violation> {
+        match v {
+            Value::String(s) if s.contains('\0') => Err(nul_at(path)),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, v)| walk(v, &format!("{path}[{i}]"))),
+            Value::Object(m) => no_nul_in(m, path),
+            _ => Ok(()),
+        }
+    }
+    for (k, v) in map {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        if k.contains('\0') {
+            return Err(nul_at(if prefix.is_empty() { "request" } else { prefix }));
+        }
+        walk(v, &path)?;
+    }
+    Ok(())
+}
+
+/// Refuses a NUL character in a text the host stores beside the request (a task's name).
+pub fn check_text(path: &str, text: Option<&str>) -> Result<(), Violation> {
+    match text {
+        Some(t) if t.contains('\0') => Err(nul_at(path)),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_nul_anywhere_is_refused_with_its_path() {
+        let c = Contract::default();
+        let req = |v: Value| v.as_object().unwrap().clone();
+        let e = c
+            .check(
+                TaskType::Txt2img,
+                &req(json!({"prompt": "a\0b"})),
+                None,
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(e.path, "prompt");
+        let e = c
+            .check(
+                TaskType::Control,
+                &req(json!({"control": [{"unit": {"model": "x\0"}}]})),
+                None,
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(e.path, "control[0].unit.model");
+        let e = c
+            .check(
+                TaskType::Txt2img,
+                &req(json!({"prompt": "ok"})),
+                Some("a\0"),
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(e.path, "checkpoint");
+        assert!(check_text("name", Some("x\0y")).is_err());
+        assert!(check_text("name", Some("fine")).is_ok());
+    }
 
     #[test]
     fn the_committed_table_and_supplement_read() {
