@@ -59,7 +59,7 @@ use scheduler_api::BackendSource;
 
 use crate::backends::{Backend, Backends};
 use crate::config::Config;
-use crate::store::{SharedStore, Store, StoreError};
+use crate::store::{SharedStore, StoreError};
 
 /// Why the host could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +76,61 @@ pub enum RunError {
     /// A service failed at start or at shutdown (recovery, release).
     #[error(transparent)]
     Service(#[from] error::HostError),
+}
+
+/// This host's id: `given` (`--host-id`), else the one in `<data_dir>/host-id`, made once
+/// (the host name, `-`, 6 random hex digits).
+fn host_id(data_dir: &std::path::Path, given: Option<&str>) -> Result<String, RunError> {
+    let valid = |id: &str| {
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    if let Some(id) = given {
+        let id = id.trim();
+        if !valid(id) {
+            return Err(RunError::Config(format!(
+                "--host-id {id:?}: give 1 to 64 letters, digits, '-', '_' or '.'"
+            )));
+        }
+        return Ok(id.to_owned());
+    }
+    let path = data_dir.join("host-id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if valid(s.trim()) => return Ok(s.trim().to_owned()),
+        Ok(_) => {
+            return Err(RunError::Config(format!(
+                "{} does not hold a host id (remove it to make a new one, or give --host-id)",
+                path.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    let name: String = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(50)
+        .collect();
+    let name = if name.is_empty() {
+        "host".to_owned()
+    } else {
+        name
+    };
+    let hex = uuid::Uuid::new_v4().simple().to_string();
+    let id = format!("{name}-{}", &hex[..6]);
+    // Written whole under a temporary name, then renamed: never a half-written id.
+    let tmp = data_dir.join("host-id.tmp");
+    std::fs::write(&tmp, format!("{id}\n"))?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(id)
 }
 
 /// Runs the host until `shutdown` completes: opens the store, recovers tasks left running,
@@ -107,8 +162,18 @@ pub async fn run(
     if config.test_faults.as_ref().is_some_and(|f| f.disk_full) {
         disk.inject(true, false);
     }
-    let store: SharedStore =
-        Arc::new(Store::open(&config.data_dir.join("queue.sqlite3"))?.with_space(disk.clone()));
+    let host_id = host_id(&config.data_dir, config.host_id.as_deref())?;
+    tracing::info!("store: {}", config.database.describe(&config.data_dir));
+    tracing::info!("host id: {host_id}");
+    let opened = store::open(
+        &config.database,
+        &config.data_dir,
+        &host_id,
+        store::pg::DEFAULT_LEASE,
+        Some(disk.clone()),
+    )
+    .await?;
+    let store: SharedStore = opened.shared.clone();
     let files = results::ResultFiles::new(&config.data_dir).with_disk(disk.clone());
     std::fs::create_dir_all(files.root())?;
 
@@ -129,6 +194,7 @@ pub async fn run(
         }
     }
     let started = std::time::SystemTime::now();
+    let clock = config.clock.clone();
 
     let mut list = Vec::new();
     for (i, url) in config.backends.iter().enumerate() {
@@ -137,9 +203,23 @@ pub async fn run(
         list.push(Arc::new(b));
     }
     let backends = Arc::new(Backends::new(list));
+    if opened.pg.is_some() {
+        // Shared: the `--backend` ones are stored for every host (each host still drives
+        // its own flags; an added one with a flag's URL is that flag's backend here).
+        let stored: Vec<String> = store
+            .added_backends()
+            .await?
+            .into_iter()
+            .map(|a| a.url)
+            .collect();
+        for url in &config.backends {
+            if !stored.iter().any(|s| s == url) {
+                store.add_backend(url.clone(), clock.now_ms()).await?;
+            }
+        }
+    }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let clock = config.clock.clone();
     let events = events::EventHub::start(store.clone(), clock.clone());
     let callbacks_wake = Arc::new(Notify::new());
     let queue = Arc::new(queue::Queue::new(
