@@ -40,6 +40,7 @@ pub mod eta;
 pub mod events;
 pub mod http;
 pub mod intake;
+pub mod lease;
 pub mod model;
 pub mod pool;
 pub mod queue;
@@ -184,6 +185,10 @@ pub async fn run(
     }
     let _ = store.probe_write().await;
     let settings = Arc::new(settings::SettingsService::load(store.clone()).await?);
+    let leases = Arc::new(lease::Leases::default());
+    if let Some(pg) = &opened.pg {
+        lease::apply(pg, &settings, &leases);
+    }
     if config.start_paused || settings.get().start_paused {
         match store.set_paused(true).await {
             // On a full disk the host still starts (on hold, which runs nothing either).
@@ -281,6 +286,17 @@ pub async fn run(
         shutdown_rx.clone(),
     ));
     let retention = tokio::spawn(results.clone().run_retention(shutdown_rx.clone()));
+    // Shared: the heartbeat of this host's claims and the reclaimer of expired ones.
+    let heartbeat = opened.pg.clone().map(|pg| {
+        tokio::spawn(lease::run(
+            pg,
+            store.clone(),
+            settings.clone(),
+            queue.clone(),
+            leases.clone(),
+            shutdown_rx.clone(),
+        ))
+    });
     let space = {
         let q = queue.clone();
         tokio::spawn(disk::watch_space(
@@ -362,6 +378,9 @@ pub async fn run(
     let _ = fin_rx.recv().await;
     let _ = deliverer.await;
     let _ = retention.await;
+    if let Some(h) = heartbeat {
+        let _ = h.await;
+    }
     let _ = space.await;
     let _ = thumbnails.await;
     let released = queue.release_all().await?;

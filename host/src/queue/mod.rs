@@ -789,6 +789,26 @@ impl Queue {
         Ok(())
     }
 
+    /// Running tasks whose lease expired (their host is gone) were recovered: announces
+    /// them and wakes the workers.
+    pub async fn reclaimed(&self, changed: &[(String, Applied)]) {
+        for (id, a) in changed {
+            if let Some(s) = a.status() {
+                tracing::warn!(
+                    "task {id} was running on a host whose lease expired: now {}",
+                    s.as_str()
+                );
+            }
+        }
+        self.announce(changed, TaskChange::Updated).await;
+    }
+
+    /// A store call failed with `e`: when the database cannot be reached, the queue holds
+    /// until it answers again (step 5 of issue 16 phase B; nothing yet).
+    pub fn store_failed(&self, e: &StoreError) {
+        let _ = e;
+    }
+
     /// Space is back: runs what a full disk kept from being written (the start-up recovery,
     /// releases of runs whose files could not be written). False when it still cannot.
     pub async fn resume_after_disk_full(&self) -> bool {

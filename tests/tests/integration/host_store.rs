@@ -2,8 +2,13 @@
 //! test, `scheduler_tests::pg::TestDb`) runs tasks as the SQLite file does; the host id is
 //! made once per data directory (`--host-id` overrides it).
 
-use scheduler_api::TaskStatus;
-use scheduler_tests::inprocess::{InProcessHost, serve_flags};
+use std::time::Duration;
+
+use agent_scheduler::store::api::{ChooseFn, TaskStore};
+use agent_scheduler::store::pg::PgStore;
+use agent_scheduler::store::transitions::Choice;
+use scheduler_api::{SettingsPatch, TaskStatus};
+use scheduler_tests::inprocess::{InProcessHost, refused, serve_flags};
 use scheduler_tests::pg::TestDb;
 use serde_json::json;
 
@@ -44,4 +49,66 @@ async fn a_host_on_postgres_runs_tasks_and_keeps_its_host_id() {
     let kept = std::fs::read_to_string(again.dir.path().join("host-id")).unwrap();
     assert_eq!(kept.trim(), made, "made once");
     again.shut_down().await;
+}
+
+/// A claim of a host that is gone (its lease ran out, never renewed) is recovered by the
+/// reclaimer of a running host, which then runs the task; `lease_s` is a setting (3..=600).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_host_is_gone_is_reclaimed_and_runs_here() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let s = InProcessHost::start_args(
+        FakeArgs::fast_a(),
+        &["--database", &db.url, "--start-paused"],
+    )
+    .await;
+    let c = s.client();
+    let id = enqueue(c, "a red fox", json!({})).await;
+    // Another host claims it, then is gone: its lease is never renewed.
+    let gone = PgStore::open(&db.url, "gone-host", Duration::from_millis(300))
+        .await
+        .expect("open the database as another host");
+    // The queue is paused here: "run now" lets the other host claim it.
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    };
+    gone.run_now(id.clone(), now()).await.expect("run now");
+    let first: ChooseFn = Box::new(|window, _| {
+        (!window.is_empty()).then(|| Choice {
+            index: 0,
+            overtaken: Vec::new(),
+        })
+    });
+    let claimed = gone
+        .claim_next("http://gone.invalid".into(), now(), first)
+        .await
+        .expect("claim")
+        .expect("the task is claimed");
+    assert_eq!(claimed.task.id, id);
+    assert_eq!(c.task(&id).await.expect("task").status, TaskStatus::Running);
+
+    refused(
+        c.update_settings(&SettingsPatch {
+            lease_s: Some(2),
+            ..SettingsPatch::default()
+        })
+        .await,
+        422,
+        "lease_s must be 3..=600",
+    );
+    let set = c
+        .update_settings(&SettingsPatch {
+            lease_s: Some(3),
+            ..SettingsPatch::default()
+        })
+        .await
+        .expect("lease_s 3");
+    assert_eq!(set.lease_s, 3);
+    resume(c).await;
+    let t = wait_done(c, &id).await;
+    assert_eq!(t.status, TaskStatus::Done, "recovered, then run here");
+    s.shut_down().await;
 }

@@ -118,14 +118,15 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 pub struct PgStore {
     pool: Pool,
     owner: String,
-    lease_ms: i64,
+    /// The lease's length (ms); the host changes it with the `lease_s` setting.
+    lease_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgStore")
             .field("owner", &self.owner)
-            .field("lease_ms", &self.lease_ms)
+            .field("lease_ms", &self.lease_ms())
             .finish()
     }
 }
@@ -152,7 +153,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             owner: owner.to_owned(),
-            lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
+            lease_ms: std::sync::Arc::new(lease_ms(lease).into()),
         };
         store.migrate().await?;
         Ok(store)
@@ -167,16 +168,29 @@ impl PgStore {
     pub fn as_owner(&self, owner: &str) -> PgStore {
         PgStore {
             owner: owner.to_owned(),
+            lease_ms: std::sync::Arc::new(self.lease_ms().into()),
             ..self.clone()
         }
     }
 
-    /// The same store with claims leased for `lease`.
+    /// The same store with claims leased for `lease` (its own lease from now on).
     pub fn with_lease(self, lease: Duration) -> PgStore {
         PgStore {
-            lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
+            lease_ms: std::sync::Arc::new(lease_ms(lease).into()),
             ..self
         }
+    }
+
+    /// Claims (and renewals) from now on are leased for `lease` (every clone of this store
+    /// shares it).
+    pub fn set_lease(&self, lease: Duration) {
+        self.lease_ms
+            .store(lease_ms(lease), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The lease's length (ms).
+    pub fn lease_ms(&self) -> i64 {
+        self.lease_ms.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(super) async fn conn(&self) -> PgResult<Object> {
@@ -234,6 +248,10 @@ impl PgStore {
         tx.commit().await?;
         Ok(())
     }
+}
+
+fn lease_ms(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Free text to a PostgreSQL `tsquery`, with SQLite's FTS5 meaning ([`crate::model::search`]):
