@@ -19,6 +19,15 @@ use crate::settings::SettingsService;
 use crate::store::SharedStore;
 use crate::store::pg::PgStore;
 
+/// What `/health` shows of this host: its id and, on a shared store, its leases.
+#[derive(Debug)]
+pub struct HostStatus {
+    /// This host's id.
+    pub host_id: String,
+    /// Its leases (`None` on SQLite).
+    pub leases: Option<Arc<Leases>>,
+}
+
 /// What `/health` shows of this host's leases.
 #[derive(Debug, Default)]
 pub struct Leases {

@@ -362,6 +362,10 @@ pub async fn run(
             webapp: Arc::new(http::webapp::WebApp::locate(config.webapp.clone())),
             eta,
             shutdown: shutdown_rx,
+            host: Arc::new(lease::HostStatus {
+                host_id: host_id.clone(),
+                leases: opened.pg.is_some().then(|| leases.clone()),
+            }),
         },
         security,
         test_routes,

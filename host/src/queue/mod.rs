@@ -90,6 +90,9 @@ pub struct Queue {
     finishes_held: watch::Sender<bool>,
     /// The start-up recovery could not be written (full disk): it runs when space returns.
     recovery_pending: AtomicBool,
+    /// Whether the queue was paused when last read or changed (what `/health` shows while
+    /// the database cannot be reached).
+    last_paused: AtomicBool,
     /// The time of every change.
     clock: Clock,
 }
@@ -120,6 +123,7 @@ impl Queue {
             #[cfg(feature = "fault-injection")]
             finishes_held: watch::channel(false).0,
             recovery_pending: AtomicBool::new(false),
+            last_paused: AtomicBool::new(false),
             clock,
         }
     }
@@ -189,7 +193,19 @@ impl Queue {
 
     /// Whether the queue is paused.
     pub async fn is_paused(&self) -> Result<bool, HostError> {
-        Ok(self.store.is_paused().await?)
+        let paused = self.store.is_paused().await?;
+        self.last_paused.store(paused, Ordering::Relaxed);
+        Ok(paused)
+    }
+
+    /// Whether the queue was paused when last read or changed.
+    pub fn last_paused(&self) -> bool {
+        self.last_paused.load(Ordering::Relaxed)
+    }
+
+    /// Which store the queue is in.
+    pub fn store_kind(&self) -> crate::store::api::StoreKind {
+        self.store.kind()
     }
 
     /// One page of pending tasks for export, in queue order, full requests included: at
@@ -447,6 +463,7 @@ impl Queue {
     /// Pauses or resumes (persisted).
     pub async fn set_paused(&self, paused: bool) -> Result<(), HostError> {
         self.store.set_paused(paused).await?;
+        self.last_paused.store(paused, Ordering::Relaxed);
         self.queue_event();
         if !paused {
             self.wake();

@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
+use agent_scheduler::model::Policy;
 use agent_scheduler::store::api::{ChooseFn, TaskStore};
 use agent_scheduler::store::pg::PgStore;
 use agent_scheduler::store::transitions::Choice;
-use scheduler_api::{SettingsPatch, TaskStatus};
+use scheduler_api::{Settings, SettingsPatch, StoreHealth, StoreKindName, TaskStatus};
+use scheduler_tests::harness::wait_until;
 use scheduler_tests::inprocess::{InProcessHost, refused, serve_flags};
 use scheduler_tests::pg::TestDb;
 use serde_json::json;
@@ -36,6 +38,18 @@ async fn a_host_on_postgres_runs_tasks_and_keeps_its_host_id() {
     );
     // The SQLite file is not made: the queue is in PostgreSQL.
     assert!(!s.dir.path().join("queue.sqlite3").exists());
+    let h = c.health().await.expect("health");
+    assert_eq!(
+        h.store,
+        StoreHealth {
+            kind: StoreKindName::Postgres,
+            reachable: true
+        }
+    );
+    assert_eq!(h.host_id.as_deref(), Some(made.as_str()));
+    assert_eq!(h.hold, None);
+    let lease = h.lease.expect("a shared store shows its leases");
+    assert_eq!((lease.seconds, lease.held), (15, 0));
 
     // Restarted on the same data directory and database: the same id, the same history.
     let (dir, fake) = s.stop().await;
@@ -110,5 +124,81 @@ async fn a_claim_whose_host_is_gone_is_reclaimed_and_runs_here() {
     resume(c).await;
     let t = wait_done(c, &id).await;
     assert_eq!(t.status, TaskStatus::Done, "recovered, then run here");
+    s.shut_down().await;
+}
+
+/// On SQLite `/health` names the store and the host id, and shows no leases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_on_sqlite_names_the_store_and_the_host() {
+    let s = InProcessHost::start_args(FakeArgs::fast_a(), &["--host-id", "studio-1"]).await;
+    let h = s.client().health().await.expect("health");
+    assert_eq!(h.store, StoreHealth::default());
+    assert_eq!(h.store.kind, StoreKindName::Sqlite);
+    assert_eq!(h.host_id.as_deref(), Some("studio-1"));
+    assert_eq!((h.lease, h.hold), (None, None));
+    assert!(
+        !s.dir.path().join("host-id").exists(),
+        "--host-id overrides: no id is made"
+    );
+    s.shut_down().await;
+}
+
+/// The heartbeat renews a running claim's lease every third of it: another host never
+/// finds it expired, though the run lasts longer than the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_claim_is_renewed_and_never_reclaimed() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    // 3 steps of 1.4 s: the run outlasts the 3 s lease.
+    let s = InProcessHost::start_args(
+        FakeArgs::fast_a().step_ms(1400),
+        &["--database", &db.url, "--start-paused"],
+    )
+    .await;
+    let c = s.client();
+    c.update_settings(&SettingsPatch {
+        lease_s: Some(3),
+        ..SettingsPatch::default()
+    })
+    .await
+    .expect("lease_s 3");
+    wait_until("the 3 s lease applied", LONG, || async {
+        let h = c.health().await.ok()?;
+        (h.lease?.seconds == 3).then_some(())
+    })
+    .await;
+    let id = enqueue(c, "a slow fox", json!({})).await;
+    resume(c).await;
+    s.wait_status(&id, TaskStatus::Running).await;
+    let other = PgStore::open(&db.url, "other-host", Duration::from_secs(3))
+        .await
+        .expect("open the database as another host");
+    let policy = Policy::from(&Settings::default());
+    let mut renewed_while_running = false;
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "the run ends");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let taken = other.reclaim_expired(policy, now).await.expect("reclaim");
+        assert!(
+            taken.is_empty(),
+            "a renewed claim was taken over: {taken:?}"
+        );
+        let t = c.task(&id).await.expect("task");
+        if t.status != TaskStatus::Running {
+            assert_eq!(t.status, TaskStatus::Done);
+            break;
+        }
+        let h = c.health().await.expect("health");
+        let lease = h.lease.expect("leases");
+        if lease.held == 1 && lease.renewed_ms_ago.is_some_and(|ms| ms < 3_000) {
+            renewed_while_running = true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(renewed_while_running, "the claim was renewed while it ran");
     s.shut_down().await;
 }
