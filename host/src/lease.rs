@@ -72,8 +72,8 @@ pub fn apply(pg: &PgStore, settings: &SettingsService, leases: &Leases) {
 
 /// Runs the heartbeat and the reclaimer until shutdown: every third of the lease (and at
 /// once when the setting changes) renews this host's claims, then recovers the expired
-/// ones of any host. A failure is logged (and, when the database cannot be reached, holds
-/// the queue); the next round tries again.
+/// ones of any host. A failure is logged (a database that cannot be reached holds the
+/// queue: [`crate::reach`]); the next round tries again.
 pub async fn run(
     pg: PgStore,
     store: SharedStore,
@@ -89,7 +89,6 @@ pub async fn run(
             Ok(held) => leases.renewed(held),
             Err(e) => {
                 tracing::warn!("renewing this host's leases: {e}");
-                queue.store_failed(&e);
             }
         }
         let policy = settings.policy();
@@ -99,7 +98,6 @@ pub async fn run(
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!("recovering expired claims: {e}");
-                queue.store_failed(&e);
             }
         }
         tokio::select! {

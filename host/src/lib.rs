@@ -44,6 +44,7 @@ pub mod lease;
 pub mod model;
 pub mod pool;
 pub mod queue;
+pub mod reach;
 pub mod results;
 pub mod sdnext;
 pub mod settings;
@@ -174,7 +175,12 @@ pub async fn run(
         Some(disk.clone()),
     )
     .await?;
-    let store: SharedStore = opened.shared.clone();
+    // On a shared database every call reports whether it could reach it (the hold).
+    let reach = Arc::new(reach::Reach::default());
+    let store: SharedStore = match &opened.pg {
+        Some(_) => Arc::new(reach::Watched::new(opened.shared.clone(), reach.clone())),
+        None => opened.shared.clone(),
+    };
     let files = results::ResultFiles::new(&config.data_dir).with_disk(disk.clone());
     std::fs::create_dir_all(files.root())?;
 
@@ -235,6 +241,7 @@ pub async fn run(
         files.clone(),
         callbacks_wake.clone(),
         disk.clone(),
+        reach.clone(),
         clock.clone(),
     ));
     queue.recover().await?;
@@ -309,15 +316,35 @@ pub async fn run(
             shutdown_rx.clone(),
         ))
     };
+    // Shared: a database that cannot be reached holds the queue until a probe is written.
+    let reconnect = opened.pg.is_some().then(|| {
+        let q = queue.clone();
+        tokio::spawn(reach::watch_database(
+            reach.clone(),
+            opened.shared.clone(),
+            move || {
+                let q = q.clone();
+                async move { q.resume_after_disk_full().await }
+            },
+            shutdown_rx.clone(),
+        ))
+    });
     // The hold is announced (and lifted) through the queue event.
     {
         let q = queue.clone();
         let mut full = disk.subscribe();
+        let mut down = reach.subscribe();
         let mut stop = shutdown_rx.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     r = full.changed() => {
+                        if r.is_err() {
+                            return;
+                        }
+                        q.resumed();
+                    }
+                    r = down.changed() => {
                         if r.is_err() {
                             return;
                         }
@@ -386,6 +413,9 @@ pub async fn run(
         let _ = h.await;
     }
     let _ = space.await;
+    if let Some(r) = reconnect {
+        let _ = r.await;
+    }
     let _ = thumbnails.await;
     let released = queue.release_all().await?;
     if released > 0 {

@@ -8,6 +8,7 @@ use agent_scheduler::model::Policy;
 use agent_scheduler::store::api::{ChooseFn, TaskStore};
 use agent_scheduler::store::pg::PgStore;
 use agent_scheduler::store::transitions::Choice;
+use scheduler_api::client::ClientError;
 use scheduler_api::{Settings, SettingsPatch, StoreHealth, StoreKindName, TaskStatus};
 use scheduler_tests::harness::wait_until;
 use scheduler_tests::inprocess::{InProcessHost, refused, serve_flags};
@@ -200,5 +201,65 @@ async fn a_running_claim_is_renewed_and_never_reclaimed() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert!(renewed_while_running, "the claim was renewed while it ran");
+    s.shut_down().await;
+}
+
+/// A database that cannot be reached holds the queue (the host neither stops nor
+/// panics; what needs the database answers 503); when it answers again the hold lifts by
+/// itself and a task enqueued before runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_holds_the_queue_until_it_answers_again() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    // Paused, so that the task waits for the outage to pass.
+    let s = InProcessHost::start_args(
+        FakeArgs::fast_a(),
+        &["--database", &db.url, "--start-paused"],
+    )
+    .await;
+    let c = s.client();
+    let id = enqueue(c, "a patient fox", json!({})).await;
+
+    db.disconnect().await;
+    // What needs the database answers 503 and puts the queue on hold.
+    match c.resume().await {
+        Err(ClientError::Refused { status, body }) => {
+            assert_eq!(status, 503, "{}", body.message);
+            assert!(
+                body.message.contains("database unreachable"),
+                "{}",
+                body.message
+            );
+        }
+        other => panic!("expected a 503, got {other:?}"),
+    }
+    let h = c
+        .health()
+        .await
+        .expect("health answers without the database");
+    assert_eq!(h.hold.as_deref(), Some("database unreachable"));
+    assert_eq!(
+        h.store,
+        StoreHealth {
+            kind: StoreKindName::Postgres,
+            reachable: false
+        }
+    );
+    assert!(h.paused, "the last known pause");
+
+    db.reconnect().await;
+    wait_until("the hold lifted by itself", LONG, || async {
+        let h = c.health().await.ok()?;
+        (h.hold.is_none() && h.store.reachable).then_some(())
+    })
+    .await;
+    resume(c).await;
+    let t = wait_done(c, &id).await;
+    assert_eq!(
+        t.status,
+        TaskStatus::Done,
+        "it ran once the database answered"
+    );
     s.shut_down().await;
 }

@@ -95,7 +95,17 @@ impl<T: deadpool_postgres::GenericClient + ?Sized> Cached for T {}
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> StoreError {
         if let Some(db) = e.as_db_error() {
-            return StoreError::Postgres(format!("{}: {}", db.code().code(), db.message()));
+            let code = db.code().code();
+            // Connection exceptions (class 08), the server shutting down or terminating the
+            // session (57P01-57P03), no connection to be had (53300, or the database not
+            // accepting connections, 55000 at connect): the database cannot be reached now.
+            if code.starts_with("08")
+                || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+                || (code == "55000" && db.message().contains("accepting connections"))
+            {
+                return StoreError::Unavailable(format!("{code}: {}", db.message()));
+            }
+            return StoreError::Postgres(format!("{code}: {}", db.message()));
         }
         // No answer from the server (refused, closed, timed out): not a refusal of the query.
         let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
