@@ -2,7 +2,9 @@
 //!
 //! # Layout
 //! - [`run`] starts everything from a config, a bound listener and a shutdown future;
-//!   `main.rs` only parses flags and calls it. It builds the services below, each with its
+//!   `main.rs` only parses flags and calls it. It reads the host id, opens the store the
+//!   configuration names ([`store::open`]: SQLite or PostgreSQL; the services see only the
+//!   contract, [`store::SharedStore`]) and builds the services below, each with its
 //!   dependencies passed in explicitly (no shared god object); the one [`clock::Clock`]
 //!   (from the configuration: the system's, or a test's manual clock) goes to each that
 //!   stores a time:
@@ -12,14 +14,16 @@
 //!   - [`events::EventHub`] (store, clock),
 //!   - [`backends::Backends`] (the SD.Next clients),
 //!   - [`queue::Queue`] (store, events, settings, backends, result files, the callback
-//!     deliverer's wake-up, disk, clock),
+//!     deliverer's wake-up, disk, the database's reach, clock),
 //!   - [`intake::Intake`] (queue, backends, the callback rules),
 //!   - [`results::Results`] (store, result files, events, settings, clock; thumbnails),
 //!   - [`eta::Eta`] (store, backends, settings, events, clock: measured speeds, the queue's ETA),
 //!   - then the [`pool::Pool`] (one [`worker::Worker`] per backend, added ones included),
-//!     the [`callbacks`] deliverer (clock), and [`http`].
+//!     the [`callbacks`] deliverer (clock), on a shared store the [`lease`] heartbeat and
+//!     reclaimer and the [`reach`] watcher, and [`http`].
 //! - [`model`] is the pure task model: the one transition function, ranks, enqueue parsing.
-//! - [`store`] holds all SQL (one SQLite file, WAL, append-only migrations).
+//! - [`store`] holds all SQL (one SQLite file, WAL, append-only migrations; or a PostgreSQL
+//!   database several hosts share).
 //! - [`sdnext`] is the typed SD.Next client.
 //! - `cli/` is the command line beside `serve` (`enqueue`, `ls`, `watch`, …): an HTTP client of
 //!   a running host through `scheduler-api`'s typed client, nothing more.
