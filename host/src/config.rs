@@ -18,13 +18,106 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Where the queue is stored (`--database`).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum Database {
+    /// The SQLite file in the data directory (`queue.sqlite3`): the default.
+    #[default]
+    DataDir,
+    /// A SQLite file elsewhere (`sqlite:PATH`; made absolute against the working directory
+    /// when parsed).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database (`postgres://…` or `postgresql://…`), which several hosts can
+    /// share. Its password never shows (`Debug`, logs, errors).
+    Postgres(String),
+}
+
+impl Database {
+    /// Reads a `--database` value: `sqlite:PATH` (relative to `cwd`), `postgres://…` or
+    /// `postgresql://…`; an empty value is the default. The error names the flag, never the
+    /// password.
+    pub fn parse(value: &str, cwd: &std::path::Path) -> Result<Database, String> {
+        let v = value.trim();
+        if v.is_empty() {
+            return Ok(Database::DataDir);
+        }
+        if let Some(path) = v.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err("--database sqlite:PATH needs a file path".into());
+            }
+            return Ok(Database::Sqlite(cwd.join(path)));
+        }
+        if v.starts_with("postgres://") || v.starts_with("postgresql://") {
+            return Ok(Database::Postgres(v.to_owned()));
+        }
+        Err(format!(
+            "--database {}: not a database URL (give sqlite:PATH, postgres://USER:PASSWORD@HOST:PORT/DB \
+             or postgresql://…)",
+            redact_url(v)
+        ))
+    }
+
+    /// What it is, as logs show it: `sqlite <path>` or `postgres <host>:<port>/<db>` (no
+    /// user, no password).
+    pub fn describe(&self, data_dir: &std::path::Path) -> String {
+        match self {
+            Database::DataDir => format!("sqlite {}", data_dir.join("queue.sqlite3").display()),
+            Database::Sqlite(p) => format!("sqlite {}", p.display()),
+            Database::Postgres(url) => format!("postgres {}", postgres_place(url)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::DataDir => f.write_str("DataDir"),
+            Database::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
+            Database::Postgres(url) => f.debug_tuple("Postgres").field(&redact_url(url)).finish(),
+        }
+    }
+}
+
+/// A URL with its `user:password@` replaced by `***@`.
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (format!("{s}://"), r),
+        None => (String::new(), url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+/// `host:port/db` of a PostgreSQL URL (port 5432 when not given; no user, no password, no
+/// query).
+pub fn postgres_place(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+    let (authority, db) = rest.split_once('/').unwrap_or((rest, ""));
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let with_port = if hostport.ends_with(']') || !hostport.contains(':') {
+        format!("{hostport}:5432")
+    } else {
+        hostport.to_owned()
+    };
+    format!("{with_port}/{db}")
+}
+
 /// Everything `run` needs.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// SD.Next base URLs (`user:pass@` allowed).
     pub backends: Vec<String>,
-    /// Folder of the database and the result files.
+    /// Folder of the database (SQLite), the result files, the host id and the lock.
     pub data_dir: PathBuf,
+    /// Where the queue is stored (`--database`).
+    pub database: Database,
+    /// This host's id (`--host-id`); `None`: the one in `<data-dir>/host-id`, made once.
+    pub host_id: Option<String>,
     /// Bearer token required on every request, when set.
     pub token: Option<Secret>,
     /// Extra allowed `Origin` values.
@@ -97,6 +190,8 @@ impl Config {
         Config {
             backends: vec![backend.to_owned()],
             data_dir,
+            database: Database::DataDir,
+            host_id: None,
             token: None,
             allow_origins: Vec::new(),
             start_paused: false,
@@ -149,5 +244,36 @@ mod tests {
         c.token = Some(Secret("t".into()));
         assert!(c.check_listen("0.0.0.0:7861".parse().unwrap()).is_ok());
         assert_eq!(format!("{:?}", c.token), "Some(Secret(***))");
+    }
+
+    #[test]
+    fn database_urls_are_read_and_never_show_the_password() {
+        let cwd = std::path::Path::new("/work");
+        assert_eq!(Database::parse("", cwd), Ok(Database::DataDir));
+        assert_eq!(
+            Database::parse("sqlite:q.db", cwd),
+            Ok(Database::Sqlite(PathBuf::from("/work/q.db")))
+        );
+        assert_eq!(
+            Database::parse("sqlite:/abs/q.db", cwd),
+            Ok(Database::Sqlite(PathBuf::from("/abs/q.db")))
+        );
+        let url = "postgresql://u:s3cret@db.example:6543/queue?sslmode=disable";
+        let pg = Database::parse(url, cwd).unwrap();
+        assert_eq!(pg, Database::Postgres(url.into()));
+        assert!(!format!("{pg:?}").contains("s3cret"));
+        assert_eq!(
+            pg.describe(cwd),
+            "postgres db.example:6543/queue",
+            "no user, no password"
+        );
+        assert_eq!(
+            Database::Postgres("postgres://h/d".into()).describe(cwd),
+            "postgres h:5432/d"
+        );
+        let bad = Database::parse("mysql://u:s3cret@h/d", cwd).unwrap_err();
+        assert!(bad.contains("--database"), "{bad}");
+        assert!(!bad.contains("s3cret"), "{bad}");
+        assert!(Database::parse("sqlite:", cwd).is_err());
     }
 }

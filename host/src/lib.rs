@@ -2,7 +2,9 @@
 //!
 //! # Layout
 //! - [`run`] starts everything from a config, a bound listener and a shutdown future;
-//!   `main.rs` only parses flags and calls it. It builds the services below, each with its
+//!   `main.rs` only parses flags and calls it. It reads the host id, opens the store the
+//!   configuration names ([`store::open`]: SQLite or PostgreSQL; the services see only the
+//!   contract, [`store::SharedStore`]) and builds the services below, each with its
 //!   dependencies passed in explicitly (no shared god object); the one [`clock::Clock`]
 //!   (from the configuration: the system's, or a test's manual clock) goes to each that
 //!   stores a time:
@@ -12,14 +14,16 @@
 //!   - [`events::EventHub`] (store, clock),
 //!   - [`backends::Backends`] (the SD.Next clients),
 //!   - [`queue::Queue`] (store, events, settings, backends, result files, the callback
-//!     deliverer's wake-up, disk, clock),
+//!     deliverer's wake-up, disk, the database's reach, clock),
 //!   - [`intake::Intake`] (queue, backends, the callback rules),
 //!   - [`results::Results`] (store, result files, events, settings, clock; thumbnails),
 //!   - [`eta::Eta`] (store, backends, settings, events, clock: measured speeds, the queue's ETA),
 //!   - then the [`pool::Pool`] (one [`worker::Worker`] per backend, added ones included),
-//!     the [`callbacks`] deliverer (clock), and [`http`].
+//!     the [`callbacks`] deliverer (clock), on a shared store the [`lease`] heartbeat and
+//!     reclaimer and the [`reach`] watcher, and [`http`].
 //! - [`model`] is the pure task model: the one transition function, ranks, enqueue parsing.
-//! - [`store`] holds all SQL (one SQLite file, WAL, append-only migrations).
+//! - [`store`] holds all SQL (one SQLite file, WAL, append-only migrations; or a PostgreSQL
+//!   database several hosts share).
 //! - [`sdnext`] is the typed SD.Next client.
 //! - `cli/` is the command line beside `serve` (`enqueue`, `ls`, `watch`, …): an HTTP client of
 //!   a running host through `scheduler-api`'s typed client, nothing more.
@@ -40,9 +44,11 @@ pub mod eta;
 pub mod events;
 pub mod http;
 pub mod intake;
+pub mod lease;
 pub mod model;
 pub mod pool;
 pub mod queue;
+pub mod reach;
 pub mod results;
 pub mod sdnext;
 pub mod settings;
@@ -59,7 +65,7 @@ use scheduler_api::BackendSource;
 
 use crate::backends::{Backend, Backends};
 use crate::config::Config;
-use crate::store::{SharedStore, Store, StoreError};
+use crate::store::{SharedStore, StoreError};
 
 /// Why the host could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +82,61 @@ pub enum RunError {
     /// A service failed at start or at shutdown (recovery, release).
     #[error(transparent)]
     Service(#[from] error::HostError),
+}
+
+/// This host's id: `given` (`--host-id`), else the one in `<data_dir>/host-id`, made once
+/// (the host name, `-`, 6 random hex digits).
+fn host_id(data_dir: &std::path::Path, given: Option<&str>) -> Result<String, RunError> {
+    let valid = |id: &str| {
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    if let Some(id) = given {
+        let id = id.trim();
+        if !valid(id) {
+            return Err(RunError::Config(format!(
+                "--host-id {id:?}: give 1 to 64 letters, digits, '-', '_' or '.'"
+            )));
+        }
+        return Ok(id.to_owned());
+    }
+    let path = data_dir.join("host-id");
+    match std::fs::read_to_string(&path) {
+        Ok(s) if valid(s.trim()) => return Ok(s.trim().to_owned()),
+        Ok(_) => {
+            return Err(RunError::Config(format!(
+                "{} does not hold a host id (remove it to make a new one, or give --host-id)",
+                path.display()
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    let name: String = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(50)
+        .collect();
+    let name = if name.is_empty() {
+        "host".to_owned()
+    } else {
+        name
+    };
+    let hex = uuid::Uuid::new_v4().simple().to_string();
+    let id = format!("{name}-{}", &hex[..6]);
+    // Written whole under a temporary name, then renamed: never a half-written id.
+    let tmp = data_dir.join("host-id.tmp");
+    std::fs::write(&tmp, format!("{id}\n"))?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(id)
 }
 
 /// Runs the host until `shutdown` completes: opens the store, recovers tasks left running,
@@ -107,8 +168,23 @@ pub async fn run(
     if config.test_faults.as_ref().is_some_and(|f| f.disk_full) {
         disk.inject(true, false);
     }
-    let store: SharedStore =
-        Arc::new(Store::open(&config.data_dir.join("queue.sqlite3"))?.with_space(disk.clone()));
+    let host_id = host_id(&config.data_dir, config.host_id.as_deref())?;
+    tracing::info!("store: {}", config.database.describe(&config.data_dir));
+    tracing::info!("host id: {host_id}");
+    let opened = store::open(
+        &config.database,
+        &config.data_dir,
+        &host_id,
+        store::pg::DEFAULT_LEASE,
+        Some(disk.clone()),
+    )
+    .await?;
+    // On a shared database every call reports whether it could reach it (the hold).
+    let reach = Arc::new(reach::Reach::default());
+    let store: SharedStore = match &opened.pg {
+        Some(_) => Arc::new(reach::Watched::new(opened.shared.clone(), reach.clone())),
+        None => opened.shared.clone(),
+    };
     let files = results::ResultFiles::new(&config.data_dir).with_disk(disk.clone());
     std::fs::create_dir_all(files.root())?;
 
@@ -119,6 +195,10 @@ pub async fn run(
     }
     let _ = store.probe_write().await;
     let settings = Arc::new(settings::SettingsService::load(store.clone()).await?);
+    let leases = Arc::new(lease::Leases::default());
+    if let Some(pg) = &opened.pg {
+        lease::apply(pg, &settings, &leases);
+    }
     if config.start_paused || settings.get().start_paused {
         match store.set_paused(true).await {
             // On a full disk the host still starts (on hold, which runs nothing either).
@@ -129,6 +209,7 @@ pub async fn run(
         }
     }
     let started = std::time::SystemTime::now();
+    let clock = config.clock.clone();
 
     let mut list = Vec::new();
     for (i, url) in config.backends.iter().enumerate() {
@@ -137,9 +218,23 @@ pub async fn run(
         list.push(Arc::new(b));
     }
     let backends = Arc::new(Backends::new(list));
+    if opened.pg.is_some() {
+        // Shared: the `--backend` ones are stored for every host (each host still drives
+        // its own flags; an added one with a flag's URL is that flag's backend here).
+        let stored: Vec<String> = store
+            .added_backends()
+            .await?
+            .into_iter()
+            .map(|a| a.url)
+            .collect();
+        for url in &config.backends {
+            if !stored.iter().any(|s| s == url) {
+                store.add_backend(url.clone(), clock.now_ms()).await?;
+            }
+        }
+    }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let clock = config.clock.clone();
     let events = events::EventHub::start(store.clone(), clock.clone());
     let callbacks_wake = Arc::new(Notify::new());
     let queue = Arc::new(queue::Queue::new(
@@ -150,6 +245,7 @@ pub async fn run(
         files.clone(),
         callbacks_wake.clone(),
         disk.clone(),
+        reach.clone(),
         clock.clone(),
     ));
     queue.recover().await?;
@@ -201,6 +297,17 @@ pub async fn run(
         shutdown_rx.clone(),
     ));
     let retention = tokio::spawn(results.clone().run_retention(shutdown_rx.clone()));
+    // Shared: the heartbeat of this host's claims and the reclaimer of expired ones.
+    let heartbeat = opened.pg.clone().map(|pg| {
+        tokio::spawn(lease::run(
+            pg,
+            store.clone(),
+            settings.clone(),
+            queue.clone(),
+            leases.clone(),
+            shutdown_rx.clone(),
+        ))
+    });
     let space = {
         let q = queue.clone();
         tokio::spawn(disk::watch_space(
@@ -213,15 +320,35 @@ pub async fn run(
             shutdown_rx.clone(),
         ))
     };
+    // Shared: a database that cannot be reached holds the queue until a probe is written.
+    let reconnect = opened.pg.is_some().then(|| {
+        let q = queue.clone();
+        tokio::spawn(reach::watch_database(
+            reach.clone(),
+            opened.shared.clone(),
+            move || {
+                let q = q.clone();
+                async move { q.resume_after_disk_full().await }
+            },
+            shutdown_rx.clone(),
+        ))
+    });
     // The hold is announced (and lifted) through the queue event.
     {
         let q = queue.clone();
         let mut full = disk.subscribe();
+        let mut down = reach.subscribe();
         let mut stop = shutdown_rx.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     r = full.changed() => {
+                        if r.is_err() {
+                            return;
+                        }
+                        q.resumed();
+                    }
+                    r = down.changed() => {
                         if r.is_err() {
                             return;
                         }
@@ -266,6 +393,10 @@ pub async fn run(
             webapp: Arc::new(http::webapp::WebApp::locate(config.webapp.clone())),
             eta,
             shutdown: shutdown_rx,
+            host: Arc::new(lease::HostStatus {
+                host_id: host_id.clone(),
+                leases: opened.pg.is_some().then(|| leases.clone()),
+            }),
         },
         security,
         test_routes,
@@ -282,7 +413,13 @@ pub async fn run(
     let _ = fin_rx.recv().await;
     let _ = deliverer.await;
     let _ = retention.await;
+    if let Some(h) = heartbeat {
+        let _ = h.await;
+    }
     let _ = space.await;
+    if let Some(r) = reconnect {
+        let _ = r.await;
+    }
     let _ = thumbnails.await;
     let released = queue.release_all().await?;
     if released > 0 {

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use agent_scheduler::config::{Config, Secret, default_data_dir};
+use agent_scheduler::config::{Config, Database, Secret, default_data_dir};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
@@ -54,6 +54,23 @@ struct ServeArgs {
     /// [default: $XDG_DATA_HOME/agent-scheduler or ~/.local/share/agent-scheduler].
     #[arg(long, value_name = "DIR", env = "AGENT_SCHEDULER_DATA_DIR")]
     data_dir: Option<PathBuf>,
+
+    /// Where the queue is stored: `sqlite:PATH` (relative to the working directory), or a
+    /// PostgreSQL database several hosts can share, `postgres://USER:PASSWORD@HOST:PORT/DB`
+    /// (or `postgresql://…`) [default: the SQLite file in --data-dir]. The data directory
+    /// still holds the host id, the lock and the result images.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "AGENT_SCHEDULER_DATABASE",
+        hide_env_values = true
+    )]
+    database: Option<String>,
+
+    /// This host's id, the owner of its claims in a shared database [default: the one in
+    /// `<data-dir>/host-id`, made once from the host name and 6 random hex digits].
+    #[arg(long, value_name = "ID", env = "AGENT_SCHEDULER_HOST_ID")]
+    host_id: Option<String>,
 
     /// Require `Authorization: Bearer TOKEN` on every request.
     #[arg(
@@ -141,6 +158,14 @@ fn serve(args: ServeArgs) {
             }
         }
     }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let database = match Database::parse(args.database.as_deref().unwrap_or(""), &cwd) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("agent-scheduler: {e}");
+            std::process::exit(2);
+        }
+    };
     let config = Config {
         backends: args
             .backends
@@ -148,6 +173,8 @@ fn serve(args: ServeArgs) {
             .filter(|b| !b.trim().is_empty())
             .collect(),
         data_dir: args.data_dir.unwrap_or_else(default_data_dir),
+        database,
+        host_id: args.host_id.filter(|h| !h.trim().is_empty()),
         token: args.token.filter(|t| !t.is_empty()).map(Secret),
         allow_origins: args.allow_origins,
         start_paused: args.start_paused,

@@ -67,8 +67,11 @@ impl Pool {
     ) -> Result<Pool, HostError> {
         // A read (the host starts on a full disk).
         let added = store.added_backends().await?;
+        // Shared (PostgreSQL): the `--backend` ones are stored too; here they stay flags.
+        let shared = store.kind() == crate::store::api::StoreKind::Postgres;
         for a in added {
             match Backend::with_id(&a.url, added_id(a.id), BackendSource::Added) {
+                Ok(b) if shared && backends.all().iter().any(|f| f.url == b.url) => {}
                 Ok(b) => {
                     // A backend stored while draining had finished by now: drained.
                     b.status().disabled = !a.enabled || a.draining;

@@ -112,6 +112,12 @@ impl SettingsService {
         if let Some(v) = patch.import_max_items {
             s.import_max_items = range("import_max_items", v, 1_000_000)?;
         }
+        if let Some(v) = patch.lease_s {
+            if !(3..=600).contains(&v) {
+                return Err(HostError::Invalid("lease_s must be 3..=600".into()));
+            }
+            s.lease_s = v;
+        }
         if let Some(v) = patch.group_by_checkpoint {
             s.group_by_checkpoint = v;
         }

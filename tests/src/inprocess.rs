@@ -50,7 +50,8 @@ pub async fn fake_with_args(args: impl Into<FakeArgs>) -> FakeHandle {
 /// Applies `agent-scheduler serve` flags to an in-process host's configuration, as the
 /// binary spells them: `--start-paused`, `--token T`, `--allow-origin O`,
 /// `--allow-callback-host H`, `--backend URL`, `--max-connections N`,
-/// `--header-read-timeout S`, `--webapp DIR`. Any other word fails the test.
+/// `--header-read-timeout S`, `--webapp DIR`, `--database URL`, `--host-id ID`. Any other
+/// word fails the test.
 pub fn serve_flags(config: &mut Config, flags: &[&str]) {
     let mut it = flags.iter();
     while let Some(flag) = it.next() {
@@ -82,6 +83,14 @@ pub fn serve_flags(config: &mut Config, flags: &[&str]) {
                 config.limits.header_read_timeout = Duration::from_secs(s.max(1))
             }
             "--webapp" => config.webapp = Some(value().into()),
+            "--database" => {
+                config.database = agent_scheduler::config::Database::parse(
+                    value(),
+                    &std::env::current_dir().expect("the working directory"),
+                )
+                .unwrap_or_else(|e| panic!("{e}"))
+            }
+            "--host-id" => config.host_id = Some(value().to_owned()),
             other => panic!("serve flag {other} is not known to inprocess::serve_flags"),
         }
     }

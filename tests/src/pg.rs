@@ -75,6 +75,43 @@ impl TestDb {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// Makes the database unreachable: it takes no new connection and every open one is
+    /// ended (as a server gone away looks to its clients). [`TestDb::reconnect`] undoes it.
+    pub async fn disconnect(&self) {
+        let client = admin_client(&self.admin)
+            .await
+            .expect("connect to the test server");
+        client
+            .batch_execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+                self.name
+            ))
+            .await
+            .expect("ALTER DATABASE … ALLOW_CONNECTIONS false");
+        client
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+                &[&self.name],
+            )
+            .await
+            .expect("end the database's connections");
+    }
+
+    /// Makes the database reachable again.
+    pub async fn reconnect(&self) {
+        let client = admin_client(&self.admin)
+            .await
+            .expect("connect to the test server");
+        client
+            .batch_execute(&format!(
+                "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+                self.name
+            ))
+            .await
+            .expect("ALTER DATABASE … ALLOW_CONNECTIONS true");
+    }
 }
 
 /// `url` without its password (for messages).

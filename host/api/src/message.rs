@@ -94,6 +94,63 @@ pub struct HealthResponse {
     pub status: String,
     /// The host's version.
     pub version: String,
-    /// Whether the queue is paused.
+    /// Whether the queue is paused (the last known value while the database cannot be
+    /// reached).
     pub paused: bool,
+    /// The store and whether it answers.
+    #[serde(default)]
+    pub store: StoreHealth,
+    /// This host's id (the owner of its claims in a shared database).
+    #[serde(default)]
+    pub host_id: Option<String>,
+    /// This host's claims' leases on a shared (PostgreSQL) store; null on SQLite.
+    #[serde(default)]
+    pub lease: Option<LeaseHealth>,
+    /// Why tasks do not start now apart from the user's pause (`disk full`, `backend
+    /// stalled`, `database unreachable`); null when nothing holds the queue.
+    #[serde(default)]
+    pub hold: Option<String>,
+}
+
+/// Which store a host uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKindName {
+    /// The embedded SQLite file (one host).
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database (one or more hosts).
+    Postgres,
+}
+
+/// `/health`'s store: which one, and whether it answered the health check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StoreHealth {
+    /// `sqlite` or `postgres`.
+    pub kind: StoreKindName,
+    /// Whether the database answered.
+    pub reachable: bool,
+}
+
+impl Default for StoreHealth {
+    fn default() -> Self {
+        StoreHealth {
+            kind: StoreKindName::Sqlite,
+            reachable: true,
+        }
+    }
+}
+
+/// `/health`'s leases: this host's claims on a shared store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LeaseHealth {
+    /// The lease's length (the `lease_s` setting).
+    pub seconds: u64,
+    /// How many claims this host holds (at the last renewal).
+    pub held: u64,
+    /// Milliseconds since the last renewal; null before the first.
+    pub renewed_ms_ago: Option<u64>,
 }

@@ -54,6 +54,15 @@ pub struct Settings {
     /// is imported. Default 10000.
     #[serde(default = "default_import_max_items")]
     pub import_max_items: u32,
+    /// Seconds a claim on a shared (PostgreSQL) database stays this host's without being
+    /// renewed; the host renews its claims every third of it, and a claim left unrenewed
+    /// (its host gone) is recovered by another host after it. Unused on SQLite. Default 15.
+    #[serde(default = "default_lease_s")]
+    pub lease_s: u32,
+}
+
+fn default_lease_s() -> u32 {
+    Settings::default().lease_s
 }
 
 fn default_import_max_items() -> u32 {
@@ -109,6 +118,7 @@ impl Default for Settings {
             max_overtakes: 32,
             max_overtaken_minutes: 30,
             import_max_items: 10_000,
+            lease_s: 15,
         }
     }
 }
@@ -169,6 +179,9 @@ pub struct SettingsPatch {
     /// See [`Settings::import_max_items`] (1..=1000000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import_max_items: Option<u32>,
+    /// See [`Settings::lease_s`] (3..=600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_s: Option<u32>,
 }
 
 mod double_option {

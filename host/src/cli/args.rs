@@ -366,6 +366,10 @@ pub struct SettingsArgs {
     /// Items one import may hold (1-1000000); a larger import is refused whole.
     #[arg(long, value_name = "N")]
     pub import_max_items: Option<u32>,
+    /// Seconds a claim on a shared (PostgreSQL) database stays this host's unrenewed
+    /// (3-600).
+    #[arg(long, value_name = "SECONDS")]
+    pub lease_s: Option<u32>,
     #[command(flatten)]
     pub out: Output,
     #[command(flatten)]

@@ -433,6 +433,7 @@ async fn settings(a: SettingsArgs) -> Result<i32, CliError> {
         max_attempts: a.max_attempts,
         retry_backoff_s: a.retry_backoff_s,
         import_max_items: a.import_max_items,
+        lease_s: a.lease_s,
         ..SettingsPatch::default()
     };
     let s = if patch == SettingsPatch::default() {

@@ -72,6 +72,8 @@ pub struct AppState {
     pub eta: Arc<crate::eta::Eta>,
     /// Becomes true at shutdown (ends event streams).
     pub shutdown: watch::Receiver<bool>,
+    /// This host's id and leases (`/health`).
+    pub host: Arc<crate::lease::HostStatus>,
 }
 
 macro_rules! from_state {
@@ -95,6 +97,7 @@ from_state!(
     Arc<webapp::WebApp> => webapp,
     Arc<crate::eta::Eta> => eta,
     watch::Receiver<bool> => shutdown,
+    Arc<crate::lease::HostStatus> => host,
 );
 
 /// Every route with its documentation: the handlers' `#[utoipa::path]` annotations give the

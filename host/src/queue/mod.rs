@@ -27,6 +27,7 @@ use crate::backends::Backends;
 use crate::backends::view::PoolView;
 use crate::clock::Clock;
 use crate::disk::{Disk, HOLD_DISK_FULL};
+use crate::reach::{HOLD_DATABASE_UNREACHABLE, Reach};
 
 /// The words of the hold while every backend is stalled.
 pub const HOLD_BACKEND_STALLED: &str = "backend stalled";
@@ -82,6 +83,11 @@ pub struct Queue {
     callbacks: Arc<Notify>,
     wake: watch::Sender<u64>,
     disk: Arc<Disk>,
+    /// Whether the database answers.
+    reach: Arc<Reach>,
+    /// The counts when last read (what the queue event shows while the database cannot be
+    /// reached).
+    last_counts: Arc<Mutex<(i64, i64)>>,
     /// Claims (task id, fence) whose release could not be written (full disk): released
     /// when space returns (or recovered at the next start).
     unreleased: Mutex<Vec<(String, i64)>>,
@@ -90,6 +96,9 @@ pub struct Queue {
     finishes_held: watch::Sender<bool>,
     /// The start-up recovery could not be written (full disk): it runs when space returns.
     recovery_pending: AtomicBool,
+    /// Whether the queue was paused when last read or changed (what `/health` shows while
+    /// the database cannot be reached).
+    last_paused: Arc<AtomicBool>,
     /// The time of every change.
     clock: Clock,
 }
@@ -105,6 +114,7 @@ impl Queue {
         files: ResultFiles,
         callbacks: Arc<Notify>,
         disk: Arc<Disk>,
+        reach: Arc<Reach>,
         clock: Clock,
     ) -> Queue {
         Queue {
@@ -116,10 +126,13 @@ impl Queue {
             callbacks,
             wake: watch::channel(0).0,
             disk,
+            reach,
+            last_counts: Arc::new(Mutex::new((0, 0))),
             unreleased: Mutex::new(Vec::new()),
             #[cfg(feature = "fault-injection")]
             finishes_held: watch::channel(false).0,
             recovery_pending: AtomicBool::new(false),
+            last_paused: Arc::new(AtomicBool::new(false)),
             clock,
         }
     }
@@ -129,9 +142,13 @@ impl Queue {
         &self.clock
     }
 
-    /// Why tasks do not start now, apart from the user's pause: `"disk full"`, or
-    /// `"backend stalled"` when every backend is stalled (an abandoned request).
+    /// Why tasks do not start now, apart from the user's pause: `"disk full"`,
+    /// `"database unreachable"`, or `"backend stalled"` when every backend is stalled (an
+    /// abandoned request).
     pub fn hold_reason(&self) -> Option<String> {
+        if self.reach.is_down() {
+            return Some(HOLD_DATABASE_UNREACHABLE.to_owned());
+        }
         if self.disk.is_full() {
             return Some(HOLD_DISK_FULL.to_owned());
         }
@@ -156,18 +173,29 @@ impl Queue {
     pub fn queue_event(&self) {
         let store = self.store.clone();
         let events = self.events.clone();
+        let (last_counts, last_paused) = (self.last_counts.clone(), self.last_paused.clone());
         let hold_reason = self.hold_reason();
         tokio::spawn(async move {
-            let r = store.queue_head(0).await;
-            if let Ok(head) = r {
-                let (counts, paused) = (head.counts, head.paused);
-                events.emit(WireEvent::Queue(QueueEvent {
-                    paused,
-                    pending: counts.pending,
-                    running: counts.running,
-                    hold_reason,
-                }));
-            }
+            let (paused, pending, running) = match store.queue_head(0).await {
+                Ok(head) => {
+                    let c = (head.counts.pending, head.counts.running);
+                    *last_counts.lock().unwrap_or_else(|p| p.into_inner()) = c;
+                    last_paused.store(head.paused, Ordering::Relaxed);
+                    (head.paused, c.0, c.1)
+                }
+                // Unreachable: the hold is announced with the counts last read.
+                Err(StoreError::Unavailable(_)) => {
+                    let (pending, running) = *last_counts.lock().unwrap_or_else(|p| p.into_inner());
+                    (last_paused.load(Ordering::Relaxed), pending, running)
+                }
+                Err(_) => return,
+            };
+            events.emit(WireEvent::Queue(QueueEvent {
+                paused,
+                pending,
+                running,
+                hold_reason,
+            }));
         });
     }
 
@@ -189,7 +217,19 @@ impl Queue {
 
     /// Whether the queue is paused.
     pub async fn is_paused(&self) -> Result<bool, HostError> {
-        Ok(self.store.is_paused().await?)
+        let paused = self.store.is_paused().await?;
+        self.last_paused.store(paused, Ordering::Relaxed);
+        Ok(paused)
+    }
+
+    /// Whether the queue was paused when last read or changed.
+    pub fn last_paused(&self) -> bool {
+        self.last_paused.load(Ordering::Relaxed)
+    }
+
+    /// Which store the queue is in.
+    pub fn store_kind(&self) -> crate::store::api::StoreKind {
+        self.store.kind()
     }
 
     /// One page of pending tasks for export, in queue order, full requests included: at
@@ -447,6 +487,7 @@ impl Queue {
     /// Pauses or resumes (persisted).
     pub async fn set_paused(&self, paused: bool) -> Result<(), HostError> {
         self.store.set_paused(paused).await?;
+        self.last_paused.store(paused, Ordering::Relaxed);
         self.queue_event();
         if !paused {
             self.wake();
@@ -479,8 +520,9 @@ impl Queue {
         &self,
         backend: &Arc<crate::backends::Backend>,
     ) -> Result<Option<Claim>, HostError> {
-        if self.disk.is_full() {
-            // On hold: a run's files could not be written now.
+        if self.disk.is_full() || self.reach.is_down() {
+            // On hold: a run's files could not be written now, or the database cannot be
+            // reached.
             backend.claimed();
             return Ok(None);
         }
@@ -569,8 +611,8 @@ impl Queue {
             .apply_claimed(id.to_owned(), fence, Event::Released, policy, now)
             .await;
         let applied = match r {
-            Err(StoreError::DiskFull) => {
-                tracing::warn!("task {id} goes back to the queue when space returns (disk full)");
+            Err(e @ (StoreError::DiskFull | StoreError::Unavailable(_))) => {
+                tracing::warn!("task {id} goes back to the queue when it can be written ({e})");
                 self.unreleased
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -625,6 +667,11 @@ impl Queue {
             Err(StoreError::DiskFull) => {
                 self.release(id, fence).await?;
                 return Err(HostError::disk_full());
+            }
+            // Given back (now, or when the database answers again): no attempt counted.
+            Err(e @ StoreError::Unavailable(_)) => {
+                self.release(id, fence).await?;
+                return Err(e.into());
             }
             Err(StoreError::Stale(why)) => {
                 tracing::debug!("{why}");
@@ -731,6 +778,12 @@ impl Queue {
                 self.release(&task.id, fence).await?;
                 return Err(HostError::disk_full());
             }
+            // Its end could not be written: the task goes back (now, or when the database
+            // answers again) and runs again.
+            Err(e @ StoreError::Unavailable(_)) => {
+                self.release(&task.id, fence).await?;
+                return Err(e.into());
+            }
             Err(e) => return Err(e.into()),
         };
         self.announce_run(&task.id, &applied);
@@ -789,8 +842,23 @@ impl Queue {
         Ok(())
     }
 
-    /// Space is back: runs what a full disk kept from being written (the start-up recovery,
-    /// releases of runs whose files could not be written). False when it still cannot.
+    /// Running tasks whose lease expired (their host is gone) were recovered: announces
+    /// them and wakes the workers.
+    pub async fn reclaimed(&self, changed: &[(String, Applied)]) {
+        for (id, a) in changed {
+            if let Some(s) = a.status() {
+                tracing::warn!(
+                    "task {id} was running on a host whose lease expired: now {}",
+                    s.as_str()
+                );
+            }
+        }
+        self.announce(changed, TaskChange::Updated).await;
+    }
+
+    /// Space is back, or the database answers again: runs what could not be written (the
+    /// start-up recovery on a full disk, releases of runs whose files or ends could not be
+    /// written). False when it still cannot.
     pub async fn resume_after_disk_full(&self) -> bool {
         if self.recovery_pending.load(Ordering::Relaxed) {
             let policy = self.settings.policy();
@@ -818,7 +886,7 @@ impl Queue {
                 .await
             {
                 Ok(applied) => self.announce_run(id, &applied),
-                Err(StoreError::DiskFull) => {
+                Err(StoreError::DiskFull | StoreError::Unavailable(_)) => {
                     self.unreleased
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())

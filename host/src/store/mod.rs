@@ -107,6 +107,61 @@ pub enum StoreError {
 /// The store the services use: either implementation of the contract.
 pub type SharedStore = Arc<dyn api::TaskStore>;
 
+/// The store a host opened ([`open`]): the one the services use, and the concrete one
+/// behind it (for what only that store has: SQLite's file, PostgreSQL's blobs and
+/// notifications).
+pub struct Opened {
+    /// The store the services use.
+    pub shared: SharedStore,
+    /// The SQLite store, when it is one.
+    pub sqlite: Option<Store>,
+    /// The PostgreSQL store, when it is one.
+    pub pg: Option<pg::PgStore>,
+}
+
+/// Opens the store `database` names: the SQLite file in `data_dir` (the default) or
+/// elsewhere (reporting to `space` what fails for lack of space), or the PostgreSQL
+/// database, as host `host_id` with claims leased for `lease`; migrates it. A URL that
+/// cannot be read is [`StoreError::Invalid`] naming `--database` (never the password).
+pub async fn open(
+    database: &crate::config::Database,
+    data_dir: &Path,
+    host_id: &str,
+    lease: std::time::Duration,
+    space: Option<Arc<dyn Space>>,
+) -> Result<Opened, StoreError> {
+    use crate::config::Database;
+    let sqlite = |path: &Path| -> Result<Opened, StoreError> {
+        let mut store = Store::open(path)?;
+        if let Some(space) = space.clone() {
+            store = store.with_space(space);
+        }
+        Ok(Opened {
+            shared: Arc::new(store.clone()),
+            sqlite: Some(store),
+            pg: None,
+        })
+    };
+    match database {
+        Database::DataDir => sqlite(&data_dir.join("queue.sqlite3")),
+        Database::Sqlite(path) => sqlite(path),
+        Database::Postgres(url) => {
+            if let Err(e) = url.parse::<tokio_postgres::Config>() {
+                return Err(StoreError::Invalid(format!(
+                    "--database {}: {e}",
+                    crate::config::redact_url(url)
+                )));
+            }
+            let store = pg::PgStore::open(url, host_id, lease).await?;
+            Ok(Opened {
+                shared: Arc::new(store.clone()),
+                sqlite: None,
+                pg: Some(store),
+            })
+        }
+    }
+}
+
 /// The data directory's space as the store needs it. The host's disk watch (`disk.rs`, a
 /// layer above) is one; the store knows only this: it reports a write that failed for lack
 /// of space, and asks whether to refuse writes (the test-only "no space" fault).

@@ -97,7 +97,17 @@ impl<T: deadpool_postgres::GenericClient + ?Sized> Cached for T {}
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> StoreError {
         if let Some(db) = e.as_db_error() {
-            return StoreError::Postgres(format!("{}: {}", db.code().code(), db.message()));
+            let code = db.code().code();
+            // Connection exceptions (class 08), the server shutting down or terminating the
+            // session (57P01-57P03), no connection to be had (53300, or the database not
+            // accepting connections, 55000 at connect): the database cannot be reached now.
+            if code.starts_with("08")
+                || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+                || (code == "55000" && db.message().contains("accepting connections"))
+            {
+                return StoreError::Unavailable(format!("{code}: {}", db.message()));
+            }
+            return StoreError::Postgres(format!("{code}: {}", db.message()));
         }
         // No answer from the server (refused, closed, timed out): not a refusal of the query.
         let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
@@ -120,14 +130,15 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 pub struct PgStore {
     pool: Pool,
     owner: String,
-    lease_ms: i64,
+    /// The lease's length (ms); the host changes it with the `lease_s` setting.
+    lease_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgStore")
             .field("owner", &self.owner)
-            .field("lease_ms", &self.lease_ms)
+            .field("lease_ms", &self.lease_ms())
             .finish()
     }
 }
@@ -154,7 +165,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             owner: owner.to_owned(),
-            lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
+            lease_ms: std::sync::Arc::new(lease_ms(lease).into()),
         };
         store.migrate().await?;
         Ok(store)
@@ -169,16 +180,29 @@ impl PgStore {
     pub fn as_owner(&self, owner: &str) -> PgStore {
         PgStore {
             owner: owner.to_owned(),
+            lease_ms: std::sync::Arc::new(self.lease_ms().into()),
             ..self.clone()
         }
     }
 
-    /// The same store with claims leased for `lease`.
+    /// The same store with claims leased for `lease` (its own lease from now on).
     pub fn with_lease(self, lease: Duration) -> PgStore {
         PgStore {
-            lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
+            lease_ms: std::sync::Arc::new(lease_ms(lease).into()),
             ..self
         }
+    }
+
+    /// Claims (and renewals) from now on are leased for `lease` (every clone of this store
+    /// shares it).
+    pub fn set_lease(&self, lease: Duration) {
+        self.lease_ms
+            .store(lease_ms(lease), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The lease's length (ms).
+    pub fn lease_ms(&self) -> i64 {
+        self.lease_ms.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(super) async fn conn(&self) -> PgResult<Object> {
@@ -236,6 +260,10 @@ impl PgStore {
         tx.commit().await?;
         Ok(())
     }
+}
+
+fn lease_ms(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Free text to a PostgreSQL `tsquery`, with SQLite's FTS5 meaning ([`crate::model::search`]):

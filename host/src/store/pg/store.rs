@@ -1316,7 +1316,7 @@ impl TaskStore for PgStore {
         tx.x(
             "UPDATE tasks SET lease_owner = $2, \
              lease_until = now() + make_interval(secs => $3::bigint / 1000.0) WHERE id = $1",
-            &[&chosen.id, &self.owner, &self.lease_ms],
+            &[&chosen.id, &self.owner, &self.lease_ms()],
         )
         .await?;
         let r = tx
@@ -1369,7 +1369,7 @@ impl TaskStore for PgStore {
         Ok(c.x(
             "UPDATE tasks SET lease_until = now() + make_interval(secs => $2::bigint / 1000.0) \
              WHERE status = 'running' AND lease_owner = $1",
-            &[&self.owner, &self.lease_ms],
+            &[&self.owner, &self.lease_ms()],
         )
         .await? as usize)
     }
