@@ -76,6 +76,7 @@ impl Intake {
             CheckpointSpec::Title(t) => Some(t.as_str()),
             _ => None,
         };
+        crate::model::contract::check_text("name", spec.name.as_deref())?;
         contract
             .check(
                 spec.task_type,

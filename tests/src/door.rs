@@ -103,6 +103,14 @@ pub fn examples(checkpoint: &str) -> Vec<Example> {
             good: json!({"steps": "2"}),
         },
         Example {
+            name: "a NUL in the prompt",
+            kind: Txt2img,
+            bad: json!({"prompt": "a\u{0}b"}),
+            path: "prompt",
+            message: "prompt contains a NUL character (U+0000), which no text field may hold",
+            good: json!({"prompt": "a b"}),
+        },
+        Example {
             name: "width: \"wide\"",
             kind: Txt2img,
             bad: json!({"width": "wide"}),

@@ -301,6 +301,8 @@ impl Queue {
 
     /// Edits a pending task.
     pub async fn edit(&self, id: String, edit: TaskEdit) -> Result<(), HostError> {
+        let name = edit.name.as_ref().and_then(|n| n.as_deref());
+        crate::model::contract::check_text("name", name).map_err(HostError::Violation)?;
         let now = self.clock.now_ms();
         self.store.edit_task(id.clone(), edit, now).await?;
         self.events
@@ -320,6 +322,7 @@ impl Queue {
 
     /// Renames a task (any status).
     pub async fn rename(&self, id: String, name: String) -> Result<(), HostError> {
+        crate::model::contract::check_text("name", Some(&name)).map_err(HostError::Violation)?;
         let now = self.clock.now_ms();
         let row = self.store.rename(id.clone(), Some(name), now).await?;
         self.relabelled(&id, row).await;
