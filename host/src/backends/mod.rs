@@ -257,6 +257,13 @@ impl Backend {
         }
     }
 
+    /// Whether its worker's claim holds task `id`.
+    pub fn holds(&self, id: &str) -> bool {
+        self.slot()
+            .as_ref()
+            .is_some_and(|s| s.task_id.as_deref() == Some(id))
+    }
+
     /// The claim being written took nothing (or failed): it is over.
     pub fn claim_missed(&self) {
         let mut slot = self.slot();

@@ -88,6 +88,9 @@ pub struct Queue {
     /// The counts when last read (what the queue event shows while the database cannot be
     /// reached).
     last_counts: Arc<Mutex<(i64, i64)>>,
+    /// Backends whose claim got no answer (the database unreachable): the claim may have
+    /// been written, with no worker to run it; settled when the database answers again.
+    uncertain: Mutex<Vec<String>>,
     /// Claims (task id, fence) whose release could not be written (full disk): released
     /// when space returns (or recovered at the next start).
     unreleased: Mutex<Vec<(String, i64)>>,
@@ -128,6 +131,7 @@ impl Queue {
             disk,
             reach,
             last_counts: Arc::new(Mutex::new((0, 0))),
+            uncertain: Mutex::new(Vec::new()),
             unreleased: Mutex::new(Vec::new()),
             #[cfg(feature = "fault-injection")]
             finishes_held: watch::channel(false).0,
@@ -567,6 +571,12 @@ impl Queue {
             }
             Err(e) => {
                 backend.claim_missed();
+                if matches!(e, StoreError::Unavailable(_)) {
+                    self.uncertain
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(backend.url.clone());
+                }
                 return Err(e.into());
             }
         };
@@ -898,6 +908,65 @@ impl Queue {
                 }
                 // Its claim is over (deleted, or ended elsewhere meanwhile): nothing to do.
                 Err(e) => tracing::warn!("releasing {id}: {e}"),
+            }
+        }
+        self.settle_uncertain_claims().await
+    }
+
+    /// A claim whose answer was lost may have been written: a task running on one of those
+    /// backends that no worker here holds goes back to the queue (fenced to its claim).
+    /// False when the database still cannot be reached.
+    async fn settle_uncertain_claims(&self) -> bool {
+        let urls: Vec<String> =
+            std::mem::take(&mut *self.uncertain.lock().unwrap_or_else(|p| p.into_inner()));
+        if urls.is_empty() {
+            return true;
+        }
+        let keep = |urls: Vec<String>| {
+            self.uncertain
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(urls);
+            false
+        };
+        let running = match self.store.running().await {
+            Ok(r) => r,
+            Err(StoreError::Unavailable(_) | StoreError::DiskFull) => return keep(urls),
+            Err(e) => {
+                tracing::warn!("reading the running tasks: {e}");
+                return true;
+            }
+        };
+        let all = self.backends.all();
+        for (id, backend) in running {
+            let ours = backend.is_some_and(|b| urls.contains(&b));
+            if !ours || all.iter().any(|b| b.holds(&id)) {
+                continue;
+            }
+            let fence = match self.store.get_task(id.clone(), false).await {
+                Ok(Some(t)) => t.life.fence,
+                Ok(None) => continue,
+                Err(StoreError::Unavailable(_) | StoreError::DiskFull) => return keep(urls),
+                Err(e) => {
+                    tracing::warn!("reading {id}: {e}");
+                    continue;
+                }
+            };
+            let Some(fence) = fence else { continue };
+            tracing::warn!(
+                "task {id} was claimed while the database was unreachable: it goes back to the queue"
+            );
+            let policy = self.settings.policy();
+            let now = self.clock.now_ms();
+            match self
+                .store
+                .apply_claimed(id.clone(), fence, Event::Released, policy, now)
+                .await
+            {
+                Ok(applied) => self.announce_run(&id, &applied),
+                Err(StoreError::Unavailable(_) | StoreError::DiskFull) => return keep(urls),
+                // Ended meanwhile: nothing to do.
+                Err(e) => tracing::debug!("releasing {id}: {e}"),
             }
         }
         true

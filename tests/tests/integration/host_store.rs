@@ -51,6 +51,20 @@ async fn a_host_on_postgres_runs_tasks_and_keeps_its_host_id() {
     assert_eq!(h.hold, None);
     let lease = h.lease.expect("a shared store shows its leases");
     assert_eq!((lease.seconds, lease.held), (15, 0));
+    // Its --backend is stored for every host, and still one backend here.
+    let backends = c.backends().await.expect("backends");
+    assert_eq!(backends.len(), 1, "{backends:?}");
+    let db_store = PgStore::open(&db.url, "reader", Duration::from_secs(15))
+        .await
+        .expect("open");
+    let stored: Vec<String> = db_store
+        .added_backends()
+        .await
+        .expect("stored backends")
+        .into_iter()
+        .map(|a| a.url)
+        .collect();
+    assert_eq!(stored, vec![s.fake().url()]);
 
     // Restarted on the same data directory and database: the same id, the same history.
     let (dir, fake) = s.stop().await;
