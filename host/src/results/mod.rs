@@ -8,6 +8,7 @@
 
 pub mod files;
 pub mod image;
+pub mod storage;
 pub mod thumbs;
 pub mod zipstream;
 
@@ -68,7 +69,7 @@ impl Results {
         clock: Clock,
     ) -> Results {
         Results {
-            thumbs: thumbs::Thumbnailer::new(files.clone()),
+            thumbs: thumbs::Thumbnailer::new(files.clone().into()),
             store,
             files,
             events,
@@ -300,7 +301,15 @@ impl Results {
                 self.files.file_path(&row.id, &img.file_name),
                 img.content_type(),
             ),
-            Rendition::Thumb => (self.thumbs.ensure(&row.id, img).await, "image/jpeg"),
+            Rendition::Thumb => (
+                if self.thumbs.ensure(&row.id, img).await {
+                    self.files
+                        .file_path(&row.id, &files::thumb_name(&img.file_name))
+                } else {
+                    None
+                },
+                "image/jpeg",
+            ),
         };
         let Some(path) = path else {
             return Ok(None);
