@@ -129,6 +129,20 @@ impl Thumbnailer {
         self.decoding(decode).await.ok()
     }
 
+    /// Reads stored file `name` of `task_id` and runs `decode` on its bytes through the
+    /// gate (the read too: one image in memory at a time). `None` when the file is gone or
+    /// the decode panicked.
+    pub async fn decode_stored<T: Send + 'static>(
+        &self,
+        task_id: &str,
+        name: &str,
+        decode: impl FnOnce(Vec<u8>) -> T + Send + 'static,
+    ) -> Option<T> {
+        let _permit = self.gate.acquire().await.ok()?;
+        let bytes = self.files.read(task_id, name).await?;
+        self.decoding(move || decode(bytes)).await.ok()
+    }
+
     /// Makes the thumbnail of a stored image if it is missing; whether it is there now
     /// (`false`: the image is gone or cannot be thumbnailed, the caller answers 404).
     pub async fn ensure(&self, task_id: &str, img: &ImageRow) -> bool {
