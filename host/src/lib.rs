@@ -290,7 +290,7 @@ pub async fn run(
     );
     let deliverer = tokio::spawn(callbacks::run(
         store.clone(),
-        files.clone(),
+        files.clone().into(),
         callback_rules.clone(),
         callbacks_wake,
         clock.clone(),
