@@ -195,6 +195,10 @@ impl Thumbnailer {
                     Ok(Err(e)) => Err(e),
                     Err(e) => Err(ImageError::Codec(e.to_string())),
                 };
+                // Another host stored it at the same moment (its write won): it is there.
+                if stored.is_err() && self.files.exists(task_id, &thumb).await {
+                    return true;
+                }
                 self.made_or_not(task_id, img, Ok(stored))
             }
         }
