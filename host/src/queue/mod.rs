@@ -759,10 +759,11 @@ impl Queue {
                     self.release(&task.id, fence).await?;
                     return Err(HostError::disk_full());
                 }
-                // The database cannot be reached: nothing of the run can be written (it
-                // is run again once its claim's lease is over).
+                // The database cannot be reached: nothing of the run can be written; the
+                // task goes back (now, or when the database answers again) and runs again.
                 Err(WriteError::Store(e @ StoreError::Unavailable(_))) => {
                     self.files.discard(&task.id, fence).await;
+                    self.release(&task.id, fence).await?;
                     return Err(e.into());
                 }
                 // The run's outcome is now this failure: decided anew, files or not (what

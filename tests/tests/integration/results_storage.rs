@@ -189,3 +189,67 @@ async fn postgres_results_are_staged_per_claim_and_go_with_their_rows() {
     s.delete("t".into(), POLICY, now()).await.unwrap();
     assert!(names(&s).await.is_empty());
 }
+
+/// The image, thumbnail and zip of a task as one host serves them, with the image's ETag.
+async fn served(
+    c: &scheduler_api::client::Client,
+    id: &str,
+) -> (Vec<u8>, String, Vec<u8>, Vec<u8>) {
+    use scheduler_api::client::Method;
+    let image = c
+        .raw(Method::Get, &scheduler_api::routes::image_path(id, 0))
+        .send()
+        .await
+        .expect("the image");
+    assert_eq!(image.status, 200);
+    let etag = image.header("etag").expect("an ETag").to_owned();
+    let thumb = c.thumbnail(id, 0, None).await.expect("the thumbnail");
+    assert_eq!(thumb.content_type, "image/jpeg");
+    let zip = c.results_zip(id).await.expect("the zip");
+    (image.body, etag, thumb.bytes, zip)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_stored_in_postgres_is_served_alike_by_every_host() {
+    use crate::host_support::{FakeArgs, enqueue, wait_done};
+    use scheduler_tests::inprocess::InProcessHost;
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let a = InProcessHost::start_args(FakeArgs::fast_a(), &["--database", &db.url]).await;
+    let id = enqueue(a.client(), "a red fox", json!({"n_iter": 2})).await;
+    wait_done(a.client(), &id).await;
+    let from_a = served(a.client(), &id).await;
+    let zip = zip::ZipArchive::new(std::io::Cursor::new(from_a.3.clone())).expect("a zip");
+    assert_eq!(zip.len(), 2);
+    // Nothing went to the data directory: the bytes are in the database.
+    let folder = a.dir.path().join("results");
+    assert!(
+        std::fs::read_dir(&folder).map_or(true, |mut d| d.next().is_none()),
+        "no result file under {}",
+        folder.display()
+    );
+
+    // A second host on the same database, with a data directory of its own.
+    let b = InProcessHost::start_args(FakeArgs::fast_a(), &["--database", &db.url]).await;
+    let from_b = served(b.client(), &id).await;
+    assert_eq!(from_a.0, from_b.0, "the image");
+    assert_eq!(from_a.1, from_b.1, "its ETag");
+    assert_eq!(from_a.2, from_b.2, "the thumbnail, made once");
+    assert_eq!(from_a.3, from_b.3, "the zip");
+
+    // Deleted through one host: gone on the other.
+    b.client().delete_task(&id).await.expect("deleted");
+    let gone = a
+        .client()
+        .raw(
+            scheduler_api::client::Method::Get,
+            &scheduler_api::routes::image_path(&id, 0),
+        )
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(gone.status, 404);
+    b.shut_down().await;
+    a.shut_down().await;
+}
