@@ -3,7 +3,9 @@
 //! become the task's when its finish is written, streamed back a chunk at a time; a run that
 //! was not written, or a host that lost its claim, leaves nothing the task points at; requeue
 //! and delete take the bytes with the rows; thumbnails are made once as blobs; the sweep
-//! keeps what rows point at.
+//! keeps what rows point at. Then through hosts: one on PostgreSQL serves a task's image,
+//! thumbnail, zip and callback files from the database, and a second host on the same
+//! database serves the same bytes.
 
 use agent_scheduler::clock::Clock;
 use agent_scheduler::model::transition::{Event, Policy};
@@ -217,11 +219,26 @@ async fn a_result_stored_in_postgres_is_served_alike_by_every_host() {
         return;
     };
     let a = InProcessHost::start_args(FakeArgs::fast_a(), &["--database", &db.url]).await;
-    let id = enqueue(a.client(), "a red fox", json!({"n_iter": 2})).await;
+    let rx = scheduler_tests::harness::CallbackReceiver::start().await;
+    let id = enqueue(
+        a.client(),
+        "a red fox",
+        json!({"n_iter": 2, "callback_url": rx.url("/cb")}),
+    )
+    .await;
     wait_done(a.client(), &id).await;
     let from_a = served(a.client(), &id).await;
     let zip = zip::ZipArchive::new(std::io::Cursor::new(from_a.3.clone())).expect("a zip");
     assert_eq!(zip.len(), 2);
+    // The callback carries the files, streamed from the database.
+    let posts = rx.wait_for_posts(1, crate::host_support::LONG).await;
+    let files: Vec<_> = posts[0]
+        .parts
+        .iter()
+        .filter(|p| p.name == "files")
+        .collect();
+    assert_eq!(files.len(), 2);
+    assert_eq!(files[0].data, from_a.0, "the first image as stored");
     // Nothing went to the data directory: the bytes are in the database.
     let folder = a.dir.path().join("results");
     assert!(
