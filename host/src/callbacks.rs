@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::model::callback::{CallbackRules, target};
-use crate::results::ResultFiles;
+use crate::results::ResultStorage;
 use crate::store::SharedStore;
 use crate::store::outbox::Delivery;
 
@@ -86,7 +86,7 @@ enum Failure {
 /// times are read on `clock`.
 pub async fn run(
     store: SharedStore,
-    files: ResultFiles,
+    files: ResultStorage,
     rules: Arc<CallbackRules>,
     wake: Arc<Notify>,
     clock: Clock,
@@ -146,7 +146,7 @@ pub async fn run(
 
 async fn deliver_and_record(
     store: &SharedStore,
-    files: &ResultFiles,
+    files: &ResultStorage,
     rules: &CallbackRules,
     clock: &Clock,
     d: Delivery,
@@ -217,7 +217,11 @@ async fn resolve_checked(
     Ok((t.host, first))
 }
 
-async fn deliver(files: &ResultFiles, rules: &CallbackRules, d: &Delivery) -> Result<(), Failure> {
+async fn deliver(
+    files: &ResultStorage,
+    rules: &CallbackRules,
+    d: &Delivery,
+) -> Result<(), Failure> {
     let (host, addr) = resolve_checked(rules, &d.url).await?;
     // A client of its own: the name is pinned to the address just checked, no redirects,
     // no proxy (a proxy would resolve the name itself, past the check), no credentials of
@@ -236,13 +240,12 @@ async fn deliver(files: &ResultFiles, rules: &CallbackRules, d: &Delivery) -> Re
         let Some((task, name)) = rel.split_once('/') else {
             continue;
         };
-        let Some(path) = files.file_path(task, name) else {
+        // Streamed from where it is stored (never whole in memory); gone since: left out.
+        let Some(file) = files.open(task, name).await else {
             continue;
         };
-        let Ok(bytes) = tokio::fs::read(&path).await else {
-            continue;
-        };
-        let part = reqwest::multipart::Part::bytes(bytes)
+        let body = reqwest::Body::wrap_stream(file.body);
+        let part = reqwest::multipart::Part::stream_with_length(body, file.len)
             .file_name(name.to_owned())
             .mime_str(content_type)
             .map_err(|e| Failure::Failed(e.to_string()))?;

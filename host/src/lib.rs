@@ -185,8 +185,14 @@ pub async fn run(
         Some(_) => Arc::new(reach::Watched::new(opened.shared.clone(), reach.clone())),
         None => opened.shared.clone(),
     };
-    let files = results::ResultFiles::new(&config.data_dir).with_disk(disk.clone());
-    std::fs::create_dir_all(files.root())?;
+    let folder = results::ResultFiles::new(&config.data_dir).with_disk(disk.clone());
+    std::fs::create_dir_all(folder.root())?;
+    // Result files: in the database with PostgreSQL (any host serves any result), else in
+    // the results folder.
+    let files = match &opened.pg {
+        Some(pg) => results::ResultStorage::Pg(pg.clone()),
+        None => results::ResultStorage::Disk(folder),
+    };
 
     // Is there space? A failed write marks the disk full: the host still starts, serves reads
     // and holds the queue until space returns.

@@ -120,10 +120,11 @@ pub async fn image(
     Ok((
         [
             (header::CONTENT_TYPE, file.content_type.to_owned()),
+            (header::CONTENT_LENGTH, file.len.to_string()),
             (header::ETAG, file.etag),
             (header::CACHE_CONTROL, cache),
         ],
-        file.bytes,
+        axum::body::Body::from_stream(file.body),
     )
         .into_response())
 }

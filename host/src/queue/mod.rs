@@ -36,7 +36,8 @@ use crate::events::EventHub;
 use crate::model::policy;
 use crate::model::transition::{Change, Event, Outputs, RunEnd, Transition, decide};
 use crate::model::{NewTask, TaskEdit, TaskRow};
-use crate::results::ResultFiles;
+use crate::results::ResultStorage;
+use crate::results::storage::WriteError;
 use crate::sdnext::GenerateOutput;
 use crate::settings::SettingsService;
 use crate::store::transitions::{self, Applied, RunOutputs};
@@ -79,7 +80,7 @@ pub struct Queue {
     events: EventHub,
     settings: Arc<SettingsService>,
     backends: Arc<Backends>,
-    files: ResultFiles,
+    files: ResultStorage,
     callbacks: Arc<Notify>,
     wake: watch::Sender<u64>,
     disk: Arc<Disk>,
@@ -114,7 +115,7 @@ impl Queue {
         events: EventHub,
         settings: Arc<SettingsService>,
         backends: Arc<Backends>,
-        files: ResultFiles,
+        files: impl Into<ResultStorage>,
         callbacks: Arc<Notify>,
         disk: Arc<Disk>,
         reach: Arc<Reach>,
@@ -125,7 +126,7 @@ impl Queue {
             events,
             settings,
             backends,
-            files,
+            files: files.into(),
             callbacks,
             wake: watch::channel(0).0,
             disk,
@@ -745,25 +746,34 @@ impl Queue {
             info: output.as_ref().map(|o| o.info.clone()),
         };
         if let (Outputs::Record { images: true }, Some(out)) = (change.outputs, output) {
-            let files = self.files.clone();
-            let id = task.id.clone();
-            let written = tokio::task::spawn_blocking(move || {
-                files.write_images(&id, &out.images, &out.infotexts)
-            })
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()));
+            let written = self
+                .files
+                .write_images(&task.id, fence, out.images, out.infotexts)
+                .await;
             match written {
                 Ok(rows) => run.images = rows,
                 // No space for its files: the run is given back (no attempt counted) and
                 // the queue holds until space returns.
-                Err(_) if self.disk.is_full() => {
-                    self.files.remove_tasks(vec![task.id.clone()]).await;
+                Err(WriteError::Io(_)) if self.disk.is_full() => {
+                    self.files.discard(&task.id, fence).await;
                     self.release(&task.id, fence).await?;
                     return Err(HostError::disk_full());
                 }
-                // The run's outcome is now this failure: decided anew, files or not.
-                Err(e) => end = RunEnd::Failed(format!("cannot store images: {e}")),
+                // The database cannot be reached: nothing of the run can be written; the
+                // task goes back (now, or when the database answers again) and runs again.
+                Err(WriteError::Store(e @ StoreError::Unavailable(_))) => {
+                    self.files.discard(&task.id, fence).await;
+                    self.release(&task.id, fence).await?;
+                    return Err(e.into());
+                }
+                // The run's outcome is now this failure: decided anew, files or not (what
+                // the database took of them goes).
+                Err(e) => {
+                    if matches!(e, WriteError::Store(_)) {
+                        self.files.discard(&task.id, fence).await;
+                    }
+                    end = RunEnd::Failed(format!("cannot store images: {e}"));
+                }
             }
         }
         let id = task.id.clone();
@@ -779,7 +789,7 @@ impl Queue {
         if !run.images.is_empty() && !kept {
             // Not kept (stopped meanwhile), or not written (the claim was over, the task
             // deleted, the disk full): its files must not stay behind.
-            self.files.remove_tasks(vec![task.id.clone()]).await;
+            self.files.discard(&task.id, fence).await;
         }
         let applied = match written {
             Ok(a) => a,

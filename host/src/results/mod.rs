@@ -1,13 +1,16 @@
 //! The results service: finished tasks' images (as PNG data URLs, a zip, or single files),
 //! clearing the history with its files, and the retention timer.
 //!
-//! Owns: the result files ([`files::ResultFiles`]), the PNG re-encoding ([`image`]) and the
-//! thumbnails ([`thumbs`], made once per image, one decode at a time).
+//! Owns: where result files live ([`storage::ResultStorage`]: the results folder
+//! [`files::ResultFiles`] with the SQLite store, `result_blobs` with PostgreSQL), the PNG
+//! re-encoding ([`image`]) and the thumbnails ([`thumbs`], made once per image, one decode at
+//! a time).
 //! **Invariant:** a row never points at a missing file; files without a row are collected
 //! by a background sweep that starts with the host.
 
 pub mod files;
 pub mod image;
+pub mod storage;
 pub mod thumbs;
 pub mod zipstream;
 
@@ -19,6 +22,7 @@ use scheduler_api::{ResultImage, TaskChange, TaskStatus};
 use tokio::sync::watch;
 
 pub use files::ResultFiles;
+pub use storage::ResultStorage;
 
 use crate::clock::Clock;
 use crate::error::HostError;
@@ -28,15 +32,27 @@ use crate::model::transition::results_available;
 use crate::settings::SettingsService;
 use crate::store::{SharedStore, StoreError};
 
-/// One stored image file: its bytes, content type and validator.
-#[derive(Debug, Clone, PartialEq)]
+/// One stored image file: its bytes (streamed), length, content type and validator.
 pub struct ImageFile {
-    /// The bytes as stored.
-    pub bytes: Vec<u8>,
+    /// The bytes as stored, a piece at a time.
+    pub body: storage::ByteStream,
+    /// Its length.
+    pub len: u64,
     /// Its MIME type.
     pub content_type: &'static str,
-    /// An HTTP entity tag: changes when the file does (size and modification time).
+    /// An HTTP entity tag: changes when the file does (size and modification time; in
+    /// PostgreSQL the task's finish time, so every host gives the same tag).
     pub etag: String,
+}
+
+impl std::fmt::Debug for ImageFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageFile")
+            .field("len", &self.len)
+            .field("content_type", &self.content_type)
+            .field("etag", &self.etag)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Which rendition of an image.
@@ -51,7 +67,7 @@ pub enum Rendition {
 /// Finished tasks' outputs.
 pub struct Results {
     store: SharedStore,
-    files: ResultFiles,
+    files: ResultStorage,
     events: EventHub,
     settings: Arc<SettingsService>,
     thumbs: thumbs::Thumbnailer,
@@ -59,14 +75,15 @@ pub struct Results {
 }
 
 impl Results {
-    /// The service.
+    /// The service, its files in `files`.
     pub fn new(
         store: SharedStore,
-        files: ResultFiles,
+        files: impl Into<ResultStorage>,
         events: EventHub,
         settings: Arc<SettingsService>,
         clock: Clock,
     ) -> Results {
+        let files = files.into();
         Results {
             thumbs: thumbs::Thumbnailer::new(files.clone()),
             store,
@@ -78,19 +95,18 @@ impl Results {
     }
 
     /// Removes result files no row points at, in the background (after the host answers):
-    /// only files older than `before` (the start of this host), chunk by chunk.
+    /// on disk only files older than `before` (the start of this host), chunk by chunk; in
+    /// PostgreSQL blobs no row points at (see [`ResultStorage::sweep`]).
     pub async fn sweep_orphans(&self, before: std::time::SystemTime) {
-        let files = self.files.clone();
         let store = self.store.clone();
         let rt = tokio::runtime::Handle::current();
-        let removed = tokio::task::spawn_blocking(move || {
-            files.collect_garbage(
-                |ids| rt.block_on(store.image_files_of(ids.to_vec())).ok(),
+        let removed = self
+            .files
+            .sweep(
+                move |ids| rt.block_on(store.image_files_of(ids.to_vec())).ok(),
                 before,
             )
-        })
-        .await
-        .unwrap_or(0);
+            .await;
         if removed > 0 {
             tracing::info!("removed {removed} orphan result files");
         }
@@ -138,45 +154,33 @@ impl Results {
         }
     }
 
-    async fn finished(
-        &self,
-        id: &str,
-    ) -> Result<(TaskRow, Vec<(std::path::PathBuf, String)>), HostError> {
+    async fn finished(&self, id: &str) -> Result<TaskRow, HostError> {
         let row = self
             .store
             .get_task(id.to_owned(), false)
             .await?
             .ok_or(StoreError::NotFound)?;
         results_available(row.status())?;
-        let entries = row
-            .images
-            .iter()
-            .filter_map(|img| {
-                self.files
-                    .file_path(&row.id, &img.file_name)
-                    .map(|p| (p, img.infotext.clone()))
-            })
-            .collect();
-        Ok((row, entries))
+        Ok(row)
     }
 
     /// The images of a finished task as PNG data URLs with the infotext in their
     /// `parameters` chunk (409 unless finished). Each image is read and re-encoded through
     /// the thumbnails' gate: one decode at a time in the whole host.
     pub async fn images(&self, id: &str) -> Result<Vec<ResultImage>, HostError> {
-        let (_, entries) = self.finished(id).await?;
-        let mut out = Vec::with_capacity(entries.len());
-        for (path, infotext) in entries {
-            let text = infotext.clone();
+        let row = self.finished(id).await?;
+        let mut out = Vec::with_capacity(row.images.len());
+        for img in row.images {
+            let text = img.infotext.clone();
             let png = self
                 .thumbs
-                .decode(move || {
-                    let bytes = std::fs::read(&path).ok()?;
+                .decode_stored(&row.id, &img.file_name, move |bytes| {
                     image::to_png_with_parameters(&bytes, &text).ok()
                 })
                 .await
                 .flatten();
             if let Some(png) = png {
+                let infotext = img.infotext;
                 out.push(ResultImage {
                     image: format!(
                         "data:image/png;base64,{}",
@@ -192,7 +196,7 @@ impl Results {
     /// A zip of the stored files of a finished task (409 unless finished), streamed as it
     /// is written: nothing goes to disk, memory stays bounded whatever the files' sizes.
     pub async fn zip(&self, id: &str) -> Result<ZipBody, HostError> {
-        let (row, _) = self.finished(id).await?;
+        let row = self.finished(id).await?;
         Ok(self.zip_stream(vec![row.id], false))
     }
 
@@ -206,14 +210,17 @@ impl Results {
         for chunk in ids.chunks(ZIP_CHUNK) {
             let chunk = chunk.to_vec();
             let lists = self.store.result_files(chunk).await?;
-            found = lists.iter().any(|(id, status, images)| {
-                results_available(*status).is_ok()
-                    && images.iter().any(|img| {
-                        self.files
-                            .file_path(id, &img.file_name)
-                            .is_some_and(|p| p.is_file())
-                    })
-            });
+            'tasks: for (id, status, images) in &lists {
+                if results_available(*status).is_err() {
+                    continue;
+                }
+                for img in images {
+                    if self.files.exists(id, &img.file_name).await {
+                        found = true;
+                        break 'tasks;
+                    }
+                }
+            }
             if found {
                 break;
             }
@@ -227,8 +234,9 @@ impl Results {
     }
 
     /// Writes the zip of `ids`' result files on a blocking thread into a small channel: the
-    /// rows are read [`ZIP_CHUNK`] tasks at a time, each file copied in 64 KiB pieces, and the
-    /// writer waits while the client has not taken the previous pieces.
+    /// rows are read [`ZIP_CHUNK`] tasks at a time, each file copied in 64 KiB pieces (a
+    /// blob a chunk at a time), and the writer waits while the client has not taken the
+    /// previous pieces. An entry's time is its file's (in PostgreSQL its task's finish).
     fn zip_stream(&self, ids: Vec<String>, folders: bool) -> ZipBody {
         let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
         let store = self.store.clone();
@@ -239,6 +247,12 @@ impl Results {
             let written = (|| -> std::io::Result<()> {
                 for chunk in ids.chunks(ZIP_CHUNK) {
                     let chunk = chunk.to_vec();
+                    let finished = match &files {
+                        ResultStorage::Pg(pg) => rt
+                            .block_on(pg.finished_at_of(&chunk))
+                            .map_err(std::io::Error::other)?,
+                        ResultStorage::Disk(_) => Default::default(),
+                    };
                     let lists = rt
                         .block_on(store.result_files(chunk))
                         .map_err(std::io::Error::other)?;
@@ -247,23 +261,36 @@ impl Results {
                             continue;
                         }
                         for img in images {
-                            let Some(path) = files.file_path(&id, &img.file_name) else {
-                                continue;
-                            };
-                            // Gone since (history cleared): left out.
-                            let Ok(file) = std::fs::File::open(&path) else {
-                                continue;
-                            };
-                            let modified = file
-                                .metadata()
-                                .and_then(|m| m.modified())
-                                .unwrap_or(std::time::UNIX_EPOCH);
                             let name = if folders {
                                 format!("{id}/{}", img.file_name)
                             } else {
                                 img.file_name.clone()
                             };
-                            zip.add(&name, file, modified)?;
+                            let (data, modified): (Box<dyn std::io::Read>, _) = match &files {
+                                ResultStorage::Disk(disk) => {
+                                    let Some(path) = disk.file_path(&id, &img.file_name) else {
+                                        continue;
+                                    };
+                                    // Gone since (history cleared): left out.
+                                    let Ok(file) = std::fs::File::open(&path) else {
+                                        continue;
+                                    };
+                                    let modified = file.metadata().and_then(|m| m.modified());
+                                    (Box::new(file), modified.ok())
+                                }
+                                ResultStorage::Pg(_) => {
+                                    let Some(f) = rt.block_on(files.open(&id, &img.file_name))
+                                    else {
+                                        continue;
+                                    };
+                                    let at = finished.get(&id).copied().and_then(ms_time);
+                                    (
+                                        Box::new(storage::BlockingReader::new(rt.clone(), f.body)),
+                                        at,
+                                    )
+                                }
+                            };
+                            zip.add(&name, data, modified.unwrap_or(std::time::UNIX_EPOCH))?;
                         }
                     }
                 }
@@ -295,27 +322,28 @@ impl Results {
         let Some(img) = row.images.iter().find(|i| i.index == index) else {
             return Ok(None);
         };
-        let (path, content_type) = match rendition {
-            Rendition::Full => (
-                self.files.file_path(&row.id, &img.file_name),
-                img.content_type(),
-            ),
-            Rendition::Thumb => (self.thumbs.ensure(&row.id, img).await, "image/jpeg"),
+        let (name, content_type) = match rendition {
+            Rendition::Full => (img.file_name.clone(), img.content_type()),
+            Rendition::Thumb => {
+                if !self.thumbs.ensure(&row.id, img).await {
+                    return Ok(None);
+                }
+                (files::thumb_name(&img.file_name), "image/jpeg")
+            }
         };
-        let Some(path) = path else {
+        let Some(file) = self.files.open(&row.id, &name).await else {
             return Ok(None);
         };
-        let Ok(meta) = tokio::fs::metadata(&path).await else {
-            return Ok(None);
+        let stamp = match file.modified {
+            Some(t) => t
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis()),
+            None => u128::try_from(row.life.finished_at.unwrap_or(0)).unwrap_or(0),
         };
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_millis());
-        Ok(tokio::fs::read(&path).await.ok().map(|bytes| ImageFile {
-            etag: format!("\"{}-{}-{:x}-{:x}\"", row.id, index, meta.len(), mtime),
-            bytes,
+        Ok(Some(ImageFile {
+            etag: format!("\"{}-{}-{:x}-{:x}\"", row.id, index, file.len, stamp),
+            len: file.len,
+            body: file.body,
             content_type,
         }))
     }
@@ -360,6 +388,12 @@ impl Results {
             }
         }
     }
+}
+
+/// The time `ms` after the epoch names.
+fn ms_time(ms: i64) -> Option<std::time::SystemTime> {
+    let ms = u64::try_from(ms).ok()?;
+    std::time::UNIX_EPOCH.checked_add(Duration::from_millis(ms))
 }
 
 /// Tasks whose image rows are read at a time while a zip is written.

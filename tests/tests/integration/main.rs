@@ -42,5 +42,6 @@ mod host_workbench;
 mod live_capture;
 mod live_sdnext;
 mod migrate_store;
+mod results_storage;
 mod sdnext_client;
 mod store_contract;

@@ -9,14 +9,74 @@
 //! ordinary statements from any pooled connection (a large object must be read inside one
 //! transaction held open for the whole download), and backups and replicas treat them like
 //! any other row.
+//!
+//! A run's images are first stored under **staged** names (`run<fence>/<name>`,
+//! [`staged_name`]): its finish, in the transaction that writes the task's result rows
+//! (checked against the claim's fence), drops the task's earlier files (an earlier attempt's
+//! images and thumbnails) and renames the staged ones ([`settle_in`]). So rows and bytes
+//! change together, a host that lost its claim can never overwrite or delete the files of the
+//! claim that replaced it, and a run that is not written leaves only staged files, which
+//! [`PgStore::discard_staged`] or the sweep ([`PgStore::sweep_blobs`]) collect. A final name
+//! never contains `/`; a staged one always does.
+
+use std::collections::HashMap;
 
 use bytes::Bytes;
+use deadpool_postgres::Transaction;
 use futures::{Stream, StreamExt};
 
 use super::{Cached, PgResult, PgStore};
 
 /// The largest chunk (256 KiB: a PNG of a few MB is a dozen rows).
 pub const CHUNK: usize = 256 * 1024;
+
+/// The prefix of the names a run under claim `fence` stages its files under.
+pub fn staged_prefix(fence: i64) -> String {
+    format!("run{fence}/")
+}
+
+/// The name file `name` of a run under claim `fence` is stored under until its finish is
+/// written.
+pub fn staged_name(fence: i64, name: &str) -> String {
+    format!("{}{name}", staged_prefix(fence))
+}
+
+/// In the transaction that writes a task's result rows: makes its files match them. With
+/// `promote` (a finish that records images, under that claim), the task's files become the
+/// ones that claim staged; every other file no row points at goes (an earlier attempt's
+/// images and thumbnails, other claims' staged files), except the files staged by `keep` (the
+/// claim the task runs under after this change).
+pub(super) async fn settle_in(
+    tx: &Transaction<'_>,
+    task_id: &str,
+    promote: Option<i64>,
+    keep: Option<i64>,
+) -> PgResult<()> {
+    if let Some(fence) = promote {
+        let prefix = staged_prefix(fence);
+        tx.x(
+            "DELETE FROM result_blobs WHERE task_id = $1 AND strpos(name, '/') = 0",
+            &[&task_id],
+        )
+        .await?;
+        tx.x(
+            "UPDATE result_blobs SET name = substr(name, length($2) + 1) \
+             WHERE task_id = $1 AND starts_with(name, $2)",
+            &[&task_id, &prefix],
+        )
+        .await?;
+    }
+    let keep = keep.map(staged_prefix);
+    tx.x(
+        "DELETE FROM result_blobs b WHERE b.task_id = $1 AND CASE \
+         WHEN strpos(b.name, '/') > 0 THEN $2::text IS NULL OR NOT starts_with(b.name, $2) \
+         ELSE NOT EXISTS (SELECT 1 FROM result_images i WHERE i.task_id = b.task_id \
+             AND (i.file_name = b.name OR split_part(i.file_name, '.', 1) || '.thumb.jpg' = b.name)) END",
+        &[&task_id, &keep],
+    )
+    .await?;
+    Ok(())
+}
 
 impl PgStore {
     /// Stores the bytes of `data` as file `name` of task `task_id` (replacing a file of that
@@ -138,5 +198,67 @@ impl PgStore {
             &[&task_id, &name],
         )
         .await
+    }
+
+    /// Deletes the files a run under claim `fence` staged (its finish was not written or not
+    /// kept); the task's own files and other claims' stay. Returns how many chunks went.
+    pub async fn discard_staged(&self, task_id: &str, fence: i64) -> PgResult<u64> {
+        let c = self.conn().await?;
+        c.x(
+            "DELETE FROM result_blobs WHERE task_id = $1 AND starts_with(name, $2)",
+            &[&task_id, &staged_prefix(fence)],
+        )
+        .await
+    }
+
+    /// Deletes the files no row points at, of these tasks (`None`: of every task): staged
+    /// files of a claim the task no longer runs under, and files that are neither a result
+    /// image of the task nor its thumbnail. Files of deleted tasks went with them (a foreign
+    /// key), so this finds only what a crash between staging and finish, or a thumbnail made
+    /// while its image went, left. Never touches what a finish in flight writes (staged by
+    /// the claim the task runs under). Two anti-joins over the chunk rows' small heap tuples
+    /// (the bytes live out of line); returns how many files went.
+    pub async fn sweep_blobs(&self, task_ids: Option<&[String]>) -> PgResult<u64> {
+        let c = self.conn().await?;
+        let ids: Option<Vec<String>> = task_ids.map(<[String]>::to_vec);
+        let staged = c
+            .q1(
+                "WITH gone AS (DELETE FROM result_blobs b \
+                 WHERE ($1::text[] IS NULL OR b.task_id = ANY($1)) AND strpos(b.name, '/') > 0 \
+                 AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = b.task_id \
+                     AND t.status = 'running' AND starts_with(b.name, 'run' || t.fence || '/')) \
+                 RETURNING b.chunk) SELECT count(*) FROM gone WHERE chunk = 0",
+                &[&ids],
+            )
+            .await?
+            .try_get::<_, i64>(0)?;
+        let unreferenced = c
+            .q1(
+                "WITH gone AS (DELETE FROM result_blobs b \
+                 WHERE ($1::text[] IS NULL OR b.task_id = ANY($1)) AND strpos(b.name, '/') = 0 \
+                 AND NOT EXISTS (SELECT 1 FROM result_images i WHERE i.task_id = b.task_id \
+                     AND (i.file_name = b.name \
+                          OR split_part(i.file_name, '.', 1) || '.thumb.jpg' = b.name)) \
+                 RETURNING b.chunk) SELECT count(*) FROM gone WHERE chunk = 0",
+                &[&ids],
+            )
+            .await?
+            .try_get::<_, i64>(0)?;
+        Ok((staged + unreferenced).max(0) as u64)
+    }
+
+    /// When each of these tasks finished (ms; tasks that never did are left out): the
+    /// modification time of their files, which PostgreSQL does not keep.
+    pub async fn finished_at_of(&self, ids: &[String]) -> PgResult<HashMap<String, i64>> {
+        let c = self.conn().await?;
+        let rows = c
+            .q(
+                "SELECT id, finished_at FROM tasks WHERE id = ANY($1) AND finished_at IS NOT NULL",
+                &[&ids],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 }

@@ -426,6 +426,14 @@ async fn write(
             )
             .await?;
         }
+        // The bytes go with the rows: a finish that records images makes its claim's
+        // staged files the task's; every file no row points at goes.
+        let promote = match change.outputs {
+            Outputs::Record { images: true } if guard.claimed && run.is_some() => guard.fence,
+            _ => None,
+        };
+        let keep = if running { n.fence } else { None };
+        super::blobs::settle_in(tx, id, promote, keep).await?;
     }
     if let (true, Some(url)) = (change.callback, callback_url) {
         queue_delivery(tx, id, url, n.status, images, now).await?;
