@@ -40,5 +40,6 @@ mod host_support;
 mod host_workbench;
 mod live_capture;
 mod live_sdnext;
+mod multihost;
 mod sdnext_client;
 mod store_contract;
