@@ -42,6 +42,7 @@ mod host_workbench;
 mod live_capture;
 mod live_sdnext;
 mod migrate_store;
+mod multihost;
 mod results_storage;
 mod sdnext_client;
 mod store_contract;
