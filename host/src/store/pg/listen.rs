@@ -9,11 +9,13 @@
 //! data is too large for a payload). A host's own live events are skipped here (it broadcast
 //! them already; a large one is not even read back).
 //!
-//! The connection reconnects by itself with a backoff (100 ms doubling up to 5 s); once it
+//! The connection is read whether or not the subscriber keeps up: what waits for it is folded
+//! ([`Backlog`]). It reconnects by itself with a backoff (100 ms doubling up to 5 s); once it
 //! listens again it sends [`Notice::Reconnected`]: whatever was sent meanwhile is lost, so
 //! the caller replays from its last event id and looks for work. The subscription ends when
 //! its receiver is dropped.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -28,8 +30,8 @@ use crate::store::api::Notice;
 
 /// The largest payload sent in the notification itself (PostgreSQL's limit is 8000 bytes).
 pub const INLINE_MAX: usize = 7900;
-/// Notices waiting for the subscriber (then the connection is not read: PostgreSQL queues).
-const BUFFERED: usize = 256;
+/// Notices waiting in the channel for the subscriber (then they wait folded: [`Backlog`]).
+const BUFFERED: usize = 64;
 /// The first wait before reconnecting, and the longest.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -139,30 +141,88 @@ pub(super) async fn subscribe(store: PgStore) -> PgResult<mpsc::Receiver<Notice>
     Ok(rx)
 }
 
+/// Notices the subscriber has not taken yet. The connection is read on whatever the
+/// subscriber does (a listener that stops reading makes PostgreSQL's notification queue grow
+/// until every host's `NOTIFY` fails), so what waits is folded: the newest event id stands
+/// for the older ones, one wake-up for many, and only the latest [`LIVE_KEPT`] transient
+/// events are kept (older progress is stale anyway).
+#[derive(Debug, Default)]
+struct Backlog {
+    reconnected: bool,
+    events: Option<u64>,
+    wake: bool,
+    live: VecDeque<Notice>,
+}
+
+/// Transient events kept for a subscriber that does not keep up.
+const LIVE_KEPT: usize = 64;
+
+impl Backlog {
+    fn push(&mut self, n: Notice) {
+        match n {
+            Notice::Reconnected => self.reconnected = true,
+            Notice::Events(id) => self.events = Some(self.events.map_or(id, |e| e.max(id))),
+            Notice::Wake => self.wake = true,
+            live @ Notice::Live { .. } => {
+                if self.live.len() == LIVE_KEPT {
+                    self.live.pop_front();
+                }
+                self.live.push_back(live);
+            }
+        }
+    }
+
+    /// The next notice to send: a reconnection first (the caller replays), then the event
+    /// log, the wake-up, the transient events in order.
+    fn pop(&mut self) -> Option<Notice> {
+        if std::mem::take(&mut self.reconnected) {
+            return Some(Notice::Reconnected);
+        }
+        if let Some(id) = self.events.take() {
+            return Some(Notice::Events(id));
+        }
+        if std::mem::take(&mut self.wake) {
+            return Some(Notice::Wake);
+        }
+        self.live.pop_front()
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.reconnected && self.events.is_none() && !self.wake && self.live.is_empty()
+    }
+}
+
 /// Reads notifications and sends their notices until the receiver is dropped; reconnects
 /// when the connection is lost.
 async fn run(store: PgStore, tx: mpsc::Sender<Notice>, first: Listening) {
     let mut current = first;
+    let mut backlog = Backlog::default();
     loop {
         for n in std::mem::take(&mut current.early) {
-            if !deliver(&store, &tx, &n).await {
-                return;
+            if let Some(notice) = notice_of(&store, &n).await {
+                backlog.push(notice);
             }
         }
         let why = loop {
-            let m = tokio::select! {
+            tokio::select! {
+                biased;
                 () = tx.closed() => return,
-                m = current.messages.next() => m,
-            };
-            match m {
-                Some(Ok(AsyncMessage::Notification(n))) => {
-                    if !deliver(&store, &tx, &n).await {
-                        return;
+                // What waits goes first (in order while the subscriber keeps up).
+                permit = tx.reserve(), if !backlog.is_empty() => match (permit, backlog.pop()) {
+                    (Ok(permit), Some(notice)) => permit.send(notice),
+                    (Err(_), _) => return,
+                    (Ok(_), None) => {}
+                },
+                m = current.messages.next() => match m {
+                    Some(Ok(AsyncMessage::Notification(n))) => {
+                        if let Some(notice) = notice_of(&store, &n).await {
+                            backlog.push(notice);
+                        }
                     }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => break StoreError::from(e),
-                None => break closed(),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break StoreError::from(e),
+                    None => break closed(),
+                },
             }
         };
         tracing::warn!("database notifications lost ({why}); reconnecting");
@@ -182,18 +242,7 @@ async fn run(store: PgStore, tx: mpsc::Sender<Notice>, first: Listening) {
             }
         };
         tracing::info!("database notifications: listening again");
-        if tx.send(Notice::Reconnected).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Sends the notice of a notification (if it is one for this host); `false` when the
-/// receiver is gone.
-async fn deliver(store: &PgStore, tx: &mpsc::Sender<Notice>, n: &Notification) -> bool {
-    match notice_of(store, n).await {
-        Some(notice) => tx.send(notice).await.is_ok(),
-        None => true,
+        backlog.push(Notice::Reconnected);
     }
 }
 
@@ -245,5 +294,37 @@ mod tests {
         assert!(inline_payload("h1", "preview", &"x".repeat(INLINE_MAX - 64)).is_some());
         let back: LivePayload = serde_json::from_str(&row_payload("h1", "preview", 7)).unwrap();
         assert_eq!((back.d, back.r), (None, Some(7)));
+    }
+
+    fn live(i: usize) -> Notice {
+        Notice::Live {
+            name: "progress".into(),
+            data: i.to_string(),
+            origin: "h2".into(),
+        }
+    }
+
+    #[test]
+    fn what_a_slow_subscriber_has_not_taken_is_folded() {
+        let mut b = Backlog::default();
+        assert!(b.is_empty());
+        b.push(Notice::Wake);
+        b.push(Notice::Events(7));
+        b.push(Notice::Events(9));
+        b.push(Notice::Events(8));
+        b.push(Notice::Wake);
+        for i in 0..LIVE_KEPT + 3 {
+            b.push(live(i));
+        }
+        b.push(Notice::Reconnected);
+        assert_eq!(b.pop(), Some(Notice::Reconnected));
+        assert_eq!(b.pop(), Some(Notice::Events(9)));
+        assert_eq!(b.pop(), Some(Notice::Wake));
+        // The newest transient events, in order.
+        for i in 3..LIVE_KEPT + 3 {
+            assert_eq!(b.pop(), Some(live(i)));
+        }
+        assert_eq!(b.pop(), None);
+        assert!(b.is_empty());
     }
 }
