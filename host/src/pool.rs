@@ -60,6 +60,10 @@ pub struct Pool {
     host_id: String,
     /// The store is shared by several hosts (each backend driven by one of them).
     shared: bool,
+    /// Held by a change of this host's pool (an admin action, an add, a remove) and by a
+    /// round of following the shared table: a round never reads a row between a change
+    /// here and its write.
+    changing: tokio::sync::Mutex<()>,
 }
 
 /// This host in the pool.
@@ -116,6 +120,7 @@ impl Pool {
             workers: Mutex::new(Vec::new()),
             host_id,
             shared,
+            changing: tokio::sync::Mutex::new(()),
         };
         for a in &added {
             pool.join_row(a);
@@ -240,6 +245,7 @@ impl Pool {
                 _ = changes.changed() => {}
                 _ = shutdown.wait_for(|v| *v) => break,
             }
+            let _changing = self.changing.lock().await;
             if let Err(e) = self.follow_rows().await {
                 tracing::warn!("reading the shared backends: {e}");
             }
@@ -360,6 +366,7 @@ impl Pool {
                 "the pool has {MAX_BACKENDS} backends already"
             )));
         }
+        let _changing = self.changing.lock().await;
         let now = self.deps.clock.now_ms();
         let id = self
             .store
@@ -398,6 +405,7 @@ impl Pool {
     /// checkpoint load as during a run; an added one is forgotten, a `--backend` one returns
     /// at the next start.
     pub async fn remove(&self, id: &str) -> Result<(), HostError> {
+        let _changing = self.changing.lock().await;
         let b = self.find(id)?;
         if let Some(n) = self.row_of(&b) {
             self.store.remove_backend(n).await?;
@@ -412,6 +420,7 @@ impl Pool {
     /// Enables, disables or drains a backend (persisted for an added one, and for every one
     /// on a shared store: every host applies it).
     pub async fn admin(&self, id: &str, action: Admin) -> Result<BackendInfo, HostError> {
+        let _changing = self.changing.lock().await;
         let b = self.find(id)?;
         let (disabled, draining) = self.apply_admin(&b, action).await?;
         if let Some(n) = self.row_of(&b) {

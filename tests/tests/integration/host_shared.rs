@@ -148,7 +148,6 @@ async fn two_hosts_share_one_pool_and_one_event_stream() {
     cb.backend_action(routes::BACKEND_ENABLE, "flag-1")
         .await
         .unwrap();
-    let asked = Instant::now();
     let second = enqueue(&ca, "on b", json!({})).await;
     wait_event(
         &mut events_b,
@@ -157,6 +156,8 @@ async fn two_hosts_share_one_pool_and_one_event_stream() {
         task_event(&second, TaskChange::Created),
     )
     .await;
+    // Host b heard the wake-up before the event (the enqueue's commit sent it).
+    let told = Instant::now();
     wait_event(
         &mut events_b,
         &mut seen,
@@ -164,10 +165,10 @@ async fn two_hosts_share_one_pool_and_one_event_stream() {
         task_event(&second, TaskChange::Started),
     )
     .await;
-    let waited = asked.elapsed();
+    let waited = told.elapsed();
     assert!(
         waited < Duration::from_millis(1500),
-        "host b claimed {waited:?} after the enqueue on host a: woken, not polled"
+        "host b claimed {waited:?} after it saw the enqueue on host a: woken, not polled"
     );
     let t = wait_done(&cb, &second).await;
     assert_eq!(t.backend.as_deref(), Some(b.fake().url().as_str()));
