@@ -186,8 +186,8 @@ impl Pool {
 
     /// Takes or renews the leases of this host's backends (a shared store): each backend's
     /// worker claims only while this host drives it; a backend newly driven wakes the
-    /// workers. When the store does not answer, this host drives nothing (its leases run out
-    /// meanwhile).
+    /// workers. When the store does not answer, nothing changes until the leases would run
+    /// out (the workers then stop claiming: [`Backend::driven_here`]).
     async fn drive(&self) {
         let all = self.backends.all();
         let rows: Vec<i64> = all.iter().filter_map(|b| b.driving().row).collect();
@@ -196,8 +196,11 @@ impl Pool {
         let driven: HashSet<i64> = match self.store.drive_backends(rows).await {
             Ok(ids) => ids.into_iter().collect(),
             Err(e) => {
+                // Nothing changes: a lease not renewed stops its worker's claims when it
+                // would run out (`until`); a database that cannot be reached holds the queue
+                // meanwhile anyway.
                 tracing::warn!("backend leases: {e}");
-                HashSet::new()
+                return;
             }
         };
         let drivers = self.store.backend_drivers().await.ok();

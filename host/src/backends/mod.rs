@@ -557,3 +557,34 @@ impl Backends {
         self.all().iter().any(|b| b.stop_claim(id, fence))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_backend_takes_work_only_while_this_host_drives_it() {
+        let b = Backend::new("http://127.0.0.1:7860").unwrap();
+        // One host (SQLite): it always drives its backends.
+        assert!(b.takes_work());
+        // Shared: not before its lease is taken, nor once it would have run out.
+        b.driving().here = false;
+        assert!(!b.takes_work());
+        {
+            let mut d = b.driving();
+            d.here = true;
+            d.until = Some(Instant::now() + Duration::from_secs(15));
+        }
+        assert!(b.takes_work());
+        b.driving().until = Some(Instant::now() - Duration::from_millis(1));
+        assert!(
+            !b.takes_work(),
+            "a lease not renewed in time stops the claims"
+        );
+        b.driving().until = Some(Instant::now() + Duration::from_secs(15));
+        b.status().disabled = true;
+        assert!(!b.takes_work());
+    }
+}
