@@ -59,7 +59,7 @@ impl Leases {
 }
 
 /// The lease of `settings` (3..=600 s).
-fn lease_of(settings: &SettingsService) -> Duration {
+pub fn lease_of(settings: &SettingsService) -> Duration {
     Duration::from_secs(u64::from(settings.get().lease_s.clamp(3, 600)))
 }
 

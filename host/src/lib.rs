@@ -224,21 +224,6 @@ pub async fn run(
         list.push(Arc::new(b));
     }
     let backends = Arc::new(Backends::new(list));
-    if opened.pg.is_some() {
-        // Shared: the `--backend` ones are stored for every host (each host still drives
-        // its own flags; an added one with a flag's URL is that flag's backend here).
-        let stored: Vec<String> = store
-            .added_backends()
-            .await?
-            .into_iter()
-            .map(|a| a.url)
-            .collect();
-        for url in &config.backends {
-            if !stored.iter().any(|s| s == url) {
-                store.add_backend(url.clone(), clock.now_ms()).await?;
-            }
-        }
-    }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let events = events::EventHub::start(store.clone(), clock.clone());
@@ -254,6 +239,13 @@ pub async fn run(
         reach.clone(),
         clock.clone(),
     ));
+    // Several hosts on one store: the others' events, live events and wake-ups reach this one.
+    if let Some(notices) = store.subscribe().await? {
+        let q = queue.clone();
+        events
+            .follow(notices, move || q.wake(), shutdown_rx.clone())
+            .await?;
+    }
     queue.recover().await?;
     let callback_rules = Arc::new(model::callback::CallbackRules {
         listen: addr,
@@ -290,10 +282,32 @@ pub async fn run(
         shutdown: shutdown_rx.clone(),
         clock: clock.clone(),
     };
+    // Several hosts on one store: every host's `--backend` ones join the one pool.
+    let mut flag_rows = Vec::new();
+    if store.kind() == store::api::StoreKind::Postgres {
+        for (b, url) in backends.all().iter().zip(&config.backends) {
+            flag_rows.push((
+                b.id.clone(),
+                store.ensure_backend(url.clone(), clock.now_ms()).await?,
+            ));
+        }
+    }
     // One worker per backend: the `--backend` ones and the ones added through the API.
     let pool = Arc::new(
-        pool::Pool::start(backends.clone(), store.clone(), queue.clone(), deps, fin_tx).await?,
+        pool::Pool::start(
+            backends.clone(),
+            store.clone(),
+            queue.clone(),
+            deps,
+            fin_tx,
+            pool::Member {
+                host_id: host_id.clone(),
+                flag_rows,
+            },
+        )
+        .await?,
     );
+    let pool_follower = tokio::spawn(pool.clone().follow(shutdown_rx.clone()));
     let deliverer = tokio::spawn(callbacks::run(
         store.clone(),
         files.clone(),
@@ -431,6 +445,8 @@ pub async fn run(
     if released > 0 {
         tracing::info!("{released} running task(s) put back at the head of the queue");
     }
+    let _ = pool_follower.await;
+    pool.release_leases().await;
     drop(lock);
     served?;
     Ok(())

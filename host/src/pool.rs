@@ -4,13 +4,23 @@
 //!
 //! Owns: the workers' tasks (one per backend; a removed backend's worker stops) and the
 //! persistence of the added backends (`store::backends`).
+//!
+//! Several hosts on one store (PostgreSQL): the pool is the store's `backends` table, which
+//! every host's `--backend` flags join ([`crate::store::api::TaskStore::ensure_backend`]) and
+//! `POST /backends` adds to; each host keeps every backend in its list and follows the table
+//! ([`Pool::follow`], every lease/3: rows added, removed, enabled or drained elsewhere), but a
+//! backend's worker claims only while this host drives it (holds its lease,
+//! [`crate::store::api::TaskStore::drive_backends`]): one host at a time; a lease lost stops its
+//! claims at once, and a stopped host's backends are taken over once their lease ran out.
 //! Must not: choose tasks (the policy, through the queue service's claim) or show
 //! credentials: a backend is named by its credential-free URL and its id.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use scheduler_api::{BackendInfo, BackendSource};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::backends::{Backend, Backends};
@@ -18,6 +28,8 @@ use crate::error::HostError;
 use crate::queue::Queue;
 use crate::sdnext::RemoteError;
 use crate::store::SharedStore;
+use crate::store::api::StoreKind;
+use crate::store::backends::AddedBackend;
 use crate::worker::{Deps, Worker};
 
 /// At most this many backends in the pool.
@@ -44,6 +56,23 @@ pub struct Pool {
     deps: Deps,
     finishers: Mutex<Option<mpsc::Sender<()>>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
+    /// This host's id (the driver it shows for the backends it drives).
+    host_id: String,
+    /// The store is shared by several hosts (each backend driven by one of them).
+    shared: bool,
+    /// Held by a change of this host's pool (an admin action, an add, a remove) and by a
+    /// round of following the shared table: a round never reads a row between a change
+    /// here and its write.
+    changing: tokio::sync::Mutex<()>,
+}
+
+/// This host in the pool.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Its id (the driver it shows for the backends it drives).
+    pub host_id: String,
+    /// On a shared store, the rows of its `--backend` ones: `(backend id, row)`.
+    pub flag_rows: Vec<(String, i64)>,
 }
 
 fn added_id(n: i64) -> String {
@@ -57,29 +86,31 @@ fn stored_id(id: &str) -> Option<i64> {
 impl Pool {
     /// The pool over `backends` (the `--backend` ones), plus the added ones the store keeps;
     /// starts one worker per backend. `finishers` is held by every worker (and its
-    /// finishers) until shutdown.
+    /// finishers) until shutdown. On a shared store every row is in the pool (the
+    /// `--backend` ones' rows: [`Member::flag_rows`], from
+    /// [`crate::store::api::TaskStore::ensure_backend`]); this host drives those whose lease
+    /// it gets.
     pub async fn start(
         backends: Arc<Backends>,
         store: SharedStore,
         queue: Arc<Queue>,
         deps: Deps,
         finishers: mpsc::Sender<()>,
+        member: Member,
     ) -> Result<Pool, HostError> {
-        // A read (the host starts on a full disk).
-        let added = store.added_backends().await?;
-        // Shared (PostgreSQL): the `--backend` ones are stored too; here they stay flags.
-        let shared = store.kind() == crate::store::api::StoreKind::Postgres;
-        for a in added {
-            match Backend::with_id(&a.url, added_id(a.id), BackendSource::Added) {
-                Ok(b) if shared && backends.all().iter().any(|f| f.url == b.url) => {}
-                Ok(b) => {
-                    // A backend stored while draining had finished by now: drained.
-                    b.status().disabled = !a.enabled || a.draining;
-                    backends.push(Arc::new(b));
-                }
-                Err(e) => tracing::warn!("added backend {} is not usable: {e}", a.id),
+        let Member { host_id, flag_rows } = member;
+        let shared = store.kind() == StoreKind::Postgres;
+        for b in backends.all() {
+            let mut d = b.driving();
+            if shared {
+                d.row = flag_rows.iter().find(|(id, _)| *id == b.id).map(|r| r.1);
+                d.here = false;
+            } else {
+                d.driver = Some(host_id.clone());
             }
         }
+        // A read (the host starts on a full disk).
+        let added = store.added_backends().await?;
         let pool = Pool {
             backends,
             store,
@@ -87,11 +118,204 @@ impl Pool {
             deps,
             finishers: Mutex::new(Some(finishers)),
             workers: Mutex::new(Vec::new()),
+            host_id,
+            shared,
+            changing: tokio::sync::Mutex::new(()),
         };
+        for a in &added {
+            pool.join_row(a);
+        }
+        // A `--backend` one disabled or drained from any host stays so (drained by now).
+        for b in pool.backends.all() {
+            let row = b.driving().row;
+            if let Some(a) = added.iter().find(|a| Some(a.id) == row) {
+                b.status().disabled = !a.enabled || a.draining;
+            }
+        }
+        if shared {
+            pool.drive().await;
+        }
         for b in pool.backends.all() {
             pool.spawn(b);
         }
         Ok(pool)
+    }
+
+    /// A stored backend joins this host's pool, unless it is in it (by its row, or its URL:
+    /// another host's flag for a server this host has as a flag). Returns it.
+    fn join_row(&self, a: &AddedBackend) -> Option<Arc<Backend>> {
+        let all = self.backends.all();
+        if all.iter().any(|b| b.driving().row == Some(a.id)) {
+            return None;
+        }
+        let b = match Backend::with_id(&a.url, added_id(a.id), BackendSource::Added) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("added backend {} is not usable: {e}", a.id);
+                return None;
+            }
+        };
+        if all.iter().any(|o| o.url == b.url) {
+            return None;
+        }
+        // A backend stored while draining had finished by now: drained.
+        b.status().disabled = !a.enabled || a.draining;
+        {
+            let mut d = b.driving();
+            if self.shared {
+                d.row = Some(a.id);
+                d.here = false;
+            } else {
+                d.driver = Some(self.host_id.clone());
+            }
+        }
+        let b = Arc::new(b);
+        self.backends.push(b.clone());
+        Some(b)
+    }
+
+    /// How long a backend's lease lasts (the `lease_s` setting, as the claims' leases).
+    fn lease(&self) -> Duration {
+        crate::lease::lease_of(&self.deps.settings)
+    }
+
+    /// The row of a backend in the store: an added one's, or on a shared store any one's.
+    fn row_of(&self, b: &Backend) -> Option<i64> {
+        b.driving().row.or_else(|| stored_id(&b.id))
+    }
+
+    /// Takes or renews the leases of this host's backends (a shared store): each backend's
+    /// worker claims only while this host drives it; a backend newly driven wakes the
+    /// workers. When the store does not answer, nothing changes until the leases would run
+    /// out (the workers then stop claiming: [`Backend::driven_here`]).
+    async fn drive(&self) {
+        let all = self.backends.all();
+        let rows: Vec<i64> = all.iter().filter_map(|b| b.driving().row).collect();
+        // The lease runs from no earlier than now (database time, when it is renewed).
+        let until = std::time::Instant::now() + self.lease();
+        let driven: HashSet<i64> = match self.store.drive_backends(rows).await {
+            Ok(ids) => ids.into_iter().collect(),
+            Err(e) => {
+                // Nothing changes: a lease not renewed stops its worker's claims when it
+                // would run out (`until`); a database that cannot be reached holds the queue
+                // meanwhile anyway.
+                tracing::warn!("backend leases: {e}");
+                return;
+            }
+        };
+        let drivers = self.store.backend_drivers().await.ok();
+        let mut gained = false;
+        for b in &all {
+            let mut d = b.driving();
+            let Some(row) = d.row else { continue };
+            let here = driven.contains(&row);
+            d.until = here.then_some(until);
+            if here != d.here {
+                if here {
+                    tracing::info!("this host drives backend {} ({}) now", b.url, b.id);
+                    gained = true;
+                } else {
+                    tracing::warn!("backend {} ({}): another host drives it now", b.url, b.id);
+                }
+                d.here = here;
+            }
+            if here {
+                d.driver = Some(self.host_id.clone());
+            } else if let Some(drivers) = &drivers {
+                d.driver = drivers
+                    .iter()
+                    .find(|(id, _, _)| *id == row)
+                    .and_then(|(_, driver, _)| driver.clone());
+            }
+        }
+        if gained {
+            self.queue.wake();
+        }
+    }
+
+    /// Follows the shared store's backends until shutdown (every lease/3): rows added by
+    /// other hosts join, rows removed leave (their worker stops, their running task here goes
+    /// back), enabled/disabled/drained elsewhere applies here, and the leases are renewed.
+    pub async fn follow(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        if !self.shared {
+            return;
+        }
+        let mut changes = self.deps.settings.subscribe();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.lease() / 3) => {}
+                // A new lease's length applies at once.
+                _ = changes.changed() => {}
+                _ = shutdown.wait_for(|v| *v) => break,
+            }
+            let _changing = self.changing.lock().await;
+            if let Err(e) = self.follow_rows().await {
+                tracing::warn!("reading the shared backends: {e}");
+            }
+            self.drive().await;
+        }
+    }
+
+    /// Shutdown, once this host runs nothing: gives up its backend leases (another host
+    /// takes them at once instead of after the lease).
+    pub async fn release_leases(&self) {
+        if !self.shared {
+            return;
+        }
+        let rows: Vec<i64> = self
+            .backends
+            .all()
+            .iter()
+            .filter_map(|b| {
+                let d = b.driving();
+                d.row.filter(|_| d.here)
+            })
+            .collect();
+        if let Err(e) = self.store.release_backends(rows).await {
+            tracing::warn!("giving up the backend leases: {e}");
+        }
+    }
+
+    /// Applies the shared table's rows to this host's pool.
+    async fn follow_rows(&self) -> Result<(), HostError> {
+        let rows = self.store.added_backends().await?;
+        for a in &rows {
+            if let Some(b) = self.join_row(a) {
+                tracing::info!("backend {} ({}) joined the pool", b.url, b.id);
+                self.spawn(b);
+            }
+        }
+        for b in self.backends.all() {
+            let Some(row) = b.driving().row else { continue };
+            match rows.iter().find(|a| a.id == row) {
+                None => {
+                    // Removed on another host.
+                    self.backends.remove(&b.id);
+                    tracing::info!("backend {} ({}) removed on another host", b.url, b.id);
+                    self.queue.withdraw(&b).await?;
+                }
+                Some(a) => {
+                    let (disabled, draining) = {
+                        let s = b.status();
+                        (s.disabled, s.draining)
+                    };
+                    let action = if a.enabled && !a.draining && (disabled || draining) {
+                        Some(Admin::Enable)
+                    } else if !a.enabled && !disabled {
+                        Some(Admin::Disable)
+                    } else if a.enabled && a.draining && !draining && !disabled {
+                        Some(Admin::Drain)
+                    } else {
+                        None
+                    };
+                    if let Some(action) = action {
+                        tracing::info!("backend {} ({}): {action:?} on another host", b.url, b.id);
+                        self.apply_admin(&b, action).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn spawn(&self, b: Arc<Backend>) {
@@ -145,17 +369,29 @@ impl Pool {
                 "the pool has {MAX_BACKENDS} backends already"
             )));
         }
+        let _changing = self.changing.lock().await;
         let now = self.deps.clock.now_ms();
         let id = self
             .store
             .add_backend(url.clone(), now)
             .await?
             .ok_or_else(|| HostError::Conflict(format!("{} is in the pool already", probe.url)))?;
-        let b = Arc::new(
-            Backend::with_id(&url, added_id(id), BackendSource::Added).map_err(|_| refused())?,
-        );
+        let b =
+            Backend::with_id(&url, added_id(id), BackendSource::Added).map_err(|_| refused())?;
+        if self.shared {
+            let mut d = b.driving();
+            d.row = Some(id);
+            d.here = false;
+        } else {
+            b.driving().driver = Some(self.host_id.clone());
+        }
+        let b = Arc::new(b);
         tracing::info!("backend {} added as {}", b.url, b.id);
         self.backends.push(b.clone());
+        if self.shared {
+            // The host that adds it drives it, unless another host took it first.
+            self.drive().await;
+        }
         self.spawn(b.clone());
         self.queue.wake();
         self.info(&b).await
@@ -172,8 +408,9 @@ impl Pool {
     /// checkpoint load as during a run; an added one is forgotten, a `--backend` one returns
     /// at the next start.
     pub async fn remove(&self, id: &str) -> Result<(), HostError> {
+        let _changing = self.changing.lock().await;
         let b = self.find(id)?;
-        if let Some(n) = stored_id(&b.id) {
+        if let Some(n) = self.row_of(&b) {
             self.store.remove_backend(n).await?;
         }
         self.backends.remove(id);
@@ -183,9 +420,25 @@ impl Pool {
         Ok(())
     }
 
-    /// Enables, disables or drains a backend (persisted for an added one).
+    /// Enables, disables or drains a backend (persisted for an added one, and for every one
+    /// on a shared store: every host applies it).
     pub async fn admin(&self, id: &str, action: Admin) -> Result<BackendInfo, HostError> {
+        let _changing = self.changing.lock().await;
         let b = self.find(id)?;
+        let (disabled, draining) = self.apply_admin(&b, action).await?;
+        if let Some(n) = self.row_of(&b) {
+            self.store.set_backend_admin(n, !disabled, draining).await?;
+        }
+        self.info(&b).await
+    }
+
+    /// Applies an admin action to this host's view of a backend; returns its `(disabled,
+    /// draining)` after it.
+    async fn apply_admin(
+        &self,
+        b: &Arc<Backend>,
+        action: Admin,
+    ) -> Result<(bool, bool), HostError> {
         let (disabled, draining) = {
             let mut s = b.status();
             match action {
@@ -206,15 +459,12 @@ impl Pool {
             }
             (s.disabled, s.draining)
         };
-        if let Some(n) = stored_id(&b.id) {
-            self.store.set_backend_admin(n, !disabled, draining).await?;
-        }
         tracing::info!("backend {} ({}): {action:?}", b.url, b.id);
         if action == Admin::Disable {
-            self.queue.withdraw(&b).await?;
+            self.queue.withdraw(b).await?;
         }
         self.queue.wake();
-        self.info(&b).await
+        Ok((disabled, draining))
     }
 
     /// Shutdown: waits for every worker (they stop on the shutdown signal) and lets go of

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use scheduler_api::{BulkAction, HistoryFilter, MoveTarget, Selection, Settings, TaskStatus};
+use tokio::sync::mpsc::Receiver;
 use tokio::sync::watch;
 
 use crate::model::TaskEdit;
@@ -25,7 +26,8 @@ use crate::model::search::Scope;
 use crate::model::transition::{Event, Policy};
 use crate::model::{ImageRow, NewTask, TaskRow};
 use crate::store::api::{
-    BulkDone, ChooseFn, Claimed, NameFn, QueueHead, Replay, SpeedFn, StoreKind, TaskStore,
+    BackendDriver, BulkDone, ChooseFn, Claimed, NameFn, Notice, QueueHead, Replay, SpeedFn,
+    StoreKind, TaskStore,
 };
 use crate::store::backends::AddedBackend;
 use crate::store::listing::Counts;
@@ -492,6 +494,30 @@ impl TaskStore for Watched {
 
     async fn delivery_retry(&self, id: i64, next_at: i64, error: String) -> Result<(), StoreError> {
         self.seen(self.inner.delivery_retry(id, next_at, error).await)
+    }
+
+    async fn ensure_backend(&self, url: String, now: i64) -> Result<i64, StoreError> {
+        self.seen(self.inner.ensure_backend(url, now).await)
+    }
+
+    async fn drive_backends(&self, ids: Vec<i64>) -> Result<Vec<i64>, StoreError> {
+        self.seen(self.inner.drive_backends(ids).await)
+    }
+
+    async fn release_backends(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        self.seen(self.inner.release_backends(ids).await)
+    }
+
+    async fn backend_drivers(&self) -> Result<Vec<BackendDriver>, StoreError> {
+        self.seen(self.inner.backend_drivers().await)
+    }
+
+    async fn subscribe(&self) -> Result<Option<Receiver<Notice>>, StoreError> {
+        self.seen(self.inner.subscribe().await)
+    }
+
+    async fn publish_live(&self, name: String, data: String) -> Result<(), StoreError> {
+        self.seen(self.inner.publish_live(name, data).await)
     }
 }
 

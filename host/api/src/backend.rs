@@ -68,6 +68,12 @@ pub struct BackendInfo {
     /// are not checked against its lists yet).
     #[serde(default)]
     pub contract: Option<String>,
+    /// Additive: the id of the host that drives it (sends it tasks): this host, or with
+    /// several hosts on one PostgreSQL store the one holding its lease; null while no host
+    /// does (its host stopped and the lease has not run out yet). Its figures are the ones
+    /// this host saw.
+    #[serde(default)]
+    pub driver: Option<String>,
 }
 
 fn yes() -> bool {

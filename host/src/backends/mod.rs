@@ -123,6 +123,24 @@ pub struct Backend {
     door: lists::Door,
     /// The claim its worker holds (never held across an await).
     claim: Mutex<Option<ClaimSlot>>,
+    /// Who drives it (one host at a time on a shared store).
+    driving: Mutex<Driving>,
+}
+
+/// Which host drives a backend.
+#[derive(Debug, Clone, Default)]
+pub struct Driving {
+    /// Its row in the shared store's backends table (a shared store only).
+    pub row: Option<i64>,
+    /// This host drives it: its worker claims tasks for it. Always, unless the store is
+    /// shared; there only while this host holds its lease.
+    pub here: bool,
+    /// The driving host's id, as last known.
+    pub driver: Option<String>,
+    /// Until when this host's lease holds at the latest, by this host's clock (counted from
+    /// before the renewal was asked): past it the worker claims no more, even before the
+    /// next renewal says the lease is gone.
+    pub until: Option<std::time::Instant>,
 }
 
 impl Backend {
@@ -144,6 +162,10 @@ impl Backend {
             control_needs_xyz: std::sync::atomic::AtomicBool::new(false),
             door: lists::Door::default(),
             claim: Mutex::new(None),
+            driving: Mutex::new(Driving {
+                here: true,
+                ..Driving::default()
+            }),
         })
     }
 
@@ -176,7 +198,19 @@ impl Backend {
             loads: s.figures.loads,
             busy_ms: s.figures.busy_ms,
             contract,
+            driver: self.driving().driver.clone(),
         }
+    }
+
+    /// Who drives it (never held across an await).
+    pub fn driving(&self) -> std::sync::MutexGuard<'_, Driving> {
+        self.driving.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether this host drives it (its worker claims tasks for it).
+    pub fn driven_here(&self) -> bool {
+        let d = self.driving();
+        d.here && d.until.is_none_or(|u| Instant::now() < u)
     }
 
     /// Whether it left the pool (its worker stops).
@@ -351,8 +385,11 @@ impl Backend {
         self.status().figures.loads += 1;
     }
 
-    /// Whether it takes new tasks (not disabled, not draining).
+    /// Whether it takes new tasks (driven by this host, not disabled, not draining).
     pub fn takes_work(&self) -> bool {
+        if !self.driven_here() {
+            return false;
+        }
         let s = self.status();
         !s.disabled && !s.draining
     }
@@ -518,5 +555,36 @@ impl Backends {
     pub fn interrupt(&self, id: &str, fence: Option<i64>) -> bool {
         let Some(fence) = fence else { return false };
         self.all().iter().any(|b| b.stop_claim(id, fence))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_backend_takes_work_only_while_this_host_drives_it() {
+        let b = Backend::new("http://127.0.0.1:7860").unwrap();
+        // One host (SQLite): it always drives its backends.
+        assert!(b.takes_work());
+        // Shared: not before its lease is taken, nor once it would have run out.
+        b.driving().here = false;
+        assert!(!b.takes_work());
+        {
+            let mut d = b.driving();
+            d.here = true;
+            d.until = Some(Instant::now() + Duration::from_secs(15));
+        }
+        assert!(b.takes_work());
+        b.driving().until = Some(Instant::now() - Duration::from_millis(1));
+        assert!(
+            !b.takes_work(),
+            "a lease not renewed in time stops the claims"
+        );
+        b.driving().until = Some(Instant::now() + Duration::from_secs(15));
+        b.status().disabled = true;
+        assert!(!b.takes_work());
     }
 }

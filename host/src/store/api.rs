@@ -17,6 +17,11 @@
 //! may take over when it expires ([`TaskStore::reclaim_expired`]). The SQLite store has one
 //! host per file: its leases never expire.
 //!
+//! Sharing (PostgreSQL): each stored backend is driven by one host at a time
+//! ([`TaskStore::drive_backends`], a lease like a claim's), and each host hears the others'
+//! changes at once ([`TaskStore::subscribe`]: event ids, wake-ups, transient events). On
+//! SQLite the one host drives every backend and has nobody to hear from.
+//!
 //! Time: every write takes `now` (ms) from the caller's clock; no store reads a clock inside
 //! its transaction.
 
@@ -24,6 +29,8 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use scheduler_api::{BulkAction, HistoryFilter, MoveTarget, Selection, Settings, TaskStatus};
+
+use tokio::sync::mpsc::Receiver;
 
 use super::StoreError;
 use super::backends::AddedBackend;
@@ -104,6 +111,36 @@ pub struct Replay {
     /// `(id, name, data)`, oldest first (at most 5000).
     pub rows: Vec<(u64, String, String)>,
 }
+
+/// What a shared store's subscription ([`TaskStore::subscribe`]) tells a host about the other
+/// hosts' changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// Events were stored up to this id (by any host): read the log after the last one
+    /// broadcast ([`TaskStore::replay`]).
+    Events(u64),
+    /// A transient event (`progress`, `preview`) another host published
+    /// ([`TaskStore::publish_live`]); `origin` is that host's id. A host's own are not told
+    /// back to it (it broadcast them already).
+    Live {
+        /// The event's name.
+        name: String,
+        /// Its data (JSON).
+        data: String,
+        /// The host that published it.
+        origin: String,
+    },
+    /// A task may have become claimable (enqueued, requeued, released, recovered, "run
+    /// now", the queue resumed): the workers look again without waiting for a poll.
+    Wake,
+    /// The subscription lost its connection and has it again: notices in between are lost,
+    /// so the caller replays the event log from its last id and wakes its workers.
+    Reconnected,
+}
+
+/// A stored backend and its driver as `GET /backends` shows it: `(id, driving host, ms
+/// left on its lease)`; `None, None` when no host holds a live lease on it.
+pub type BackendDriver = (i64, Option<String>, Option<i64>);
 
 /// Every store operation the services use. See the module documentation.
 #[async_trait]
@@ -378,6 +415,21 @@ pub trait TaskStore: Send + Sync {
         draining: bool,
     ) -> Result<(), StoreError>;
 
+    /// The stored backend with this URL (compared as given), stored now unless it was: how
+    /// each host's `--backend` flags join the one pool of a shared store.
+    async fn ensure_backend(&self, url: String, now: i64) -> Result<i64, StoreError>;
+    /// Takes the listed stored backends that no host drives (free, or their lease expired,
+    /// in database time) and renews this host's lease on those it drives, in one statement;
+    /// returns the ids this host drives now, in order. Unlisted backends keep their lease
+    /// until it expires. SQLite (one host): every listed id.
+    async fn drive_backends(&self, ids: Vec<i64>) -> Result<Vec<i64>, StoreError>;
+    /// Shutdown: gives up this host's leases on the listed backends (another host takes them
+    /// at once). SQLite: nothing to do.
+    async fn release_backends(&self, ids: Vec<i64>) -> Result<(), StoreError>;
+    /// Every stored backend's driver, oldest backend first. SQLite: no leases (`None,
+    /// None`): the one host drives them all.
+    async fn backend_drivers(&self) -> Result<Vec<BackendDriver>, StoreError>;
+
     // --- events and callbacks ----------------------------------------------------------
 
     /// Stores events `(name, data)`; returns their ids (increasing, in commit order).
@@ -396,4 +448,15 @@ pub trait TaskStore: Send + Sync {
     async fn delivery_done(&self, id: i64) -> Result<(), StoreError>;
     /// Schedules another try of a delivery.
     async fn delivery_retry(&self, id: i64, next_at: i64, error: String) -> Result<(), StoreError>;
+
+    // --- hosts sharing the store ---------------------------------------------------------
+
+    /// The other hosts' changes as they happen ([`Notice`]), on a connection of its own that
+    /// reconnects by itself ([`Notice::Reconnected`]); `None` on a store only one host uses
+    /// (SQLite). The subscription listens before this returns: every change committed after
+    /// it is told. It ends when the receiver is dropped.
+    async fn subscribe(&self) -> Result<Option<Receiver<Notice>>, StoreError>;
+    /// Tells the other hosts a transient event (`progress`, `preview`: not stored in the
+    /// log), of any size. Nothing on SQLite.
+    async fn publish_live(&self, name: String, data: String) -> Result<(), StoreError>;
 }

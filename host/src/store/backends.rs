@@ -52,6 +52,18 @@ pub fn add_backend(conn: &Connection, url: &str, now: i64) -> Result<Option<i64>
     Ok(Some(conn.last_insert_rowid()))
 }
 
+/// The stored backend with this URL (as given), stored now unless it was.
+pub fn ensure_backend(conn: &Connection, url: &str, now: i64) -> Result<i64, StoreError> {
+    if let Some(id) = add_backend(conn, url, now)? {
+        return Ok(id);
+    }
+    Ok(
+        conn.query_row("SELECT id FROM backends WHERE url = ?1", [url], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
 /// Forgets a stored backend.
 pub fn remove_backend(conn: &Connection, id: i64) -> Result<(), StoreError> {
     conn.execute("DELETE FROM backends WHERE id = ?1", [id])?;

@@ -13,8 +13,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use async_trait::async_trait;
 use scheduler_api::{BulkAction, HistoryFilter, MoveTarget, Selection, Settings, TaskStatus};
 
+use tokio::sync::mpsc::Receiver;
+
 use super::api::{
-    BulkDone, ChooseFn, Claimed, NameFn, QueueHead, Replay, SpeedFn, StoreKind, TaskStore,
+    BackendDriver, BulkDone, ChooseFn, Claimed, NameFn, Notice, QueueHead, Replay, SpeedFn,
+    StoreKind, TaskStore,
 };
 use super::backends::AddedBackend;
 use super::listing::Counts;
@@ -488,6 +491,31 @@ impl TaskStore for Store {
             .await
     }
 
+    async fn ensure_backend(&self, url: String, now: i64) -> Result<i64, StoreError> {
+        self.call(move |c| backends::ensure_backend(c, &url, now))
+            .await
+    }
+
+    async fn drive_backends(&self, mut ids: Vec<i64>) -> Result<Vec<i64>, StoreError> {
+        // One host per file: it drives every backend, with no lease to keep.
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    async fn release_backends(&self, _ids: Vec<i64>) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn backend_drivers(&self) -> Result<Vec<BackendDriver>, StoreError> {
+        Ok(self
+            .read(backends::added_backends)
+            .await?
+            .into_iter()
+            .map(|b| (b.id, None, None))
+            .collect())
+    }
+
     async fn insert_events(
         &self,
         rows: Vec<(String, String)>,
@@ -523,5 +551,14 @@ impl TaskStore for Store {
     async fn delivery_retry(&self, id: i64, next_at: i64, error: String) -> Result<(), StoreError> {
         self.call(move |c| outbox::delivery_retry(c, id, next_at, &error))
             .await
+    }
+
+    async fn subscribe(&self) -> Result<Option<Receiver<Notice>>, StoreError> {
+        // One host per file: nobody else to hear from.
+        Ok(None)
+    }
+
+    async fn publish_live(&self, _name: String, _data: String) -> Result<(), StoreError> {
+        Ok(())
     }
 }

@@ -94,6 +94,10 @@ async fn a_claim_whose_host_is_gone_is_reclaimed_and_runs_here() {
     .await;
     let c = s.client();
     let id = enqueue(c, "a red fox", json!({})).await;
+    // This host's backend takes nothing meanwhile: "run now" below wakes its worker at once.
+    c.backend_action(scheduler_api::routes::BACKEND_DISABLE, "flag-1")
+        .await
+        .expect("disable");
     // Another host claims it, then is gone: its lease is never renewed.
     let gone = PgStore::open(&db.url, "gone-host", Duration::from_millis(300))
         .await
@@ -136,6 +140,9 @@ async fn a_claim_whose_host_is_gone_is_reclaimed_and_runs_here() {
         .await
         .expect("lease_s 3");
     assert_eq!(set.lease_s, 3);
+    c.backend_action(scheduler_api::routes::BACKEND_ENABLE, "flag-1")
+        .await
+        .expect("enable");
     resume(c).await;
     let t = wait_done(c, &id).await;
     assert_eq!(t.status, TaskStatus::Done, "recovered, then run here");

@@ -36,6 +36,7 @@ mod host_pool;
 mod host_queue;
 mod host_resilience;
 mod host_security;
+mod host_shared;
 mod host_store;
 mod host_support;
 mod host_workbench;

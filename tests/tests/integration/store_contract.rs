@@ -18,7 +18,7 @@ use agent_scheduler::model::transition::{Event, Policy, Transition};
 use agent_scheduler::model::{Candidate, ImageRow, NewTask, RunEnd, TaskEdit, TaskRow};
 use agent_scheduler::store::Store;
 use agent_scheduler::store::StoreError;
-use agent_scheduler::store::api::{ChooseFn, Claimed, TaskStore};
+use agent_scheduler::store::api::{ChooseFn, Claimed, Notice, StoreKind, TaskStore};
 use agent_scheduler::store::pg::{self, PgStore};
 use agent_scheduler::store::transitions::{Applied, Choice, RunOutputs};
 use scheduler_api::{
@@ -117,6 +117,7 @@ contract!(
     counts_match_the_rows_after_many_changes,
     batches_apply_in_order_and_roll_back_whole,
     one_hosts_leases_renew_and_nothing_is_reclaimed,
+    flag_backends_join_one_pool_that_this_host_drives,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1453,6 +1454,84 @@ async fn one_hosts_leases_renew_and_nothing_is_reclaimed(s: S) {
     assert_eq!(s.counts().await.unwrap().running, 1);
 }
 
+async fn flag_backends_join_one_pool_that_this_host_drives(s: S) {
+    let added = s
+        .add_backend("http://127.0.0.1:7860".into(), now())
+        .await
+        .unwrap()
+        .unwrap();
+    // A flag's URL already stored is that backend; a new one is stored.
+    assert_eq!(
+        s.ensure_backend("http://127.0.0.1:7860".into(), now())
+            .await
+            .unwrap(),
+        added
+    );
+    let flag = s
+        .ensure_backend("http://u:p@127.0.0.1:7870".into(), now())
+        .await
+        .unwrap();
+    assert!(flag > added);
+    assert_eq!(
+        s.ensure_backend("http://u:p@127.0.0.1:7870".into(), now())
+            .await
+            .unwrap(),
+        flag
+    );
+    assert_eq!(
+        s.add_backend("http://u:p@127.0.0.1:7870".into(), now())
+            .await
+            .unwrap(),
+        None,
+        "an ensured backend is stored"
+    );
+    let urls: Vec<String> = s
+        .added_backends()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.url)
+        .collect();
+    assert_eq!(urls, ["http://127.0.0.1:7860", "http://u:p@127.0.0.1:7870"]);
+    // One host drives every backend it asks for, and keeps them while it renews.
+    assert_eq!(
+        s.drive_backends(vec![flag, added]).await.unwrap(),
+        [added, flag]
+    );
+    assert_eq!(
+        s.drive_backends(vec![added, flag]).await.unwrap(),
+        [added, flag]
+    );
+    let drivers = s.backend_drivers().await.unwrap();
+    assert_eq!(drivers.len(), 2);
+    for (i, (id, driver, left)) in drivers.into_iter().enumerate() {
+        assert_eq!(id, [added, flag][i]);
+        match s.kind() {
+            // One host per file: no lease, it drives them all.
+            StoreKind::Sqlite => assert_eq!((driver, left), (None, None)),
+            StoreKind::Postgres => {
+                assert_eq!(driver.as_deref(), Some("host-a"));
+                let left = left.expect("a lease");
+                let lease = pg::DEFAULT_LEASE.as_millis() as i64;
+                assert!(left > 0 && left <= lease, "{left} ms left of {lease}");
+            }
+        }
+    }
+    s.release_backends(vec![added, flag]).await.unwrap();
+    assert_eq!(
+        s.backend_drivers().await.unwrap(),
+        [(added, None, None), (flag, None, None)]
+    );
+    // Publishing a live event never fails; only a shared store has others to tell.
+    s.publish_live("progress".into(), "{}".into())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.subscribe().await.unwrap().is_some(),
+        s.kind() == StoreKind::Postgres
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // What only a shared database has (PostgreSQL)
 
@@ -1762,4 +1841,229 @@ async fn postgres_events_wake_other_hosts_with_notify() {
         .expect("a notification")
         .unwrap();
     assert_eq!(got, (pg::EVENTS_CHANNEL.to_string(), ids[1].to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_each_backend_is_driven_by_one_host_and_taken_over_after_its_lease() {
+    let Some((_db, a, b)) = two_hosts().await else {
+        return;
+    };
+    let a = a.with_lease(Duration::from_millis(1500));
+    let sa: S = Arc::new(a.clone());
+    let sb: S = Arc::new(b.clone());
+    // Each host's flags join one pool.
+    let x = sa.ensure_backend("http://x".into(), now()).await.unwrap();
+    let y = sa.ensure_backend("http://y".into(), now()).await.unwrap();
+    assert_eq!(
+        sb.ensure_backend("http://y".into(), now()).await.unwrap(),
+        y
+    );
+    let z = sb.ensure_backend("http://z".into(), now()).await.unwrap();
+    assert_eq!(sa.added_backends().await.unwrap().len(), 3);
+    // The first to ask drives a backend; the other gets the rest; an unknown id is nobody's.
+    assert_eq!(sa.drive_backends(vec![x, y]).await.unwrap(), [x, y]);
+    assert_eq!(sb.drive_backends(vec![x, y, z, 999]).await.unwrap(), [z]);
+    assert_eq!(sa.drive_backends(vec![x, y, z]).await.unwrap(), [x, y]);
+    let drivers: Vec<(i64, Option<String>)> = sb
+        .backend_drivers()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, d, _)| (id, d))
+        .collect();
+    assert_eq!(
+        drivers,
+        [
+            (x, Some("host-a".to_string())),
+            (y, Some("host-a".to_string())),
+            (z, Some("host-b".to_string()))
+        ]
+    );
+    // Hosts asking at once for free backends never drive the same one.
+    let free: Vec<i64> = futures::future::try_join_all(
+        (0..8).map(|i| sa.ensure_backend(format!("http://free-{i}"), now())),
+    )
+    .await
+    .unwrap();
+    let askers = (0..6).map(|k| {
+        let s = if k % 2 == 0 { sa.clone() } else { sb.clone() };
+        let ids = free.clone();
+        tokio::spawn(async move { (k % 2, s.drive_backends(ids).await.unwrap()) })
+    });
+    let mut by_host: [HashSet<i64>; 2] = Default::default();
+    for r in futures::future::join_all(askers).await {
+        let (host, ids) = r.unwrap();
+        by_host[host].extend(ids);
+    }
+    assert!(
+        by_host[0].is_disjoint(&by_host[1]),
+        "one driver per backend: {by_host:?}"
+    );
+    assert_eq!(
+        by_host[0].len() + by_host[1].len(),
+        free.len(),
+        "every free backend is driven"
+    );
+    // Host a stops renewing: once its lease is over, host b takes its backends over, and a
+    // learns at its next renewal that it drives them no more.
+    let took = wait_for("host a's backend leases to expire", || {
+        let sb = sb.clone();
+        async move {
+            let got = sb.drive_backends(vec![x, y, z]).await.unwrap();
+            (got.len() == 3).then_some(got)
+        }
+    })
+    .await;
+    assert_eq!(took, [x, y, z]);
+    assert!(sa.drive_backends(vec![x, y]).await.unwrap().is_empty());
+    // A released backend is free at once; releasing another host's changes nothing.
+    sa.release_backends(vec![y]).await.unwrap();
+    assert!(sa.drive_backends(vec![y]).await.unwrap().is_empty());
+    sb.release_backends(vec![y]).await.unwrap();
+    assert_eq!(sa.drive_backends(vec![y]).await.unwrap(), [y]);
+    // A removed backend is driven by nobody.
+    sb.remove_backend(z).await.unwrap();
+    assert!(sb.drive_backends(vec![z]).await.unwrap().is_empty());
+}
+
+/// The next notice of a subscription (within 10 s).
+async fn next_notice(rx: &mut tokio::sync::mpsc::Receiver<Notice>) -> Notice {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a notice within 10 s")
+        .expect("the subscription is open")
+}
+
+/// Stores an event as a marker: the next notice must be its `Events` (nothing told before).
+async fn marker(s: &S) -> Notice {
+    let ids = s
+        .insert_events(vec![("queue".into(), "{}".into())], now())
+        .await
+        .unwrap();
+    Notice::Events(ids[0])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_other_hosts_hear_wakes_events_and_live_events() {
+    let Some((_db, a, b)) = two_hosts().await else {
+        return;
+    };
+    let sa: S = Arc::new(a.clone());
+    let sb: S = Arc::new(b.clone());
+    let mut hears_b = sb
+        .subscribe()
+        .await
+        .unwrap()
+        .expect("a shared store listens");
+    let mut hears_a = sa
+        .subscribe()
+        .await
+        .unwrap()
+        .expect("a shared store listens");
+    // An enqueue on host a wakes host b; its events name the newest id.
+    add(&sa, &["t1", "t2"]).await;
+    assert_eq!(next_notice(&mut hears_b).await, Notice::Wake);
+    let m = marker(&sa).await;
+    assert_eq!(next_notice(&mut hears_b).await, m);
+    // A claim, a pause and a move make nothing claimable: no wake before the marker.
+    let c = claim(&sa).await.unwrap();
+    sa.set_paused(true).await.unwrap();
+    sa.move_task("t2".into(), MoveTarget::Top, now())
+        .await
+        .unwrap();
+    let m = marker(&sa).await;
+    assert_eq!(next_notice(&mut hears_b).await, m);
+    // Every change that may make a task claimable wakes: "run now" while paused, resuming,
+    // a released run, a requeue.
+    sa.run_now("t2".into(), now()).await.unwrap();
+    assert_eq!(next_notice(&mut hears_b).await, Notice::Wake);
+    sa.set_paused(false).await.unwrap();
+    assert_eq!(next_notice(&mut hears_b).await, Notice::Wake);
+    sa.apply_claimed(c.task.id.clone(), c.fence, Event::Released, POLICY, now())
+        .await
+        .unwrap();
+    assert_eq!(next_notice(&mut hears_b).await, Notice::Wake);
+    let c = claim(&sa).await.unwrap();
+    end_run(&sa, &c, RunEnd::Failed("x".into()), POLICY, Vec::new()).await;
+    let m = marker(&sa).await;
+    assert_eq!(next_notice(&mut hears_b).await, m, "a failure wakes nobody");
+    sa.requeue_failed(now()).await.unwrap();
+    assert_eq!(next_notice(&mut hears_b).await, Notice::Wake);
+    // Live events: small ones ride in the notification, a 100 KB preview comes whole; the
+    // publisher is not told its own.
+    let preview = format!("{{\"image\":\"{}\"}}", "A".repeat(100 * 1024));
+    sa.publish_live("progress".into(), "{\"p\":0.5}".into())
+        .await
+        .unwrap();
+    sa.publish_live("preview".into(), preview.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        next_notice(&mut hears_b).await,
+        Notice::Live {
+            name: "progress".into(),
+            data: "{\"p\":0.5}".into(),
+            origin: "host-a".into()
+        }
+    );
+    assert_eq!(
+        next_notice(&mut hears_b).await,
+        Notice::Live {
+            name: "preview".into(),
+            data: preview,
+            origin: "host-a".into()
+        }
+    );
+    sb.publish_live("progress".into(), "{\"from\":\"b\"}".into())
+        .await
+        .unwrap();
+    // Host a heard everything above except its own live events.
+    let mut heard = Vec::new();
+    loop {
+        match next_notice(&mut hears_a).await {
+            Notice::Live { origin, data, .. } => {
+                assert_eq!(
+                    (origin.as_str(), data.as_str()),
+                    ("host-b", "{\"from\":\"b\"}")
+                );
+                break;
+            }
+            other => heard.push(other),
+        }
+    }
+    assert!(
+        heard.contains(&Notice::Wake) && heard.contains(&m),
+        "{heard:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_subscription_reconnects_by_itself_and_says_so() {
+    let Some((db, a, b)) = two_hosts().await else {
+        return;
+    };
+    let sa: S = Arc::new(a.clone());
+    let mut hears_b = b
+        .subscribe()
+        .await
+        .unwrap()
+        .expect("a shared store listens");
+    // Kill host b's listening connection (as a restart of the server or a cut would).
+    let config: tokio_postgres::Config = db.url.parse().unwrap();
+    let (admin, conn) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(conn);
+    let killed = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = $1",
+            &[&pg::listen::listener_name("host-b")],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert_eq!(killed, 1, "host b listens on a connection of its own");
+    assert_eq!(next_notice(&mut hears_b).await, Notice::Reconnected);
+    // It listens again: the next change is told.
+    let m = marker(&sa).await;
+    assert_eq!(next_notice(&mut hears_b).await, m);
 }

@@ -10,8 +10,14 @@
 //!   search, the claim (`FOR UPDATE SKIP LOCKED`, the policy's choice, a fence and a lease),
 //!   every transition written as decided, moves, bulk changes, exports, settings, backends,
 //!   events (ids in commit order, a `NOTIFY` as the wake-up), the callback outbox, speeds;
-//! - [`blobs`]: result images and thumbnails as chunked `bytea` rows, streamed in and out.
-//! - [`copy`]: `migrate-store`, a SQLite queue and its result files copied in, checked.
+//! - [`blobs`]: result images and thumbnails as chunked `bytea` rows, streamed in and out;
+//! - [`copy`]: `migrate-store`, a SQLite queue and its result files copied in, checked;
+//! - [`listen`]: what the hosts tell each other at once (event ids, wake-ups, transient
+//!   events), on a connection of its own that reconnects by itself.
+//!
+//! Backends: each row of the shared `backends` table is driven by one host at a time, under a
+//! lease (`driver`, `driver_until` in database time) its host renews and another host takes
+//! once it expires.
 //!
 //! Concurrency: each method is one transaction (READ COMMITTED; a compound read is one
 //! REPEATABLE READ snapshot). A decision reads the task's lifecycle `FOR UPDATE`; the one
@@ -27,6 +33,7 @@
 
 pub mod blobs;
 pub mod copy;
+pub mod listen;
 pub mod rows;
 mod store;
 
@@ -38,10 +45,16 @@ use tokio_postgres::NoTls;
 use super::StoreError;
 
 /// The migrations, in order; the index + 1 is the version after applying it.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_init",
-    include_str!("../../../migrations-pg/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init",
+        include_str!("../../../migrations-pg/0001_init.sql"),
+    ),
+    (
+        "0002_shared",
+        include_str!("../../../migrations-pg/0002_shared.sql"),
+    ),
+];
 
 /// Connections kept open per host.
 const POOL_SIZE: usize = 8;
@@ -60,6 +73,11 @@ pub(super) mod locks {
 
 /// The channel events are announced on (`NOTIFY`, the payload is the last id).
 pub const EVENTS_CHANNEL: &str = "agent_scheduler_events";
+/// The channel a change that may make a task claimable is announced on (by triggers; no
+/// payload).
+pub const WAKE_CHANNEL: &str = "agent_scheduler_wake";
+/// The channel transient events are published on (the payload: [`listen`]).
+pub const LIVE_CHANNEL: &str = "agent_scheduler_live";
 
 pub(super) type PgResult<T> = Result<T, StoreError>;
 
@@ -129,6 +147,8 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// How to connect (the subscription's own connection, [`listen`]).
+    config: std::sync::Arc<tokio_postgres::Config>,
     owner: String,
     /// The lease's length (ms); the host changes it with the `lease_s` setting.
     lease_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
@@ -152,7 +172,7 @@ impl PgStore {
             .parse()
             .map_err(|e| StoreError::Postgres(format!("database URL: {e}")))?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -164,6 +184,7 @@ impl PgStore {
             .map_err(|e| StoreError::Postgres(format!("pool: {e}")))?;
         let store = PgStore {
             pool,
+            config: std::sync::Arc::new(config),
             owner: owner.to_owned(),
             lease_ms: std::sync::Arc::new(lease_ms(lease).into()),
         };

@@ -10,6 +10,7 @@ use scheduler_api::{
     BulkAction, HistoryFilter, ListName, MoveTarget, Selection, Settings, TaskStatus, TaskType,
 };
 use serde_json::Value;
+use tokio::sync::mpsc::Receiver;
 use tokio_postgres::IsolationLevel;
 use tokio_postgres::types::ToSql;
 
@@ -17,7 +18,7 @@ use super::rows::{
     self, FULL_COLS, LIST_COLS, SIZE_COL, first_pending_rank, last_rank, load_images,
     lock_lifecycle, map_row, require, rows_of,
 };
-use super::{Cached, EVENTS_CHANNEL, PgResult, PgStore, locks, tsquery};
+use super::{Cached, EVENTS_CHANNEL, LIVE_CHANNEL, PgResult, PgStore, listen, locks, tsquery};
 use crate::model::TaskEdit;
 use crate::model::cursor::Cursor;
 use crate::model::cursor::PendingFrom;
@@ -29,7 +30,8 @@ use crate::model::transition::{Change, Event, Outputs, Place, Policy, Transition
 use crate::model::{Candidate, ImageRow, Lifecycle, NewTask, TaskRow};
 use crate::store::StoreError;
 use crate::store::api::{
-    BulkDone, ChooseFn, Claimed, NameFn, QueueHead, Replay, SpeedFn, StoreKind, TaskStore,
+    BackendDriver, BulkDone, ChooseFn, Claimed, NameFn, Notice, QueueHead, Replay, SpeedFn,
+    StoreKind, TaskStore,
 };
 use crate::store::backends::AddedBackend;
 use crate::store::events::EVENTS_KEPT;
@@ -1910,6 +1912,88 @@ impl TaskStore for PgStore {
         Ok(())
     }
 
+    async fn ensure_backend(&self, url: String, now: i64) -> Result<i64, StoreError> {
+        let c = self.conn().await?;
+        // Another host may store the same URL at the same time (then its row is read), or
+        // remove it between the two statements (then it is stored again).
+        for _ in 0..3 {
+            let added = c
+                .q_opt(
+                    "INSERT INTO backends (url, created_at) VALUES ($1, $2) \
+                     ON CONFLICT (url) DO NOTHING RETURNING id",
+                    &[&url, &now],
+                )
+                .await?;
+            let known = match added {
+                Some(r) => Some(r),
+                None => {
+                    c.q_opt("SELECT id FROM backends WHERE url = $1", &[&url])
+                        .await?
+                }
+            };
+            if let Some(r) = known {
+                return Ok(r.try_get(0)?);
+            }
+        }
+        Err(StoreError::Conflict(
+            "the backend was removed while it was being added".into(),
+        ))
+    }
+
+    async fn drive_backends(&self, ids: Vec<i64>) -> Result<Vec<i64>, StoreError> {
+        let lease_ms = self.lease_ms();
+        let c = self.conn().await?;
+        // One statement: a free row is taken by exactly one host (the second waits for the
+        // first's row lock, then finds the row held and leaves it).
+        c.q(
+            "WITH driven AS (\
+               UPDATE backends SET driver = $1, \
+                 driver_until = now() + make_interval(secs => $3::bigint / 1000.0) \
+               WHERE id = ANY($2) AND (driver IS NULL OR driver = $1 \
+                 OR driver_until IS NULL OR driver_until < now()) \
+               RETURNING id) \
+             SELECT id FROM driven ORDER BY id",
+            &[&self.owner, &ids, &lease_ms],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get(0)?))
+        .collect()
+    }
+
+    async fn release_backends(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        let c = self.conn().await?;
+        c.x(
+            "UPDATE backends SET driver = NULL, driver_until = NULL \
+             WHERE id = ANY($2) AND driver = $1",
+            &[&self.owner, &ids],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn backend_drivers(&self) -> Result<Vec<BackendDriver>, StoreError> {
+        let c = self.conn().await?;
+        c.q(
+            "SELECT id, driver, \
+               ceil(extract(epoch FROM driver_until - now()) * 1000)::bigint \
+             FROM backends ORDER BY id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            let id: i64 = r.try_get(0)?;
+            let driver: Option<String> = r.try_get(1)?;
+            let left: Option<i64> = r.try_get(2)?;
+            Ok(match (driver, left) {
+                (Some(d), Some(ms)) if ms > 0 => (id, Some(d), Some(ms)),
+                _ => (id, None, None),
+            })
+        })
+        .collect()
+    }
+
     async fn insert_events(
         &self,
         events: Vec<(String, String)>,
@@ -2017,5 +2101,49 @@ impl TaskStore for PgStore {
         )
         .await?;
         Ok(())
+    }
+
+    async fn subscribe(&self) -> Result<Option<Receiver<Notice>>, StoreError> {
+        Ok(Some(listen::subscribe(self.clone()).await?))
+    }
+
+    async fn publish_live(&self, name: String, data: String) -> Result<(), StoreError> {
+        if let Some(payload) = listen::inline_payload(&self.owner, &name, &data) {
+            let c = self.conn().await?;
+            c.x("SELECT pg_notify($1, $2)", &[&LIVE_CHANNEL, &payload])
+                .await?;
+            return Ok(());
+        }
+        in_tx!(self, tx => {
+            tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+            let id: i64 = tx
+                .q1(
+                    "INSERT INTO live_events (origin, name, data) VALUES ($1, $2, $3) RETURNING id",
+                    &[&self.owner, &name, &data],
+                )
+                .await?
+                .try_get(0)?;
+            let payload = listen::row_payload(&self.owner, &name, id);
+            tx.x("SELECT pg_notify($1, $2)", &[&LIVE_CHANNEL, &payload])
+                .await?;
+            tx.x(
+                "DELETE FROM live_events WHERE created_at < now() - interval '60 seconds'",
+                &[],
+            )
+            .await?;
+        })
+    }
+}
+
+impl PgStore {
+    /// The data of a large live event, while it is kept.
+    pub(super) async fn live_row(&self, id: i64) -> PgResult<Option<String>> {
+        let c = self.conn().await?;
+        Ok(
+            c.q_opt("SELECT data FROM live_events WHERE id = $1", &[&id])
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?,
+        )
     }
 }
