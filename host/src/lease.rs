@@ -84,8 +84,12 @@ pub async fn run(
 ) {
     let mut changes = settings.subscribe();
     loop {
+        // Settings another host changed reach this host's services within a round.
+        if let Err(e) = settings.refresh().await {
+            tracing::debug!("reading the settings: {e}");
+        }
         apply(&pg, &settings, &leases);
-        match store.renew_leases().await {
+        match store.renew_leases(queue.held_fences()).await {
             Ok(held) => leases.renewed(held),
             Err(e) => {
                 tracing::warn!("renewing this host's leases: {e}");

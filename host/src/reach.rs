@@ -324,8 +324,8 @@ impl TaskStore for Watched {
         self.seen(self.inner.finish(id, fence, event, policy, run, now).await)
     }
 
-    async fn renew_leases(&self) -> Result<usize, StoreError> {
-        self.seen(self.inner.renew_leases().await)
+    async fn renew_leases(&self, fences: Vec<i64>) -> Result<usize, StoreError> {
+        self.seen(self.inner.renew_leases(fences).await)
     }
 
     async fn reclaim_expired(

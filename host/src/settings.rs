@@ -47,6 +47,20 @@ impl SettingsService {
         }
     }
 
+    /// Reads the stored settings again (on a shared store another host may have changed
+    /// them) and tells the subscribers when they changed.
+    pub async fn refresh(&self) -> Result<Settings, StoreError> {
+        let s = self.store.load_settings().await?;
+        self.current.send_if_modified(|c| {
+            let changed = *c != s;
+            if changed {
+                *c = s.clone();
+            }
+            changed
+        });
+        Ok(s)
+    }
+
     /// A receiver that sees every change.
     pub fn subscribe(&self) -> watch::Receiver<Settings> {
         self.current.subscribe()
@@ -54,7 +68,9 @@ impl SettingsService {
 
     /// Changes the fields given (validated) and persists them.
     pub async fn update(&self, patch: SettingsPatch) -> Result<Settings, HostError> {
-        let mut s = self.get();
+        // The stored settings, not this host's copy: another host sharing the store may
+        // have changed other fields since.
+        let mut s = self.refresh().await?;
         if let Some(v) = patch.start_paused {
             s.start_paused = v;
         }

@@ -314,6 +314,11 @@ impl Backend {
         }
     }
 
+    /// The fence of the claim it runs, once written.
+    pub fn claim_fence(&self) -> Option<i64> {
+        self.slot().as_ref().and_then(|s| s.fence)
+    }
+
     /// Signals its claim that the backend was withdrawn (disabled or removed); returns the
     /// claim as `(fence, task id)` once it is written (`None` while it is being written:
     /// it starts withdrawn).

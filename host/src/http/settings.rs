@@ -20,7 +20,9 @@ use crate::store::api::StoreKind;
 #[utoipa::path(get, path = scheduler_api::routes::SETTINGS, tag = "settings", operation_id = "get_settings",
     responses((status = 200, description = "The settings.", body = Settings)))]
 pub async fn get(State(settings): State<Arc<SettingsService>>) -> Json<Settings> {
-    Json(settings.get())
+    // As stored (another host sharing the store may have changed them); this host's copy
+    // when the store cannot answer.
+    Json(settings.refresh().await.unwrap_or_else(|_| settings.get()))
 }
 
 /// Change settings (only the fields given).

@@ -923,6 +923,15 @@ impl Queue {
         self.settle_uncertain_claims().await
     }
 
+    /// The fences of the claims this host's workers hold (the leases its heartbeat renews).
+    pub fn held_fences(&self) -> Vec<i64> {
+        self.backends
+            .all()
+            .iter()
+            .filter_map(|b| b.claim_fence())
+            .collect()
+    }
+
     /// A claim whose answer was lost may have been written: a task running on one of those
     /// backends that no worker here holds goes back to the queue (fenced to its claim).
     /// False when the database still cannot be reached.
@@ -949,7 +958,12 @@ impl Queue {
         };
         let all = self.backends.all();
         for (id, backend) in running {
-            let ours = backend.is_some_and(|b| urls.contains(&b));
+            // Only a backend this host still drives: one another host took over meanwhile
+            // runs that host's claims (its lease ran out here, so no claim of ours is on it
+            // any more: the reclaimer gave those back).
+            let ours = backend.is_some_and(|b| {
+                urls.contains(&b) && all.iter().any(|x| x.url == b && x.driven_here())
+            });
             if !ours || all.iter().any(|b| b.holds(&id)) {
                 continue;
             }

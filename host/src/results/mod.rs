@@ -119,7 +119,8 @@ impl Results {
 
     /// Makes the thumbnails of every task that finishes done, as it finishes (off the
     /// worker's path), until shutdown. A thumbnail missed here (events dropped under load)
-    /// is made on its first request.
+    /// is made on its first request. On a shared store each host makes the thumbnails of
+    /// the runs it finished (another host's finishes arrive too, and are left to it).
     pub async fn run_thumbnails(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         use scheduler_api::{Event, TaskEvent};
         use tokio::sync::broadcast::error::RecvError;
@@ -130,6 +131,7 @@ impl Results {
                 _ = shutdown.changed() => return,
             };
             let id = match published {
+                Ok(p) if !p.local => continue,
                 Ok(p) => match &p.event {
                     Event::Task(TaskEvent {
                         task_id,

@@ -307,8 +307,10 @@ pub trait TaskStore: Send + Sync {
         run: RunOutputs,
         now: i64,
     ) -> Result<Applied, StoreError>;
-    /// Extends the leases of this host's claims; returns how many it holds.
-    async fn renew_leases(&self) -> Result<usize, StoreError>;
+    /// Extends the leases of this host's claims under `fences` (the claims its workers
+    /// hold: a claim no worker holds — its answer lost with the database — is left to
+    /// expire and be reclaimed); returns how many it renewed.
+    async fn renew_leases(&self, fences: Vec<i64>) -> Result<usize, StoreError>;
     /// Running tasks whose lease expired (their host is gone) are [`Event::Recovered`].
     async fn reclaim_expired(
         &self,

@@ -99,6 +99,24 @@ async fn two_hosts_share_one_pool_and_one_event_stream() {
     // One pool: each host lists both backends and drives its own.
     wait_pool(&ca, "host-a", 2).await;
     wait_pool(&cb, "host-b", 2).await;
+    // One set of settings: a change through b is what a answers at once, and a change of
+    // another field through a keeps b's (each change patches the stored settings).
+    let on_b = SettingsPatch {
+        max_attempts: Some(7),
+        ..Default::default()
+    };
+    cb.update_settings(&on_b).await.unwrap();
+    assert_eq!(ca.settings().await.unwrap().max_attempts, 7);
+    let on_a = SettingsPatch {
+        retry_backoff_s: Some(9),
+        ..Default::default()
+    };
+    let both = ca.update_settings(&on_a).await.unwrap();
+    assert_eq!(
+        (both.max_attempts, both.retry_backoff_s, both.lease_s),
+        (7, 9, 3)
+    );
+    assert_eq!(cb.settings().await.unwrap(), both);
     let on_b = cb.backends().await.unwrap();
     let a_url = a.fake().url();
     let a_there = on_b

@@ -1447,9 +1447,9 @@ async fn batches_apply_in_order_and_roll_back_whole(s: S) {
 
 async fn one_hosts_leases_renew_and_nothing_is_reclaimed(s: S) {
     add(&s, &["a", "b"]).await;
-    assert_eq!(s.renew_leases().await.unwrap(), 0);
-    claim(&s).await.unwrap();
-    assert_eq!(s.renew_leases().await.unwrap(), 1);
+    assert_eq!(s.renew_leases(vec![]).await.unwrap(), 0);
+    let c = claim(&s).await.unwrap();
+    assert_eq!(s.renew_leases(vec![c.fence]).await.unwrap(), 1);
     assert!(s.reclaim_expired(POLICY, now()).await.unwrap().is_empty());
     assert_eq!(s.counts().await.unwrap().running, 1);
 }
@@ -1660,7 +1660,9 @@ async fn postgres_an_expired_lease_is_reclaimed_and_the_stale_host_is_fenced_out
     let sb: S = Arc::new(b.clone());
     let old = claim(&sa).await.unwrap();
     // Renewed, the lease holds: nothing to reclaim.
-    assert_eq!(sa.renew_leases().await.unwrap(), 1);
+    assert_eq!(sa.renew_leases(vec![old.fence]).await.unwrap(), 1);
+    // Only the claims a worker holds are renewed: an orphan (its answer lost) runs out.
+    assert_eq!(sa.renew_leases(vec![old.fence + 1]).await.unwrap(), 0);
     assert!(sb.reclaim_expired(POLICY, now()).await.unwrap().is_empty());
     // Host a stops renewing; once its lease is over, host b takes the task back.
     let reclaimed = wait_for("the lease to expire", || {

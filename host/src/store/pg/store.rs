@@ -1374,12 +1374,12 @@ impl TaskStore for PgStore {
         })
     }
 
-    async fn renew_leases(&self) -> Result<usize, StoreError> {
+    async fn renew_leases(&self, fences: Vec<i64>) -> Result<usize, StoreError> {
         let c = self.conn().await?;
         Ok(c.x(
             "UPDATE tasks SET lease_until = now() + make_interval(secs => $2::bigint / 1000.0) \
-             WHERE status = 'running' AND lease_owner = $1",
-            &[&self.owner, &self.lease_ms()],
+             WHERE status = 'running' AND lease_owner = $1 AND fence = ANY($3)",
+            &[&self.owner, &self.lease_ms(), &fences],
         )
         .await? as usize)
     }
