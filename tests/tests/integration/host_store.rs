@@ -284,3 +284,57 @@ async fn an_unreachable_database_holds_the_queue_until_it_answers_again() {
     );
     s.shut_down().await;
 }
+
+/// TLS to the database: a database named by a non-loopback name is reached over TLS with the
+/// server's certificate verified (here: the local server's own certificate, Debian's
+/// "snakeoil" for `localhost`, given as the CA, and `sslmode=require` since `localhost` is
+/// local); the same server reached by a name its certificate does not hold is refused (the
+/// certificate is verified against the URL's host).
+#[tokio::test]
+async fn the_database_connection_is_tls_verified_when_asked() {
+    use agent_scheduler::store::pg::tls;
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let cert = std::path::Path::new("/etc/ssl/certs/ssl-cert-snakeoil.pem");
+    let server_tls = cert.is_file().then_some(());
+    let Some(()) = scheduler_tests::harness::available(
+        "the PostgreSQL server's own certificate (/etc/ssl/certs/ssl-cert-snakeoil.pem)",
+        server_tls,
+        "Debian's postgresql package makes it (ssl = on)",
+    ) else {
+        return;
+    };
+    let url = db.url.replacen("@127.0.0.1:", "@localhost:", 1) + "?sslmode=require";
+    let mut config: tokio_postgres::Config = url.parse().unwrap();
+    let verified = tls::connector_with_ca(&mut config, Some(cert)).unwrap();
+    let (client, conn) = config
+        .connect(verified)
+        .await
+        .expect("a verified TLS connection");
+    tokio::spawn(conn);
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(row.get::<_, bool>(0), "the connection is encrypted");
+    drop(client);
+
+    let other_name = db.url.clone() + "?sslmode=require";
+    let mut config: tokio_postgres::Config = other_name.parse().unwrap();
+    let tls = tls::connector_with_ca(&mut config, Some(cert)).unwrap();
+    let refused = config.connect(tls).await;
+    assert!(
+        refused.is_err(),
+        "127.0.0.1 is not the certificate's name: refused"
+    );
+
+    // Loopback with the default mode connects plainly (nothing leaves the machine).
+    let s = PgStore::open(&db.url, "plain", Duration::from_secs(15))
+        .await
+        .expect("open");
+    assert!(s.kind() == agent_scheduler::store::api::StoreKind::Postgres);
+}

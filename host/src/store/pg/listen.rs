@@ -22,7 +22,7 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, NoTls, Notification};
+use tokio_postgres::{AsyncMessage, Client, Notification};
 
 use super::{EVENTS_CHANNEL, LIVE_CHANNEL, PgResult, PgStore, WAKE_CHANNEL};
 use crate::store::StoreError;
@@ -98,7 +98,7 @@ async fn listen(store: &PgStore) -> PgResult<Listening> {
         .keepalives_idle(Duration::from_secs(10))
         .keepalives_interval(Duration::from_secs(5))
         .keepalives_retries(3);
-    let (client, mut conn) = config.connect(NoTls).await?;
+    let (client, mut conn) = config.connect(store.tls.clone()).await?;
     let mut messages: Messages =
         Box::pin(futures::stream::poll_fn(move |cx| conn.poll_message(cx)));
     let sql = format!("LISTEN {EVENTS_CHANNEL}; LISTEN {WAKE_CHANNEL}; LISTEN {LIVE_CHANNEL}");

@@ -36,11 +36,11 @@ pub mod copy;
 pub mod listen;
 pub mod rows;
 mod store;
+pub mod tls;
 
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
-use tokio_postgres::NoTls;
 
 use super::StoreError;
 
@@ -149,6 +149,8 @@ pub struct PgStore {
     pool: Pool,
     /// How to connect (the subscription's own connection, [`listen`]).
     config: std::sync::Arc<tokio_postgres::Config>,
+    /// The TLS every connection uses ([`tls`]).
+    tls: tls::Tls,
     owner: String,
     /// The lease's length (ms); the host changes it with the `lease_s` setting.
     lease_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
@@ -168,12 +170,13 @@ impl PgStore {
     /// migrations this database lacks, and acts as host `owner` with claims leased for
     /// `lease`.
     pub async fn open(url: &str, owner: &str, lease: Duration) -> PgResult<PgStore> {
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Postgres(format!("database URL: {e}")))?;
+        let tls = tls::connector(&mut config)?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -185,6 +188,7 @@ impl PgStore {
         let store = PgStore {
             pool,
             config: std::sync::Arc::new(config),
+            tls,
             owner: owner.to_owned(),
             lease_ms: std::sync::Arc::new(lease_ms(lease).into()),
         };

@@ -39,13 +39,22 @@ pub fn is_local(config: &Config) -> bool {
 /// Settles `config`'s TLS mode (a local database with the default mode: plain) and makes
 /// the connector: the system's roots plus the certificates of `AGENT_SCHEDULER_DATABASE_CA`.
 pub fn connector(config: &mut Config) -> Result<Tls, StoreError> {
+    let ca = std::env::var_os(CA_ENV).filter(|p| !p.is_empty());
+    connector_with_ca(config, ca.as_deref().map(std::path::Path::new))
+}
+
+/// [`connector`] with the extra CA certificates of the PEM file `ca`.
+pub fn connector_with_ca(
+    config: &mut Config,
+    ca: Option<&std::path::Path>,
+) -> Result<Tls, StoreError> {
     if is_local(config) && config.get_ssl_mode() == SslMode::Prefer {
         config.ssl_mode(SslMode::Disable);
     }
     let mut builder = native_tls::TlsConnector::builder();
-    if let Some(path) = std::env::var_os(CA_ENV).filter(|p| !p.is_empty()) {
-        let shown = std::path::Path::new(&path).display().to_string();
-        let pem = std::fs::read(&path)
+    if let Some(path) = ca {
+        let shown = path.display().to_string();
+        let pem = std::fs::read(path)
             .map_err(|e| StoreError::Postgres(format!("{CA_ENV} {shown}: {e}")))?;
         let certs = native_tls::Certificate::stack_from_pem(&pem)
             .map_err(|e| StoreError::Postgres(format!("{CA_ENV} {shown}: {e}")))?;
