@@ -5,8 +5,8 @@
 //!   (`--step-ms 0`), each host driving `BENCH_FAKES` of them (default 2): the aggregate rate
 //!   (tasks finished per second, from resume to the last finish) with one, two and three hosts
 //!   on one database, and one host on its SQLite file for comparison;
-//! - fail-over: a host SIGKILLed while it runs a long task; the time until that task runs on
-//!   the surviving host's backend (goal: at most the lease + 2 s), at the lease of
+//! - fail-over: a host SIGKILLed while it runs a long task; the time until that task runs
+//!   again, claimed by the surviving host (goal: at most the lease + 2 s), at the lease of
 //!   `BENCH_LEASE` seconds (default 3; the product's default is 15).
 //!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p scheduler-tests --bench hosts`
@@ -132,8 +132,8 @@ async fn dispatch(hosts: usize, fakes: usize, n: usize) -> f64 {
     n as f64 / wall.as_secs_f64()
 }
 
-/// Seconds from SIGKILL of the host running a long task to that task running on the other
-/// host's backend.
+/// Seconds from SIGKILL of the host running a long task to that task running again, claimed
+/// by the other host.
 async fn failover(lease_s: u64) -> f64 {
     let db = TestDb::create().await.expect("a PostgreSQL server");
     let fa = FakeProcess::spawn(FakeArgs::new().step_ms(50).checkpoint("a").loaded("a")).await;
@@ -162,15 +162,18 @@ async fn failover(lease_s: u64) -> f64 {
     .await;
     a.sigkill().await;
     let killed = Instant::now();
+    // Claimed again by B (the kill counted an attempt): on B's own backend, or on A's, which
+    // B has taken over (still busy with the cut generation, as a real SD.Next would be).
     wait_until(
-        "the task to run on B's backend",
+        "B to run the task again",
         Duration::from_secs(120),
-        || async { (!fb.stats().await.prompts.is_empty()).then_some(()) },
+        || async {
+            let t = b.client.task(&id).await.ok()?;
+            (t.status == TaskStatus::Running && t.attempts >= 1).then_some(())
+        },
     )
     .await;
     let took = killed.elapsed().as_secs_f64();
-    let t = b.client.task(&id).await.expect("task");
-    assert_eq!(t.status, TaskStatus::Running, "{t:?}");
     took
 }
 
