@@ -15,7 +15,7 @@
 //! Must not: choose tasks (the policy, through the queue service's claim) or show
 //! credentials: a backend is named by its credential-free URL and its id.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use scheduler_api::{BackendInfo, BackendSource};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::backends::{Backend, Backends};
+use crate::backends::{Backend, Backends, SharedFigures};
 use crate::error::HostError;
 use crate::queue::Queue;
 use crate::sdnext::RemoteError;
@@ -241,18 +241,27 @@ impl Pool {
             return;
         }
         let mut changes = self.deps.settings.subscribe();
+        let mut round = tokio::time::Instant::now() + self.lease() / 3;
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(self.lease() / 3) => {}
+            let ran = tokio::select! {
+                _ = tokio::time::sleep_until(round) => false,
                 // A new lease's length applies at once.
-                _ = changes.changed() => {}
+                _ = changes.changed() => false,
+                // A run ended here: the other hosts see its figures at once.
+                _ = self.backends.run_ended() => true,
                 _ = shutdown.wait_for(|v| *v) => break,
+            };
+            if ran {
+                self.store_figures().await;
+                continue;
             }
+            round = tokio::time::Instant::now() + self.lease() / 3;
             let _changing = self.changing.lock().await;
             if let Err(e) = self.follow_rows().await {
                 tracing::warn!("reading the shared backends: {e}");
             }
             self.drive().await;
+            self.store_figures().await;
         }
     }
 
@@ -336,7 +345,56 @@ impl Pool {
 
     async fn info(&self, b: &Backend) -> Result<BackendInfo, HostError> {
         let running = self.queue.running().await?;
-        Ok(b.info(&running))
+        let stored = self.stored_figures().await;
+        let row = b.driving().row;
+        Ok(b.info_shared(&running, row.and_then(|r| stored.get(&r))))
+    }
+
+    /// `GET /backends`: every backend of the pool; on a shared store, one another host
+    /// drives with the figures that host stored ([`Backend::info_shared`]).
+    pub async fn infos(&self) -> Result<Vec<BackendInfo>, HostError> {
+        let running = self.queue.running().await?;
+        let stored = self.stored_figures().await;
+        Ok(self.backends.infos(&running, &stored))
+    }
+
+    /// The figures the drivers of the shared store's backends stored, by row (none on a
+    /// store only this host uses, or when they cannot be read: this host's own then).
+    async fn stored_figures(&self) -> HashMap<i64, SharedFigures> {
+        if !self.shared {
+            return HashMap::new();
+        }
+        match self.store.backend_figures().await {
+            Ok(rows) => rows
+                .into_iter()
+                .filter_map(|(row, json)| Some((row, serde_json::from_str(&json).ok()?)))
+                .collect(),
+            Err(e) => {
+                tracing::warn!("reading the backends' figures: {e}");
+                HashMap::new()
+            }
+        }
+    }
+
+    /// Stores the figures of the backends this host drives, for the other hosts' `GET
+    /// /backends` (a shared store).
+    async fn store_figures(&self) {
+        let figures: Vec<(i64, String)> = self
+            .backends
+            .all()
+            .iter()
+            .filter_map(|b| {
+                let row = {
+                    let d = b.driving();
+                    d.row.filter(|_| d.here)?
+                };
+                let json = serde_json::to_string(&b.shared_figures(&self.host_id)).ok()?;
+                Some((row, json))
+            })
+            .collect();
+        if let Err(e) = self.store.store_backend_figures(figures).await {
+            tracing::warn!("storing the backends' figures: {e}");
+        }
     }
 
     /// Adds a backend (persisted) and starts its worker. 422 for a URL that is not an

@@ -512,6 +512,14 @@ impl TaskStore for Watched {
         self.seen(self.inner.backend_drivers().await)
     }
 
+    async fn store_backend_figures(&self, figures: Vec<(i64, String)>) -> Result<(), StoreError> {
+        self.seen(self.inner.store_backend_figures(figures).await)
+    }
+
+    async fn backend_figures(&self) -> Result<Vec<(i64, String)>, StoreError> {
+        self.seen(self.inner.backend_figures().await)
+    }
+
     async fn subscribe(&self) -> Result<Option<Receiver<Notice>>, StoreError> {
         self.seen(self.inner.subscribe().await)
     }

@@ -70,8 +70,10 @@ pub struct BackendInfo {
     pub contract: Option<String>,
     /// Additive: the id of the host that drives it (sends it tasks): this host, or with
     /// several hosts on one PostgreSQL store the one holding its lease; null while no host
-    /// does (its host stopped and the lease has not run out yet). Its figures are the ones
-    /// this host saw.
+    /// does (its host stopped and the lease has not run out yet). Its state, loaded
+    /// checkpoint, last error and figures are its driver's: for a backend another host
+    /// drives, as that host last stored them (every lease/3 and after each run); counted
+    /// since the driver started.
     #[serde(default)]
     pub driver: Option<String>,
 }

@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use scheduler_api::{BackendInfo, BackendSource, BackendState, CheckpointInfo};
-use tokio::sync::watch;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, watch};
 
 use crate::error::HostError;
 use crate::sdnext::{RemoteError, SdClient, SdModel, resolve_checkpoint, strip_hash};
@@ -76,6 +77,33 @@ pub struct Figures {
     pub loads: u64,
     /// Time spent from claim to the request's return, ms.
     pub busy_ms: u64,
+}
+
+/// A backend's figures as the host that drives it stores them for the other hosts sharing
+/// the store (JSON in the store's `backends` row, written every lease round and after each
+/// run): what `GET /backends` on a host that does not drive it shows. The task it runs is
+/// not in it: every host reads the running tasks from the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedFigures {
+    /// The host that wrote them (its driver then): a host shows them only while that host
+    /// drives the backend.
+    pub driver: String,
+    /// Its state.
+    pub state: BackendState,
+    /// Its loaded checkpoint, as last confirmed.
+    pub loaded_checkpoint: Option<String>,
+    /// Its last error, for display.
+    pub last_error: Option<String>,
+    /// [`Figures::done`].
+    pub tasks_done: u64,
+    /// [`Figures::failed`].
+    pub tasks_failed: u64,
+    /// [`Figures::loads`].
+    pub loads: u64,
+    /// [`Figures::busy_ms`].
+    pub busy_ms: u64,
+    /// Where its request contract comes from (`openapi`, `table`).
+    pub contract: Option<String>,
 }
 
 /// What a claim's run is asked to do (the signal of [`Backend::begin_claim`]).
@@ -200,6 +228,48 @@ impl Backend {
             contract,
             driver: self.driving().driver.clone(),
         }
+    }
+
+    /// Its figures as this host, its driver, stores them for the other hosts.
+    pub fn shared_figures(&self, host_id: &str) -> SharedFigures {
+        let info = self.info(&[]);
+        SharedFigures {
+            driver: host_id.to_owned(),
+            state: info.state,
+            loaded_checkpoint: info.loaded_checkpoint,
+            last_error: info.last_error,
+            tasks_done: info.tasks_done,
+            tasks_failed: info.tasks_failed,
+            loads: info.loads,
+            busy_ms: info.busy_ms,
+            contract: info.contract,
+        }
+    }
+
+    /// `GET /backends` for this one, given the running tasks and the figures its driver
+    /// stored: those of another host that drives it now replace this host's own (which
+    /// are only what this host saw of it); a backend this host drives shows its live ones.
+    pub fn info_shared(
+        &self,
+        running: &[(String, Option<String>)],
+        stored: Option<&SharedFigures>,
+    ) -> BackendInfo {
+        let mut info = self.info(running);
+        let theirs = {
+            let d = self.driving();
+            stored.filter(|f| !d.here && d.driver.as_deref() == Some(f.driver.as_str()))
+        };
+        if let Some(f) = theirs {
+            info.state = f.state;
+            info.loaded_checkpoint = f.loaded_checkpoint.clone();
+            info.last_error = f.last_error.clone();
+            info.tasks_done = f.tasks_done;
+            info.tasks_failed = f.tasks_failed;
+            info.loads = f.loads;
+            info.busy_ms = f.busy_ms;
+            info.contract = f.contract.clone();
+        }
+        info
     }
 
     /// Who drives it (never held across an await).
@@ -432,6 +502,9 @@ impl Backend {
 pub struct Backends {
     list: std::sync::RwLock<Vec<Arc<Backend>>>,
     contract: lists::ContractCache,
+    /// A run ended on one of them (its figures changed): the pool stores them at once on a
+    /// shared store.
+    ran: Notify,
 }
 
 impl std::fmt::Debug for Backends {
@@ -447,6 +520,7 @@ impl Backends {
         Backends {
             list: std::sync::RwLock::new(list),
             contract: lists::ContractCache::default(),
+            ran: Notify::new(),
         }
     }
 
@@ -548,9 +622,30 @@ impl Backends {
         Ok(out)
     }
 
-    /// `GET /backends`, given the running tasks as `(id, backend)` (earliest first).
-    pub fn infos(&self, running: &[(String, Option<String>)]) -> Vec<BackendInfo> {
-        self.all().iter().map(|b| b.info(running)).collect()
+    /// `GET /backends`, given the running tasks as `(id, backend)` (earliest first) and the
+    /// figures the backends' drivers stored, by row ([`Backend::info_shared`]).
+    pub fn infos(
+        &self,
+        running: &[(String, Option<String>)],
+        stored: &HashMap<i64, SharedFigures>,
+    ) -> Vec<BackendInfo> {
+        self.all()
+            .iter()
+            .map(|b| {
+                let row = b.driving().row;
+                b.info_shared(running, row.and_then(|r| stored.get(&r)))
+            })
+            .collect()
+    }
+
+    /// A run ended on one of them (its figures changed).
+    pub fn ran(&self) {
+        self.ran.notify_one();
+    }
+
+    /// Waits until a run ends on one of them (one told before the wait counts).
+    pub async fn run_ended(&self) {
+        self.ran.notified().await
     }
 
     /// Asks the run of task `id` under the claim `fence` to stop: the worker that runs that
@@ -591,5 +686,31 @@ mod tests {
         b.driving().until = Some(Instant::now() + Duration::from_secs(15));
         b.status().disabled = true;
         assert!(!b.takes_work());
+    }
+
+    #[test]
+    fn a_backend_another_host_drives_shows_that_hosts_stored_figures() {
+        let b = Backend::new("http://127.0.0.1:7860").unwrap();
+        b.status().figures.done = 1;
+        let mut theirs = b.shared_figures("host-a");
+        theirs.tasks_done = 5;
+        theirs.loaded_checkpoint = Some("m.safetensors".into());
+        let shown = |b: &Backend| {
+            let i = b.info_shared(&[], Some(&theirs));
+            (i.tasks_done, i.loaded_checkpoint)
+        };
+        // Driven here: its live figures.
+        b.driving().driver = Some("host-b".into());
+        assert_eq!(shown(&b), (1, None));
+        // Driven by the host that stored them: theirs.
+        {
+            let mut d = b.driving();
+            d.here = false;
+            d.driver = Some("host-a".into());
+        }
+        assert_eq!(shown(&b), (5, Some("m.safetensors".into())));
+        // Driven by a third host that has not stored its own yet: not host a's old ones.
+        b.driving().driver = Some("host-c".into());
+        assert_eq!(shown(&b), (1, None));
     }
 }

@@ -13,7 +13,6 @@ use super::error::{ApiError, parse_json};
 use super::ok;
 use crate::backends::Backends;
 use crate::pool::{Admin, Pool};
-use crate::queue::Queue;
 
 /// Sampler names (union over backends).
 #[utoipa::path(get, path = scheduler_api::routes::SAMPLERS, tag = "backends", operation_id = "get_samplers",
@@ -61,12 +60,8 @@ pub async fn checkpoints(
 /// Backends and their state.
 #[utoipa::path(get, path = scheduler_api::routes::BACKENDS, tag = "backends", operation_id = "get_backends",
     responses((status = 200, description = "Backends.", body = Vec<BackendInfo>)))]
-pub async fn list(
-    State(backends): State<Arc<Backends>>,
-    State(queue): State<Arc<Queue>>,
-) -> Result<Json<Vec<BackendInfo>>, ApiError> {
-    let running = queue.running().await?;
-    Ok(Json(backends.infos(&running)))
+pub async fn list(State(pool): State<Arc<Pool>>) -> Result<Json<Vec<BackendInfo>>, ApiError> {
+    Ok(Json(pool.infos().await?))
 }
 
 /// Add an SD.Next backend to the pool (persisted; back after a restart until removed). Its

@@ -431,6 +431,13 @@ pub trait TaskStore: Send + Sync {
     /// Every stored backend's driver, oldest backend first. SQLite: no leases (`None,
     /// None`): the one host drives them all.
     async fn backend_drivers(&self) -> Result<Vec<BackendDriver>, StoreError>;
+    /// Stores the figures (JSON, as `GET /backends` shows them) of the listed backends
+    /// `(id, figures)` that this host drives now (a live lease); the others' are left as
+    /// they are. SQLite (one host): nothing to do.
+    async fn store_backend_figures(&self, figures: Vec<(i64, String)>) -> Result<(), StoreError>;
+    /// Every stored backend's figures as its driver last stored them `(id, figures)`, oldest
+    /// backend first (those never stored left out). SQLite: none.
+    async fn backend_figures(&self) -> Result<Vec<(i64, String)>, StoreError>;
 
     // --- events and callbacks ----------------------------------------------------------
 

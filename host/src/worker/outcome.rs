@@ -48,6 +48,7 @@ impl Worker {
             Outcome::Finished(RunEnd::Failed(_), _) | Outcome::Errored(_) => Some(false),
             _ => None,
         });
+        self.deps.backends.ran();
         match outcome {
             Outcome::Finished(end, output) => {
                 self.spawn_finisher(task, end, output);

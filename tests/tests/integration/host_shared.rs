@@ -1,7 +1,8 @@
 //! Two hosts on one PostgreSQL database (in this process, each with its own data folder, host
 //! id and fake SD.Next): one pool, each backend driven by one host; one event stream (an
 //! enqueue on one host shows on the other's SSE, and wakes the other's workers at once; the
-//! progress of a run on one host reaches the other's SSE).
+//! progress of a run on one host reaches the other's SSE; each shows the other's backends with
+//! their driver's figures).
 
 use std::time::{Duration, Instant};
 
@@ -157,6 +158,23 @@ async fn two_hosts_share_one_pool_and_one_event_stream() {
     .await;
     let t = wait_done(&ca, &first).await;
     assert_eq!(t.backend.as_deref(), Some(a_url.as_str()));
+    // Host b shows host a's backend with host a's figures (stored after the run), not the
+    // zeros of its own view.
+    let on_a = ca.backends().await.unwrap();
+    let mine = on_a.iter().find(|x| x.id == "flag-1").expect("a's backend");
+    assert!(
+        mine.tasks_done >= 1 && mine.loaded_checkpoint.is_some(),
+        "{mine:?}"
+    );
+    wait_until("host a's figures on host b", LONG, || async {
+        let all = cb.backends().await.ok()?;
+        let x = all.into_iter().find(|x| x.url == a_url)?;
+        (x.driver.as_deref() == Some("host-a")
+            && x.tasks_done == mine.tasks_done
+            && x.loaded_checkpoint == mine.loaded_checkpoint)
+            .then_some(())
+    })
+    .await;
 
     // An enqueue on host a (its backend disabled now) shows on host b's stream, and host b's
     // idle worker claims it at once (its poll is 2 s).

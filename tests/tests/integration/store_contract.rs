@@ -118,6 +118,7 @@ contract!(
     batches_apply_in_order_and_roll_back_whole,
     one_hosts_leases_renew_and_nothing_is_reclaimed,
     flag_backends_join_one_pool_that_this_host_drives,
+    a_backends_driver_stores_its_figures,
 );
 
 // ---------------------------------------------------------------------------------------
@@ -1532,8 +1533,78 @@ async fn flag_backends_join_one_pool_that_this_host_drives(s: S) {
     );
 }
 
+/// The stored figures `(id, JSON)`, as JSON values.
+async fn figures(s: &S) -> Vec<(i64, serde_json::Value)> {
+    s.backend_figures()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, j)| {
+            (
+                id,
+                serde_json::from_str(&j).expect("stored figures are JSON"),
+            )
+        })
+        .collect()
+}
+
+async fn a_backends_driver_stores_its_figures(s: S) {
+    let x = s.ensure_backend("http://x".into(), now()).await.unwrap();
+    let y = s.ensure_backend("http://y".into(), now()).await.unwrap();
+    // Not driven by this host: nothing is stored.
+    s.store_backend_figures(vec![(x, r#"{"done":1}"#.into())])
+        .await
+        .unwrap();
+    assert_eq!(figures(&s).await, []);
+    // Driven: stored (only the driven one's), and the next write replaces them.
+    assert_eq!(s.drive_backends(vec![x]).await.unwrap(), [x]);
+    for done in [2, 3] {
+        s.store_backend_figures(vec![
+            (x, format!(r#"{{"done":{done}}}"#)),
+            (y, r#"{"done":9}"#.into()),
+        ])
+        .await
+        .unwrap();
+    }
+    let want = match s.kind() {
+        // One host per file: it shows its own figures, none are stored.
+        StoreKind::Sqlite => vec![],
+        StoreKind::Postgres => vec![(x, json!({"done": 3}))],
+    };
+    assert_eq!(figures(&s).await, want);
+}
+
 // ---------------------------------------------------------------------------------------
 // What only a shared database has (PostgreSQL)
+
+#[tokio::test]
+async fn postgres_only_the_driver_of_a_backend_stores_its_figures() {
+    let Some((_db, a, b)) = two_hosts().await else {
+        return;
+    };
+    let sa: S = Arc::new(a);
+    let sb: S = Arc::new(b);
+    let x = sa.ensure_backend("http://x".into(), now()).await.unwrap();
+    assert_eq!(sa.drive_backends(vec![x]).await.unwrap(), [x]);
+    sa.store_backend_figures(vec![(x, r#"{"by":"a"}"#.into())])
+        .await
+        .unwrap();
+    // Host b does not drive it: its write changes nothing, and it reads host a's.
+    sb.store_backend_figures(vec![(x, r#"{"by":"b"}"#.into())])
+        .await
+        .unwrap();
+    assert_eq!(figures(&sb).await, [(x, json!({"by": "a"}))]);
+    // Host a gives it up: host b drives it and stores its own.
+    sa.release_backends(vec![x]).await.unwrap();
+    assert_eq!(sb.drive_backends(vec![x]).await.unwrap(), [x]);
+    sb.store_backend_figures(vec![(x, r#"{"by":"b"}"#.into())])
+        .await
+        .unwrap();
+    sa.store_backend_figures(vec![(x, r#"{"by":"a"}"#.into())])
+        .await
+        .unwrap();
+    assert_eq!(figures(&sa).await, [(x, json!({"by": "b"}))]);
+}
 
 async fn two_hosts() -> Option<(TestDb, PgStore, PgStore)> {
     let db = TestDb::create().await?;

@@ -54,6 +54,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_shared",
         include_str!("../../../migrations-pg/0002_shared.sql"),
     ),
+    (
+        "0003_backend_figures",
+        include_str!("../../../migrations-pg/0003_backend_figures.sql"),
+    ),
 ];
 
 /// Connections kept open per host.

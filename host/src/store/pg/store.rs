@@ -1994,6 +1994,35 @@ impl TaskStore for PgStore {
         .collect()
     }
 
+    async fn store_backend_figures(&self, figures: Vec<(i64, String)>) -> Result<(), StoreError> {
+        if figures.is_empty() {
+            return Ok(());
+        }
+        let (ids, texts): (Vec<i64>, Vec<String>) = figures.into_iter().unzip();
+        let c = self.conn().await?;
+        // Fenced by the lease: a host that lost it (or never had it) writes nothing.
+        c.x(
+            "UPDATE backends AS b SET figures = f.figures::jsonb, figures_at = now() \
+             FROM unnest($2::bigint[], $3::text[]) AS f(id, figures) \
+             WHERE b.id = f.id AND b.driver = $1 AND b.driver_until > now()",
+            &[&self.owner, &ids, &texts],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn backend_figures(&self) -> Result<Vec<(i64, String)>, StoreError> {
+        let c = self.conn().await?;
+        c.q(
+            "SELECT id, figures::text FROM backends WHERE figures IS NOT NULL ORDER BY id",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+    }
+
     async fn insert_events(
         &self,
         events: Vec<(String, String)>,
