@@ -10,7 +10,8 @@
 //!   `BENCH_LEASE` seconds (default 3; the product's default is 15).
 //!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p scheduler-tests --bench hosts`
-//! (`BENCH=dispatch,failover` picks sections). Needs the PostgreSQL server
+//! (`BENCH=dispatch,paced,failover` picks sections; `paced`: the same with each generation
+//! taking `BENCH_STEP_MS`, default 20, so the backends bound the rate). Needs the PostgreSQL server
 //! `AGENT_SCHEDULER_TEST_PG` names (as the tests do).
 
 use std::time::{Duration, Instant};
@@ -64,7 +65,7 @@ async fn finished(host: &HostProcess) -> Option<usize> {
 
 /// Tasks per second with `hosts` hosts (0: one host on SQLite), each driving `fakes`
 /// instant fakes, over `n` tasks enqueued while paused.
-async fn dispatch(hosts: usize, fakes: usize, n: usize) -> f64 {
+async fn dispatch(hosts: usize, fakes: usize, n: usize, step_ms: u64) -> f64 {
     let db = if hosts > 0 {
         Some(TestDb::create().await.expect("a PostgreSQL server"))
     } else {
@@ -78,7 +79,7 @@ async fn dispatch(hosts: usize, fakes: usize, n: usize) -> f64 {
         for _ in 0..fakes {
             let f = FakeProcess::spawn(
                 FakeArgs::new()
-                    .step_ms(0)
+                    .step_ms(step_ms)
                     .load_ms(0)
                     .checkpoint("a")
                     .loaded("a"),
@@ -196,18 +197,37 @@ fn main() {
     rt.block_on(async {
         if wanted("dispatch") {
             println!("dispatch: {n} tasks of one step, {fakes} instant fakes per host");
-            let sqlite = dispatch(0, fakes, n).await;
+            let sqlite = dispatch(0, fakes, n, 0).await;
             println!("dispatch sqlite 1 host: {sqlite:.0} tasks/s");
-            let one = dispatch(1, fakes, n).await;
+            let one = dispatch(1, fakes, n, 0).await;
             println!("dispatch postgres 1 host: {one:.0} tasks/s");
-            let two = dispatch(2, fakes, n).await;
+            let two = dispatch(2, fakes, n, 0).await;
             println!(
                 "dispatch postgres 2 hosts: {two:.0} tasks/s ({:.2}x one)",
                 two / one
             );
-            let three = dispatch(3, fakes, n).await;
+            let three = dispatch(3, fakes, n, 0).await;
             println!(
                 "dispatch postgres 3 hosts: {three:.0} tasks/s ({:.2}x one)",
+                three / one
+            );
+        }
+        if wanted("paced") {
+            // Each generation takes `BENCH_STEP_MS` (default 20): the backends, not the
+            // machine, bound the rate, as with real GPUs.
+            let step = env_usize("BENCH_STEP_MS", 20) as u64;
+            let n = n / 4;
+            println!("paced dispatch: {n} tasks of one {step} ms step, {fakes} fakes per host");
+            let one = dispatch(1, fakes, n, step).await;
+            println!("paced postgres 1 host: {one:.0} tasks/s");
+            let two = dispatch(2, fakes, n, step).await;
+            println!(
+                "paced postgres 2 hosts: {two:.0} tasks/s ({:.2}x one)",
+                two / one
+            );
+            let three = dispatch(3, fakes, n, step).await;
+            println!(
+                "paced postgres 3 hosts: {three:.0} tasks/s ({:.2}x one)",
                 three / one
             );
         }
