@@ -174,8 +174,7 @@ async fn failover(lease_s: u64) -> f64 {
         },
     )
     .await;
-    let took = killed.elapsed().as_secs_f64();
-    took
+    killed.elapsed().as_secs_f64()
 }
 
 fn main() {

@@ -13,7 +13,7 @@
 //! A run's images are first stored under **staged** names (`run<fence>/<name>`,
 //! [`staged_name`]): its finish, in the transaction that writes the task's result rows
 //! (checked against the claim's fence), drops the task's earlier files (an earlier attempt's
-//! images and thumbnails) and renames the staged ones ([`settle_in`]). So rows and bytes
+//! images and thumbnails) and renames the staged ones (`settle_in`). So rows and bytes
 //! change together, a host that lost its claim can never overwrite or delete the files of the
 //! claim that replaced it, and a run that is not written leaves only staged files, which
 //! [`PgStore::discard_staged`] or the sweep ([`PgStore::sweep_blobs`]) collect. A final name

@@ -10,7 +10,7 @@
 //! them already; a large one is not even read back).
 //!
 //! The connection is read whether or not the subscriber keeps up: what waits for it is folded
-//! ([`Backlog`]). It reconnects by itself with a backoff (100 ms doubling up to 5 s); once it
+//! (`Backlog`). It reconnects by itself with a backoff (100 ms doubling up to 5 s); once it
 //! listens again it sends [`Notice::Reconnected`]: whatever was sent meanwhile is lost, so
 //! the caller replays from its last event id and looks for work. The subscription ends when
 //! its receiver is dropped.
