@@ -54,7 +54,7 @@ impl Database {
         Err(format!(
             "--database {}: not a database URL (give sqlite:PATH, postgres://USER:PASSWORD@HOST:PORT/DB \
              or postgresql://…)",
-            redact_url(v)
+            crate::sdnext::redacted(v)
         ))
     }
 
@@ -74,21 +74,11 @@ impl std::fmt::Debug for Database {
         match self {
             Database::DataDir => f.write_str("DataDir"),
             Database::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
-            Database::Postgres(url) => f.debug_tuple("Postgres").field(&redact_url(url)).finish(),
+            Database::Postgres(url) => f
+                .debug_tuple("Postgres")
+                .field(&crate::sdnext::redacted(url))
+                .finish(),
         }
-    }
-}
-
-/// A URL with its `user:password@` replaced by `***@`.
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((s, r)) => (format!("{s}://"), r),
-        None => (String::new(), url),
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}***@{}", &rest[at + 1..]),
-        None => url.to_owned(),
     }
 }
 

@@ -149,7 +149,7 @@ pub async fn open(
             if let Err(e) = url.parse::<tokio_postgres::Config>() {
                 return Err(StoreError::Invalid(format!(
                     "--database {}: {e}",
-                    crate::config::redact_url(url)
+                    crate::sdnext::redacted(url)
                 )));
             }
             let store = pg::PgStore::open(url, host_id, lease).await?;

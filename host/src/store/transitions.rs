@@ -102,17 +102,17 @@ pub(super) fn reorder(
 }
 
 /// What a change's `UPDATE` is guarded by: the status it was decided from and the claim fence
-/// it belongs to.
-struct Guard {
-    status: TaskStatus,
-    fence: Option<i64>,
+/// it belongs to (both stores guard their one status-writing statement with it).
+pub(crate) struct Guard {
+    pub(crate) status: TaskStatus,
+    pub(crate) fence: Option<i64>,
     /// The fence is a worker's claim (not read in this transaction): a miss is stale.
-    claimed: bool,
+    pub(crate) claimed: bool,
 }
 
 impl Guard {
     /// The state the change was decided from, read in this transaction.
-    fn read(from: &Lifecycle) -> Guard {
+    pub(crate) fn read(from: &Lifecycle) -> Guard {
         Guard {
             status: from.status,
             fence: from.fence,
@@ -121,11 +121,24 @@ impl Guard {
     }
 
     /// A running task under the worker's claim `fence`.
-    fn claim(fence: i64) -> Guard {
+    pub(crate) fn claim(fence: i64) -> Guard {
         Guard {
             status: TaskStatus::Running,
             fence: Some(fence),
             claimed: true,
+        }
+    }
+
+    /// The error when the guarded `UPDATE` wrote nothing: the claim is over (stale), or the
+    /// task left the state the change was decided from (conflict).
+    pub(crate) fn missed(&self, id: &str) -> StoreError {
+        if self.claimed {
+            StoreError::Stale(format!(
+                "task {id} no longer runs under claim {}: its end is not written",
+                self.fence.unwrap_or_default()
+            ))
+        } else {
+            StoreError::Conflict(format!("task {id} is no longer {}", self.status.as_str()))
         }
     }
 }
@@ -195,14 +208,7 @@ fn write(
         ],
     )?;
     if written == 0 {
-        return Err(if guard.claimed {
-            StoreError::Stale(format!(
-                "task {id} no longer runs under claim {}: its end is not written",
-                guard.fence.unwrap_or_default()
-            ))
-        } else {
-            StoreError::Conflict(format!("task {id} is no longer {}", guard.status.as_str()))
-        });
+        return Err(guard.missed(id));
     }
     let images: &[ImageRow] = match (change.outputs, run) {
         (Outputs::Record { images: true }, Some(r)) => &r.images,

@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agent_scheduler::clock::Clock;
 use agent_scheduler::model::cursor::Cursor;
@@ -25,6 +25,7 @@ use scheduler_api::{
     BulkAction, HistoryFilter, ListName, MoveTarget, Selection, SelectionFilter, TaskStatus,
     TaskType,
 };
+use scheduler_tests::harness::wait_until;
 use scheduler_tests::pg::TestDb;
 use serde_json::json;
 
@@ -1615,21 +1616,6 @@ async fn two_hosts() -> Option<(TestDb, PgStore, PgStore)> {
     Some((db, a, b))
 }
 
-async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_two_hosts_claiming_at_once_never_get_the_same_task() {
     let Some((_db, a, b)) = two_hosts().await else {
@@ -1736,7 +1722,7 @@ async fn postgres_an_expired_lease_is_reclaimed_and_the_stale_host_is_fenced_out
     assert_eq!(sa.renew_leases(vec![old.fence + 1]).await.unwrap(), 0);
     assert!(sb.reclaim_expired(POLICY, now()).await.unwrap().is_empty());
     // Host a stops renewing; once its lease is over, host b takes the task back.
-    let reclaimed = wait_for("the lease to expire", || {
+    let reclaimed = wait_until("the lease to expire", Duration::from_secs(10), || {
         let sb = sb.clone();
         async move {
             let r = sb.reclaim_expired(POLICY, now()).await.unwrap();
@@ -1979,13 +1965,17 @@ async fn postgres_each_backend_is_driven_by_one_host_and_taken_over_after_its_le
     );
     // Host a stops renewing: once its lease is over, host b takes its backends over, and a
     // learns at its next renewal that it drives them no more.
-    let took = wait_for("host a's backend leases to expire", || {
-        let sb = sb.clone();
-        async move {
-            let got = sb.drive_backends(vec![x, y, z]).await.unwrap();
-            (got.len() == 3).then_some(got)
-        }
-    })
+    let took = wait_until(
+        "host a's backend leases to expire",
+        Duration::from_secs(10),
+        || {
+            let sb = sb.clone();
+            async move {
+                let got = sb.drive_backends(vec![x, y, z]).await.unwrap();
+                (got.len() == 3).then_some(got)
+            }
+        },
+    )
     .await;
     assert_eq!(took, [x, y, z]);
     assert!(sa.drive_backends(vec![x, y]).await.unwrap().is_empty());

@@ -38,6 +38,7 @@ use crate::store::events::EVENTS_KEPT;
 use crate::store::listing::Counts;
 use crate::store::outbox::Delivery;
 use crate::store::speed::PendingWork;
+use crate::store::transitions::Guard;
 use crate::store::transitions::{Applied, LOOKAHEAD, RunOutputs};
 
 type Params<'a> = [&'a (dyn ToSql + Sync)];
@@ -297,35 +298,6 @@ async fn reorder(tx: &Transaction<'_>, id: &str, event: &Event, now: i64) -> PgR
     Ok(life)
 }
 
-/// What a change's `UPDATE` is guarded by: the status it was decided from and the claim fence
-/// it belongs to.
-struct Guard {
-    status: TaskStatus,
-    fence: Option<i64>,
-    /// The fence is a worker's claim (not read in this transaction): a miss is stale.
-    claimed: bool,
-}
-
-impl Guard {
-    /// The state the change was decided from, read in this transaction.
-    fn read(from: &Lifecycle) -> Guard {
-        Guard {
-            status: from.status,
-            fence: from.fence,
-            claimed: false,
-        }
-    }
-
-    /// A running task under the worker's claim `fence`.
-    fn claim(fence: i64) -> Guard {
-        Guard {
-            status: TaskStatus::Running,
-            fence: Some(fence),
-            claimed: true,
-        }
-    }
-}
-
 /// Writes a decided change at `now`: the one statement that sets `status` and the lifecycle
 /// columns, guarded in its `WHERE` by `guard`; then the outputs and the callback row the
 /// decision asks for.
@@ -398,14 +370,7 @@ async fn write(
         )
         .await?;
     if written == 0 {
-        return Err(if guard.claimed {
-            StoreError::Stale(format!(
-                "task {id} no longer runs under claim {}: its end is not written",
-                guard.fence.unwrap_or_default()
-            ))
-        } else {
-            StoreError::Conflict(format!("task {id} is no longer {}", guard.status.as_str()))
-        });
+        return Err(guard.missed(id));
     }
     let images: &[ImageRow] = match (change.outputs, run) {
         (Outputs::Record { images: true }, Some(r)) => &r.images,
