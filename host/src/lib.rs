@@ -451,3 +451,27 @@ pub async fn run(
     served?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_id_is_checked_given_and_made_once_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["", "  ", "a b", "ünï", &"x".repeat(65), "a/b"] {
+            let e = host_id(dir.path(), Some(bad)).unwrap_err().to_string();
+            assert!(e.contains("--host-id"), "{bad:?}: {e}");
+        }
+        assert!(
+            !dir.path().join("host-id").exists(),
+            "a refusal writes nothing"
+        );
+        assert_eq!(host_id(dir.path(), Some(" studio-1 ")).unwrap(), "studio-1");
+        let made = host_id(dir.path(), None).unwrap();
+        assert_eq!(host_id(dir.path(), None).unwrap(), made, "made once");
+        std::fs::write(dir.path().join("host-id"), "not an id!\n").unwrap();
+        let e = host_id(dir.path(), None).unwrap_err().to_string();
+        assert!(e.contains("does not hold a host id"), "{e}");
+    }
+}
