@@ -54,6 +54,45 @@ async fn put_settings(host: &HostProcess, v: serde_json::Value) {
     assert_eq!(a.status, 200, "PUT /settings: {}", a.body);
 }
 
+/// CPU seconds used so far by the processes named `agent-scheduler` (hosts), `fake-sdnext`
+/// (fakes) and `postgres` (the database server), from `/proc` (zero where it is missing).
+fn cpu_seconds() -> [f64; 3] {
+    let mut out = [0.0; 3];
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    // The kernel's clock tick (USER_HZ) is 100 on every Linux this runs on.
+    let hz = 100.0;
+    for e in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let slot = match &stat[open + 1..close] {
+            "agent-scheduler" => 0,
+            "fake-sdnext" => 1,
+            c if c.starts_with("postgres") => 2,
+            _ => continue,
+        };
+        let f: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let ticks: f64 = f
+            .get(11..13)
+            .map(|t| t.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
+            .unwrap_or(0.0);
+        out[slot] += ticks / hz;
+    }
+    out
+}
+
+fn chosen_hosts() -> Vec<usize> {
+    std::env::var("BENCH_HOSTS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![0, 1, 2, 3])
+}
+
 async fn finished(host: &HostProcess) -> Option<usize> {
     let one = ListQuery {
         limit: Some(1),
@@ -118,6 +157,7 @@ async fn dispatch(hosts: usize, fakes: usize, n: usize, step_ms: u64) -> f64 {
         }
         i += 16;
     }
+    let cpu0 = cpu_seconds();
     let start = Instant::now();
     first.client.resume().await.expect("resume");
     wait_until("every task to finish", Duration::from_secs(900), || async {
@@ -125,6 +165,20 @@ async fn dispatch(hosts: usize, fakes: usize, n: usize, step_ms: u64) -> f64 {
     })
     .await;
     let wall = start.elapsed();
+    let cpu1 = cpu_seconds();
+    let per_task = |i: usize| (cpu1[i] - cpu0[i]) * 1000.0 / n as f64;
+    println!(
+        "  {} host(s): CPU per task: hosts {:.2} ms, fakes {:.2} ms, postgres {:.2} ms; \
+         machine busy {:.0}% of {} cores",
+        hosts.max(1),
+        per_task(0),
+        per_task(1),
+        per_task(2),
+        (0..3).map(|i| cpu1[i] - cpu0[i]).sum::<f64>() * 100.0
+            / wall.as_secs_f64()
+            / std::thread::available_parallelism().map_or(1.0, |p| p.get() as f64),
+        std::thread::available_parallelism().map_or(1, |p| p.get()),
+    );
     let mut generated = 0;
     for f in &all_fakes {
         generated += f.stats().await.generations.len();
@@ -196,20 +250,22 @@ fn main() {
     rt.block_on(async {
         if wanted("dispatch") {
             println!("dispatch: {n} tasks of one step, {fakes} instant fakes per host");
-            let sqlite = dispatch(0, fakes, n, 0).await;
-            println!("dispatch sqlite 1 host: {sqlite:.0} tasks/s");
-            let one = dispatch(1, fakes, n, 0).await;
-            println!("dispatch postgres 1 host: {one:.0} tasks/s");
-            let two = dispatch(2, fakes, n, 0).await;
-            println!(
-                "dispatch postgres 2 hosts: {two:.0} tasks/s ({:.2}x one)",
-                two / one
-            );
-            let three = dispatch(3, fakes, n, 0).await;
-            println!(
-                "dispatch postgres 3 hosts: {three:.0} tasks/s ({:.2}x one)",
-                three / one
-            );
+            let mut one = None;
+            for h in chosen_hosts() {
+                let rate = dispatch(h, fakes, n, 0).await;
+                match (h, one) {
+                    (0, _) => println!("dispatch sqlite 1 host: {rate:.0} tasks/s"),
+                    (1, _) => {
+                        one = Some(rate);
+                        println!("dispatch postgres 1 host: {rate:.0} tasks/s");
+                    }
+                    (h, Some(one)) => println!(
+                        "dispatch postgres {h} hosts: {rate:.0} tasks/s ({:.2}x one)",
+                        rate / one
+                    ),
+                    (h, None) => println!("dispatch postgres {h} hosts: {rate:.0} tasks/s"),
+                }
+            }
         }
         if wanted("paced") {
             // Each generation takes `BENCH_STEP_MS` (default 20): the backends, not the
