@@ -178,8 +178,8 @@ impl EventHub {
             if until.is_some_and(|u| *last >= u) {
                 return;
             }
-            let rows = match self.store.replay(*last).await {
-                Ok(r) => r.rows,
+            let rows = match self.store.events_after(*last).await {
+                Ok(r) => r,
                 Err(e) => {
                     tracing::warn!("reading the event log: {e}");
                     return;

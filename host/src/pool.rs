@@ -32,6 +32,10 @@ use crate::store::api::StoreKind;
 use crate::store::backends::AddedBackend;
 use crate::worker::{Deps, Worker};
 
+/// How often at most the figures of the backends this host drives are stored after runs
+/// end (for the other hosts' `GET /backends`).
+const FIGURES_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// At most this many backends in the pool.
 pub const MAX_BACKENDS: usize = 64;
 
@@ -242,6 +246,9 @@ impl Pool {
         }
         let mut changes = self.deps.settings.subscribe();
         let mut round = tokio::time::Instant::now() + self.lease() / 3;
+        // The figures are stored at most every FIGURES_EVERY after runs end (a busy pool
+        // ends runs many times a second: the other hosts see them that fresh, not per run).
+        let mut figures_due = tokio::time::Instant::now();
         loop {
             let ran = tokio::select! {
                 _ = tokio::time::sleep_until(round) => false,
@@ -252,7 +259,12 @@ impl Pool {
                 _ = shutdown.wait_for(|v| *v) => break,
             };
             if ran {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(figures_due) => {}
+                    _ = shutdown.wait_for(|v| *v) => break,
+                }
                 self.store_figures().await;
+                figures_due = tokio::time::Instant::now() + FIGURES_EVERY;
                 continue;
             }
             round = tokio::time::Instant::now() + self.lease() / 3;

@@ -182,6 +182,10 @@ impl TaskStore for Watched {
         self.seen(self.inner.counts().await)
     }
 
+    async fn queue_state(&self) -> Result<(bool, Counts), StoreError> {
+        self.seen(self.inner.queue_state().await)
+    }
+
     async fn queue_head(&self, lookahead: i64) -> Result<QueueHead, StoreError> {
         self.seen(self.inner.queue_head(lookahead).await)
     }
@@ -478,6 +482,10 @@ impl TaskStore for Watched {
 
     async fn replay(&self, after: u64) -> Result<Replay, StoreError> {
         self.seen(self.inner.replay(after).await)
+    }
+
+    async fn events_after(&self, after: u64) -> Result<Vec<(u64, String, String)>, StoreError> {
+        self.seen(self.inner.events_after(after).await)
     }
 
     async fn all_deliveries(&self, limit: i64) -> Result<Vec<Delivery>, StoreError> {

@@ -64,6 +64,52 @@ fn check_selection(sel: &Selection) -> Result<(), HostError> {
     }
 }
 
+/// Why tasks do not start now (see [`Queue::hold_reason`]).
+fn hold_of(reach: &Reach, disk: &Disk, backends: &Backends) -> Option<String> {
+    if reach.is_down() {
+        return Some(HOLD_DATABASE_UNREACHABLE.to_owned());
+    }
+    if disk.is_full() {
+        return Some(HOLD_DISK_FULL.to_owned());
+    }
+    let all = backends.all();
+    let stalled = all
+        .iter()
+        .all(|b| b.status().state == Some(scheduler_api::BackendState::Stalled));
+    (!all.is_empty() && stalled).then(|| HOLD_BACKEND_STALLED.to_owned())
+}
+
+/// Work asked for by every change but done once at a time: a change while it runs asks for
+/// one more run after it (so the last run always follows the last change), never one per
+/// change.
+#[derive(Default)]
+struct Coalesced {
+    /// A change asked for a run that has not started.
+    asked: AtomicBool,
+    /// A run is going on.
+    running: AtomicBool,
+}
+
+impl Coalesced {
+    /// Asks for a run; true when the caller must start one (none is going on).
+    fn ask(&self) -> bool {
+        self.asked.store(true, Ordering::SeqCst);
+        !self.running.swap(true, Ordering::SeqCst)
+    }
+
+    /// A run starts: what was asked until now is covered by it.
+    fn start(&self) {
+        self.asked.store(false, Ordering::SeqCst);
+    }
+
+    /// A run ended: true when the runner must run again (asked meanwhile, and nobody else
+    /// took over).
+    fn again(&self) -> bool {
+        self.running.store(false, Ordering::SeqCst);
+        self.asked.load(Ordering::SeqCst) && !self.running.swap(true, Ordering::SeqCst)
+    }
+}
+
 /// A claimed task, with the fence of its claim and the signal that stops its run.
 pub struct Claim {
     /// The task, `running` under `fence`.
@@ -103,6 +149,9 @@ pub struct Queue {
     /// Whether the queue was paused when last read or changed (what `/health` shows while
     /// the database cannot be reached).
     last_paused: Arc<AtomicBool>,
+    /// The `queue` event's reads: one at a time, the changes made meanwhile read once after
+    /// it.
+    queue_reads: Arc<Coalesced>,
     /// The time of every change.
     clock: Clock,
 }
@@ -138,6 +187,7 @@ impl Queue {
             finishes_held: watch::channel(false).0,
             recovery_pending: AtomicBool::new(false),
             last_paused: Arc::new(AtomicBool::new(false)),
+            queue_reads: Arc::default(),
             clock,
         }
     }
@@ -151,17 +201,7 @@ impl Queue {
     /// `"database unreachable"`, or `"backend stalled"` when every backend is stalled (an
     /// abandoned request).
     pub fn hold_reason(&self) -> Option<String> {
-        if self.reach.is_down() {
-            return Some(HOLD_DATABASE_UNREACHABLE.to_owned());
-        }
-        if self.disk.is_full() {
-            return Some(HOLD_DISK_FULL.to_owned());
-        }
-        let all = self.backends.all();
-        let stalled = all
-            .iter()
-            .all(|b| b.status().state == Some(scheduler_api::BackendState::Stalled));
-        (!all.is_empty() && stalled).then(|| HOLD_BACKEND_STALLED.to_owned())
+        hold_of(&self.reach, &self.disk, &self.backends)
     }
 
     /// Wakes the idle workers (something may be runnable now).
@@ -174,33 +214,51 @@ impl Queue {
         self.wake.subscribe()
     }
 
-    /// Emits a `queue` event with fresh counters (off the caller's path).
+    /// Emits a `queue` event with fresh counters (off the caller's path). Coalesced: the
+    /// changes made while one is read are read once after it, so a busy queue reads its
+    /// counters once per read's time, not once per change, and the last event always
+    /// follows the last change.
     pub fn queue_event(&self) {
+        if !self.queue_reads.ask() {
+            return;
+        }
         let store = self.store.clone();
         let events = self.events.clone();
         let (last_counts, last_paused) = (self.last_counts.clone(), self.last_paused.clone());
-        let hold_reason = self.hold_reason();
+        let (reach, disk, backends) =
+            (self.reach.clone(), self.disk.clone(), self.backends.clone());
+        let reads = self.queue_reads.clone();
         tokio::spawn(async move {
-            let (paused, pending, running) = match store.queue_head(0).await {
-                Ok(head) => {
-                    let c = (head.counts.pending, head.counts.running);
-                    *last_counts.lock().unwrap_or_else(|p| p.into_inner()) = c;
-                    last_paused.store(head.paused, Ordering::Relaxed);
-                    (head.paused, c.0, c.1)
+            loop {
+                reads.start();
+                let hold_reason = hold_of(&reach, &disk, &backends);
+                let read = match store.queue_state().await {
+                    Ok((paused, counts)) => {
+                        let c = (counts.pending, counts.running);
+                        *last_counts.lock().unwrap_or_else(|p| p.into_inner()) = c;
+                        last_paused.store(paused, Ordering::Relaxed);
+                        Some((paused, c.0, c.1))
+                    }
+                    // Unreachable: the hold is announced with the counts last read.
+                    Err(StoreError::Unavailable(_)) => {
+                        let (pending, running) =
+                            *last_counts.lock().unwrap_or_else(|p| p.into_inner());
+                        Some((last_paused.load(Ordering::Relaxed), pending, running))
+                    }
+                    Err(_) => None,
+                };
+                if let Some((paused, pending, running)) = read {
+                    events.emit(WireEvent::Queue(QueueEvent {
+                        paused,
+                        pending,
+                        running,
+                        hold_reason,
+                    }));
                 }
-                // Unreachable: the hold is announced with the counts last read.
-                Err(StoreError::Unavailable(_)) => {
-                    let (pending, running) = *last_counts.lock().unwrap_or_else(|p| p.into_inner());
-                    (last_paused.load(Ordering::Relaxed), pending, running)
+                if !reads.again() {
+                    return;
                 }
-                Err(_) => return,
-            };
-            events.emit(WireEvent::Queue(QueueEvent {
-                paused,
-                pending,
-                running,
-                hold_reason,
-            }));
+            }
         });
     }
 

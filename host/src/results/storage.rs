@@ -118,8 +118,7 @@ impl ResultStorage {
                 for (i, bytes) in images.into_iter().enumerate() {
                     let ext = image::image_ext(&bytes);
                     let file_name = format!("{i}.{ext}");
-                    let body = futures::stream::iter([Ok(Bytes::from(bytes))]);
-                    pg.put_blob(task_id, &staged_name(fence, &file_name), body)
+                    pg.put_whole_blob(task_id, &staged_name(fence, &file_name), bytes.into())
                         .await?;
                     rows.push(ImageRow {
                         index: i as u32,
@@ -206,7 +205,7 @@ impl ResultStorage {
                     len,
                     modified: None,
                     body: Box::pin(
-                        pg.blob_chunks(task_id, name)
+                        pg.blob_chunks(task_id, name, Some(len))
                             .map(|c| c.map_err(std::io::Error::other)),
                     ),
                 })
@@ -248,12 +247,7 @@ impl ResultStorage {
                 if !safe_name(name) {
                     return Err(std::io::Error::other("unsafe file name").into());
                 }
-                pg.put_blob(
-                    task_id,
-                    name,
-                    futures::stream::iter([Ok(Bytes::from(bytes))]),
-                )
-                .await?;
+                pg.put_whole_blob(task_id, name, bytes.into()).await?;
                 Ok(())
             }
         }

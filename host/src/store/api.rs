@@ -198,6 +198,9 @@ pub trait TaskStore: Send + Sync {
     async fn counts(&self) -> Result<Counts, StoreError>;
     /// The head of the queue in one snapshot.
     async fn queue_head(&self, lookahead: i64) -> Result<QueueHead, StoreError>;
+    /// Whether the queue is paused, and the counts (what the `queue` event shows), in one
+    /// read.
+    async fn queue_state(&self) -> Result<(bool, Counts), StoreError>;
     /// Pending tasks in rank order after `(rank, seq)`, skipping `offset`.
     async fn pending_rows(
         &self,
@@ -449,6 +452,9 @@ pub trait TaskStore: Send + Sync {
     ) -> Result<Vec<u64>, StoreError>;
     /// The stored events after `after` and the log's bounds.
     async fn replay(&self, after: u64) -> Result<Replay, StoreError>;
+    /// The stored events after `after` (`(id, name, data)`, oldest first, at most 5000),
+    /// without the bounds (what a host following the log reads on each notice).
+    async fn events_after(&self, after: u64) -> Result<Vec<(u64, String, String)>, StoreError>;
     /// The oldest `limit` callback deliveries waiting.
     async fn all_deliveries(&self, limit: i64) -> Result<Vec<Delivery>, StoreError>;
     /// When the next delivery is due.

@@ -137,6 +137,11 @@ impl TaskStore for Store {
         self.read(listing::counts).await
     }
 
+    async fn queue_state(&self) -> Result<(bool, Counts), StoreError> {
+        self.read(|c| Ok((settings::is_paused(c)?, listing::counts(c)?)))
+            .await
+    }
+
     async fn queue_head(&self, lookahead: i64) -> Result<QueueHead, StoreError> {
         self.read(move |c| {
             Ok(QueueHead {
@@ -545,6 +550,10 @@ impl TaskStore for Store {
             })
         })
         .await
+    }
+
+    async fn events_after(&self, after: u64) -> Result<Vec<(u64, String, String)>, StoreError> {
+        self.read(move |c| events::events_after(c, after)).await
     }
 
     async fn all_deliveries(&self, limit: i64) -> Result<Vec<Delivery>, StoreError> {

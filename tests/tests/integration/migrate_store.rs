@@ -258,7 +258,7 @@ async fn a_sqlite_queue_moves_to_postgres_with_its_results_and_is_checked() {
         let e = e.expect("entry");
         let name = e.file_name().to_string_lossy().into_owned();
         let bytes: Vec<u8> = pg
-            .blob_chunks(&done, &name)
+            .blob_chunks(&done, &name, None)
             .try_fold(Vec::new(), |mut v, chunk| async move {
                 v.extend_from_slice(&chunk);
                 Ok(v)

@@ -1831,22 +1831,31 @@ async fn postgres_result_bytes_are_streamed_in_chunks_and_go_with_their_task() {
     assert_eq!(n, size as u64);
     assert_eq!(s.blob_len("t", "0.png").await.unwrap(), Some(size as u64));
     use futures::StreamExt;
+    // Read to the end, or to the length known (the same chunks, no query past the last).
+    for len in [None, Some(size as u64)] {
+        let chunks: Vec<bytes::Bytes> = s
+            .blob_chunks("t", "0.png", len)
+            .map(|c| c.unwrap())
+            .collect()
+            .await;
+        assert_eq!(chunks.len(), 4);
+        assert!(chunks.iter().all(|c| c.len() <= pg::blobs::CHUNK));
+        assert_eq!(chunks.concat(), data);
+    }
+    // Replaced whole by a file of one chunk (its one statement drops the longer file's other
+    // chunks); an empty file is a file.
+    assert_eq!(
+        s.put_whole_blob("t", "0.png", bytes::Bytes::from_static(b"x"))
+            .await
+            .unwrap(),
+        1
+    );
     let chunks: Vec<bytes::Bytes> = s
-        .blob_chunks("t", "0.png")
+        .blob_chunks("t", "0.png", None)
         .map(|c| c.unwrap())
         .collect()
         .await;
-    assert_eq!(chunks.len(), 4);
-    assert!(chunks.iter().all(|c| c.len() <= pg::blobs::CHUNK));
-    assert_eq!(chunks.concat(), data);
-    // Replaced whole; an empty file is a file.
-    s.put_blob(
-        "t",
-        "0.png",
-        futures::stream::iter(vec![Ok(bytes::Bytes::from_static(b"x"))]),
-    )
-    .await
-    .unwrap();
+    assert_eq!(chunks, [bytes::Bytes::from_static(b"x")]);
     s.put_blob("t", "0.thumb.jpg", futures::stream::empty())
         .await
         .unwrap();
@@ -1857,6 +1866,11 @@ async fn postgres_result_bytes_are_streamed_in_chunks_and_go_with_their_task() {
     // A file for no task is refused; the task's files go with it.
     assert!(
         s.put_blob("nope", "0.png", futures::stream::empty())
+            .await
+            .is_err()
+    );
+    assert!(
+        s.put_whole_blob("nope", "0.png", bytes::Bytes::from_static(b"x"))
             .await
             .is_err()
     );

@@ -26,6 +26,7 @@ use deadpool_postgres::Transaction;
 use futures::{Stream, StreamExt};
 
 use super::{Cached, PgResult, PgStore};
+use crate::model::ImageRow;
 
 /// The largest chunk (256 KiB: a PNG of a few MB is a dozen rows).
 pub const CHUNK: usize = 256 * 1024;
@@ -41,38 +42,37 @@ pub fn staged_name(fence: i64, name: &str) -> String {
     format!("{}{name}", staged_prefix(fence))
 }
 
-/// In the transaction that writes a task's result rows: makes its files match them. With
-/// `promote` (a finish that records images, under that claim), the task's files become the
-/// ones that claim staged; every other file no row points at goes (an earlier attempt's
-/// images and thumbnails, other claims' staged files), except the files staged by `keep` (the
-/// claim the task runs under after this change).
+/// In the transaction that writes a task's result rows: makes them `images` and its files
+/// match them (`settle_results`, migration 0004, one statement). With `promote` (a finish
+/// that records images, under that claim), the task's files become the ones that claim
+/// staged; every other file no row points at goes (an earlier attempt's images and
+/// thumbnails, other claims' staged files), except the files staged by `keep` (the claim the
+/// task runs under after this change).
 pub(super) async fn settle_in(
     tx: &Transaction<'_>,
     task_id: &str,
+    images: &[ImageRow],
     promote: Option<i64>,
     keep: Option<i64>,
 ) -> PgResult<()> {
-    if let Some(fence) = promote {
-        let prefix = staged_prefix(fence);
-        tx.x(
-            "DELETE FROM result_blobs WHERE task_id = $1 AND strpos(name, '/') = 0",
-            &[&task_id],
-        )
-        .await?;
-        tx.x(
-            "UPDATE result_blobs SET name = substr(name, length($2) + 1) \
-             WHERE task_id = $1 AND starts_with(name, $2)",
-            &[&task_id, &prefix],
-        )
-        .await?;
-    }
-    let keep = keep.map(staged_prefix);
+    let idx: Vec<i32> = images
+        .iter()
+        .map(|i| i32::try_from(i.index).unwrap_or(i32::MAX))
+        .collect();
+    let names: Vec<&str> = images.iter().map(|i| i.file_name.as_str()).collect();
+    let infotexts: Vec<&str> = images.iter().map(|i| i.infotext.as_str()).collect();
+    let formats: Vec<&str> = images.iter().map(|i| i.format.as_str()).collect();
     tx.x(
-        "DELETE FROM result_blobs b WHERE b.task_id = $1 AND CASE \
-         WHEN strpos(b.name, '/') > 0 THEN $2::text IS NULL OR NOT starts_with(b.name, $2) \
-         ELSE NOT EXISTS (SELECT 1 FROM result_images i WHERE i.task_id = b.task_id \
-             AND (i.file_name = b.name OR split_part(i.file_name, '.', 1) || '.thumb.jpg' = b.name)) END",
-        &[&task_id, &keep],
+        "SELECT settle_results($1, $2, $3, $4, $5, $6, $7)",
+        &[
+            &task_id,
+            &idx,
+            &names,
+            &infotexts,
+            &formats,
+            &promote.map(staged_prefix),
+            &keep.map(staged_prefix),
+        ],
     )
     .await?;
     Ok(())
@@ -130,6 +130,29 @@ impl PgStore {
         Ok(total)
     }
 
+    /// Stores `data` as file `name` of task `task_id` (replacing a file of that name), as
+    /// [`PgStore::put_blob`] does; a file of one chunk (a thumbnail, a generated image) in one
+    /// statement. Returns its length.
+    pub async fn put_whole_blob(&self, task_id: &str, name: &str, data: Bytes) -> PgResult<u64> {
+        if data.len() > CHUNK {
+            return self
+                .put_blob(task_id, name, futures::stream::iter([Ok(data)]))
+                .await;
+        }
+        let c = self.conn().await?;
+        // One statement is one transaction: the chunk written, the chunks after it of a
+        // longer file of that name gone, or neither.
+        c.x(
+            "WITH put AS (INSERT INTO result_blobs (task_id, name, chunk, data) \
+                 VALUES ($1, $2, 0, $3) \
+                 ON CONFLICT (task_id, name, chunk) DO UPDATE SET data = excluded.data) \
+             DELETE FROM result_blobs WHERE task_id = $1 AND name = $2 AND chunk > 0",
+            &[&task_id, &name, &data.as_ref()],
+        )
+        .await?;
+        Ok(data.len() as u64)
+    }
+
     /// The length of a stored file, `None` when there is none.
     pub async fn blob_len(&self, task_id: &str, name: &str) -> PgResult<Option<u64>> {
         let c = self.conn().await?;
@@ -146,15 +169,18 @@ impl PgStore {
     }
 
     /// The bytes of a stored file, a chunk at a time (one query per chunk, no connection
-    /// held between them); empty when there is no such file.
+    /// held between them); empty when there is no such file. With `len` (from
+    /// [`PgStore::blob_len`]) it ends once that many bytes came, without asking for a chunk
+    /// after the last.
     pub fn blob_chunks(
         &self,
         task_id: &str,
         name: &str,
+        len: Option<u64>,
     ) -> impl Stream<Item = PgResult<Bytes>> + Send + 'static {
-        let state = (self.clone(), task_id.to_owned(), name.to_owned(), 0i32);
+        let state = (self.clone(), task_id.to_owned(), name.to_owned(), 0i32, len);
         futures::stream::unfold(Some(state), |state| async move {
-            let (store, task_id, name, chunk) = state?;
+            let (store, task_id, name, chunk, left) = state?;
             let next = async {
                 let c = store.conn().await?;
                 let row = c
@@ -167,10 +193,11 @@ impl PgStore {
             }
             .await;
             match next {
-                Ok(Some(data)) => Some((
-                    Ok(Bytes::from(data)),
-                    Some((store, task_id, name, chunk + 1)),
-                )),
+                Ok(Some(data)) => {
+                    let left = left.map(|l| l.saturating_sub(data.len() as u64));
+                    let next = (left != Some(0)).then_some((store, task_id, name, chunk + 1, left));
+                    Some((Ok(Bytes::from(data)), next))
+                }
                 Ok(None) => None,
                 Err(e) => Some((Err(e), None)),
             }

@@ -58,6 +58,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_backend_figures",
         include_str!("../../../migrations-pg/0003_backend_figures.sql"),
     ),
+    (
+        "0004_fewer_round_trips",
+        include_str!("../../../migrations-pg/0004_fewer_round_trips.sql"),
+    ),
 ];
 
 /// Connections kept open per host.

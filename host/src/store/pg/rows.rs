@@ -291,12 +291,23 @@ pub(super) struct Locked {
 pub(super) async fn lock_lifecycle(c: &impl GenericClient, id: &str) -> PgResult<Locked> {
     let r = c
         .q_opt(
-            "SELECT status, attempts, backend, error, started_at, finished_at, run_next, force_run, \
-             name, callback_url, next_run_at, fence, stop_requested FROM tasks WHERE id = $1 FOR UPDATE",
+            &format!("SELECT {LOCKED_COLS} FROM tasks WHERE id = $1 FOR UPDATE"),
             &[&id],
         )
         .await?
         .ok_or(StoreError::NotFound)?;
+    locked_of(&r)
+}
+
+/// The columns of a [`Locked`] (first in a row [`locked_of`] reads).
+pub(super) const LOCKED_COLS: &str = "status, attempts, backend, error, started_at, finished_at, \
+     run_next, force_run, name, callback_url, next_run_at, fence, stop_requested";
+
+/// How many columns [`LOCKED_COLS`] names (the index of the first column after them).
+pub(super) const LOCKED_LEN: usize = 13;
+
+/// A [`Locked`] from a row starting with [`LOCKED_COLS`].
+pub(super) fn locked_of(r: &Row) -> PgResult<Locked> {
     let s: String = r.try_get(0)?;
     Ok(Locked {
         life: Lifecycle {
@@ -315,4 +326,12 @@ pub(super) async fn lock_lifecycle(c: &impl GenericClient, id: &str) -> PgResult
         name: r.try_get(8)?,
         callback_url: r.try_get(9)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn locked_len_counts_the_locked_columns() {
+        assert_eq!(super::LOCKED_COLS.split(',').count(), super::LOCKED_LEN);
+    }
 }

@@ -3,6 +3,7 @@
 //! [`super`] for the concurrency rules.
 
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
@@ -15,8 +16,8 @@ use tokio_postgres::IsolationLevel;
 use tokio_postgres::types::ToSql;
 
 use super::rows::{
-    self, FULL_COLS, LIST_COLS, SIZE_COL, first_pending_rank, last_rank, load_images,
-    lock_lifecycle, map_row, require, rows_of,
+    self, FULL_COLS, LIST_COLS, LOCKED_COLS, LOCKED_LEN, SIZE_COL, first_pending_rank, last_rank,
+    load_images, lock_lifecycle, locked_of, map_row, require, rows_of,
 };
 use super::{Cached, EVENTS_CHANNEL, LIVE_CHANNEL, PgResult, PgStore, listen, locks, tsquery};
 use crate::model::TaskEdit;
@@ -139,6 +140,24 @@ fn scope_cond(scope: Scope) -> String {
     }
 }
 
+/// The stored events after `after`, oldest first (at most 5000).
+async fn events_after(c: &impl GenericClient, after: i64) -> PgResult<Vec<(u64, String, String)>> {
+    c.q(
+        "SELECT id, name, data FROM events WHERE id > $1 ORDER BY id LIMIT 5000",
+        &[&after],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            r.try_get::<_, i64>(0)?.max(0) as u64,
+            r.try_get(1)?,
+            r.try_get(2)?,
+        ))
+    })
+    .collect()
+}
+
 // ---------------------------------------------------------------------------------------
 // Settings
 
@@ -165,16 +184,39 @@ async fn is_paused(c: &impl GenericClient) -> PgResult<bool> {
     Ok(get_setting(c, PAUSED_KEY).await?.as_deref() == Some("true"))
 }
 
+/// The counts: each (status, bookmarked) pair's folded count and the deltas not folded yet.
+const COUNTS: &str = "SELECT status, bookmarked, sum(n)::bigint FROM (\
+       SELECT status, bookmarked, n FROM task_counts \
+       UNION ALL SELECT status, bookmarked, d FROM task_count_log) AS c \
+     GROUP BY status, bookmarked";
+
 async fn counts(c: &impl GenericClient) -> PgResult<Counts> {
+    counts_of(&c.q(COUNTS, &[]).await?)
+}
+
+/// Whether the queue is paused and the counts, in one statement (the pause as one more row,
+/// `paused`, whose `bookmarked` column holds the flag).
+async fn queue_state(c: &impl GenericClient) -> PgResult<(bool, Counts)> {
     let rows = c
         .q(
-            "SELECT status, bookmarked, sum(n)::bigint FROM (\
-               SELECT status, bookmarked, n FROM task_counts \
-               UNION ALL SELECT status, bookmarked, d FROM task_count_log) AS c \
-             GROUP BY status, bookmarked",
-            &[],
+            &format!(
+                "{COUNTS} UNION ALL SELECT 'paused', value = 'true', 0::bigint \
+                 FROM settings WHERE key = $1"
+            ),
+            &[&PAUSED_KEY],
         )
         .await?;
+    let mut paused = false;
+    for r in &rows {
+        if r.try_get::<_, &str>(0)? == "paused" {
+            paused = r.try_get(1)?;
+        }
+    }
+    Ok((paused, counts_of(&rows)?))
+}
+
+/// The counts from rows of (status, bookmarked, n); rows of no task status are skipped.
+fn counts_of(rows: &[tokio_postgres::Row]) -> PgResult<Counts> {
     let mut out = Counts::default();
     for r in rows {
         let s: String = r.try_get(0)?;
@@ -310,6 +352,61 @@ async fn write(
     callback_url: Option<&str>,
     now: i64,
 ) -> PgResult<bool> {
+    Ok(
+        write_with(tx, id, guard, change, run, callback_url, None, now)
+            .await?
+            .0,
+    )
+}
+
+/// The `UPDATE` of [`write_with`]: every lifecycle column from the decision, guarded by the
+/// state it was decided from; `{lease}` keeps or sets the claim's lease, `{returning}` may
+/// return the row.
+const WRITE: &str = "UPDATE tasks SET status = $2, attempts = $3, backend = $4, error = $5, \
+     started_at = $6, finished_at = $7, run_next = $8, force_run = $9, rank = COALESCE($10, rank), \
+     result = CASE WHEN $11 THEN $12 ELSE result END, updated_at = $13, next_run_at = $15, \
+     pinned = CASE $16::integer WHEN 1 THEN true WHEN 2 THEN false ELSE pinned END, \
+     overtakes = CASE $16::integer WHEN 2 THEN 0 ELSE overtakes END, \
+     overtaken_at = CASE $16::integer WHEN 2 THEN NULL ELSE overtaken_at END, \
+     {lease}, fence = $19, stop_requested = $20 \
+     WHERE id = $1 AND status = $14 AND fence IS NOT DISTINCT FROM $18::bigint{returning}";
+
+/// [`WRITE`] for every change but a claim: a running task keeps its lease, any other loses it.
+static WRITE_KEEPING_LEASE: LazyLock<String> = LazyLock::new(|| {
+    WRITE
+        .replace(
+            "{lease}",
+            "lease_owner = CASE WHEN $17 THEN lease_owner END, \
+             lease_until = CASE WHEN $17 THEN lease_until END",
+        )
+        .replace("{returning}", "")
+});
+
+/// [`WRITE`] for a claim: the claimer's lease ($21, for $22 ms from now in database time),
+/// and the claimed row.
+static WRITE_CLAIM: LazyLock<String> = LazyLock::new(|| {
+    WRITE
+        .replace(
+            "{lease}",
+            "lease_owner = CASE WHEN $17 THEN $21 END, \
+             lease_until = CASE WHEN $17 THEN now() + make_interval(secs => $22::bigint / 1000.0) END",
+        )
+        .replace("{returning}", &format!(" RETURNING {}", *FULL_COLS))
+});
+
+/// [`write`], and with `lease` (a claim: owner, lease in ms) the lease set in the same
+/// statement and the written row returned (full columns, images not loaded).
+#[allow(clippy::too_many_arguments)]
+async fn write_with(
+    tx: &Transaction<'_>,
+    id: &str,
+    guard: Guard,
+    change: &Change,
+    run: Option<&RunOutputs>,
+    callback_url: Option<&str>,
+    lease: Option<(&str, i64)>,
+    now: i64,
+) -> PgResult<(bool, Option<TaskRow>)> {
     let rank: Option<i64> = match change.place {
         Place::Keep => None,
         Place::Head => {
@@ -333,43 +430,40 @@ async fn write(
         Place::Tail => 2,
     };
     let running = n.status == TaskStatus::Running;
-    let written = tx
-        .x(
-            "UPDATE tasks SET status = $2, attempts = $3, backend = $4, error = $5, started_at = $6, \
-             finished_at = $7, run_next = $8, force_run = $9, rank = COALESCE($10, rank), \
-             result = CASE WHEN $11 THEN $12 ELSE result END, updated_at = $13, next_run_at = $15, \
-             pinned = CASE $16::integer WHEN 1 THEN true WHEN 2 THEN false ELSE pinned END, \
-             overtakes = CASE $16::integer WHEN 2 THEN 0 ELSE overtakes END, \
-             overtaken_at = CASE $16::integer WHEN 2 THEN NULL ELSE overtaken_at END, \
-             lease_owner = CASE WHEN $17 THEN lease_owner END, \
-             lease_until = CASE WHEN $17 THEN lease_until END, \
-             fence = $19, stop_requested = $20 \
-             WHERE id = $1 AND status = $14 AND fence IS NOT DISTINCT FROM $18::bigint",
-            &[
-                &id,
-                &n.status.as_str(),
-                &i32_of(n.attempts),
-                &n.backend,
-                &n.error,
-                &n.started_at,
-                &n.finished_at,
-                &n.run_next,
-                &n.force_run,
-                &rank,
-                &set_result,
-                &result,
-                &now,
-                &guard.status.as_str(),
-                &n.next_run_at,
-                &place,
-                &running,
-                &guard.fence,
-                &n.fence,
-                &n.stop_requested,
-            ],
-        )
-        .await?;
-    if written == 0 {
+    let (owner, lease_ms) = lease.unzip();
+    let (status, attempts, guard_status) =
+        (n.status.as_str(), i32_of(n.attempts), guard.status.as_str());
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &id,
+        &status,
+        &attempts,
+        &n.backend,
+        &n.error,
+        &n.started_at,
+        &n.finished_at,
+        &n.run_next,
+        &n.force_run,
+        &rank,
+        &set_result,
+        &result,
+        &now,
+        &guard_status,
+        &n.next_run_at,
+        &place,
+        &running,
+        &guard.fence,
+        &n.fence,
+        &n.stop_requested,
+    ];
+    let mut claimed = None;
+    if lease.is_some() {
+        params.extend([&owner as &(dyn ToSql + Sync), &lease_ms]);
+        let row = tx
+            .q_opt(&WRITE_CLAIM, &params)
+            .await?
+            .ok_or_else(|| guard.missed(id))?;
+        claimed = Some(map_row(&row)?);
+    } else if tx.x(&WRITE_KEEPING_LEASE, &params).await? == 0 {
         return Err(guard.missed(id));
     }
     let images: &[ImageRow] = match (change.outputs, run) {
@@ -377,22 +471,6 @@ async fn write(
         _ => &[],
     };
     if change.outputs != Outputs::Keep {
-        tx.x("DELETE FROM result_images WHERE task_id = $1", &[&id])
-            .await?;
-        for img in images {
-            tx.x(
-                "INSERT INTO result_images (task_id, idx, file_name, infotext, format) \
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    &id,
-                    &i32_of(img.index),
-                    &img.file_name,
-                    &img.infotext,
-                    &img.format,
-                ],
-            )
-            .await?;
-        }
         // The bytes go with the rows: a finish that records images makes its claim's
         // staged files the task's; every file no row points at goes.
         let promote = match change.outputs {
@@ -400,13 +478,13 @@ async fn write(
             _ => None,
         };
         let keep = if running { n.fence } else { None };
-        super::blobs::settle_in(tx, id, promote, keep).await?;
+        super::blobs::settle_in(tx, id, images, promote, keep).await?;
     }
     if let (true, Some(url)) = (change.callback, callback_url) {
         queue_delivery(tx, id, url, n.status, images, now).await?;
-        return Ok(true);
+        return Ok((true, claimed));
     }
-    Ok(false)
+    Ok((false, claimed))
 }
 
 async fn queue_delivery(
@@ -996,6 +1074,11 @@ impl TaskStore for PgStore {
         counts(&c).await
     }
 
+    async fn queue_state(&self) -> Result<(bool, Counts), StoreError> {
+        let c = self.conn().await?;
+        queue_state(&c).await
+    }
+
     async fn queue_head(&self, lookahead: i64) -> Result<QueueHead, StoreError> {
         in_snapshot!(self, tx => QueueHead {
             paused: is_paused(&tx).await?,
@@ -1216,10 +1299,16 @@ impl TaskStore for PgStore {
         let tx = obj.transaction().await?;
         // A light commit, as SQLite's claim (`Store::call_light`): answered before the WAL
         // reaches the disk; a claim lost to a power cut of the database is a task that runs
-        // again, as after a host's crash.
-        tx.batch_execute("SET LOCAL synchronous_commit = off")
-            .await?;
-        let paused = is_paused(&tx).await?;
+        // again, as after a host's crash. Set in the statement that reads the pause.
+        let paused = tx
+            .q1(
+                "SELECT set_config('synchronous_commit', 'off', true), \
+                 (SELECT value FROM settings WHERE key = $1)",
+                &[&PAUSED_KEY],
+            )
+            .await?
+            .try_get::<_, Option<&str>>(1)?
+            == Some("true");
         let forced = if paused { " AND force_run" } else { "" };
         // The window is read without locks (another host's claim in flight would otherwise
         // hide the whole window); only the chosen task is locked, skipping one another host
@@ -1238,7 +1327,7 @@ impl TaskStore for PgStore {
             .map(candidate)
             .collect::<PgResult<_>>()?;
         let mut choose = choose;
-        let (chosen, overtaken) = loop {
+        let (chosen, locked, fence, overtaken) = loop {
             let Some(choice) = choose(&window, paused) else {
                 return Ok(None);
             };
@@ -1247,21 +1336,26 @@ impl TaskStore for PgStore {
                     "the claim chose outside its window".into(),
                 ));
             };
+            // Locked with its lifecycle read, and the claim's fence: a number no other claim
+            // of any task had (a sequence shared by every host).
             let locked = tx
                 .q_opt(
-                    "SELECT 1 FROM tasks WHERE seq = $1 AND status = 'pending' \
-                     FOR UPDATE SKIP LOCKED",
+                    &format!(
+                        "SELECT {LOCKED_COLS}, nextval('claim_fence') FROM tasks \
+                         WHERE seq = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED"
+                    ),
                     &[&chosen.seq],
                 )
                 .await?;
-            if locked.is_some() {
+            if let Some(row) = locked {
                 let overtaken: Vec<i64> = choice
                     .overtaken
                     .iter()
                     .filter(|&&i| i < choice.index)
                     .filter_map(|&i| window.get(i).map(|t| t.seq))
                     .collect();
-                break (chosen.clone(), overtaken);
+                let fence: i64 = row.try_get(LOCKED_LEN)?;
+                break (chosen.clone(), locked_of(&row)?, fence, overtaken);
             }
             window.remove(choice.index);
         };
@@ -1275,32 +1369,27 @@ impl TaskStore for PgStore {
             )
             .await?;
         }
-        // The fence: a number no other claim of any task had (a sequence shared by every host).
-        let fence: i64 = tx
-            .q1("SELECT nextval('claim_fence')", &[])
-            .await?
-            .try_get(0)?;
-        apply_in(
+        let event = Event::Claim { backend, fence };
+        let Transition::Change(change) = decide(&locked.life, &event, &NO_POLICY, now)? else {
+            return Err(StoreError::Invalid(format!(
+                "a claim of task {} decided no change",
+                chosen.id
+            )));
+        };
+        // The row written with the claimer's lease, and read back, in one statement.
+        let (_, row) = write_with(
             &tx,
             &chosen.id,
-            &Event::Claim { backend, fence },
-            &NO_POLICY,
+            Guard::read(&locked.life),
+            &change,
+            None,
+            None,
+            Some((&self.owner, self.lease_ms())),
             now,
         )
         .await?;
-        tx.x(
-            "UPDATE tasks SET lease_owner = $2, \
-             lease_until = now() + make_interval(secs => $3::bigint / 1000.0) WHERE id = $1",
-            &[&chosen.id, &self.owner, &self.lease_ms()],
-        )
-        .await?;
-        let r = tx
-            .q1(
-                &format!("SELECT {} FROM tasks WHERE id = $1", *FULL_COLS),
-                &[&chosen.id],
-            )
-            .await?;
-        let mut rows = [map_row(&r)?];
+        let row = row.ok_or_else(|| StoreError::Invalid("a claim wrote no row".into()))?;
+        let mut rows = [row];
         load_images(&tx, &mut rows).await?;
         let [task] = rows;
         // The count log is folded by the other writes (a claim stays short).
@@ -1721,19 +1810,21 @@ impl TaskStore for PgStore {
         // Not retried: `update` runs once.
         let mut obj = self.conn().await?;
         let tx = obj.transaction().await?;
-        tx.x(
-            "INSERT INTO backend_speed (backend, updated_at) VALUES ($1, $2) \
-             ON CONFLICT (backend) DO NOTHING",
-            &[&backend, &now],
-        )
-        .await?;
-        let r = tx
-            .q1(
-                "SELECT ms_per_mpx_step, samples, load_ms, loads FROM backend_speed \
-                 WHERE backend = $1 FOR UPDATE",
-                &[&backend],
-            )
-            .await?;
+        const READ: &str = "SELECT ms_per_mpx_step, samples, load_ms, loads FROM backend_speed \
+             WHERE backend = $1 FOR UPDATE";
+        // The row locked (made first for a backend's first run).
+        let r = match tx.q_opt(READ, &[&backend]).await? {
+            Some(r) => r,
+            None => {
+                tx.x(
+                    "INSERT INTO backend_speed (backend, updated_at) VALUES ($1, $2) \
+                     ON CONFLICT (backend) DO NOTHING",
+                    &[&backend, &now],
+                )
+                .await?;
+                tx.q1(READ, &[&backend]).await?
+            }
+        };
         let stored = Speed {
             ms_per_mpx_step: r.try_get(0)?,
             samples: u32::try_from(r.try_get::<_, i64>(1)?).unwrap_or(u32::MAX),
@@ -1993,33 +2084,26 @@ impl TaskStore for PgStore {
         events: Vec<(String, String)>,
         now: i64,
     ) -> Result<Vec<u64>, StoreError> {
-        in_tx!(self, tx => {
-            // A light commit (as SQLite's event log), and one appender at a time: ids become
-            // visible in the order they were handed out.
-            tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
-            tx.x("SELECT pg_advisory_xact_lock($1)", &[&locks::EVENTS])
-                .await?;
-            let stmt = tx
-                .prepare_cached("INSERT INTO events (name, data, created_at) VALUES ($1, $2, $3) RETURNING id")
-                .await?;
-            let mut ids = Vec::with_capacity(events.len());
-            for (name, data) in &events {
-                let id: i64 = tx.query_one(&stmt, &[name, data, &now]).await?.try_get(0)?;
-                ids.push(id.max(0) as u64);
-            }
-            if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
-                if first.saturating_sub(1) / 100 != last / 100 {
-                    tx.x(
-                        "DELETE FROM events WHERE id <= $1",
-                        &[&(*last as i64 - EVENTS_KEPT)],
-                    )
-                    .await?;
-                }
-                tx.x("SELECT pg_notify($1, $2)", &[&EVENTS_CHANNEL, &last.to_string()])
-                    .await?;
-            }
-            ids
-        })
+        // One statement (`append_events`, migration 0004): one appender at a time, so ids
+        // become visible in the order they were handed out; a light commit, as SQLite's
+        // event log.
+        let (names, datas): (Vec<String>, Vec<String>) = events.into_iter().unzip();
+        let c = self.conn().await?;
+        let ids: Vec<i64> = c
+            .q1(
+                "SELECT append_events($1, $2, $3, $4, $5, $6)",
+                &[
+                    &locks::EVENTS,
+                    &EVENTS_KEPT,
+                    &EVENTS_CHANNEL,
+                    &names,
+                    &datas,
+                    &now,
+                ],
+            )
+            .await?
+            .try_get(0)?;
+        Ok(ids.into_iter().map(|id| id.max(0) as u64).collect())
     }
 
     async fn replay(&self, after: u64) -> Result<Replay, StoreError> {
@@ -2027,21 +2111,18 @@ impl TaskStore for PgStore {
         in_snapshot!(self, tx => {
             let b = tx.q1("SELECT min(id), max(id) FROM events", &[]).await?;
             let (oldest, newest): (Option<i64>, Option<i64>) = (b.try_get(0)?, b.try_get(1)?);
-            let rows = tx
-                .q(
-                    "SELECT id, name, data FROM events WHERE id > $1 ORDER BY id LIMIT 5000",
-                    &[&after],
-                )
-                .await?
-                .iter()
-                .map(|r| Ok((r.try_get::<_, i64>(0)?.max(0) as u64, r.try_get(1)?, r.try_get(2)?)))
-                .collect::<PgResult<Vec<_>>>()?;
+            let rows = events_after(&tx, after).await?;
             Replay {
                 oldest: oldest.map(|v| v.max(0) as u64),
                 newest: newest.unwrap_or(0).max(0) as u64,
                 rows,
             }
         })
+    }
+
+    async fn events_after(&self, after: u64) -> Result<Vec<(u64, String, String)>, StoreError> {
+        let c = self.conn().await?;
+        events_after(&c, i64::try_from(after).unwrap_or(i64::MAX)).await
     }
 
     async fn all_deliveries(&self, limit: i64) -> Result<Vec<Delivery>, StoreError> {
