@@ -216,6 +216,12 @@ impl ResultStorage {
     /// The whole of file `name` (for a decode or a data URL, which need it whole anyway);
     /// `None` when there is no such file.
     pub async fn read(&self, task_id: &str, name: &str) -> Option<Vec<u8>> {
+        if let ResultStorage::Pg(pg) = self {
+            if !safe_name(name) {
+                return None;
+            }
+            return pg.blob_whole(task_id, name).await.ok()?;
+        }
         let file = self.open(task_id, name).await?;
         let mut out = Vec::with_capacity(usize::try_from(file.len).unwrap_or(0));
         let mut body = file.body;

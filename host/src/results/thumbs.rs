@@ -172,11 +172,19 @@ impl Thumbnailer {
                 self.made_or_not(task_id, img, made)
             }
             ResultStorage::Pg(_) => {
-                if self.files.exists(task_id, &thumb).await {
-                    return true;
-                }
-                let Ok(_permit) = self.gate.acquire().await else {
-                    return false;
+                // Looked for once inside the gate; once more before waiting for it (another
+                // request may be making it meanwhile), when it is busy.
+                let _permit = match self.gate.try_acquire() {
+                    Ok(p) => p,
+                    Err(_) => {
+                        if self.files.exists(task_id, &thumb).await {
+                            return true;
+                        }
+                        let Ok(p) = self.gate.acquire().await else {
+                            return false;
+                        };
+                        p
+                    }
                 };
                 if self.files.exists(task_id, &thumb).await {
                     return true;

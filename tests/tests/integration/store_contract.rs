@@ -1842,6 +1842,12 @@ async fn postgres_result_bytes_are_streamed_in_chunks_and_go_with_their_task() {
         assert!(chunks.iter().all(|c| c.len() <= pg::blobs::CHUNK));
         assert_eq!(chunks.concat(), data);
     }
+    // Or whole, in one query.
+    assert_eq!(
+        s.blob_whole("t", "0.png").await.unwrap(),
+        Some(data.clone())
+    );
+    assert_eq!(s.blob_whole("t", "9.png").await.unwrap(), None);
     // Replaced whole by a file of one chunk (its one statement drops the longer file's other
     // chunks); an empty file is a file.
     assert_eq!(

@@ -153,6 +153,26 @@ impl PgStore {
         Ok(data.len() as u64)
     }
 
+    /// The whole of a stored file in one query (for a caller that needs it whole anyway: a
+    /// decode, a data URL), `None` when there is none.
+    pub async fn blob_whole(&self, task_id: &str, name: &str) -> PgResult<Option<Vec<u8>>> {
+        let c = self.conn().await?;
+        let rows = c
+            .q(
+                "SELECT data FROM result_blobs WHERE task_id = $1 AND name = $2 ORDER BY chunk",
+                &[&task_id, &name],
+            )
+            .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        for r in rows {
+            out.extend_from_slice(r.try_get::<_, &[u8]>(0)?);
+        }
+        Ok(Some(out))
+    }
+
     /// The length of a stored file, `None` when there is none.
     pub async fn blob_len(&self, task_id: &str, name: &str) -> PgResult<Option<u64>> {
         let c = self.conn().await?;
