@@ -239,14 +239,33 @@ impl EventHub {
         });
         let hub = self.clone();
         tokio::spawn(async move {
+            // A notice read ahead while gathering the newest id of a run of `Events`.
+            let mut ahead: Option<Notice> = None;
             loop {
-                let notice = tokio::select! {
-                    n = notices.recv() => n,
-                    _ = shutdown.wait_for(|v| *v) => None,
+                let notice = match ahead.take() {
+                    Some(n) => Some(n),
+                    None => tokio::select! {
+                        n = notices.recv() => n,
+                        _ = shutdown.wait_for(|v| *v) => None,
+                    },
                 };
                 match notice {
                     None => return,
-                    Some(Notice::Events(id)) => hub.catch_up_to(Some(id)).await,
+                    Some(Notice::Events(id)) => {
+                        // Notices that came meanwhile are read in the same catch-up: one read
+                        // of the log for a busy pool's many events, not one per notice.
+                        let mut newest = id;
+                        while let Ok(n) = notices.try_recv() {
+                            match n {
+                                Notice::Events(more) => newest = newest.max(more),
+                                other => {
+                                    ahead = Some(other);
+                                    break;
+                                }
+                            }
+                        }
+                        hub.catch_up_to(Some(newest)).await
+                    }
                     Some(Notice::Reconnected) => {
                         hub.catch_up_to(None).await;
                         wake();
