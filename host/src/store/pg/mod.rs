@@ -62,6 +62,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_fewer_round_trips",
         include_str!("../../../migrations-pg/0004_fewer_round_trips.sql"),
     ),
+    (
+        "0005_search_apart",
+        include_str!("../../../migrations-pg/0005_search_apart.sql"),
+    ),
 ];
 
 /// Connections kept open per host.

@@ -751,6 +751,9 @@ async fn running_rows(c: &impl GenericClient) -> PgResult<Vec<TaskRow>> {
     .await
 }
 
+/// The tasks whose words match the query `$1` (a `tsquery` as text: [`tsquery`]).
+const MATCHES: &str = "id IN (SELECT task_id FROM task_search WHERE search @@ $1::text::tsquery)";
+
 async fn search_in(
     c: &impl GenericClient,
     q: &str,
@@ -772,7 +775,7 @@ async fn search_in(
     let rows = rows_of(
         c,
         &format!(
-            "SELECT {} FROM tasks WHERE search @@ $1::text::tsquery AND {cond} AND seq {cmp} $2 \
+            "SELECT {} FROM tasks WHERE {MATCHES} AND {cond} AND seq {cmp} $2 \
              ORDER BY seq {dir} LIMIT $3 OFFSET $4",
             *LIST_COLS
         ),
@@ -781,7 +784,7 @@ async fn search_in(
     .await?;
     let total: i64 = c
         .q1(
-            &format!("SELECT count(*) FROM tasks WHERE search @@ $1::text::tsquery AND {cond}"),
+            &format!("SELECT count(*) FROM tasks WHERE {MATCHES} AND {cond}"),
             &[&m],
         )
         .await?
@@ -820,9 +823,7 @@ async fn resolve_in(c: &impl GenericClient, sel: &Selection) -> PgResult<Vec<Str
     let rows = match &m {
         Some(m) => {
             c.q(
-                &format!(
-                    "SELECT id FROM tasks WHERE search @@ $1::text::tsquery AND {cond} ORDER BY {order}"
-                ),
+                &format!("SELECT id FROM tasks WHERE {MATCHES} AND {cond} ORDER BY {order}"),
                 &[m],
             )
             .await?
