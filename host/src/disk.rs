@@ -126,6 +126,26 @@ impl Space for Disk {
     }
 }
 
+/// A hold's watcher waits here (the full disk's, the unreachable database's): true once
+/// `held` is on, false at shutdown (or when the hold's sender is gone).
+pub(crate) async fn until_held(
+    held: &mut watch::Receiver<bool>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    loop {
+        if *shutdown.borrow() {
+            return false;
+        }
+        if *held.borrow_and_update() {
+            return true;
+        }
+        tokio::select! {
+            r = held.changed() => if r.is_err() { return false },
+            _ = shutdown.changed() => return false,
+        }
+    }
+}
+
 /// Runs until shutdown: whenever the disk is full, logs why tasks do not run and probes
 /// every [`PROBE_EVERY`] (a file write and a database write); when both succeed, `resume`
 /// runs (recovery and releases that could not be written), then the hold is lifted.
@@ -139,17 +159,7 @@ pub async fn watch_space<F, Fut>(
     Fut: std::future::Future<Output = bool>,
 {
     let mut full = disk.subscribe();
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        if !*full.borrow_and_update() {
-            tokio::select! {
-                r = full.changed() => if r.is_err() { return },
-                _ = shutdown.changed() => return,
-            }
-            continue;
-        }
+    while until_held(&mut full, &mut shutdown).await {
         tracing::error!(
             "the data directory {} is full: tasks will not run, and changes are refused \
              (507), until space returns; reads still work",

@@ -551,17 +551,7 @@ pub async fn watch_database<F, Fut>(
     Fut: std::future::Future<Output = bool>,
 {
     let mut down = reach.subscribe();
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        if !*down.borrow_and_update() {
-            tokio::select! {
-                r = down.changed() => if r.is_err() { return },
-                _ = shutdown.changed() => return,
-            }
-            continue;
-        }
+    while crate::disk::until_held(&mut down, &mut shutdown).await {
         let mut wait = PROBE_FIRST;
         loop {
             tokio::select! {

@@ -216,19 +216,20 @@ impl ResultStorage {
     /// The whole of file `name` (for a decode or a data URL, which need it whole anyway);
     /// `None` when there is no such file.
     pub async fn read(&self, task_id: &str, name: &str) -> Option<Vec<u8>> {
-        if let ResultStorage::Pg(pg) = self {
-            if !safe_name(name) {
-                return None;
+        match self {
+            // Every chunk in one query.
+            ResultStorage::Pg(pg) if safe_name(name) => pg.blob_whole(task_id, name).await.ok()?,
+            ResultStorage::Pg(_) => None,
+            ResultStorage::Disk(_) => {
+                let file = self.open(task_id, name).await?;
+                let mut out = Vec::with_capacity(usize::try_from(file.len).unwrap_or(0));
+                let mut body = file.body;
+                while let Some(piece) = body.next().await {
+                    out.extend_from_slice(&piece.ok()?);
+                }
+                Some(out)
             }
-            return pg.blob_whole(task_id, name).await.ok()?;
         }
-        let file = self.open(task_id, name).await?;
-        let mut out = Vec::with_capacity(usize::try_from(file.len).unwrap_or(0));
-        let mut body = file.body;
-        while let Some(piece) = body.next().await {
-            out.extend_from_slice(&piece.ok()?);
-        }
-        Some(out)
     }
 
     /// Stores a whole small file `name` of task `task_id` (a thumbnail), replacing one of
