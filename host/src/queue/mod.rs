@@ -1067,3 +1067,26 @@ impl Queue {
         Ok(changed.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Coalesced;
+
+    #[test]
+    fn coalesced_runs_one_at_a_time_and_once_more_after_the_changes_made_meanwhile() {
+        let c = Coalesced::default();
+        // The first change starts a run; the ones while it runs start none.
+        assert!(c.ask());
+        c.start();
+        assert!(!c.ask());
+        assert!(!c.ask());
+        // They are read once more, after it, then nothing is left.
+        assert!(c.again());
+        c.start();
+        assert!(!c.again());
+        // Idle again: the next change starts a run.
+        assert!(c.ask());
+        c.start();
+        assert!(!c.again());
+    }
+}

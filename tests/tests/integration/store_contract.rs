@@ -351,6 +351,9 @@ async fn claim_is_in_order_and_respects_pause(s: S) {
     add(&s, &["a", "b"]).await;
     s.set_paused(true).await.unwrap();
     assert!(s.is_paused().await.unwrap());
+    // The queue event's one read: the pause and the counts.
+    let (paused, c) = s.queue_state().await.unwrap();
+    assert_eq!((paused, c.pending, c.running), (true, 2, 0));
     assert_eq!(claim(&s).await, None);
     s.set_paused(false).await.unwrap();
     let t = claim(&s).await.unwrap().task;
@@ -369,6 +372,8 @@ async fn claim_is_in_order_and_respects_pause(s: S) {
     );
     let c = s.counts().await.unwrap();
     assert_eq!((c.pending, c.running), (0, 2));
+    let (paused, q) = s.queue_state().await.unwrap();
+    assert_eq!((paused, q), (false, c));
     // A claimer that chooses nothing claims nothing.
     add(&s, &["c"]).await;
     assert_eq!(
@@ -1168,6 +1173,9 @@ async fn events_settings_backends_and_speeds_persist(s: S) {
         vec![(ids[1], "queue".to_string(), "{\"n\":1}".to_string())]
     );
     assert_eq!((r.oldest, r.newest), (Some(ids[0]), ids[1]));
+    // The same rows without the bounds (what a host following the log reads).
+    assert_eq!(s.events_after(ids[0]).await.unwrap(), r.rows);
+    assert_eq!(s.events_after(ids[1]).await.unwrap(), vec![]);
     let more = s
         .insert_events(vec![("task".into(), "{}".into())], now())
         .await
